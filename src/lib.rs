@@ -1,0 +1,8 @@
+//! twistor: Twisted's model of asynchronous I/O, in Rust.
+#![warn(missing_docs)]
+
+pub mod defer;
+pub mod failure;
+
+pub use defer::Deferred;
+pub use failure::Failure;
