@@ -11,7 +11,7 @@
 //! pointer copy); a backtrace is captured as well when [debug mode](crate::defer::set_debugging)
 //! is on.
 
-use std::any::{Any, TypeId};
+use std::any::Any;
 use std::backtrace::Backtrace;
 use std::error::Error;
 use std::fmt;
@@ -159,11 +159,6 @@ impl Failure {
         &self.inner.error
     }
 
-    /// The `TypeId` of the wrapped error.
-    pub fn type_id_of_error(&self) -> TypeId {
-        (&self.inner.error as &dyn Any).type_id()
-    }
-
     /// The full type name of the wrapped error, e.g. `std::io::error::Error`.
     pub fn type_name(&self) -> &'static str {
         self.inner.type_name
@@ -205,7 +200,7 @@ fn short_name(full: &'static str) -> &'static str {
 
 impl fmt::Display for Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.short_type_name(), self.inner.error)
+        write!(f, "{}: {}", self.short_type_name(), &self.inner.error)
     }
 }
 
@@ -214,7 +209,7 @@ impl fmt::Debug for Failure {
         write!(
             f,
             "<Failure {}: {} at {}>",
-            self.inner.type_name, self.inner.error, self.inner.location
+            self.inner.type_name, &self.inner.error, self.inner.location
         )?;
         let mut source = self.inner.error.source();
         while let Some(s) = source {
