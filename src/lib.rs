@@ -3,6 +3,7 @@
 
 pub mod defer;
 pub mod failure;
+pub mod testing;
 
 pub use defer::Deferred;
 pub use failure::Failure;

@@ -1,9 +1,37 @@
-//! Deferred (placeholder).
+//! Deferreds: results you don't have yet.
+//!
+//! The [`Deferred`] is the centre of Twisted: a placeholder for a result with a chain of
+//! callbacks (run on success) and errbacks (run on failure). Around it this module holds the
+//! [`Failure`](crate::Failure) helpers, the list combinators ([`DeferredList`],
+//! [`gather_results`], [`race`]), the concurrency primitives ([`DeferredLock`],
+//! [`DeferredSemaphore`], [`DeferredQueue`]) and the bridge to `async`/`.await`.
+
 use std::sync::atomic::{AtomicBool, Ordering};
+
+mod deferred;
+mod errors;
+mod future;
+pub(crate) mod value;
+
+pub use deferred::{execute, maybe_deferred, Deferred, IntoDeferred};
+pub use errors::{
+    AlreadyCalledError, CancelledError, ChainTypeError, CircularChainError, FailureGroup,
+    FirstError, QueueOverflow, QueueUnderflow, TimeoutError,
+};
+pub use future::DeferredFuture;
 
 static DEBUG: AtomicBool = AtomicBool::new(false);
 
-/// Turns debug mode on or off (Twisted's `setDebugging`).
+/// Turns debug mode on or off for the whole process (Twisted's `setDebugging`).
+///
+/// In debug mode, `AlreadyCalledError` and unhandled-failure reports name where the Deferred
+/// was created and first fired, and every `Failure` captures a backtrace. Off by default.
+///
+/// ```
+/// twistor::defer::set_debugging(true);
+/// assert!(twistor::defer::get_debugging());
+/// twistor::defer::set_debugging(false);
+/// ```
 pub fn set_debugging(on: bool) {
     DEBUG.store(on, Ordering::Relaxed);
 }
@@ -12,6 +40,3 @@ pub fn set_debugging(on: bool) {
 pub fn get_debugging() -> bool {
     DEBUG.load(Ordering::Relaxed)
 }
-
-/// Placeholder.
-pub struct Deferred<T>(std::marker::PhantomData<T>);

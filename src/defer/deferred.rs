@@ -1,0 +1,891 @@
+//! The Deferred: a result you don't have yet, with a chain of callbacks and errbacks.
+//!
+//! # How the chain runs
+//!
+//! A Deferred's shared state (`Inner`) holds the current result and a FIFO of entries. Each
+//! entry is one boxed closure that receives the current outcome (`Ok(value)` or
+//! `Err(failure)`) and picks the callback or the errback of its pair itself, so "exactly one of
+//! a pair runs" is decided where the pair was made. Values are type-erased (`Value`): a chain
+//! changes type as it goes, and a typed handle (`Deferred<T>`) is only a view of the chain's
+//! tail at the time it was taken.
+//!
+//! `run_callbacks` is Twisted's `_runCallbacks`, iterative:
+//!
+//! * it pops entries from the front of the current Deferred's list while the Deferred is not
+//!   paused and not waiting; entries added while it runs (re-entrancy) land at the back and are
+//!   picked up by the same loop;
+//! * a callback that returns a Deferred which already has a result (and is not paused) has that
+//!   result *stolen* (the inner is left holding `()`); otherwise the outer Deferred becomes
+//!   *waiting*, and a `Continue(outer)` entry is appended to the inner's list;
+//! * when a `Continue(outer)` entry is reached, the inner's result moves to `outer`, and the
+//!   loop switches to `outer`, pushing the inner on an explicit stack to be resumed after. This
+//!   is what keeps a chain of a million nested Deferreds from growing the call stack.
+//!
+//! # Re-entrancy
+//!
+//! No `RefCell` borrow is held while user code runs (callbacks, errbacks, cancellers): a
+//! callback may add callbacks to, fire, pause or cancel any Deferred, including its own. A
+//! per-Deferred `running` flag stops a nested `run_callbacks` on a Deferred whose callback is
+//! on the stack; the outer loop picks up the new entries when that callback returns.
+//!
+//! # Ownership
+//!
+//! A waiting inner Deferred holds its outer strongly (through the `Continue` entry): firing the
+//! inner must run the outer's remaining callbacks even if nobody else holds the outer. The
+//! outer holds its inner weakly (only to forward `cancel`), so an inner that nobody can fire any
+//! more is freed, with its waiting outers, instead of leaking a cycle.
+//!
+//! # Unhandled failures
+//!
+//! When the last handle to a Deferred goes away while its result is a `Failure`, the failure is
+//! logged once, at error level, target `twistor::defer`. A failure that an errback handled,
+//! or that chaining moved to another Deferred, is not there any more, so it is not logged.
+
+use std::cell::RefCell;
+use std::fmt;
+use std::marker::PhantomData;
+use std::mem;
+use std::panic::{catch_unwind, AssertUnwindSafe, Location};
+use std::rc::{Rc, Weak};
+
+use super::errors::{AlreadyCalledError, CancelledError, ChainTypeError, CircularChainError};
+use super::value::Value;
+use crate::Failure;
+
+pub(crate) type Outcome = Result<Value, Failure>;
+
+/// What one entry of the chain produced.
+pub(crate) enum Step {
+    /// A result now.
+    Done(Outcome),
+    /// A Deferred whose result is the next result (implicit chaining).
+    Chain(Rc<Inner>),
+}
+
+type Callback = Box<dyn FnOnce(Outcome) -> Step>;
+
+enum Entry {
+    /// A callback/errback pair, with where it was added (for panic failures).
+    Call(Callback, &'static Location<'static>),
+    /// Twisted's `_CONTINUE`: hand this Deferred's result to a waiting outer Deferred.
+    Continue(Rc<Inner>),
+    /// Already run.
+    Taken,
+}
+
+enum Res {
+    /// Not fired yet.
+    Empty,
+    /// The current result.
+    Ready(Outcome),
+    /// Fired, but waiting for the result of another Deferred (chained).
+    Waiting(Weak<Inner>),
+    /// A callback of this Deferred is running with the result.
+    InFlight,
+}
+
+pub(crate) struct State {
+    result: Res,
+    /// FIFO of entries; `next` is the first not yet run (entries are appended while it runs).
+    callbacks: Vec<Entry>,
+    next: usize,
+    /// `pause()` count. Waiting on a chained Deferred blocks the chain as well, tracked by
+    /// `Res::Waiting` rather than this counter so that `unpause()` can't release it.
+    paused: u32,
+    called: bool,
+    /// Re-entrancy guard: a callback of this Deferred is on the stack.
+    running: bool,
+    /// Set by `cancel()` without a canceller: the producer's next firing is swallowed once.
+    suppress_already_called: bool,
+    canceller: Option<Box<dyn FnOnce(&Rc<Inner>)>>,
+    /// For `Debug` output only: the Deferred this one waits on (implicit or `chain_deferred`).
+    chained_to: Option<Weak<Inner>>,
+    created_at: &'static Location<'static>,
+    first_fired_at: Option<&'static Location<'static>>,
+}
+
+pub(crate) struct Inner {
+    st: RefCell<State>,
+}
+
+impl Inner {
+    fn new(created_at: &'static Location<'static>) -> Rc<Inner> {
+        Rc::new(Inner {
+            st: RefCell::new(State {
+                result: Res::Empty,
+                callbacks: Vec::new(),
+                next: 0,
+                paused: 0,
+                called: false,
+                running: false,
+                suppress_already_called: false,
+                canceller: None,
+                chained_to: None,
+                created_at,
+                first_fired_at: None,
+            }),
+        })
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        let st = self.st.get_mut();
+        if let Res::Ready(Err(f)) = &st.result {
+            if super::get_debugging() {
+                log::error!(
+                    target: "twistor::defer",
+                    "Unhandled error in Deferred: {f} (debug: C: created at {}; I: first fired at {})",
+                    st.created_at,
+                    st.first_fired_at.map(|l| l.to_string()).unwrap_or_else(|| "?".into())
+                );
+            } else {
+                log::error!(target: "twistor::defer", "Unhandled error in Deferred: {f:?}");
+            }
+        }
+        // Drop waiting outers iteratively: a million nested, never-fired Deferreds must not
+        // recurse a million frames deep through `Continue` entries.
+        let mut pending: Vec<Rc<Inner>> = Vec::new();
+        for e in st.callbacks.drain(..) {
+            if let Entry::Continue(o) = e {
+                pending.push(o);
+            }
+        }
+        while let Some(rc) = pending.pop() {
+            if let Ok(inner) = Rc::try_unwrap(rc) {
+                let mut inner = inner;
+                for e in inner.st.get_mut().callbacks.drain(..) {
+                    if let Entry::Continue(o) = e {
+                        pending.push(o);
+                    }
+                }
+                drop(inner);
+            }
+        }
+    }
+}
+
+#[track_caller]
+fn type_error<T>(found: &Value) -> Failure {
+    Failure::new(ChainTypeError {
+        expected: std::any::type_name::<T>(),
+        found: found.type_name(),
+    })
+}
+
+#[inline]
+fn take_value<T: 'static>(v: Value) -> Result<T, Failure> {
+    v.take::<T>().map_err(|v| type_error::<T>(&v))
+}
+
+/// Runs a Deferred's callbacks, following implicit chains iteratively (module docs).
+pub(crate) fn run_callbacks(start: &Rc<Inner>) {
+    if start.st.borrow().running {
+        return;
+    }
+    let mut stack: Vec<Rc<Inner>> = Vec::new();
+    let mut current = start.clone();
+    loop {
+        {
+            let mut s = current.st.borrow_mut();
+            if s.paused > 0 || matches!(s.result, Res::Waiting(_)) {
+                return;
+            }
+            s.chained_to = None;
+        }
+        let mut finished = true;
+        loop {
+            let mut s = current.st.borrow_mut();
+            if s.next >= s.callbacks.len() {
+                s.callbacks.clear();
+                s.next = 0;
+                break;
+            }
+            let i = s.next;
+            s.next += 1;
+            match mem::replace(&mut s.callbacks[i], Entry::Taken) {
+                Entry::Taken => {}
+                Entry::Continue(outer) => {
+                    let r = match mem::replace(&mut s.result, Res::Ready(Ok(Value::unit()))) {
+                        Res::Ready(r) => r,
+                        other => {
+                            // Not reachable: entries only run while a result is ready.
+                            s.result = other;
+                            Ok(Value::unit())
+                        }
+                    };
+                    drop(s);
+                    outer.st.borrow_mut().result = Res::Ready(r);
+                    stack.push(mem::replace(&mut current, outer));
+                    finished = false;
+                    break;
+                }
+                Entry::Call(f, added_at) => {
+                    let input = match mem::replace(&mut s.result, Res::InFlight) {
+                        Res::Ready(r) => r,
+                        other => {
+                            s.result = other;
+                            s.next -= 1;
+                            s.callbacks[i] = Entry::Call(f, added_at);
+                            break;
+                        }
+                    };
+                    s.running = true;
+                    drop(s);
+                    let out = catch_unwind(AssertUnwindSafe(move || f(input)));
+                    let mut s = current.st.borrow_mut();
+                    s.running = false;
+                    match out {
+                        Err(payload) => {
+                            s.result = Res::Ready(Err(panic_failure(&*payload, added_at)));
+                        }
+                        Ok(Step::Done(r)) => s.result = Res::Ready(r),
+                        Ok(Step::Chain(inner)) => {
+                            if Rc::ptr_eq(&inner, &current) {
+                                log::warn!(target: "twistor::defer", "{CircularChainError}");
+                                s.result = Res::Ready(Err(Failure::new(CircularChainError)));
+                                continue;
+                            }
+                            let mut is = inner.st.borrow_mut();
+                            if is.paused == 0 && matches!(is.result, Res::Ready(_)) {
+                                // Steal the inner's result; the inner is left holding `()`.
+                                if let Res::Ready(r) =
+                                    mem::replace(&mut is.result, Res::Ready(Ok(Value::unit())))
+                                {
+                                    s.result = Res::Ready(r);
+                                }
+                            } else {
+                                s.result = Res::Waiting(Rc::downgrade(&inner));
+                                s.chained_to = Some(Rc::downgrade(&inner));
+                                is.callbacks.push(Entry::Continue(current.clone()));
+                                break;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        if finished {
+            match stack.pop() {
+                Some(prev) => current = prev,
+                None => return,
+            }
+        }
+    }
+}
+
+fn panic_failure(payload: &(dyn std::any::Any + Send), added_at: &'static Location) -> Failure {
+    let f = Failure::from_panic(payload);
+    log::error!(
+        target: "twistor::defer",
+        "panic in Deferred callback added at {added_at}: {f}"
+    );
+    f
+}
+
+fn push_entry(inner: &Rc<Inner>, cb: Callback, added_at: &'static Location<'static>) {
+    let called = {
+        let mut s = inner.st.borrow_mut();
+        s.callbacks.push(Entry::Call(cb, added_at));
+        s.called
+    };
+    if called {
+        run_callbacks(inner);
+    }
+}
+
+pub(crate) fn fire(
+    inner: &Rc<Inner>,
+    outcome: Outcome,
+    at: &'static Location<'static>,
+) -> Result<(), AlreadyCalledError> {
+    let canceller = {
+        let mut s = inner.st.borrow_mut();
+        if s.called {
+            if s.suppress_already_called {
+                s.suppress_already_called = false;
+                return Ok(());
+            }
+            let debug = super::get_debugging();
+            return Err(AlreadyCalledError {
+                created_at: debug.then_some(s.created_at),
+                first_fired_at: if debug { s.first_fired_at } else { None },
+                fired_again_at: at,
+            });
+        }
+        s.called = true;
+        s.first_fired_at = Some(at);
+        s.result = Res::Ready(outcome);
+        s.canceller.take()
+    };
+    drop(canceller);
+    run_callbacks(inner);
+    Ok(())
+}
+
+pub(crate) fn cancel(inner: &Rc<Inner>) {
+    let mut s = inner.st.borrow_mut();
+    if !s.called {
+        let canceller = s.canceller.take();
+        if canceller.is_none() {
+            s.suppress_already_called = true;
+        }
+        drop(s);
+        if let Some(c) = canceller {
+            if let Err(p) = catch_unwind(AssertUnwindSafe(|| c(inner))) {
+                log::error!(
+                    target: "twistor::defer",
+                    "panic in Deferred canceller: {}",
+                    Failure::from_panic(&*p)
+                );
+            }
+        }
+        if !inner.st.borrow().called {
+            let _ = fire(inner, Err(Failure::new(CancelledError)), Location::caller());
+        }
+    } else if let Res::Waiting(w) = &s.result {
+        let target = w.upgrade();
+        drop(s);
+        if let Some(t) = target {
+            cancel(&t);
+        }
+    }
+}
+
+/// A result you don't have yet: Twisted's Deferred, single-threaded and typed.
+///
+/// A `Deferred<T>` will eventually hold a `T` (success) or a [`Failure`]. Callbacks run on
+/// successes, errbacks on failures; each returns the next result, which may be of a new type:
+/// adding a callback consumes the handle and returns a `Deferred<U>` viewing the same chain.
+/// Clones are further handles on the same chain (the producer keeps one to fire it).
+///
+/// | Twisted | twistor |
+/// |---|---|
+/// | `d.addCallback(f)` (`f` returns a value) | `d.add_callback(f)` |
+/// | `f` may raise | [`add_callback_try`](Self::add_callback_try) (`f` returns `Result<U, Failure>`) |
+/// | `f` returns a Deferred | [`add_callback_deferred`](Self::add_callback_deferred) |
+/// | `d.addErrback(f)` | [`add_errback`](Self::add_errback) / [`add_errback_deferred`](Self::add_errback_deferred) |
+/// | `d.addCallbacks(f, g)` | [`add_callbacks`](Self::add_callbacks) |
+/// | `d.addBoth(f)` | [`add_both`](Self::add_both) / [`add_both_deferred`](Self::add_both_deferred) |
+///
+/// A callback that panics puts a [`PanicError`](crate::failure::PanicError) failure on the
+/// chain. Firing twice returns [`AlreadyCalledError`]; it never panics.
+///
+/// ```
+/// use std::{cell::RefCell, rc::Rc};
+/// use twistor::Deferred;
+///
+/// let log = Rc::new(RefCell::new(Vec::new()));
+/// let l = log.clone();
+/// let d: Deferred<&str> = Deferred::new();
+/// d.clone()
+///     .add_callback(|meal| meal.len() > 3)                        // eat_meal
+///     .add_callback(move |good| l.borrow_mut().push(good));       // compliment_chef
+/// d.callback("eggs benedict").unwrap();
+/// assert_eq!(*log.borrow(), [true]);
+/// ```
+///
+/// Handles are typed by the chain's type when they were taken. A stale handle (a clone taken
+/// before a callback changed the type) can still fire, pause and cancel; callbacks added
+/// through it that expect the old type receive a [`ChainTypeError`] failure.
+pub struct Deferred<T> {
+    inner: Rc<Inner>,
+    _t: PhantomData<fn(T) -> T>,
+}
+
+impl<T> Clone for Deferred<T> {
+    fn clone(&self) -> Self {
+        Deferred {
+            inner: self.inner.clone(),
+            _t: PhantomData,
+        }
+    }
+}
+
+impl<T: 'static> Default for Deferred<T> {
+    #[track_caller]
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<T: 'static> Deferred<T> {
+    pub(crate) fn from_inner(inner: Rc<Inner>) -> Self {
+        Deferred {
+            inner,
+            _t: PhantomData,
+        }
+    }
+
+    /// A new, unfired Deferred.
+    ///
+    /// ```
+    /// let d = twistor::Deferred::<u32>::new();
+    /// assert!(!d.called());
+    /// ```
+    #[track_caller]
+    pub fn new() -> Self {
+        Self::from_inner(Inner::new(Location::caller()))
+    }
+
+    /// A new Deferred whose `cancel()` calls `canceller` (which may fire it with any result).
+    /// If the canceller does not fire it, it fails with [`CancelledError`].
+    ///
+    /// ```
+    /// use twistor::Deferred;
+    /// let d = Deferred::with_canceller(|d: &Deferred<&str>| {
+    ///     d.callback("gave up politely").unwrap();
+    /// });
+    /// d.cancel();
+    /// assert_eq!(twistor::testing::success_result_of(&d), "gave up politely");
+    /// ```
+    #[track_caller]
+    pub fn with_canceller(canceller: impl FnOnce(&Deferred<T>) + 'static) -> Self {
+        let d = Self::new();
+        d.inner.st.borrow_mut().canceller = Some(Box::new(move |inner: &Rc<Inner>| {
+            canceller(&Deferred::from_inner(inner.clone()))
+        }));
+        d
+    }
+
+    /// A Deferred that already has the result `value` (Twisted's `succeed`).
+    ///
+    /// ```
+    /// let d = twistor::Deferred::succeed(5).add_callback(|x| x * 2);
+    /// assert_eq!(twistor::testing::success_result_of(&d), 10);
+    /// ```
+    #[track_caller]
+    pub fn succeed(value: T) -> Self {
+        let d = Self::new();
+        {
+            let mut s = d.inner.st.borrow_mut();
+            s.called = true;
+            s.first_fired_at = Some(Location::caller());
+            s.result = Res::Ready(Ok(Value::new(value)));
+        }
+        d
+    }
+
+    /// A Deferred that already failed with `error` (Twisted's `fail`).
+    ///
+    /// ```
+    /// let d = twistor::Deferred::<i32>::fail(twistor::Failure::msg("no"));
+    /// assert_eq!(twistor::testing::failure_result_of(&d).error_message(), "no");
+    /// ```
+    #[track_caller]
+    pub fn fail(error: impl Into<Failure>) -> Self {
+        let f = error.into();
+        let d = Self::new();
+        {
+            let mut s = d.inner.st.borrow_mut();
+            s.called = true;
+            s.first_fired_at = Some(Location::caller());
+            s.result = Res::Ready(Err(f));
+        }
+        d
+    }
+
+    /// Fires the Deferred with a success: its callbacks run now, in this call.
+    ///
+    /// Returns [`AlreadyCalledError`] if it was fired before (except the one late firing that
+    /// a canceller-less `cancel()` swallows).
+    ///
+    /// ```
+    /// let d = twistor::Deferred::new();
+    /// assert!(d.callback("x").is_ok());
+    /// assert!(d.callback("y").is_err());
+    /// ```
+    #[track_caller]
+    pub fn callback(&self, value: T) -> Result<(), AlreadyCalledError> {
+        fire(&self.inner, Ok(Value::new(value)), Location::caller())
+    }
+
+    /// Fires the Deferred with a failure: its errbacks run now, in this call.
+    ///
+    /// ```
+    /// let d = twistor::Deferred::<()>::new();
+    /// let handled = d.clone().add_errback(|f| { assert_eq!(f.error_message(), "oops"); Ok(()) });
+    /// d.errback(twistor::Failure::msg("oops")).unwrap();
+    /// # drop(handled);
+    /// ```
+    #[track_caller]
+    pub fn errback(&self, error: impl Into<Failure>) -> Result<(), AlreadyCalledError> {
+        fire(&self.inner, Err(error.into()), Location::caller())
+    }
+
+    /// Fires with `Ok` → callback, `Err` → errback.
+    ///
+    /// ```
+    /// let d = twistor::Deferred::<u8>::new();
+    /// d.fire(Ok(1)).unwrap();
+    /// assert_eq!(twistor::testing::success_result_of(&d), 1);
+    /// ```
+    #[track_caller]
+    pub fn fire(&self, result: Result<T, Failure>) -> Result<(), AlreadyCalledError> {
+        fire(&self.inner, result.map(Value::new), Location::caller())
+    }
+
+    #[track_caller]
+    fn push<U: 'static>(self, cb: impl FnOnce(Outcome) -> Step + 'static) -> Deferred<U> {
+        push_entry(&self.inner, Box::new(cb), Location::caller());
+        Deferred::from_inner(self.inner)
+    }
+
+    /// Adds a callback that maps the success value to a new value. Failures pass by.
+    ///
+    /// ```
+    /// let d = twistor::Deferred::succeed(2).add_callback(|x| x + 1).add_callback(|x| x * 10);
+    /// assert_eq!(twistor::testing::success_result_of(&d), 30);
+    /// ```
+    #[track_caller]
+    pub fn add_callback<U: 'static>(self, f: impl FnOnce(T) -> U + 'static) -> Deferred<U> {
+        self.push(move |o| {
+            Step::Done(match o {
+                Ok(v) => take_value::<T>(v).map(|t| Value::new(f(t))),
+                Err(e) => Err(e),
+            })
+        })
+    }
+
+    /// Adds a callback that may fail: `Err` switches the chain to the error track. `?` converts
+    /// any error into a [`Failure`].
+    ///
+    /// ```
+    /// let d = twistor::Deferred::succeed("12x")
+    ///     .add_callback_try(|s| Ok(s.parse::<i32>()?));
+    /// assert!(twistor::testing::failure_result_of(&d).is::<std::num::ParseIntError>());
+    /// ```
+    #[track_caller]
+    pub fn add_callback_try<U: 'static>(
+        self,
+        f: impl FnOnce(T) -> Result<U, Failure> + 'static,
+    ) -> Deferred<U> {
+        self.push(move |o| {
+            Step::Done(match o {
+                Ok(v) => take_value::<T>(v).and_then(f).map(Value::new),
+                Err(e) => Err(e),
+            })
+        })
+    }
+
+    /// Adds a callback that returns another Deferred: the chain waits for it and continues
+    /// with its result (implicit chaining).
+    ///
+    /// ```
+    /// use twistor::Deferred;
+    /// let inner = Deferred::new();
+    /// let i = inner.clone();
+    /// let d = Deferred::succeed(1).add_callback_deferred(move |_| i).add_callback(|x: i32| x + 1);
+    /// twistor::testing::assert_no_result(&d);
+    /// inner.callback(41).unwrap();
+    /// assert_eq!(twistor::testing::success_result_of(&d), 42);
+    /// ```
+    #[track_caller]
+    pub fn add_callback_deferred<U: 'static>(
+        self,
+        f: impl FnOnce(T) -> Deferred<U> + 'static,
+    ) -> Deferred<U> {
+        self.push(move |o| match o {
+            Ok(v) => match take_value::<T>(v) {
+                Ok(t) => Step::Chain(f(t).inner),
+                Err(e) => Step::Done(Err(e)),
+            },
+            Err(e) => Step::Done(Err(e)),
+        })
+    }
+
+    /// Adds an errback: it runs on a failure and either recovers (`Ok(value)`) or passes a
+    /// failure on (`Err`). Successes pass by.
+    ///
+    /// ```
+    /// use twistor::{Deferred, Failure};
+    /// let d = Deferred::<i32>::fail(Failure::msg("boom")).add_errback(|_f| Ok(0));
+    /// assert_eq!(twistor::testing::success_result_of(&d), 0);
+    /// ```
+    #[track_caller]
+    pub fn add_errback(self, f: impl FnOnce(Failure) -> Result<T, Failure> + 'static) -> Self {
+        self.push(move |o| {
+            Step::Done(match o {
+                Ok(v) => Ok(v),
+                Err(e) => f(e).map(Value::new),
+            })
+        })
+    }
+
+    /// Adds an errback that returns a Deferred (the chain waits for it).
+    ///
+    /// ```
+    /// use twistor::{Deferred, Failure};
+    /// let d = Deferred::<i32>::fail(Failure::msg("x"))
+    ///     .add_errback_deferred(|_| Deferred::succeed(7));
+    /// assert_eq!(twistor::testing::success_result_of(&d), 7);
+    /// ```
+    #[track_caller]
+    pub fn add_errback_deferred(self, f: impl FnOnce(Failure) -> Deferred<T> + 'static) -> Self {
+        self.push(move |o| match o {
+            Ok(v) => Step::Done(Ok(v)),
+            Err(e) => Step::Chain(f(e).inner),
+        })
+    }
+
+    /// Adds a callback/errback *pair*: exactly one of the two runs, so `errback` never sees a
+    /// failure made by `callback` (unlike `add_callback_try(..).add_errback(..)`).
+    ///
+    /// ```
+    /// use twistor::{Deferred, Failure};
+    /// let d = Deferred::<i32>::succeed(1).add_callbacks(
+    ///     |_| Err::<i32, _>(Failure::msg("callback failed")),
+    ///     |_| Ok(99),
+    /// );
+    /// assert_eq!(twistor::testing::failure_result_of(&d).error_message(), "callback failed");
+    /// ```
+    #[track_caller]
+    pub fn add_callbacks<U: 'static>(
+        self,
+        callback: impl FnOnce(T) -> Result<U, Failure> + 'static,
+        errback: impl FnOnce(Failure) -> Result<U, Failure> + 'static,
+    ) -> Deferred<U> {
+        self.push(move |o| {
+            Step::Done(match o {
+                Ok(v) => take_value::<T>(v).and_then(callback).map(Value::new),
+                Err(e) => errback(e).map(Value::new),
+            })
+        })
+    }
+
+    /// Adds one function for both tracks (Twisted's `addBoth`, the `finally` of a chain).
+    ///
+    /// ```
+    /// let d = twistor::Deferred::succeed(3).add_both(|r| r.map(|x| x + 1));
+    /// assert_eq!(twistor::testing::success_result_of(&d), 4);
+    /// ```
+    #[track_caller]
+    pub fn add_both<U: 'static>(
+        self,
+        f: impl FnOnce(Result<T, Failure>) -> Result<U, Failure> + 'static,
+    ) -> Deferred<U> {
+        self.push(move |o| Step::Done(f(o.and_then(take_value::<T>)).map(Value::new)))
+    }
+
+    /// Adds one function for both tracks that returns a Deferred (the chain waits for it).
+    ///
+    /// ```
+    /// use twistor::Deferred;
+    /// let d = Deferred::succeed(3).add_both_deferred(|r| Deferred::succeed(r.is_ok()));
+    /// assert!(twistor::testing::success_result_of(&d));
+    /// ```
+    #[track_caller]
+    pub fn add_both_deferred<U: 'static>(
+        self,
+        f: impl FnOnce(Result<T, Failure>) -> Deferred<U> + 'static,
+    ) -> Deferred<U> {
+        self.push(move |o| Step::Chain(f(o.and_then(take_value::<T>)).inner))
+    }
+
+    /// Stops callbacks from running until as many `unpause()` calls as `pause()` calls.
+    ///
+    /// ```
+    /// let d = twistor::Deferred::succeed(1);
+    /// d.pause();
+    /// twistor::testing::assert_no_result(&d);
+    /// d.unpause();
+    /// assert_eq!(twistor::testing::success_result_of(&d), 1);
+    /// ```
+    pub fn pause(&self) {
+        self.inner.st.borrow_mut().paused += 1;
+    }
+
+    /// Undoes one `pause()`; at zero, pending callbacks run now. Extra calls are ignored.
+    pub fn unpause(&self) {
+        let run = {
+            let mut s = self.inner.st.borrow_mut();
+            s.paused = s.paused.saturating_sub(1);
+            s.paused == 0 && s.called
+        };
+        if run {
+            run_callbacks(&self.inner);
+        }
+    }
+
+    /// Cancels the Deferred (Twisted's rules):
+    ///
+    /// * not fired: the canceller runs (if any); if the Deferred is still not fired, it fails
+    ///   with [`CancelledError`]. Without a canceller, the producer's next firing is swallowed
+    ///   once, instead of returning [`AlreadyCalledError`];
+    /// * fired and waiting on a chained Deferred: that Deferred is cancelled instead;
+    /// * otherwise: nothing happens.
+    ///
+    /// ```
+    /// use twistor::{Deferred, defer::CancelledError};
+    /// let d = Deferred::<u8>::new();
+    /// d.cancel();
+    /// assert!(d.callback(1).is_ok()); // swallowed once
+    /// assert!(twistor::testing::failure_result_of(&d).is::<CancelledError>());
+    /// ```
+    #[track_caller]
+    pub fn cancel(&self) {
+        cancel(&self.inner)
+    }
+
+    /// Makes `other` fire with this Deferred's result (Twisted's `chainDeferred`). This
+    /// Deferred's chain continues with `()`. No cancellation flows back from `other`.
+    ///
+    /// ```
+    /// use twistor::Deferred;
+    /// let a = Deferred::new();
+    /// let b = Deferred::new();
+    /// let rest = a.clone().chain_deferred(&b);
+    /// a.callback(5).unwrap();
+    /// assert_eq!(twistor::testing::success_result_of(&b), 5);
+    /// # drop(rest);
+    /// ```
+    #[track_caller]
+    pub fn chain_deferred(self, other: &Deferred<T>) -> Deferred<()> {
+        other.inner.st.borrow_mut().chained_to = Some(Rc::downgrade(&self.inner));
+        let target = other.clone();
+        self.add_both(move |r| target.fire(r).map_err(Failure::new))
+    }
+
+    /// True once `callback`/`errback` was called (or `succeed`/`fail` made it).
+    pub fn called(&self) -> bool {
+        self.inner.st.borrow().called
+    }
+
+    /// True if the Deferred holds a result now (fired, not waiting on another Deferred).
+    pub fn has_result(&self) -> bool {
+        matches!(self.inner.st.borrow().result, Res::Ready(_))
+    }
+
+    /// The pause count, plus one while waiting on a chained Deferred (Twisted's `paused`).
+    pub fn paused(&self) -> u32 {
+        let s = self.inner.st.borrow();
+        s.paused + u32::from(matches!(s.result, Res::Waiting(_)))
+    }
+
+    /// True if this Deferred waits on `other` (implicit chaining or `chain_deferred`).
+    pub fn is_chained_to<U>(&self, other: &Deferred<U>) -> bool {
+        let s = self.inner.st.borrow();
+        s.chained_to
+            .as_ref()
+            .is_some_and(|w| w.as_ptr() == Rc::as_ptr(&other.inner))
+    }
+
+    /// True if both handles view the same Deferred.
+    pub fn ptr_eq<U>(&self, other: &Deferred<U>) -> bool {
+        Rc::ptr_eq(&self.inner, &other.inner)
+    }
+
+    /// Calls `f` with a view of the current result without consuming it: `None` if there is no
+    /// result now, `Some(Err)` for a failure or a value of another type than `T`.
+    ///
+    /// ```
+    /// let d = twistor::Deferred::succeed(String::from("orange"));
+    /// assert_eq!(d.peek(|r| r.map(|r| r.map(|s| s.len()).ok())), Some(Some(6)));
+    /// ```
+    pub fn peek<R>(&self, f: impl FnOnce(Option<Result<&T, Failure>>) -> R) -> R {
+        let s = self.inner.st.borrow();
+        match &s.result {
+            Res::Ready(Ok(v)) => match v.downcast_ref::<T>() {
+                Some(t) => f(Some(Ok(t))),
+                None => f(Some(Err(type_error::<T>(v)))),
+            },
+            Res::Ready(Err(e)) => f(Some(Err(e.clone()))),
+            _ => f(None),
+        }
+    }
+
+    /// Takes the current result out if the Deferred holds one of type `T` and no callbacks
+    /// are pending, leaving `()` behind (what Twisted's `successResultOf` does). Used by the
+    /// testing helpers and the future bridge.
+    pub(crate) fn take_result(&self) -> Option<Result<T, Failure>> {
+        let mut s = self.inner.st.borrow_mut();
+        if s.paused > 0 || s.running || s.next < s.callbacks.len() {
+            return None;
+        }
+        match mem::replace(&mut s.result, Res::Ready(Ok(Value::unit()))) {
+            Res::Ready(r) => Some(r.and_then(take_value::<T>)),
+            other => {
+                s.result = other;
+                None
+            }
+        }
+    }
+}
+
+impl<T> fmt::Debug for Deferred<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = self.inner.st.borrow();
+        write!(f, "<Deferred at {:p}", Rc::as_ptr(&self.inner))?;
+        if let Some(w) = &s.chained_to {
+            write!(f, " waiting on Deferred at {:p}", w.as_ptr())?;
+        } else {
+            match &s.result {
+                Res::Ready(Ok(v)) => write!(f, " current result: <{}>", v.type_name())?,
+                Res::Ready(Err(e)) => write!(f, " current result: {e}")?,
+                _ => {}
+            }
+        }
+        write!(f, ">")
+    }
+}
+
+/// Calls `f` now and wraps what it gives in a Deferred (Twisted's `maybeDeferred`): a value or
+/// `Err` becomes a fired Deferred, a Deferred is returned as it is, a panic becomes a failure.
+///
+/// ```
+/// use twistor::{Deferred, Failure, defer::maybe_deferred};
+/// let d = maybe_deferred(|| Ok::<_, Failure>(1));
+/// assert_eq!(twistor::testing::success_result_of(&d), 1);
+/// let d = maybe_deferred(|| Deferred::<i32>::succeed(2));
+/// assert_eq!(twistor::testing::success_result_of(&d), 2);
+/// ```
+#[track_caller]
+pub fn maybe_deferred<R: IntoDeferred>(f: impl FnOnce() -> R) -> Deferred<R::Output> {
+    let at = Location::caller();
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(r) => r.into_deferred(),
+        Err(p) => Deferred::fail(panic_failure(&*p, at)),
+    }
+}
+
+/// Calls `f` now: its `Ok` or `Err` becomes a fired Deferred (Twisted's `execute`).
+///
+/// ```
+/// let d = twistor::defer::execute(|| "5".parse::<u8>());
+/// assert_eq!(twistor::testing::success_result_of(&d), 5);
+/// ```
+#[track_caller]
+pub fn execute<T: 'static, E: Into<Failure>>(f: impl FnOnce() -> Result<T, E>) -> Deferred<T> {
+    let at = Location::caller();
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(Ok(v)) => Deferred::succeed(v),
+        Ok(Err(e)) => Deferred::fail(e.into()),
+        Err(p) => Deferred::fail(panic_failure(&*p, at)),
+    }
+}
+
+/// What [`maybe_deferred`] accepts from its function: a `Result<T, Failure>` or a `Deferred<T>`.
+pub trait IntoDeferred {
+    /// The success type.
+    type Output: 'static;
+    /// Converts into a Deferred.
+    fn into_deferred(self) -> Deferred<Self::Output>;
+}
+
+impl<T: 'static> IntoDeferred for Result<T, Failure> {
+    type Output = T;
+    #[track_caller]
+    fn into_deferred(self) -> Deferred<T> {
+        match self {
+            Ok(v) => Deferred::succeed(v),
+            Err(e) => Deferred::fail(e),
+        }
+    }
+}
+
+impl<T: 'static> IntoDeferred for Deferred<T> {
+    type Output = T;
+    fn into_deferred(self) -> Deferred<T> {
+        self
+    }
+}
