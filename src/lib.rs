@@ -3,6 +3,9 @@
 
 pub mod defer;
 pub mod failure;
+pub mod task;
+pub mod time;
 
 pub use defer::Deferred;
 pub use failure::Failure;
+pub use task::Clock;
