@@ -15,7 +15,7 @@ use std::mem::{self, ManuallyDrop, MaybeUninit};
 type Storage = [usize; 3];
 
 struct VTable {
-    type_id: fn() -> TypeId,
+    type_id: TypeId,
     type_name: fn() -> &'static str,
     drop: unsafe fn(*mut Storage),
 }
@@ -25,7 +25,7 @@ struct Boxed<T>(T);
 
 impl<T: 'static> Inline<T> {
     const VT: &'static VTable = &VTable {
-        type_id: TypeId::of::<T>,
+        type_id: TypeId::of::<T>(),
         type_name: std::any::type_name::<T>,
         drop: drop_inline::<T>,
     };
@@ -33,7 +33,7 @@ impl<T: 'static> Inline<T> {
 
 impl<T: 'static> Boxed<T> {
     const VT: &'static VTable = &VTable {
-        type_id: TypeId::of::<T>,
+        type_id: TypeId::of::<T>(),
         type_name: std::any::type_name::<T>,
         drop: drop_boxed::<T>,
     };
@@ -88,7 +88,7 @@ impl Value {
 
     #[inline]
     pub(crate) fn is<T: 'static>(&self) -> bool {
-        (self.vt.type_id)() == TypeId::of::<T>()
+        self.vt.type_id == TypeId::of::<T>()
     }
 
     pub(crate) fn type_name(&self) -> &'static str {
@@ -128,6 +128,12 @@ impl Value {
                 Some(&**(p as *const Box<T>))
             }
         }
+    }
+}
+
+impl std::fmt::Debug for Value {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Value<{}>", self.type_name())
     }
 }
 
