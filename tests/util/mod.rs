@@ -39,7 +39,10 @@ impl log::Log for Capture {
     }
     fn log(&self, record: &log::Record) {
         // Per thread: cargo runs tests in parallel threads, each sees only its own records.
-        CAPTURED.with(|c| c.borrow_mut().push((record.level(), record.args().to_string())));
+        CAPTURED.with(|c| {
+            c.borrow_mut()
+                .push((record.level(), record.args().to_string()))
+        });
     }
     fn flush(&self) {}
 }
