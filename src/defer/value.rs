@@ -17,7 +17,8 @@ type Storage = [usize; 3];
 struct VTable {
     type_id: TypeId,
     type_name: fn() -> &'static str,
-    drop: unsafe fn(*mut Storage),
+    /// `None` for types without drop glue, so dropping them costs no indirect call.
+    drop: Option<unsafe fn(*mut Storage)>,
 }
 
 struct Inline<T>(T);
@@ -27,7 +28,11 @@ impl<T: 'static> Inline<T> {
     const VT: &'static VTable = &VTable {
         type_id: TypeId::of::<T>(),
         type_name: std::any::type_name::<T>,
-        drop: drop_inline::<T>,
+        drop: if mem::needs_drop::<T>() {
+            Some(drop_inline::<T>)
+        } else {
+            None
+        },
     };
 }
 
@@ -35,7 +40,7 @@ impl<T: 'static> Boxed<T> {
     const VT: &'static VTable = &VTable {
         type_id: TypeId::of::<T>(),
         type_name: std::any::type_name::<T>,
-        drop: drop_boxed::<T>,
+        drop: Some(drop_boxed::<T>),
     };
 }
 
@@ -139,8 +144,10 @@ impl std::fmt::Debug for Value {
 
 impl Drop for Value {
     fn drop(&mut self) {
-        // SAFETY: `data` holds the value described by `vt` (module invariant).
-        unsafe { (self.vt.drop)(self.data.as_mut_ptr()) }
+        if let Some(d) = self.vt.drop {
+            // SAFETY: `data` holds the value described by `vt` (module invariant).
+            unsafe { d(self.data.as_mut_ptr()) }
+        }
     }
 }
 
