@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 mod deferred;
 mod errors;
 mod future;
+mod timeout;
 pub(crate) mod value;
 
 pub use deferred::{execute, maybe_deferred, Deferred, IntoDeferred};
