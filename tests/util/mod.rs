@@ -68,3 +68,25 @@ pub fn captured_errors() -> Vec<String> {
             .collect()
     })
 }
+
+/// Runs a built example (cargo builds examples before integration tests) and returns stdout.
+pub fn run_example(name: &str, args: &[&str]) -> String {
+    let exe = std::env::current_exe().expect("test executable path");
+    // target/<profile>/deps/<test> -> target/<profile>/examples/<name>
+    let dir = exe
+        .parent()
+        .and_then(|d| d.parent())
+        .expect("target directory")
+        .join("examples");
+    let path = dir.join(name);
+    let out = std::process::Command::new(&path)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", path.display()));
+    assert!(
+        out.status.success(),
+        "{name} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf-8 output")
+}
