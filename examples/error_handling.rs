@@ -40,23 +40,26 @@ fn main() {
         println!("1. handle the error, then do the action anyway");
         order_food(ok)
             .add_errback(handle_error)
-            .add_callback_try(|v| do_action(v));
+            .add_callback_try(do_action);
 
         // 2. try / except: handle_error() / else: do_action(value)
         println!("2. handle the error, do the action only if there was none");
-        order_food(ok).add_callbacks(|v| do_action(v), |f| handle_error(f).map(|_| ()));
+        order_food(ok).add_callbacks(do_action, |f| handle_error(f).map(|_| ()));
 
         // 3. try: value = order_food(); do_action(value) / except: handle_error()
         println!("3. handle an error of the whole operation");
         order_food(ok)
-            .add_callback_try(|v| do_action(v))
+            .add_callback_try(do_action)
             .add_errback(|f| handle_error(f).map(|_| ()));
 
         // 4. try: value = order_food() / finally: do_cleanup()
         println!("4. do something whether it succeeded or not");
         order_food(ok)
             .add_both(|r| {
-                println!("    do_cleanup() (result was {})", if r.is_ok() { "a success" } else { "a failure" });
+                println!(
+                    "    do_cleanup() (result was {})",
+                    if r.is_ok() { "a success" } else { "a failure" }
+                );
                 r
             })
             // The failure is still on the chain after `finally`; handle it so it is not

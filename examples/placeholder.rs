@@ -47,11 +47,15 @@ fn main() {
 
     let placeholder = order_food(&kitchen, "eggs benedict", 1.0, true);
     println!("ordered eggs benedict: we hold {placeholder:?}, not a meal");
-    placeholder.add_callback(eat_meal).add_callback(compliment_chef);
+    placeholder
+        .add_callback(eat_meal)
+        .add_callback(compliment_chef);
 
     let placeholder = order_food(&kitchen, "burnt toast", 2.0, false);
     println!("ordered burnt toast: we hold {placeholder:?}, not a meal");
-    placeholder.add_callback(eat_meal).add_callback(compliment_chef);
+    placeholder
+        .add_callback(eat_meal)
+        .add_callback(compliment_chef);
 
     println!("(nothing has been eaten yet)");
     // Time passes in the kitchen; each callback runs when its meal arrives.

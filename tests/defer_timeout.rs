@@ -71,7 +71,10 @@ fn test_cancel_before_timeout() {
     let out = d.clone().add_timeout(10.0, &clock);
     d.cancel();
     let f = failure_result_of(&out);
-    assert!(f.is::<CancelledError>(), "plain CancelledError, not converted");
+    assert!(
+        f.is::<CancelledError>(),
+        "plain CancelledError, not converted"
+    );
     assert!(clock.get_delayed_calls().is_empty());
     clock.advance(15.0);
 }

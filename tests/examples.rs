@@ -30,7 +30,12 @@ fn placeholder_compliments_or_sneezes() {
 #[test]
 fn error_handling_four_shapes() {
     let out = run_example("error_handling", &[]);
-    let failed: Vec<&str> = out.split("== order fails\n").nth(1).unwrap().lines().collect();
+    let failed: Vec<&str> = out
+        .split("== order fails\n")
+        .nth(1)
+        .unwrap()
+        .lines()
+        .collect();
     assert_eq!(
         failed,
         [

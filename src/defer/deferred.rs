@@ -121,6 +121,8 @@ enum Res {
     InFlight,
 }
 
+type Canceller = Box<dyn FnOnce(&Rc<Inner>)>;
+
 /// Most chains have a few entries: keeping four inline saves an allocation per Deferred.
 type Entries = SmallVec<[Box<dyn Entry>; 4]>;
 
@@ -136,7 +138,7 @@ pub(crate) struct State {
     running: bool,
     /// Set by `cancel()` without a canceller: the producer's next firing is swallowed once.
     suppress_already_called: bool,
-    canceller: Option<Box<dyn FnOnce(&Rc<Inner>)>>,
+    canceller: Option<Canceller>,
     /// For `Debug` output only: the Deferred this one waits on (implicit or `chain_deferred`).
     chained_to: Option<Weak<Inner>>,
     created_at: &'static Location<'static>,
