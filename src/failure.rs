@@ -143,7 +143,7 @@ impl Failure {
     ///     Ok("cancelled, never mind")
     /// });
     /// d.cancel();
-    /// assert_eq!(twistor::testing::success_result_of(&handled), Some("cancelled, never mind"));
+    /// assert_eq!(twistor::testing::success_result_of(&handled), "cancelled, never mind");
     /// ```
     pub fn trap<E: Error + 'static>(&self) -> Result<&E, Failure> {
         self.downcast_ref::<E>().ok_or_else(|| self.clone())

@@ -3,7 +3,10 @@
 
 pub mod defer;
 pub mod failure;
+pub mod task;
 pub mod testing;
+pub mod time;
 
 pub use defer::Deferred;
 pub use failure::Failure;
+pub use task::Clock;

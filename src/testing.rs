@@ -20,7 +20,9 @@ use crate::{Deferred, Failure};
 pub fn success_result_of<T: 'static>(d: &Deferred<T>) -> T {
     match d.take_result() {
         Some(Ok(v)) => v,
-        Some(Err(f)) => panic!("success result expected on {d:?}, found failure result instead: {f:?}"),
+        Some(Err(f)) => {
+            panic!("success result expected on {d:?}, found failure result instead: {f:?}")
+        }
         None => panic!("success result expected on {d:?}, found no result instead"),
     }
 }

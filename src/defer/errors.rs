@@ -29,7 +29,11 @@ pub struct AlreadyCalledError {
 
 impl fmt::Display for AlreadyCalledError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Deferred already called (fired again at {})", self.fired_again_at)?;
+        write!(
+            f,
+            "Deferred already called (fired again at {})",
+            self.fired_again_at
+        )?;
         if let Some(c) = self.created_at {
             write!(f, "\n C: created at {c}")?;
         }

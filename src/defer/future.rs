@@ -27,7 +27,7 @@ struct Slot<T> {
 ///
 /// ```
 /// use std::task::{Context, Poll, Waker};
-/// use std::future::IntoFuture;
+/// use std::future::{Future, IntoFuture};
 /// use twistor::Deferred;
 ///
 /// let d = Deferred::new();

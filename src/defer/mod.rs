@@ -14,6 +14,7 @@ mod future;
 mod list;
 mod lock;
 mod queue;
+mod timeout;
 pub(crate) mod value;
 
 pub use deferred::{execute, maybe_deferred, Deferred, IntoDeferred};

@@ -15,9 +15,10 @@ use std::mem::{self, ManuallyDrop, MaybeUninit};
 type Storage = [usize; 3];
 
 struct VTable {
-    type_id: fn() -> TypeId,
+    type_id: TypeId,
     type_name: fn() -> &'static str,
-    drop: unsafe fn(*mut Storage),
+    /// `None` for types without drop glue, so dropping them costs no indirect call.
+    drop: Option<unsafe fn(*mut Storage)>,
 }
 
 struct Inline<T>(T);
@@ -25,17 +26,21 @@ struct Boxed<T>(T);
 
 impl<T: 'static> Inline<T> {
     const VT: &'static VTable = &VTable {
-        type_id: TypeId::of::<T>,
+        type_id: TypeId::of::<T>(),
         type_name: std::any::type_name::<T>,
-        drop: drop_inline::<T>,
+        drop: if mem::needs_drop::<T>() {
+            Some(drop_inline::<T>)
+        } else {
+            None
+        },
     };
 }
 
 impl<T: 'static> Boxed<T> {
     const VT: &'static VTable = &VTable {
-        type_id: TypeId::of::<T>,
+        type_id: TypeId::of::<T>(),
         type_name: std::any::type_name::<T>,
-        drop: drop_boxed::<T>,
+        drop: Some(drop_boxed::<T>),
     };
 }
 
@@ -88,7 +93,7 @@ impl Value {
 
     #[inline]
     pub(crate) fn is<T: 'static>(&self) -> bool {
-        (self.vt.type_id)() == TypeId::of::<T>()
+        self.vt.type_id == TypeId::of::<T>()
     }
 
     pub(crate) fn type_name(&self) -> &'static str {
@@ -131,10 +136,18 @@ impl Value {
     }
 }
 
+impl std::fmt::Debug for Value {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Value<{}>", self.type_name())
+    }
+}
+
 impl Drop for Value {
     fn drop(&mut self) {
-        // SAFETY: `data` holds the value described by `vt` (module invariant).
-        unsafe { (self.vt.drop)(self.data.as_mut_ptr()) }
+        if let Some(d) = self.vt.drop {
+            // SAFETY: `data` holds the value described by `vt` (module invariant).
+            unsafe { d(self.data.as_mut_ptr()) }
+        }
     }
 }
 

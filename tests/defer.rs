@@ -1,0 +1,1170 @@
+//! Twisted's `test_defer.py` behaviours (reference section 10.1 and 10.2), ported.
+//!
+//! Each test is named after the Twisted test it comes from and asserts the same observable
+//! result. Not ported, because Rust's types make them impossible or meaningless:
+//! - `test_errbackWithNoArgs`: there is no "currently handled exception" to build a Failure from;
+//!   `errback` always takes the error (the debug-mode backtrace is tested instead).
+//! - callbacks added to an inner Deferred *after* it was chained: the inner is moved into the
+//!   chain, so only a clone can do it, and then it receives `()` (tested with `Deferred<()>`).
+//! - `EnsureDeferredTests`: `maybe_deferred` is typed, so "not a Deferred or coroutine" cannot be
+//!   passed; passing a Deferred through unchanged is tested.
+//! - `CoroutineContextVarsTests`: Rust has no context variables.
+//! - coroutine/`fromFuture` bridges need the reactor to run futures (`reactor.spawn`), built with
+//!   the reactor; awaiting a Deferred (`asFuture`) is tested here.
+
+mod util;
+
+use std::cell::{Cell, RefCell};
+use std::future::{Future, IntoFuture};
+use std::pin::pin;
+use std::rc::Rc;
+use std::task::{Context, Poll, Waker};
+
+use twistor::defer::{
+    execute, maybe_deferred, set_debugging, AlreadyCalledError, CancelledError, ChainTypeError,
+    CircularChainError,
+};
+use twistor::failure::PanicError;
+use twistor::testing::{assert_no_result, failure_result_of, success_result_of};
+use twistor::{Deferred, Failure};
+use util::{capture_logs, captured_errors, Log};
+
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct GenericError(&'static str);
+
+#[derive(Debug, thiserror::Error)]
+#[error("division by zero")]
+struct ZeroDivisionError;
+
+#[derive(Debug, thiserror::Error)]
+#[error("value error")]
+struct ValueError;
+
+#[derive(Debug, thiserror::Error)]
+#[error("key error: {0}")]
+struct KeyError(&'static str);
+
+// ---- 10.1 Deferred core -------------------------------------------------------------------
+
+#[test]
+fn test_callback_with_args() {
+    let log = Log::new();
+    let l = log.clone();
+    let f = move |r: &str, a: &str, k: &str| l.push(format!("{r},{a},{k}"));
+    let d = Deferred::new();
+    let _ = d.clone().add_callback(move |r| f(r, "a", "v"));
+    d.callback("r").unwrap();
+    assert_eq!(log.get(), ["r,a,v"]);
+}
+
+#[test]
+fn test_two_callbacks() {
+    let log = Log::new();
+    let (l1, l2) = (log.clone(), log.clone());
+    let d = Deferred::new();
+    let _ = d
+        .clone()
+        .add_callback(move |x: i32| {
+            l1.push(x);
+            x + 1
+        })
+        .add_callback(move |x| l2.push(x));
+    d.callback(1).unwrap();
+    assert_eq!(log.get(), [1, 2]);
+}
+
+#[test]
+fn test_add_callbacks_none_errback() {
+    // `add_callback_try` is Twisted's `addCallbacks(cb, None)`: the failure passes unchanged.
+    let original = Failure::new(GenericError("x"));
+    let seen = Rc::new(RefCell::new(None));
+    let s = seen.clone();
+    let d = Deferred::<i32>::new();
+    let _ = d
+        .clone()
+        .add_callback_try(|x| Ok(x + 1))
+        .add_errback(move |f| {
+            *s.borrow_mut() = Some(f);
+            Ok(0)
+        });
+    d.errback(original.clone()).unwrap();
+    assert!(seen.borrow().as_ref().unwrap().ptr_eq(&original));
+}
+
+#[test]
+fn test_immediate_success() {
+    let log = Log::new();
+    let l = log.clone();
+    let _ = Deferred::succeed("success").add_callback(move |s| l.push(s));
+    assert_eq!(log.get(), ["success"]);
+}
+
+#[test]
+fn test_immediate_failure() {
+    let log = Log::new();
+    let l = log.clone();
+    let _ = Deferred::<()>::fail(GenericError("fail")).add_errback(move |f| {
+        l.push(f.error_message());
+        Ok(())
+    });
+    assert_eq!(log.get(), ["fail"]);
+}
+
+#[test]
+fn test_paused_failure() {
+    let log = Log::new();
+    let l = log.clone();
+    let d = Deferred::<()>::fail(GenericError("fail"));
+    d.pause();
+    let d2 = d.clone().add_errback(move |f| {
+        l.push(f.error_message());
+        Ok(())
+    });
+    assert!(log.is_empty());
+    d.unpause();
+    assert_eq!(log.get(), ["fail"]);
+    drop(d2);
+}
+
+#[test]
+fn test_callback_errors() {
+    for raise in [true, false] {
+        let log = Log::new();
+        let l = log.clone();
+        let d = Deferred::<i32>::new();
+        let _ = d
+            .clone()
+            .add_callback_try(move |_| {
+                if raise {
+                    panic!("division by zero");
+                }
+                Err::<i32, _>(ZeroDivisionError.into())
+            })
+            .add_errback(move |f| {
+                l.push(f.is::<ZeroDivisionError>() || f.is::<PanicError>());
+                Ok(0)
+            });
+        d.callback(1).unwrap();
+        assert_eq!(log.get(), [true]);
+    }
+}
+
+#[test]
+fn test_callback_returns_deferred() {
+    let log = Log::new();
+    let l = log.clone();
+    let d1 = Deferred::<i32>::new();
+    let d2 = Deferred::<i32>::new();
+    d2.pause();
+    let d2c = d2.clone();
+    let _ = d1
+        .clone()
+        .add_callback_deferred(move |_| d2c)
+        .add_callback(move |x| l.push(x));
+    d1.callback(1).unwrap();
+    assert!(log.is_empty());
+    d2.callback(2).unwrap();
+    assert!(log.is_empty(), "d2 is paused");
+    d2.unpause();
+    assert_eq!(log.get(), [2]);
+}
+
+#[test]
+fn test_errback_returns_deferred() {
+    let d1 = Deferred::<&str>::new();
+    let d2 = Deferred::<&str>::new();
+    let d2c = d2.clone();
+    let out = d1.clone().add_errback_deferred(move |_| d2c);
+    d1.errback(GenericError("x")).unwrap();
+    assert_no_result(&out);
+    d2.callback("result").unwrap();
+    assert_eq!(success_result_of(&out), "result");
+}
+
+#[test]
+fn test_chained_paused_deferred_with_result() {
+    let expected = "result";
+    let paused = Deferred::new();
+    paused.callback(expected).unwrap();
+    paused.pause();
+    let p = paused.clone();
+    let chained = Deferred::<()>::new();
+    let out = chained.clone().add_callback_deferred(move |_| p);
+    chained.callback(()).unwrap();
+    assert_no_result(&out);
+    paused.unpause();
+    assert_eq!(success_result_of(&out), expected);
+}
+
+#[test]
+fn test_paused_deferred_chained() {
+    let first = Deferred::<()>::new();
+    let second = Deferred::<()>::new();
+    let s = second.clone();
+    let _chained = first.clone().add_callback_deferred(move |_| s);
+    first.callback(()).unwrap();
+    first.pause();
+    second.callback(()).unwrap();
+    let log = Log::new();
+    let l = log.clone();
+    let _ = second.clone().add_callback(move |r| l.push(r));
+    assert_eq!(log.get(), [()]);
+}
+
+#[test]
+fn test_synchronous_implicit_chain() {
+    let log = Log::new();
+    let l = log.clone();
+    let first = Deferred::succeed(());
+    let f = first.clone();
+    let _ = Deferred::succeed(())
+        .add_callback_deferred(move |_| f)
+        .add_callback(move |r| l.push(r));
+    assert_eq!(log.get(), [()]);
+    // `first` gave its result away: it holds `()` (Twisted: None).
+    assert!(first.has_result());
+    assert_eq!(first.peek(|r| r.map(|r| r.is_ok())), Some(true));
+}
+
+#[test]
+fn test_asynchronous_implicit_chain() {
+    let first = Deferred::<String>::new();
+    let second = Deferred::<()>::new();
+    let f = first.clone();
+    let out = second.clone().add_callback_deferred(move |_| f);
+    second.callback(()).unwrap();
+    assert_no_result(&out);
+    first.callback("R".into()).unwrap();
+    assert_eq!(success_result_of(&out), "R");
+    // The stolen inner now holds `()`, so a `String` view sees a type error, a `()` view `()`.
+    assert!(first.peek(|r| r.unwrap().is_err()));
+}
+
+#[test]
+fn test_synchronous_implicit_error_chain() {
+    capture_logs();
+    let first = Deferred::<()>::fail(ValueError);
+    let f = first.clone();
+    let second = Deferred::succeed(()).add_callback_deferred(move |_| f);
+    assert!(failure_result_of(&second).is::<ValueError>());
+    assert!(
+        first.peek(|r| r.unwrap().is_ok()),
+        "first holds () after chaining"
+    );
+    drop((first, second));
+    assert!(captured_errors().is_empty(), "nothing logged");
+}
+
+#[test]
+fn test_asynchronous_implicit_error_chain() {
+    capture_logs();
+    let first = Deferred::<()>::new();
+    let f = first.clone();
+    let second = Deferred::succeed(()).add_callback_deferred(move |_| f);
+    first.errback(ValueError).unwrap();
+    assert!(failure_result_of(&second).is::<ValueError>());
+    assert!(first.peek(|r| r.unwrap().is_ok()));
+    drop((first, second));
+    assert!(captured_errors().is_empty());
+}
+
+#[test]
+fn test_double_asynchronous_implicit_chaining() {
+    let first = Deferred::<i32>::new();
+    let second = Deferred::<()>::new();
+    let third = Deferred::<()>::new();
+    let f = first.clone();
+    let s = second.clone();
+    let second_result = s.add_callback_deferred(move |_| f);
+    let out = third.clone().add_callback_deferred(move |_| second_result);
+    second.callback(()).unwrap();
+    third.callback(()).unwrap();
+    assert_no_result(&out);
+    first.callback(7).unwrap();
+    assert_eq!(success_result_of(&out), 7);
+}
+
+#[test]
+fn test_inner_callbacks_preserved() {
+    let log = Log::new();
+    let failures = Log::new();
+    let inner = Deferred::<String>::new();
+    let (l1, l2, l3, l4) = (log.clone(), log.clone(), log.clone(), log.clone());
+    let inner_c = inner.clone();
+    let outer = Deferred::<&str>::new();
+    let _ = outer
+        .clone()
+        .add_callback_deferred(move |r| {
+            l1.push(format!("start-of-cb {r}"));
+            let d = inner_c
+                .clone()
+                .add_callback(move |x| {
+                    l2.push("firstCallback".to_string());
+                    x
+                })
+                .add_callback(move |x| {
+                    l3.push(format!("secondCallback {x}"));
+                    x.repeat(2)
+                });
+            inner_c.callback("orange".into()).unwrap();
+            d
+        })
+        .add_callback(move |x| l4.push(x));
+    let fl = failures.clone();
+    let _ = inner.clone().add_errback(move |f| {
+        fl.push(f.error_message());
+        Err(f)
+    });
+    outer.callback("outer").unwrap();
+    assert_eq!(
+        log.get(),
+        [
+            "start-of-cb outer",
+            "firstCallback",
+            "secondCallback orange",
+            "orangeorange"
+        ]
+    );
+    assert!(failures.is_empty());
+}
+
+#[test]
+fn test_callback_order_preserved() {
+    let log = Log::new();
+    let inner = Deferred::<String>::new();
+    let (l1, l2, l3, l4) = (log.clone(), log.clone(), log.clone(), log.clone());
+    let inner_c = inner.clone();
+    let outer = Deferred::<&str>::new();
+    let _ = outer
+        .clone()
+        .add_callback_deferred(move |r| {
+            l1.push(format!("cb {r}"));
+            inner_c
+                .clone()
+                .add_callback(move |x| {
+                    l2.push("firstCallback".to_string());
+                    x
+                })
+                .add_callback(move |x| {
+                    l3.push(format!("secondCallback {x}"));
+                    x.repeat(2)
+                })
+        })
+        .add_callback(move |x| l4.push(format!("final {x}")));
+    outer.callback("outer").unwrap();
+    assert_eq!(log.get(), ["cb outer"]);
+    inner.callback("orange".into()).unwrap();
+    assert_eq!(
+        log.get(),
+        [
+            "cb outer",
+            "firstCallback",
+            "secondCallback orange",
+            "final orangeorange"
+        ]
+    );
+}
+
+#[test]
+fn test_reentrant_run_callbacks() {
+    let log = Log::new();
+    let d = Deferred::<()>::new();
+    let (l1, l2, l3) = (log.clone(), log.clone(), log.clone());
+    let dc = d.clone();
+    let _ = d
+        .clone()
+        .add_callback(move |_| {
+            l1.push(1);
+            let _ = dc.clone().add_callback(move |_| l3.push(3));
+        })
+        .add_callback(move |_| l2.push(2));
+    d.callback(()).unwrap();
+    assert_eq!(log.get(), [1, 2, 3]);
+}
+
+#[test]
+fn test_non_reentrant_callbacks() {
+    let log = Log::new();
+    let d = Deferred::<()>::new();
+    let (l1, l2) = (log.clone(), log.clone());
+    let dc = d.clone();
+    let _ = d.clone().add_callback(move |_| {
+        let _ = dc.clone().add_callback(move |_| l2.push("inner"));
+        // The callback added above has not run yet.
+        l1.push(if l1.is_empty() {
+            "not yet"
+        } else {
+            "already ran"
+        });
+    });
+    d.callback(()).unwrap();
+    assert_eq!(log.get(), ["not yet", "inner"]);
+}
+
+#[test]
+fn test_reentrant_run_callbacks_with_failure() {
+    let d = Deferred::<()>::new();
+    let dc = d.clone();
+    let out = d.clone().add_callback(move |_| {
+        let _ = dc
+            .clone()
+            .add_callback_try(|_| Err::<(), _>(Failure::new(ZeroDivisionError)));
+    });
+    d.callback(()).unwrap();
+    assert!(failure_result_of(&out).is::<ZeroDivisionError>());
+}
+
+/// A chain of a million nested Deferreds: each one's callback returns the next, and firing
+/// the last one carries its result up through all of them without growing the call stack.
+#[test]
+fn test_bounded_stack_depth_nested_million() {
+    const N: usize = 1_000_000;
+    let ds: Vec<Deferred<u64>> = (0..=N).map(|_| Deferred::new()).collect();
+    let top = ds[0].clone();
+    let result = Rc::new(Cell::new(0u64));
+    let r = result.clone();
+    let mut tail = None;
+    for i in 0..N {
+        let next = ds[i + 1].clone();
+        let d = ds[i].clone().add_callback_deferred(move |_| next);
+        if i == 0 {
+            let r = r.clone();
+            tail = Some(d.add_callback(move |v| r.set(v)));
+        }
+    }
+    // Fire each Deferred: each waits on the next one.
+    for d in &ds[..N] {
+        d.callback(0).unwrap();
+    }
+    assert_eq!(top.paused(), 1);
+    ds[N].callback(42).unwrap();
+    assert_eq!(result.get(), 42);
+    drop(tail);
+}
+
+#[test]
+fn test_bounded_stack_depth_million_callbacks() {
+    let d = Deferred::<u64>::new();
+    let mut tail = d.clone();
+    for _ in 0..1_000_000 {
+        tail = tail.add_callback(|x| x + 1);
+    }
+    d.callback(0).unwrap();
+    assert_eq!(success_result_of(&tail), 1_000_000);
+}
+
+#[test]
+fn test_bounded_stack_depth_drop_unfired_nested_million() {
+    // Dropping a million waiting Deferreds must not recurse either.
+    let ds: Vec<Deferred<u64>> = (0..=1_000_000).map(|_| Deferred::new()).collect();
+    for i in 0..1_000_000 {
+        let next = ds[i + 1].clone();
+        let _ = ds[i].clone().add_callback_deferred(move |_| next);
+        ds[i].callback(0).unwrap();
+    }
+    drop(ds);
+}
+
+#[test]
+fn test_chain_deferred_records_explicit_chain() {
+    let a = Deferred::<()>::new();
+    let b = Deferred::<()>::new();
+    let _ = b.clone().chain_deferred(&a);
+    assert!(a.is_chained_to(&b));
+}
+
+#[test]
+fn test_explicit_chain_cleared_when_resolved() {
+    let a = Deferred::<()>::new();
+    let b = Deferred::<()>::new();
+    let _ = b.clone().chain_deferred(&a);
+    b.callback(()).unwrap();
+    assert!(!a.is_chained_to(&b));
+}
+
+#[test]
+fn test_circular_chain_warning() {
+    let d = Deferred::<i32>::new();
+    let dc = d.clone();
+    let out = d.clone().add_callback_deferred(move |_| dc);
+    d.callback(1).unwrap();
+    let f = failure_result_of(&out);
+    assert!(f.is::<CircularChainError>());
+    assert!(f
+        .error_message()
+        .contains("Callback returned the Deferred it was attached to"));
+}
+
+#[test]
+fn test_repr() {
+    let d = Deferred::<i32>::new();
+    let s = format!("{d:?}");
+    assert!(s.starts_with("<Deferred at 0x") && s.ends_with('>'), "{s}");
+}
+
+#[test]
+fn test_repr_with_result() {
+    let d = Deferred::succeed("orange");
+    assert!(format!("{d:?}").contains("current result: <&str>"));
+}
+
+#[test]
+fn test_repr_with_chaining() {
+    let a = Deferred::<()>::new();
+    let b = Deferred::<()>::new();
+    let bc = b.clone();
+    let _ = a.clone().add_callback_deferred(move |_| bc);
+    a.callback(()).unwrap();
+    let s = format!("{a:?}");
+    assert!(s.contains("waiting on Deferred at 0x"), "{s}");
+}
+
+#[test]
+fn test_failure_backtrace_only_in_debug_mode() {
+    let f = Failure::new(ValueError);
+    assert!(f.backtrace().is_none());
+    set_debugging(true);
+    let f = Failure::new(ValueError);
+    set_debugging(false);
+    assert!(f.backtrace().is_some());
+}
+
+#[test]
+fn test_maybe_deferred_sync() {
+    let d = maybe_deferred(|| Ok::<_, Failure>(10));
+    assert_eq!(success_result_of(&d), 10);
+}
+
+#[test]
+fn test_maybe_deferred_sync_exception() {
+    let d = maybe_deferred(|| -> Result<i32, Failure> { panic!("oops") });
+    assert_eq!(
+        failure_result_of(&d)
+            .downcast_ref::<PanicError>()
+            .unwrap()
+            .message,
+        "oops"
+    );
+}
+
+#[test]
+fn test_maybe_deferred_sync_failure() {
+    let d = maybe_deferred(|| Err::<i32, _>(Failure::new(KeyError("k"))));
+    assert!(failure_result_of(&d).is::<KeyError>());
+}
+
+#[test]
+fn test_maybe_deferred_async() {
+    let d = Deferred::<i32>::new();
+    let dc = d.clone();
+    let r = maybe_deferred(move || dc);
+    assert!(r.ptr_eq(&d));
+    d.callback(3).unwrap();
+    assert_eq!(success_result_of(&r), 3);
+}
+
+#[test]
+fn test_execute() {
+    assert_eq!(success_result_of(&execute(|| "4".parse::<i32>())), 4);
+    assert!(failure_result_of(&execute(|| "x".parse::<i32>())).is::<std::num::ParseIntError>());
+}
+
+#[test]
+fn test_already_called_cc() {
+    let d = Deferred::new();
+    d.callback(1).unwrap();
+    assert!(d.callback(2).is_err());
+}
+
+#[test]
+fn test_already_called_ce() {
+    let d = Deferred::new();
+    d.callback(1).unwrap();
+    assert!(d.errback(ValueError).is_err());
+    assert_eq!(success_result_of(&d), 1);
+}
+
+#[test]
+fn test_already_called_ec() {
+    let d = Deferred::<i32>::new();
+    d.errback(ValueError).unwrap();
+    assert!(d.callback(2).is_err());
+    assert!(failure_result_of(&d).is::<ValueError>());
+}
+
+#[test]
+fn test_already_called_ee() {
+    let d = Deferred::<i32>::new();
+    d.errback(ValueError).unwrap();
+    assert!(d.errback(KeyError("k")).is_err());
+    assert!(failure_result_of(&d).is::<ValueError>());
+}
+
+#[test]
+fn test_already_called_debug_names_creator_and_invoker() {
+    set_debugging(true);
+    let d = Deferred::new();
+    d.callback(1).unwrap();
+    let err: AlreadyCalledError = d.callback(2).unwrap_err();
+    set_debugging(false);
+    let msg = err.to_string();
+    assert_eq!(msg.matches(" C:").count(), 1, "{msg}");
+    assert_eq!(msg.matches(" I:").count(), 1, "{msg}");
+    assert!(msg.contains("tests/defer.rs"), "{msg}");
+    // Off: no creator/invoker lines.
+    let d = Deferred::new();
+    d.callback(1).unwrap();
+    let msg = d.callback(2).unwrap_err().to_string();
+    assert!(!msg.contains(" C:") && !msg.contains(" I:"), "{msg}");
+}
+
+// ---- 10.1 items E1-E12 of section 1.18 ------------------------------------------------------
+
+#[test]
+fn e1_pair_semantics() {
+    let log = Log::new();
+    let (a, b, c, e) = (log.clone(), log.clone(), log.clone(), log.clone());
+    let d = Deferred::<i32>::new();
+    let _ = d
+        .clone()
+        .add_callbacks(
+            move |_| {
+                a.push("cbA");
+                Ok(None::<i32>)
+            },
+            move |f| {
+                b.push(if f.is::<ValueError>() {
+                    "ebA(ValueError)"
+                } else {
+                    "ebA(?)"
+                });
+                Ok(None)
+            },
+        )
+        .add_callbacks(
+            move |r| {
+                c.push(if r.is_none() { "cbB(None)" } else { "cbB(?)" });
+                Ok(())
+            },
+            move |_| {
+                e.push("ebB");
+                Ok(())
+            },
+        );
+    d.errback(ValueError).unwrap();
+    assert_eq!(log.get(), ["ebA(ValueError)", "cbB(None)"]);
+}
+
+#[test]
+fn e2_errback_recovers() {
+    let log = Log::new();
+    let l = log.clone();
+    let d = Deferred::<&str>::new();
+    let _ = d
+        .clone()
+        .add_errback(|_| Ok("recovered"))
+        .add_callback(move |r| l.push(r));
+    d.errback(KeyError("k")).unwrap();
+    assert_eq!(log.get(), ["recovered"]);
+}
+
+#[test]
+fn e3_error_skips_callbacks() {
+    let log = Log::new();
+    let (l1, l2) = (log.clone(), log.clone());
+    let d = Deferred::<i32>::new();
+    let _ = d
+        .clone()
+        .add_callback_try(|_| Err::<i32, _>(Failure::new(ZeroDivisionError)))
+        .add_callback(move |_| l1.push("skipped".to_string()))
+        .add_errback(move |f| {
+            l2.push(f.short_type_name().to_string());
+            Ok(())
+        });
+    d.callback(1).unwrap();
+    assert_eq!(log.get(), ["ZeroDivisionError"]);
+}
+
+#[test]
+fn e4_fire_with_failure_runs_errback() {
+    let log = Log::new();
+    let (l1, l2) = (log.clone(), log.clone());
+    let d = Deferred::<i32>::new();
+    let _ = d.clone().add_callbacks(
+        move |_| {
+            l1.push("cb");
+            Ok(())
+        },
+        move |_| {
+            l2.push("eb");
+            Ok(())
+        },
+    );
+    d.fire(Err(Failure::new(ValueError))).unwrap();
+    assert_eq!(log.get(), ["eb"]);
+}
+
+#[test]
+fn e5_stolen_inner_holds_unit() {
+    let log = Log::new();
+    let l1 = log.clone();
+    let inner = Deferred::<&str>::succeed("I");
+    let i = inner.clone();
+    let outer = Deferred::<&str>::new();
+    let _ = outer
+        .clone()
+        .add_callback_deferred(move |_| i)
+        .add_callback(move |r| l1.push(r));
+    outer.callback("O").unwrap();
+    assert_eq!(log.get(), ["I"]);
+    // The inner now holds `()` (Twisted: None), which its `&str` view reports as a type error.
+    let found = inner.peek(|r| {
+        r.unwrap()
+            .unwrap_err()
+            .downcast_ref::<ChainTypeError>()
+            .unwrap()
+            .found
+    });
+    assert_eq!(found, "()");
+}
+
+#[test]
+fn e6_waiting_outer_is_paused() {
+    let log = Log::new();
+    let l = log.clone();
+    let d1 = Deferred::<i32>::new();
+    let d2 = Deferred::<i32>::new();
+    let d2c = d2.clone();
+    let _ = d1
+        .clone()
+        .add_callback_deferred(move |_| d2c)
+        .add_callback(move |x| l.push(x));
+    d1.callback(1).unwrap();
+    assert!(format!("{d1:?}").contains("waiting on Deferred at"));
+    assert_eq!(d1.paused(), 1);
+    assert!(log.is_empty());
+    d2.callback(2).unwrap();
+    assert_eq!(log.get(), [2]);
+    assert_eq!(d1.paused(), 0);
+}
+
+#[test]
+fn e7_outer_continues_before_inner_late_callbacks() {
+    let log = Log::new();
+    let (l1, l2) = (log.clone(), log.clone());
+    let first = Deferred::<&str>::new();
+    let second = Deferred::<()>::new();
+    let f = first.clone();
+    let second_tail = second.clone().add_callback_deferred(move |_| f);
+    second.callback(()).unwrap();
+    // A late callback on the inner, through a `()`-typed view made before it was chained.
+    let _ = first.clone().add_both(move |r| {
+        l1.push(if r.is_err() { "None" } else { "?" }.to_string());
+        Ok(())
+    });
+    let _ = second_tail.add_callback(move |r| l2.push(r.to_string()));
+    first.callback("R").unwrap();
+    // The outer's pending callbacks run first; the late callback of `first` then sees `()`
+    // where Twisted passes None (its `&str` view reports the type change as a failure).
+    assert_eq!(log.get(), ["R", "None"]);
+}
+
+#[test]
+fn e8_paused_inner_with_result() {
+    let log = Log::new();
+    let (l1, l2) = (log.clone(), log.clone());
+    let paused = Deferred::<&str>::new();
+    paused.callback("P").unwrap();
+    paused.pause();
+    let p = paused.clone();
+    let ch = Deferred::<()>::new();
+    let tail = ch.clone().add_callback_deferred(move |_| p);
+    ch.callback(()).unwrap();
+    let _ = tail.add_callback(move |r| l1.push(r));
+    l2.push("before");
+    paused.unpause();
+    assert_eq!(log.get(), ["before", "P"]);
+}
+
+#[test]
+fn e9_cancel_swallows_one_late_firing() {
+    let log = Log::new();
+    let l = log.clone();
+    let d = Deferred::<&str>::new();
+    let _ = d.clone().add_errback(move |f| {
+        l.push(f.short_type_name());
+        Ok("")
+    });
+    d.cancel();
+    assert!(d.callback("late").is_ok());
+    assert!(d.callback("again").is_err());
+    assert_eq!(log.get(), ["CancelledError"]);
+}
+
+#[test]
+fn e10_canceller_that_does_nothing() {
+    let d = Deferred::<i32>::with_canceller(|_| {});
+    d.cancel();
+    assert!(d.callback(1).is_err());
+    assert!(failure_result_of(&d).is::<CancelledError>());
+}
+
+#[test]
+fn e11_cancel_forwards_to_inner() {
+    let log = Log::new();
+    let (l1, l2, l3) = (log.clone(), log.clone(), log.clone());
+    let inner = Deferred::<()>::with_canceller(move |_| l1.push("inner cancelled"));
+    let i = inner.clone();
+    let outer = Deferred::<()>::with_canceller(move |_| l3.push("outer canceller"));
+    let tail = outer.clone().add_callback_deferred(move |_| i);
+    outer.callback(()).unwrap();
+    let _ = tail.add_errback(move |f| {
+        l2.push(f.short_type_name());
+        Ok(())
+    });
+    outer.cancel();
+    assert_eq!(log.get(), ["inner cancelled", "CancelledError"]);
+}
+
+#[test]
+fn e12_pause_before_callback() {
+    let log = Log::new();
+    let (l1, l2) = (log.clone(), log.clone());
+    let d = Deferred::<i32>::new();
+    d.pause();
+    let _ = d.clone().add_callback(move |x| l1.push(x.to_string()));
+    d.callback(7).unwrap();
+    l2.push("after".into());
+    d.unpause();
+    assert_eq!(log.get(), ["after", "7"]);
+}
+
+#[test]
+fn pause_is_counted() {
+    let d = Deferred::succeed(1);
+    d.pause();
+    d.pause();
+    d.unpause();
+    assert_no_result(&d);
+    d.unpause();
+    assert_eq!(success_result_of(&d), 1);
+}
+
+#[test]
+fn stale_handle_reports_type_error() {
+    let d = Deferred::<i32>::new();
+    let stale = d.clone();
+    let _s: Deferred<String> = d.add_callback(|x| x.to_string());
+    let out = stale.add_callback(|x: i32| x + 1);
+    out.callback(1).unwrap();
+    let f = failure_result_of(&out);
+    assert!(f.is::<ChainTypeError>(), "{f:?}");
+}
+
+// ---- 10.2 Cancellation ----------------------------------------------------------------------
+
+#[test]
+fn test_no_canceller() {
+    let log = Log::new();
+    let (l1, l2) = (log.clone(), log.clone());
+    let d = Deferred::<()>::new();
+    let _ = d.clone().add_callbacks(
+        move |_| {
+            l1.push("callback");
+            Ok(())
+        },
+        move |f| {
+            l2.push(if f.is::<CancelledError>() {
+                "cancelled"
+            } else {
+                "?"
+            });
+            Ok(())
+        },
+    );
+    d.cancel();
+    assert_eq!(log.get(), ["cancelled"]);
+}
+
+#[test]
+fn test_raises_after_cancel_and_callback() {
+    let d = Deferred::<()>::new();
+    d.cancel();
+    assert!(d.callback(()).is_ok());
+    assert!(d.callback(()).is_err());
+    assert!(d.errback(ValueError).is_err());
+    assert!(failure_result_of(&d).is::<CancelledError>());
+}
+
+#[test]
+fn test_raises_after_cancel_and_errback() {
+    let d = Deferred::<()>::new();
+    d.cancel();
+    assert!(d.errback(ValueError).is_ok());
+    assert!(d.callback(()).is_err());
+    assert!(failure_result_of(&d).is::<CancelledError>());
+}
+
+#[test]
+fn test_no_canceller_multiple_cancel() {
+    let d = Deferred::<()>::new();
+    d.cancel();
+    d.cancel();
+    assert!(failure_result_of(&d).is::<CancelledError>());
+}
+
+#[test]
+fn test_canceller_multiple_cancel() {
+    let count = Rc::new(Cell::new(0));
+    let c = count.clone();
+    let d = Deferred::<()>::with_canceller(move |_| c.set(c.get() + 1));
+    d.cancel();
+    d.cancel();
+    assert_eq!(count.get(), 1);
+    assert!(failure_result_of(&d).is::<CancelledError>());
+}
+
+#[test]
+fn test_simple_canceller() {
+    let called = Rc::new(Cell::new(false));
+    let c = called.clone();
+    let d = Deferred::<()>::with_canceller(move |_| c.set(true));
+    d.cancel();
+    assert!(called.get());
+    assert!(d.callback(()).is_err());
+    assert!(failure_result_of(&d).is::<CancelledError>());
+}
+
+#[test]
+fn test_cancel_after_callback() {
+    let called = Rc::new(Cell::new(false));
+    let c = called.clone();
+    let d = Deferred::<&str>::with_canceller(move |_| c.set(true));
+    d.callback("biff!").unwrap();
+    d.cancel();
+    assert!(!called.get());
+    assert_eq!(success_result_of(&d), "biff!");
+}
+
+#[test]
+fn test_cancel_after_errback() {
+    let called = Rc::new(Cell::new(false));
+    let c = called.clone();
+    let d = Deferred::<()>::with_canceller(move |_| c.set(true));
+    d.errback(GenericError("biff!")).unwrap();
+    d.cancel();
+    assert!(!called.get());
+    assert!(failure_result_of(&d).is::<GenericError>());
+}
+
+#[test]
+fn test_canceller_that_errbacks() {
+    let d = Deferred::<()>::with_canceller(|d| {
+        d.errback(GenericError("canceller")).unwrap();
+    });
+    d.cancel();
+    assert!(failure_result_of(&d).is::<GenericError>());
+}
+
+#[test]
+fn test_canceller_that_callbacks() {
+    let d = Deferred::with_canceller(|d| d.callback("canceller").unwrap());
+    d.cancel();
+    assert_eq!(success_result_of(&d), "canceller");
+}
+
+#[test]
+fn test_cancel_nested_deferred() {
+    let log = Log::new();
+    let (l1, l2) = (log.clone(), log.clone());
+    let b = Deferred::<()>::with_canceller(move |_| l1.push("b cancelled"));
+    let a = Deferred::<()>::with_canceller(move |_| l2.push("a cancelled"));
+    let bc = b.clone();
+    let tail = a.clone().add_callback_deferred(move |_| bc);
+    a.callback(()).unwrap();
+    a.cancel();
+    assert_eq!(log.get(), ["b cancelled"]);
+    assert!(failure_result_of(&tail).is::<CancelledError>());
+}
+
+#[test]
+fn cancel_of_fired_paused_deferred_is_noop() {
+    let d = Deferred::succeed(1);
+    d.pause();
+    d.cancel();
+    d.unpause();
+    assert_eq!(success_result_of(&d), 1);
+}
+
+// ---- 10.2 Logging ---------------------------------------------------------------------------
+
+#[test]
+fn test_error_log() {
+    capture_logs();
+    {
+        let d = Deferred::<i32>::new();
+        let _ = d
+            .clone()
+            .add_callback_try(|_| Err::<i32, _>(Failure::new(ZeroDivisionError)));
+        d.callback(1).unwrap();
+        assert!(
+            captured_errors().is_empty(),
+            "not logged while a handle lives"
+        );
+    }
+    let errors = captured_errors();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(errors[0].starts_with("Unhandled error in Deferred:"));
+    assert!(errors[0].contains("ZeroDivisionError"));
+}
+
+#[test]
+fn test_error_log_handled_is_silent() {
+    capture_logs();
+    {
+        let d = Deferred::<i32>::fail(ZeroDivisionError).add_errback(|_| Ok(0));
+        assert_eq!(success_result_of(&d), 0);
+    }
+    assert!(captured_errors().is_empty());
+}
+
+#[test]
+fn test_error_log_panic_in_callback() {
+    capture_logs();
+    {
+        let _ = Deferred::succeed(1).add_callback(|_: i32| -> i32 { panic!("kaboom") });
+    }
+    let errors = captured_errors();
+    // One for the panic itself, one for the failure left unhandled.
+    assert_eq!(errors.len(), 2, "{errors:?}");
+    assert!(errors[0].contains("panic in Deferred callback"));
+    assert!(errors[1].contains("kaboom"));
+}
+
+#[test]
+fn test_chained_error_cleanup() {
+    capture_logs();
+    {
+        let d = Deferred::<()>::new();
+        let dc = d.clone();
+        let outer = Deferred::succeed(())
+            .add_callback_deferred(move |_| dc)
+            .add_errback(|_| Ok(()));
+        d.errback(ZeroDivisionError).unwrap();
+        assert_eq!(success_result_of(&outer), ());
+    }
+    assert!(captured_errors().is_empty());
+}
+
+#[test]
+fn test_error_cleared_by_chaining() {
+    capture_logs();
+    {
+        let bad = Deferred::<()>::fail(ZeroDivisionError);
+        let b = bad.clone();
+        let good = Deferred::succeed(())
+            .add_callback_deferred(move |_| b)
+            .add_errback(|_| Ok(()));
+        assert_eq!(success_result_of(&good), ());
+    }
+    assert!(captured_errors().is_empty());
+}
+
+#[test]
+fn test_error_log_debug_info() {
+    capture_logs();
+    set_debugging(true);
+    {
+        let _ = Deferred::<()>::fail(ZeroDivisionError);
+    }
+    set_debugging(false);
+    let errors = captured_errors();
+    assert_eq!(errors.len(), 1);
+    assert!(errors[0].contains("(debug: C: created at"), "{}", errors[0]);
+    assert!(errors[0].contains("I: first fired at"), "{}", errors[0]);
+}
+
+// ---- 10.2 awaiting Deferreds (asFuture) -----------------------------------------------------
+
+fn poll_once<F: Future>(f: std::pin::Pin<&mut F>) -> Poll<F::Output> {
+    f.poll(&mut Context::from_waker(Waker::noop()))
+}
+
+#[test]
+fn test_as_future_success() {
+    let d = Deferred::new();
+    let mut fut = pin!(d.clone().into_future());
+    assert!(poll_once(fut.as_mut()).is_pending());
+    d.callback(42).unwrap();
+    assert!(matches!(poll_once(fut.as_mut()), Poll::Ready(Ok(42))));
+}
+
+#[test]
+fn test_as_future_failure() {
+    let d = Deferred::<i32>::new();
+    let mut fut = pin!(d.clone().into_future());
+    assert!(poll_once(fut.as_mut()).is_pending());
+    d.errback(ValueError).unwrap();
+    match poll_once(fut.as_mut()) {
+        Poll::Ready(Err(f)) => assert!(f.is::<ValueError>()),
+        _ => panic!("expected failure"),
+    }
+}
+
+#[test]
+fn test_as_future_already_fired() {
+    let mut fut = pin!(Deferred::succeed("x").into_future());
+    assert!(matches!(poll_once(fut.as_mut()), Poll::Ready(Ok("x"))));
+}
+
+#[test]
+fn test_as_future_cancel_on_drop() {
+    let cancelled = Rc::new(Cell::new(false));
+    let c = cancelled.clone();
+    let d = Deferred::<i32>::with_canceller(move |_| c.set(true));
+    {
+        let mut fut = Box::pin(d.clone().into_future());
+        assert!(poll_once(fut.as_mut()).is_pending());
+    }
+    assert!(cancelled.get());
+}
+
+#[test]
+fn test_as_future_wakes() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    struct Count(AtomicUsize);
+    impl std::task::Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+    let count = Arc::new(Count(AtomicUsize::new(0)));
+    let waker = Waker::from(count.clone());
+    let d = Deferred::<u8>::new();
+    let mut fut = pin!(d.clone().into_future());
+    assert!(fut
+        .as_mut()
+        .poll(&mut Context::from_waker(&waker))
+        .is_pending());
+    d.callback(1).unwrap();
+    assert_eq!(count.0.load(Ordering::SeqCst), 1);
+}
+
+/// `test_inlinecb::testStackUsage`: an async function awaiting many already-fired Deferreds
+/// runs to completion without growing the stack.
+#[test]
+fn test_stack_usage_of_awaits() {
+    let mut fut = pin!(async {
+        let mut total = 0u64;
+        for i in 0..100_000u64 {
+            total += Deferred::succeed(i).await.unwrap();
+        }
+        total
+    });
+    match poll_once(fut.as_mut()) {
+        Poll::Ready(t) => assert_eq!(t, (0..100_000u64).sum::<u64>()),
+        Poll::Pending => panic!("all Deferreds were fired"),
+    }
+}
