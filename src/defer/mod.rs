@@ -11,6 +11,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 mod deferred;
 mod errors;
 mod future;
+mod list;
+mod lock;
+mod queue;
 mod timeout;
 pub(crate) mod value;
 
@@ -20,6 +23,13 @@ pub use errors::{
     FirstError, QueueOverflow, QueueUnderflow, TimeoutError,
 };
 pub use future::DeferredFuture;
+pub use list::{
+    gather_results, gather_results_consume_errors, race, DeferredList, FireOnOneResult,
+};
+pub use lock::{
+    DeferredLock, DeferredSemaphore, InvalidTokensError, NotLockedError, TooManyReleasesError,
+};
+pub use queue::DeferredQueue;
 
 static DEBUG: AtomicBool = AtomicBool::new(false);
 

@@ -1,0 +1,387 @@
+//! Mutual exclusion for Deferred-based code: [`DeferredLock`] and [`DeferredSemaphore`].
+//!
+//! # Invariants
+//!
+//! * **Hand-off is FIFO and direct.** `release()` gives the lock (or the token) straight to
+//!   the oldest waiter, so the primitive stays held across the hand-off and no newcomer can
+//!   barge in between. The waiter's callbacks run inside `release()`.
+//! * **A waiter is in the queue exactly while its Deferred has not fired.** Cancelling a
+//!   waiting `acquire()` removes it from the queue and it fails with
+//!   [`CancelledError`](super::CancelledError); cancelling one that already acquired does
+//!   nothing (a fired Deferred ignores `cancel()`).
+//! * **Misuse is an `Err`, not a panic.** Releasing an unlocked lock ([`NotLockedError`]) or a
+//!   semaphore more times than it was acquired ([`TooManyReleasesError`]) changes nothing and
+//!   returns an error (Twisted asserts).
+//! * **State is consistent before user code runs**: no `RefCell` borrow is held while a
+//!   waiter's callbacks run, so they may acquire and release again.
+//!
+//! Both types are cheap `Clone` handles on shared state; an `acquire()` fires with such a
+//! handle. A waiting `acquire()` refers to the primitive only weakly, so dropping every handle
+//! to a primitive frees it (its waiters then never fire).
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::fmt;
+use std::rc::{Rc, Weak};
+
+use super::deferred::{maybe_deferred, IntoDeferred};
+use crate::{Deferred, Failure};
+
+/// `DeferredLock::release` on a lock that is not locked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("Tried to release an unlocked lock")]
+pub struct NotLockedError;
+
+/// `DeferredSemaphore::release` called more times than `acquire` succeeded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("Someone released me too many times: too many tokens!")]
+pub struct TooManyReleasesError;
+
+/// `DeferredSemaphore::new(0)`: a semaphore needs at least one token (Twisted's `ValueError`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("DeferredSemaphore requires tokens >= 1")]
+pub struct InvalidTokensError;
+
+/// Takes the oldest waiter that has not fired yet. Waiters only fire through their primitive
+/// or by cancellation (which removes them), so a fired one here was fired by its holder: skip
+/// it rather than lose the lock, token or item it would have been given.
+pub(super) fn next_waiter<T: 'static>(waiting: &mut VecDeque<Deferred<T>>) -> Option<Deferred<T>> {
+    while let Some(w) = waiting.pop_front() {
+        if !w.called() {
+            return Some(w);
+        }
+    }
+    None
+}
+
+/// A waiter's canceller: remove it from the queue (the Deferred then fails with
+/// `CancelledError`).
+pub(super) fn remove_waiter<S: 'static, T: 'static>(
+    state: Weak<RefCell<S>>,
+    waiting: fn(&mut S) -> &mut VecDeque<Deferred<T>>,
+) -> impl FnOnce(&Deferred<T>) + 'static {
+    move |d: &Deferred<T>| {
+        if let Some(st) = state.upgrade() {
+            waiting(&mut st.borrow_mut()).retain(|w| !w.ptr_eq(d));
+        }
+    }
+}
+
+struct LockState {
+    locked: bool,
+    /// Acquires waiting for the lock, oldest first.
+    waiting: VecDeque<Deferred<DeferredLock>>,
+}
+
+/// A lock for Deferred-based code (Twisted's `DeferredLock`).
+///
+/// [`acquire`](Self::acquire) returns a Deferred that fires with the lock once it is yours;
+/// [`release`](Self::release) hands it to the next waiter. [`run`](Self::run) does both around
+/// a function.
+///
+/// ```
+/// use twistor::defer::DeferredLock;
+///
+/// let lock = DeferredLock::new();
+/// let first = lock.acquire();
+/// assert!(lock.locked() && first.called());
+/// let second = lock.acquire();
+/// assert!(!second.called());
+/// lock.release().unwrap();
+/// assert!(second.called() && lock.locked()); // handed over, still locked
+/// lock.release().unwrap();
+/// assert!(!lock.locked());
+/// assert!(lock.release().is_err());
+/// ```
+#[derive(Clone)]
+pub struct DeferredLock {
+    inner: Rc<RefCell<LockState>>,
+}
+
+impl Default for DeferredLock {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Debug for DeferredLock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = self.inner.borrow();
+        f.debug_struct("DeferredLock")
+            .field("locked", &s.locked)
+            .field("waiting", &s.waiting.len())
+            .finish()
+    }
+}
+
+impl DeferredLock {
+    /// A new, unlocked lock.
+    ///
+    /// ```
+    /// assert!(!twistor::defer::DeferredLock::new().locked());
+    /// ```
+    pub fn new() -> Self {
+        DeferredLock {
+            inner: Rc::new(RefCell::new(LockState {
+                locked: false,
+                waiting: VecDeque::new(),
+            })),
+        }
+    }
+
+    /// True while someone holds the lock.
+    pub fn locked(&self) -> bool {
+        self.inner.borrow().locked
+    }
+
+    /// Asks for the lock: the Deferred fires with (a handle on) this lock now if it is free,
+    /// otherwise when it is this caller's turn (first come, first served). Cancelling it while
+    /// it waits takes it out of the queue; it then fails with `CancelledError`.
+    ///
+    /// ```
+    /// use twistor::defer::{CancelledError, DeferredLock};
+    /// let lock = DeferredLock::new();
+    /// let held = lock.acquire();
+    /// let waiting = lock.acquire();
+    /// waiting.cancel();
+    /// assert!(twistor::testing::failure_result_of(&waiting).is::<CancelledError>());
+    /// lock.release().unwrap();
+    /// assert!(!lock.locked()); // the cancelled waiter did not get it
+    /// # drop(held);
+    /// ```
+    #[track_caller]
+    pub fn acquire(&self) -> Deferred<DeferredLock> {
+        let d = Deferred::with_canceller(remove_waiter(Rc::downgrade(&self.inner), |s| {
+            &mut s.waiting
+        }));
+        let free = {
+            let mut s = self.inner.borrow_mut();
+            if s.locked {
+                s.waiting.push_back(d.clone());
+                false
+            } else {
+                s.locked = true;
+                true
+            }
+        };
+        if free {
+            let _ = d.callback(self.clone());
+        }
+        d
+    }
+
+    /// Releases the lock: the oldest waiter gets it now (its callbacks run in this call) and
+    /// the lock stays locked; with no waiter, the lock becomes free. Releasing a lock that is
+    /// not locked returns [`NotLockedError`] and changes nothing.
+    ///
+    /// ```
+    /// use twistor::defer::{DeferredLock, NotLockedError};
+    /// let lock = DeferredLock::new();
+    /// assert_eq!(lock.release(), Err(NotLockedError));
+    /// ```
+    pub fn release(&self) -> Result<(), NotLockedError> {
+        let next = {
+            let mut s = self.inner.borrow_mut();
+            if !s.locked {
+                return Err(NotLockedError);
+            }
+            let next = next_waiter(&mut s.waiting);
+            s.locked = next.is_some();
+            next
+        };
+        if let Some(w) = next {
+            let _ = w.callback(self.clone());
+        }
+        Ok(())
+    }
+
+    /// Acquires the lock, calls `f` (as [`maybe_deferred`] does: a value, an `Err`, a
+    /// Deferred or a panic), and releases the lock when `f`'s result arrives. The returned
+    /// Deferred has `f`'s result. Cancelling it while it waits for the lock means `f` never
+    /// runs; cancelling it while `f`'s Deferred is pending cancels that Deferred. If someone
+    /// else released the lock meanwhile, the result is a [`NotLockedError`] failure (Twisted's
+    /// `AssertionError`).
+    ///
+    /// ```
+    /// use twistor::{Deferred, Failure, defer::DeferredLock};
+    /// let lock = DeferredLock::new();
+    /// let work = Deferred::<u32>::new();
+    /// let w = work.clone();
+    /// let result = lock.run(move || w);
+    /// assert!(lock.locked());
+    /// work.callback(7).unwrap();
+    /// assert!(!lock.locked());
+    /// assert_eq!(twistor::testing::success_result_of(&result), 7);
+    ///
+    /// let sync = lock.run(|| Ok::<_, Failure>("now"));
+    /// assert_eq!(twistor::testing::success_result_of(&sync), "now");
+    /// ```
+    #[track_caller]
+    pub fn run<R: IntoDeferred>(&self, f: impl FnOnce() -> R + 'static) -> Deferred<R::Output> {
+        self.acquire().add_callback_deferred(move |lock| {
+            maybe_deferred(f).add_both(move |r| {
+                lock.release().map_err(Failure::new)?;
+                r
+            })
+        })
+    }
+}
+
+struct SemState {
+    /// Tokens free now.
+    tokens: usize,
+    /// Tokens the semaphore was made with.
+    limit: usize,
+    /// Acquires waiting for a token, oldest first.
+    waiting: VecDeque<Deferred<DeferredSemaphore>>,
+}
+
+/// A semaphore for Deferred-based code (Twisted's `DeferredSemaphore`): at most
+/// [`limit`](Self::limit) holders at a time.
+///
+/// ```
+/// use twistor::defer::DeferredSemaphore;
+///
+/// let sem = DeferredSemaphore::new(2).unwrap();
+/// let (a, b, c) = (sem.acquire(), sem.acquire(), sem.acquire());
+/// assert!(a.called() && b.called() && !c.called());
+/// assert_eq!(sem.tokens(), 0);
+/// sem.release().unwrap(); // the token goes straight to `c`
+/// assert!(c.called());
+/// assert_eq!(sem.tokens(), 0);
+/// ```
+#[derive(Clone)]
+pub struct DeferredSemaphore {
+    inner: Rc<RefCell<SemState>>,
+}
+
+impl fmt::Debug for DeferredSemaphore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = self.inner.borrow();
+        f.debug_struct("DeferredSemaphore")
+            .field("tokens", &s.tokens)
+            .field("limit", &s.limit)
+            .field("waiting", &s.waiting.len())
+            .finish()
+    }
+}
+
+impl DeferredSemaphore {
+    /// A semaphore with `tokens` tokens, all free. Zero tokens is an error.
+    ///
+    /// ```
+    /// use twistor::defer::{DeferredSemaphore, InvalidTokensError};
+    /// assert_eq!(DeferredSemaphore::new(0).unwrap_err(), InvalidTokensError);
+    /// assert_eq!(DeferredSemaphore::new(3).unwrap().limit(), 3);
+    /// ```
+    pub fn new(tokens: usize) -> Result<Self, InvalidTokensError> {
+        if tokens == 0 {
+            return Err(InvalidTokensError);
+        }
+        Ok(DeferredSemaphore {
+            inner: Rc::new(RefCell::new(SemState {
+                tokens,
+                limit: tokens,
+                waiting: VecDeque::new(),
+            })),
+        })
+    }
+
+    /// Tokens free now.
+    pub fn tokens(&self) -> usize {
+        self.inner.borrow().tokens
+    }
+
+    /// The number of tokens the semaphore was made with.
+    pub fn limit(&self) -> usize {
+        self.inner.borrow().limit
+    }
+
+    /// Asks for a token: the Deferred fires with (a handle on) this semaphore now if one is
+    /// free, otherwise when it is this caller's turn. Cancelling it while it waits takes it out
+    /// of the queue; it then fails with `CancelledError`.
+    ///
+    /// ```
+    /// let sem = twistor::defer::DeferredSemaphore::new(1).unwrap();
+    /// let held = sem.acquire();
+    /// assert!(held.called());
+    /// let waiting = sem.acquire();
+    /// waiting.cancel();
+    /// sem.release().unwrap();
+    /// assert_eq!(sem.tokens(), 1);
+    /// # let _ = twistor::testing::failure_result_of(&waiting);
+    /// ```
+    #[track_caller]
+    pub fn acquire(&self) -> Deferred<DeferredSemaphore> {
+        let d = Deferred::with_canceller(remove_waiter(Rc::downgrade(&self.inner), |s| {
+            &mut s.waiting
+        }));
+        let free = {
+            let mut s = self.inner.borrow_mut();
+            if s.tokens == 0 {
+                s.waiting.push_back(d.clone());
+                false
+            } else {
+                s.tokens -= 1;
+                true
+            }
+        };
+        if free {
+            let _ = d.callback(self.clone());
+        }
+        d
+    }
+
+    /// Gives a token back: the oldest waiter gets it now (its callbacks run in this call),
+    /// otherwise it becomes free. Releasing when every token is free returns
+    /// [`TooManyReleasesError`] and changes nothing.
+    ///
+    /// ```
+    /// use twistor::defer::{DeferredSemaphore, TooManyReleasesError};
+    /// let sem = DeferredSemaphore::new(1).unwrap();
+    /// assert_eq!(sem.release(), Err(TooManyReleasesError));
+    /// ```
+    pub fn release(&self) -> Result<(), TooManyReleasesError> {
+        let next = {
+            let mut s = self.inner.borrow_mut();
+            if s.tokens >= s.limit {
+                return Err(TooManyReleasesError);
+            }
+            let next = next_waiter(&mut s.waiting);
+            if next.is_none() {
+                s.tokens += 1;
+            }
+            next
+        };
+        if let Some(w) = next {
+            let _ = w.callback(self.clone());
+        }
+        Ok(())
+    }
+
+    /// Acquires a token, calls `f` (as [`maybe_deferred`] does), and releases the token when
+    /// `f`'s result arrives; the returned Deferred has `f`'s result.
+    ///
+    /// ```
+    /// use twistor::{Deferred, defer::DeferredSemaphore};
+    /// let sem = DeferredSemaphore::new(1).unwrap();
+    /// let work = Deferred::<()>::new();
+    /// let w = work.clone();
+    /// let first = sem.run(move || w);
+    /// let second = sem.run(|| Deferred::succeed("second"));
+    /// twistor::testing::assert_no_result(&second); // waits for a token
+    /// work.callback(()).unwrap();
+    /// assert_eq!(twistor::testing::success_result_of(&second), "second");
+    /// assert_eq!(sem.tokens(), 1);
+    /// # drop(first);
+    /// ```
+    #[track_caller]
+    pub fn run<R: IntoDeferred>(&self, f: impl FnOnce() -> R + 'static) -> Deferred<R::Output> {
+        self.acquire().add_callback_deferred(move |sem| {
+            maybe_deferred(f).add_both(move |r| {
+                sem.release().map_err(Failure::new)?;
+                r
+            })
+        })
+    }
+}
