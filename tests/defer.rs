@@ -1168,3 +1168,58 @@ fn test_stack_usage_of_awaits() {
         Poll::Pending => panic!("all Deferreds were fired"),
     }
 }
+
+/// `test_cancelNestedDeferred` where nobody but the chain holds the inner Deferred: cancelling
+/// the outer still reaches the inner's canceller (Twisted's outer holds its inner).
+#[test]
+fn test_cancel_nested_deferred_owned_only_by_chain() {
+    let cancelled = Rc::new(Cell::new(false));
+    let c = cancelled.clone();
+    let outer = Deferred::succeed(())
+        .add_callback_deferred(move |()| Deferred::<u8>::with_canceller(move |_| c.set(true)));
+    outer.cancel();
+    assert!(cancelled.get());
+    assert!(failure_result_of(&outer).is::<CancelledError>());
+}
+
+/// A chain waiting on a Deferred that nobody can fire or cancel any more is freed, not leaked.
+#[test]
+fn abandoned_waiting_chain_is_freed() {
+    struct Flag(Rc<Cell<bool>>);
+    impl Drop for Flag {
+        fn drop(&mut self) {
+            self.0.set(true);
+        }
+    }
+    let freed = Rc::new(Cell::new(false));
+    let flag = Flag(freed.clone());
+    {
+        let inner = Deferred::<u8>::new();
+        let i = inner.clone();
+        let outer = Deferred::succeed(())
+            .add_callback_deferred(move |()| i)
+            .add_callback(move |x| {
+                let _keep = &flag;
+                x
+            });
+        assert_no_result(&outer);
+        drop(inner);
+        drop(outer);
+    }
+    assert!(freed.get(), "the waiting chain was leaked");
+}
+
+/// The producer keeps the inner Deferred: firing it runs the outer's callbacks even though
+/// nobody holds the outer any more.
+#[test]
+fn outer_callbacks_run_when_only_the_producer_remains() {
+    let log = Log::new();
+    let l = log.clone();
+    let inner = Deferred::<u8>::new();
+    let i = inner.clone();
+    let _ = Deferred::succeed(())
+        .add_callback_deferred(move |()| i)
+        .add_callback(move |x| l.push(x));
+    inner.callback(9).unwrap();
+    assert_eq!(log.get(), [9]);
+}

@@ -30,10 +30,15 @@
 //!
 //! # Ownership
 //!
-//! A waiting inner Deferred holds its outer strongly (through the `Continue` entry): firing the
-//! inner must run the outer's remaining callbacks even if nobody else holds the outer. The
-//! outer holds its inner weakly (only to forward `cancel`), so an inner that nobody can fire any
-//! more is freed, with its waiting outers, instead of leaking a cycle.
+//! `Inner::handles` counts live `Deferred` handles (a producer's clone, a closure's, the
+//! user's), apart from the chain's own references. While a waiting inner Deferred has handles,
+//! it holds its outer strongly (the `Continue` entry: firing the inner must run the outer's
+//! callbacks even if nobody else holds the outer) and the outer holds it weakly. When its last
+//! handle goes, nothing but the outer's `cancel` can fire it any more, so the links flip: the
+//! outer holds the inner strongly (Twisted's outer holds its inner, so `cancel` reaches it)
+//! and the inner holds the outer weakly. Either way there is no reference cycle: a chain that
+//! nobody can fire or cancel is freed, not leaked, and dropping a million of them is
+//! iterative (`Inner::drop` works through a list instead of recursing).
 //!
 //! # Unhandled failures
 //!
@@ -41,7 +46,7 @@
 //! logged once, at error level, target `twistor::defer`. A failure that an errback handled,
 //! or that chaining moved to another Deferred, is not there any more, so it is not logged.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::marker::PhantomData;
 use std::mem;
@@ -72,8 +77,12 @@ pub(crate) enum Step {
 /// the same reason (passing it by value through the `dyn` call cost ~10 ns per step).
 trait Entry {
     fn run(self: Box<Self>, slot: &mut Outcome) -> Next;
-    /// The waiting outer Deferred, if this is a `Continue` (for iterative drop).
+    /// The waiting outer Deferred, if this is a strong `Continue` (for iterative drop).
     fn into_continue(self: Box<Self>) -> Option<Rc<Inner>> {
+        None
+    }
+    /// Makes a strong `Continue` weak, returning its outer (see "Ownership").
+    fn weaken(&mut self) -> Option<Rc<Inner>> {
         None
     }
 }
@@ -99,14 +108,46 @@ impl<F: FnOnce(&mut Outcome) -> Option<Rc<Inner>>> Entry for Call<F> {
     }
 }
 
-struct Continue(Rc<Inner>);
+/// A strong or weak reference between a waiting outer Deferred and its inner one.
+enum Link {
+    Strong(Rc<Inner>),
+    Weak(Weak<Inner>),
+}
+
+impl Link {
+    fn get(&self) -> Option<Rc<Inner>> {
+        match self {
+            Link::Strong(rc) => Some(rc.clone()),
+            Link::Weak(w) => w.upgrade(),
+        }
+    }
+}
+
+struct Continue(Link);
 
 impl Entry for Continue {
     fn run(self: Box<Self>, _: &mut Outcome) -> Next {
-        Next::Continue(self.0)
+        match self.0 {
+            Link::Strong(outer) => Next::Continue(outer),
+            // The outer is gone: nobody waits for this result; it stays here.
+            Link::Weak(w) => w.upgrade().map_or(Next::Done, Next::Continue),
+        }
     }
     fn into_continue(self: Box<Self>) -> Option<Rc<Inner>> {
-        Some(self.0)
+        match self.0 {
+            Link::Strong(outer) => Some(outer),
+            Link::Weak(_) => None,
+        }
+    }
+    fn weaken(&mut self) -> Option<Rc<Inner>> {
+        match &self.0 {
+            Link::Strong(outer) => {
+                let outer = outer.clone();
+                self.0 = Link::Weak(Rc::downgrade(&outer));
+                Some(outer)
+            }
+            Link::Weak(_) => None,
+        }
     }
 }
 
@@ -116,7 +157,7 @@ enum Res {
     /// The current result.
     Ready(Outcome),
     /// Fired, but waiting for the result of another Deferred (chained).
-    Waiting(Weak<Inner>),
+    Waiting(Link),
     /// A callback of this Deferred is running with the result.
     InFlight,
 }
@@ -146,12 +187,16 @@ pub(crate) struct State {
 }
 
 pub(crate) struct Inner {
+    /// Live `Deferred` handles (not internal references): at zero, nothing outside the chain
+    /// can fire this Deferred any more (see "Ownership" in the module docs).
+    handles: Cell<usize>,
     st: RefCell<State>,
 }
 
 impl Inner {
     fn new(created_at: &'static Location<'static>) -> Rc<Inner> {
         Rc::new(Inner {
+            handles: Cell::new(0),
             st: RefCell::new(State {
                 result: Res::Empty,
                 callbacks: SmallVec::new(),
@@ -186,20 +231,44 @@ impl Drop for Inner {
         // Drop waiting outers iteratively: a million nested, never-fired Deferreds must not
         // recurse a million frames deep through `Continue` entries.
         let mut pending: Vec<Rc<Inner>> = Vec::new();
-        for e in st.callbacks.drain(..) {
-            if let Some(o) = e.into_continue() {
-                pending.push(o);
-            }
-        }
+        take_links(st, &mut pending);
         while let Some(rc) = pending.pop() {
             if let Ok(inner) = Rc::try_unwrap(rc) {
                 let mut inner = inner;
-                for e in inner.st.get_mut().callbacks.drain(..) {
-                    if let Some(o) = e.into_continue() {
-                        pending.push(o);
-                    }
-                }
+                take_links(inner.st.get_mut(), &mut pending);
                 drop(inner);
+            }
+        }
+    }
+}
+
+/// Moves the strong links out of a dying Deferred's state, for `Inner::drop`'s work list.
+fn take_links(st: &mut State, pending: &mut Vec<Rc<Inner>>) {
+    for e in st.callbacks.drain(..) {
+        if let Some(o) = e.into_continue() {
+            pending.push(o);
+        }
+    }
+    if let Res::Waiting(Link::Strong(_)) = &st.result {
+        if let Res::Waiting(Link::Strong(rc)) = mem::replace(&mut st.result, Res::Empty) {
+            pending.push(rc);
+        }
+    }
+}
+
+/// The last handle of `inner` is gone: only a waiting outer can still cancel it. Flip the
+/// links so the outer holds it and it holds the outer weakly (module docs, "Ownership").
+fn last_handle_dropped(inner: &Rc<Inner>) {
+    let outers: SmallVec<[Rc<Inner>; 2]> = match inner.st.try_borrow_mut() {
+        Ok(mut s) => s.callbacks.iter_mut().filter_map(|e| e.weaken()).collect(),
+        Err(_) => return,
+    };
+    for outer in outers {
+        if let Ok(mut o) = outer.st.try_borrow_mut() {
+            if let Res::Waiting(Link::Weak(w)) = &o.result {
+                if w.as_ptr() == Rc::as_ptr(inner) {
+                    o.result = Res::Waiting(Link::Strong(inner.clone()));
+                }
             }
         }
     }
@@ -303,10 +372,21 @@ fn run_one(current: &Rc<Inner>, _stack: &mut [Rc<Inner>]) -> Run {
                     } else {
                         let mut s = current.st.borrow_mut();
                         s.running = false;
-                        s.result = Res::Waiting(Rc::downgrade(&inner));
                         s.chained_to = Some(Rc::downgrade(&inner));
                         put_back(&mut s, batch);
-                        is.callbacks.push(Box::new(Continue(current.clone())));
+                        if inner.handles.get() == 0 {
+                            // Nobody else can fire the inner: the outer owns it.
+                            let weak_outer = Rc::downgrade(current);
+                            is.callbacks
+                                .push(Box::new(Continue(Link::Weak(weak_outer))));
+                            drop(is);
+                            s.result = Res::Waiting(Link::Strong(inner));
+                        } else {
+                            is.callbacks
+                                .push(Box::new(Continue(Link::Strong(current.clone()))));
+                            drop(is);
+                            s.result = Res::Waiting(Link::Weak(Rc::downgrade(&inner)));
+                        }
                         return Run::Finished;
                     }
                 }
@@ -405,8 +485,8 @@ pub(crate) fn cancel(inner: &Rc<Inner>) {
         if !inner.st.borrow().called {
             let _ = fire(inner, Err(Failure::new(CancelledError)), Location::caller());
         }
-    } else if let Res::Waiting(w) = &s.result {
-        let target = w.upgrade();
+    } else if let Res::Waiting(link) = &s.result {
+        let target = link.get();
         drop(s);
         if let Some(t) = target {
             cancel(&t);
@@ -457,8 +537,45 @@ pub struct Deferred<T> {
 
 impl<T> Clone for Deferred<T> {
     fn clone(&self) -> Self {
+        self.inner.handles.set(self.inner.handles.get() + 1);
         Deferred {
             inner: self.inner.clone(),
+            _t: PhantomData,
+        }
+    }
+}
+
+impl<T> Drop for Deferred<T> {
+    fn drop(&mut self) {
+        let n = self.inner.handles.get() - 1;
+        self.inner.handles.set(n);
+        if n == 0 {
+            last_handle_dropped(&self.inner);
+        }
+    }
+}
+
+impl<T> Deferred<T> {
+    /// The shared state, giving up this handle (the count drops; a fresh Deferred returned
+    /// from a callback usually has other handles: its producer's).
+    fn into_raw(self) -> Rc<Inner> {
+        let this = mem::ManuallyDrop::new(self);
+        // SAFETY: `this` is never used or dropped again; the `Rc` moves out exactly once.
+        let inner = unsafe { std::ptr::read(&this.inner) };
+        let n = inner.handles.get() - 1;
+        inner.handles.set(n);
+        if n == 0 {
+            last_handle_dropped(&inner);
+        }
+        inner
+    }
+
+    /// Changes the handle's type without touching the handle count.
+    fn retype<U>(self) -> Deferred<U> {
+        let this = mem::ManuallyDrop::new(self);
+        Deferred {
+            // SAFETY: as in `into_raw`; the count moves with the `Rc` to the new handle.
+            inner: unsafe { std::ptr::read(&this.inner) },
             _t: PhantomData,
         }
     }
@@ -473,6 +590,7 @@ impl<T: 'static> Default for Deferred<T> {
 
 impl<T: 'static> Deferred<T> {
     pub(crate) fn from_inner(inner: Rc<Inner>) -> Self {
+        inner.handles.set(inner.handles.get() + 1);
         Deferred {
             inner,
             _t: PhantomData,
@@ -598,7 +716,7 @@ impl<T: 'static> Deferred<T> {
                 Step::Chain(inner) => Some(inner),
             }
         });
-        Deferred::from_inner(self.inner)
+        self.retype()
     }
 
     /// Adds a callback that maps the success value to a new value. Failures pass by.
@@ -657,7 +775,7 @@ impl<T: 'static> Deferred<T> {
     ) -> Deferred<U> {
         self.push(move |o| match o {
             Ok(v) => match take_value::<T>(v) {
-                Ok(t) => Step::Chain(f(t).inner),
+                Ok(t) => Step::Chain(f(t).into_raw()),
                 Err(e) => Step::Done(Err(e)),
             },
             Err(e) => Step::Done(Err(e)),
@@ -694,7 +812,7 @@ impl<T: 'static> Deferred<T> {
     pub fn add_errback_deferred(self, f: impl FnOnce(Failure) -> Deferred<T> + 'static) -> Self {
         self.push(move |o| match o {
             Ok(v) => Step::Done(Ok(v)),
-            Err(e) => Step::Chain(f(e).inner),
+            Err(e) => Step::Chain(f(e).into_raw()),
         })
     }
 
@@ -749,7 +867,7 @@ impl<T: 'static> Deferred<T> {
         self,
         f: impl FnOnce(Result<T, Failure>) -> Deferred<U> + 'static,
     ) -> Deferred<U> {
-        self.push(move |o| Step::Chain(f(o.and_then(take_value::<T>)).inner))
+        self.push(move |o| Step::Chain(f(o.and_then(take_value::<T>)).into_raw()))
     }
 
     /// Stops callbacks from running until as many `unpause()` calls as `pause()` calls.
