@@ -3,6 +3,7 @@
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use twistor::defer::gather_results;
 use twistor::testing::success_result_of;
 use twistor::Deferred;
 
@@ -76,5 +77,26 @@ fn chain_fired_deferred(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, create_add3_fire, chain_1000, chain_fired_deferred);
+/// `gather_results` over 1000 already-fired Deferreds, per input (creation included, as in
+/// the Twisted and tokio peers).
+fn gather_1000_fired(c: &mut Criterion) {
+    let mut g = c.benchmark_group("gather_results_1000_fired");
+    g.throughput(Throughput::Elements(1000));
+    g.bench_function("per_deferred", |b| {
+        b.iter(|| {
+            let ds: Vec<Deferred<u64>> = (0..1000).map(Deferred::succeed).collect();
+            let all = gather_results(ds);
+            black_box(success_result_of(&all).len())
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(
+    benches,
+    create_add3_fire,
+    chain_1000,
+    chain_fired_deferred,
+    gather_1000_fired
+);
 criterion_main!(benches);
