@@ -195,7 +195,13 @@ pub(crate) struct Inner {
 
 impl Inner {
     fn new(created_at: &'static Location<'static>) -> Rc<Inner> {
-        Rc::new(Inner {
+        // Built in place: `Rc::new` built the ~170-byte state on the stack and copied it with a
+        // `memcpy` call (measured: ~12% of create-add-fire).
+        let mut rc = Rc::<Inner>::new_uninit();
+        let Some(slot) = Rc::get_mut(&mut rc) else {
+            unreachable!("a new Rc has one owner")
+        };
+        slot.write(Inner {
             handles: Cell::new(0),
             st: RefCell::new(State {
                 result: Res::Empty,
@@ -209,7 +215,9 @@ impl Inner {
                 created_at,
                 first_fired_at: None,
             }),
-        })
+        });
+        // SAFETY: written just above.
+        unsafe { rc.assume_init() }
     }
 }
 
