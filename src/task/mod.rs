@@ -20,5 +20,14 @@
 //! ```
 
 mod clock;
+mod cooperator;
+mod defer_later;
+mod looping;
 
 pub use clock::Clock;
+pub use cooperator::{
+    CooperativeTask, Cooperator, CooperatorBuilder, SchedulerError, TaskStep, DEFAULT_TICK_DELAY,
+    DEFAULT_TIME_SLICE,
+};
+pub use defer_later::{defer_later, defer_later_value};
+pub use looping::{LoopResult, LoopingCall, LoopingCallError, StepOutcome};
