@@ -20,17 +20,17 @@
 //!
 //! While there are runnable tasks, the cooperator keeps one *tick* scheduled with
 //! `clock.call_later(tick_delay)` (1e-8 s by default, as Twisted). A tick creates a fresh
-//! termination predicate (default: "`clock.seconds()` has moved 10 ms past the start of the
-//! tick"), then walks the runnable tasks round-robin, continuing where the previous tick
+//! termination predicate (default: "10 ms of wall-clock time have passed since the start of
+//! the tick", measured with `std::time::Instant` as Twisted's `_Timer` uses `time.time()`,
+//! not the scheduler's clock), then walks the runnable tasks round-robin, continuing where the previous tick
 //! stopped, calling `next()` once per task per turn and asking the predicate after each step,
 //! until it says stop or no runnable task remains; then it schedules the next tick if needed.
 //! The scheduled tick is cancelled as soon as the last runnable task goes away.
 //!
-//! **On a [`Clock`](crate::task::Clock), time does not move during a tick**, so with the
-//! default predicate a tick runs every task until it finishes or waits on a Deferred: an
-//! endless iterator makes the tick endless. Tests of endless tasks give the cooperator a
-//! termination predicate (e.g. `|| || true`: one step per tick) with
-//! [`CooperatorBuilder::termination`].
+//! Because the slice is wall-clock time, a tick ends even on a [`Clock`](crate::task::Clock),
+//! whose time stands still during a tick: an endless iterator cannot make a tick endless.
+//! Tests that need an exact number of steps per tick give the cooperator a termination
+//! predicate (e.g. `|| || true`: one step per tick) with [`CooperatorBuilder::termination`].
 //!
 //! # Task states
 //!
@@ -215,15 +215,15 @@ struct CoopInner {
 ///
 /// Tasks are iterators of [`TaskStep`]s. While some task is runnable (not finished, paused or
 /// waiting on a Deferred), one *tick* is scheduled on the clock ([`DEFAULT_TICK_DELAY`] ahead).
-/// A tick asks the termination predicate factory for a predicate (default: the clock's
-/// `seconds()` moved [`DEFAULT_TIME_SLICE`] past the start of the tick), then steps the
+/// A tick asks the termination predicate factory for a predicate (default:
+/// [`DEFAULT_TIME_SLICE`] seconds of wall-clock time since the start of the tick), then steps the
 /// runnable tasks round-robin, one `next()` each per turn, continuing where the previous tick
 /// stopped, until the predicate says stop or no task is runnable.
 ///
-/// **On a [`Clock`](crate::task::Clock) time stands still during a tick**, so with the default
-/// predicate a tick runs every task until it finishes or waits: an endless iterator makes an
-/// endless tick. Give such tests a predicate with [`CooperatorBuilder::termination`]
-/// (`|| || true` is one step per tick).
+/// The slice is wall-clock time (as in Twisted), so a tick ends even on a
+/// [`Clock`](crate::task::Clock), whose time stands still during a tick. For an exact number
+/// of steps per tick, give a predicate with [`CooperatorBuilder::termination`] (`|| || true`
+/// is one step per tick).
 ///
 /// A cheap handle: clones share the same scheduler. Scheduled ticks keep it alive while it has
 /// runnable tasks.
@@ -267,7 +267,7 @@ pub struct CooperatorBuilder {
 }
 
 impl CooperatorBuilder {
-    /// How long a tick may run, in seconds of the clock (default [`DEFAULT_TIME_SLICE`]).
+    /// How long a tick may run, in seconds of wall-clock time (default [`DEFAULT_TIME_SLICE`]).
     /// Ignored if [`termination`](Self::termination) is given.
     ///
     /// ```
@@ -348,12 +348,10 @@ impl CooperatorBuilder {
     /// ```
     pub fn build(self) -> Cooperator {
         let termination = self.termination.unwrap_or_else(|| {
-            let clock = self.clock.clone();
-            let slice = self.time_slice;
+            let slice = std::time::Duration::from_secs_f64(self.time_slice.max(0.0));
             Box::new(move || {
-                let clock = clock.clone();
-                let end = clock.seconds() + slice;
-                Box::new(move || clock.seconds() >= end)
+                let start = std::time::Instant::now();
+                Box::new(move || start.elapsed() >= slice)
             })
         });
         Cooperator {
@@ -378,8 +376,8 @@ impl CooperatorBuilder {
 }
 
 impl Cooperator {
-    /// A started cooperator on `clock` with Twisted's defaults: 10 ms time slices measured
-    /// with `clock.seconds()`, ticks scheduled 1e-8 s ahead.
+    /// A started cooperator on `clock` with Twisted's defaults: 10 ms (wall-clock) time
+    /// slices, ticks scheduled 1e-8 s ahead.
     ///
     /// ```
     /// use twistor::task::{Clock, Cooperator};

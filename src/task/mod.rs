@@ -1,8 +1,14 @@
 //! Task utilities: Twisted's `twisted.internet.task`.
 //!
-//! For now this holds [`Clock`], the deterministic [`ReactorTime`](crate::time::ReactorTime)
-//! that only moves when told to, so that code which schedules calls can be tested without
-//! real time.
+//! Everything here takes the time trait ([`ReactorTime`](crate::time::ReactorTime)), so it
+//! runs on the deterministic [`Clock`] in tests and on the reactor in programs:
+//!
+//! - [`Clock`]: time that only moves when told to;
+//! - [`LoopingCall`]: call a function every N seconds, skipping missed intervals, waiting for
+//!   a returned Deferred before the next call;
+//! - [`defer_later`]: a Deferred that fires after a delay (cancellable);
+//! - [`Cooperator`] / [`CooperativeTask`]: run many iterators a step at a time, in time
+//!   slices, without blocking the loop.
 //!
 //! ```
 //! use std::cell::Cell;
