@@ -57,6 +57,23 @@ impl PanicError {
     }
 }
 
+/// An error that came as a `Box<dyn Error>` (which does not itself implement `Error`), for
+/// [`Failure::from_boxed`]. `Display` and `source` are the boxed error's.
+#[derive(Debug)]
+pub struct BoxedError(pub Box<dyn Error + 'static>);
+
+impl fmt::Display for BoxedError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0, f)
+    }
+}
+
+impl Error for BoxedError {
+    fn source(&self) -> Option<&(dyn Error + 'static)> {
+        self.0.source()
+    }
+}
+
 /// A plain error with only a message, for `Failure::msg`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
@@ -112,6 +129,20 @@ impl Failure {
     #[track_caller]
     pub fn msg(message: impl Into<String>) -> Self {
         Failure::new(MessageError(message.into()))
+    }
+
+    /// Wraps a boxed error (`Box<dyn Error>`, as many APIs return). The error stays reachable:
+    /// `downcast_ref::<BoxedError>()` gives the box back.
+    ///
+    /// ```
+    /// let e: Box<dyn std::error::Error> = "x".parse::<u8>().unwrap_err().into();
+    /// let f = twistor::Failure::from_boxed(e);
+    /// let inner = &f.downcast_ref::<twistor::failure::BoxedError>().unwrap().0;
+    /// assert!(inner.is::<std::num::ParseIntError>());
+    /// ```
+    #[track_caller]
+    pub fn from_boxed(error: Box<dyn Error + 'static>) -> Self {
+        Failure::new(BoxedError(error))
     }
 
     /// The failure a caught panic becomes (a [`PanicError`]).

@@ -4,6 +4,9 @@
 //! `ReactorLoopTests` run on the real reactor in Twisted; here they run on a `Clock`, which is
 //! what the time trait is for. Not ported: `test_reprFunction`/`test_reprMethod` (Rust closures
 //! have no names; `Debug` shows the interval) and `test_deferredDeprecation`.
+//!
+//! `ReactTests` (reference 10.3 items 79-80) are not here: `task::react` runs a main function
+//! on the reactor, so they are ported with the reactor.
 
 mod util;
 
