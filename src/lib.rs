@@ -67,6 +67,7 @@
 
 pub mod defer;
 pub mod failure;
+pub mod reactor;
 pub mod task;
 pub mod testing;
 pub mod time;

@@ -1,0 +1,68 @@
+//! SIGINT and SIGTERM: a graceful `stop()` (shutdown triggers run), through signal-hook's
+//! self-pipe.
+//!
+//! The signal handler only writes a byte to a non-blocking socket pair (async-signal-safe);
+//! the read end is registered with the poller under its own token, so a signal interrupts a
+//! blocking poll and is handled on the loop thread like any other event. Each signal has its
+//! own pair, so the reactor knows which one arrived (Twisted keeps it as `_exitSignal`).
+
+use std::io::{self, Read};
+use std::os::unix::net::UnixStream;
+
+use mio::{Interest, Registry, Token};
+
+pub(crate) const SIGNAL_TOKEN: Token = Token(1);
+
+/// Installed handlers; dropping this uninstalls them.
+pub(crate) struct SignalPipes {
+    pipes: Vec<(i32, mio::net::UnixStream, signal_hook::SigId)>,
+}
+
+impl SignalPipes {
+    pub(crate) fn install(registry: &Registry) -> io::Result<SignalPipes> {
+        let mut pipes = Vec::new();
+        for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+            let (read, write) = UnixStream::pair()?;
+            read.set_nonblocking(true)?;
+            write.set_nonblocking(true)?;
+            let id = signal_hook::low_level::pipe::register(sig, write)?;
+            let mut read = mio::net::UnixStream::from_std(read);
+            // All signal pipes share one token: on an event, every pipe is drained.
+            if let Err(e) = registry.register(&mut read, SIGNAL_TOKEN, Interest::READABLE) {
+                signal_hook::low_level::unregister(id);
+                return Err(e);
+            }
+            pipes.push((sig, read, id));
+        }
+        Ok(SignalPipes { pipes })
+    }
+
+    /// The signals that arrived since the last call (each pipe drained).
+    pub(crate) fn drain(&mut self) -> Vec<i32> {
+        let mut got = Vec::new();
+        for (sig, read, _) in &mut self.pipes {
+            let mut buf = [0u8; 64];
+            let mut seen = false;
+            loop {
+                match read.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(_) => seen = true,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(_) => break,
+                }
+            }
+            if seen {
+                got.push(*sig);
+            }
+        }
+        got
+    }
+
+    pub(crate) fn uninstall(mut self, registry: &Registry) {
+        for (_, read, id) in &mut self.pipes {
+            signal_hook::low_level::unregister(*id);
+            let _ = registry.deregister(read);
+        }
+        self.pipes.clear();
+    }
+}
