@@ -8,7 +8,8 @@
 //!   a returned Deferred before the next call;
 //! - [`defer_later`]: a Deferred that fires after a delay (cancellable);
 //! - [`Cooperator`] / [`CooperativeTask`]: run many iterators a step at a time, in time
-//!   slices, without blocking the loop.
+//!   slices, without blocking the loop;
+//! - [`react`]: a program's `main` as a function returning a Deferred.
 //!
 //! ```
 //! use std::cell::Cell;
@@ -29,6 +30,7 @@ mod clock;
 mod cooperator;
 mod defer_later;
 mod looping;
+mod react;
 
 pub use clock::Clock;
 pub use cooperator::{
@@ -37,3 +39,4 @@ pub use cooperator::{
 };
 pub use defer_later::{defer_later, defer_later_value};
 pub use looping::{LoopResult, LoopingCall, LoopingCallError, StepOutcome};
+pub use react::{react, react_with, SystemExit};

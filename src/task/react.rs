@@ -1,0 +1,100 @@
+//! `react`: a program's `main` as a function that returns a Deferred (Twisted's `task.react`).
+//!
+//! `main` runs before the reactor starts; when its Deferred fires the reactor stops and the
+//! process exits with a code: 0 on success, `n` for a [`SystemExit`]`(n)` failure, 1 (and a
+//! logged error) for any other failure. If the reactor is already shutting down when the
+//! Deferred fires, it is not asked to stop a second time.
+
+use std::cell::Cell;
+use std::rc::Rc;
+
+use crate::reactor::{Phase, Reactor};
+use crate::{Deferred, Failure};
+
+/// A failure that ends [`react`] with this exit code (Python's `SystemExit`).
+///
+/// ```
+/// use twistor::task::SystemExit;
+/// assert_eq!(SystemExit(3).to_string(), "exit with code 3");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("exit with code {0}")]
+pub struct SystemExit(pub i32);
+
+/// Runs `main` on a new reactor (with SIGINT/SIGTERM handlers) and exits the process with
+/// its code. Never returns.
+///
+/// ```no_run
+/// use twistor::task::{defer_later, react};
+///
+/// react(|reactor| defer_later(reactor.clone(), 1.0, || Ok::<_, twistor::Failure>(())));
+/// ```
+pub fn react<T: 'static>(main: impl FnOnce(&Reactor) -> Deferred<T>) -> ! {
+    let code = match Reactor::new() {
+        Ok(reactor) => react_with(&reactor, true, main),
+        Err(e) => {
+            log::error!(target: "twistor::task", "cannot create the reactor: {e}");
+            1
+        }
+    };
+    std::process::exit(code)
+}
+
+/// Runs `main` on `reactor` until its Deferred fires, and returns the exit code [`react`]
+/// would exit with. `install_signal_handlers` as for [`Reactor::run`].
+///
+/// ```
+/// use twistor::reactor::Reactor;
+/// use twistor::task::{react_with, SystemExit};
+/// use twistor::{Deferred, Failure};
+///
+/// let reactor = Reactor::new().unwrap();
+/// let code = react_with(&reactor, false, |_| Deferred::<()>::fail(SystemExit(7)));
+/// assert_eq!(code, 7);
+/// ```
+pub fn react_with<T: 'static>(
+    reactor: &Reactor,
+    install_signal_handlers: bool,
+    main: impl FnOnce(&Reactor) -> Deferred<T>,
+) -> i32 {
+    let code = Rc::new(Cell::new(0));
+    let shutting_down = Rc::new(Cell::new(false));
+    let flag = shutting_down.clone();
+    reactor.add_system_event_trigger(Phase::Before, "shutdown", move || flag.set(true));
+    let finished = main(reactor);
+    let (c, r) = (code.clone(), reactor.clone());
+    let _ = finished.add_both(move |result: Result<T, Failure>| {
+        c.set(exit_code(&result));
+        if !shutting_down.get() {
+            let r2 = r.clone();
+            r.call_when_running(move || {
+                // It may have stopped meanwhile (a signal): nothing more to do then.
+                let _ = r2.stop();
+            });
+        }
+        Ok(())
+    });
+    let run = if install_signal_handlers {
+        reactor.run()
+    } else {
+        reactor.run_without_signal_handlers()
+    };
+    if let Err(e) = run {
+        log::error!(target: "twistor::task", "reactor failed: {e}");
+        return 1;
+    }
+    code.get()
+}
+
+fn exit_code<T>(result: &Result<T, Failure>) -> i32 {
+    match result {
+        Ok(_) => 0,
+        Err(f) => match f.downcast_ref::<SystemExit>() {
+            Some(SystemExit(n)) => *n,
+            None => {
+                log::error!(target: "twistor::task", "main function encountered error: {f:?}");
+                1
+            }
+        },
+    }
+}
