@@ -65,7 +65,9 @@ fn test_runs_until_sync_errback() {
 fn test_exit_with_defined_code() {
     let r = reactor();
     let code = react_with(&r, false, |r| {
-        defer_later(r.clone(), 0.01, || Err::<(), _>(Failure::new(SystemExit(5))))
+        defer_later(r.clone(), 0.01, || {
+            Err::<(), _>(Failure::new(SystemExit(5)))
+        })
     });
     assert_eq!(code, 5);
 }
@@ -73,7 +75,10 @@ fn test_exit_with_defined_code() {
 #[test]
 fn test_exit_with_defined_code_sync() {
     let r = reactor();
-    assert_eq!(react_with(&r, false, |_| Deferred::<()>::fail(SystemExit(0))), 0);
+    assert_eq!(
+        react_with(&r, false, |_| Deferred::<()>::fail(SystemExit(0))),
+        0
+    );
 }
 
 /// main's Deferred fires during shutdown (from a before-shutdown trigger, after something else

@@ -135,8 +135,14 @@ struct Inner {
     /// Tasks woken on this thread, polled next turn (no syscall needed for those).
     woken: RefCell<Vec<usize>>,
     iterations: Cell<u64>,
+    /// Turns in a row that skipped the poll because timed calls were already due.
+    skipped_polls: Cell<u32>,
     extensions: RefCell<Extensions>,
 }
+
+/// At most this many turns in a row skip the (zero-timeout) poll while timed calls are due, so
+/// a timer loop costs no syscall per turn and I/O still gets looked at every few turns.
+const MAX_SKIPPED_POLLS: u32 = 32;
 
 /// State owned by other modules of the reactor (the thread pool), kept here so each module
 /// stays in its own file.
@@ -233,6 +239,7 @@ impl Reactor {
                 next_task: Cell::new(0),
                 woken: RefCell::new(Vec::new()),
                 iterations: Cell::new(0),
+                skipped_polls: Cell::new(0),
                 extensions: RefCell::new(Extensions::default()),
             }),
         })
@@ -512,7 +519,25 @@ impl Reactor {
         } else {
             Some(Duration::ZERO)
         };
+        if timeout == Some(Duration::ZERO) && self.timers_due_now() {
+            let skipped = self.inner.skipped_polls.get();
+            if skipped < MAX_SKIPPED_POLLS {
+                self.inner.skipped_polls.set(skipped + 1);
+                return Ok(());
+            }
+        }
+        self.inner.skipped_polls.set(0);
         self.poll_and_dispatch(timeout)
+    }
+
+    /// True if the next turn has timed calls to run and no descriptor is waiting for its turn.
+    fn timers_due_now(&self) -> bool {
+        self.inner.again.borrow().is_empty()
+            && self
+                .inner
+                .timers
+                .next_deadline()
+                .is_some_and(|t| t <= self.inner.timers.now())
     }
 
     /// Steps 1-3 of a turn (module docs).

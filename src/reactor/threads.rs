@@ -58,6 +58,11 @@ impl Shared {
 
     /// Takes the calls queued so far (the loop's once-per-turn drain).
     pub(crate) fn take(&self) -> Vec<ThreadCall> {
+        // Fast path, no lock: a pusher sets the flag after pushing, so a clear flag means an
+        // empty queue, or a push whose wake-up is on its way (it is taken next turn).
+        if !self.wake_pending.load(Ordering::Acquire) {
+            return Vec::new();
+        }
         self.wake_pending.store(false, Ordering::Release);
         let mut q = self.queue.lock().unwrap_or_else(|p| p.into_inner());
         std::mem::take(&mut *q)
