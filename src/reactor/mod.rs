@@ -510,16 +510,23 @@ impl Reactor {
     // ---- the loop --------------------------------------------------------------------------
 
     fn turn(&self, block: bool) -> io::Result<()> {
-        self.run_until_current();
+        let pass_time = self.run_until_current();
         if !self.inner.life.borrow().started {
             return Ok(());
         }
+        // A call due by the pass's own time is due now: no need to read the clock again.
+        let next = self.inner.timers.next_deadline();
+        let now = match next {
+            Some(t) if t <= pass_time => pass_time,
+            _ => self.inner.timers.now(),
+        };
         let timeout = if block {
-            self.timeout()
+            self.timeout(now, next)
         } else {
             Some(Duration::ZERO)
         };
-        if timeout == Some(Duration::ZERO) && self.timers_due_now() {
+        let due_now = next.is_some_and(|t| t <= now) && self.inner.again.borrow().is_empty();
+        if timeout == Some(Duration::ZERO) && due_now {
             let skipped = self.inner.skipped_polls.get();
             if skipped < MAX_SKIPPED_POLLS {
                 self.inner.skipped_polls.set(skipped + 1);
@@ -530,18 +537,8 @@ impl Reactor {
         self.poll_and_dispatch(timeout)
     }
 
-    /// True if the next turn has timed calls to run and no descriptor is waiting for its turn.
-    fn timers_due_now(&self) -> bool {
-        self.inner.again.borrow().is_empty()
-            && self
-                .inner
-                .timers
-                .next_deadline()
-                .is_some_and(|t| t <= self.inner.timers.now())
-    }
-
-    /// Steps 1-3 of a turn (module docs).
-    fn run_until_current(&self) {
+    /// Steps 1-3 of a turn (module docs). Returns the time the timed calls were run for.
+    fn run_until_current(&self) -> f64 {
         self.inner.iterations.set(self.inner.iterations.get() + 1);
         for call in self.inner.shared.take() {
             match call {
@@ -569,15 +566,15 @@ impl Reactor {
         if just_stopped {
             self.fire_shutdown();
         }
+        now
     }
 
-    /// How long the next poll may block.
-    fn timeout(&self) -> Option<Duration> {
+    /// How long the next poll may block, given the time and the next deadline.
+    fn timeout(&self, now: f64, next: Option<f64>) -> Option<Duration> {
         if !self.inner.again.borrow().is_empty() || !self.inner.woken.borrow().is_empty() {
             return Some(Duration::ZERO);
         }
-        let next = self.inner.timers.next_deadline()?;
-        let secs = (next - self.inner.timers.now()).clamp(0.0, MAX_TIMEOUT);
+        let secs = (next? - now).clamp(0.0, MAX_TIMEOUT);
         // Round up to whole milliseconds (epoll's unit): waking before the deadline would
         // make the loop spin until it arrives.
         let ms = (secs * 1000.0).ceil();
