@@ -90,3 +90,204 @@ pub fn run_example(name: &str, args: &[&str]) -> String {
     );
     String::from_utf8(out.stdout).expect("utf-8 output")
 }
+
+/// The path of a built example (cargo builds examples before integration tests).
+pub fn example_path(name: &str) -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    // target/<profile>/deps/<test> -> target/<profile>/examples/<name>
+    exe.parent()
+        .and_then(|d| d.parent())
+        .expect("target directory")
+        .join("examples")
+        .join(name)
+}
+
+/// A line the child printed, with when it arrived (since just before the spawn).
+pub type TimedLine = (std::time::Duration, String);
+
+/// An example running as a child process, stdout and stderr piped. Every wait is bounded:
+/// on timeout the child is killed and the test fails with a message naming the example.
+/// Dropping it kills the child if it still runs (so a failing test leaves no process behind).
+pub struct RunningExample {
+    name: String,
+    child: std::process::Child,
+    start: std::time::Instant,
+    lines: std::sync::mpsc::Receiver<TimedLine>,
+    stdout_reader: Option<std::thread::JoinHandle<()>>,
+    stderr_reader: Option<std::thread::JoinHandle<String>>,
+}
+
+/// How a [`RunningExample`] ended.
+#[derive(Debug)]
+pub struct Finished {
+    pub status: std::process::ExitStatus,
+    /// When the exit was seen (since just before the spawn; polled every 5 ms).
+    pub elapsed: std::time::Duration,
+    /// The stdout lines not read with `next_line` before the exit.
+    pub lines: Vec<TimedLine>,
+    pub stderr: String,
+}
+
+/// Spawns a built example with `args`, reading its stdout line by line as it arrives.
+pub fn spawn_example(name: &str, args: &[&str]) -> RunningExample {
+    use std::io::{BufRead, Read};
+    use std::process::{Command, Stdio};
+
+    let path = example_path(name);
+    let start = std::time::Instant::now();
+    let mut child = Command::new(&path)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", path.display()));
+    let stdout = child.stdout.take().expect("piped stdout");
+    let mut stderr = child.stderr.take().expect("piped stderr");
+    let (tx, lines) = std::sync::mpsc::channel();
+    let stdout_reader = std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send((start.elapsed(), line)).is_err() {
+                break;
+            }
+        }
+    });
+    let stderr_reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stderr.read_to_string(&mut s);
+        s
+    });
+    RunningExample {
+        name: name.to_string(),
+        child,
+        start,
+        lines,
+        stdout_reader: Some(stdout_reader),
+        stderr_reader: Some(stderr_reader),
+    }
+}
+
+impl RunningExample {
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    /// Kills the child (if it still runs) and fails the test with `why`.
+    fn fail(&mut self, why: &str) -> ! {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let stderr = self
+            .stderr_reader
+            .take()
+            .and_then(|h| h.join().ok())
+            .unwrap_or_default();
+        panic!("example {}: {why}; its stderr: {stderr:?}", self.name);
+    }
+
+    /// The next line of stdout, waiting at most `timeout`.
+    pub fn next_line(&mut self, timeout: std::time::Duration) -> TimedLine {
+        match self.lines.recv_timeout(timeout) {
+            Ok(l) => l,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                self.fail(&format!("printed no line within {timeout:?}"))
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                self.fail("closed stdout before printing the expected line")
+            }
+        }
+    }
+
+    /// Sends signal `sig` to the child.
+    pub fn signal(&mut self, sig: i32) {
+        // SAFETY: kill(2) with the pid of our own child, which has not been reaped yet (we
+        // hold its `Child` and only `wait` reaps it), so the pid cannot have been reused.
+        let r = unsafe { libc::kill(self.pid(), sig) };
+        if r != 0 {
+            let e = std::io::Error::last_os_error();
+            self.fail(&format!("kill({sig}) failed: {e}"));
+        }
+    }
+
+    /// Waits at most `timeout` until the child has handlers for all of `signals` installed
+    /// and has gone to sleep since (in its reactor's poll, the only place a running example
+    /// sleeps). Linux: reads `State` and the caught-signals mask `SigCgt` of
+    /// `/proc/PID/status`; elsewhere it just waits 300 ms.
+    ///
+    /// The mask alone is not enough: signal-hook installs the `sigaction` a moment before it
+    /// publishes what the handler should do, and a signal arriving in between is lost.
+    pub fn wait_for_signal_handlers(&mut self, signals: &[i32], timeout: std::time::Duration) {
+        let status = format!("/proc/{}/status", self.pid());
+        if std::fs::metadata(&status).is_err() {
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            return;
+        }
+        let want: u64 = signals
+            .iter()
+            .map(|s| 1u64 << (s - 1))
+            .fold(0, |a, b| a | b);
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let text = std::fs::read_to_string(&status).unwrap_or_default();
+            let field = |name: &str| {
+                text.lines()
+                    .find_map(|l| l.strip_prefix(name))
+                    .map(|v| v.trim().to_string())
+            };
+            let state = field("State:");
+            let caught = field("SigCgt:").and_then(|m| u64::from_str_radix(&m, 16).ok());
+            let asleep = state.as_deref().is_some_and(|s| s.starts_with('S'));
+            if asleep && caught.is_some_and(|c| c & want == want) {
+                return;
+            }
+            if std::time::Instant::now() >= deadline {
+                self.fail(&format!(
+                    "did not install handlers for signals {signals:?} and wait within \
+                     {timeout:?} (State {state:?}, SigCgt {caught:x?})"
+                ));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+    }
+
+    /// Waits at most `timeout` for the child to exit; then collects the rest of its output.
+    pub fn wait(mut self, timeout: std::time::Duration) -> Finished {
+        let deadline = self.start.elapsed() + timeout;
+        let status = loop {
+            match self.child.try_wait() {
+                Ok(Some(status)) => break status,
+                Ok(None) if self.start.elapsed() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(5))
+                }
+                Ok(None) => self.fail(&format!("did not exit within {timeout:?}")),
+                Err(e) => self.fail(&format!("cannot wait for it: {e}")),
+            }
+        };
+        let elapsed = self.start.elapsed();
+        // The child has exited: its pipes close, so the readers finish (unless it left a
+        // process of its own holding them, which none of the examples does).
+        if let Some(h) = self.stdout_reader.take() {
+            let _ = h.join();
+        }
+        let stderr = self
+            .stderr_reader
+            .take()
+            .and_then(|h| h.join().ok())
+            .unwrap_or_default();
+        Finished {
+            status,
+            elapsed,
+            lines: self.lines.try_iter().collect(),
+            stderr,
+        }
+    }
+}
+
+impl Drop for RunningExample {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
