@@ -8,10 +8,41 @@
 
 use std::io::{self, Read};
 use std::os::unix::net::UnixStream;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use mio::{Interest, Registry, Token};
 
 pub(crate) const SIGNAL_TOKEN: Token = Token(1);
+
+/// signal-hook keeps its process-wide handler installed once registered, and unregistering our
+/// action does not bring the default back: after `run()` returned, Ctrl-C would be ignored.
+/// So, the first time, a "run the default action" handler is registered too, active only while
+/// no reactor handles the signals (a count of installed reactors).
+struct DefaultWhenIdle {
+    installed: AtomicUsize,
+    idle: Arc<AtomicBool>,
+}
+
+fn default_when_idle() -> &'static DefaultWhenIdle {
+    static STATE: OnceLock<DefaultWhenIdle> = OnceLock::new();
+    static REGISTERED: Mutex<bool> = Mutex::new(false);
+    let state = STATE.get_or_init(|| DefaultWhenIdle {
+        installed: AtomicUsize::new(0),
+        idle: Arc::new(AtomicBool::new(false)),
+    });
+    let mut registered = REGISTERED.lock().unwrap_or_else(|p| p.into_inner());
+    if !*registered {
+        for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+            if let Err(e) = signal_hook::flag::register_conditional_default(sig, state.idle.clone())
+            {
+                log::warn!(target: "twistor::reactor", "cannot arm the default action of signal {sig}: {e}");
+            }
+        }
+        *registered = true;
+    }
+    state
+}
 
 /// Installed handlers; dropping this uninstalls them.
 pub(crate) struct SignalPipes {
@@ -20,21 +51,33 @@ pub(crate) struct SignalPipes {
 
 impl SignalPipes {
     pub(crate) fn install(registry: &Registry) -> io::Result<SignalPipes> {
-        let mut pipes = Vec::new();
+        let idle = default_when_idle();
+        idle.installed.fetch_add(1, Ordering::SeqCst);
+        idle.idle.store(false, Ordering::SeqCst);
+        let mut pipes = SignalPipes { pipes: Vec::new() };
         for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-            let (read, write) = UnixStream::pair()?;
-            read.set_nonblocking(true)?;
-            write.set_nonblocking(true)?;
-            let id = signal_hook::low_level::pipe::register(sig, write)?;
-            let mut read = mio::net::UnixStream::from_std(read);
-            // All signal pipes share one token: on an event, every pipe is drained.
-            if let Err(e) = registry.register(&mut read, SIGNAL_TOKEN, Interest::READABLE) {
-                signal_hook::low_level::unregister(id);
+            if let Err(e) = pipes.add(registry, sig) {
+                // Undo what was done, the count included.
+                pipes.uninstall(registry);
                 return Err(e);
             }
-            pipes.push((sig, read, id));
         }
-        Ok(SignalPipes { pipes })
+        Ok(pipes)
+    }
+
+    fn add(&mut self, registry: &Registry, sig: i32) -> io::Result<()> {
+        let (read, write) = UnixStream::pair()?;
+        read.set_nonblocking(true)?;
+        write.set_nonblocking(true)?;
+        let id = signal_hook::low_level::pipe::register(sig, write)?;
+        let mut read = mio::net::UnixStream::from_std(read);
+        // All signal pipes share one token: on an event, every pipe is drained.
+        if let Err(e) = registry.register(&mut read, SIGNAL_TOKEN, Interest::READABLE) {
+            signal_hook::low_level::unregister(id);
+            return Err(e);
+        }
+        self.pipes.push((sig, read, id));
+        Ok(())
     }
 
     /// The signals that arrived since the last call (each pipe drained).
@@ -64,5 +107,9 @@ impl SignalPipes {
             let _ = registry.deregister(read);
         }
         self.pipes.clear();
+        let idle = default_when_idle();
+        if idle.installed.fetch_sub(1, Ordering::SeqCst) == 1 {
+            idle.idle.store(true, Ordering::SeqCst);
+        }
     }
 }
