@@ -312,7 +312,12 @@ impl Reactor {
         let weak = self.weak();
         self.inner.triggers.fire("startup", move || {
             if let Some(inner) = weak.upgrade() {
-                inner.life.borrow_mut().running = true;
+                let mut l = inner.life.borrow_mut();
+                // Only if this run is still on: a firing that waited for a before-startup
+                // Deferred may complete after the reactor crashed.
+                if l.started {
+                    l.running = true;
+                }
             }
         });
         let mut result = Ok(());

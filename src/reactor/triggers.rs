@@ -6,6 +6,11 @@
 //! *during* and *after* phases wait until every such Deferred has fired (a failure is logged
 //! and does not block). The reactor keeps running I/O and timers meanwhile.
 //!
+//! Firing an event again while an earlier firing still waits is a new, independent firing (as
+//! Twisted's `_ThreePhaseEvent.fireEvent`): it runs the triggers registered since and does not
+//! wait for the earlier Deferreds. This is what lets a reactor that crashed during an
+//! asynchronous before-startup trigger run again.
+//!
 //! Triggers run with no borrow held: a trigger may add or remove triggers, stop the reactor, or
 //! fire Deferreds. A trigger added to a phase while that phase runs runs in the same pass, as
 //! in Twisted (the phase list is consumed from the front until empty).
@@ -53,8 +58,6 @@ struct Event {
     before: Vec<(u64, Trigger)>,
     during: Vec<(u64, Trigger)>,
     after: Vec<(u64, Trigger)>,
-    /// True while the before phase waits for Deferreds.
-    waiting: bool,
 }
 
 impl Event {
@@ -83,12 +86,11 @@ impl fmt::Debug for Triggers {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let s = self.inner.borrow();
         f.debug_map()
-            .entries(s.events.iter().map(|(k, e)| {
-                (
-                    k.clone(),
-                    (e.before.len(), e.during.len(), e.after.len(), e.waiting),
-                )
-            }))
+            .entries(
+                s.events
+                    .iter()
+                    .map(|(k, e)| (k.clone(), (e.before.len(), e.during.len(), e.after.len()))),
+            )
             .finish()
     }
 }
@@ -156,14 +158,6 @@ impl Triggers {
     /// the during triggers, then the after triggers. `on_during` is the reactor's own during
     /// work (it runs first, as Twisted's reactor registers its triggers first).
     pub(crate) fn fire(&self, event: &str, on_during: impl FnOnce() + 'static) {
-        {
-            let mut s = self.inner.borrow_mut();
-            let e = s.events.entry(event.to_string()).or_default();
-            if e.waiting {
-                return;
-            }
-            e.waiting = true;
-        }
         let mut waits = Vec::new();
         while let Some((_, t)) = self.pop_front(event, Phase::Before) {
             if let Some(d) = run_trigger(t) {
@@ -189,9 +183,6 @@ impl Triggers {
     }
 
     fn continue_firing(&self, event: &str, on_during: impl FnOnce()) {
-        if let Some(e) = self.inner.borrow_mut().events.get_mut(event) {
-            e.waiting = false;
-        }
         on_during();
         for phase in [Phase::During, Phase::After] {
             while let Some((_, t)) = self.pop_front(event, phase) {

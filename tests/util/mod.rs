@@ -291,3 +291,34 @@ impl Drop for RunningExample {
         }
     }
 }
+
+/// Runs `body` on a thread of its own and fails the test if it has not finished within
+/// `secs` seconds, so a reactor that hangs fails its test instead of blocking CI. A
+/// `Reactor` is not `Send`: the body builds its own (and calls `capture_logs` itself if it
+/// checks logs, since captures are per thread). A panic in the body fails the test with the
+/// body's own message.
+pub fn bounded<T: Send + 'static>(secs: u64, body: impl FnOnce() -> T + Send + 'static) -> T {
+    use std::sync::mpsc;
+    use std::time::Duration;
+    let (done, finished) = mpsc::channel();
+    let name = std::thread::current()
+        .name()
+        .unwrap_or("bounded test")
+        .to_string();
+    let handle = std::thread::Builder::new()
+        .name(name)
+        .spawn(move || {
+            let v = body();
+            let _ = done.send(());
+            v
+        })
+        .expect("cannot start the test thread");
+    match finished.recv_timeout(Duration::from_secs(secs)) {
+        // Disconnected: the body panicked (dropping the sender); join reports the panic.
+        Ok(()) | Err(mpsc::RecvTimeoutError::Disconnected) => match handle.join() {
+            Ok(v) => v,
+            Err(p) => std::panic::resume_unwind(p),
+        },
+        Err(mpsc::RecvTimeoutError::Timeout) => panic!("test did not finish within {secs} s"),
+    }
+}
