@@ -66,11 +66,14 @@
 #![warn(missing_docs)]
 
 pub mod defer;
+pub mod error;
 pub mod failure;
+pub mod protocol;
 pub mod reactor;
 pub mod task;
 pub mod testing;
 pub mod time;
+pub mod transport;
 
 pub use defer::Deferred;
 pub use failure::Failure;

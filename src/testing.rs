@@ -59,3 +59,257 @@ pub fn assert_no_result<T: 'static>(d: &Deferred<T>) {
         panic!("no result expected on {d:?}, found a result");
     }
 }
+
+// ---- in-memory transports ------------------------------------------------------------------
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+
+use crate::protocol::{attach, Handle, Protocol, ProtocolDriver};
+use crate::transport::{Address, Producer, ProducerError, Transport, TransportImpl};
+
+/// A transport that records what is written, for testing protocols without sockets (Twisted's
+/// `StringTransport`). `lose_connection` only sets `disconnecting`; use
+/// [`with_disconnection`](StringTransport::with_disconnection) for one that also calls the
+/// protocol's `connection_lost` (Twisted's `StringTransportWithDisconnection`).
+///
+/// ```
+/// use twistor::protocol::{Context, Protocol};
+/// use twistor::testing::StringTransport;
+///
+/// struct Upper;
+/// impl Protocol for Upper {
+///     fn data_received(&mut self, cx: &Context<Self>, data: &[u8]) {
+///         cx.transport().write(&data.to_ascii_uppercase());
+///     }
+/// }
+/// let st = StringTransport::new();
+/// st.connect(Upper);
+/// st.deliver(b"hi");
+/// assert_eq!(st.value(), b"HI");
+/// ```
+#[derive(Clone)]
+pub struct StringTransport {
+    inner: Rc<StInner>,
+}
+
+struct StInner {
+    written: RefCell<Vec<u8>>,
+    disconnecting: Cell<bool>,
+    disconnect_calls_lost: bool,
+    write_closed: Cell<bool>,
+    reading: Cell<ReadState>,
+    producer: RefCell<Option<(Rc<dyn Producer>, bool)>>,
+    driver: RefCell<Option<Rc<dyn ProtocolDriver>>>,
+    lost: RefCell<Option<Failure>>,
+    host: Address,
+    peer: Address,
+}
+
+/// The reading state a protocol set on a [`StringTransport`] (Twisted's `producerState`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadState {
+    /// Reading.
+    Producing,
+    /// `pause_producing` was called.
+    Paused,
+    /// `stop_producing` was called.
+    Stopped,
+}
+
+impl Default for StringTransport {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl StringTransport {
+    /// A transport whose `lose_connection` only records the request.
+    pub fn new() -> StringTransport {
+        Self::build(false)
+    }
+
+    /// A transport whose `lose_connection` also calls the protocol's `connection_lost` with
+    /// `ConnectionDone` (Twisted's `StringTransportWithDisconnection`).
+    ///
+    /// ```
+    /// use twistor::protocol::{Context, Protocol};
+    /// use twistor::testing::StringTransport;
+    /// struct Bye;
+    /// impl Protocol for Bye {
+    ///     fn connection_made(&mut self, cx: &Context<Self>) { cx.transport().lose_connection() }
+    ///     fn data_received(&mut self, _: &Context<Self>, _: &[u8]) {}
+    /// }
+    /// let st = StringTransport::with_disconnection();
+    /// let h = st.connect(Bye);
+    /// assert!(!h.alive());
+    /// assert!(st.lost_reason().unwrap().is::<twistor::error::ConnectionDone>());
+    /// ```
+    pub fn with_disconnection() -> StringTransport {
+        Self::build(true)
+    }
+
+    fn build(disconnect_calls_lost: bool) -> StringTransport {
+        StringTransport {
+            inner: Rc::new(StInner {
+                written: RefCell::new(Vec::new()),
+                disconnecting: Cell::new(false),
+                disconnect_calls_lost,
+                write_closed: Cell::new(false),
+                reading: Cell::new(ReadState::Producing),
+                producer: RefCell::new(None),
+                driver: RefCell::new(None),
+                lost: RefCell::new(None),
+                host: Address::Tcp(([10, 0, 0, 1], 12345).into()),
+                peer: Address::Tcp(([192, 168, 1, 1], 54321).into()),
+            }),
+        }
+    }
+
+    /// The [`Transport`] handle protocols use.
+    pub fn transport(&self) -> Transport {
+        Transport::new(self.inner.clone())
+    }
+
+    /// Connects `protocol` to this transport and calls its `connection_made`.
+    pub fn connect<P: Protocol>(&self, protocol: P) -> Handle<P> {
+        let (driver, handle) = attach(protocol, self.transport());
+        *self.inner.driver.borrow_mut() = Some(driver.clone());
+        driver.make_connection();
+        handle
+    }
+
+    /// Delivers received bytes to the protocol (`data_received`).
+    pub fn deliver(&self, data: &[u8]) {
+        let d = self.inner.driver.borrow().clone();
+        if let Some(d) = d {
+            d.data_received(data);
+        }
+    }
+
+    /// Tells the protocol its connection is gone (`connection_lost(reason)`), once.
+    pub fn connection_lost(&self, reason: Failure) {
+        let d = self.inner.driver.borrow_mut().take();
+        if let Some(d) = d {
+            *self.inner.lost.borrow_mut() = Some(reason.clone());
+            d.connection_lost(reason);
+        }
+    }
+
+    /// Tells the protocol the peer closed its write side (`read_connection_lost`).
+    pub fn read_connection_lost(&self) {
+        let d = self.inner.driver.borrow().clone();
+        if let Some(d) = d {
+            d.read_connection_lost();
+        }
+    }
+
+    /// Everything written so far.
+    pub fn value(&self) -> Vec<u8> {
+        self.inner.written.borrow().clone()
+    }
+
+    /// Forgets what was written.
+    pub fn clear(&self) {
+        self.inner.written.borrow_mut().clear();
+    }
+
+    /// True once `lose_connection` or `abort_connection` was called.
+    pub fn disconnecting(&self) -> bool {
+        self.inner.disconnecting.get()
+    }
+
+    /// The reason given to the protocol's `connection_lost`, if it was called.
+    pub fn lost_reason(&self) -> Option<Failure> {
+        self.inner.lost.borrow().clone()
+    }
+
+    /// The reading state (pause/resume/stop producing called by the protocol).
+    pub fn read_state(&self) -> ReadState {
+        self.inner.reading.get()
+    }
+
+    /// The registered producer and whether it is streaming.
+    pub fn producer(&self) -> Option<(Rc<dyn Producer>, bool)> {
+        self.inner.producer.borrow().clone()
+    }
+
+    /// True once `lose_write_connection` was called.
+    pub fn write_closed(&self) -> bool {
+        self.inner.write_closed.get()
+    }
+}
+
+impl StInner {
+    fn lose(&self, reason: Failure) {
+        self.disconnecting.set(true);
+        if self.disconnect_calls_lost {
+            let d = self.driver.borrow_mut().take();
+            if let Some(d) = d {
+                *self.lost.borrow_mut() = Some(reason.clone());
+                d.connection_lost(reason);
+            }
+        }
+    }
+}
+
+impl TransportImpl for StInner {
+    fn write(&self, data: &[u8]) {
+        self.written.borrow_mut().extend_from_slice(data);
+    }
+    fn lose_connection(&self) {
+        if !self.disconnecting.get() {
+            self.lose(Failure::new(crate::error::ConnectionDone));
+        }
+    }
+    fn abort_connection(&self) {
+        if !self.disconnecting.get() {
+            self.lose(Failure::new(crate::error::ConnectionAborted));
+        }
+    }
+    fn abort_with(&self, reason: Failure) {
+        // A panicking protocol: the connection is gone, with the panic as the reason.
+        self.disconnecting.set(true);
+        let d = self.driver.borrow_mut().take();
+        if let Some(d) = d {
+            *self.lost.borrow_mut() = Some(reason.clone());
+            d.connection_lost(reason);
+        }
+    }
+    fn lose_write_connection(&self) {
+        self.write_closed.set(true);
+    }
+    fn get_host(&self) -> Address {
+        self.host.clone()
+    }
+    fn get_peer(&self) -> Address {
+        self.peer.clone()
+    }
+    fn disconnecting(&self) -> bool {
+        self.disconnecting.get()
+    }
+    fn pause_producing(&self) {
+        self.reading.set(ReadState::Paused);
+    }
+    fn resume_producing(&self) {
+        self.reading.set(ReadState::Producing);
+    }
+    fn stop_producing(&self) {
+        self.reading.set(ReadState::Stopped);
+    }
+    fn register_producer(
+        &self,
+        producer: Rc<dyn Producer>,
+        streaming: bool,
+    ) -> Result<(), ProducerError> {
+        if self.producer.borrow().is_some() {
+            return Err(ProducerError::AlreadyRegistered);
+        }
+        *self.producer.borrow_mut() = Some((producer, streaming));
+        Ok(())
+    }
+    fn unregister_producer(&self) {
+        let p = self.producer.borrow_mut().take();
+        drop(p);
+    }
+}

@@ -41,6 +41,7 @@
 
 mod fdset;
 mod signals;
+pub(crate) mod sources;
 mod threads;
 mod triggers;
 
@@ -153,10 +154,27 @@ pub(crate) struct Extensions {
     /// Deferreds waiting for a pool thread's result, by key.
     pub(crate) parked: HashMap<u64, Box<dyn std::any::Any>>,
     pub(crate) next_parked: u64,
+    /// Transport sources by token (see `sources`).
+    pub(crate) sources: HashMap<usize, Rc<dyn sources::SourceHandler>>,
+    pub(crate) next_source: usize,
+    /// Sources to run again next turn.
+    pub(crate) source_again: Vec<usize>,
+    /// Transports to flush after the current phase.
+    pub(crate) flushes: Vec<Rc<dyn sources::SourceHandler>>,
 }
 
 mod threadpool;
 pub use threadpool::DEFAULT_POOL_SIZE;
+
+/// A weak reactor handle.
+#[derive(Clone)]
+pub(crate) struct WeakReactor(Weak<Inner>);
+
+impl WeakReactor {
+    pub(crate) fn upgrade(&self) -> Option<Reactor> {
+        Reactor::from_weak(&self.0)
+    }
+}
 
 /// The event loop. A cheap handle (clone it freely); not `Send`: other threads use
 /// [`thread_handle`](Reactor::thread_handle).
@@ -251,6 +269,11 @@ impl Reactor {
 
     fn from_weak(w: &Weak<Inner>) -> Option<Reactor> {
         w.upgrade().map(|inner| Reactor { inner })
+    }
+
+    /// A weak handle (transports keep one, so the reactor does not keep itself alive).
+    pub(crate) fn downgrade(&self) -> WeakReactor {
+        WeakReactor(self.weak())
     }
 
     pub(crate) fn extensions(&self) -> std::cell::RefMut<'_, Extensions> {
@@ -530,7 +553,9 @@ impl Reactor {
         } else {
             Some(Duration::ZERO)
         };
-        let due_now = next.is_some_and(|t| t <= now) && self.inner.again.borrow().is_empty();
+        let due_now = next.is_some_and(|t| t <= now)
+            && self.inner.again.borrow().is_empty()
+            && !self.sources_pending();
         if timeout == Some(Duration::ZERO) && due_now {
             let skipped = self.inner.skipped_polls.get();
             if skipped < MAX_SKIPPED_POLLS {
@@ -568,6 +593,7 @@ impl Reactor {
             }
         }
         let just_stopped = std::mem::replace(&mut self.inner.life.borrow_mut().just_stopped, false);
+        self.run_flushes();
         if just_stopped {
             self.fire_shutdown();
         }
@@ -576,7 +602,10 @@ impl Reactor {
 
     /// How long the next poll may block, given the time and the next deadline.
     fn timeout(&self, now: f64, next: Option<f64>) -> Option<Duration> {
-        if !self.inner.again.borrow().is_empty() || !self.inner.woken.borrow().is_empty() {
+        if !self.inner.again.borrow().is_empty()
+            || !self.inner.woken.borrow().is_empty()
+            || self.sources_pending()
+        {
             return Some(Duration::ZERO);
         }
         let secs = (next? - now).clamp(0.0, MAX_TIMEOUT);
@@ -609,10 +638,15 @@ impl Reactor {
         };
         let again = std::mem::take(&mut *self.inner.again.borrow_mut());
         let mut done: Vec<(Token, Dir)> = Vec::with_capacity(ready.len() * 2 + again.len());
+        let mut sources_done: Vec<usize> = Vec::new();
         for (token, readable, writable) in ready {
             match token {
                 WAKER_TOKEN => {}
                 SIGNAL_TOKEN => self.handle_signals(),
+                t if t.0 >= sources::SOURCE_BASE => {
+                    self.dispatch_source(t, readable, writable);
+                    sources_done.push(t.0);
+                }
                 _ => {
                     if readable {
                         self.dispatch(token, Dir::Read);
@@ -630,6 +664,8 @@ impl Reactor {
                 self.dispatch(token, dir);
             }
         }
+        self.run_sources_again(&sources_done);
+        self.run_flushes();
         Ok(())
     }
 

@@ -1,0 +1,410 @@
+//! Protocols and factories: what bytes mean (Twisted's `IProtocol`, `Factory`).
+//!
+//! A [`Protocol`] is a state machine driven by its transport's events: `connection_made`, then
+//! any number of `data_received`, then `connection_lost` exactly once. A [`Factory`] builds one
+//! protocol per connection.
+//!
+//! # Touching a protocol later: [`Handle`]
+//!
+//! Protocols often start work that finishes later (a Deferred, a `call_later`) and must then
+//! update their own state and write to their transport. Every callback gets a [`Context`]
+//! whose [`handle`](Context::handle) is a weak, cheap, clonable reference to the protocol;
+//! [`Handle::with`] runs a closure on the protocol (with its context) as soon as that is safe:
+//! at once if no callback of this protocol is running, otherwise right after the running one
+//! returns. It never panics on re-entrancy, and does nothing once the connection is gone (the
+//! handle is weak), so there is no `Rc<RefCell<…>>` for the user to juggle.
+//!
+//! ```
+//! use twistor::protocol::{Context, Protocol};
+//! use twistor::testing::StringTransport;
+//! use twistor::{Clock, Deferred};
+//!
+//! struct Greeter { clock: Clock, greeted: bool }
+//!
+//! impl Protocol for Greeter {
+//!     fn connection_made(&mut self, cx: &Context<Self>) {
+//!         // Greet one second later, from a timer: the handle reaches the protocol then.
+//!         let me = cx.handle();
+//!         self.clock.call_later(1.0, move || {
+//!             me.with(|p, cx| {
+//!                 p.greeted = true;
+//!                 cx.transport().write(b"hello\r\n");
+//!             });
+//!         });
+//!     }
+//!     fn data_received(&mut self, _cx: &Context<Self>, _data: &[u8]) {}
+//! }
+//!
+//! let clock = Clock::new();
+//! let st = StringTransport::new();
+//! let handle = st.connect(Greeter { clock: clock.clone(), greeted: false });
+//! clock.advance(1.0);
+//! assert_eq!(st.value(), b"hello\r\n");
+//! assert_eq!(handle.with(|p, _| p.greeted), Some(true));
+//! ```
+
+use std::cell::{Cell, RefCell};
+use std::collections::{HashMap, VecDeque};
+use std::fmt;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::rc::{Rc, Weak};
+
+use crate::transport::{Address, Transport};
+use crate::Failure;
+
+/// A stream protocol (Twisted's `Protocol`, with `IHalfCloseableProtocol`'s two methods).
+///
+/// Only `data_received` is required. Callbacks get the [`Context`]: the transport and a
+/// [`Handle`] for later work. A panic in a callback closes the connection; `connection_lost`
+/// then gets the panic as its reason (DESIGN decision 8).
+pub trait Protocol: Sized + 'static {
+    /// The connection is up (Twisted's `connectionMade`).
+    fn connection_made(&mut self, _cx: &Context<Self>) {}
+
+    /// Bytes arrived, in any chunking.
+    fn data_received(&mut self, cx: &Context<Self>, data: &[u8]);
+
+    /// The connection is gone, for `reason`: [`ConnectionDone`](crate::error::ConnectionDone)
+    /// for a clean close, [`ConnectionLost`](crate::error::ConnectionLost) (or
+    /// [`ConnectionAborted`](crate::error::ConnectionAborted)) otherwise. Called exactly once.
+    fn connection_lost(&mut self, _cx: &Context<Self>, _reason: Failure) {}
+
+    /// The peer closed its write side (EOF) and the transport supports half-close. The default
+    /// is a protocol that is not half-close aware: it closes the connection (Twisted then
+    /// reports `ConnectionDone`).
+    fn read_connection_lost(&mut self, cx: &Context<Self>) {
+        cx.transport().lose_connection();
+    }
+
+    /// This side's write direction was shut down (after `lose_write_connection`).
+    fn write_connection_lost(&mut self, _cx: &Context<Self>) {}
+}
+
+/// What a protocol callback can reach: its transport and a handle on itself.
+pub struct Context<P> {
+    transport: Transport,
+    handle: Handle<P>,
+}
+
+impl<P> Context<P> {
+    /// The protocol's transport.
+    pub fn transport(&self) -> &Transport {
+        &self.transport
+    }
+
+    /// A handle on the protocol, for work that finishes later.
+    pub fn handle(&self) -> Handle<P> {
+        self.handle.clone()
+    }
+}
+
+type Queued<P> = Box<dyn FnOnce(&mut P, &Context<P>)>;
+
+/// A connected protocol: the protocol, its context and the work queued while it was busy.
+pub(crate) struct Slot<P> {
+    proto: RefCell<P>,
+    cx: Context<P>,
+    queued: RefCell<VecDeque<Queued<P>>>,
+    /// `connection_lost` ran: nothing else may be delivered.
+    lost: Cell<bool>,
+}
+
+/// A weak handle on a connected protocol (see the module docs).
+pub struct Handle<P> {
+    slot: Weak<Slot<P>>,
+}
+
+impl<P> Clone for Handle<P> {
+    fn clone(&self) -> Self {
+        Handle {
+            slot: self.slot.clone(),
+        }
+    }
+}
+
+impl<P> fmt::Debug for Handle<P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "<Handle alive={}>", self.slot.strong_count() > 0)
+    }
+}
+
+impl<P: Protocol> Handle<P> {
+    /// Runs `f` on the protocol now and returns its result, if no callback of the protocol is
+    /// running; if one is, queues `f` to run right after it and returns `None`. Also `None` if
+    /// the connection is gone.
+    ///
+    /// ```
+    /// use twistor::protocol::{Context, Protocol};
+    /// use twistor::testing::StringTransport;
+    ///
+    /// struct Count(u32);
+    /// impl Protocol for Count {
+    ///     fn data_received(&mut self, _cx: &Context<Self>, d: &[u8]) { self.0 += d.len() as u32 }
+    /// }
+    /// let st = StringTransport::new();
+    /// let h = st.connect(Count(0));
+    /// st.deliver(b"abc");
+    /// assert_eq!(h.with(|p, _| p.0), Some(3));
+    /// ```
+    pub fn with<R>(&self, f: impl FnOnce(&mut P, &Context<P>) -> R + 'static) -> Option<R> {
+        let slot = self.slot.upgrade()?;
+        if slot.lost.get() {
+            return None;
+        }
+        let r = match slot.proto.try_borrow_mut() {
+            Ok(mut p) => Some(f(&mut p, &slot.cx)),
+            Err(_) => {
+                // A callback of this protocol is on the stack: run after it.
+                let mut f = Some(f);
+                slot.queued.borrow_mut().push_back(Box::new(move |p, cx| {
+                    if let Some(f) = f.take() {
+                        let _ = f(p, cx);
+                    }
+                }));
+                return None;
+            }
+        };
+        slot.run_queued();
+        r
+    }
+
+    /// True while the connection exists.
+    pub fn alive(&self) -> bool {
+        self.slot.upgrade().is_some_and(|s| !s.lost.get())
+    }
+}
+
+/// What a transport drives: one connected protocol, type-erased.
+pub trait ProtocolDriver {
+    /// Calls `connection_made`.
+    fn make_connection(&self);
+    /// Calls `data_received`.
+    fn data_received(&self, data: &[u8]);
+    /// Calls `connection_lost` (once; later calls are ignored).
+    fn connection_lost(&self, reason: Failure);
+    /// Calls `read_connection_lost`.
+    fn read_connection_lost(&self);
+    /// Calls `write_connection_lost`.
+    fn write_connection_lost(&self);
+}
+
+impl<P: Protocol> Slot<P> {
+    fn run_queued(&self) {
+        loop {
+            let Some(job) = self.queued.borrow_mut().pop_front() else {
+                return;
+            };
+            let Ok(mut p) = self.proto.try_borrow_mut() else {
+                // Still busy (nested): the outer call drains the rest.
+                self.queued.borrow_mut().push_front(job);
+                return;
+            };
+            if self.lost.get() {
+                return;
+            }
+            job(&mut p, &self.cx);
+        }
+    }
+
+    /// Runs one callback. A panic closes the connection with the panic as the reason.
+    fn call(&self, f: impl FnOnce(&mut P, &Context<P>)) {
+        if self.lost.get() {
+            return;
+        }
+        let outcome = match self.proto.try_borrow_mut() {
+            Ok(mut p) => catch_unwind(AssertUnwindSafe(|| f(&mut p, &self.cx))),
+            Err(_) => {
+                log::error!(target: "twistor::protocol", "protocol re-entered by its transport; event dropped");
+                return;
+            }
+        };
+        match outcome {
+            Ok(()) => self.run_queued(),
+            Err(payload) => {
+                let f = Failure::from_panic(&*payload);
+                log::error!(target: "twistor::protocol", "protocol callback panicked, closing the connection: {f}");
+                self.cx.transport.abort_with(f);
+            }
+        }
+    }
+}
+
+impl<P: Protocol> ProtocolDriver for Slot<P> {
+    fn make_connection(&self) {
+        self.call(|p, cx| p.connection_made(cx));
+    }
+    fn data_received(&self, data: &[u8]) {
+        self.call(|p, cx| p.data_received(cx, data));
+    }
+    fn connection_lost(&self, reason: Failure) {
+        if self.lost.get() {
+            return;
+        }
+        let r = match self.proto.try_borrow_mut() {
+            Ok(mut p) => catch_unwind(AssertUnwindSafe(|| p.connection_lost(&self.cx, reason))),
+            Err(_) => {
+                log::error!(target: "twistor::protocol", "connection_lost while the protocol is busy; dropped");
+                Ok(())
+            }
+        };
+        self.lost.set(true);
+        // Work queued for a gone connection is dropped, with no borrow held.
+        let dropped: Vec<_> = self.queued.borrow_mut().drain(..).collect();
+        drop(dropped);
+        if let Err(p) = r {
+            log::error!(
+                target: "twistor::protocol",
+                "connection_lost panicked: {}",
+                Failure::from_panic(&*p)
+            );
+        }
+    }
+    fn read_connection_lost(&self) {
+        self.call(|p, cx| p.read_connection_lost(cx));
+    }
+    fn write_connection_lost(&self) {
+        self.call(|p, cx| p.write_connection_lost(cx));
+    }
+}
+
+/// Connects `protocol` to `transport`: returns the driver the transport calls and the handle.
+/// `connection_made` is not called yet (the transport calls `make_connection` when ready).
+pub fn attach<P: Protocol>(
+    protocol: P,
+    transport: Transport,
+) -> (Rc<dyn ProtocolDriver>, Handle<P>) {
+    let slot = Rc::new_cyclic(|weak: &Weak<Slot<P>>| Slot {
+        proto: RefCell::new(protocol),
+        cx: Context {
+            transport,
+            handle: Handle { slot: weak.clone() },
+        },
+        queued: RefCell::new(VecDeque::new()),
+        lost: Cell::new(false),
+    });
+    let handle = Handle {
+        slot: Rc::downgrade(&slot),
+    };
+    (slot, handle)
+}
+
+/// Builds a protocol for each connection (Twisted's `Factory` / `ServerFactory`).
+pub trait Factory: 'static {
+    /// The protocol it builds.
+    type Protocol: Protocol;
+
+    /// A protocol for a connection from/to `addr`, or `None` to refuse the connection.
+    fn build_protocol(&self, addr: &Address) -> Option<Self::Protocol>;
+
+    /// Called when the first port or connector starts using this factory.
+    fn start_factory(&self) {}
+
+    /// Called when the last port or connector stops using it.
+    fn stop_factory(&self) {}
+}
+
+/// A factory for client connections (Twisted's `ClientFactory`).
+pub trait ClientFactory: Factory {
+    /// A connection attempt started.
+    fn started_connecting(&self, _connector: &crate::transport::tcp::Connector) {}
+    /// A connection attempt failed.
+    fn client_connection_failed(
+        &self,
+        _connector: &crate::transport::tcp::Connector,
+        _reason: Failure,
+    ) {
+    }
+    /// An established connection was lost (after the protocol's `connection_lost`).
+    fn client_connection_lost(
+        &self,
+        _connector: &crate::transport::tcp::Connector,
+        _reason: Failure,
+    ) {
+    }
+}
+
+/// A factory from a closure (Twisted's `Factory.forProtocol`).
+///
+/// ```
+/// use twistor::protocol::{for_protocol, Context, Factory, Protocol};
+/// use twistor::transport::Address;
+///
+/// struct Echo;
+/// impl Protocol for Echo {
+///     fn data_received(&mut self, cx: &Context<Self>, data: &[u8]) { cx.transport().write(data) }
+/// }
+/// let f = for_protocol(|| Echo);
+/// assert!(f.build_protocol(&Address::Memory("x".into())).is_some());
+/// ```
+pub fn for_protocol<P: Protocol>(make: impl Fn() -> P + 'static) -> FactoryFn<P> {
+    FactoryFn {
+        make: Box::new(move |_| Some(make())),
+    }
+}
+
+/// The factory [`for_protocol`] makes (and [`FactoryFn::new`] for one that sees the address).
+pub struct FactoryFn<P> {
+    make: MakeFn<P>,
+}
+
+type MakeFn<P> = Box<dyn Fn(&Address) -> Option<P>>;
+
+impl<P: Protocol> FactoryFn<P> {
+    /// A factory calling `make` with the peer's address; `None` refuses the connection.
+    pub fn new(make: impl Fn(&Address) -> Option<P> + 'static) -> Self {
+        FactoryFn {
+            make: Box::new(make),
+        }
+    }
+}
+
+impl<P: Protocol> Factory for FactoryFn<P> {
+    type Protocol = P;
+    fn build_protocol(&self, addr: &Address) -> Option<P> {
+        (self.make)(addr)
+    }
+}
+
+impl<P: Protocol> ClientFactory for FactoryFn<P> {}
+
+thread_local! {
+    /// Twisted's `numPorts`, kept beside the factories (keyed by the factory's address) so
+    /// user factories need no counter field.
+    static FACTORY_USERS: RefCell<HashMap<usize, usize>> = RefCell::new(HashMap::new());
+}
+
+/// Twisted's `doStart`: counts a user of the factory; `start_factory` on the first.
+pub fn do_start<F: Factory + ?Sized>(factory: &Rc<F>) {
+    let key = Rc::as_ptr(factory) as *const () as usize;
+    let first = FACTORY_USERS.with(|m| {
+        let mut m = m.borrow_mut();
+        let n = m.entry(key).or_insert(0);
+        *n += 1;
+        *n == 1
+    });
+    if first {
+        factory.start_factory();
+    }
+}
+
+/// Twisted's `doStop`: `stop_factory` when the last user goes; ignored at zero.
+pub fn do_stop<F: Factory + ?Sized>(factory: &Rc<F>) {
+    let key = Rc::as_ptr(factory) as *const () as usize;
+    let last = FACTORY_USERS.with(|m| {
+        let mut m = m.borrow_mut();
+        match m.get_mut(&key) {
+            Some(n) if *n > 1 => {
+                *n -= 1;
+                false
+            }
+            Some(_) => {
+                m.remove(&key);
+                true
+            }
+            None => false,
+        }
+    });
+    if last {
+        factory.stop_factory();
+    }
+}

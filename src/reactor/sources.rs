@@ -1,0 +1,96 @@
+//! Event sources owned by transports (TCP connections and ports): registered with the poller
+//! under their own tokens, with their readiness tracked by the transport itself.
+//!
+//! Unlike the raw descriptors of `fdset`, a transport knows when it has drained its socket (a
+//! short read, or `WouldBlock`), so no `poll(2)` check is needed: a source that stopped
+//! because of its per-turn budget asks to run again next turn ([`Reactor::ready_again`]).
+//!
+//! Writes are coalesced: a transport that was written to asks for a flush
+//! ([`Reactor::want_flush`]); the reactor flushes every such transport once, after the timed
+//! calls of a turn and after its I/O dispatch, so everything one turn produced for a connection
+//! goes out in one send.
+
+use std::io;
+use std::rc::Rc;
+
+use mio::{Interest, Token};
+
+use super::Reactor;
+
+/// Tokens from here on are sources; below are the reactor's own and raw descriptors.
+pub(crate) const SOURCE_BASE: usize = 1 << 40;
+
+/// A transport's side of the reactor.
+pub(crate) trait SourceHandler {
+    /// The poller reported readiness (or the source asked to run again: both false).
+    fn ready(&self, reactor: &Reactor, readable: bool, writable: bool);
+    /// Send what was written during this turn.
+    fn flush(&self, reactor: &Reactor);
+}
+
+impl Reactor {
+    pub(crate) fn register_source(
+        &self,
+        source: &mut impl mio::event::Source,
+        interest: Interest,
+        handler: Rc<dyn SourceHandler>,
+    ) -> io::Result<Token> {
+        let mut ext = self.extensions();
+        ext.next_source += 1;
+        let token = Token(SOURCE_BASE + ext.next_source);
+        self.inner.registry.register(source, token, interest)?;
+        ext.sources.insert(token.0, handler);
+        Ok(token)
+    }
+
+    pub(crate) fn deregister_source(&self, token: Token, source: &mut impl mio::event::Source) {
+        let handler = self.extensions().sources.remove(&token.0);
+        // May fail if the socket is already closed: nothing to undo then.
+        let _ = self.inner.registry.deregister(source);
+        drop(handler);
+    }
+
+    /// Runs the source again on the next turn (its per-turn budget ran out while still ready).
+    pub(crate) fn ready_again(&self, token: Token) {
+        self.extensions().source_again.push(token.0);
+    }
+
+    /// Flushes the source after the current phase of this turn.
+    pub(crate) fn want_flush(&self, handler: Rc<dyn SourceHandler>) {
+        self.extensions().flushes.push(handler);
+    }
+
+    pub(crate) fn sources_pending(&self) -> bool {
+        let ext = self.extensions();
+        !ext.source_again.is_empty() || !ext.flushes.is_empty()
+    }
+
+    pub(crate) fn dispatch_source(&self, token: Token, readable: bool, writable: bool) {
+        let handler = self.extensions().sources.get(&token.0).cloned();
+        if let Some(h) = handler {
+            h.ready(self, readable, writable);
+        }
+    }
+
+    /// Sources that asked to run again, minus those the poller just reported.
+    pub(crate) fn run_sources_again(&self, done: &[usize]) {
+        let again = std::mem::take(&mut self.extensions().source_again);
+        for t in again {
+            if !done.contains(&t) {
+                self.dispatch_source(Token(t), false, false);
+            }
+        }
+    }
+
+    pub(crate) fn run_flushes(&self) {
+        loop {
+            let flushes = std::mem::take(&mut self.extensions().flushes);
+            if flushes.is_empty() {
+                return;
+            }
+            for f in flushes {
+                f.flush(self);
+            }
+        }
+    }
+}

@@ -1,0 +1,246 @@
+//! Transports: what moves bytes (Twisted's `ITransport`, `ITCPTransport`, `IConsumer`).
+//!
+//! A protocol keeps a [`Transport`], a cheap handle, and calls `write`, `lose_connection` and
+//! the rest on it from any of its callbacks. Writes are buffered and return at once; nothing a
+//! protocol calls on its transport calls back into the protocol (DESIGN decision 7), so a
+//! protocol is never re-entered.
+
+use std::fmt;
+use std::io;
+use std::net::SocketAddr;
+use std::rc::Rc;
+
+pub mod tcp;
+
+/// The address of one end of a connection (Twisted's `IAddress` implementations).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Address {
+    /// A TCP endpoint, IPv4 or IPv6.
+    Tcp(SocketAddr),
+    /// An in-memory endpoint (tests, loopback pumps), with a name.
+    Memory(String),
+}
+
+impl fmt::Display for Address {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Address::Tcp(a) => write!(f, "tcp:{a}"),
+            Address::Memory(n) => write!(f, "memory:{n}"),
+        }
+    }
+}
+
+impl Address {
+    /// The socket address, for TCP addresses.
+    ///
+    /// ```
+    /// use twistor::transport::Address;
+    /// let a = Address::Tcp("127.0.0.1:80".parse().unwrap());
+    /// assert_eq!(a.socket_addr().unwrap().port(), 80);
+    /// ```
+    pub fn socket_addr(&self) -> Option<SocketAddr> {
+        match self {
+            Address::Tcp(a) => Some(*a),
+            Address::Memory(_) => None,
+        }
+    }
+}
+
+/// Something that produces data for a consumer (Twisted's `IPushProducer`/`IPullProducer`):
+/// a transport pauses and resumes a streaming producer as its write buffer fills and drains,
+/// and asks a non-streaming (pull) producer for more each time the buffer empties.
+pub trait Producer {
+    /// Stop producing until `resume_producing` (push producers).
+    fn pause_producing(&self);
+    /// Produce again (push producers), or produce one more chunk (pull producers).
+    fn resume_producing(&self);
+    /// Stop for good: the consumer is going away.
+    fn stop_producing(&self);
+}
+
+/// Why a producer could not be registered.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProducerError {
+    /// Twisted raises `RuntimeError` here: unregister the first one before registering another.
+    #[error("a producer is already registered on this transport")]
+    AlreadyRegistered,
+}
+
+/// What a concrete transport implements; users hold a [`Transport`] handle.
+pub trait TransportImpl {
+    /// Queues bytes to send; returns at once.
+    fn write(&self, data: &[u8]);
+    /// Queues several chunks (one vectored send when possible).
+    fn write_sequence(&self, chunks: &[&[u8]]) {
+        for c in chunks {
+            self.write(c);
+        }
+    }
+    /// Stops reading now, sends everything queued, then closes.
+    fn lose_connection(&self);
+    /// Drops everything queued and closes now.
+    fn abort_connection(&self);
+    /// Closes now with `reason` as the protocol's `connection_lost` reason (a protocol that
+    /// panicked).
+    fn abort_with(&self, _reason: crate::Failure) {
+        self.abort_connection()
+    }
+    /// Sends everything queued, then shuts down the write side (half-close).
+    fn lose_write_connection(&self);
+    /// The local address.
+    fn get_host(&self) -> Address;
+    /// The remote address.
+    fn get_peer(&self) -> Address;
+    /// True once `lose_connection` (or `abort_connection`) was called.
+    fn disconnecting(&self) -> bool;
+    /// Stops delivering received data (reading) until `resume_producing`.
+    fn pause_producing(&self);
+    /// Delivers received data again.
+    fn resume_producing(&self);
+    /// Stops reading for good and closes (Twisted's `stopProducing` on a transport).
+    fn stop_producing(&self);
+    /// Registers a producer of data for this transport (the consumer side).
+    fn register_producer(
+        &self,
+        producer: Rc<dyn Producer>,
+        streaming: bool,
+    ) -> Result<(), ProducerError>;
+    /// Unregisters the producer.
+    fn unregister_producer(&self);
+    /// Sets `TCP_NODELAY` (TCP only).
+    fn set_tcp_nodelay(&self, _on: bool) -> io::Result<()> {
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "not a TCP transport",
+        ))
+    }
+    /// Sets `SO_KEEPALIVE` (TCP only).
+    fn set_tcp_keepalive(&self, _on: bool) -> io::Result<()> {
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "not a TCP transport",
+        ))
+    }
+}
+
+/// A protocol's handle on its connection: cheap to clone, usable from any callback.
+///
+/// ```
+/// use twistor::testing::StringTransport;
+/// use twistor::transport::Transport;
+///
+/// let st = StringTransport::new();
+/// let t: Transport = st.transport();
+/// t.write(b"hello ");
+/// t.write_sequence(&[b"wor", b"ld"]);
+/// assert_eq!(st.value(), b"hello world");
+/// ```
+#[derive(Clone)]
+pub struct Transport(Rc<dyn TransportImpl>);
+
+impl Transport {
+    /// Wraps a transport implementation.
+    pub fn new(inner: Rc<dyn TransportImpl>) -> Transport {
+        Transport(inner)
+    }
+
+    /// Queues bytes to send; returns at once. Writes made during one callback are sent
+    /// together.
+    pub fn write(&self, data: &[u8]) {
+        self.0.write(data)
+    }
+
+    /// Queues several chunks.
+    pub fn write_sequence(&self, chunks: &[&[u8]]) {
+        self.0.write_sequence(chunks)
+    }
+
+    /// Stops reading now, sends everything written so far, then closes; the protocol's
+    /// `connection_lost` gets [`ConnectionDone`](crate::error::ConnectionDone).
+    pub fn lose_connection(&self) {
+        self.0.lose_connection()
+    }
+
+    /// Drops unsent data and closes now ([`ConnectionAborted`](crate::error::ConnectionAborted)).
+    pub fn abort_connection(&self) {
+        self.0.abort_connection()
+    }
+
+    /// Closes now, giving `reason` to the protocol's `connection_lost` (used when a protocol
+    /// callback panics).
+    pub fn abort_with(&self, reason: crate::Failure) {
+        self.0.abort_with(reason)
+    }
+
+    /// Sends everything written so far, then shuts down the write side only.
+    pub fn lose_write_connection(&self) {
+        self.0.lose_write_connection()
+    }
+
+    /// The local address.
+    pub fn get_host(&self) -> Address {
+        self.0.get_host()
+    }
+
+    /// The remote address.
+    pub fn get_peer(&self) -> Address {
+        self.0.get_peer()
+    }
+
+    /// True once `lose_connection` or `abort_connection` was called.
+    pub fn disconnecting(&self) -> bool {
+        self.0.disconnecting()
+    }
+
+    /// Stops delivering received data until `resume_producing`.
+    pub fn pause_producing(&self) {
+        self.0.pause_producing()
+    }
+
+    /// Delivers received data again.
+    pub fn resume_producing(&self) {
+        self.0.resume_producing()
+    }
+
+    /// Stops reading for good and closes.
+    pub fn stop_producing(&self) {
+        self.0.stop_producing()
+    }
+
+    /// Registers a producer: a streaming (push) producer is paused while the write buffer is
+    /// above its high-water mark and resumed when it drains below the low-water mark; a pull
+    /// producer is asked for more each time the buffer empties.
+    pub fn register_producer(
+        &self,
+        producer: Rc<dyn Producer>,
+        streaming: bool,
+    ) -> Result<(), ProducerError> {
+        self.0.register_producer(producer, streaming)
+    }
+
+    /// Unregisters the producer.
+    pub fn unregister_producer(&self) {
+        self.0.unregister_producer()
+    }
+
+    /// Sets `TCP_NODELAY` (an `Unsupported` error on other transports).
+    pub fn set_tcp_nodelay(&self, on: bool) -> io::Result<()> {
+        self.0.set_tcp_nodelay(on)
+    }
+
+    /// Sets `SO_KEEPALIVE` (an `Unsupported` error on other transports).
+    pub fn set_tcp_keepalive(&self, on: bool) -> io::Result<()> {
+        self.0.set_tcp_keepalive(on)
+    }
+
+    /// True if both handles are the same transport.
+    pub fn ptr_eq(&self, other: &Transport) -> bool {
+        Rc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl fmt::Debug for Transport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "<Transport {} -> {}>", self.get_host(), self.get_peer())
+    }
+}
