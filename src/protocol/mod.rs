@@ -52,6 +52,8 @@ use std::rc::{Rc, Weak};
 use crate::transport::{Address, Transport};
 use crate::Failure;
 
+pub mod reconnect;
+
 /// A stream protocol (Twisted's `Protocol`, with `IHalfCloseableProtocol`'s two methods).
 ///
 /// Only `data_received` is required. Callbacks get the [`Context`]: the transport and a
