@@ -214,7 +214,7 @@ impl<F: Factory> ReconnectingClientFactory<F> {
 
     /// A standard normal sample (xorshift64* and Box-Muller; no dependency).
     fn gaussian(&self) -> f64 {
-        let mut next = || {
+        let next = || {
             let mut x = self.rng.get();
             x ^= x >> 12;
             x ^= x << 25;
