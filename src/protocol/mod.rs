@@ -11,8 +11,10 @@
 //! whose [`handle`](Context::handle) is a weak, cheap, clonable reference to the protocol;
 //! [`Handle::with`] runs a closure on the protocol (with its context) as soon as that is safe:
 //! at once if no callback of this protocol is running, otherwise right after the running one
-//! returns. It never panics on re-entrancy, and does nothing once the connection is gone (the
-//! handle is weak), so there is no `Rc<RefCell<…>>` for the user to juggle.
+//! returns. It never panics on re-entrancy, and returns `None` once the protocol is gone (the
+//! handle is weak: a TCP connection drops its protocol after `connection_lost`; the in-memory
+//! test transports keep it, so tests can inspect it afterwards), so there is no
+//! `Rc<RefCell<…>>` for the user to juggle.
 //!
 //! ```
 //! use twistor::protocol::{Context, Protocol};
@@ -133,7 +135,8 @@ impl<P> fmt::Debug for Handle<P> {
 impl<P: Protocol> Handle<P> {
     /// Runs `f` on the protocol now and returns its result, if no callback of the protocol is
     /// running; if one is, queues `f` to run right after it and returns `None`. Also `None` if
-    /// the connection is gone.
+    /// the protocol is gone. After `connection_lost` it still runs (writes are then ignored by
+    /// the closed transport), so state can be inspected.
     ///
     /// ```
     /// use twistor::protocol::{Context, Protocol};
@@ -150,9 +153,6 @@ impl<P: Protocol> Handle<P> {
     /// ```
     pub fn with<R>(&self, f: impl FnOnce(&mut P, &Context<P>) -> R + 'static) -> Option<R> {
         let slot = self.slot.upgrade()?;
-        if slot.lost.get() {
-            return None;
-        }
         let r = match slot.proto.try_borrow_mut() {
             Ok(mut p) => Some(f(&mut p, &slot.cx)),
             Err(_) => {

@@ -1,72 +1,11 @@
-//! Helpers for testing code that returns Deferreds, with no reactor and no real time.
-//!
-//! These mirror trial's `successResultOf`, `failureResultOf` and `assertNoResult`: they look at
-//! a Deferred *now* and panic with a clear message if it is not in the expected state, so use
-//! them in tests, like `assert!`.
-
-use crate::{Deferred, Failure};
-
-/// The success value `d` holds now. Takes it out (the Deferred is left holding `()`), as
-/// trial's `successResultOf` does.
-///
-/// # Panics
-/// If `d` has no result yet, is paused, or holds a failure.
-///
-/// ```
-/// let d = twistor::Deferred::succeed(3);
-/// assert_eq!(twistor::testing::success_result_of(&d), 3);
-/// ```
-#[track_caller]
-pub fn success_result_of<T: 'static>(d: &Deferred<T>) -> T {
-    match d.take_result() {
-        Some(Ok(v)) => v,
-        Some(Err(f)) => {
-            panic!("success result expected on {d:?}, found failure result instead: {f:?}")
-        }
-        None => panic!("success result expected on {d:?}, found no result instead"),
-    }
-}
-
-/// The failure `d` holds now. Takes it out, so it is not reported as unhandled.
-///
-/// # Panics
-/// If `d` has no result yet, is paused, or holds a success.
-///
-/// ```
-/// let d = twistor::Deferred::<u8>::fail(twistor::Failure::msg("x"));
-/// assert_eq!(twistor::testing::failure_result_of(&d).error_message(), "x");
-/// ```
-#[track_caller]
-pub fn failure_result_of<T: 'static>(d: &Deferred<T>) -> Failure {
-    match d.take_result() {
-        Some(Err(f)) => f,
-        Some(Ok(_)) => panic!("failure result expected on {d:?}, found success result instead"),
-        None => panic!("failure result expected on {d:?}, found no result instead"),
-    }
-}
-
-/// Asserts that `d` has no result now (unfired, paused, or waiting on another Deferred).
-///
-/// # Panics
-/// If `d` holds a result.
-///
-/// ```
-/// twistor::testing::assert_no_result(&twistor::Deferred::<u8>::new());
-/// ```
-#[track_caller]
-pub fn assert_no_result<T: 'static>(d: &Deferred<T>) {
-    if d.has_result() && d.paused() == 0 {
-        panic!("no result expected on {d:?}, found a result");
-    }
-}
-
-// ---- in-memory transports ------------------------------------------------------------------
+//! `StringTransport`: a transport that records what is written.
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 use crate::protocol::{attach, Handle, Protocol, ProtocolDriver};
 use crate::transport::{Address, Producer, ProducerError, Transport, TransportImpl};
+use crate::Failure;
 
 /// A transport that records what is written, for testing protocols without sockets (Twisted's
 /// `StringTransport`). `lose_connection` only sets `disconnecting`; use
@@ -187,9 +126,13 @@ impl StringTransport {
         }
     }
 
-    /// Tells the protocol its connection is gone (`connection_lost(reason)`), once.
+    /// Tells the protocol its connection is gone (`connection_lost(reason)`), once. The
+    /// protocol is kept, so a [`Handle`] can still inspect it.
     pub fn connection_lost(&self, reason: Failure) {
-        let d = self.inner.driver.borrow_mut().take();
+        if self.inner.lost.borrow().is_some() {
+            return;
+        }
+        let d = self.inner.driver.borrow().clone();
         if let Some(d) = d {
             *self.inner.lost.borrow_mut() = Some(reason.clone());
             d.connection_lost(reason);
@@ -243,8 +186,8 @@ impl StringTransport {
 impl StInner {
     fn lose(&self, reason: Failure) {
         self.disconnecting.set(true);
-        if self.disconnect_calls_lost {
-            let d = self.driver.borrow_mut().take();
+        if self.disconnect_calls_lost && self.lost.borrow().is_none() {
+            let d = self.driver.borrow().clone();
             if let Some(d) = d {
                 *self.lost.borrow_mut() = Some(reason.clone());
                 d.connection_lost(reason);
@@ -270,7 +213,10 @@ impl TransportImpl for StInner {
     fn abort_with(&self, reason: Failure) {
         // A panicking protocol: the connection is gone, with the panic as the reason.
         self.disconnecting.set(true);
-        let d = self.driver.borrow_mut().take();
+        if self.lost.borrow().is_some() {
+            return;
+        }
+        let d = self.driver.borrow().clone();
         if let Some(d) = d {
             *self.lost.borrow_mut() = Some(reason.clone());
             d.connection_lost(reason);
