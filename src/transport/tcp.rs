@@ -4,9 +4,10 @@
 //!
 //! *In:* the poller reports the socket readable; [`Connection`] reads into the reactor-wide
 //! buffer (up to `READ_BUDGET` bytes per turn), hands each chunk to the protocol's
-//! `data_received`, and stops at `WouldBlock` or at a short read (the kernel queue is then
-//! empty; more data makes a new edge). Out of budget while still readable, it asks to run again
-//! next turn, so one busy peer cannot starve the others.
+//! `data_received`, and stops at `WouldBlock` (the kernel queue is empty; more data makes a new
+//! edge) or at EOF. Not at a short read: a FIN that came with the last data makes no edge of
+//! its own, so stopping there would miss the EOF. Out of budget while still readable, it asks
+//! to run again next turn, so one busy peer cannot starve the others.
 //!
 //! *Out:* `write` appends to the connection's buffer and asks the reactor for a flush; after the
 //! current phase of the turn (timed calls, or I/O dispatch) the reactor flushes each written
@@ -212,11 +213,10 @@ impl Connection {
                     return;
                 }
                 Ok(Some(n)) => {
+                    // A short read does not mean the queue is empty *for good*: a FIN that
+                    // arrived with the data made no edge of its own, so keep reading until
+                    // `WouldBlock` (or EOF), as the edge-triggered poller requires.
                     total += n;
-                    if n < READ_CHUNK {
-                        // Short read: the kernel queue is empty; new data makes a new edge.
-                        self.readable.set(false);
-                    }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.readable.set(false),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
