@@ -19,7 +19,9 @@
 //! # Closing
 //!
 //! `lose_connection` stops reading at once, flushes, then closes: `connection_lost` gets
-//! `ConnectionDone`. `abort_connection` drops the buffer: `ConnectionAborted`. An I/O error:
+//! `ConnectionDone`. `abort_connection` drops the buffer and closes at once with a reset (the
+//! peer sees `ConnectionLost`); `connection_lost` gets `ConnectionAborted` on a later turn, so
+//! a protocol aborting from its own callback is not re-entered. An I/O error:
 //! `ConnectionLost`. The protocol's `connection_lost` runs exactly once, then the port's or
 //! connector's bookkeeping (factory `do_stop`, `client_connection_lost`).
 
@@ -313,12 +315,23 @@ impl Connection {
         if self.closed.replace(true) {
             return;
         }
+        self.release(reactor);
+        self.notify(reason);
+    }
+
+    /// Closes the socket and drops what is buffered.
+    fn release(&self, reactor: &Reactor) {
         if let (Some(t), Some(mut s)) = (self.token.take(), self.stream.borrow_mut().take()) {
             reactor.deregister_source(t, &mut s);
             drop(s);
         }
         self.buf.borrow_mut().clear();
         self.sent.set(0);
+    }
+
+    /// Tells the producer, the protocol, then the port or connector that the connection is
+    /// gone.
+    fn notify(&self, reason: Failure) {
         let producer = self.producer.borrow_mut().take();
         if let Some((p, _)) = producer {
             p.stop_producing();
@@ -395,7 +408,25 @@ impl TransportImpl for Connection {
     }
 
     fn abort_connection(&self) {
-        self.with_reactor(|r| self.close(r, Failure::new(ConnectionAborted)));
+        if self.closed.replace(true) {
+            return;
+        }
+        // SO_LINGER 0: the close sends a reset, so the peer sees `ConnectionLost` rather than
+        // a clean EOF (Twisted's abortConnection does the same).
+        if let Some(s) = self.stream.borrow().as_ref() {
+            let _ = socket2::SockRef::from(s).set_linger(Some(std::time::Duration::ZERO));
+        }
+        let Some(reactor) = self.reactor.upgrade() else {
+            return;
+        };
+        self.release(&reactor);
+        // The caller is usually one of the protocol's own callbacks: the protocol hears of the
+        // loss on a later turn (as in Twisted), never re-entered (its `connection_lost` would
+        // otherwise be dropped as re-entrant).
+        let me = self.me.borrow().upgrade();
+        if let Some(me) = me {
+            reactor.call_later(0.0, move || me.notify(Failure::new(ConnectionAborted)));
+        }
     }
 
     fn lose_write_connection(&self) {
