@@ -1184,6 +1184,9 @@ impl SourceHandler for AttemptHandler {
 struct OneShot<P: crate::protocol::Protocol> {
     protocol: RefCell<Option<P>>,
     result: Deferred<crate::protocol::Handle<P>>,
+    /// Set by the canceller: the attempt's failure (a `UserError`) must not fire `result`,
+    /// which then fails with `CancelledError`.
+    cancelled: Rc<Cell<bool>>,
 }
 
 impl<P: crate::protocol::Protocol> ClientOps for OneShot<P> {
@@ -1197,7 +1200,9 @@ impl<P: crate::protocol::Protocol> ClientOps for OneShot<P> {
         true
     }
     fn failed(&self, _c: &Connector, reason: Failure) {
-        let _ = self.result.errback(reason);
+        if !self.cancelled.get() {
+            let _ = self.result.errback(reason);
+        }
     }
     fn lost(&self, _c: &Connector, _reason: Failure) {}
     fn do_start(&self) {}
@@ -1238,7 +1243,10 @@ pub fn connect_protocol<P: crate::protocol::Protocol>(
 ) -> Deferred<crate::protocol::Handle<P>> {
     let connector_slot: Rc<RefCell<Option<Connector>>> = Rc::new(RefCell::new(None));
     let slot = connector_slot.clone();
+    let cancelled = Rc::new(Cell::new(false));
+    let was_cancelled = cancelled.clone();
     let result = Deferred::with_canceller(move |_d: &Deferred<crate::protocol::Handle<P>>| {
+        was_cancelled.set(true);
         let c = slot.borrow_mut().take();
         if let Some(c) = c {
             c.disconnect();
@@ -1259,6 +1267,7 @@ pub fn connect_protocol<P: crate::protocol::Protocol>(
             ops: Box::new(OneShot {
                 protocol: RefCell::new(Some(protocol)),
                 result: result.clone(),
+                cancelled,
             }),
         }),
     };
