@@ -66,19 +66,30 @@ impl Reactor {
     }
 
     pub(crate) fn dispatch_source(&self, token: Token, readable: bool, writable: bool) {
-        let handler = self.extensions().sources.get(&token.0).cloned();
+        let handler = {
+            let mut ext = self.extensions();
+            // Running now answers an earlier request to run again (a request made *during*
+            // this run is added afterwards and stays).
+            if !ext.source_again.is_empty() {
+                ext.source_again.retain(|t| *t != token.0);
+            }
+            ext.sources.get(&token.0).cloned()
+        };
         if let Some(h) = handler {
             h.ready(self, readable, writable);
         }
     }
 
-    /// Sources that asked to run again, minus those the poller just reported.
-    pub(crate) fn run_sources_again(&self, done: &[usize]) {
+    /// Runs the sources that asked to run again. Those the poller reported this turn were
+    /// already taken off the list when they ran (`dispatch_source`), so everything still on it
+    /// asked during or after its latest run and must run: skipping a source because the poller
+    /// reported it would lose a request made *in* that run (a read budget used up), and an
+    /// edge-triggered source that is not run again may never be woken again. `_reported` (the
+    /// tokens the poller reported) is no longer needed for that.
+    pub(crate) fn run_sources_again(&self, _reported: &[usize]) {
         let again = std::mem::take(&mut self.extensions().source_again);
         for t in again {
-            if !done.contains(&t) {
-                self.dispatch_source(Token(t), false, false);
-            }
+            self.dispatch_source(Token(t), false, false);
         }
     }
 

@@ -4,9 +4,10 @@
 //!
 //! *In:* the poller reports the socket readable; [`Connection`] reads into the reactor-wide
 //! buffer (up to `READ_BUDGET` bytes per turn), hands each chunk to the protocol's
-//! `data_received`, and stops at `WouldBlock` or at a short read (the kernel queue is then
-//! empty; more data makes a new edge). Out of budget while still readable, it asks to run again
-//! next turn, so one busy peer cannot starve the others.
+//! `data_received`, and stops at `WouldBlock` (the kernel queue is empty; more data makes a new
+//! edge) or at EOF. Not at a short read: a FIN that came with the last data makes no edge of
+//! its own, so stopping there would miss the EOF. Out of budget while still readable, it asks
+//! to run again next turn, so one busy peer cannot starve the others.
 //!
 //! *Out:* `write` appends to the connection's buffer and asks the reactor for a flush; after the
 //! current phase of the turn (timed calls, or I/O dispatch) the reactor flushes each written
@@ -18,7 +19,9 @@
 //! # Closing
 //!
 //! `lose_connection` stops reading at once, flushes, then closes: `connection_lost` gets
-//! `ConnectionDone`. `abort_connection` drops the buffer: `ConnectionAborted`. An I/O error:
+//! `ConnectionDone`. `abort_connection` drops the buffer and closes at once with a reset (the
+//! peer sees `ConnectionLost`); `connection_lost` gets `ConnectionAborted` on a later turn, so
+//! a protocol aborting from its own callback is not re-entered. An I/O error:
 //! `ConnectionLost`. The protocol's `connection_lost` runs exactly once, then the port's or
 //! connector's bookkeeping (factory `do_stop`, `client_connection_lost`).
 
@@ -212,11 +215,10 @@ impl Connection {
                     return;
                 }
                 Ok(Some(n)) => {
+                    // A short read does not mean the queue is empty *for good*: a FIN that
+                    // arrived with the data made no edge of its own, so keep reading until
+                    // `WouldBlock` (or EOF), as the edge-triggered poller requires.
                     total += n;
-                    if n < READ_CHUNK {
-                        // Short read: the kernel queue is empty; new data makes a new edge.
-                        self.readable.set(false);
-                    }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.readable.set(false),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -313,12 +315,23 @@ impl Connection {
         if self.closed.replace(true) {
             return;
         }
+        self.release(reactor);
+        self.notify(reason);
+    }
+
+    /// Closes the socket and drops what is buffered.
+    fn release(&self, reactor: &Reactor) {
         if let (Some(t), Some(mut s)) = (self.token.take(), self.stream.borrow_mut().take()) {
             reactor.deregister_source(t, &mut s);
             drop(s);
         }
         self.buf.borrow_mut().clear();
         self.sent.set(0);
+    }
+
+    /// Tells the producer, the protocol, then the port or connector that the connection is
+    /// gone.
+    fn notify(&self, reason: Failure) {
         let producer = self.producer.borrow_mut().take();
         if let Some((p, _)) = producer {
             p.stop_producing();
@@ -395,7 +408,25 @@ impl TransportImpl for Connection {
     }
 
     fn abort_connection(&self) {
-        self.with_reactor(|r| self.close(r, Failure::new(ConnectionAborted)));
+        if self.closed.replace(true) {
+            return;
+        }
+        // SO_LINGER 0: the close sends a reset, so the peer sees `ConnectionLost` rather than
+        // a clean EOF (Twisted's abortConnection does the same).
+        if let Some(s) = self.stream.borrow().as_ref() {
+            let _ = socket2::SockRef::from(s).set_linger(Some(std::time::Duration::ZERO));
+        }
+        let Some(reactor) = self.reactor.upgrade() else {
+            return;
+        };
+        self.release(&reactor);
+        // The caller is usually one of the protocol's own callbacks: the protocol hears of the
+        // loss on a later turn (as in Twisted), never re-entered (its `connection_lost` would
+        // otherwise be dropped as re-entrant).
+        let me = self.me.borrow().upgrade();
+        if let Some(me) = me {
+            reactor.call_later(0.0, move || me.notify(Failure::new(ConnectionAborted)));
+        }
     }
 
     fn lose_write_connection(&self) {
@@ -1153,6 +1184,9 @@ impl SourceHandler for AttemptHandler {
 struct OneShot<P: crate::protocol::Protocol> {
     protocol: RefCell<Option<P>>,
     result: Deferred<crate::protocol::Handle<P>>,
+    /// Set by the canceller: the attempt's failure (a `UserError`) must not fire `result`,
+    /// which then fails with `CancelledError`.
+    cancelled: Rc<Cell<bool>>,
 }
 
 impl<P: crate::protocol::Protocol> ClientOps for OneShot<P> {
@@ -1166,7 +1200,9 @@ impl<P: crate::protocol::Protocol> ClientOps for OneShot<P> {
         true
     }
     fn failed(&self, _c: &Connector, reason: Failure) {
-        let _ = self.result.errback(reason);
+        if !self.cancelled.get() {
+            let _ = self.result.errback(reason);
+        }
     }
     fn lost(&self, _c: &Connector, _reason: Failure) {}
     fn do_start(&self) {}
@@ -1207,7 +1243,10 @@ pub fn connect_protocol<P: crate::protocol::Protocol>(
 ) -> Deferred<crate::protocol::Handle<P>> {
     let connector_slot: Rc<RefCell<Option<Connector>>> = Rc::new(RefCell::new(None));
     let slot = connector_slot.clone();
+    let cancelled = Rc::new(Cell::new(false));
+    let was_cancelled = cancelled.clone();
     let result = Deferred::with_canceller(move |_d: &Deferred<crate::protocol::Handle<P>>| {
+        was_cancelled.set(true);
         let c = slot.borrow_mut().take();
         if let Some(c) = c {
             c.disconnect();
@@ -1228,6 +1267,7 @@ pub fn connect_protocol<P: crate::protocol::Protocol>(
             ops: Box::new(OneShot {
                 protocol: RefCell::new(Some(protocol)),
                 result: result.clone(),
+                cancelled,
             }),
         }),
     };
