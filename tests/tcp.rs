@@ -1117,3 +1117,57 @@ fn for_protocol_serves_each_connection() {
         spin(&reactor, 5.0, "stop_listening", || d.has_result());
     });
 }
+
+/// Reactor shutdown closes open connections with `ConnectionLost` (Twisted's `disconnectAll`)
+/// and stops listening ports.
+#[test]
+fn shutdown_disconnects_cleanly() {
+    use std::cell::RefCell;
+    use std::rc::Rc;
+    use twistor::protocol::{for_protocol, Context, Protocol};
+    use twistor::reactor::Reactor;
+    use twistor::transport::tcp::{connect_tcp, listen_tcp};
+    use twistor::Failure;
+    util::bounded(20, || {
+        let reactor = Reactor::new().unwrap();
+        let reasons: Rc<RefCell<Vec<String>>> = Rc::new(RefCell::new(Vec::new()));
+        struct Keep(Rc<RefCell<Vec<String>>>, Option<Reactor>);
+        impl Protocol for Keep {
+            fn connection_made(&mut self, _: &Context<Self>) {
+                if let Some(r) = self.1.take() {
+                    let r2 = r.clone();
+                    r.call_later(0.05, move || {
+                        let _ = r2.stop();
+                    });
+                }
+            }
+            fn data_received(&mut self, _: &Context<Self>, _: &[u8]) {}
+            fn connection_lost(&mut self, _: &Context<Self>, reason: Failure) {
+                self.0
+                    .borrow_mut()
+                    .push(reason.short_type_name().to_string());
+            }
+        }
+        let rs = reasons.clone();
+        let port = listen_tcp(
+            &reactor,
+            0,
+            Rc::new(for_protocol(move || Keep(rs.clone(), None))),
+            50,
+            "127.0.0.1",
+        )
+        .unwrap();
+        let (rs, r) = (reasons.clone(), reactor.clone());
+        connect_tcp(
+            &reactor,
+            "127.0.0.1",
+            port.port(),
+            Rc::new(for_protocol(move || Keep(rs.clone(), Some(r.clone())))),
+            5.0,
+            None,
+        );
+        reactor.run_without_signal_handlers().unwrap();
+        let got = reasons.borrow().clone();
+        assert_eq!(got, ["ConnectionLost", "ConnectionLost"], "{got:?}");
+    });
+}

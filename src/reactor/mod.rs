@@ -617,7 +617,7 @@ impl Reactor {
 
     /// Steps 4-5 of a turn (module docs).
     fn poll_and_dispatch(&self, timeout: Option<Duration>) -> io::Result<()> {
-        let ready: Vec<(Token, bool, bool)> = {
+        let ready: Vec<(Token, bool, bool, bool)> = {
             let mut events = self.inner.events.borrow_mut();
             match self.inner.poll.borrow_mut().poll(&mut events, timeout) {
                 Ok(()) => {}
@@ -632,20 +632,19 @@ impl Reactor {
                         e.token(),
                         e.is_readable() || hup,
                         e.is_writable() || e.is_error(),
+                        e.is_read_closed() || e.is_error(),
                     )
                 })
                 .collect()
         };
         let again = std::mem::take(&mut *self.inner.again.borrow_mut());
         let mut done: Vec<(Token, Dir)> = Vec::with_capacity(ready.len() * 2 + again.len());
-        let mut sources_done: Vec<usize> = Vec::new();
-        for (token, readable, writable) in ready {
+        for (token, readable, writable, read_closed) in ready {
             match token {
                 WAKER_TOKEN => {}
                 SIGNAL_TOKEN => self.handle_signals(),
                 t if t.0 >= sources::SOURCE_BASE => {
-                    self.dispatch_source(t, readable, writable);
-                    sources_done.push(t.0);
+                    self.dispatch_source(t, readable, writable, read_closed);
                 }
                 _ => {
                     if readable {
@@ -664,7 +663,7 @@ impl Reactor {
                 self.dispatch(token, dir);
             }
         }
-        self.run_sources_again(&sources_done);
+        self.run_sources_again();
         self.run_flushes();
         Ok(())
     }
@@ -860,6 +859,7 @@ impl Reactor {
 
     fn disconnect_all(&self) {
         let _ = self.remove_all();
+        self.shutdown_sources();
     }
 
     // ---- futures -----------------------------------------------------------------------------

@@ -22,10 +22,13 @@ pub(crate) const SOURCE_BASE: usize = 1 << 40;
 
 /// A transport's side of the reactor.
 pub(crate) trait SourceHandler {
-    /// The poller reported readiness (or the source asked to run again: both false).
-    fn ready(&self, reactor: &Reactor, readable: bool, writable: bool);
+    /// The poller reported readiness (or the source asked to run again: all false).
+    /// `read_closed`: the peer's end of stream (FIN) or a hang-up is already queued.
+    fn ready(&self, reactor: &Reactor, readable: bool, writable: bool, read_closed: bool);
     /// Send what was written during this turn.
     fn flush(&self, reactor: &Reactor);
+    /// The reactor is shutting down (Twisted's `disconnectAll`): close.
+    fn shutdown(&self, _reactor: &Reactor) {}
 }
 
 impl Reactor {
@@ -65,7 +68,13 @@ impl Reactor {
         !ext.source_again.is_empty() || !ext.flushes.is_empty()
     }
 
-    pub(crate) fn dispatch_source(&self, token: Token, readable: bool, writable: bool) {
+    pub(crate) fn dispatch_source(
+        &self,
+        token: Token,
+        readable: bool,
+        writable: bool,
+        read_closed: bool,
+    ) {
         let handler = {
             let mut ext = self.extensions();
             // Running now answers an earlier request to run again (a request made *during*
@@ -76,7 +85,7 @@ impl Reactor {
             ext.sources.get(&token.0).cloned()
         };
         if let Some(h) = handler {
-            h.ready(self, readable, writable);
+            h.ready(self, readable, writable, read_closed);
         }
     }
 
@@ -84,12 +93,19 @@ impl Reactor {
     /// already taken off the list when they ran (`dispatch_source`), so everything still on it
     /// asked during or after its latest run and must run: skipping a source because the poller
     /// reported it would lose a request made *in* that run (a read budget used up), and an
-    /// edge-triggered source that is not run again may never be woken again. `_reported` (the
-    /// tokens the poller reported) is no longer needed for that.
-    pub(crate) fn run_sources_again(&self, _reported: &[usize]) {
+    /// edge-triggered source that is not run again may never be woken again.
+    pub(crate) fn run_sources_again(&self) {
         let again = std::mem::take(&mut self.extensions().source_again);
         for t in again {
-            self.dispatch_source(Token(t), false, false);
+            self.dispatch_source(Token(t), false, false, false);
+        }
+    }
+
+    /// Closes every source (reactor shutdown): connections get `ConnectionLost`, ports stop.
+    pub(crate) fn shutdown_sources(&self) {
+        let all: Vec<Rc<dyn SourceHandler>> = self.extensions().sources.values().cloned().collect();
+        for s in all {
+            s.shutdown(self);
         }
     }
 

@@ -83,6 +83,8 @@ pub(crate) struct Connection {
     writable: Cell<bool>,
     reading_paused: Cell<bool>,
     read_closed: Cell<bool>,
+    /// The poller reported the peer's FIN (or a hang-up): read to the end of stream.
+    peer_closed: Cell<bool>,
     closing: Cell<Closing>,
     write_shutdown_requested: Cell<bool>,
     write_shut: Cell<bool>,
@@ -119,6 +121,7 @@ impl Connection {
             writable: Cell::new(true),
             reading_paused: Cell::new(false),
             read_closed: Cell::new(false),
+            peer_closed: Cell::new(false),
             closing: Cell::new(Closing::Open),
             write_shutdown_requested: Cell::new(false),
             write_shut: Cell::new(false),
@@ -215,10 +218,14 @@ impl Connection {
                     return;
                 }
                 Ok(Some(n)) => {
-                    // A short read does not mean the queue is empty *for good*: a FIN that
-                    // arrived with the data made no edge of its own, so keep reading until
-                    // `WouldBlock` (or EOF), as the edge-triggered poller requires.
                     total += n;
+                    // A short read empties the kernel's queue: anything arriving later (data
+                    // or FIN) re-arms the edge-triggered event, so no read that is bound to
+                    // return `WouldBlock` is made. Only a FIN already reported with this event
+                    // (`read_closed`) makes no new edge: then read on to the end of stream.
+                    if n < READ_CHUNK && !self.peer_closed.get() {
+                        self.readable.set(false);
+                    }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.readable.set(false),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -354,12 +361,15 @@ impl Connection {
 }
 
 impl SourceHandler for Connection {
-    fn ready(&self, reactor: &Reactor, readable: bool, writable: bool) {
+    fn ready(&self, reactor: &Reactor, readable: bool, writable: bool, read_closed: bool) {
         if self.closed.get() {
             return;
         }
         if readable {
             self.readable.set(true);
+        }
+        if read_closed {
+            self.peer_closed.set(true);
         }
         if writable {
             self.writable.set(true);
@@ -373,6 +383,15 @@ impl SourceHandler for Connection {
     fn flush(&self, reactor: &Reactor) {
         self.flush_queued.set(false);
         self.do_write(reactor);
+    }
+
+    fn shutdown(&self, reactor: &Reactor) {
+        self.close(
+            reactor,
+            Failure::new(crate::error::ConnectionLost(Some(
+                "reactor shutdown".into(),
+            ))),
+        );
     }
 }
 
@@ -668,10 +687,13 @@ impl<F: Factory> PortInner<F> {
 }
 
 impl<F: Factory> SourceHandler for PortInner<F> {
-    fn ready(&self, reactor: &Reactor, _readable: bool, _writable: bool) {
+    fn ready(&self, reactor: &Reactor, _readable: bool, _writable: bool, _read_closed: bool) {
         self.accept_some(reactor);
     }
     fn flush(&self, _reactor: &Reactor) {}
+    fn shutdown(&self, reactor: &Reactor) {
+        self.stop(reactor);
+    }
 }
 
 fn is_resource_exhaustion(e: &io::Error) -> bool {
@@ -1151,7 +1173,7 @@ struct AttemptHandler {
 }
 
 impl SourceHandler for AttemptHandler {
-    fn ready(&self, reactor: &Reactor, _readable: bool, _writable: bool) {
+    fn ready(&self, reactor: &Reactor, _readable: bool, _writable: bool, _read_closed: bool) {
         let c = &self.connector;
         if !c.current(self.id) {
             return;
