@@ -69,6 +69,7 @@ pub mod defer;
 pub mod error;
 pub mod failure;
 pub mod protocol;
+pub mod protocols;
 pub mod reactor;
 pub mod task;
 pub mod testing;

@@ -1,0 +1,222 @@
+//! Length-prefixed strings: an `N`-byte big-endian unsigned length, then the payload
+//! (Twisted's `IntNStringReceiver` and its `Int8`/`Int16`/`Int32` subclasses).
+//!
+//! The declared length is checked against `max_length` as soon as the prefix is complete, so
+//! an oversize string is refused before any of it is stored, and never delivered even when it
+//! is all there (Twisted's `test_longStringNotDelivered`).
+
+use super::string::sealed::{Frame, Sealed};
+use super::string::{Framing, StringReceiver};
+use super::StringHandler;
+use crate::transport::Transport;
+
+/// A string too long for the length prefix (Twisted's `StringTooLongError`): `send_string`
+/// of 256 bytes or more with a one-byte prefix, say.
+///
+/// ```
+/// use twistor::protocols::basic::StringTooLongError;
+/// let e = StringTooLongError { length: 256, prefix_bytes: 1 };
+/// assert_eq!(e.to_string(), "a string of 256 bytes does not fit a 1-byte length prefix");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("a string of {length} bytes does not fit a {prefix_bytes}-byte length prefix")]
+pub struct StringTooLongError {
+    /// The string's length.
+    pub length: usize,
+    /// The prefix's size in bytes.
+    pub prefix_bytes: usize,
+}
+
+/// Where the parser is in the current string.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// Reading the prefix: `have` of its `N` bytes are in `prefix`.
+    Prefix { have: usize },
+    /// Reading `length` payload bytes (the first ones may be in `payload`).
+    Payload { length: usize },
+    /// A string was just delivered; reset before the next step.
+    Done,
+}
+
+/// The `N`-byte length-prefix framing (a parser and writer), `N` from 1 to 8; see
+/// [`IntNStringReceiver`].
+///
+/// ```
+/// use twistor::protocols::basic::{IntPrefix, StringReceiver, StringContext, StringHandler};
+///
+/// struct N;
+/// impl StringHandler for N { fn string_received(&mut self, _: &StringContext<Self>, _: &[u8]) {} }
+/// // A 3-byte prefix, which Twisted does not ship:
+/// let r = StringReceiver::<IntPrefix<3>, N>::new(N);
+/// assert_eq!(r.max_length(), 99999);
+/// ```
+#[derive(Debug)]
+pub struct IntPrefix<const N: usize> {
+    /// The parser's state.
+    state: State,
+    /// The prefix bytes read so far.
+    prefix: [u8; 8],
+    /// A payload that arrived in pieces (at most `max_length` bytes).
+    payload: Vec<u8>,
+}
+
+impl<const N: usize> Sealed for IntPrefix<N> {
+    fn start() -> Self {
+        const { assert!(N >= 1 && N <= 8, "a length prefix has 1 to 8 bytes") };
+        IntPrefix {
+            state: State::Prefix { have: 0 },
+            prefix: [0; 8],
+            payload: Vec::new(),
+        }
+    }
+
+    fn step<'a>(&'a mut self, input: &'a [u8], max_length: usize) -> (usize, Option<Frame<'a>>) {
+        if self.state == State::Done {
+            self.payload.clear();
+            self.state = State::Prefix { have: 0 };
+        }
+        let mut i = 0;
+        if let State::Prefix { have } = self.state {
+            let take = (N - have).min(input.len());
+            self.prefix[have..have + take].copy_from_slice(&input[..take]);
+            i = take;
+            if have + take < N {
+                self.state = State::Prefix { have: have + take };
+                return (i, None);
+            }
+            let length = self.prefix[..N]
+                .iter()
+                .fold(0u64, |acc, &b| (acc << 8) | u64::from(b));
+            if length > max_length as u64 {
+                self.state = State::Done;
+                return (i, Some(Frame::TooLong(length)));
+            }
+            // `length <= max_length`, so it fits a usize.
+            self.state = State::Payload {
+                length: length as usize,
+            };
+        }
+        let State::Payload { length } = self.state else {
+            return (i, None);
+        };
+        let rest = &input[i..];
+        if self.payload.is_empty() && rest.len() >= length {
+            // All here: deliver in place.
+            self.state = State::Done;
+            return (i + length, Some(Frame::String(&rest[..length])));
+        }
+        let take = (length - self.payload.len()).min(rest.len());
+        self.payload.extend_from_slice(&rest[..take]);
+        i += take;
+        if self.payload.len() < length {
+            return (i, None);
+        }
+        self.state = State::Done;
+        (i, Some(Frame::String(&self.payload)))
+    }
+
+    fn send(transport: &Transport, string: &[u8]) -> Result<(), StringTooLongError> {
+        let length = string.len() as u64;
+        if length
+            .checked_shr(8 * N as u32)
+            .is_some_and(|high| high != 0)
+        {
+            return Err(StringTooLongError {
+                length: string.len(),
+                prefix_bytes: N,
+            });
+        }
+        let prefix = length.to_be_bytes();
+        transport.write_sequence(&[&prefix[8 - N..], string]);
+        Ok(())
+    }
+}
+
+impl<const N: usize> Framing for IntPrefix<N> {}
+
+/// A length-prefixed string protocol with an `N`-byte big-endian length (Twisted's
+/// `IntNStringReceiver`): delivers payloads to a [`StringHandler`]; `send_string` writes one
+/// (or fails with [`StringTooLongError`]). A declared length over `max_length` (99999 by
+/// default) goes to [`StringHandler::length_limit_exceeded`], which closes the connection
+/// unless overridden, and nothing more is parsed.
+///
+/// ```
+/// use twistor::protocols::basic::{IntNStringReceiver, StringContext, StringHandler};
+/// use twistor::testing::StringTransport;
+///
+/// struct Echo;
+/// impl StringHandler for Echo {
+///     fn string_received(&mut self, cx: &StringContext<Self>, s: &[u8]) { let _ = cx.send_string(s); }
+/// }
+/// let st = StringTransport::new();
+/// st.connect(IntNStringReceiver::<2, _>::new(Echo));
+/// st.deliver(b"\0\x03abc");
+/// assert_eq!(st.value(), b"\0\x03abc");
+/// ```
+pub type IntNStringReceiver<const N: usize, H> = StringReceiver<IntPrefix<N>, H>;
+
+/// Strings with a one-byte length prefix (Twisted's `Int8StringReceiver`).
+///
+/// ```
+/// use twistor::protocols::basic::{Int8StringReceiver, StringContext, StringHandler};
+/// use twistor::testing::StringTransport;
+///
+/// struct Echo;
+/// impl StringHandler for Echo {
+///     fn string_received(&mut self, cx: &StringContext<Self>, s: &[u8]) { let _ = cx.send_string(s); }
+/// }
+/// let st = StringTransport::new();
+/// st.connect(Int8StringReceiver::new(Echo));
+/// st.deliver(b"\x02hi");
+/// assert_eq!(st.value(), b"\x02hi");
+/// ```
+pub type Int8StringReceiver<H> = IntNStringReceiver<1, H>;
+
+/// Strings with a two-byte big-endian length prefix (Twisted's `Int16StringReceiver`).
+///
+/// ```
+/// use twistor::protocols::basic::{Int16StringReceiver, StringContext, StringHandler};
+/// use twistor::testing::StringTransport;
+///
+/// struct Echo;
+/// impl StringHandler for Echo {
+///     fn string_received(&mut self, cx: &StringContext<Self>, s: &[u8]) { let _ = cx.send_string(s); }
+/// }
+/// let st = StringTransport::new();
+/// st.connect(Int16StringReceiver::new(Echo));
+/// st.deliver(b"\0\x02hi");
+/// assert_eq!(st.value(), b"\0\x02hi");
+/// ```
+pub type Int16StringReceiver<H> = IntNStringReceiver<2, H>;
+
+/// Strings with a four-byte big-endian length prefix (Twisted's `Int32StringReceiver`).
+///
+/// ```
+/// use twistor::protocols::basic::{Int32StringReceiver, StringContext, StringHandler};
+/// use twistor::testing::StringTransport;
+///
+/// struct Echo;
+/// impl StringHandler for Echo {
+///     fn string_received(&mut self, cx: &StringContext<Self>, s: &[u8]) { let _ = cx.send_string(s); }
+/// }
+/// let st = StringTransport::new();
+/// st.connect(Int32StringReceiver::new(Echo));
+/// st.deliver(b"\0\0\0\x02hi");
+/// assert_eq!(st.value(), b"\0\0\0\x02hi");
+/// ```
+pub type Int32StringReceiver<H> = IntNStringReceiver<4, H>;
+
+impl<const N: usize, H: StringHandler> StringReceiver<IntPrefix<N>, H> {
+    /// A receiver for `N`-byte prefixes delivering to `handler`.
+    ///
+    /// ```
+    /// use twistor::protocols::basic::{Int32StringReceiver, StringContext, StringHandler};
+    ///
+    /// struct N;
+    /// impl StringHandler for N { fn string_received(&mut self, _: &StringContext<Self>, _: &[u8]) {} }
+    /// assert_eq!(Int32StringReceiver::new(N).max_length(), 99999);
+    /// ```
+    pub fn new(handler: H) -> Self {
+        StringReceiver::from_handler(handler)
+    }
+}

@@ -1,0 +1,27 @@
+//! Ready-made protocols (Twisted's `twisted.protocols`).
+//!
+//! * [`basic`]: framing. Lines ([`LineReceiver`](basic::LineReceiver),
+//!   [`LineOnlyReceiver`](basic::LineOnlyReceiver)), netstrings
+//!   ([`NetstringReceiver`](basic::NetstringReceiver)) and length-prefixed strings
+//!   ([`Int8StringReceiver`](basic::Int8StringReceiver),
+//!   [`Int16StringReceiver`](basic::Int16StringReceiver),
+//!   [`Int32StringReceiver`](basic::Int32StringReceiver)).
+//!
+//! ```
+//! use twistor::protocols::basic::{LineContext, LineHandler, LineReceiver};
+//! use twistor::testing::StringTransport;
+//!
+//! struct Echo;
+//! impl LineHandler for Echo {
+//!     fn line_received(&mut self, cx: &LineContext<Self>, line: &[u8]) {
+//!         cx.send_line(line);
+//!     }
+//! }
+//! let st = StringTransport::new();
+//! st.connect(LineReceiver::new(Echo));
+//! st.deliver(b"hello\r\nwor");
+//! st.deliver(b"ld\r\n");
+//! assert_eq!(st.value(), b"hello\r\nworld\r\n");
+//! ```
+
+pub mod basic;
