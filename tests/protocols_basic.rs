@@ -999,3 +999,28 @@ fn test_string_paused_buffer_is_bounded() {
     h.with(|_, cx| cx.resume_producing());
     assert!(h.with(|s, _| s.events.is_empty()).unwrap());
 }
+
+/// A protocol that closes itself from its own callback on a transport that closes at once
+/// still gets `connection_lost`, right after that callback.
+#[test]
+fn self_close_under_string_transport_with_disconnection() {
+    use twistor::protocol::{Context, Protocol};
+    use twistor::testing::StringTransport;
+    struct Quit(Vec<String>);
+    impl Protocol for Quit {
+        fn data_received(&mut self, cx: &Context<Self>, _: &[u8]) {
+            cx.transport().lose_connection();
+            self.0.push("after lose_connection".into());
+        }
+        fn connection_lost(&mut self, _: &Context<Self>, reason: twistor::Failure) {
+            self.0.push(reason.short_type_name().to_string());
+        }
+    }
+    let st = StringTransport::with_disconnection();
+    let h = st.connect(Quit(Vec::new()));
+    st.deliver(b"x");
+    assert_eq!(
+        h.with(|p, _| p.0.clone()).unwrap(),
+        ["after lose_connection", "ConnectionDone"]
+    );
+}

@@ -111,6 +111,9 @@ pub(crate) struct Slot<P> {
     queued: RefCell<VecDeque<Queued<P>>>,
     /// `connection_lost` ran: nothing else may be delivered.
     lost: Cell<bool>,
+    /// `connection_lost` arrived while a callback was running (the protocol closed itself on
+    /// a transport that closes at once): delivered right after that callback.
+    pending_lost: RefCell<Option<Failure>>,
 }
 
 /// A weak handle on a connected protocol (see the module docs).
@@ -191,7 +194,19 @@ pub trait ProtocolDriver {
 }
 
 impl<P: Protocol> Slot<P> {
+    /// After a callback (or a `Handle::with`): queued work, then a deferred `connection_lost`.
     fn run_queued(&self) {
+        self.run_jobs();
+        if self.proto.try_borrow_mut().is_err() {
+            return; // still inside an outer callback: it finishes the job
+        }
+        let pending = self.pending_lost.borrow_mut().take();
+        if let Some(reason) = pending {
+            self.connection_lost(reason);
+        }
+    }
+
+    fn run_jobs(&self) {
         loop {
             let Some(job) = self.queued.borrow_mut().pop_front() else {
                 return;
@@ -245,8 +260,13 @@ impl<P: Protocol> ProtocolDriver for Slot<P> {
         let r = match self.proto.try_borrow_mut() {
             Ok(mut p) => catch_unwind(AssertUnwindSafe(|| p.connection_lost(&self.cx, reason))),
             Err(_) => {
-                log::error!(target: "twistor::protocol", "connection_lost while the protocol is busy; dropped");
-                Ok(())
+                // A callback of this protocol is running (it closed its own connection on a
+                // transport that closes at once): deliver right after it returns.
+                let mut pending = self.pending_lost.borrow_mut();
+                if pending.is_none() {
+                    *pending = Some(reason);
+                }
+                return;
             }
         };
         self.lost.set(true);
@@ -283,6 +303,7 @@ pub fn attach<P: Protocol>(
         },
         queued: RefCell::new(VecDeque::new()),
         lost: Cell::new(false),
+        pending_lost: RefCell::new(None),
     });
     let handle = Handle {
         slot: Rc::downgrade(&slot),

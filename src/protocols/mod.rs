@@ -6,6 +6,9 @@
 //!   ([`Int8StringReceiver`](basic::Int8StringReceiver),
 //!   [`Int16StringReceiver`](basic::Int16StringReceiver),
 //!   [`Int32StringReceiver`](basic::Int32StringReceiver)).
+//! * [`policies`]: idle timeouts ([`IdleTimeout`](policies::IdleTimeout)), wrapping factories,
+//!   [`TimeoutFactory`](policies::TimeoutFactory), [`ThrottlingFactory`](policies::ThrottlingFactory).
+//! * [`portforward`]: a TCP port forwarder with back-pressure both ways.
 //!
 //! ```
 //! use twistor::protocols::basic::{LineContext, LineHandler, LineReceiver};
@@ -25,3 +28,5 @@
 //! ```
 
 pub mod basic;
+pub mod policies;
+pub mod portforward;
