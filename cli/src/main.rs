@@ -4,6 +4,7 @@
 //! twistor echo --port 8000
 //! twistor reverse --port 9999 [--max-lines 10]
 //! twistor reverse-client --port 9999 Hello
+//! twistor portforward --port 8080 --dest-host 127.0.0.1 --dest-port 8000
 //! ```
 //! Each server listens on 127.0.0.1 unless `--interface` says otherwise, logs through `log`
 //! (`RUST_LOG=info` for more), and stops cleanly on Ctrl-C or SIGTERM.
@@ -34,6 +35,44 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1")]
         interface: String,
     },
+    /// The paper's line reverser: answers each `\r\n`-terminated line reversed.
+    Reverse {
+        /// Port to listen on (0: any free port, printed at start).
+        #[arg(long)]
+        port: u16,
+        /// Interface to listen on.
+        #[arg(long, default_value = "127.0.0.1")]
+        interface: String,
+        /// Close a connection after this many lines (the paper's server uses 10).
+        #[arg(long)]
+        max_lines: Option<usize>,
+    },
+    /// The paper's client: sends TEXT to a reverse server and prints the reply.
+    ReverseClient {
+        /// The server's port.
+        #[arg(long)]
+        port: u16,
+        /// The server's host.
+        #[arg(long, default_value = "127.0.0.1")]
+        host: String,
+        /// The text to reverse.
+        text: String,
+    },
+    /// Forwards every connection to DEST_HOST:DEST_PORT.
+    Portforward {
+        /// Port to listen on.
+        #[arg(long)]
+        port: u16,
+        /// Interface to listen on.
+        #[arg(long, default_value = "127.0.0.1")]
+        interface: String,
+        /// Where to forward to.
+        #[arg(long)]
+        dest_host: String,
+        /// Where to forward to.
+        #[arg(long)]
+        dest_port: u16,
+    },
 }
 
 fn main() {
@@ -41,6 +80,18 @@ fn main() {
     let cli = Cli::parse();
     let code = match cli.command {
         Command::Echo { port, interface } => servers::echo(port, &interface),
+        Command::Reverse {
+            port,
+            interface,
+            max_lines,
+        } => servers::reverse(port, &interface, max_lines),
+        Command::ReverseClient { port, host, text } => servers::reverse_client(&host, port, &text),
+        Command::Portforward {
+            port,
+            interface,
+            dest_host,
+            dest_port,
+        } => servers::portforward(port, &interface, &dest_host, dest_port),
     };
     std::process::exit(code);
 }

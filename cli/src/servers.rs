@@ -2,7 +2,11 @@
 
 use std::rc::Rc;
 
+use std::cell::Cell;
+
 use twistor::protocol::{for_protocol, Context, Factory, Protocol};
+use twistor::protocols::portforward::proxy_factory;
+use twistor::protocols::reverse::{reverse_factory, RemoteReverser};
 use twistor::reactor::Reactor;
 use twistor::transport::tcp::listen_tcp;
 
@@ -15,16 +19,32 @@ impl Protocol for Echo {
     }
 }
 
-/// Creates the reactor, listens with `factory`, prints where, runs until a signal.
-fn serve<F: Factory>(name: &str, port: u16, interface: &str, factory: F) -> i32 {
-    let reactor = match Reactor::new() {
-        Ok(r) => r,
+fn new_reactor(name: &str) -> Option<Reactor> {
+    match Reactor::new() {
+        Ok(r) => Some(r),
         Err(e) => {
             eprintln!("twistor {name}: cannot create the reactor: {e}");
-            return 1;
+            None
         }
+    }
+}
+
+/// Creates the reactor, listens with `factory`, prints where, runs until a signal.
+fn serve<F: Factory>(name: &str, port: u16, interface: &str, factory: F) -> i32 {
+    let Some(reactor) = new_reactor(name) else {
+        return 1;
     };
-    match listen_tcp(&reactor, port, Rc::new(factory), 128, interface) {
+    serve_on(&reactor, name, port, interface, factory)
+}
+
+fn serve_on<F: Factory>(
+    reactor: &Reactor,
+    name: &str,
+    port: u16,
+    interface: &str,
+    factory: F,
+) -> i32 {
+    match listen_tcp(reactor, port, Rc::new(factory), 128, interface) {
         Ok(p) => {
             println!("twistor {name} listening on {}", p.get_host());
         }
@@ -50,4 +70,48 @@ fn serve<F: Factory>(name: &str, port: u16, interface: &str, factory: F) -> i32 
 /// `twistor echo`.
 pub fn echo(port: u16, interface: &str) -> i32 {
     serve("echo", port, interface, for_protocol(|| Echo))
+}
+
+/// `twistor reverse`.
+pub fn reverse(port: u16, interface: &str, max_lines: Option<usize>) -> i32 {
+    serve("reverse", port, interface, reverse_factory(max_lines))
+}
+
+/// `twistor reverse-client`: the paper's RemoteReverser; prints the reply, exits 0 (1 if the
+/// server could not be reached or closed without answering).
+pub fn reverse_client(host: &str, port: u16, text: &str) -> i32 {
+    let Some(reactor) = new_reactor("reverse-client") else {
+        return 1;
+    };
+    let code = Rc::new(Cell::new(1));
+    let (c, r) = (code.clone(), reactor.clone());
+    let _ = RemoteReverser::new(&reactor, host, port)
+        .reverse(text)
+        .add_both(move |result| {
+            match result {
+                Ok(line) => {
+                    println!("{line}");
+                    c.set(0);
+                }
+                Err(f) => eprintln!("twistor reverse-client: {f}"),
+            }
+            let _ = r.stop();
+            Ok(())
+        });
+    match reactor.run() {
+        Ok(()) => code.get(),
+        Err(e) => {
+            eprintln!("twistor reverse-client: {e}");
+            1
+        }
+    }
+}
+
+/// `twistor portforward`.
+pub fn portforward(port: u16, interface: &str, dest_host: &str, dest_port: u16) -> i32 {
+    let Some(reactor) = new_reactor("portforward") else {
+        return 1;
+    };
+    let factory = proxy_factory(&reactor, dest_host, dest_port);
+    serve_on(&reactor, "portforward", port, interface, factory)
 }

@@ -9,6 +9,7 @@
 //! * [`policies`]: idle timeouts ([`IdleTimeout`](policies::IdleTimeout)), wrapping factories,
 //!   [`TimeoutFactory`](policies::TimeoutFactory), [`ThrottlingFactory`](policies::ThrottlingFactory).
 //! * [`portforward`]: a TCP port forwarder with back-pressure both ways.
+//! * [`reverse`]: the paper's line reverser server and `RemoteReverser` client.
 //!
 //! ```
 //! use twistor::protocols::basic::{LineContext, LineHandler, LineReceiver};
@@ -30,3 +31,4 @@
 pub mod basic;
 pub mod policies;
 pub mod portforward;
+pub mod reverse;
