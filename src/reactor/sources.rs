@@ -53,6 +53,14 @@ impl Reactor {
         drop(handler);
     }
 
+    /// Forgets a source whose socket is about to be closed: closing the descriptor removes it
+    /// from the epoll set, so the `EPOLL_CTL_DEL` system call of `deregister_source` is saved
+    /// (the socket must not have been duplicated).
+    pub(crate) fn forget_source(&self, token: Token) {
+        let handler = self.extensions().sources.remove(&token.0);
+        drop(handler);
+    }
+
     /// Runs the source again on the next turn (its per-turn budget ran out while still ready).
     pub(crate) fn ready_again(&self, token: Token) {
         self.extensions().source_again.push(token.0);

@@ -328,8 +328,9 @@ impl Connection {
 
     /// Closes the socket and drops what is buffered.
     fn release(&self, reactor: &Reactor) {
-        if let (Some(t), Some(mut s)) = (self.token.take(), self.stream.borrow_mut().take()) {
-            reactor.deregister_source(t, &mut s);
+        if let (Some(t), Some(s)) = (self.token.take(), self.stream.borrow_mut().take()) {
+            // Closing the socket takes it out of the epoll set: no EPOLL_CTL_DEL needed.
+            reactor.forget_source(t);
             drop(s);
         }
         self.buf.borrow_mut().clear();
@@ -669,7 +670,13 @@ impl<F: Factory> PortInner<F> {
     }
 
     fn serve(&self, reactor: &Reactor, stream: TcpStream, peer: SocketAddr) {
-        let host = stream.local_addr().unwrap_or(self.host);
+        // The listener's address is the connection's, unless it listens on all interfaces:
+        // only then is a `getsockname` call needed.
+        let host = if self.host.ip().is_unspecified() {
+            stream.local_addr().unwrap_or(self.host)
+        } else {
+            self.host
+        };
         let Some(protocol) = self.factory.build_protocol(&Address::Tcp(peer)) else {
             // Refused by the factory: close at once.
             drop(stream);
