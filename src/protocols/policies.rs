@@ -220,6 +220,9 @@ impl TransportImpl for WrapperTransport {
         self.producer.borrow_mut().take();
         self.real.unregister_producer()
     }
+    fn set_write_buffer_limits(&self, high: usize, low: usize) {
+        self.real.set_write_buffer_limits(high, low)
+    }
     fn set_tcp_nodelay(&self, on: bool) -> std::io::Result<()> {
         self.real.set_tcp_nodelay(on)
     }

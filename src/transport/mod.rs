@@ -107,6 +107,9 @@ pub trait TransportImpl {
     ) -> Result<(), ProducerError>;
     /// Unregisters the producer.
     fn unregister_producer(&self);
+    /// Sets the write buffer's high and low water marks (streaming producers are paused above
+    /// `high` and resumed at or below `low`). Ignored by transports without a write buffer.
+    fn set_write_buffer_limits(&self, _high: usize, _low: usize) {}
     /// Sets `TCP_NODELAY` (TCP only).
     fn set_tcp_nodelay(&self, _on: bool) -> io::Result<()> {
         Err(io::Error::new(
@@ -221,6 +224,13 @@ impl Transport {
     /// Unregisters the producer.
     pub fn unregister_producer(&self) {
         self.0.unregister_producer()
+    }
+
+    /// Sets the write buffer's water marks (defaults 64 KiB / 16 KiB, asyncio's): a streaming
+    /// producer is paused above `high` and resumed at or below `low` (`low` is capped at
+    /// `high`).
+    pub fn set_write_buffer_limits(&self, high: usize, low: usize) {
+        self.0.set_write_buffer_limits(high, low.min(high))
     }
 
     /// Sets `TCP_NODELAY` (an `Unsupported` error on other transports).

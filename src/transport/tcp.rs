@@ -513,6 +513,12 @@ impl TransportImpl for Connection {
         drop(p);
     }
 
+    fn set_write_buffer_limits(&self, high: usize, low: usize) {
+        self.high_water.set(high);
+        self.low_water.set(low);
+        self.producer_after_write();
+    }
+
     fn set_tcp_nodelay(&self, on: bool) -> io::Result<()> {
         match self.stream.borrow().as_ref() {
             Some(s) => s.set_nodelay(on),
