@@ -171,6 +171,11 @@ pub use threadpool::DEFAULT_POOL_SIZE;
 pub(crate) struct WeakReactor(Weak<Inner>);
 
 impl WeakReactor {
+    /// A handle to no reactor (for objects that are recorded, not run: `MemoryReactor`).
+    pub(crate) fn none() -> WeakReactor {
+        WeakReactor(Weak::new())
+    }
+
     pub(crate) fn upgrade(&self) -> Option<Reactor> {
         Reactor::from_weak(&self.0)
     }

@@ -8,12 +8,17 @@
 //! - [`connected_server_and_client`] and [`IOPump`]: two protocols connected in memory
 //!   (Twisted's `iosim`), and [`AccumulatingProtocol`].
 //!
+//! - [`MemoryReactor`]: records `listen_tcp`/`connect_tcp` (through the
+//!   [`ReactorTcp`](crate::transport::tcp::ReactorTcp) trait) and tells time with a `Clock`.
+//!
 //! Time in these tests comes from a [`Clock`](crate::Clock).
 
 mod iosim;
+mod memory_reactor;
 mod string_transport;
 
 pub use iosim::{connected_server_and_client, AccumulatingProtocol, IOPump};
+pub use memory_reactor::{ConnectCall, ListenCall, MemoryReactor};
 pub use string_transport::{ReadState, StringTransport};
 
 use crate::{Deferred, Failure};

@@ -583,6 +583,24 @@ trait PortControl {
     fn stop(&self, reactor: &Reactor);
 }
 
+/// A port that is recorded, not listening (`MemoryReactor`).
+struct RecordedPort(SocketAddr);
+
+impl PortControl for RecordedPort {
+    fn host(&self) -> SocketAddr {
+        self.0
+    }
+    fn stop(&self, _reactor: &Reactor) {}
+}
+
+impl ListeningPort {
+    pub(crate) fn recorded(host: SocketAddr) -> ListeningPort {
+        ListeningPort {
+            inner: Rc::new(RecordedPort(host)),
+        }
+    }
+}
+
 impl std::fmt::Debug for ListeningPort {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "<ListeningPort {}>", self.inner.host())
@@ -917,23 +935,61 @@ pub fn connect_tcp<F: ClientFactory>(
     timeout: f64,
     bind_address: Option<SocketAddr>,
 ) -> Connector {
-    let c = Connector {
-        inner: Rc::new(ConnectorInner {
-            reactor: reactor.downgrade(),
-            host: host.to_string(),
-            port,
-            timeout: (timeout.is_finite() && timeout > 0.0).then_some(timeout),
-            bind: bind_address,
-            state: Cell::new(ConnectorState::Disconnected),
-            factory_started: Cell::new(false),
-            attempt: RefCell::new(None),
-            next_attempt: Cell::new(0),
-            conn: RefCell::new(None),
-            ops: Box::new(FactoryOps(factory)),
-        }),
-    };
+    let c = Connector::unstarted(
+        reactor.downgrade(),
+        host,
+        port,
+        factory,
+        timeout,
+        bind_address,
+    );
     c.connect();
     c
+}
+
+impl Connector {
+    fn unstarted<F: ClientFactory>(
+        reactor: WeakReactor,
+        host: &str,
+        port: u16,
+        factory: Rc<F>,
+        timeout: f64,
+        bind_address: Option<SocketAddr>,
+    ) -> Connector {
+        Connector {
+            inner: Rc::new(ConnectorInner {
+                reactor,
+                host: host.to_string(),
+                port,
+                timeout: (timeout.is_finite() && timeout > 0.0).then_some(timeout),
+                bind: bind_address,
+                state: Cell::new(ConnectorState::Disconnected),
+                factory_started: Cell::new(false),
+                attempt: RefCell::new(None),
+                next_attempt: Cell::new(0),
+                conn: RefCell::new(None),
+                ops: Box::new(FactoryOps(factory)),
+            }),
+        }
+    }
+
+    /// A connector that is recorded, not run (`MemoryReactor`): it never connects.
+    pub(crate) fn recorded<F: ClientFactory>(
+        host: &str,
+        port: u16,
+        factory: Rc<F>,
+        timeout: f64,
+        bind_address: Option<SocketAddr>,
+    ) -> Connector {
+        Connector::unstarted(
+            WeakReactor::none(),
+            host,
+            port,
+            factory,
+            timeout,
+            bind_address,
+        )
+    }
 }
 
 impl Connector {
@@ -1309,4 +1365,51 @@ pub fn connect_protocol<P: crate::protocol::Protocol>(
     *connector_slot.borrow_mut() = Some(c.clone());
     c.connect();
     result
+}
+
+/// What opens TCP ports and connections: the [`Reactor`], or a
+/// [`MemoryReactor`](crate::testing::MemoryReactor) that records the calls. Code that takes
+/// `&impl ReactorTcp` can be tested without sockets (Twisted's `IReactorTCP`).
+pub trait ReactorTcp {
+    /// As [`listen_tcp`].
+    fn listen_tcp<F: Factory>(
+        &self,
+        port: u16,
+        factory: Rc<F>,
+        backlog: u32,
+        interface: &str,
+    ) -> Result<ListeningPort, CannotListenError>;
+
+    /// As [`connect_tcp`].
+    fn connect_tcp<F: ClientFactory>(
+        &self,
+        host: &str,
+        port: u16,
+        factory: Rc<F>,
+        timeout: f64,
+        bind_address: Option<SocketAddr>,
+    ) -> Connector;
+}
+
+impl ReactorTcp for Reactor {
+    fn listen_tcp<F: Factory>(
+        &self,
+        port: u16,
+        factory: Rc<F>,
+        backlog: u32,
+        interface: &str,
+    ) -> Result<ListeningPort, CannotListenError> {
+        listen_tcp(self, port, factory, backlog, interface)
+    }
+
+    fn connect_tcp<F: ClientFactory>(
+        &self,
+        host: &str,
+        port: u16,
+        factory: Rc<F>,
+        timeout: f64,
+        bind_address: Option<SocketAddr>,
+    ) -> Connector {
+        connect_tcp(self, host, port, factory, timeout, bind_address)
+    }
 }
