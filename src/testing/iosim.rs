@@ -30,7 +30,8 @@ struct FakeTransport {
     closed: Cell<bool>,
     paused: Cell<bool>,
     write_shut: Cell<bool>,
-    driver: RefCell<Option<Rc<dyn ProtocolDriver>>>,
+    /// Weak: the [`IOPump`] holds the protocols, so dropping it frees everything.
+    driver: RefCell<Option<Weak<dyn ProtocolDriver>>>,
     producer: RefCell<Option<(Rc<dyn Producer>, bool)>>,
     host: Address,
     peer: Address,
@@ -54,7 +55,7 @@ impl FakeTransport {
     }
 
     fn driver(&self) -> Option<Rc<dyn ProtocolDriver>> {
-        self.driver.borrow().clone()
+        self.driver.borrow().as_ref().and_then(Weak::upgrade)
     }
 
     fn lost(&self, reason: Failure) {
@@ -62,7 +63,7 @@ impl FakeTransport {
             return;
         }
         // The protocol is kept (not taken) so tests can inspect it through its handle.
-        let d = self.driver.borrow().clone();
+        let d = self.driver();
         if let Some(d) = d {
             d.connection_lost(reason);
         }
@@ -141,6 +142,8 @@ impl TransportImpl for FakeTransport {
 pub struct IOPump {
     client: Rc<FakeTransport>,
     server: Rc<FakeTransport>,
+    /// The two protocols (the transports hold them weakly: no reference cycle).
+    _protocols: [Rc<dyn ProtocolDriver>; 2],
 }
 
 impl IOPump {
@@ -226,8 +229,8 @@ pub fn connected_server_and_client<S: Protocol, C: Protocol>(
     *ct.other.borrow_mut() = Rc::downgrade(&st);
     let (sd, sh) = attach(server, Transport::new(st.clone()));
     let (cd, ch) = attach(client, Transport::new(ct.clone()));
-    *st.driver.borrow_mut() = Some(sd.clone());
-    *ct.driver.borrow_mut() = Some(cd.clone());
+    *st.driver.borrow_mut() = Some(Rc::downgrade(&sd));
+    *ct.driver.borrow_mut() = Some(Rc::downgrade(&cd));
     sd.make_connection();
     cd.make_connection();
     (
@@ -236,6 +239,7 @@ pub fn connected_server_and_client<S: Protocol, C: Protocol>(
         IOPump {
             client: ct,
             server: st,
+            _protocols: [sd, cd],
         },
     )
 }

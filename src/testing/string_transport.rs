@@ -1,7 +1,7 @@
 //! `StringTransport`: a transport that records what is written.
 
 use std::cell::{Cell, RefCell};
-use std::rc::Rc;
+use std::rc::{Rc, Weak};
 
 use crate::protocol::{attach, Handle, Protocol, ProtocolDriver};
 use crate::transport::{Address, Producer, ProducerError, Transport, TransportImpl};
@@ -30,6 +30,9 @@ use crate::Failure;
 #[derive(Clone)]
 pub struct StringTransport {
     inner: Rc<StInner>,
+    /// The connected protocol, held here (the transport side holds it weakly), so dropping
+    /// the last `StringTransport` frees the protocol: no reference cycle.
+    driver: Rc<RefCell<Option<Rc<dyn ProtocolDriver>>>>,
 }
 
 struct StInner {
@@ -39,7 +42,7 @@ struct StInner {
     write_closed: Cell<bool>,
     reading: Cell<ReadState>,
     producer: RefCell<Option<(Rc<dyn Producer>, bool)>>,
-    driver: RefCell<Option<Rc<dyn ProtocolDriver>>>,
+    driver: RefCell<Option<Weak<dyn ProtocolDriver>>>,
     lost: RefCell<Option<Failure>>,
     host: Address,
     peer: Address,
@@ -102,6 +105,7 @@ impl StringTransport {
                 host: Address::Tcp(([10, 0, 0, 1], 12345).into()),
                 peer: Address::Tcp(([192, 168, 1, 1], 54321).into()),
             }),
+            driver: Rc::new(RefCell::new(None)),
         }
     }
 
@@ -113,14 +117,15 @@ impl StringTransport {
     /// Connects `protocol` to this transport and calls its `connection_made`.
     pub fn connect<P: Protocol>(&self, protocol: P) -> Handle<P> {
         let (driver, handle) = attach(protocol, self.transport());
-        *self.inner.driver.borrow_mut() = Some(driver.clone());
+        *self.inner.driver.borrow_mut() = Some(Rc::downgrade(&driver));
+        *self.driver.borrow_mut() = Some(driver.clone());
         driver.make_connection();
         handle
     }
 
     /// Delivers received bytes to the protocol (`data_received`).
     pub fn deliver(&self, data: &[u8]) {
-        let d = self.inner.driver.borrow().clone();
+        let d = self.driver.borrow().clone();
         if let Some(d) = d {
             d.data_received(data);
         }
@@ -132,7 +137,7 @@ impl StringTransport {
         if self.inner.lost.borrow().is_some() {
             return;
         }
-        let d = self.inner.driver.borrow().clone();
+        let d = self.driver.borrow().clone();
         if let Some(d) = d {
             *self.inner.lost.borrow_mut() = Some(reason.clone());
             d.connection_lost(reason);
@@ -141,7 +146,7 @@ impl StringTransport {
 
     /// Tells the protocol the peer closed its write side (`read_connection_lost`).
     pub fn read_connection_lost(&self) {
-        let d = self.inner.driver.borrow().clone();
+        let d = self.driver.borrow().clone();
         if let Some(d) = d {
             d.read_connection_lost();
         }
@@ -187,7 +192,7 @@ impl StInner {
     fn lose(&self, reason: Failure) {
         self.disconnecting.set(true);
         if self.disconnect_calls_lost && self.lost.borrow().is_none() {
-            let d = self.driver.borrow().clone();
+            let d = self.driver.borrow().as_ref().and_then(Weak::upgrade);
             if let Some(d) = d {
                 *self.lost.borrow_mut() = Some(reason.clone());
                 d.connection_lost(reason);
@@ -216,7 +221,7 @@ impl TransportImpl for StInner {
         if self.lost.borrow().is_some() {
             return;
         }
-        let d = self.driver.borrow().clone();
+        let d = self.driver.borrow().as_ref().and_then(Weak::upgrade);
         if let Some(d) = d {
             *self.lost.borrow_mut() = Some(reason.clone());
             d.connection_lost(reason);

@@ -1,0 +1,190 @@
+//! `Protocol`, `Handle` and `Factory` behaviour on in-memory transports (no sockets).
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+
+use twistor::error::ConnectionDone;
+use twistor::failure::PanicError;
+use twistor::protocol::{do_start, do_stop, for_protocol, Context, Factory, Handle, Protocol};
+use twistor::testing::{connected_server_and_client, AccumulatingProtocol, StringTransport};
+use twistor::transport::Address;
+use twistor::{Clock, Deferred, Failure};
+
+#[derive(Default)]
+struct Events(Vec<String>);
+
+impl Protocol for Events {
+    fn connection_made(&mut self, _: &Context<Self>) {
+        self.0.push("made".into());
+    }
+    fn data_received(&mut self, cx: &Context<Self>, data: &[u8]) {
+        self.0
+            .push(format!("data {}", String::from_utf8_lossy(data)));
+        if data == b"later" {
+            // Reaching ourselves through the handle while busy: runs after this callback.
+            let ran_now = cx.handle().with(|p, _| p.0.push("queued".into()));
+            self.0.push(format!("ran now: {}", ran_now.is_some()));
+        }
+        if data == b"boom" {
+            panic!("protocol exploded");
+        }
+    }
+    fn connection_lost(&mut self, _: &Context<Self>, reason: Failure) {
+        self.0.push(format!("lost {}", reason.short_type_name()));
+    }
+}
+
+#[test]
+fn callbacks_in_order_and_lost_once() {
+    let st = StringTransport::with_disconnection();
+    let h = st.connect(Events::default());
+    st.deliver(b"a");
+    st.transport().lose_connection();
+    st.connection_lost(Failure::new(ConnectionDone));
+    assert_eq!(
+        h.with(|p, _| p.0.clone()).unwrap(),
+        ["made", "data a", "lost ConnectionDone"]
+    );
+}
+
+#[test]
+fn handle_with_during_a_callback_runs_after_it() {
+    let st = StringTransport::new();
+    let h = st.connect(Events::default());
+    st.deliver(b"later");
+    assert_eq!(
+        h.with(|p, _| p.0.clone()).unwrap(),
+        ["made", "data later", "ran now: false", "queued"]
+    );
+}
+
+#[test]
+fn panicking_protocol_gets_the_panic_as_reason() {
+    let st = StringTransport::new();
+    let h = st.connect(Events::default());
+    st.deliver(b"boom");
+    let reason = st.lost_reason().expect("connection closed");
+    assert!(reason.is::<PanicError>());
+    assert!(!h.alive());
+    st.deliver(b"after");
+    let events = h.with(|p, _| p.0.clone()).unwrap();
+    assert_eq!(events.last().unwrap(), "lost PanicError");
+    assert!(!events.iter().any(|e| e == "data after"), "{events:?}");
+}
+
+#[test]
+fn handle_from_a_deferred_callback() {
+    // Work that finishes later (a Deferred fired by a timer) reaches the protocol and its
+    // transport through the handle.
+    struct Later {
+        clock: Clock,
+    }
+    impl Protocol for Later {
+        fn connection_made(&mut self, cx: &Context<Self>) {
+            let d = Deferred::new();
+            let fire = d.clone();
+            self.clock.call_later(2.0, move || {
+                let _ = fire.callback("ready");
+            });
+            let me = cx.handle();
+            let _ = d.add_callback(move |v: &str| {
+                me.with(move |_p, cx| cx.transport().write(v.as_bytes()));
+            });
+        }
+        fn data_received(&mut self, _: &Context<Self>, _: &[u8]) {}
+    }
+    let clock = Clock::new();
+    let st = StringTransport::new();
+    st.connect(Later {
+        clock: clock.clone(),
+    });
+    assert!(st.value().is_empty());
+    clock.advance(2.0);
+    assert_eq!(st.value(), b"ready");
+}
+
+#[test]
+fn handle_outlives_the_protocol_without_panicking() {
+    let h: Handle<AccumulatingProtocol> = {
+        let st = StringTransport::new();
+        let h = st.connect(AccumulatingProtocol::default());
+        st.connection_lost(Failure::new(ConnectionDone));
+        h
+    };
+    // The transport and protocol are gone: the handle answers None.
+    assert!(h.with(|p, _| p.made).is_none());
+    assert!(!h.alive());
+}
+
+#[test]
+fn factory_start_stop_counted() {
+    struct Counting {
+        starts: Cell<u32>,
+        stops: Cell<u32>,
+    }
+    impl Factory for Counting {
+        type Protocol = AccumulatingProtocol;
+        fn build_protocol(&self, _: &Address) -> Option<AccumulatingProtocol> {
+            Some(AccumulatingProtocol::default())
+        }
+        fn start_factory(&self) {
+            self.starts.set(self.starts.get() + 1);
+        }
+        fn stop_factory(&self) {
+            self.stops.set(self.stops.get() + 1);
+        }
+    }
+    let f = Rc::new(Counting {
+        starts: Cell::new(0),
+        stops: Cell::new(0),
+    });
+    for _ in 0..3 {
+        do_start(&f);
+    }
+    assert_eq!(f.starts.get(), 1);
+    do_stop(&f);
+    do_stop(&f);
+    assert_eq!(f.stops.get(), 0);
+    do_stop(&f);
+    assert_eq!(f.stops.get(), 1);
+    do_stop(&f); // ignored at zero
+    assert_eq!(f.stops.get(), 1);
+}
+
+#[test]
+fn factory_may_refuse() {
+    let f = twistor::protocol::FactoryFn::new(|addr: &Address| match addr {
+        Address::Memory(n) if n == "bad" => None,
+        _ => Some(AccumulatingProtocol::default()),
+    });
+    assert!(f.build_protocol(&Address::Memory("bad".into())).is_none());
+    assert!(f.build_protocol(&Address::Memory("good".into())).is_some());
+    let g = for_protocol(AccumulatingProtocol::default);
+    assert!(g.build_protocol(&Address::Memory("x".into())).is_some());
+}
+
+#[test]
+fn in_memory_pair_talks_both_ways() {
+    struct Ping(Rc<RefCell<Vec<u8>>>);
+    impl Protocol for Ping {
+        fn connection_made(&mut self, cx: &Context<Self>) {
+            cx.transport().write(b"ping");
+        }
+        fn data_received(&mut self, cx: &Context<Self>, data: &[u8]) {
+            self.0.borrow_mut().extend_from_slice(data);
+            cx.transport().lose_connection();
+        }
+    }
+    struct Pong;
+    impl Protocol for Pong {
+        fn data_received(&mut self, cx: &Context<Self>, data: &[u8]) {
+            assert_eq!(data, b"ping");
+            cx.transport().write(b"pong");
+        }
+    }
+    let got = Rc::new(RefCell::new(Vec::new()));
+    let (server, _client, pump) = connected_server_and_client(Pong, Ping(got.clone()));
+    pump.flush();
+    assert_eq!(*got.borrow(), b"pong");
+    assert!(!server.alive(), "both sides closed after lose_connection");
+}
