@@ -43,9 +43,9 @@ enum Command {
         /// Interface to listen on.
         #[arg(long, default_value = "127.0.0.1")]
         interface: String,
-        /// Close a connection after this many lines (the paper's server uses 10).
+        /// Close a connection after this many lines, at least 1 (the paper's server uses 10).
         #[arg(long)]
-        max_lines: Option<usize>,
+        max_lines: Option<std::num::NonZeroUsize>,
     },
     /// The paper's client: sends TEXT to a reverse server and prints the reply.
     ReverseClient {
@@ -84,7 +84,7 @@ fn main() {
             port,
             interface,
             max_lines,
-        } => servers::reverse(port, &interface, max_lines),
+        } => servers::reverse(port, &interface, max_lines.map(|n| n.get())),
         Command::ReverseClient { port, host, text } => servers::reverse_client(&host, port, &text),
         Command::Portforward {
             port,

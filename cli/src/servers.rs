@@ -85,19 +85,25 @@ pub fn reverse_client(host: &str, port: u16, text: &str) -> i32 {
     };
     let code = Rc::new(Cell::new(1));
     let (c, r) = (code.clone(), reactor.clone());
-    let _ = RemoteReverser::new(&reactor, host, port)
-        .reverse(text)
-        .add_both(move |result| {
-            match result {
-                Ok(line) => {
-                    println!("{line}");
-                    c.set(0);
+    let (host, text) = (host.to_string(), text.to_string());
+    // Started once the reactor runs: a connection that fails at once (an unreachable address)
+    // fires the Deferred synchronously, and a `stop()` before `run()` would be ignored.
+    reactor.call_when_running(move || {
+        let stopper = r.clone();
+        let _ = RemoteReverser::new(&r, &host, port)
+            .reverse(&text)
+            .add_both(move |result| {
+                match result {
+                    Ok(line) => {
+                        println!("{line}");
+                        c.set(0);
+                    }
+                    Err(f) => eprintln!("twistor reverse-client: {f}"),
                 }
-                Err(f) => eprintln!("twistor reverse-client: {f}"),
-            }
-            let _ = r.stop();
-            Ok(())
-        });
+                let _ = stopper.stop();
+                Ok(())
+            });
+    });
     match reactor.run() {
         Ok(()) => code.get(),
         Err(e) => {

@@ -232,25 +232,27 @@ impl TransportImpl for WrapperTransport {
 }
 
 /// Sits between a real transport and a wrapped protocol (Twisted's `ProtocolWrapper`).
+///
+/// It keeps its policy alive (as Twisted's wrapper keeps its factory): a connection outlives
+/// the factory that made it (a port stopped and dropped), and its policy must go on seeing
+/// its traffic, or a [`TimeoutFactory`] would close a busy connection.
 pub struct ProtocolWrapper<P: Protocol> {
     inner: Option<P>,
     driver: Option<Rc<dyn ProtocolDriver>>,
     wrapper: Option<Rc<WrapperTransport>>,
-    policy: Weak<dyn WrapperPolicy>,
+    policy: Rc<dyn WrapperPolicy>,
 }
 
 impl<P: Protocol> Protocol for ProtocolWrapper<P> {
     fn connection_made(&mut self, cx: &Context<Self>) {
         let wrapper = Rc::new(WrapperTransport {
             real: cx.transport().clone(),
-            policy: self.policy.clone(),
+            policy: Rc::downgrade(&self.policy),
             producer: RefCell::new(None),
             me: RefCell::new(Weak::new()),
         });
         *wrapper.me.borrow_mut() = Rc::downgrade(&wrapper);
-        if let Some(p) = self.policy.upgrade() {
-            p.connection_made(&wrapper);
-        }
+        self.policy.connection_made(&wrapper);
         if let Some(inner) = self.inner.take() {
             let (driver, _handle) = attach(inner, Transport::new(wrapper.clone()));
             self.driver = Some(driver.clone());
@@ -259,16 +261,16 @@ impl<P: Protocol> Protocol for ProtocolWrapper<P> {
         }
     }
     fn data_received(&mut self, _cx: &Context<Self>, data: &[u8]) {
-        if let (Some(p), Some(w)) = (self.policy.upgrade(), &self.wrapper) {
-            p.bytes_read(w, data.len());
+        if let Some(w) = &self.wrapper {
+            self.policy.bytes_read(w, data.len());
         }
         if let Some(d) = &self.driver {
             d.data_received(data);
         }
     }
     fn connection_lost(&mut self, _cx: &Context<Self>, reason: Failure) {
-        if let (Some(p), Some(w)) = (self.policy.upgrade(), &self.wrapper) {
-            p.connection_lost(w);
+        if let Some(w) = &self.wrapper {
+            self.policy.connection_lost(w);
         }
         if let Some(d) = self.driver.take() {
             d.connection_lost(reason);
@@ -315,12 +317,11 @@ impl<F: Factory, W: WrapperPolicy> Factory for WrappingFactory<F, W> {
             return None;
         }
         let inner = self.factory.build_protocol(addr)?;
-        let policy: Rc<dyn WrapperPolicy> = self.policy.clone();
         Some(ProtocolWrapper {
             inner: Some(inner),
             driver: None,
             wrapper: None,
-            policy: Rc::downgrade(&policy),
+            policy: self.policy.clone(),
         })
     }
     fn start_factory(&self) {

@@ -130,12 +130,17 @@ pub struct Finished {
 
 /// Spawns a built example with `args`, reading its stdout line by line as it arrives.
 pub fn spawn_example(name: &str, args: &[&str]) -> RunningExample {
+    spawn_program(&example_path(name), name, args)
+}
+
+/// Spawns the program at `path` with `args` (as [`spawn_example`] does for examples), naming
+/// it `name` in failure messages.
+pub fn spawn_program(path: &std::path::Path, name: &str, args: &[&str]) -> RunningExample {
     use std::io::{BufRead, Read};
     use std::process::{Command, Stdio};
 
-    let path = example_path(name);
     let start = std::time::Instant::now();
-    let mut child = Command::new(&path)
+    let mut child = Command::new(path)
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -321,4 +326,59 @@ pub fn bounded<T: Send + 'static>(secs: u64, body: impl FnOnce() -> T + Send + '
         },
         Err(mpsc::RecvTimeoutError::Timeout) => panic!("test did not finish within {secs} s"),
     }
+}
+
+/// The port at the end of a server's first line, `... listening on tcp:127.0.0.1:PORT` (or a
+/// line that is just the port).
+pub fn port_in(line: &str) -> u16 {
+    let last = line.trim().rsplit([':', ' ']).next().unwrap_or_default();
+    last.parse()
+        .unwrap_or_else(|_| panic!("no port at the end of {line:?}"))
+}
+
+/// A blocking TCP connection to `127.0.0.1:port` whose reads and writes fail after 10 s, so
+/// a silent server fails the test instead of hanging it.
+pub fn connect_local(port: u16) -> std::net::TcpStream {
+    let s = std::net::TcpStream::connect(("127.0.0.1", port))
+        .unwrap_or_else(|e| panic!("cannot connect to 127.0.0.1:{port}: {e}"));
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .expect("set_read_timeout");
+    s.set_write_timeout(Some(std::time::Duration::from_secs(10)))
+        .expect("set_write_timeout");
+    s
+}
+
+/// Reads from `stream` until the peer closes it (EOF); a read error (the 10 s timeout of
+/// [`connect_local`], a reset) fails the test with what was read so far.
+pub fn read_to_eof(stream: &mut std::net::TcpStream) -> Vec<u8> {
+    use std::io::Read;
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => return got,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => panic!(
+                "reading until EOF failed ({e}) after {:?}",
+                String::from_utf8_lossy(&got)
+            ),
+        }
+    }
+}
+
+/// Reads from `stream` until `want` bytes arrived (fails the test on EOF, timeout or error).
+pub fn read_exact_bytes(stream: &mut std::net::TcpStream, want: usize) -> Vec<u8> {
+    use std::io::Read;
+    let mut got = vec![0u8; want];
+    if let Err(e) = stream.read_exact(&mut got) {
+        panic!("wanted {want} bytes: {e}");
+    }
+    got
+}
+
+/// A local port nothing listens on (bound, then closed at once).
+pub fn unused_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    l.local_addr().expect("local_addr").port()
 }

@@ -1,0 +1,126 @@
+//! twistor and real Twisted talking to each other over TCP on 127.0.0.1:
+//!
+//! * Twisted's `LineReceiver` as a client (`tests/interop/twisted_line_client.py`) against
+//!   `twistor reverse`;
+//! * twistor's `reverse-client` (the paper's `RemoteReverser`) against the paper's server on
+//!   Twisted (`tests/interop/twisted_reverse_server.py`).
+//!
+//! Python comes from `TWISTOR_PYTHON` (`.ci/run` sets it to a venv with Twisted), else
+//! `/root/.cache/twistor-bench/venv/bin/python` or `python3`, whichever imports `twisted`.
+//! Without one the tests print a note and pass, except under CI (`CI` set), where they fail:
+//! they must run there.
+//!
+//! They live in the cli crate with the `twistor` binary (see `tests/cli.rs`).
+
+#[path = "../../tests/util/mod.rs"]
+mod util;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use util::{port_in, spawn_program, RunningExample};
+
+const WAIT: Duration = Duration::from_secs(20);
+const LOCAL_VENV: &str = "/root/.cache/twistor-bench/venv/bin/python";
+
+fn imports_twisted(python: &str) -> bool {
+    Command::new(python)
+        .args(["-c", "import twisted"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// The python to run Twisted with, or `None` (after printing why) if the test should skip.
+fn python() -> Option<String> {
+    if let Some(p) = std::env::var_os("TWISTOR_PYTHON") {
+        let p = p.to_string_lossy().into_owned();
+        assert!(
+            imports_twisted(&p),
+            "TWISTOR_PYTHON={p} cannot import twisted (install it: {p} -m pip install twisted)"
+        );
+        return Some(p);
+    }
+    for candidate in [LOCAL_VENV, "python3"] {
+        if imports_twisted(candidate) {
+            return Some(candidate.to_string());
+        }
+    }
+    let why = "no python with Twisted: set TWISTOR_PYTHON to one \
+               (python3 -m venv V && V/bin/pip install twisted)";
+    if std::env::var_os("CI").is_some() {
+        panic!("the interop tests must run in CI, but there is {why}");
+    }
+    eprintln!("SKIPPED: twistor/Twisted interop test: {why}");
+    None
+}
+
+fn script(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/interop")
+        .join(name)
+}
+
+fn twistor(args: &[&str]) -> RunningExample {
+    spawn_program(
+        Path::new(env!("CARGO_BIN_EXE_twistor")),
+        &format!("twistor {}", args.join(" ")),
+        args,
+    )
+}
+
+fn run_python(python: &str, script_name: &str, args: &[&str]) -> RunningExample {
+    let path = script(script_name);
+    let path = path.to_str().expect("UTF-8 path");
+    let mut all = vec!["-u", path];
+    all.extend_from_slice(args);
+    spawn_program(Path::new(python), script_name, &all)
+}
+
+#[test]
+fn twisted_line_receiver_client_against_twistor_reverse() {
+    let Some(python) = python() else { return };
+    let mut server = twistor(&["reverse", "--port", "0"]);
+    let (_, first) = server.next_line(WAIT);
+    let port = port_in(&first).to_string();
+    let lines = ["Hello", "twisted", "a man a plan a canal", "x", "twistor"];
+    let mut args = vec![port.as_str()];
+    args.extend_from_slice(&lines);
+    let done = run_python(&python, "twisted_line_client.py", &args).wait(WAIT);
+    assert_eq!(done.status.code(), Some(0), "{done:?}");
+    let got: Vec<&str> = done.lines.iter().map(|(_, l)| l.as_str()).collect();
+    let want: Vec<String> = lines.iter().map(|l| l.chars().rev().collect()).collect();
+    assert_eq!(got, want, "{done:?}");
+
+    // Twisted's client against the paper's limit: with --max-lines 2 only two replies come,
+    // and Twisted sees the connection closed (its script exits 1: not every reply arrived).
+    let mut limited = twistor(&["reverse", "--port", "0", "--max-lines", "2"]);
+    let (_, first) = limited.next_line(WAIT);
+    let port = port_in(&first).to_string();
+    let done = run_python(
+        &python,
+        "twisted_line_client.py",
+        &[&port, "ab", "cd", "ef"],
+    )
+    .wait(WAIT);
+    assert_eq!(done.status.code(), Some(1), "{done:?}");
+    let got: Vec<&str> = done.lines.iter().map(|(_, l)| l.as_str()).collect();
+    assert_eq!(got, ["ba", "dc"], "{done:?}");
+}
+
+#[test]
+fn twistor_reverse_client_against_twisted_reverse_server() {
+    let Some(python) = python() else { return };
+    let mut server = run_python(&python, "twisted_reverse_server.py", &[]);
+    let (_, first) = server.next_line(WAIT);
+    let port = port_in(&first).to_string();
+    for (text, want) in [("Hello", "olleH"), ("from twistor", "rotsiwt morf")] {
+        let done = twistor(&["reverse-client", "--port", &port, text]).wait(WAIT);
+        assert!(done.status.success(), "{done:?}");
+        let got: Vec<&str> = done.lines.iter().map(|(_, l)| l.as_str()).collect();
+        assert_eq!(got, [want], "{done:?}");
+    }
+}
