@@ -98,12 +98,16 @@ impl LineHandler for ReverseClient {
 /// use twistor::protocols::reverse::RemoteReverser;
 /// use twistor::reactor::Reactor;
 /// let reactor = Reactor::new().unwrap();
-/// let reverser = RemoteReverser::new(&reactor, "localhost", 9999);
 /// let r = reactor.clone();
-/// reverser.reverse("Hello").add_both(move |res| {
-///     println!("{}", res.unwrap_or_else(|f| f.to_string()));
-///     let _ = r.stop();
-///     Ok(())
+/// // Start once running: a reply (or a failure) may come at once, and stop() before run()
+/// // would be refused.
+/// reactor.call_when_running(move || {
+///     let stop = r.clone();
+///     RemoteReverser::new(&r, "localhost", 9999).reverse("Hello").add_both(move |res| {
+///         println!("{}", res.unwrap_or_else(|f| f.to_string()));
+///         let _ = stop.stop();
+///         Ok(())
+///     });
 /// });
 /// reactor.run().unwrap();
 /// ```
