@@ -4,6 +4,8 @@
 //! Twisted's `(True, value)` / `(False, failure)` tuples are `Ok(value)` / `Err(failure)`;
 //! `defer.SUCCESS` / `defer.FAILURE` are not ported (a `Result` says it).
 
+mod util;
+
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
@@ -26,51 +28,9 @@ struct ValueError(String);
 #[error("{0}")]
 struct KeyError(String);
 
-/// Captures this thread's log records (cargo runs tests on parallel threads).
+/// Captures this thread's log records: the shared helpers of tests/util.
 mod logs {
-    use std::cell::RefCell;
-    use std::sync::Once;
-
-    thread_local! {
-        static CAPTURED: RefCell<Vec<(log::Level, String)>> = const { RefCell::new(Vec::new()) };
-    }
-
-    struct Capture;
-
-    impl log::Log for Capture {
-        fn enabled(&self, _: &log::Metadata) -> bool {
-            true
-        }
-        fn log(&self, record: &log::Record) {
-            CAPTURED.with(|c| {
-                c.borrow_mut()
-                    .push((record.level(), record.args().to_string()))
-            });
-        }
-        fn flush(&self) {}
-    }
-
-    static INIT: Once = Once::new();
-
-    /// Starts capturing on this thread, forgetting what was captured before.
-    pub fn capture() {
-        INIT.call_once(|| {
-            let _ = log::set_logger(&Capture);
-            log::set_max_level(log::LevelFilter::Trace);
-        });
-        CAPTURED.with(|c| c.borrow_mut().clear());
-    }
-
-    /// Error-level records captured on this thread since `capture()`.
-    pub fn errors() -> Vec<String> {
-        CAPTURED.with(|c| {
-            c.borrow()
-                .iter()
-                .filter(|(l, _)| *l == log::Level::Error)
-                .map(|(_, m)| m.clone())
-                .collect()
-        })
-    }
+    pub use super::util::{capture_logs as capture, captured_errors as errors};
 }
 
 /// Twisted's `fakeCallbackCanceller`.
