@@ -188,3 +188,36 @@ fn in_memory_pair_talks_both_ways() {
     assert_eq!(*got.borrow(), b"pong");
     assert!(!server.alive(), "both sides closed after lose_connection");
 }
+
+#[test]
+fn data_delivered_during_a_callback_is_queued_in_order() {
+    struct Feeder(Option<StringTransport>, Vec<String>);
+    impl Protocol for Feeder {
+        fn data_received(&mut self, _: &Context<Self>, data: &[u8]) {
+            self.1.push(String::from_utf8_lossy(data).into_owned());
+            if let Some(st) = self.0.take() {
+                st.deliver(b"second");
+                self.1.push("first done".into());
+            }
+        }
+    }
+    let st = StringTransport::new();
+    let h = st.connect(Feeder(Some(st.clone()), Vec::new()));
+    st.deliver(b"first");
+    assert_eq!(
+        h.with(|p, _| p.1.clone()).unwrap(),
+        ["first", "first done", "second"]
+    );
+}
+
+#[test]
+fn a_panicking_queued_job_closes_the_connection() {
+    let st = StringTransport::new();
+    let h = st.connect(Events::default());
+    st.deliver(b"later"); // queues a job; make the next one panic instead
+    let h2 = h.clone();
+    let _ = h.with(move |_p, _cx| {
+        h2.with(|_, _| panic!("queued job exploded"));
+    });
+    assert!(st.lost_reason().unwrap().is::<PanicError>());
+}

@@ -219,8 +219,20 @@ impl<P: Protocol> Slot<P> {
             if self.lost.get() {
                 return;
             }
-            job(&mut p, &self.cx);
+            let outcome = catch_unwind(AssertUnwindSafe(|| job(&mut p, &self.cx)));
+            drop(p);
+            if let Err(payload) = outcome {
+                self.panicked(&*payload);
+                return;
+            }
         }
+    }
+
+    /// A callback panicked: close the connection with the panic as the reason.
+    fn panicked(&self, payload: &(dyn std::any::Any + Send)) {
+        let f = Failure::from_panic(payload);
+        log::error!(target: "twistor::protocol", "protocol callback panicked, closing the connection: {f}");
+        self.cx.transport.abort_with(f);
     }
 
     /// Runs one callback. A panic closes the connection with the panic as the reason.
@@ -237,11 +249,7 @@ impl<P: Protocol> Slot<P> {
         };
         match outcome {
             Ok(()) => self.run_queued(),
-            Err(payload) => {
-                let f = Failure::from_panic(&*payload);
-                log::error!(target: "twistor::protocol", "protocol callback panicked, closing the connection: {f}");
-                self.cx.transport.abort_with(f);
-            }
+            Err(payload) => self.panicked(&*payload),
         }
     }
 }
@@ -251,6 +259,15 @@ impl<P: Protocol> ProtocolDriver for Slot<P> {
         self.call(|p, cx| p.connection_made(cx));
     }
     fn data_received(&self, data: &[u8]) {
+        if self.proto.try_borrow_mut().is_err() && !self.lost.get() {
+            // Delivered while the protocol is busy (an in-memory transport fed from inside a
+            // callback): keep a copy and deliver right after, in order.
+            let owned = data.to_vec();
+            self.queued
+                .borrow_mut()
+                .push_back(Box::new(move |p, cx| p.data_received(cx, &owned)));
+            return;
+        }
         self.call(|p, cx| p.data_received(cx, data));
     }
     fn connection_lost(&self, reason: Failure) {
