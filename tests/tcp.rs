@@ -1171,3 +1171,47 @@ fn shutdown_disconnects_cleanly() {
         assert_eq!(got, ["ConnectionLost", "ConnectionLost"], "{got:?}");
     });
 }
+
+/// One reactor per thread sharing a port with SO_REUSEPORT (DESIGN decision 13): every
+/// connection is served, and the kernel spreads them over the threads.
+#[test]
+fn serve_on_threads_spreads_connections() {
+    use std::io::{Read, Write};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use twistor::protocol::{Context, FactoryFn, Protocol};
+    use twistor::transport::tcp::serve_on_threads;
+
+    struct Echo;
+    impl Protocol for Echo {
+        fn data_received(&mut self, cx: &Context<Self>, d: &[u8]) {
+            cx.transport().write(d)
+        }
+    }
+    util::bounded(30, || {
+        let counts: Arc<Vec<AtomicUsize>> = Arc::new((0..2).map(|_| AtomicUsize::new(0)).collect());
+        let next = Arc::new(AtomicUsize::new(0));
+        let (c, n) = (counts.clone(), next.clone());
+        let servers = serve_on_threads(2, 0, "127.0.0.1", move || {
+            let me = n.fetch_add(1, Ordering::SeqCst);
+            let c = c.clone();
+            FactoryFn::new(move |_| {
+                c[me].fetch_add(1, Ordering::SeqCst);
+                Some(Echo)
+            })
+        })
+        .unwrap();
+        for i in 0..64u8 {
+            let mut s = std::net::TcpStream::connect(("127.0.0.1", servers.port())).unwrap();
+            s.write_all(&[i]).unwrap();
+            let mut b = [0u8; 1];
+            s.read_exact(&mut b).unwrap();
+            assert_eq!(b[0], i);
+        }
+        servers.stop();
+        servers.join();
+        let per: Vec<usize> = counts.iter().map(|c| c.load(Ordering::SeqCst)).collect();
+        assert_eq!(per.iter().sum::<usize>(), 64);
+        assert!(per.iter().all(|&n| n > 0), "all on one thread: {per:?}");
+    });
+}

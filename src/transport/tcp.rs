@@ -759,6 +759,22 @@ pub fn listen_tcp<F: Factory>(
     backlog: u32,
     interface: &str,
 ) -> Result<ListeningPort, CannotListenError> {
+    let listener = bind_listener(port, backlog, interface, false)?;
+    listen_on(reactor, listener, factory).map_err(|source| CannotListenError {
+        interface: interface.to_string(),
+        port,
+        source,
+    })
+}
+
+/// Binds a non-blocking listening socket (`SO_REUSEADDR`; `SO_REUSEPORT` too if asked, so
+/// several sockets, one per reactor thread, can share the port).
+fn bind_listener(
+    port: u16,
+    backlog: u32,
+    interface: &str,
+    reuse_port: bool,
+) -> Result<std::net::TcpListener, CannotListenError> {
     let cannot = |source: io::Error| CannotListenError {
         interface: interface.to_string(),
         port,
@@ -779,6 +795,9 @@ pub fn listen_tcp<F: Factory>(
     let socket = socket2::Socket::new(domain, socket2::Type::STREAM, Some(socket2::Protocol::TCP))
         .map_err(cannot)?;
     socket.set_reuse_address(true).map_err(cannot)?;
+    if reuse_port {
+        socket.set_reuse_port(true).map_err(cannot)?;
+    }
     if addr.is_ipv6() {
         socket.set_only_v6(true).map_err(cannot)?;
     }
@@ -787,9 +806,17 @@ pub fn listen_tcp<F: Factory>(
     socket
         .listen(backlog.min(i32::MAX as u32) as i32)
         .map_err(cannot)?;
-    let std_listener: std::net::TcpListener = socket.into();
-    let host = std_listener.local_addr().map_err(cannot)?;
-    let mut listener = TcpListener::from_std(std_listener);
+    Ok(socket.into())
+}
+
+/// Serves connections accepted on an already bound, non-blocking `listener`.
+fn listen_on<F: Factory>(
+    reactor: &Reactor,
+    listener: std::net::TcpListener,
+    factory: Rc<F>,
+) -> io::Result<ListeningPort> {
+    let host = listener.local_addr()?;
+    let mut listener = TcpListener::from_std(listener);
     let inner = Rc::new(PortInner {
         listener: RefCell::new(None),
         token: Cell::new(None),
@@ -799,13 +826,126 @@ pub fn listen_tcp<F: Factory>(
         backoff: RefCell::new(None),
     });
     *inner.me.borrow_mut() = Rc::downgrade(&inner);
-    let token = reactor
-        .register_source(&mut listener, Interest::READABLE, inner.clone())
-        .map_err(cannot)?;
+    let token = reactor.register_source(&mut listener, Interest::READABLE, inner.clone())?;
     inner.token.set(Some(token));
     *inner.listener.borrow_mut() = Some(listener);
     do_start(&factory);
     Ok(ListeningPort { inner })
+}
+
+// ---- one reactor per core ----------------------------------------------------------------
+
+/// Reactors serving one port from several threads (DESIGN decision 13): each thread runs its
+/// own reactor with its own listening socket on the same port (`SO_REUSEPORT`: the kernel
+/// spreads new connections across them), and its own protocols; nothing is shared between
+/// threads, so protocol code needs no locks.
+pub struct ServerThreads {
+    port: u16,
+    handles: Vec<crate::reactor::ThreadHandle>,
+    joins: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl ServerThreads {
+    /// The port every thread listens on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Asks every reactor to stop (gracefully: shutdown triggers run).
+    pub fn stop(&self) {
+        for h in &self.handles {
+            h.stop();
+        }
+    }
+
+    /// Waits for every thread to finish.
+    pub fn join(self) {
+        for j in self.joins {
+            let _ = j.join();
+        }
+    }
+}
+
+/// Serves `interface:port` from `threads` threads, one reactor each; `make_factory` builds
+/// each thread's factory on that thread. Port 0 picks a free port shared by all. Signals are
+/// not handled by these reactors: stop them with [`ServerThreads::stop`].
+///
+/// ```
+/// use twistor::protocol::{for_protocol, Context, Protocol};
+/// use twistor::transport::tcp::serve_on_threads;
+/// use std::io::{Read, Write};
+///
+/// struct Echo;
+/// impl Protocol for Echo {
+///     fn data_received(&mut self, cx: &Context<Self>, d: &[u8]) { cx.transport().write(d) }
+/// }
+/// let servers = serve_on_threads(2, 0, "127.0.0.1", || for_protocol(|| Echo)).unwrap();
+/// let mut c = std::net::TcpStream::connect(("127.0.0.1", servers.port())).unwrap();
+/// c.write_all(b"hi").unwrap();
+/// let mut buf = [0; 2];
+/// c.read_exact(&mut buf).unwrap();
+/// assert_eq!(&buf, b"hi");
+/// servers.stop();
+/// servers.join();
+/// ```
+pub fn serve_on_threads<F: Factory>(
+    threads: usize,
+    port: u16,
+    interface: &str,
+    make_factory: impl Fn() -> F + Send + Sync + 'static,
+) -> Result<ServerThreads, CannotListenError> {
+    let threads = threads.max(1);
+    // Bind every socket here, so port 0 resolves once and errors come back to the caller.
+    let first = bind_listener(port, 1024, interface, true)?;
+    let actual = first.local_addr().map(|a| a.port()).unwrap_or(port);
+    let mut listeners = vec![first];
+    for _ in 1..threads {
+        listeners.push(bind_listener(actual, 1024, interface, true)?);
+    }
+    let make_factory = std::sync::Arc::new(make_factory);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let mut joins = Vec::new();
+    for (i, listener) in listeners.into_iter().enumerate() {
+        let make = make_factory.clone();
+        let tx = tx.clone();
+        let spawned = std::thread::Builder::new()
+            .name(format!("twistor-reactor-{i}"))
+            .spawn(move || {
+                let reactor = match Reactor::new() {
+                    Ok(r) => r,
+                    Err(e) => {
+                        log::error!(target: "twistor::tcp", "reactor thread {i}: {e}");
+                        return;
+                    }
+                };
+                if let Err(e) = listen_on(&reactor, listener, Rc::new(make())) {
+                    log::error!(target: "twistor::tcp", "reactor thread {i}: cannot listen: {e}");
+                    return;
+                }
+                let _ = tx.send(reactor.thread_handle());
+                if let Err(e) = reactor.run_without_signal_handlers() {
+                    log::error!(target: "twistor::tcp", "reactor thread {i}: {e}");
+                }
+            });
+        match spawned {
+            Ok(j) => joins.push(j),
+            Err(e) => {
+                return Err(CannotListenError {
+                    interface: interface.to_string(),
+                    port,
+                    source: e,
+                })
+            }
+        }
+    }
+    drop(tx);
+    // Each thread sends its handle once listening (or gives up and drops its sender).
+    let handles: Vec<_> = rx.iter().take(joins.len()).collect();
+    Ok(ServerThreads {
+        port: actual,
+        handles,
+        joins,
+    })
 }
 
 // ---- connecting --------------------------------------------------------------------------
