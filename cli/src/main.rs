@@ -34,6 +34,9 @@ enum Command {
         /// Interface to listen on.
         #[arg(long, default_value = "127.0.0.1")]
         interface: String,
+        /// Reactor threads sharing the port (SO_REUSEPORT), one per core.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
+        threads: u16,
     },
     /// The paper's line reverser: answers each `\r\n`-terminated line reversed.
     Reverse {
@@ -46,6 +49,9 @@ enum Command {
         /// Close a connection after this many lines, at least 1 (the paper's server uses 10).
         #[arg(long)]
         max_lines: Option<std::num::NonZeroUsize>,
+        /// Reactor threads sharing the port (SO_REUSEPORT), one per core.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
+        threads: u16,
     },
     /// The paper's client: sends TEXT to a reverse server and prints the reply.
     ReverseClient {
@@ -79,12 +85,17 @@ fn main() {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
     let cli = Cli::parse();
     let code = match cli.command {
-        Command::Echo { port, interface } => servers::echo(port, &interface),
+        Command::Echo {
+            port,
+            interface,
+            threads,
+        } => servers::echo(port, &interface, threads.into()),
         Command::Reverse {
             port,
             interface,
             max_lines,
-        } => servers::reverse(port, &interface, max_lines.map(|n| n.get())),
+            threads,
+        } => servers::reverse(port, &interface, max_lines.map(|n| n.get()), threads.into()),
         Command::ReverseClient { port, host, text } => servers::reverse_client(&host, port, &text),
         Command::Portforward {
             port,

@@ -68,13 +68,58 @@ fn serve_on<F: Factory>(
 }
 
 /// `twistor echo`.
-pub fn echo(port: u16, interface: &str) -> i32 {
+pub fn echo(port: u16, interface: &str, threads: usize) -> i32 {
+    if threads > 1 {
+        return serve_threads("echo", port, interface, threads, || for_protocol(|| Echo));
+    }
     serve("echo", port, interface, for_protocol(|| Echo))
 }
 
 /// `twistor reverse`.
-pub fn reverse(port: u16, interface: &str, max_lines: Option<usize>) -> i32 {
+pub fn reverse(port: u16, interface: &str, max_lines: Option<usize>, threads: usize) -> i32 {
+    if threads > 1 {
+        return serve_threads("reverse", port, interface, threads, move || {
+            reverse_factory(max_lines)
+        });
+    }
     serve("reverse", port, interface, reverse_factory(max_lines))
+}
+
+/// Serves from `threads` reactors sharing the port; this thread runs a reactor of its own
+/// that only waits for SIGINT/SIGTERM, then stops the others.
+fn serve_threads<F: Factory>(
+    name: &str,
+    port: u16,
+    interface: &str,
+    threads: usize,
+    make: impl Fn() -> F + Send + Sync + 'static,
+) -> i32 {
+    let servers = match twistor::transport::tcp::serve_on_threads(threads, port, interface, make) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("twistor {name}: {e}");
+            return 1;
+        }
+    };
+    println!(
+        "twistor {name} listening on tcp:{interface}:{} ({threads} threads)",
+        servers.port()
+    );
+    let Some(reactor) = new_reactor(name) else {
+        servers.stop();
+        servers.join();
+        return 1;
+    };
+    let code = match reactor.run() {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("twistor {name}: {e}");
+            1
+        }
+    };
+    servers.stop();
+    servers.join();
+    code
 }
 
 /// `twistor reverse-client`: the paper's RemoteReverser; prints the reply, exits 0 (1 if the
