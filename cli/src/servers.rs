@@ -101,10 +101,12 @@ fn serve_threads<F: Factory>(
             return 1;
         }
     };
+    let ip: std::net::IpAddr = interface.parse().unwrap_or([0, 0, 0, 0].into());
     println!(
-        "twistor {name} listening on tcp:{interface}:{} ({threads} threads)",
-        servers.port()
+        "twistor {name} listening on tcp:{}",
+        std::net::SocketAddr::new(ip, servers.port())
     );
+    log::info!("twistor {name}: {threads} reactor threads share the port");
     let Some(reactor) = new_reactor(name) else {
         servers.stop();
         servers.join();

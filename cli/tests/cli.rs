@@ -299,3 +299,25 @@ fn sigint_and_sigterm_stop_every_server_with_exit_0() {
     let (echo, _) = start("echo", &[]);
     interrupt(echo, libc::SIGTERM);
 }
+
+#[test]
+fn echo_and_reverse_on_several_threads() {
+    for (name, args, send, want) in [
+        ("echo", vec!["--threads", "2"], &b"abc"[..], &b"abc"[..]),
+        (
+            "reverse",
+            vec!["--threads", "3"],
+            &b"abc\r\n"[..],
+            &b"cba\r\n"[..],
+        ),
+    ] {
+        let (server, port) = start(name, &args);
+        // Many connections, so the kernel hands some to every thread.
+        for _ in 0..20 {
+            let mut conn = connect_local(port);
+            conn.write_all(send).unwrap();
+            assert_eq!(read_exact_bytes(&mut conn, want.len()), want);
+        }
+        interrupt(server, libc::SIGINT);
+    }
+}
