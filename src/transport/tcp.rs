@@ -2,7 +2,7 @@
 //!
 //! # The path of a byte
 //!
-//! *In:* the poller reports the socket readable; [`Connection`] reads into the reactor-wide
+//! *In:* the poller reports the socket readable; `Connection` reads into the reactor-wide
 //! buffer (up to `READ_BUDGET` bytes per turn), hands each chunk to the protocol's
 //! `data_received`, and stops at `WouldBlock` (the kernel queue is empty; more data makes a new
 //! edge) or at EOF. Not at a short read: a FIN that came with the last data makes no edge of
