@@ -46,7 +46,7 @@
 //! logged once, at error level, target `twistor::defer`. A failure that an errback handled,
 //! or that chaining moved to another Deferred, is not there any more, so it is not logged.
 
-use std::cell::{Cell, RefCell};
+use std::cell::{Cell, RefCell, UnsafeCell};
 use std::fmt;
 use std::marker::PhantomData;
 use std::mem;
@@ -154,11 +154,11 @@ impl Entry for Continue {
 enum Res {
     /// Not fired yet.
     Empty,
-    /// The current result.
-    Ready(Outcome),
+    /// The current result is in `Inner::slot`.
+    Ready,
     /// Fired, but waiting for the result of another Deferred (chained).
     Waiting(Link),
-    /// A callback of this Deferred is running with the result.
+    /// A batch of this Deferred's callbacks is running with the result in `Inner::slot`.
     InFlight,
 }
 
@@ -191,6 +191,29 @@ pub(crate) struct Inner {
     /// can fire this Deferred any more (see "Ownership" in the module docs).
     handles: Cell<usize>,
     st: RefCell<State>,
+    /// The result, outside the `RefCell` so a batch of callbacks can work on it in place
+    /// without holding a borrow (moving it in and out of the state cost a store-forwarding
+    /// stall per batch and per firing).
+    ///
+    /// Invariant: it is `Some` exactly while `st.result` is `Ready` or `InFlight`. It is read
+    /// or written only by code that has just checked `st.result` under a borrow of `st`
+    /// (`Ready`: nobody else holds a reference to it), or by the batch runner while
+    /// `InFlight`, which every other accessor treats as "no result" and leaves alone.
+    slot: UnsafeCell<Option<Outcome>>,
+}
+
+impl Inner {
+    /// The slot.
+    ///
+    /// # Safety
+    /// The caller has checked `st.result` (see the invariant on `slot`) and no other reference
+    /// to the slot is alive.
+    #[allow(clippy::mut_from_ref)]
+    #[inline]
+    unsafe fn slot(&self) -> &mut Option<Outcome> {
+        // SAFETY: exclusivity is the caller's obligation (the `slot` invariant).
+        unsafe { &mut *self.slot.get() }
+    }
 }
 
 impl Inner {
@@ -203,6 +226,7 @@ impl Inner {
         };
         slot.write(Inner {
             handles: Cell::new(0),
+            slot: UnsafeCell::new(None),
             st: RefCell::new(State {
                 result: Res::Empty,
                 callbacks: SmallVec::new(),
@@ -224,7 +248,7 @@ impl Inner {
 impl Drop for Inner {
     fn drop(&mut self) {
         let st = self.st.get_mut();
-        if let Res::Ready(Err(f)) = &st.result {
+        if let Some(Err(f)) = self.slot.get_mut() {
             if super::get_debugging() {
                 log::error!(
                     target: "twistor::defer",
@@ -330,58 +354,66 @@ enum Run {
 /// batch touches no `RefCell`; entries added meanwhile form the next batch (Twisted's FIFO
 /// order), and a batch interrupted by chaining is put back in front of them.
 fn run_one(current: &Rc<Inner>, _stack: &mut [Rc<Inner>]) -> Run {
-    let (mut result, mut batch) = {
+    let mut batch = {
         let mut s = current.st.borrow_mut();
         if s.paused > 0 || matches!(s.result, Res::Waiting(_)) {
             return Run::Blocked;
         }
         s.chained_to = None;
-        if s.callbacks.is_empty() {
+        if s.callbacks.is_empty() || !matches!(s.result, Res::Ready) {
+            // No callbacks, or not fired (or already running further up the stack).
             return Run::Finished;
         }
-        let r = match mem::replace(&mut s.result, Res::InFlight) {
-            Res::Ready(r) => r,
-            other => {
-                // Not fired (or already running further up the stack): nothing to run.
-                s.result = other;
-                return Run::Finished;
-            }
-        };
+        s.result = Res::InFlight;
         s.running = true;
-        (r, mem::take(&mut s.callbacks).into_iter())
+        mem::take(&mut s.callbacks).into_iter()
     };
+    // SAFETY: `InFlight` from here until the state is set again below: no other code touches
+    // the slot meanwhile (the `slot` invariant).
+    let slot = unsafe { current.slot() };
     loop {
         for entry in batch.by_ref() {
-            match catch_unwind(AssertUnwindSafe(|| entry.run(&mut result))) {
+            let Some(result) = slot.as_mut() else {
+                break; // unreachable: the slot is `Some` while in flight
+            };
+            match catch_unwind(AssertUnwindSafe(|| entry.run(result))) {
                 Ok(Next::Done) => {}
-                Err(payload) => result = Err(panic_failure(&*payload)),
+                Err(payload) => *slot = Some(Err(panic_failure(&*payload))),
                 Ok(Next::Continue(outer)) => {
+                    let r = slot
+                        .replace(Ok(Value::unit()))
+                        .unwrap_or_else(unreachable_result);
                     let mut s = current.st.borrow_mut();
                     s.running = false;
-                    s.result = Res::Ready(Ok(Value::unit()));
+                    s.result = Res::Ready;
                     put_back(&mut s, batch);
                     drop(s);
-                    outer.st.borrow_mut().result = Res::Ready(result);
+                    let mut o = outer.st.borrow_mut();
+                    o.result = Res::Ready;
+                    // SAFETY: the outer was waiting (no result): nobody refers to its slot.
+                    unsafe { *outer.slot() = Some(r) };
+                    drop(o);
                     return Run::Switched(outer);
                 }
                 Ok(Next::Chain(inner)) => {
                     if Rc::ptr_eq(&inner, current) {
                         log::warn!(target: "twistor::defer", "{CircularChainError}");
-                        result = Err(Failure::new(CircularChainError));
+                        *slot = Some(Err(Failure::new(CircularChainError)));
                         continue;
                     }
                     let mut is = inner.st.borrow_mut();
-                    if is.paused == 0 && matches!(is.result, Res::Ready(_)) {
+                    if is.paused == 0 && matches!(is.result, Res::Ready) {
                         // Steal the inner's result; the inner is left holding `()`.
-                        match mem::replace(&mut is.result, Res::Ready(Ok(Value::unit()))) {
-                            Res::Ready(r) => result = r,
-                            _ => result = unreachable_result(),
-                        }
+                        // SAFETY: the inner is `Ready` and not running: its slot is free.
+                        let stolen = unsafe { inner.slot() }.replace(Ok(Value::unit()));
+                        *slot = Some(stolen.unwrap_or_else(unreachable_result));
                     } else {
                         let mut s = current.st.borrow_mut();
                         s.running = false;
                         s.chained_to = Some(Rc::downgrade(&inner));
                         put_back(&mut s, batch);
+                        // Waiting: no result here (the slot invariant).
+                        *slot = None;
                         if inner.handles.get() == 0 {
                             // Nobody else can fire the inner: the outer owns it.
                             let weak_outer = Rc::downgrade(current);
@@ -403,7 +435,7 @@ fn run_one(current: &Rc<Inner>, _stack: &mut [Rc<Inner>]) -> Run {
         let mut s = current.st.borrow_mut();
         if s.callbacks.is_empty() {
             s.running = false;
-            s.result = Res::Ready(result);
+            s.result = Res::Ready;
             return Run::Finished;
         }
         batch = mem::take(&mut s.callbacks).into_iter();
@@ -449,6 +481,17 @@ pub(crate) fn fire(
     outcome: Outcome,
     at: &'static Location<'static>,
 ) -> Result<(), AlreadyCalledError> {
+    fire_with(inner, at, move || outcome)
+}
+
+/// Fires with the outcome `make` builds, written straight into the slot (built on the stack
+/// and copied in, the outcome cost a store-forwarding stall).
+#[inline(always)]
+pub(crate) fn fire_with(
+    inner: &Rc<Inner>,
+    at: &'static Location<'static>,
+    make: impl FnOnce() -> Outcome,
+) -> Result<(), AlreadyCalledError> {
     let canceller = {
         let mut s = inner.st.borrow_mut();
         if s.called {
@@ -465,7 +508,9 @@ pub(crate) fn fire(
         }
         s.called = true;
         s.first_fired_at = Some(at);
-        s.result = Res::Ready(outcome);
+        s.result = Res::Ready;
+        // SAFETY: not called until now: no result, nobody refers to the slot.
+        unsafe { *inner.slot() = Some(make()) };
         s.canceller.take()
     };
     drop(canceller);
@@ -649,7 +694,9 @@ impl<T: 'static> Deferred<T> {
             let mut s = d.inner.st.borrow_mut();
             s.called = true;
             s.first_fired_at = Some(Location::caller());
-            s.result = Res::Ready(Ok(Value::new(value)));
+            s.result = Res::Ready;
+            // SAFETY: a new Deferred: nobody refers to its slot.
+            unsafe { *d.inner.slot() = Some(Ok(Value::new(value))) };
         }
         d
     }
@@ -668,7 +715,9 @@ impl<T: 'static> Deferred<T> {
             let mut s = d.inner.st.borrow_mut();
             s.called = true;
             s.first_fired_at = Some(Location::caller());
-            s.result = Res::Ready(Err(f));
+            s.result = Res::Ready;
+            // SAFETY: a new Deferred: nobody refers to its slot.
+            unsafe { *d.inner.slot() = Some(Err(f)) };
         }
         d
     }
@@ -685,7 +734,9 @@ impl<T: 'static> Deferred<T> {
     /// ```
     #[track_caller]
     pub fn callback(&self, value: T) -> Result<(), AlreadyCalledError> {
-        fire(&self.inner, Ok(Value::new(value)), Location::caller())
+        fire_with(&self.inner, Location::caller(), move || {
+            Ok(Value::new(value))
+        })
     }
 
     /// Fires the Deferred with a failure: its errbacks run now, in this call.
@@ -949,7 +1000,7 @@ impl<T: 'static> Deferred<T> {
 
     /// True if the Deferred holds a result now (fired, not waiting on another Deferred).
     pub fn has_result(&self) -> bool {
-        matches!(self.inner.st.borrow().result, Res::Ready(_))
+        matches!(self.inner.st.borrow().result, Res::Ready)
     }
 
     /// The pause count, plus one while waiting on a chained Deferred (Twisted's `paused`).
@@ -980,13 +1031,18 @@ impl<T: 'static> Deferred<T> {
     /// ```
     pub fn peek<R>(&self, f: impl FnOnce(Option<Result<&T, Failure>>) -> R) -> R {
         let s = self.inner.st.borrow();
-        match &s.result {
-            Res::Ready(Ok(v)) => match v.downcast_ref::<T>() {
+        if !matches!(s.result, Res::Ready) {
+            return f(None);
+        }
+        // SAFETY: `Ready`, and the borrow of the state (held until `f` returns) keeps any batch
+        // of this Deferred from starting (the `slot` invariant).
+        match unsafe { &*self.inner.slot.get() } {
+            Some(Ok(v)) => match v.downcast_ref::<T>() {
                 Some(t) => f(Some(Ok(t))),
                 None => f(Some(Err(type_error::<T>(v)))),
             },
-            Res::Ready(Err(e)) => f(Some(Err(e.clone()))),
-            _ => f(None),
+            Some(Err(e)) => f(Some(Err(e.clone()))),
+            None => f(None),
         }
     }
 
@@ -994,17 +1050,16 @@ impl<T: 'static> Deferred<T> {
     /// are pending, leaving `()` behind (what Twisted's `successResultOf` does). Used by the
     /// testing helpers and the future bridge.
     pub(crate) fn take_result(&self) -> Option<Result<T, Failure>> {
-        let mut s = self.inner.st.borrow_mut();
+        let s = self.inner.st.borrow_mut();
         if s.paused > 0 || s.running || !s.callbacks.is_empty() {
             return None;
         }
-        match mem::replace(&mut s.result, Res::Ready(Ok(Value::unit()))) {
-            Res::Ready(r) => Some(r.and_then(take_value::<T>)),
-            other => {
-                s.result = other;
-                None
-            }
+        if !matches!(s.result, Res::Ready) {
+            return None;
         }
+        // SAFETY: `Ready` and idle, under the state's borrow (the `slot` invariant).
+        let r = unsafe { self.inner.slot() }.replace(Ok(Value::unit()))?;
+        Some(r.and_then(take_value::<T>))
     }
 }
 
@@ -1015,10 +1070,13 @@ impl<T> fmt::Debug for Deferred<T> {
         if let Some(w) = &s.chained_to {
             write!(f, " waiting on Deferred at {:p}", w.as_ptr())?;
         } else {
-            match &s.result {
-                Res::Ready(Ok(v)) => write!(f, " current result: <{}>", v.type_name())?,
-                Res::Ready(Err(e)) => write!(f, " current result: {e}")?,
-                _ => {}
+            if matches!(s.result, Res::Ready) {
+                // SAFETY: `Ready`, under the state's borrow (the `slot` invariant).
+                match unsafe { &*self.inner.slot.get() } {
+                    Some(Ok(v)) => write!(f, " current result: <{}>", v.type_name())?,
+                    Some(Err(e)) => write!(f, " current result: {e}")?,
+                    None => {}
+                }
             }
         }
         write!(f, ">")
