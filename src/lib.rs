@@ -63,6 +63,67 @@
 //! clock.advance(30.0);
 //! assert!(failure_result_of(&slow).is::<TimeoutError>());
 //! ```
+//!
+//! # The reactor
+//!
+//! The [`reactor::Reactor`] is the event loop: you register sources of events (timers, sockets,
+//! calls from other threads, futures) and handlers for them, then `run()` calls the handlers
+//! as events happen; each handler returns control to the loop when it is done. Deferreds turn
+//! those events into APIs:
+//!
+//! ```
+//! use twistor::reactor::Reactor;
+//! use twistor::Deferred;
+//!
+//! fn run_later<T: 'static>(reactor: &Reactor, secs: f64, f: impl FnOnce() -> T + 'static) -> Deferred<T> {
+//!     let d = Deferred::new();
+//!     let fire = d.clone();
+//!     reactor.call_later(secs, move || { let _ = fire.callback(f()); });
+//!     d
+//! }
+//!
+//! let reactor = Reactor::new().unwrap();
+//! let r = reactor.clone();
+//! run_later(&reactor, 0.02, || println!("Hello"))
+//!     .add_callback_deferred(move |_| run_later(&r, 0.03, || println!("World")))
+//!     .add_callback({
+//!         let r = reactor.clone();
+//!         move |_| { let _ = r.stop(); }
+//!     });
+//! run_later(&reactor, 0.03, || println!("Beautiful"));
+//! reactor.run_without_signal_handlers().unwrap(); // Hello, Beautiful, World
+//! ```
+//!
+//! # Separate concerns: transports, protocols, factories
+//!
+//! A [`transport::Transport`] moves bytes; a [`protocol::Protocol`] gives them meaning; a
+//! [`protocol::Factory`] makes a protocol per connection. The paper's line reverser, tested
+//! with no socket at all:
+//!
+//! ```
+//! use twistor::protocols::basic::{LineContext, LineHandler, LineReceiver};
+//! use twistor::testing::StringTransport;
+//!
+//! struct ReverseLine { lines: usize }
+//! impl LineHandler for ReverseLine {
+//!     fn line_received(&mut self, cx: &LineContext<Self>, line: &[u8]) {
+//!         let reversed: Vec<u8> = line.iter().rev().copied().collect();
+//!         cx.send_line(&reversed);
+//!         self.lines += 1;
+//!         if self.lines >= 10 {
+//!             cx.transport().lose_connection();
+//!         }
+//!     }
+//! }
+//!
+//! let st = StringTransport::new();
+//! st.connect(LineReceiver::new(ReverseLine { lines: 0 }));
+//! st.deliver(b"Hello\r\n");
+//! assert_eq!(st.value(), b"olleH\r\n");
+//! ```
+//!
+//! The same protocol serves real connections with
+//! [`transport::tcp::listen_tcp`]; `twistor reverse` and `examples/reverse_server.rs` do that.
 #![warn(missing_docs)]
 
 pub mod defer;
