@@ -25,8 +25,8 @@
 //!
 //! No `RefCell` borrow is held while user code runs (callbacks, errbacks, cancellers): a
 //! callback may add callbacks to, fire, pause or cancel any Deferred, including its own. A
-//! per-Deferred `running` flag stops a nested `run_callbacks` on a Deferred whose callback is
-//! on the stack; the outer loop picks up the new entries when that callback returns.
+//! nested `run_callbacks` on a Deferred whose batch is in flight (`Res::InFlight`: one of its
+//! callbacks is on the stack) does nothing; that batch picks up the new entries.
 //!
 //! # Ownership
 //!
@@ -175,8 +175,6 @@ pub(crate) struct State {
     /// `Res::Waiting` rather than this counter so that `unpause()` can't release it.
     paused: u32,
     called: bool,
-    /// Re-entrancy guard: a callback of this Deferred is on the stack.
-    running: bool,
     /// Set by `cancel()` without a canceller: the producer's next firing is swallowed once.
     suppress_already_called: bool,
     canceller: Option<Canceller>,
@@ -232,7 +230,6 @@ impl Inner {
                 callbacks: SmallVec::new(),
                 paused: 0,
                 called: false,
-                running: false,
                 suppress_already_called: false,
                 canceller: None,
                 chained_to: None,
@@ -321,13 +318,11 @@ fn take_value<T: 'static>(v: Value) -> Result<T, Failure> {
 
 /// Runs a Deferred's callbacks, following implicit chains iteratively (module docs).
 pub(crate) fn run_callbacks(start: &Rc<Inner>) {
-    if start.st.borrow().running {
-        return;
-    }
+    // The re-entrancy guard is in `run_one`: a Deferred in flight is left to its own batch.
     let mut stack: Vec<Rc<Inner>> = Vec::new();
     let mut current = start.clone();
     loop {
-        let done = run_one(&current, &mut stack);
+        let done = run_one(&current);
         match done {
             Run::Switched(outer) => {
                 stack.push(mem::replace(&mut current, outer));
@@ -353,19 +348,22 @@ enum Run {
 /// Runs the entries of one Deferred. The entries are taken out in batches, so the loop over a
 /// batch touches no `RefCell`; entries added meanwhile form the next batch (Twisted's FIFO
 /// order), and a batch interrupted by chaining is put back in front of them.
-fn run_one(current: &Rc<Inner>, _stack: &mut [Rc<Inner>]) -> Run {
+fn run_one(current: &Rc<Inner>) -> Run {
     let mut batch = {
         let mut s = current.st.borrow_mut();
         if s.paused > 0 || matches!(s.result, Res::Waiting(_)) {
             return Run::Blocked;
         }
+        if matches!(s.result, Res::InFlight) {
+            // Its batch runs further up the call stack and will pick up any new entries.
+            return Run::Finished;
+        }
         s.chained_to = None;
         if s.callbacks.is_empty() || !matches!(s.result, Res::Ready) {
-            // No callbacks, or not fired (or already running further up the stack).
+            // No callbacks, or not fired.
             return Run::Finished;
         }
         s.result = Res::InFlight;
-        s.running = true;
         mem::take(&mut s.callbacks).into_iter()
     };
     // SAFETY: `InFlight` from here until the state is set again below: no other code touches
@@ -384,7 +382,6 @@ fn run_one(current: &Rc<Inner>, _stack: &mut [Rc<Inner>]) -> Run {
                         .replace(Ok(Value::unit()))
                         .unwrap_or_else(unreachable_result);
                     let mut s = current.st.borrow_mut();
-                    s.running = false;
                     s.result = Res::Ready;
                     put_back(&mut s, batch);
                     drop(s);
@@ -409,8 +406,7 @@ fn run_one(current: &Rc<Inner>, _stack: &mut [Rc<Inner>]) -> Run {
                         *slot = Some(stolen.unwrap_or_else(unreachable_result));
                     } else {
                         let mut s = current.st.borrow_mut();
-                        s.running = false;
-                        s.chained_to = Some(Rc::downgrade(&inner));
+                            s.chained_to = Some(Rc::downgrade(&inner));
                         put_back(&mut s, batch);
                         // Waiting: no result here (the slot invariant).
                         *slot = None;
@@ -434,7 +430,6 @@ fn run_one(current: &Rc<Inner>, _stack: &mut [Rc<Inner>]) -> Run {
         }
         let mut s = current.st.borrow_mut();
         if s.callbacks.is_empty() {
-            s.running = false;
             s.result = Res::Ready;
             return Run::Finished;
         }
@@ -1051,7 +1046,7 @@ impl<T: 'static> Deferred<T> {
     /// testing helpers and the future bridge.
     pub(crate) fn take_result(&self) -> Option<Result<T, Failure>> {
         let s = self.inner.st.borrow_mut();
-        if s.paused > 0 || s.running || !s.callbacks.is_empty() {
+        if s.paused > 0 || !s.callbacks.is_empty() {
             return None;
         }
         if !matches!(s.result, Res::Ready) {
