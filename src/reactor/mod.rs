@@ -129,6 +129,8 @@ struct Inner {
     fds: RefCell<FdSet>,
     /// Descriptors still ready after their handler ran: run again next turn.
     again: RefCell<Vec<(Token, Dir)>>,
+    /// The poller's events of this turn (kept to reuse its allocation).
+    ready: RefCell<Vec<(Token, bool, bool, bool)>>,
     signals: RefCell<Option<SignalPipes>>,
     exit_signal: Cell<Option<i32>>,
     tasks: RefCell<HashMap<usize, Task>>,
@@ -256,6 +258,7 @@ impl Reactor {
                 }),
                 fds: RefCell::new(FdSet::default()),
                 again: RefCell::new(Vec::new()),
+                ready: RefCell::new(Vec::new()),
                 signals: RefCell::new(None),
                 exit_signal: Cell::new(None),
                 tasks: RefCell::new(HashMap::new()),
@@ -622,29 +625,30 @@ impl Reactor {
 
     /// Steps 4-5 of a turn (module docs).
     fn poll_and_dispatch(&self, timeout: Option<Duration>) -> io::Result<()> {
-        let ready: Vec<(Token, bool, bool, bool)> = {
+        // The events are copied out, so no borrow of the poller is held while handlers run,
+        // into a buffer kept from turn to turn: no allocation per turn.
+        let mut ready = std::mem::take(&mut *self.inner.ready.borrow_mut());
+        {
             let mut events = self.inner.events.borrow_mut();
             match self.inner.poll.borrow_mut().poll(&mut events, timeout) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(()),
                 Err(e) => return Err(e),
             }
-            events
-                .iter()
-                .map(|e| {
-                    let hup = e.is_read_closed() || e.is_write_closed() || e.is_error();
-                    (
-                        e.token(),
-                        e.is_readable() || hup,
-                        e.is_writable() || e.is_error(),
-                        e.is_read_closed() || e.is_error(),
-                    )
-                })
-                .collect()
-        };
+            ready.extend(events.iter().map(|e| {
+                let read_closed = e.is_read_closed() || e.is_error();
+                (
+                    e.token(),
+                    e.is_readable() || read_closed || e.is_write_closed(),
+                    e.is_writable() || e.is_error(),
+                    read_closed,
+                )
+            }));
+        }
         let again = std::mem::take(&mut *self.inner.again.borrow_mut());
-        let mut done: Vec<(Token, Dir)> = Vec::with_capacity(ready.len() * 2 + again.len());
-        for (token, readable, writable, read_closed) in ready {
+        // Raw descriptors handled this turn, so the again list does not run them twice.
+        let mut done: Vec<(Token, Dir)> = Vec::new();
+        for &(token, readable, writable, read_closed) in &ready {
             match token {
                 WAKER_TOKEN => {}
                 SIGNAL_TOKEN => self.handle_signals(),
@@ -668,6 +672,8 @@ impl Reactor {
                 self.dispatch(token, dir);
             }
         }
+        ready.clear();
+        *self.inner.ready.borrow_mut() = ready;
         self.run_sources_again();
         self.run_flushes();
         Ok(())
