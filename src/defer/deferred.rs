@@ -406,7 +406,7 @@ fn run_one(current: &Rc<Inner>) -> Run {
                         *slot = Some(stolen.unwrap_or_else(unreachable_result));
                     } else {
                         let mut s = current.st.borrow_mut();
-                            s.chained_to = Some(Rc::downgrade(&inner));
+                        s.chained_to = Some(Rc::downgrade(&inner));
                         put_back(&mut s, batch);
                         // Waiting: no result here (the slot invariant).
                         *slot = None;

@@ -1079,7 +1079,7 @@ pub fn connect_tcp<F: ClientFactory>(
         reactor.downgrade(),
         host,
         port,
-        factory,
+        Box::new(FactoryOps(factory)),
         timeout,
         bind_address,
     );
@@ -1088,11 +1088,12 @@ pub fn connect_tcp<F: ClientFactory>(
 }
 
 impl Connector {
-    fn unstarted<F: ClientFactory>(
+    /// A disconnected connector; `ops` is what it reports to (a factory, or `connect_protocol`).
+    fn unstarted(
         reactor: WeakReactor,
         host: &str,
         port: u16,
-        factory: Rc<F>,
+        ops: Box<dyn ClientOps>,
         timeout: f64,
         bind_address: Option<SocketAddr>,
     ) -> Connector {
@@ -1108,7 +1109,7 @@ impl Connector {
                 attempt: RefCell::new(None),
                 next_attempt: Cell::new(0),
                 conn: RefCell::new(None),
-                ops: Box::new(FactoryOps(factory)),
+                ops,
             }),
         }
     }
@@ -1125,7 +1126,7 @@ impl Connector {
             WeakReactor::none(),
             host,
             port,
-            factory,
+            Box::new(FactoryOps(factory)),
             timeout,
             bind_address,
         )
@@ -1483,25 +1484,12 @@ pub fn connect_protocol<P: crate::protocol::Protocol>(
             c.disconnect();
         }
     });
-    let c = Connector {
-        inner: Rc::new(ConnectorInner {
-            reactor: reactor.downgrade(),
-            host: host.to_string(),
-            port,
-            timeout: (timeout.is_finite() && timeout > 0.0).then_some(timeout),
-            bind: None,
-            state: Cell::new(ConnectorState::Disconnected),
-            factory_started: Cell::new(false),
-            attempt: RefCell::new(None),
-            next_attempt: Cell::new(0),
-            conn: RefCell::new(None),
-            ops: Box::new(OneShot {
-                protocol: RefCell::new(Some(protocol)),
-                result: result.clone(),
-                cancelled,
-            }),
-        }),
-    };
+    let ops = Box::new(OneShot {
+        protocol: RefCell::new(Some(protocol)),
+        result: result.clone(),
+        cancelled,
+    });
+    let c = Connector::unstarted(reactor.downgrade(), host, port, ops, timeout, None);
     *connector_slot.borrow_mut() = Some(c.clone());
     c.connect();
     result
