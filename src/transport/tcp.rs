@@ -1279,6 +1279,11 @@ impl Connector {
         }
         let reactor = self.inner.reactor.upgrade();
         drop(self.end_attempt(reactor.as_ref()));
+        self.failed(reason);
+    }
+
+    /// The attempt is over and failed: tell the factory (which may reconnect).
+    fn failed(&self, reason: Failure) {
         self.inner.state.set(ConnectorState::Disconnected);
         self.inner.ops.failed(self, reason);
         self.maybe_stop_factory();
@@ -1300,23 +1305,13 @@ impl Connector {
         let Some(stream) = self.end_attempt(Some(reactor)) else {
             return;
         };
-        let (local, peer) = match (stream.local_addr(), stream.peer_addr()) {
-            (Ok(l), Ok(p)) => (l, p),
-            (Err(e), _) | (_, Err(e)) => {
-                self.inner.state.set(ConnectorState::Disconnected);
-                self.inner.ops.failed(self, connect_error_from_io(&e));
-                self.maybe_stop_factory();
-                return;
-            }
-        };
-        let conn = match Connection::new(reactor, stream, local, peer) {
+        let established = stream.local_addr().and_then(|local| {
+            let peer = stream.peer_addr()?;
+            Ok((Connection::new(reactor, stream, local, peer)?, peer))
+        });
+        let (conn, peer) = match established {
             Ok(c) => c,
-            Err(e) => {
-                self.inner.state.set(ConnectorState::Disconnected);
-                self.inner.ops.failed(self, connect_error_from_io(&e));
-                self.maybe_stop_factory();
-                return;
-            }
+            Err(e) => return self.failed(connect_error_from_io(&e)),
         };
         self.inner.state.set(ConnectorState::Connected);
         let me = self.clone();
