@@ -67,10 +67,79 @@ pub(super) fn remove_waiter<S: 'static, T: 'static>(
     }
 }
 
-struct LockState {
-    locked: bool,
-    /// Acquires waiting for the lock, oldest first.
-    waiting: VecDeque<Deferred<DeferredLock>>,
+/// The state of a lock or semaphore: free tokens and the acquires waiting for one. A lock is a
+/// pool of one token (Twisted keeps two classes; the logic is the same).
+struct Tokens<H> {
+    /// Tokens free now.
+    tokens: usize,
+    /// Tokens it was made with.
+    limit: usize,
+    /// Acquires waiting for a token, oldest first.
+    waiting: VecDeque<Deferred<H>>,
+}
+
+type Pool<H> = Rc<RefCell<Tokens<H>>>;
+
+fn new_pool<H>(limit: usize) -> Pool<H> {
+    Rc::new(RefCell::new(Tokens {
+        tokens: limit,
+        limit,
+        waiting: VecDeque::new(),
+    }))
+}
+
+/// Twisted's `acquire`: fires with `holder` now if a token is free, else queues (FIFO);
+/// cancelling a queued acquire removes it.
+fn acquire_token<H: Clone + 'static>(pool: &Pool<H>, holder: H) -> Deferred<H> {
+    let d = Deferred::with_canceller(remove_waiter(Rc::downgrade(pool), |s| &mut s.waiting));
+    let free = {
+        let mut s = pool.borrow_mut();
+        if s.tokens == 0 {
+            s.waiting.push_back(d.clone());
+            false
+        } else {
+            s.tokens -= 1;
+            true
+        }
+    };
+    if free {
+        let _ = d.callback(holder);
+    }
+    d
+}
+
+/// Twisted's `release`: the token goes straight to the oldest waiter, or back to the pool.
+/// False if every token is already free (a release too many).
+fn release_token<H: Clone + 'static>(pool: &Pool<H>, holder: H) -> bool {
+    let next = {
+        let mut s = pool.borrow_mut();
+        if s.tokens >= s.limit {
+            return false;
+        }
+        let next = next_waiter(&mut s.waiting);
+        if next.is_none() {
+            s.tokens += 1;
+        }
+        next
+    };
+    if let Some(w) = next {
+        let _ = w.callback(holder);
+    }
+    true
+}
+
+/// Twisted's `run`: acquire, call `f`, release when its result arrives, pass the result on.
+fn run_holding<H: 'static, R: IntoDeferred, E: std::error::Error + 'static>(
+    acquired: Deferred<H>,
+    release: fn(&H) -> Result<(), E>,
+    f: impl FnOnce() -> R + 'static,
+) -> Deferred<R::Output> {
+    acquired.add_callback_deferred(move |holder| {
+        maybe_deferred(f).add_both(move |r| {
+            release(&holder).map_err(Failure::new)?;
+            r
+        })
+    })
 }
 
 /// A lock for Deferred-based code (Twisted's `DeferredLock`).
@@ -95,7 +164,7 @@ struct LockState {
 /// ```
 #[derive(Clone)]
 pub struct DeferredLock {
-    inner: Rc<RefCell<LockState>>,
+    inner: Pool<DeferredLock>,
 }
 
 impl Default for DeferredLock {
@@ -108,7 +177,7 @@ impl fmt::Debug for DeferredLock {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let s = self.inner.borrow();
         f.debug_struct("DeferredLock")
-            .field("locked", &s.locked)
+            .field("locked", &(s.tokens == 0))
             .field("waiting", &s.waiting.len())
             .finish()
     }
@@ -121,17 +190,12 @@ impl DeferredLock {
     /// assert!(!twistor::defer::DeferredLock::new().locked());
     /// ```
     pub fn new() -> Self {
-        DeferredLock {
-            inner: Rc::new(RefCell::new(LockState {
-                locked: false,
-                waiting: VecDeque::new(),
-            })),
-        }
+        DeferredLock { inner: new_pool(1) }
     }
 
     /// True while someone holds the lock.
     pub fn locked(&self) -> bool {
-        self.inner.borrow().locked
+        self.inner.borrow().tokens == 0
     }
 
     /// Asks for the lock: the Deferred fires with (a handle on) this lock now if it is free,
@@ -151,23 +215,7 @@ impl DeferredLock {
     /// ```
     #[track_caller]
     pub fn acquire(&self) -> Deferred<DeferredLock> {
-        let d = Deferred::with_canceller(remove_waiter(Rc::downgrade(&self.inner), |s| {
-            &mut s.waiting
-        }));
-        let free = {
-            let mut s = self.inner.borrow_mut();
-            if s.locked {
-                s.waiting.push_back(d.clone());
-                false
-            } else {
-                s.locked = true;
-                true
-            }
-        };
-        if free {
-            let _ = d.callback(self.clone());
-        }
-        d
+        acquire_token(&self.inner, self.clone())
     }
 
     /// Releases the lock: the oldest waiter gets it now (its callbacks run in this call) and
@@ -180,19 +228,11 @@ impl DeferredLock {
     /// assert_eq!(lock.release(), Err(NotLockedError));
     /// ```
     pub fn release(&self) -> Result<(), NotLockedError> {
-        let next = {
-            let mut s = self.inner.borrow_mut();
-            if !s.locked {
-                return Err(NotLockedError);
-            }
-            let next = next_waiter(&mut s.waiting);
-            s.locked = next.is_some();
-            next
-        };
-        if let Some(w) = next {
-            let _ = w.callback(self.clone());
+        if release_token(&self.inner, self.clone()) {
+            Ok(())
+        } else {
+            Err(NotLockedError)
         }
-        Ok(())
     }
 
     /// Acquires the lock, calls `f` (as [`maybe_deferred`] does: a value, an `Err`, a
@@ -218,22 +258,8 @@ impl DeferredLock {
     /// ```
     #[track_caller]
     pub fn run<R: IntoDeferred>(&self, f: impl FnOnce() -> R + 'static) -> Deferred<R::Output> {
-        self.acquire().add_callback_deferred(move |lock| {
-            maybe_deferred(f).add_both(move |r| {
-                lock.release().map_err(Failure::new)?;
-                r
-            })
-        })
+        run_holding(self.acquire(), DeferredLock::release, f)
     }
-}
-
-struct SemState {
-    /// Tokens free now.
-    tokens: usize,
-    /// Tokens the semaphore was made with.
-    limit: usize,
-    /// Acquires waiting for a token, oldest first.
-    waiting: VecDeque<Deferred<DeferredSemaphore>>,
 }
 
 /// A semaphore for Deferred-based code (Twisted's `DeferredSemaphore`): at most
@@ -252,7 +278,7 @@ struct SemState {
 /// ```
 #[derive(Clone)]
 pub struct DeferredSemaphore {
-    inner: Rc<RefCell<SemState>>,
+    inner: Pool<DeferredSemaphore>,
 }
 
 impl fmt::Debug for DeferredSemaphore {
@@ -279,11 +305,7 @@ impl DeferredSemaphore {
             return Err(InvalidTokensError);
         }
         Ok(DeferredSemaphore {
-            inner: Rc::new(RefCell::new(SemState {
-                tokens,
-                limit: tokens,
-                waiting: VecDeque::new(),
-            })),
+            inner: new_pool(tokens),
         })
     }
 
@@ -313,23 +335,7 @@ impl DeferredSemaphore {
     /// ```
     #[track_caller]
     pub fn acquire(&self) -> Deferred<DeferredSemaphore> {
-        let d = Deferred::with_canceller(remove_waiter(Rc::downgrade(&self.inner), |s| {
-            &mut s.waiting
-        }));
-        let free = {
-            let mut s = self.inner.borrow_mut();
-            if s.tokens == 0 {
-                s.waiting.push_back(d.clone());
-                false
-            } else {
-                s.tokens -= 1;
-                true
-            }
-        };
-        if free {
-            let _ = d.callback(self.clone());
-        }
-        d
+        acquire_token(&self.inner, self.clone())
     }
 
     /// Gives a token back: the oldest waiter gets it now (its callbacks run in this call),
@@ -342,21 +348,11 @@ impl DeferredSemaphore {
     /// assert_eq!(sem.release(), Err(TooManyReleasesError));
     /// ```
     pub fn release(&self) -> Result<(), TooManyReleasesError> {
-        let next = {
-            let mut s = self.inner.borrow_mut();
-            if s.tokens >= s.limit {
-                return Err(TooManyReleasesError);
-            }
-            let next = next_waiter(&mut s.waiting);
-            if next.is_none() {
-                s.tokens += 1;
-            }
-            next
-        };
-        if let Some(w) = next {
-            let _ = w.callback(self.clone());
+        if release_token(&self.inner, self.clone()) {
+            Ok(())
+        } else {
+            Err(TooManyReleasesError)
         }
-        Ok(())
     }
 
     /// Acquires a token, calls `f` (as [`maybe_deferred`] does), and releases the token when
@@ -377,11 +373,6 @@ impl DeferredSemaphore {
     /// ```
     #[track_caller]
     pub fn run<R: IntoDeferred>(&self, f: impl FnOnce() -> R + 'static) -> Deferred<R::Output> {
-        self.acquire().add_callback_deferred(move |sem| {
-            maybe_deferred(f).add_both(move |r| {
-                sem.release().map_err(Failure::new)?;
-                r
-            })
-        })
+        run_holding(self.acquire(), DeferredSemaphore::release, f)
     }
 }
