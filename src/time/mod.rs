@@ -119,41 +119,24 @@ pub trait ReactorTime {
     }
 }
 
-impl<T: ReactorTime + ?Sized> ReactorTime for &T {
-    fn seconds(&self) -> f64 {
-        (**self).seconds()
-    }
-    fn call_later_boxed(&self, delay: f64, f: Box<dyn FnOnce()>) -> DelayedCall {
-        (**self).call_later_boxed(delay, f)
-    }
-    fn get_delayed_calls(&self) -> Vec<DelayedCall> {
-        (**self).get_delayed_calls()
-    }
+/// Pointers to a time source are time sources (`&T`, `Rc<T>`, `Box<T>`).
+macro_rules! forward_reactor_time {
+    ($($ptr:ty),*) => {$(
+        impl<T: ReactorTime + ?Sized> ReactorTime for $ptr {
+            fn seconds(&self) -> f64 {
+                (**self).seconds()
+            }
+            fn call_later_boxed(&self, delay: f64, f: Box<dyn FnOnce()>) -> DelayedCall {
+                (**self).call_later_boxed(delay, f)
+            }
+            fn get_delayed_calls(&self) -> Vec<DelayedCall> {
+                (**self).get_delayed_calls()
+            }
+        }
+    )*};
 }
 
-impl<T: ReactorTime + ?Sized> ReactorTime for Rc<T> {
-    fn seconds(&self) -> f64 {
-        (**self).seconds()
-    }
-    fn call_later_boxed(&self, delay: f64, f: Box<dyn FnOnce()>) -> DelayedCall {
-        (**self).call_later_boxed(delay, f)
-    }
-    fn get_delayed_calls(&self) -> Vec<DelayedCall> {
-        (**self).get_delayed_calls()
-    }
-}
-
-impl<T: ReactorTime + ?Sized> ReactorTime for Box<T> {
-    fn seconds(&self) -> f64 {
-        (**self).seconds()
-    }
-    fn call_later_boxed(&self, delay: f64, f: Box<dyn FnOnce()>) -> DelayedCall {
-        (**self).call_later_boxed(delay, f)
-    }
-    fn get_delayed_calls(&self) -> Vec<DelayedCall> {
-        (**self).get_delayed_calls()
-    }
-}
+forward_reactor_time!(&T, Rc<T>, Box<T>);
 
 /// Why [`DelayedCall::cancel`], [`reset`](DelayedCall::reset) or
 /// [`delay`](DelayedCall::delay) refused: Twisted's `AlreadyCalled` and `AlreadyCancelled`.
