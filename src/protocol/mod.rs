@@ -236,14 +236,21 @@ impl<P: Protocol> Slot<P> {
     }
 
     /// Runs one callback. A panic closes the connection with the panic as the reason.
-    fn call(&self, f: impl FnOnce(&mut P, &Context<P>)) {
+    ///
+    /// An event that arrives while a callback of this protocol is running (an in-memory
+    /// transport driven from inside a callback) is queued and delivered right after it, in
+    /// order: `make` builds the owned closure only then, so the common path copies nothing.
+    fn call<F>(&self, f: F, make: impl FnOnce(F) -> Queued<P>)
+    where
+        F: FnOnce(&mut P, &Context<P>),
+    {
         if self.lost.get() {
             return;
         }
         let outcome = match self.proto.try_borrow_mut() {
             Ok(mut p) => catch_unwind(AssertUnwindSafe(|| f(&mut p, &self.cx))),
             Err(_) => {
-                log::error!(target: "twistor::protocol", "protocol re-entered by its transport; event dropped");
+                self.queued.borrow_mut().push_back(make(f));
                 return;
             }
         };
@@ -256,19 +263,16 @@ impl<P: Protocol> Slot<P> {
 
 impl<P: Protocol> ProtocolDriver for Slot<P> {
     fn make_connection(&self) {
-        self.call(|p, cx| p.connection_made(cx));
+        self.call(|p, cx| p.connection_made(cx), |f| Box::new(f));
     }
     fn data_received(&self, data: &[u8]) {
-        if self.proto.try_borrow_mut().is_err() && !self.lost.get() {
-            // Delivered while the protocol is busy (an in-memory transport fed from inside a
-            // callback): keep a copy and deliver right after, in order.
-            let owned = data.to_vec();
-            self.queued
-                .borrow_mut()
-                .push_back(Box::new(move |p, cx| p.data_received(cx, &owned)));
-            return;
-        }
-        self.call(|p, cx| p.data_received(cx, data));
+        self.call(
+            |p, cx| p.data_received(cx, data),
+            |_| {
+                let owned = data.to_vec();
+                Box::new(move |p, cx| p.data_received(cx, &owned))
+            },
+        );
     }
     fn connection_lost(&self, reason: Failure) {
         if self.lost.get() {
@@ -299,10 +303,10 @@ impl<P: Protocol> ProtocolDriver for Slot<P> {
         }
     }
     fn read_connection_lost(&self) {
-        self.call(|p, cx| p.read_connection_lost(cx));
+        self.call(|p, cx| p.read_connection_lost(cx), |f| Box::new(f));
     }
     fn write_connection_lost(&self) {
-        self.call(|p, cx| p.write_connection_lost(cx));
+        self.call(|p, cx| p.write_connection_lost(cx), |f| Box::new(f));
     }
 }
 
