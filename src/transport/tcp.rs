@@ -255,6 +255,7 @@ impl Connection {
             return;
         }
         while self.pending() > 0 && self.writable.get() {
+            let wanted = self.pending();
             let r = {
                 let stream = self.stream.borrow();
                 let Some(s) = stream.as_ref() else { return };
@@ -264,6 +265,11 @@ impl Connection {
             match r {
                 Ok(n) => {
                     self.sent.set(self.sent.get() + n);
+                    // A short write filled the kernel's send buffer: writing again now would
+                    // return `WouldBlock`. Freed space makes a new writable edge.
+                    if n < wanted {
+                        self.writable.set(false);
+                    }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.writable.set(false),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
