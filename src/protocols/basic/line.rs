@@ -22,7 +22,7 @@ use std::cell::{Cell, OnceCell, RefCell};
 use std::fmt;
 
 use super::{
-    paused_overflow, trim, Delimiter, DEFAULT_DELIMITER, DEFAULT_LINE_MAX_LENGTH,
+    paused_overflow, trim, Delimiter, Flow, Link, DEFAULT_DELIMITER, DEFAULT_LINE_MAX_LENGTH,
     DEFAULT_PAUSED_BUFFER_LIMIT,
 };
 use crate::protocol::{Context, Handle, Protocol};
@@ -174,12 +174,6 @@ pub trait LineHandler: Sized + 'static {
     fn connection_lost(&mut self, _cx: &LineContext<Self>, _reason: Failure) {}
 }
 
-/// The connection, known from the first protocol callback on.
-struct Link<H> {
-    transport: Transport,
-    handle: LineHandle<H>,
-}
-
 /// What a [`LineHandler`]'s callbacks can reach: the transport, `send_line`, the receiver's
 /// modes, buffer and pausing, and a [`LineHandle`] for later work.
 ///
@@ -201,7 +195,7 @@ struct Link<H> {
 /// ```
 pub struct LineContext<H> {
     /// Transport and handle; set before any handler callback runs.
-    link: OnceCell<Link<H>>,
+    link: OnceCell<Link<LineHandle<H>>>,
     /// What ends a line.
     delimiter: Delimiter,
     /// The longest line delivered (Twisted's `MAX_LENGTH`).
@@ -220,10 +214,9 @@ pub struct LineContext<H> {
     cleared: Cell<bool>,
     /// Raw mode (Twisted's `line_mode == 0`).
     raw: Cell<bool>,
-    /// `pause_producing` (or `stop_producing`) was called: deliver nothing.
-    paused: Cell<bool>,
-    /// `stop_producing` was called: drop everything, for good.
-    stopped: Cell<bool>,
+    /// Pausing: `pause_producing` (or `stop_producing`) delivers nothing; after
+    /// `stop_producing` everything is dropped, for good.
+    flow: Flow,
 }
 
 impl<H> LineContext<H> {
@@ -239,17 +232,12 @@ impl<H> LineContext<H> {
             pending: RefCell::new(Vec::new()),
             cleared: Cell::new(false),
             raw: Cell::new(false),
-            paused: Cell::new(false),
-            stopped: Cell::new(false),
+            flow: Flow::default(),
         }
     }
 
-    fn link(&self) -> &Link<H> {
-        match self.link.get() {
-            Some(link) => link,
-            // Contexts are only handed out by callbacks, which set the link first.
-            None => unreachable!("a LineContext is only reachable once connected"),
-        }
+    fn link(&self) -> &Link<LineHandle<H>> {
+        Link::of(&self.link)
     }
 
     /// The transport.
@@ -470,8 +458,7 @@ impl<H> LineContext<H> {
     /// assert_eq!(h.with(|p, _| p.0.len()), Some(2));
     /// ```
     pub fn pause_producing(&self) {
-        self.paused.set(true);
-        self.transport().pause_producing();
+        self.flow.pause(self.transport());
     }
 
     /// Delivers again, and resumes the transport (Twisted's `resumeProducing`). Held lines are
@@ -498,11 +485,7 @@ impl<H> LineContext<H> {
     /// assert_eq!(st.read_state(), ReadState::Producing);
     /// ```
     pub fn resume_producing(&self) {
-        if self.stopped.get() {
-            return;
-        }
-        self.paused.set(false);
-        self.transport().resume_producing();
+        self.flow.resume(self.transport());
     }
 
     /// Stops for good: nothing more is delivered, buffered bytes are dropped, and the
@@ -527,9 +510,7 @@ impl<H> LineContext<H> {
     /// assert_eq!(st.read_state(), ReadState::Stopped);
     /// ```
     pub fn stop_producing(&self) {
-        self.stopped.set(true);
-        self.paused.set(true);
-        self.transport().stop_producing();
+        self.flow.stop(self.transport());
     }
 
     /// True while paused (or stopped).
@@ -545,7 +526,7 @@ impl<H> LineContext<H> {
     /// assert_eq!(h.with(|_, cx| { cx.pause_producing(); cx.paused() }), Some(true));
     /// ```
     pub fn paused(&self) -> bool {
-        self.paused.get()
+        self.flow.paused()
     }
 
     /// The line delimiter.
@@ -605,7 +586,7 @@ impl<H> LineContext<H> {
     /// After delivering: drops delivered bytes (or everything, once stopped or disconnecting)
     /// and gives back memory.
     fn settle(&self) {
-        let dead = self.stopped.get() || self.transport().disconnecting();
+        let dead = self.flow.stopped() || self.transport().disconnecting();
         let mut buf = self.buf.borrow_mut();
         if dead {
             buf.clear();
@@ -810,7 +791,7 @@ impl<H: LineHandler> LineReceiver<H> {
         let transport = lcx.transport();
         loop {
             lcx.merge_pending();
-            if lcx.paused.get() || transport.disconnecting() {
+            if lcx.flow.paused() || transport.disconnecting() {
                 break;
             }
             // Held across the callbacks below: they get slices of it (module docs).
@@ -860,12 +841,12 @@ impl<H: LineHandler> Protocol for LineReceiver<H> {
     fn data_received(&mut self, cx: &Context<Self>, data: &[u8]) {
         self.link(cx);
         let lcx = &self.lcx;
-        if lcx.stopped.get() || cx.transport().disconnecting() {
+        if lcx.flow.stopped() || cx.transport().disconnecting() {
             return;
         }
         {
             let mut buf = lcx.buf.borrow_mut();
-            if lcx.paused.get() {
+            if lcx.flow.paused() {
                 let held = buf.len() - lcx.start.get().min(buf.len()) + data.len();
                 if held > lcx.paused_limit() {
                     buf.clear();

@@ -8,7 +8,7 @@
 use std::cell::OnceCell;
 use std::fmt;
 
-use super::{trim, Delimiter, DEFAULT_DELIMITER, DEFAULT_LINE_MAX_LENGTH};
+use super::{trim, Delimiter, Link, DEFAULT_DELIMITER, DEFAULT_LINE_MAX_LENGTH};
 use crate::protocol::{Context, Handle, Protocol};
 use crate::transport::Transport;
 use crate::Failure;
@@ -113,12 +113,6 @@ pub trait LineOnlyHandler: Sized + 'static {
     fn connection_lost(&mut self, _cx: &LineOnlyContext<Self>, _reason: Failure) {}
 }
 
-/// The connection, known from the first protocol callback on.
-struct Link<H> {
-    transport: Transport,
-    handle: LineOnlyHandle<H>,
-}
-
 /// What a [`LineOnlyHandler`]'s callbacks can reach.
 ///
 /// ```
@@ -138,7 +132,7 @@ struct Link<H> {
 /// ```
 pub struct LineOnlyContext<H> {
     /// Transport and handle; set before any handler callback runs.
-    link: OnceCell<Link<H>>,
+    link: OnceCell<Link<LineOnlyHandle<H>>>,
     /// What ends a line.
     delimiter: Delimiter,
     /// The longest line delivered.
@@ -146,12 +140,8 @@ pub struct LineOnlyContext<H> {
 }
 
 impl<H> LineOnlyContext<H> {
-    fn link(&self) -> &Link<H> {
-        match self.link.get() {
-            Some(link) => link,
-            // Contexts are only handed out by callbacks, which set the link first.
-            None => unreachable!("a LineOnlyContext is only reachable once connected"),
-        }
+    fn link(&self) -> &Link<LineOnlyHandle<H>> {
+        Link::of(&self.link)
     }
 
     /// The transport.

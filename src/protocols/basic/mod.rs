@@ -145,6 +145,69 @@ pub const DEFAULT_STRING_MAX_LENGTH: usize = 99999;
 /// ```
 pub const DEFAULT_PAUSED_BUFFER_LIMIT: usize = 1 << 20;
 
+/// The connection, known from the first protocol callback on: the transport and the
+/// receiver's handle `K` (`LineHandle`, `LineOnlyHandle`, `StringHandle`).
+struct Link<K> {
+    transport: crate::transport::Transport,
+    handle: K,
+}
+
+impl<K> Link<K> {
+    /// The link in `cell`, which a context's callbacks always find set.
+    fn of(cell: &std::cell::OnceCell<Link<K>>) -> &Link<K> {
+        match cell.get() {
+            Some(link) => link,
+            // Contexts are only handed out by callbacks, which set the link first.
+            None => unreachable!("a receiver's context is only reachable once connected"),
+        }
+    }
+}
+
+/// A receiver's flow control, shared by the contexts that can pause: `paused` (deliver
+/// nothing for now) and `stopped` (deliver nothing, for good), each change passed on to the
+/// transport.
+#[derive(Default)]
+struct Flow {
+    /// `pause` (or `stop`) was called: deliver nothing.
+    paused: std::cell::Cell<bool>,
+    /// `stop` was called: drop everything, for good.
+    stopped: std::cell::Cell<bool>,
+}
+
+impl Flow {
+    /// Twisted's `pauseProducing`.
+    fn pause(&self, transport: &crate::transport::Transport) {
+        self.paused.set(true);
+        transport.pause_producing();
+    }
+
+    /// Twisted's `resumeProducing`; does nothing once stopped.
+    fn resume(&self, transport: &crate::transport::Transport) {
+        if self.stopped.get() {
+            return;
+        }
+        self.paused.set(false);
+        transport.resume_producing();
+    }
+
+    /// Twisted's `stopProducing`: paused for good.
+    fn stop(&self, transport: &crate::transport::Transport) {
+        self.stopped.set(true);
+        self.paused.set(true);
+        transport.stop_producing();
+    }
+
+    /// True while paused (or stopped).
+    fn paused(&self) -> bool {
+        self.paused.get()
+    }
+
+    /// True once stopped.
+    fn stopped(&self) -> bool {
+        self.stopped.get()
+    }
+}
+
 /// A line delimiter and its searcher.
 struct Delimiter {
     /// The delimiter's bytes; never empty.

@@ -14,7 +14,7 @@ use std::rc::Rc;
 
 use super::netstring::NetstringParseError;
 use super::DEFAULT_STRING_MAX_LENGTH;
-use super::{paused_overflow, trim, StringTooLongError, DEFAULT_PAUSED_BUFFER_LIMIT};
+use super::{paused_overflow, trim, Flow, Link, StringTooLongError, DEFAULT_PAUSED_BUFFER_LIMIT};
 use crate::protocol::{Context, Handle, Protocol};
 use crate::transport::{Producer, Transport};
 use crate::Failure;
@@ -190,12 +190,6 @@ use sealed::Frame;
 /// ```
 pub trait Framing: sealed::Sealed {}
 
-/// The connection, known from the first protocol callback on.
-struct Link<H> {
-    transport: Transport,
-    handle: StringHandle<H>,
-}
-
 /// What a [`StringHandler`]'s callbacks can reach: the transport, `send_string`, pausing, and
 /// a [`StringHandle`] for later work.
 ///
@@ -216,28 +210,23 @@ struct Link<H> {
 /// ```
 pub struct StringContext<H> {
     /// Transport and handle; set before any handler callback runs.
-    link: OnceCell<Link<H>>,
+    link: OnceCell<Link<StringHandle<H>>>,
     /// The framing's writer.
     send: fn(&Transport, &[u8]) -> Result<(), StringTooLongError>,
     /// The longest string delivered (Twisted's `MAX_LENGTH`).
     max_length: usize,
     /// The most a paused receiver holds back.
     paused_limit: usize,
-    /// `pause_producing` (or `stop_producing`) was called.
-    paused: Cell<bool>,
-    /// `stop_producing` was called: for good.
-    stopped: Cell<bool>,
+    /// Pausing: `pause_producing` (or `stop_producing`) was called; `stop_producing` is for
+    /// good.
+    flow: Flow,
     /// A framing error or too-long length: the stream cannot be parsed further.
     broken: Cell<bool>,
 }
 
 impl<H> StringContext<H> {
-    fn link(&self) -> &Link<H> {
-        match self.link.get() {
-            Some(link) => link,
-            // Contexts are only handed out by callbacks, which set the link first.
-            None => unreachable!("a StringContext is only reachable once connected"),
-        }
+    fn link(&self) -> &Link<StringHandle<H>> {
+        Link::of(&self.link)
     }
 
     /// The transport.
@@ -327,8 +316,7 @@ impl<H> StringContext<H> {
     /// assert_eq!(st.read_state(), ReadState::Paused);
     /// ```
     pub fn pause_producing(&self) {
-        self.paused.set(true);
-        self.transport().pause_producing();
+        self.flow.pause(self.transport());
     }
 
     /// Delivers again and resumes the transport (Twisted's `resumeProducing`); held strings
@@ -354,11 +342,7 @@ impl<H> StringContext<H> {
     /// assert_eq!(h.with(|o, _| o.0), Some(2));
     /// ```
     pub fn resume_producing(&self) {
-        if self.stopped.get() {
-            return;
-        }
-        self.paused.set(false);
-        self.transport().resume_producing();
+        self.flow.resume(self.transport());
     }
 
     /// Stops for good: nothing more is delivered, held bytes are dropped, and the
@@ -383,9 +367,7 @@ impl<H> StringContext<H> {
     /// assert_eq!(st.read_state(), ReadState::Stopped);
     /// ```
     pub fn stop_producing(&self) {
-        self.stopped.set(true);
-        self.paused.set(true);
-        self.transport().stop_producing();
+        self.flow.stop(self.transport());
     }
 
     /// True while paused (or stopped).
@@ -401,7 +383,7 @@ impl<H> StringContext<H> {
     /// assert_eq!(h.with(|_, cx| { cx.pause_producing(); cx.paused() }), Some(true));
     /// ```
     pub fn paused(&self) -> bool {
-        self.paused.get()
+        self.flow.paused()
     }
 
     /// True once the peer sent an invalid or too-long frame (Twisted's `brokenPeer`).
@@ -440,12 +422,12 @@ impl<H> StringContext<H> {
 
     /// Nothing will ever be delivered again.
     fn dead(&self) -> bool {
-        self.stopped.get() || self.broken.get()
+        self.flow.stopped() || self.broken.get()
     }
 
     /// Delivery is suspended (for now or for good).
     fn halted(&self) -> bool {
-        self.paused.get() || self.dead()
+        self.flow.paused() || self.dead()
     }
 
     fn paused_limit(&self) -> usize {
@@ -498,8 +480,7 @@ impl<F: Framing, H: StringHandler> StringReceiver<F, H> {
                 send: F::send,
                 max_length: DEFAULT_STRING_MAX_LENGTH,
                 paused_limit: DEFAULT_PAUSED_BUFFER_LIMIT,
-                paused: Cell::new(false),
-                stopped: Cell::new(false),
+                flow: Flow::default(),
                 broken: Cell::new(false),
             },
             framing: F::start(),
