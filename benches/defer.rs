@@ -2,10 +2,10 @@
 
 use std::hint::black_box;
 
-use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use twistor::Deferred;
 use twistor::defer::gather_results;
 use twistor::testing::success_result_of;
-use twistor::Deferred;
 
 /// Create a Deferred, add three callbacks, fire it, read the result
 /// (tokio peer: oneshot create/send/await; Twisted peer: the same with `defer.Deferred`).

@@ -12,7 +12,7 @@ use std::hint::black_box;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use twistor::reactor::Reactor;
 use twistor::task::LoopingCall;
 use twistor::time::DelayedCall;

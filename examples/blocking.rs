@@ -29,9 +29,9 @@ mod common;
 use std::time::Duration;
 
 use common::Opt;
+use twistor::Deferred;
 use twistor::defer::gather_results;
 use twistor::reactor::Reactor;
-use twistor::Deferred;
 
 /// Calls `f` after `seconds` and fires the returned Deferred with its value (as in the
 /// `run_later` example).

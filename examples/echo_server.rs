@@ -4,7 +4,7 @@
 
 use std::rc::Rc;
 
-use twistor::protocol::{for_protocol, Context, Protocol};
+use twistor::protocol::{Context, Protocol, for_protocol};
 use twistor::reactor::Reactor;
 use twistor::transport::tcp::listen_tcp;
 

@@ -51,8 +51,8 @@ use std::rc::Rc;
 use twistor::protocol::Factory;
 use twistor::protocols::basic::{LineContext, LineHandler, LineReceiver};
 use twistor::reactor::Reactor;
-use twistor::transport::tcp::listen_tcp;
 use twistor::transport::Address;
+use twistor::transport::tcp::listen_tcp;
 
 /// Line-based protocol that echoes any lines it receives in reverse.
 ///

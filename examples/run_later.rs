@@ -32,9 +32,9 @@
 mod common;
 
 use common::Opt;
+use twistor::Deferred;
 use twistor::defer::gather_results;
 use twistor::reactor::Reactor;
-use twistor::Deferred;
 
 /// Calls `f` after `seconds` and fires the returned Deferred with its value.
 fn run_later<T: 'static>(

@@ -2,7 +2,7 @@
 //! and scale behaviours of the timer queue behind them.
 
 use std::cell::{Cell, RefCell};
-use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::rc::Rc;
 
 use twistor::task::Clock;
@@ -20,13 +20,17 @@ fn flag() -> Rc<Cell<bool>> {
     Rc::new(Cell::new(false))
 }
 
-fn setter(flag: &Rc<Cell<bool>>) -> impl FnOnce() + 'static {
+fn setter(flag: &Rc<Cell<bool>>) -> impl FnOnce() + 'static + use<> {
     let flag = flag.clone();
     move || flag.set(true)
 }
 
 /// Records `(name, clock.seconds())` when run (Twisted's `logtime`).
-fn logtime(clock: &Clock, log: &Log<(&'static str, f64)>, name: &'static str) -> impl FnOnce() {
+fn logtime(
+    clock: &Clock,
+    log: &Log<(&'static str, f64)>,
+    name: &'static str,
+) -> impl FnOnce() + use<> {
     let (clock, log) = (clock.clone(), log.clone());
     move || log.borrow_mut().push((name, clock.seconds()))
 }

@@ -21,13 +21,13 @@ use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
 
 use twistor::defer::{
-    execute, maybe_deferred, set_debugging, AlreadyCalledError, CancelledError, ChainTypeError,
-    CircularChainError,
+    AlreadyCalledError, CancelledError, ChainTypeError, CircularChainError, execute,
+    maybe_deferred, set_debugging,
 };
 use twistor::failure::PanicError;
 use twistor::testing::{assert_no_result, failure_result_of, success_result_of};
 use twistor::{Deferred, Failure};
-use util::{capture_logs, captured_errors, Log};
+use util::{Log, capture_logs, captured_errors};
 
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
@@ -491,9 +491,10 @@ fn test_circular_chain_warning() {
     d.callback(1).unwrap();
     let f = failure_result_of(&out);
     assert!(f.is::<CircularChainError>());
-    assert!(f
-        .error_message()
-        .contains("Callback returned the Deferred it was attached to"));
+    assert!(
+        f.error_message()
+            .contains("Callback returned the Deferred it was attached to")
+    );
 }
 
 #[test]
@@ -1132,8 +1133,8 @@ fn test_as_future_cancel_on_drop() {
 
 #[test]
 fn test_as_future_wakes() {
-    use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
     struct Count(AtomicUsize);
     impl std::task::Wake for Count {
         fn wake(self: Arc<Self>) {
@@ -1144,10 +1145,11 @@ fn test_as_future_wakes() {
     let waker = Waker::from(count.clone());
     let d = Deferred::<u8>::new();
     let mut fut = pin!(d.clone().into_future());
-    assert!(fut
-        .as_mut()
-        .poll(&mut Context::from_waker(&waker))
-        .is_pending());
+    assert!(
+        fut.as_mut()
+            .poll(&mut Context::from_waker(&waker))
+            .is_pending()
+    );
     d.callback(1).unwrap();
     assert_eq!(count.0.load(Ordering::SeqCst), 1);
 }

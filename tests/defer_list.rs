@@ -10,8 +10,8 @@ use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 use twistor::defer::{
-    gather_results, gather_results_consume_errors, race, CancelledError, ChainTypeError,
-    DeferredList, FailureGroup, FireOnOneResult, FirstError,
+    CancelledError, ChainTypeError, DeferredList, FailureGroup, FireOnOneResult, FirstError,
+    gather_results, gather_results_consume_errors, race,
 };
 use twistor::testing::{assert_no_result, failure_result_of, success_result_of};
 use twistor::{Deferred, Failure};
@@ -160,9 +160,11 @@ fn test_cancel_deferred_list() {
     assert!(failure_result_of(&one).is::<CancelledError>());
     assert!(failure_result_of(&two).is::<CancelledError>());
     let results = success_result_of(&dl);
-    assert!(results
-        .iter()
-        .all(|r| r.as_ref().is_err_and(|f| f.is::<CancelledError>())));
+    assert!(
+        results
+            .iter()
+            .all(|r| r.as_ref().is_err_and(|f| f.is::<CancelledError>()))
+    );
 }
 
 #[test]

@@ -18,7 +18,7 @@ use twistor::testing::{assert_no_result, failure_result_of, success_result_of};
 use twistor::{Deferred, Failure};
 
 /// Twisted's `self._incr`: a callback that counts its calls.
-fn incr<T>(counter: &Rc<Cell<u32>>) -> impl FnOnce(T) + 'static {
+fn incr<T>(counter: &Rc<Cell<u32>>) -> impl FnOnce(T) + 'static + use<T> {
     let c = counter.clone();
     move |_| c.set(c.get() + 1)
 }
@@ -77,10 +77,11 @@ fn test_lock() {
         Ok(())
     });
     d.cancel();
-    assert!(seen
-        .borrow()
-        .as_ref()
-        .is_some_and(|f| f.is::<CancelledError>()));
+    assert!(
+        seen.borrow()
+            .as_ref()
+            .is_some_and(|f| f.is::<CancelledError>())
+    );
 
     lock.release().unwrap();
     assert!(!lock.locked());

@@ -13,14 +13,14 @@ mod util;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use twistor::protocol::{for_protocol, Context, Protocol};
+use twistor::protocol::{Context, Protocol, for_protocol};
 use twistor::protocols::portforward::proxy_factory;
 use twistor::reactor::{Reactor, ThreadHandle};
-use twistor::transport::tcp::{listen_tcp, DEFAULT_HIGH_WATER};
+use twistor::transport::tcp::{DEFAULT_HIGH_WATER, listen_tcp};
 use util::bounded;
 
 /// What one read of a TCP transport delivers at most (`READ_CHUNK` in `transport::tcp`).

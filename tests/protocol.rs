@@ -5,8 +5,8 @@ use std::rc::Rc;
 
 use twistor::error::ConnectionDone;
 use twistor::failure::PanicError;
-use twistor::protocol::{do_start, do_stop, for_protocol, Context, Factory, Handle, Protocol};
-use twistor::testing::{connected_server_and_client, AccumulatingProtocol, StringTransport};
+use twistor::protocol::{Context, Factory, Handle, Protocol, do_start, do_stop, for_protocol};
+use twistor::testing::{AccumulatingProtocol, StringTransport, connected_server_and_client};
 use twistor::transport::Address;
 use twistor::{Clock, Deferred, Failure};
 

@@ -4,11 +4,11 @@
 #[path = "util/basic_protocols.rs"]
 mod helpers;
 
-use helpers::{deliver_in, LineEvent, Lines, LongLines, StringEvent, Strings, Tester};
+use helpers::{LineEvent, Lines, LongLines, StringEvent, Strings, Tester, deliver_in};
 use twistor::error::ConnectionDone;
 use twistor::protocol::Handle;
 use twistor::protocols::basic::{
-    Int16StringReceiver, Int32StringReceiver, Int8StringReceiver, IntNStringReceiver, LineContext,
+    Int8StringReceiver, Int16StringReceiver, Int32StringReceiver, IntNStringReceiver, LineContext,
     LineHandle, LineHandler, LineOnlyReceiver, LineReceiver, NetstringParseError,
     NetstringReceiver, StringContext, StringHandle, StringHandler, StringTooLongError,
 };
@@ -119,7 +119,9 @@ fn test_raw_pausing() {
         clock.advance(0.0);
         assert_eq!(
             received(&h),
-            bs(&["twiddle1", "twiddle2", "len 5", "rawpause", "12345", "twiddle3"])
+            bs(&[
+                "twiddle1", "twiddle2", "len 5", "rawpause", "12345", "twiddle3"
+            ])
         );
     }
 }
@@ -914,10 +916,11 @@ fn test_int8_too_long_send() {
             prefix_bytes: 1
         })
     );
-    assert!(h
-        .with(|_, cx| cx.send_string(&[b'x'; 255]))
-        .unwrap()
-        .is_ok());
+    assert!(
+        h.with(|_, cx| cx.send_string(&[b'x'; 255]))
+            .unwrap()
+            .is_ok()
+    );
     assert_eq!(st.value().len(), 256);
 }
 

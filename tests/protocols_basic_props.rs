@@ -4,13 +4,13 @@
 #[path = "util/basic_protocols.rs"]
 mod helpers;
 
-use helpers::{deliver_cut, settle, Lines, Strings, Tester};
+use helpers::{Lines, Strings, Tester, deliver_cut, settle};
 use proptest::prelude::*;
+use twistor::Clock;
 use twistor::protocols::basic::{
     IntNStringReceiver, LineOnlyReceiver, LineReceiver, NetstringReceiver, StringReceiver,
 };
 use twistor::testing::StringTransport;
-use twistor::Clock;
 
 const DELIMITERS: [&[u8]; 3] = [b"\n", b"\r\n", b"END"];
 

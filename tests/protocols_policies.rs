@@ -8,13 +8,13 @@ use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 use twistor::error::ConnectionDone;
-use twistor::protocol::{for_protocol, Context, Factory, Protocol};
+use twistor::protocol::{Context, Factory, Protocol, for_protocol};
 use twistor::protocols::policies::{
-    throttling_factory, timeout_factory, IdleTimeout, TimeoutProtocol, WrapperPolicy,
-    WrapperTransport, WrappingFactory,
+    IdleTimeout, TimeoutProtocol, WrapperPolicy, WrapperTransport, WrappingFactory,
+    throttling_factory, timeout_factory,
 };
 use twistor::testing::StringTransport;
-use twistor::testing::{connected_server_and_client, AccumulatingProtocol, ReadState};
+use twistor::testing::{AccumulatingProtocol, ReadState, connected_server_and_client};
 use twistor::transport::{Address, Producer, Transport};
 use twistor::{Clock, Failure};
 

@@ -9,7 +9,7 @@ mod util;
 
 use std::time::Duration;
 
-use util::{spawn_example, Finished, RunningExample, TimedLine};
+use util::{Finished, RunningExample, TimedLine, spawn_example};
 
 const SCALE: &str = "0.05";
 /// One paper second at `SCALE`.

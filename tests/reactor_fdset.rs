@@ -11,7 +11,7 @@ use std::os::unix::net::UnixStream;
 use std::rc::Rc;
 
 use twistor::reactor::Reactor;
-use util::{bounded, Log};
+use util::{Log, bounded};
 
 const LIMIT: u64 = 10;
 

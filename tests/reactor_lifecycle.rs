@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 
 use twistor::reactor::{Phase, Reactor, ReactorError};
 use twistor::{Deferred, Failure};
-use util::{bounded, capture_logs, captured_errors, Log};
+use util::{Log, bounded, capture_logs, captured_errors};
 
 /// Every test's bound: far above what any of them needs.
 const LIMIT: u64 = 10;

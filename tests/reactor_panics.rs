@@ -10,7 +10,7 @@ use std::os::unix::net::UnixStream;
 use std::rc::Rc;
 
 use twistor::reactor::{Phase, Reactor};
-use util::{bounded, capture_logs, captured_errors, Log};
+use util::{Log, bounded, capture_logs, captured_errors};
 
 const LIMIT: u64 = 10;
 

@@ -21,7 +21,7 @@ use twistor::task::defer_later_value;
 use twistor::testing::{failure_result_of, success_result_of};
 use twistor::time::ReactorTime;
 use twistor::{Deferred, Failure};
-use util::{bounded, capture_logs, captured_errors, Log};
+use util::{Log, bounded, capture_logs, captured_errors};
 
 const LIMIT: u64 = 10;
 

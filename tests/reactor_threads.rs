@@ -12,7 +12,7 @@ use std::time::Duration;
 use twistor::failure::PanicError;
 use twistor::reactor::{Phase, Reactor};
 use twistor::testing::{failure_result_of, success_result_of};
-use util::{bounded, Log};
+use util::{Log, bounded};
 
 const LIMIT: u64 = 20;
 

@@ -9,11 +9,11 @@ use std::time::{Duration, Instant};
 
 use twistor::defer::TimeoutError;
 use twistor::reactor::Reactor;
-use twistor::task::{defer_later, LoopingCall};
+use twistor::task::{LoopingCall, defer_later};
 use twistor::testing::{failure_result_of, success_result_of};
 use twistor::time::{DelayedCall, DelayedCallError, ReactorTime};
 use twistor::{Deferred, Failure};
-use util::{bounded, Log};
+use util::{Log, bounded};
 
 const LIMIT: u64 = 10;
 

@@ -7,7 +7,7 @@ use std::cell::Cell;
 use std::rc::Rc;
 
 use twistor::protocol::reconnect::{Backoff, Connectable, ReconnectingClientFactory};
-use twistor::protocol::{for_protocol, Context, Protocol};
+use twistor::protocol::{Context, Protocol, for_protocol};
 use twistor::{Clock, Failure};
 
 struct P;

@@ -14,7 +14,7 @@ use std::rc::Rc;
 
 use twistor::failure::PanicError;
 use twistor::task::{
-    Clock, CooperativeTask, Cooperator, SchedulerError, StepOutcome, DEFAULT_TICK_DELAY,
+    Clock, CooperativeTask, Cooperator, DEFAULT_TICK_DELAY, SchedulerError, StepOutcome,
 };
 use twistor::testing::{assert_no_result, failure_result_of, success_result_of};
 use twistor::{Deferred, Failure};
@@ -295,10 +295,12 @@ fn test_running_when_started() {
 
 #[test]
 fn test_running_when_not_started() {
-    assert!(!Cooperator::builder(Clock::new())
-        .started(false)
-        .build()
-        .running());
+    assert!(
+        !Cooperator::builder(Clock::new())
+            .started(false)
+            .build()
+            .running()
+    );
 }
 
 #[test]

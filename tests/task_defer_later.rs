@@ -6,7 +6,7 @@ use std::cell::Cell;
 use std::rc::Rc;
 
 use twistor::defer::CancelledError;
-use twistor::task::{defer_later, defer_later_value, Clock};
+use twistor::task::{Clock, defer_later, defer_later_value};
 use twistor::testing::{assert_no_result, failure_result_of, success_result_of};
 use twistor::time::ReactorTime;
 use twistor::{Deferred, Failure};

@@ -7,7 +7,7 @@ use std::rc::Rc;
 use std::time::Instant;
 
 use twistor::reactor::{Phase, Reactor};
-use twistor::task::{defer_later, react_with, SystemExit};
+use twistor::task::{SystemExit, defer_later, react_with};
 use twistor::{Deferred, Failure};
 use util::{capture_logs, captured_errors};
 

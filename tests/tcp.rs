@@ -10,19 +10,19 @@ use std::net::{SocketAddr, TcpListener as StdListener};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use tcputil::{find_socket_fd, pattern, shared, spin, spin_for, Events, Rec, RecFactory, Shared};
+use tcputil::{Events, Rec, RecFactory, Shared, find_socket_fd, pattern, shared, spin, spin_for};
+use twistor::Failure;
 use twistor::defer::CancelledError;
 use twistor::error::{
-    is_connection_lost, ConnectTimeoutError, ConnectionAborted, ConnectionDone,
-    ConnectionRefusedError, NotConnectingError, UserError,
+    ConnectTimeoutError, ConnectionAborted, ConnectionDone, ConnectionRefusedError,
+    NotConnectingError, UserError, is_connection_lost,
 };
-use twistor::protocol::{for_protocol, Context, FactoryFn, Protocol};
+use twistor::protocol::{Context, FactoryFn, Protocol, for_protocol};
 use twistor::reactor::Reactor;
 use twistor::transport::tcp::{
-    connect_protocol, connect_tcp, listen_tcp, ConnectorState, ListeningPort,
+    ConnectorState, ListeningPort, connect_protocol, connect_tcp, listen_tcp,
 };
 use twistor::transport::{Address, Producer};
-use twistor::Failure;
 use util::bounded;
 
 const LOCAL: &str = "127.0.0.1";
@@ -68,10 +68,10 @@ fn is_lost(ev: &Shared) -> bool {
 /// Closes both ends and the port, so the test leaves no descriptor behind.
 fn close_all(reactor: &Reactor, port: &ListeningPort, ends: &[&Shared]) {
     for e in ends {
-        if !is_lost(e) {
-            if let Some(t) = e.borrow().transport.clone() {
-                t.lose_connection();
-            }
+        if !is_lost(e)
+            && let Some(t) = e.borrow().transport.clone()
+        {
+            t.lose_connection();
         }
     }
     let d = port.stop_listening(reactor);
@@ -1124,10 +1124,10 @@ fn for_protocol_serves_each_connection() {
 fn shutdown_disconnects_cleanly() {
     use std::cell::RefCell;
     use std::rc::Rc;
-    use twistor::protocol::{for_protocol, Context, Protocol};
+    use twistor::Failure;
+    use twistor::protocol::{Context, Protocol, for_protocol};
     use twistor::reactor::Reactor;
     use twistor::transport::tcp::{connect_tcp, listen_tcp};
-    use twistor::Failure;
     util::bounded(20, || {
         let reactor = Reactor::new().unwrap();
         let reasons: Rc<RefCell<Vec<String>>> = Rc::new(RefCell::new(Vec::new()));
@@ -1177,8 +1177,8 @@ fn shutdown_disconnects_cleanly() {
 #[test]
 fn serve_on_threads_spreads_connections() {
     use std::io::{Read, Write};
-    use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
     use twistor::protocol::{Context, FactoryFn, Protocol};
     use twistor::transport::tcp::serve_on_threads;
 

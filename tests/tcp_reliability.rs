@@ -12,14 +12,14 @@ use std::io::Write;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use tcputil::{find_socket_fd, is_lost_ev, pattern, spin, spin_for, Rec, RecFactory, Shared};
+use tcputil::{Rec, RecFactory, Shared, find_socket_fd, is_lost_ev, pattern, spin, spin_for};
+use twistor::Failure;
 use twistor::error::ConnectionDone;
 use twistor::failure::PanicError;
 use twistor::protocol::{ClientFactory, Context, Factory, FactoryFn, Protocol};
 use twistor::reactor::Reactor;
-use twistor::transport::tcp::{connect_tcp, listen_tcp, Connector};
+use twistor::transport::tcp::{Connector, connect_tcp, listen_tcp};
 use twistor::transport::{Address, Producer, Transport};
-use twistor::Failure;
 use util::bounded;
 
 const LOCAL: &str = "127.0.0.1";

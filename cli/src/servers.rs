@@ -4,9 +4,9 @@ use std::rc::Rc;
 
 use std::cell::Cell;
 
-use twistor::protocol::{for_protocol, Context, Factory, Protocol};
+use twistor::protocol::{Context, Factory, Protocol, for_protocol};
 use twistor::protocols::portforward::proxy_factory;
-use twistor::protocols::reverse::{reverse_factory, RemoteReverser};
+use twistor::protocols::reverse::{RemoteReverser, reverse_factory};
 use twistor::reactor::Reactor;
 use twistor::transport::tcp::listen_tcp;
 

@@ -13,8 +13,8 @@ use std::io::Write;
 use std::time::Duration;
 
 use util::{
-    connect_local, port_in, read_exact_bytes, read_to_eof, spawn_program, unused_port,
-    RunningExample,
+    RunningExample, connect_local, port_in, read_exact_bytes, read_to_eof, spawn_program,
+    unused_port,
 };
 
 const WAIT: Duration = Duration::from_secs(10);

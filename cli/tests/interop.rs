@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use util::{port_in, spawn_program, RunningExample};
+use util::{RunningExample, port_in, spawn_program};
 
 const WAIT: Duration = Duration::from_secs(20);
 const LOCAL_VENV: &str = "/root/.cache/twistor-bench/venv/bin/python";

@@ -50,7 +50,7 @@ use std::cell::{Cell, RefCell, UnsafeCell};
 use std::fmt;
 use std::marker::PhantomData;
 use std::mem;
-use std::panic::{catch_unwind, AssertUnwindSafe, Location};
+use std::panic::{AssertUnwindSafe, Location, catch_unwind};
 use std::rc::{Rc, Weak};
 
 use smallvec::SmallVec;
@@ -278,10 +278,10 @@ fn take_links(st: &mut State, pending: &mut Vec<Rc<Inner>>) {
             pending.push(o);
         }
     }
-    if let Res::Waiting(Link::Strong(_)) = &st.result {
-        if let Res::Waiting(Link::Strong(rc)) = mem::replace(&mut st.result, Res::Empty) {
-            pending.push(rc);
-        }
+    if let Res::Waiting(Link::Strong(_)) = &st.result
+        && let Res::Waiting(Link::Strong(rc)) = mem::replace(&mut st.result, Res::Empty)
+    {
+        pending.push(rc);
     }
 }
 
@@ -293,12 +293,11 @@ fn last_handle_dropped(inner: &Rc<Inner>) {
         Err(_) => return,
     };
     for outer in outers {
-        if let Ok(mut o) = outer.st.try_borrow_mut() {
-            if let Res::Waiting(Link::Weak(w)) = &o.result {
-                if w.as_ptr() == Rc::as_ptr(inner) {
-                    o.result = Res::Waiting(Link::Strong(inner.clone()));
-                }
-            }
+        if let Ok(mut o) = outer.st.try_borrow_mut()
+            && let Res::Waiting(Link::Weak(w)) = &o.result
+            && w.as_ptr() == Rc::as_ptr(inner)
+        {
+            o.result = Res::Waiting(Link::Strong(inner.clone()));
         }
     }
 }
@@ -521,14 +520,14 @@ pub(crate) fn cancel(inner: &Rc<Inner>) {
             s.suppress_already_called = true;
         }
         drop(s);
-        if let Some(c) = canceller {
-            if let Err(p) = catch_unwind(AssertUnwindSafe(|| c(inner))) {
-                log::error!(
-                    target: "twistor::defer",
-                    "panic in Deferred canceller: {}",
-                    Failure::from_panic(&*p)
-                );
-            }
+        if let Some(c) = canceller
+            && let Err(p) = catch_unwind(AssertUnwindSafe(|| c(inner)))
+        {
+            log::error!(
+                target: "twistor::defer",
+                "panic in Deferred canceller: {}",
+                Failure::from_panic(&*p)
+            );
         }
         if !inner.st.borrow().called {
             let _ = fire(inner, Err(Failure::new(CancelledError)), Location::caller());

@@ -63,7 +63,9 @@ pub struct TimeoutError(pub f64);
 /// changed the chain's type, then used to add callbacks or fire it with a `T`. It is reported
 /// as a failure on the chain rather than a panic.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("Deferred callback expected a {expected} but the chain holds a {found} (a stale Deferred handle was used after the chain changed type)")]
+#[error(
+    "Deferred callback expected a {expected} but the chain holds a {found} (a stale Deferred handle was used after the chain changed type)"
+)]
 pub struct ChainTypeError {
     /// The type the callback expected.
     pub expected: &'static str,
@@ -74,7 +76,9 @@ pub struct ChainTypeError {
 /// A callback returned the very Deferred it was attached to (Twisted warns and breaks the chain;
 /// twistor puts this failure on the chain instead).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("Callback returned the Deferred it was attached to; this breaks the callback chain and will raise an exception in the future.")]
+#[error(
+    "Callback returned the Deferred it was attached to; this breaks the callback chain and will raise an exception in the future."
+)]
 pub struct CircularChainError;
 
 /// The first failure seen by `gather_results` or a `DeferredList` with `fire_on_one_errback`

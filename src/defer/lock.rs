@@ -24,7 +24,7 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::rc::{Rc, Weak};
 
-use super::deferred::{maybe_deferred, IntoDeferred};
+use super::deferred::{IntoDeferred, maybe_deferred};
 use crate::{Deferred, Failure};
 
 /// `DeferredLock::release` on a lock that is not locked.

@@ -17,14 +17,14 @@ mod queue;
 mod timeout;
 pub(crate) mod value;
 
-pub use deferred::{execute, maybe_deferred, Deferred, IntoDeferred};
+pub use deferred::{Deferred, IntoDeferred, execute, maybe_deferred};
 pub use errors::{
     AlreadyCalledError, CancelledError, ChainTypeError, CircularChainError, FailureGroup,
     FirstError, QueueOverflow, QueueUnderflow, TimeoutError,
 };
 pub use future::DeferredFuture;
 pub use list::{
-    gather_results, gather_results_consume_errors, race, DeferredList, FireOnOneResult,
+    DeferredList, FireOnOneResult, gather_results, gather_results_consume_errors, race,
 };
 pub use lock::{
     DeferredLock, DeferredSemaphore, InvalidTokensError, NotLockedError, TooManyReleasesError,

@@ -48,11 +48,11 @@
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
-use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::rc::{Rc, Weak};
 
-use crate::transport::{Address, Transport};
 use crate::Failure;
+use crate::transport::{Address, Transport};
 
 pub mod reconnect;
 

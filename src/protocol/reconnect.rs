@@ -13,10 +13,10 @@ use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 use super::{ClientFactory, Factory};
-use crate::time::{DelayedCall, ReactorTime};
-use crate::transport::tcp::Connector;
-use crate::transport::Address;
 use crate::Failure;
+use crate::time::{DelayedCall, ReactorTime};
+use crate::transport::Address;
+use crate::transport::tcp::Connector;
 
 /// What the factory retries: a [`Connector`], or a test double.
 pub trait Connectable {
@@ -195,11 +195,11 @@ impl<F: Factory> ReconnectingClientFactory<F> {
             return;
         }
         self.retries.set(self.retries.get() + 1);
-        if let Some(max) = self.backoff.max_retries {
-            if self.retries.get() > max {
-                log::info!(target: "twistor::protocol", "abandoning after {max} retries");
-                return;
-            }
+        if let Some(max) = self.backoff.max_retries
+            && self.retries.get() > max
+        {
+            log::info!(target: "twistor::protocol", "abandoning after {max} retries");
+            return;
         }
         let mut delay = (self.delay.get() * self.backoff.factor).min(self.backoff.max_delay);
         self.delay.set(delay);

@@ -13,10 +13,10 @@
 use std::cell::{Cell, RefCell};
 use std::rc::{Rc, Weak};
 
-use crate::protocol::{attach, Context, Factory, Protocol, ProtocolDriver};
+use crate::Failure;
+use crate::protocol::{Context, Factory, Protocol, ProtocolDriver, attach};
 use crate::time::{DelayedCall, ReactorTime};
 use crate::transport::{Address, Producer, ProducerError, Transport, TransportImpl};
-use crate::Failure;
 
 // ---- TimeoutMixin --------------------------------------------------------------------------
 
@@ -98,10 +98,10 @@ impl IdleTimeout {
 
     /// Restarts the timer (call it on traffic); nothing if there is no running timer.
     pub fn reset_timeout(&mut self) {
-        if let (Some(p), Some(c)) = (self.period, self.call.as_ref()) {
-            if c.active() {
-                let _ = c.reset(p);
-            }
+        if let (Some(p), Some(c)) = (self.period, self.call.as_ref())
+            && c.active()
+        {
+            let _ = c.reset(p);
         }
     }
 
@@ -113,10 +113,10 @@ impl IdleTimeout {
 
 impl Drop for IdleTimeout {
     fn drop(&mut self) {
-        if let Some(c) = self.call.take() {
-            if c.active() {
-                let _ = c.cancel();
-            }
+        if let Some(c) = self.call.take()
+            && c.active()
+        {
+            let _ = c.cancel();
         }
     }
 }
@@ -351,10 +351,10 @@ impl IdlePolicy {
             .map(|(_, c)| c.clone())
     }
     fn touch(&self, w: &WrapperTransport) {
-        if let Some(c) = self.timer_of(w) {
-            if c.active() {
-                let _ = c.reset(self.period);
-            }
+        if let Some(c) = self.timer_of(w)
+            && c.active()
+        {
+            let _ = c.reset(self.period);
         }
     }
 }
@@ -377,10 +377,10 @@ impl WrapperPolicy for IdlePolicy {
         self.touch(w)
     }
     fn connection_lost(&self, w: &WrapperTransport) {
-        if let Some(c) = self.timer_of(w) {
-            if c.active() {
-                let _ = c.cancel();
-            }
+        if let Some(c) = self.timer_of(w)
+            && c.active()
+        {
+            let _ = c.cancel();
         }
         self.timers
             .borrow_mut()
@@ -517,12 +517,11 @@ impl WrapperPolicy for Rc<ThrottlePolicy> {
         self.live
             .borrow_mut()
             .retain(|t| !std::ptr::eq(t.as_ptr(), w) && t.strong_count() > 0);
-        if self.live().is_empty() {
-            if let Some(c) = self.checker.borrow_mut().take() {
-                if c.active() {
-                    let _ = c.cancel();
-                }
-            }
+        if self.live().is_empty()
+            && let Some(c) = self.checker.borrow_mut().take()
+            && c.active()
+        {
+            let _ = c.cancel();
         }
     }
 }

@@ -9,11 +9,11 @@
 
 use std::rc::Rc;
 
+use crate::Failure;
 use crate::protocol::{Context, FactoryFn, Handle, Protocol};
 use crate::reactor::Reactor;
 use crate::transport::tcp::connect_protocol;
 use crate::transport::{Producer, Transport};
-use crate::Failure;
 
 /// A transport used as the producer feeding another transport: pausing it stops its reading.
 struct ReadingOf(Transport);

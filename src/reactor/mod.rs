@@ -50,11 +50,11 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::io;
 use std::os::fd::RawFd;
-use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
 use std::rc::{Rc, Weak};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -65,7 +65,7 @@ use crate::time::{DelayedCall, ReactorTime, TimerQueue};
 use crate::{Deferred, Failure};
 
 use fdset::{Dir, FdSet};
-use signals::{SignalPipes, SIGNAL_TOKEN};
+use signals::{SIGNAL_TOKEN, SignalPipes};
 pub use threads::ThreadHandle;
 use threads::{Shared, TaskWaker, ThreadCall};
 use triggers::Triggers;
@@ -698,11 +698,11 @@ impl Reactor {
                 if !w.wants(dir) {
                     return None;
                 }
-                let gen = w.generation(dir);
-                w.handler_slot(dir).take().map(|h| (h, gen, w.fd))
+                let epoch = w.generation(dir);
+                w.handler_slot(dir).take().map(|h| (h, epoch, w.fd))
             })
         };
-        let Some((mut handler, gen, fd)) = taken else {
+        let Some((mut handler, epoch, fd)) = taken else {
             return;
         };
         let panicked = catch_unwind(AssertUnwindSafe(|| handler(self))).err();
@@ -716,7 +716,7 @@ impl Reactor {
         let same = fds
             .slots
             .get(&token.0)
-            .is_some_and(|w| w.generation(dir) == gen);
+            .is_some_and(|w| w.generation(dir) == epoch);
         if !same {
             // Removed or replaced while it ran: drop this handler (no borrow held).
             drop(fds);
@@ -800,10 +800,10 @@ impl Reactor {
         drop(old);
         // A descriptor that is ready already may not produce an edge: check once.
         let token = self.inner.fds.borrow().by_fd.get(&fd).copied();
-        if let Some(t) = token {
-            if fdset::still_ready(fd, dir) {
-                self.inner.again.borrow_mut().push((Token(t), dir));
-            }
+        if let Some(t) = token
+            && fdset::still_ready(fd, dir)
+        {
+            self.inner.again.borrow_mut().push((Token(t), dir));
         }
         Ok(())
     }

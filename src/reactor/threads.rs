@@ -49,10 +49,10 @@ impl Shared {
             let mut q = self.queue.lock().unwrap_or_else(|p| p.into_inner());
             q.push(call);
         }
-        if !self.wake_pending.swap(true, Ordering::AcqRel) {
-            if let Err(e) = self.waker.wake() {
-                log::error!(target: "twistor::reactor", "cannot wake the reactor: {e}");
-            }
+        if !self.wake_pending.swap(true, Ordering::AcqRel)
+            && let Err(e) = self.waker.wake()
+        {
+            log::error!(target: "twistor::reactor", "cannot wake the reactor: {e}");
         }
     }
 

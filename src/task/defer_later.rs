@@ -9,9 +9,9 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use crate::defer::{maybe_deferred, IntoDeferred};
-use crate::time::{DelayedCall, ReactorTime};
 use crate::Deferred;
+use crate::defer::{IntoDeferred, maybe_deferred};
+use crate::time::{DelayedCall, ReactorTime};
 
 /// Calls `f` after `delay` seconds of `clock` and returns a Deferred that fires with its
 /// result. `f` returns `Result<T, Failure>` (an `Err` or a panic fails the Deferred) or a

@@ -57,7 +57,7 @@
 
 use std::cell::RefCell;
 use std::fmt;
-use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::rc::Rc;
 
 use crate::time::{DelayedCall, ReactorTime};
@@ -338,8 +338,8 @@ impl LoopingCall {
             }
             if let Some(old) = st.deferred.take() {
                 // The previous run was stopped while its call was in flight.
-                let gen = st.generation;
-                st.orphans.push((gen, old));
+                let epoch = st.generation;
+                st.orphans.push((epoch, old));
             }
             st.generation += 1;
             st.running = true;
@@ -620,18 +620,18 @@ fn call_func(inner: &Inner) -> StepOutcome {
 
 /// One iteration (Twisted's `LoopingCall.__call__`).
 fn run_call(inner: &Rc<Inner>) {
-    let gen = {
+    let epoch = {
         let mut st = inner.st.borrow_mut();
         st.call = None;
         st.generation
     };
     match call_func(inner) {
-        StepOutcome::Done => completed(inner, gen, Ok(())),
-        StepOutcome::Failed(f) => completed(inner, gen, Err(f)),
+        StepOutcome::Done => completed(inner, epoch, Ok(())),
+        StepOutcome::Failed(f) => completed(inner, epoch, Err(f)),
         StepOutcome::Wait(d) => {
             let me = inner.clone();
             let _ = d.add_both(move |r| {
-                completed(&me, gen, r);
+                completed(&me, epoch, r);
                 Ok(())
             });
         }
@@ -639,14 +639,14 @@ fn run_call(inner: &Rc<Inner>) {
 }
 
 /// A call of run `gen` completed with `result`.
-fn completed(inner: &Rc<Inner>, gen: u64, result: Result<(), Failure>) {
+fn completed(inner: &Rc<Inner>, epoch: u64, result: Result<(), Failure>) {
     let this = || LoopingCall {
         inner: inner.clone(),
     };
     let mut st = inner.st.borrow_mut();
-    if gen != st.generation {
+    if epoch != st.generation {
         // A call of an earlier, stopped run: finish that run only.
-        let Some(i) = st.orphans.iter().position(|(g, _)| *g == gen) else {
+        let Some(i) = st.orphans.iter().position(|(g, _)| *g == epoch) else {
             return;
         };
         let (_, d) = st.orphans.remove(i);

@@ -34,9 +34,9 @@ mod react;
 
 pub use clock::Clock;
 pub use cooperator::{
-    CooperativeTask, Cooperator, CooperatorBuilder, SchedulerError, TaskStep, DEFAULT_TICK_DELAY,
-    DEFAULT_TIME_SLICE,
+    CooperativeTask, Cooperator, CooperatorBuilder, DEFAULT_TICK_DELAY, DEFAULT_TIME_SLICE,
+    SchedulerError, TaskStep,
 };
 pub use defer_later::{defer_later, defer_later_value};
 pub use looping::{LoopResult, LoopingCall, LoopingCallError, StepOutcome};
-pub use react::{react, react_with, SystemExit};
+pub use react::{SystemExit, react, react_with};

@@ -12,10 +12,10 @@
 use std::cell::{Cell, RefCell};
 use std::rc::{Rc, Weak};
 
-use crate::error::{ConnectionAborted, ConnectionDone, ConnectionLost};
-use crate::protocol::{attach, Context, Handle, Protocol, ProtocolDriver};
-use crate::transport::{Address, Producer, ProducerError, Transport, TransportImpl};
 use crate::Failure;
+use crate::error::{ConnectionAborted, ConnectionDone, ConnectionLost};
+use crate::protocol::{Context, Handle, Protocol, ProtocolDriver, attach};
+use crate::transport::{Address, Producer, ProducerError, Transport, TransportImpl};
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Closing {
@@ -330,15 +330,19 @@ mod tests {
         );
         client.with(|_, cx| cx.transport().abort_connection());
         pump.pump();
-        assert!(client
-            .with(|p, _| p.closed_reason.clone())
-            .flatten()
-            .unwrap()
-            .contains("aborted"));
-        assert!(server
-            .with(|p, _| p.closed_reason.clone())
-            .flatten()
-            .unwrap()
-            .contains("non-clean"));
+        assert!(
+            client
+                .with(|p, _| p.closed_reason.clone())
+                .flatten()
+                .unwrap()
+                .contains("aborted")
+        );
+        assert!(
+            server
+                .with(|p, _| p.closed_reason.clone())
+                .flatten()
+                .unwrap()
+                .contains("non-clean")
+        );
     }
 }

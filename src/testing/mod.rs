@@ -17,7 +17,7 @@ mod iosim;
 mod memory_reactor;
 mod string_transport;
 
-pub use iosim::{connected_server_and_client, AccumulatingProtocol, IOPump};
+pub use iosim::{AccumulatingProtocol, IOPump, connected_server_and_client};
 pub use memory_reactor::{ConnectCall, ListenCall, MemoryReactor};
 pub use string_transport::{ReadState, StringTransport};
 

@@ -3,9 +3,9 @@
 use std::cell::{Cell, RefCell};
 use std::rc::{Rc, Weak};
 
-use crate::protocol::{attach, Handle, Protocol, ProtocolDriver};
-use crate::transport::{Address, Producer, ProducerError, Transport, TransportImpl};
 use crate::Failure;
+use crate::protocol::{Handle, Protocol, ProtocolDriver, attach};
+use crate::transport::{Address, Producer, ProducerError, Transport, TransportImpl};
 
 /// A transport that records what is written, for testing protocols without sockets (Twisted's
 /// `StringTransport`). `lose_connection` only sets `disconnecting`; use

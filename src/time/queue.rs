@@ -67,7 +67,7 @@ use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::rc::{Rc, Weak};
 
-use super::{clamp_delay, DelayedCallError};
+use super::{DelayedCallError, clamp_delay};
 
 /// Lifecycle of a call: `Pending` -> `Called` or `Pending` -> `Cancelled`, never back.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -875,7 +875,7 @@ mod tests {
         let a = q.schedule(5.0, noop()); // entry key 5
         a.reset(3.0).unwrap(); // sooner: entry key 3, old key-5 entry stale
         a.reset(5.0).unwrap(); // later: lazy
-                               // Settling re-keys the live entry to 5; the stale key-5 entry must not also count.
+        // Settling re-keys the live entry to 5; the stale key-5 entry must not also count.
         assert_eq!(q.next_deadline(), Some(5.0));
         assert_eq!(drain(&q, 5.0), vec![0]);
         assert_eq!(q.heap_len(), 0);

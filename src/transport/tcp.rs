@@ -35,10 +35,10 @@ use mio::{Interest, Token};
 
 use super::{Address, Producer, ProducerError, Transport, TransportImpl};
 use crate::error::{
-    connect_error_from_io, lost_from_io, CannotListenError, ConnectTimeoutError, ConnectionAborted,
-    ConnectionDone, DnsLookupError, NotConnectingError, UserError,
+    CannotListenError, ConnectTimeoutError, ConnectionAborted, ConnectionDone, DnsLookupError,
+    NotConnectingError, UserError, connect_error_from_io, lost_from_io,
 };
-use crate::protocol::{attach, do_start, do_stop, ClientFactory, Factory, ProtocolDriver};
+use crate::protocol::{ClientFactory, Factory, ProtocolDriver, attach, do_start, do_stop};
 use crate::reactor::sources::SourceHandler;
 use crate::reactor::{Reactor, WeakReactor};
 use crate::time::DelayedCall;
@@ -156,10 +156,10 @@ impl Connection {
         driver.make_connection();
         // Data may have arrived before registration produced an edge.
         self.readable.set(true);
-        if let Some(r) = self.reactor.upgrade() {
-            if let Some(t) = self.token.get() {
-                r.ready_again(t);
-            }
+        if let Some(r) = self.reactor.upgrade()
+            && let Some(t) = self.token.get()
+        {
+            r.ready_again(t);
         }
         handle
     }
@@ -199,12 +199,11 @@ impl Connection {
                     Some(s) => (&*s).read(&mut buf[..]).map(Some),
                 }
             };
-            if let Ok(Some(n)) = result {
-                if n > 0 {
-                    if let Some(d) = self.driver() {
-                        d.data_received(&buf[..n]);
-                    }
-                }
+            if let Ok(Some(n)) = result
+                && n > 0
+                && let Some(d) = self.driver()
+            {
+                d.data_received(&buf[..n]);
             }
             READ_BUF.with(|b| *b.borrow_mut() = buf);
             match result {
@@ -940,7 +939,7 @@ pub fn serve_on_threads<F: Factory>(
                     interface: interface.to_string(),
                     port,
                     source: e,
-                })
+                });
             }
         }
     }

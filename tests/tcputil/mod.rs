@@ -8,11 +8,11 @@ use std::os::fd::RawFd;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
+use twistor::Failure;
 use twistor::protocol::{ClientFactory, Context, Factory, Protocol};
 use twistor::reactor::Reactor;
 use twistor::transport::tcp::Connector;
 use twistor::transport::{Address, Transport};
-use twistor::Failure;
 
 /// Turns the reactor until `cond` holds; fails the test naming `what` after `secs` seconds.
 #[track_caller]

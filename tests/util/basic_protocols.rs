@@ -1,12 +1,12 @@
 //! Handlers shared by the `protocols::basic` tests (included with `#[path]`).
 #![allow(dead_code)]
 
+use twistor::Clock;
 use twistor::protocols::basic::{
     LineContext, LineHandler, LineOnlyContext, LineOnlyHandler, NetstringParseError, StringContext,
     StringHandler,
 };
 use twistor::testing::StringTransport;
-use twistor::Clock;
 
 /// Twisted's `LineTester`, written from its described behaviour:
 /// * `len N` sets the length of the next raw block;

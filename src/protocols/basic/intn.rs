@@ -5,9 +5,9 @@
 //! an oversize string is refused before any of it is stored, and never delivered even when it
 //! is all there (Twisted's `test_longStringNotDelivered`).
 
+use super::StringHandler;
 use super::string::sealed::{Frame, Sealed};
 use super::string::{Framing, StringReceiver};
-use super::StringHandler;
 use crate::transport::Transport;
 
 /// A string too long for the length prefix (Twisted's `StringTooLongError`): `send_string`

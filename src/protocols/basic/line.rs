@@ -22,12 +22,12 @@ use std::cell::{Cell, OnceCell, RefCell};
 use std::fmt;
 
 use super::{
-    paused_overflow, trim, Delimiter, Flow, Link, DEFAULT_DELIMITER, DEFAULT_LINE_MAX_LENGTH,
-    DEFAULT_PAUSED_BUFFER_LIMIT,
+    DEFAULT_DELIMITER, DEFAULT_LINE_MAX_LENGTH, DEFAULT_PAUSED_BUFFER_LIMIT, Delimiter, Flow, Link,
+    paused_overflow, trim,
 };
+use crate::Failure;
 use crate::protocol::{Context, Handle, Protocol};
 use crate::transport::{Producer, Transport};
-use crate::Failure;
 
 /// What you write to receive lines: the callbacks a [`LineReceiver`] calls (Twisted's
 /// `LineReceiver` methods you override).

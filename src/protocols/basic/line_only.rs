@@ -8,10 +8,10 @@
 use std::cell::OnceCell;
 use std::fmt;
 
-use super::{trim, Delimiter, Link, DEFAULT_DELIMITER, DEFAULT_LINE_MAX_LENGTH};
+use super::{DEFAULT_DELIMITER, DEFAULT_LINE_MAX_LENGTH, Delimiter, Link, trim};
+use crate::Failure;
 use crate::protocol::{Context, Handle, Protocol};
 use crate::transport::Transport;
-use crate::Failure;
 
 /// What you write to receive lines from a [`LineOnlyReceiver`].
 ///
@@ -314,7 +314,7 @@ fn deliver<H: LineOnlyHandler>(
                 return Rest::Keep {
                     keep: start,
                     scan: lcx.delimiter.resume_at(from, input.len()) - start,
-                }
+                };
             }
         }
     }

@@ -107,7 +107,7 @@ mod netstring;
 mod string;
 
 pub use intn::{
-    Int16StringReceiver, Int32StringReceiver, Int8StringReceiver, IntNStringReceiver, IntPrefix,
+    Int8StringReceiver, Int16StringReceiver, Int32StringReceiver, IntNStringReceiver, IntPrefix,
     StringTooLongError,
 };
 pub use line::{LineContext, LineHandle, LineHandler, LineReceiver};

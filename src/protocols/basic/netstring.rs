@@ -130,7 +130,7 @@ impl Sealed for Netstring {
                                 break;
                             }
                             _ if digits == 0 => {
-                                return (i, Some(Frame::Error(NetstringParseError::MissingLength)))
+                                return (i, Some(Frame::Error(NetstringParseError::MissingLength)));
                             }
                             _ => return (i, Some(Frame::Error(NetstringParseError::MissingColon))),
                         }

@@ -12,12 +12,12 @@ use std::cell::{Cell, OnceCell};
 use std::fmt;
 use std::rc::Rc;
 
-use super::netstring::NetstringParseError;
 use super::DEFAULT_STRING_MAX_LENGTH;
-use super::{paused_overflow, trim, Flow, Link, StringTooLongError, DEFAULT_PAUSED_BUFFER_LIMIT};
+use super::netstring::NetstringParseError;
+use super::{DEFAULT_PAUSED_BUFFER_LIMIT, Flow, Link, StringTooLongError, paused_overflow, trim};
+use crate::Failure;
 use crate::protocol::{Context, Handle, Protocol};
 use crate::transport::{Producer, Transport};
-use crate::Failure;
 
 /// What you write to receive strings from a [`NetstringReceiver`](super::NetstringReceiver)
 /// or an [`IntNStringReceiver`](super::IntNStringReceiver) (`Int8`/`Int16`/`Int32`): the same
@@ -171,7 +171,7 @@ pub(super) mod sealed {
         /// Parses from `input`: returns how many bytes it consumed and at most one frame.
         /// Consumes at least one byte or returns a frame, when `input` is not empty.
         fn step<'a>(&'a mut self, input: &'a [u8], max_length: usize)
-            -> (usize, Option<Frame<'a>>);
+        -> (usize, Option<Frame<'a>>);
         /// Writes `string`, framed.
         fn send(transport: &Transport, string: &[u8]) -> Result<(), super::StringTooLongError>;
     }
