@@ -64,6 +64,7 @@ mod poller;
 mod registry;
 mod signals;
 pub(crate) mod sources;
+mod spawn;
 mod threads;
 mod triggers;
 
@@ -92,6 +93,7 @@ pub use poller::Ready;
 use registry::{Registry, WAKER_TOKEN};
 use signals::SignalPipes;
 use sources::SourceHandler;
+pub use spawn::{LocalFuture, ReactorSpawn, TaskHandle, ensure_deferred};
 pub use threads::ThreadHandle;
 use threads::{Shared, TaskWaker, ThreadCall};
 use triggers::Triggers;
@@ -216,7 +218,7 @@ pub(crate) struct Extensions {
 }
 
 mod threadpool;
-pub use threadpool::DEFAULT_POOL_SIZE;
+pub use threadpool::{DEFAULT_POOL_SIZE, ReactorThreads, ThreadJob, WrongResultType};
 
 /// A weak reactor handle.
 #[derive(Clone)]
@@ -793,23 +795,13 @@ impl Reactor {
         &self,
         future: impl Future<Output = Result<T, Failure>> + 'static,
     ) -> Deferred<T> {
+        spawn::ensure_deferred(self, future)
+    }
+
+    /// Stores a task and polls it once; returns its id (see [`ReactorSpawn`]).
+    fn start_task(&self, future: TaskFuture, on_panic: Box<dyn FnOnce(Failure)>) -> usize {
         let id = self.inner.next_task.get();
         self.inner.next_task.set(id.wrapping_add(1));
-        let weak = self.weak();
-        let d = Deferred::with_canceller(move |_: &Deferred<T>| {
-            if let Some(r) = Reactor::from_weak(&weak) {
-                // Dropped with no borrow held: the future may own anything.
-                let task = r.inner.tasks.borrow_mut().remove(&id);
-                drop(task);
-            }
-        });
-        let fire = d.clone();
-        let on_panic_d = d.clone();
-        let wrapped = async move {
-            let r = future.await;
-            // Only this task fires `fire` (or the canceller, which drops this task first).
-            let _ = fire.fire(r);
-        };
         let waker = Arc::new(TaskWaker {
             id,
             shared: self.inner.shared.clone(),
@@ -818,15 +810,19 @@ impl Reactor {
         self.inner.tasks.borrow_mut().insert(
             id,
             Task {
-                future: Some(Box::pin(wrapped)),
+                future: Some(future),
                 waker,
-                on_panic: Some(Box::new(move |f| {
-                    let _ = on_panic_d.errback(f);
-                })),
+                on_panic: Some(on_panic),
             },
         );
         self.poll_task(id);
-        d
+        id
+    }
+
+    /// Drops a task's future (no borrow held: the future may own anything).
+    fn drop_task(&self, id: usize) {
+        let task = self.inner.tasks.borrow_mut().remove(&id);
+        drop(task);
     }
 
     fn poll_woken_tasks(&self) {
@@ -911,6 +907,10 @@ impl ReactorTime for Reactor {
 
 impl Reactor {
     /// Runs `f` after `delay` seconds (on the next turn for 0); see [`ReactorTime`].
+    ///
+    /// Bad delays never panic (Twisted asserts `delay >= 0` instead): a negative or NaN
+    /// `delay` is clamped to 0 with a warning in the log, exactly as on the test
+    /// [`Clock`](crate::task::Clock), and an infinite one never comes due.
     ///
     /// ```
     /// let reactor = twistor::reactor::Reactor::new().unwrap();
