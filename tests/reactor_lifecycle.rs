@@ -1,6 +1,5 @@
 //! The reactor's lifecycle and system event triggers: Twisted's
-//! `internet/test/test_core.py::SystemEventTestsBuilder` (reference 3.1, 3.2; section 10 items
-//! 120-121), on the real reactor.
+//! `internet/test/test_core.py::SystemEventTestsBuilder`, on the real reactor.
 
 mod util;
 
@@ -69,7 +68,7 @@ fn test_stop_when_already_stopped() {
 }
 
 /// A second `stop()` while the first shutdown is in progress (here: from a before-shutdown
-/// trigger) is `NotRunning` too (reference 3.1, verified on Twisted).
+/// trigger) is `NotRunning` too (as on Twisted).
 #[test]
 fn test_second_stop_during_shutdown() {
     bounded(LIMIT, || {
@@ -149,7 +148,7 @@ fn test_run_after_crash() {
 }
 
 /// `crash()` while startup waits for a before-startup trigger's Deferred re-arms startup too
-/// (reference 3.1): the next `run()` fires startup again, so `running()` becomes true and the
+/// (as on Twisted): the next `run()` fires startup again, so `running()` becomes true and the
 /// `call_when_running` functions (those of the first run included) run. The first firing,
 /// completing after the reactor stopped, does not make it running again.
 #[test]
@@ -332,7 +331,7 @@ fn test_call_when_running_order() {
 }
 
 /// One turn runs, in this order: the calls from threads, the timed calls, then the I/O
-/// handlers (reference 3.2: `runUntilCurrent` before `doIteration`).
+/// handlers (Twisted's `runUntilCurrent` before `doIteration`).
 #[test]
 fn test_turn_order_thread_calls_timed_calls_io() {
     bounded(LIMIT, || {
@@ -646,7 +645,7 @@ fn test_shutdown_removes_watched_descriptors() {
     });
 }
 
-/// `run()` installs SIGTERM handling (design decision 11): the signal stops the reactor
+/// `run()` installs SIGTERM handling (only `run()`, not `run_without_signal_handlers()`): the signal stops the reactor
 /// gracefully (shutdown triggers run) and is remembered as the exit signal.
 #[test]
 fn test_sigterm_stops_gracefully() {

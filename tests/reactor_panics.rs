@@ -1,6 +1,5 @@
-//! Panics are contained (design decision 8): a panic in code the reactor calls is caught and
-//! logged, and the loop keeps running (Twisted logs the exception and goes on: reference 3.1,
-//! 3.2).
+//! Panics are contained: a panic in code the reactor calls is caught and logged, and the loop
+//! keeps running (Twisted logs the exception and goes on).
 
 mod util;
 

@@ -1,6 +1,6 @@
-//! Futures on the reactor: `Reactor::spawn`, Twisted's `ensureDeferred` (reference 1.14;
-//! design decision 6): await Deferreds, cancel by cancelling the Deferred, wake from any
-//! thread, panics become failures.
+//! Futures on the reactor: `Reactor::spawn`, Twisted's `ensureDeferred`; a future runs on
+//! the reactor's thread and gives its result as a Deferred: await Deferreds, cancel by
+//! cancelling the Deferred, wake from any thread, panics become failures.
 
 mod util;
 
