@@ -140,6 +140,8 @@ type TaskFuture = Pin<Box<dyn Future<Output = ()>>>;
 struct Task {
     /// `None` while the task is being polled (taken out, so it may spawn or cancel tasks).
     future: Option<TaskFuture>,
+    /// Made once per task and reused for every poll (its `queued` flag saves duplicate
+    /// wake-ups).
     waker: Arc<TaskWaker>,
     /// Fails the task's Deferred if polling panics.
     on_panic: Option<Box<dyn FnOnce(Failure)>>,
@@ -210,10 +212,14 @@ const MAX_SKIPPED_POLLS: u32 = 32;
 /// stays in its own file.
 #[derive(Default)]
 pub(crate) struct Extensions {
+    /// The pool of `call_in_thread`/`defer_to_thread`, started on first use.
     pub(crate) pool: Option<threadpool::ThreadPool>,
+    /// `suggest_thread_pool_size` before the pool exists.
     pub(crate) pool_size: Option<usize>,
-    /// Deferreds waiting for a pool thread's result, by key.
+    /// Deferreds waiting for a pool thread's result, by key (a Deferred is not `Send`, so
+    /// the worker carries the key back instead).
     pub(crate) parked: HashMap<u64, Box<dyn std::any::Any>>,
+    /// The last key given out in `parked`.
     pub(crate) next_parked: u64,
 }
 
@@ -762,6 +768,12 @@ impl Reactor {
         for call in self.inner.timers.active_calls() {
             let _ = call.cancel();
         }
+        let pool = self.extensions().pool.take();
+        if let Some(p) = pool {
+            p.release();
+        }
+        let parked = std::mem::take(&mut self.extensions().parked);
+        drop(parked);
         let entries: Vec<registry::Entry> = {
             let mut reg = self.inner.registry.borrow_mut();
             let tokens = reg.tokens();

@@ -87,6 +87,9 @@ impl Registry {
         let index = match self.free.pop() {
             Some(i) => i,
             None => {
+                // Half a machine word of slots (65536 on 32 bits): far beyond the descriptor
+                // limit of any process, so indices never spill into the generation.
+                debug_assert!(self.slots.len() < INDEX_MASK);
                 self.slots.push(Slot {
                     generation: 0,
                     entry: None,

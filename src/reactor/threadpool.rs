@@ -82,6 +82,15 @@ impl ThreadPool {
         }
     }
 
+    /// Asks the workers to finish the queued jobs and exit, without waiting for them (the
+    /// reactor is being dropped: blocking its last handle's drop on a job would be worse than
+    /// letting the threads end on their own).
+    pub(crate) fn release(self) {
+        let (m, cv) = &*self.shared;
+        lock(m).stopping = true;
+        cv.notify_all();
+    }
+
     fn stop(self) {
         {
             let (m, cv) = &*self.shared;
