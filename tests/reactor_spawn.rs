@@ -231,3 +231,32 @@ fn test_spawn_before_run() {
         assert_eq!(success_result_of(&d), (7, true));
     });
 }
+
+/// Dropping the last handle of a reactor drops its pending futures and cancels its timed
+/// calls, so what they captured is released (and their Deferreds are left unfired).
+#[test]
+fn test_dropping_the_reactor_drops_pending_futures_and_timed_calls() {
+    struct Flag(Rc<Cell<bool>>);
+    impl Drop for Flag {
+        fn drop(&mut self) {
+            self.0.set(true);
+        }
+    }
+    let reactor = reactor();
+    let (future_gone, call_gone) = (Rc::new(Cell::new(false)), Rc::new(Cell::new(false)));
+    let flag = Flag(future_gone.clone());
+    let gate = Deferred::<()>::new();
+    let g = gate.clone();
+    let d = reactor.spawn(async move {
+        let _flag = flag;
+        g.await
+    });
+    let flag = Flag(call_gone.clone());
+    let call = reactor.call_later(60.0, move || drop(flag));
+    assert_eq!(reactor.task_count(), 1);
+    drop(reactor);
+    assert!(future_gone.get(), "the future outlived the reactor");
+    assert!(call_gone.get(), "the timed call outlived the reactor");
+    assert!(!call.active());
+    assert!(!d.called());
+}

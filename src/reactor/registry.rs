@@ -155,3 +155,47 @@ impl Registry {
         self.slots.iter().filter_map(|s| s.entry.as_ref())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A freed slot is reused under a new generation: the old token reaches nothing, neither
+    /// for reading nor for removal, and the newcomer is untouched.
+    #[test]
+    fn stale_token_reaches_nothing_after_slot_reuse() {
+        let mut r = Registry::new();
+        let old = r.insert(Entry::Signals);
+        assert!(r.remove(old).is_some());
+        let new = r.insert(Entry::Waker);
+        assert_eq!(split(old).0, split(new).0, "the slot was not reused");
+        assert_ne!(old, new);
+        assert!(r.get(old).is_none());
+        assert!(r.remove(old).is_none());
+        assert!(matches!(r.get(new), Some(Entry::Waker)));
+        assert_eq!(r.tokens().len(), 3);
+    }
+
+    /// The waker and the signal pipes own the first two slots for ever.
+    #[test]
+    fn reserved_tokens() {
+        let r = Registry::new();
+        assert!(matches!(r.get(WAKER_TOKEN), Some(Entry::Waker)));
+        assert!(matches!(r.get(SIGNAL_TOKEN), Some(Entry::Signals)));
+    }
+
+    /// Generations wrap within their bits, so a token always round-trips.
+    #[test]
+    fn generation_wraps_within_its_bits() {
+        let mut r = Registry::new();
+        let t = r.insert(Entry::Waker);
+        let (index, _) = split(t);
+        r.slots[index].generation = usize::MAX >> INDEX_BITS;
+        r.slots[index].entry = Some(Entry::Waker);
+        let t = join(index, r.slots[index].generation);
+        assert!(r.remove(t).is_some());
+        assert_eq!(r.slots[index].generation, 0);
+        let again = r.insert(Entry::Signals);
+        assert_eq!(split(again), (index, 0));
+    }
+}
