@@ -1,7 +1,7 @@
-//! Reactor benchmarks on real time and real threads (compare with `../shared/bench/micro.sh`:
-//! `timers_real_reactor_100k_half_cancelled`, `loopingcall_interval0_real_reactor_per_iteration`
-//! for Twisted; `timers_sleep_tasks_100k_half_cancelled_real`, `yield_now_loop_iteration` for
-//! tokio).
+//! Reactor benchmarks on real time and real threads, shaped like the peers' micro benchmarks
+//! (Twisted: 100k timers half cancelled on the real reactor, a LoopingCall of interval 0 per
+//! iteration; tokio: 100k sleep tasks half cancelled, a `yield_now` loop iteration), plus the
+//! raw-descriptor path (`add_reader`).
 //!
 //! Timed with `iter_custom`; the "fired" benchmark returns the process CPU time spent while the
 //! reactor ran its timers (the wall time is the 1 s spread of the deadlines), as the Twisted
@@ -9,6 +9,8 @@
 
 use std::cell::Cell;
 use std::hint::black_box;
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -188,5 +190,63 @@ fn call_from_thread(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, call_later_zero_loop, call_from_thread, timers);
+/// Raw descriptors: one handler call per turn on a socket that stays readable (the handler
+/// reads one byte: the registry lookup, the handler, the `poll(2)` "still ready" check and a
+/// turn), and the cost of watching and unwatching a descriptor (add_reader + guard drop: the
+/// registry insert and removal and two epoll_ctl calls).
+fn fd_dispatch(c: &mut Criterion) {
+    let mut g = c.benchmark_group("fd");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("reader_call_per_turn", |b| {
+        b.iter_custom(|iters| {
+            let reactor = Reactor::new().expect("reactor");
+            let (a, r) = UnixStream::pair().expect("pair");
+            r.set_nonblocking(true).expect("nonblocking");
+            a.set_nonblocking(true).expect("nonblocking");
+            let r = Rc::new(r);
+            let sock = r.clone();
+            let left = Rc::new(Cell::new(iters));
+            let l = left.clone();
+            // Refilled whenever it runs low, so the socket never stops being readable.
+            let writer = Rc::new(a);
+            let w = writer.clone();
+            let _ = (&*w).write(&[0u8; 4096]);
+            let _watch = reactor
+                .add_reader(r, move |re| {
+                    let mut byte = [0u8; 1];
+                    let _ = (&*sock).read(&mut byte);
+                    l.set(l.get() - 1);
+                    if l.get() % 2048 == 0 {
+                        let _ = (&*w).write(&[0u8; 2048]);
+                    }
+                    if l.get() == 0 {
+                        let _ = re.stop();
+                    }
+                })
+                .expect("watch");
+            let t = Instant::now();
+            reactor.run_without_signal_handlers().expect("run");
+            t.elapsed()
+        })
+    });
+    g.bench_function("add_reader_and_drop_guard", |b| {
+        let reactor = Reactor::new().expect("reactor");
+        let (_a, r) = UnixStream::pair().expect("pair");
+        let r = Rc::new(r);
+        b.iter(|| {
+            let w = reactor.add_reader(r.clone(), |_| ()).expect("watch");
+            black_box(&w);
+            drop(w);
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(
+    benches,
+    call_later_zero_loop,
+    call_from_thread,
+    timers,
+    fd_dispatch
+);
 criterion_main!(benches);

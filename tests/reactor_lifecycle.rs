@@ -1,6 +1,5 @@
 //! The reactor's lifecycle and system event triggers: Twisted's
-//! `internet/test/test_core.py::SystemEventTestsBuilder` (reference 3.1, 3.2; section 10 items
-//! 120-121), on the real reactor.
+//! `internet/test/test_core.py::SystemEventTestsBuilder`, on the real reactor.
 
 mod util;
 
@@ -69,7 +68,7 @@ fn test_stop_when_already_stopped() {
 }
 
 /// A second `stop()` while the first shutdown is in progress (here: from a before-shutdown
-/// trigger) is `NotRunning` too (reference 3.1, verified on Twisted).
+/// trigger) is `NotRunning` too (as on Twisted).
 #[test]
 fn test_second_stop_during_shutdown() {
     bounded(LIMIT, || {
@@ -149,7 +148,7 @@ fn test_run_after_crash() {
 }
 
 /// `crash()` while startup waits for a before-startup trigger's Deferred re-arms startup too
-/// (reference 3.1): the next `run()` fires startup again, so `running()` becomes true and the
+/// (as on Twisted): the next `run()` fires startup again, so `running()` becomes true and the
 /// `call_when_running` functions (those of the first run included) run. The first firing,
 /// completing after the reactor stopped, does not make it running again.
 #[test]
@@ -332,7 +331,7 @@ fn test_call_when_running_order() {
 }
 
 /// One turn runs, in this order: the calls from threads, the timed calls, then the I/O
-/// handlers (reference 3.2: `runUntilCurrent` before `doIteration`).
+/// handlers (Twisted's `runUntilCurrent` before `doIteration`).
 #[test]
 fn test_turn_order_thread_calls_timed_calls_io() {
     bounded(LIMIT, || {
@@ -344,20 +343,24 @@ fn test_turn_order_thread_calls_timed_calls_io() {
         kick_r.set_nonblocking(true).unwrap();
         io_r.set_nonblocking(true).unwrap();
         let e = events.clone();
+        let (io_r, kick_r) = (Rc::new(io_r), Rc::new(kick_r));
+        let sock = io_r.clone();
         reactor
-            .add_reader(io_r.as_raw_fd(), move |r| {
+            .add_reader(io_r, move |r| {
                 let mut buf = [0u8; 8];
-                if let Ok(1..) = (&io_r).read(&mut buf) {
+                if let Ok(1..) = (&*sock).read(&mut buf) {
                     e.lock().unwrap().push(("io", r.iterations()));
                     r.stop().unwrap();
                 }
             })
-            .unwrap();
+            .unwrap()
+            .detach();
         let e = events.clone();
         let mut once = Some(io_w);
+        let sock = kick_r.clone();
         reactor
-            .add_reader(kick_r.as_raw_fd(), move |r| {
-                let _ = (&kick_r).read(&mut [0u8; 8]);
+            .add_reader(kick_r, move |r| {
+                let _ = (&*sock).read(&mut [0u8; 8]);
                 let Some(io_w) = once.take() else { return };
                 // All three become due during this turn's I/O step: they run on the next turn.
                 let e2 = e.clone();
@@ -370,7 +373,8 @@ fn test_turn_order_thread_calls_timed_calls_io() {
                 (&io_w).write_all(b"x").unwrap();
                 e.lock().unwrap().push(("kick", r.iterations()));
             })
-            .unwrap();
+            .unwrap()
+            .detach();
         (&kick_w).write_all(b"k").unwrap();
         reactor.run_without_signal_handlers().unwrap();
         let got = events.lock().unwrap().clone();
@@ -412,10 +416,12 @@ fn test_async_before_shutdown_trigger_delays_shutdown_while_serving() {
         });
         let (e, g) = (events.clone(), gate.clone());
         let mut gate_slot = Some(g);
-        reactor
-            .add_reader(b.as_raw_fd(), move |r| {
+        let b = Rc::new(b);
+        let sock = b.clone();
+        let _watch = reactor
+            .add_reader(b, move |r| {
                 let mut buf = [0u8; 16];
-                if let Ok(n @ 1..) = (&b).read(&mut buf) {
+                if let Ok(n @ 1..) = (&*sock).read(&mut buf) {
                     e.push(format!("read {n} running={}", r.running()));
                     if let Some(g) = gate_slot.take() {
                         let e = e.clone();
@@ -610,14 +616,15 @@ fn test_shutdown_removes_watched_descriptors() {
         let reader_dropped = Rc::new(Cell::new(false));
         let writer_dropped = Rc::new(Cell::new(false));
         let guard = DropFlag(reader_dropped.clone());
-        reactor
-            .add_reader(b.as_raw_fd(), move |_| {
+        let (b, c) = (Rc::new(b), Rc::new(c));
+        let reading = reactor
+            .add_reader(b.clone(), move |_| {
                 let _keep = &guard;
             })
             .unwrap();
         let guard = DropFlag(writer_dropped.clone());
-        reactor
-            .add_writer(c.as_raw_fd(), move |_| {
+        let writing = reactor
+            .add_writer(c.clone(), move |_| {
                 let _keep = &guard;
             })
             .unwrap();
@@ -634,10 +641,11 @@ fn test_shutdown_removes_watched_descriptors() {
         assert!(reactor.get_readers().is_empty());
         assert!(reactor.get_writers().is_empty());
         assert!(reader_dropped.get() && writer_dropped.get());
+        assert!(!reading.is_active() && !writing.is_active());
     });
 }
 
-/// `run()` installs SIGTERM handling (design decision 11): the signal stops the reactor
+/// `run()` installs SIGTERM handling (only `run()`, not `run_without_signal_handlers()`): the signal stops the reactor
 /// gracefully (shutdown triggers run) and is remembered as the exit signal.
 #[test]
 fn test_sigterm_stops_gracefully() {

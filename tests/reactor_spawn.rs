@@ -1,6 +1,6 @@
-//! Futures on the reactor: `Reactor::spawn`, Twisted's `ensureDeferred` (reference 1.14;
-//! design decision 6): await Deferreds, cancel by cancelling the Deferred, wake from any
-//! thread, panics become failures.
+//! Futures on the reactor: `Reactor::spawn`, Twisted's `ensureDeferred`; a future runs on
+//! the reactor's thread and gives its result as a Deferred: await Deferreds, cancel by
+//! cancelling the Deferred, wake from any thread, panics become failures.
 
 mod util;
 
@@ -230,4 +230,33 @@ fn test_spawn_before_run() {
         reactor.run_without_signal_handlers().unwrap();
         assert_eq!(success_result_of(&d), (7, true));
     });
+}
+
+/// Dropping the last handle of a reactor drops its pending futures and cancels its timed
+/// calls, so what they captured is released (and their Deferreds are left unfired).
+#[test]
+fn test_dropping_the_reactor_drops_pending_futures_and_timed_calls() {
+    struct Flag(Rc<Cell<bool>>);
+    impl Drop for Flag {
+        fn drop(&mut self) {
+            self.0.set(true);
+        }
+    }
+    let reactor = reactor();
+    let (future_gone, call_gone) = (Rc::new(Cell::new(false)), Rc::new(Cell::new(false)));
+    let flag = Flag(future_gone.clone());
+    let gate = Deferred::<()>::new();
+    let g = gate.clone();
+    let d = reactor.spawn(async move {
+        let _flag = flag;
+        g.await
+    });
+    let flag = Flag(call_gone.clone());
+    let call = reactor.call_later(60.0, move || drop(flag));
+    assert_eq!(reactor.task_count(), 1);
+    drop(reactor);
+    assert!(future_gone.get(), "the future outlived the reactor");
+    assert!(call_gone.get(), "the timed call outlived the reactor");
+    assert!(!call.active());
+    assert!(!d.called());
 }

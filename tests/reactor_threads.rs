@@ -1,6 +1,6 @@
 //! Threads and the reactor: Twisted's `IReactorFromThreads` (`callFromThread`),
 //! `IReactorInThreads` (`callInThread`, the thread pool) and `threads.deferToThread`
-//! (reference 3.10; `test_threads.py`).
+//! (Twisted's `test_threads.py`).
 
 mod util;
 

@@ -1,4 +1,4 @@
-//! Timed calls on the real reactor: Twisted's `IReactorTime` (reference 3.2, 3.3) and the
+//! Timed calls on the real reactor: Twisted's `IReactorTime` and the
 //! time-based helpers (LoopingCall, defer_later, add_timeout) running on it unchanged.
 
 mod util;
@@ -375,5 +375,54 @@ fn test_add_timeout_on_reactor_fires_in_time() {
         reactor.run_without_signal_handlers().unwrap();
         assert_eq!(success_result_of(&d), 7);
         assert!(reactor.get_delayed_calls().is_empty());
+    });
+}
+
+/// Bad delays: Twisted asserts `delay >= 0`; here nothing panics on bad input. A negative or
+/// NaN delay is clamped to 0 (logged), on the reactor exactly as on the test `Clock`, so the
+/// call runs on the next turn; an infinite delay never comes due (and does not make the loop
+/// spin or fail).
+#[test]
+fn test_negative_nan_and_infinite_delays_on_reactor_and_clock() {
+    fn schedule(time: &impl ReactorTime, ran: &Rc<Cell<u32>>) -> Vec<DelayedCall> {
+        [-1.0, f64::NAN, f64::NEG_INFINITY, f64::INFINITY]
+            .into_iter()
+            .map(|delay| {
+                let r = ran.clone();
+                time.call_later(delay, move || r.set(r.get() + 1))
+            })
+            .collect()
+    }
+    bounded(LIMIT, || {
+        let reactor = Reactor::new().unwrap();
+        let ran = Rc::new(Cell::new(0));
+        let before = reactor.seconds();
+        let calls = schedule(&reactor, &ran);
+        for c in &calls[..3] {
+            assert!(c.get_time() >= before && c.get_time() <= reactor.seconds());
+        }
+        assert_eq!(calls[3].get_time(), f64::INFINITY);
+        reactor.iterate(Duration::ZERO).unwrap();
+        assert_eq!(ran.get(), 3);
+        assert!(calls[3].active());
+        let r = reactor.clone();
+        reactor.call_later(0.03, move || r.stop().unwrap());
+        let turns = reactor.iterations();
+        reactor.run_without_signal_handlers().unwrap();
+        assert!(reactor.iterations() - turns < 20, "the loop spun");
+        assert_eq!(ran.get(), 3);
+
+        let clock = twistor::Clock::new();
+        let ran = Rc::new(Cell::new(0));
+        let calls = schedule(&clock, &ran);
+        assert_eq!(
+            calls.iter().map(DelayedCall::get_time).collect::<Vec<_>>()[..3],
+            [0.0, 0.0, 0.0]
+        );
+        clock.advance(0.0);
+        assert_eq!(ran.get(), 3);
+        clock.advance(1e300);
+        assert_eq!(ran.get(), 3);
+        assert!(calls[3].active());
     });
 }

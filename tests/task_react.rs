@@ -1,4 +1,4 @@
-//! `ReactTests` (reference 6.5, 10.3 items 79-80), on the real reactor with short delays.
+//! `react`/`react_with` (Twisted's `ReactTests`), on the real reactor with short delays.
 
 mod util;
 
@@ -7,7 +7,7 @@ use std::rc::Rc;
 use std::time::Instant;
 
 use twistor::reactor::{Phase, Reactor};
-use twistor::task::{SystemExit, defer_later, react_with};
+use twistor::task::{ReactOptions, SystemExit, defer_later, react_with};
 use twistor::{Deferred, Failure};
 use util::{capture_logs, captured_errors};
 
@@ -19,11 +19,33 @@ fn reactor() -> Reactor {
     Reactor::new().expect("reactor")
 }
 
+fn no_signals(r: &Reactor) -> ReactOptions {
+    ReactOptions::new()
+        .reactor(r)
+        .install_signal_handlers(false)
+}
+
+/// With no reactor given, `react_with` makes its own and `main` gets it.
+#[test]
+fn test_default_options_make_a_new_reactor() {
+    let seen = Rc::new(Cell::new(false));
+    let s = seen.clone();
+    let code = react_with(
+        ReactOptions::new().install_signal_handlers(false),
+        move |r| {
+            s.set(!r.running());
+            defer_later(r.clone(), 0.01, || Ok::<_, Failure>(()))
+        },
+    );
+    assert_eq!(code, 0);
+    assert!(seen.get(), "main did not run before the reactor started");
+}
+
 #[test]
 fn test_runs_until_async_callback() {
     let r = reactor();
     let start = Instant::now();
-    let code = react_with(&r, false, |r| {
+    let code = react_with(no_signals(&r), |r| {
         defer_later(r.clone(), 0.05, || Ok::<_, Failure>(()))
     });
     assert_eq!(code, 0);
@@ -34,7 +56,7 @@ fn test_runs_until_async_callback() {
 fn test_runs_until_sync_callback() {
     let r = reactor();
     let start = Instant::now();
-    let code = react_with(&r, false, |_| Deferred::succeed(()));
+    let code = react_with(no_signals(&r), |_| Deferred::succeed(()));
     assert_eq!(code, 0);
     assert!(start.elapsed().as_secs_f64() < 1.0, "stops at once");
 }
@@ -43,7 +65,7 @@ fn test_runs_until_sync_callback() {
 fn test_runs_until_async_errback() {
     capture_logs();
     let r = reactor();
-    let code = react_with(&r, false, |r| {
+    let code = react_with(no_signals(&r), |r| {
         defer_later(r.clone(), 0.02, || Err::<(), _>(Failure::new(Boom)))
     });
     assert_eq!(code, 1);
@@ -56,7 +78,7 @@ fn test_runs_until_async_errback() {
 fn test_runs_until_sync_errback() {
     capture_logs();
     let r = reactor();
-    let code = react_with(&r, false, |_| Deferred::<()>::fail(Boom));
+    let code = react_with(no_signals(&r), |_| Deferred::<()>::fail(Boom));
     assert_eq!(code, 1);
     assert_eq!(captured_errors().len(), 1);
 }
@@ -64,7 +86,7 @@ fn test_runs_until_sync_errback() {
 #[test]
 fn test_exit_with_defined_code() {
     let r = reactor();
-    let code = react_with(&r, false, |r| {
+    let code = react_with(no_signals(&r), |r| {
         defer_later(r.clone(), 0.01, || {
             Err::<(), _>(Failure::new(SystemExit(5)))
         })
@@ -76,7 +98,7 @@ fn test_exit_with_defined_code() {
 fn test_exit_with_defined_code_sync() {
     let r = reactor();
     assert_eq!(
-        react_with(&r, false, |_| Deferred::<()>::fail(SystemExit(0))),
+        react_with(no_signals(&r), |_| Deferred::<()>::fail(SystemExit(0))),
         0
     );
 }
@@ -89,7 +111,7 @@ fn test_single_stop_callback() {
     let r = reactor();
     let stops = Rc::new(Cell::new(0));
     let s = stops.clone();
-    let code = react_with(&r, false, move |r| {
+    let code = react_with(no_signals(&r), move |r| {
         let finished = Deferred::<()>::new();
         let f = finished.clone();
         r.add_system_event_trigger(Phase::Before, "shutdown", move || {
@@ -110,7 +132,7 @@ fn test_single_stop_callback() {
 #[test]
 fn test_async_main_with_spawn() {
     let r = reactor();
-    let code = react_with(&r, false, |r| {
+    let code = react_with(no_signals(&r), |r| {
         let r = r.clone();
         r.clone().spawn(async move {
             let v = defer_later(r.clone(), 0.01, || Ok::<_, Failure>(2)).await?;

@@ -38,10 +38,33 @@
 //! The loop never holds a `RefCell` borrow while it runs user code: handlers, timed calls,
 //! triggers and thread calls may call any reactor method (schedule, stop, add or remove
 //! readers, spawn). A panic in any of them is caught, logged, and the loop goes on.
+//!
+//! # The registry and the poller
+//!
+//! Everything the poller watches is one entry of the reactor's registry (the waker, the
+//! signal pipes, each transport's source, each raw descriptor), under a token that carries a
+//! generation, so an event, a "run again" request or a guard that outlives its registration
+//! reaches nothing rather than a newcomer in the same slot. The kernel interface itself sits
+//! behind the `poller` module: registration by live descriptor, and a wait that returns
+//! `(token, Ready)` pairs.
+//!
+//! # Dropping a reactor
+//!
+//! When the last `Reactor` handle is dropped (after `crash()`, after `run()` returned, or in a
+//! test that never ran it), the reactor first closes what it owns: every connection loses its
+//! connection (its protocol gets `connection_lost` and is released), every listening port
+//! stops, every watched descriptor is let go, and pending futures are dropped. Transports
+//! hold the reactor weakly for this reason. A handle kept inside the reactor itself (a timed
+//! call or a spawned future that captured a clone) keeps it alive: such a reactor is only
+//! closed by `stop()` (whose shutdown closes connections and ports) or by dropping those
+//! calls.
 
 mod fdset;
+mod poller;
+mod registry;
 mod signals;
 pub(crate) mod sources;
+mod spawn;
 mod threads;
 mod triggers;
 
@@ -49,7 +72,6 @@ use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::future::Future;
 use std::io;
-use std::os::fd::RawFd;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
 use std::rc::{Rc, Weak};
@@ -58,20 +80,25 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use mio::{Events, Token};
+use mio::Token;
 
 use crate::task::LoopResult;
 use crate::time::{DelayedCall, ReactorTime, TimerQueue};
 use crate::{Deferred, Failure};
 
-use fdset::{Dir, FdSet};
-use signals::{SIGNAL_TOKEN, SignalPipes};
+use fdset::Dir;
+pub use fdset::FdWatch;
+use poller::Poller;
+pub use poller::Ready;
+use registry::{Registry, WAKER_TOKEN};
+use signals::SignalPipes;
+use sources::SourceHandler;
+pub use spawn::{LocalFuture, ReactorSpawn, TaskHandle, ensure_deferred};
 pub use threads::ThreadHandle;
 use threads::{Shared, TaskWaker, ThreadCall};
 use triggers::Triggers;
 pub use triggers::{NoSuchTrigger, Phase, TriggerId};
 
-const WAKER_TOKEN: Token = Token(0);
 /// Twisted's cap: the largest millisecond count that fits epoll's signed 32-bit timeout.
 const MAX_TIMEOUT: f64 = 2_147_483.0;
 
@@ -113,34 +140,68 @@ type TaskFuture = Pin<Box<dyn Future<Output = ()>>>;
 struct Task {
     /// `None` while the task is being polled (taken out, so it may spawn or cancel tasks).
     future: Option<TaskFuture>,
+    /// Made once per task and reused for every poll (its `queued` flag saves duplicate
+    /// wake-ups).
     waker: Arc<TaskWaker>,
     /// Fails the task's Deferred if polling panics.
     on_panic: Option<Box<dyn FnOnce(Failure)>>,
 }
 
+/// The reactor's state, shared by its handles.
 struct Inner {
-    poll: RefCell<mio::Poll>,
-    events: RefCell<Events>,
-    registry: mio::Registry,
-    shared: Arc<Shared>,
-    timers: TimerQueue,
-    triggers: Triggers,
-    life: RefCell<Life>,
-    fds: RefCell<FdSet>,
-    /// Descriptors still ready after their handler ran: run again next turn.
+    /// The kernel's readiness interface; the only place that waits for I/O (see `poller`).
+    poller: Poller,
+    /// Everything registered with the poller, by token: the waker, the signal pipes,
+    /// transports' sources and raw descriptors (see `registry`).
+    registry: RefCell<Registry>,
+    /// The poller's events of this turn, copied out so no borrow is held while handlers run,
+    /// in a buffer kept from turn to turn so a turn allocates nothing.
+    ready: RefCell<Vec<(Token, Ready)>>,
+    /// Raw descriptors still ready after their handler ran: run again next turn (the
+    /// level-triggered behaviour `add_reader` promises; see `fdset`).
     again: RefCell<Vec<(Token, Dir)>>,
-    /// The poller's events of this turn (kept to reuse its allocation).
-    ready: RefCell<Vec<(Token, bool, bool, bool)>>,
+    /// The last number given to a raw descriptor's registration, so guards and running
+    /// handlers can tell their registration from a later one (see `fdset`).
+    fd_generation: Cell<u64>,
+    /// Sources that stopped at their per-turn budget while still ready: run again next turn
+    /// (an edge-triggered poller would not report them again).
+    source_again: RefCell<Vec<Token>>,
+    /// Transports written to during the current phase: each is flushed once after it, so one
+    /// turn's writes to a connection go out in one send.
+    flushes: RefCell<Vec<Rc<dyn SourceHandler>>>,
+    /// What other threads share with the loop: queued calls, task wake-ups, the waker.
+    shared: Arc<Shared>,
+    /// The timed calls (`call_later`).
+    timers: TimerQueue,
+    /// System event triggers (startup, shutdown, user events).
+    triggers: Triggers,
+    /// Where the reactor is in its life (Twisted's several flags).
+    life: RefCell<Life>,
+    /// SIGINT/SIGTERM pipes while `run()` (with handlers) is on.
     signals: RefCell<Option<SignalPipes>>,
+    /// The signal that stopped the reactor, for `exit_signal()`.
     exit_signal: Cell<Option<i32>>,
+    /// Spawned futures not finished yet, by id.
     tasks: RefCell<HashMap<usize, Task>>,
+    /// The next task id (ids are not reused while a waker may still name them).
     next_task: Cell<usize>,
     /// Tasks woken on this thread, polled next turn (no syscall needed for those).
     woken: RefCell<Vec<usize>>,
+    /// Turns made so far (`iterations()`, for tests and diagnostics).
     iterations: Cell<u64>,
     /// Turns in a row that skipped the poll because timed calls were already due.
     skipped_polls: Cell<u32>,
+    /// State of other modules (the thread pool), kept there.
     extensions: RefCell<Extensions>,
+    /// Set while the last handle tears the reactor down, so that teardown runs once.
+    torn_down: Cell<bool>,
+}
+
+/// What an event is for (looked up with the registry borrowed, acted on without).
+enum Kind {
+    Signals,
+    Source,
+    Fd,
 }
 
 /// At most this many turns in a row skip the (zero-timeout) poll while timed calls are due, so
@@ -151,22 +212,19 @@ const MAX_SKIPPED_POLLS: u32 = 32;
 /// stays in its own file.
 #[derive(Default)]
 pub(crate) struct Extensions {
+    /// The pool of `call_in_thread`/`defer_to_thread`, started on first use.
     pub(crate) pool: Option<threadpool::ThreadPool>,
+    /// `suggest_thread_pool_size` before the pool exists.
     pub(crate) pool_size: Option<usize>,
-    /// Deferreds waiting for a pool thread's result, by key.
+    /// Deferreds waiting for a pool thread's result, by key (a Deferred is not `Send`, so
+    /// the worker carries the key back instead).
     pub(crate) parked: HashMap<u64, Box<dyn std::any::Any>>,
+    /// The last key given out in `parked`.
     pub(crate) next_parked: u64,
-    /// Transport sources by token (see `sources`).
-    pub(crate) sources: HashMap<usize, Rc<dyn sources::SourceHandler>>,
-    pub(crate) next_source: usize,
-    /// Sources to run again next turn.
-    pub(crate) source_again: Vec<usize>,
-    /// Transports to flush after the current phase.
-    pub(crate) flushes: Vec<Rc<dyn sources::SourceHandler>>,
 }
 
 mod threadpool;
-pub use threadpool::DEFAULT_POOL_SIZE;
+pub use threadpool::{DEFAULT_POOL_SIZE, ReactorThreads, ThreadJob, WrongResultType};
 
 /// A weak reactor handle.
 #[derive(Clone)]
@@ -210,7 +268,10 @@ impl std::fmt::Debug for Reactor {
         f.debug_struct("Reactor")
             .field("life", &*self.inner.life.borrow())
             .field("timers", &self.inner.timers.len_active())
-            .field("descriptors", &self.inner.fds.borrow().slots.len())
+            .field(
+                "registrations",
+                &self.inner.registry.borrow().entries().count(),
+            )
             .finish()
     }
 }
@@ -231,9 +292,8 @@ impl Reactor {
     /// assert!(!reactor.running());
     /// ```
     pub fn new() -> io::Result<Reactor> {
-        let poll = mio::Poll::new()?;
-        let registry = poll.registry().try_clone()?;
-        let waker = mio::Waker::new(poll.registry(), WAKER_TOKEN)?;
+        let poller = Poller::new()?;
+        let waker = poller.waker(WAKER_TOKEN)?;
         let epoch = Instant::now();
         let wall = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -241,9 +301,13 @@ impl Reactor {
             .unwrap_or(0.0);
         Ok(Reactor {
             inner: Rc::new(Inner {
-                poll: RefCell::new(poll),
-                events: RefCell::new(Events::with_capacity(1024)),
-                registry,
+                poller,
+                registry: RefCell::new(Registry::new()),
+                ready: RefCell::new(Vec::new()),
+                again: RefCell::new(Vec::new()),
+                fd_generation: Cell::new(0),
+                source_again: RefCell::new(Vec::new()),
+                flushes: RefCell::new(Vec::new()),
                 shared: Arc::new(Shared::new(waker)),
                 // Wall-clock seconds like Twisted's `time.time()`, but advancing with the
                 // monotonic clock so timers are immune to clock changes.
@@ -256,9 +320,6 @@ impl Reactor {
                     started_before: false,
                     running: false,
                 }),
-                fds: RefCell::new(FdSet::default()),
-                again: RefCell::new(Vec::new()),
-                ready: RefCell::new(Vec::new()),
                 signals: RefCell::new(None),
                 exit_signal: Cell::new(None),
                 tasks: RefCell::new(HashMap::new()),
@@ -267,6 +328,7 @@ impl Reactor {
                 iterations: Cell::new(0),
                 skipped_polls: Cell::new(0),
                 extensions: RefCell::new(Extensions::default()),
+                torn_down: Cell::new(false),
             }),
         })
     }
@@ -332,7 +394,7 @@ impl Reactor {
             l.stopped = false;
         }
         if install_signals {
-            match SignalPipes::install(&self.inner.registry) {
+            match SignalPipes::install(&self.inner.poller) {
                 Ok(p) => *self.inner.signals.borrow_mut() = Some(p),
                 Err(e) => log::warn!(
                     target: "twistor::reactor",
@@ -362,7 +424,7 @@ impl Reactor {
             }
         }
         if let Some(p) = self.inner.signals.borrow_mut().take() {
-            p.uninstall(&self.inner.registry);
+            p.uninstall(&self.inner.poller);
         }
         result
     }
@@ -628,40 +690,30 @@ impl Reactor {
         // The events are copied out, so no borrow of the poller is held while handlers run,
         // into a buffer kept from turn to turn: no allocation per turn.
         let mut ready = std::mem::take(&mut *self.inner.ready.borrow_mut());
-        {
-            let mut events = self.inner.events.borrow_mut();
-            match self.inner.poll.borrow_mut().poll(&mut events, timeout) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(()),
-                Err(e) => return Err(e),
-            }
-            ready.extend(events.iter().map(|e| {
-                let read_closed = e.is_read_closed() || e.is_error();
-                (
-                    e.token(),
-                    e.is_readable() || read_closed || e.is_write_closed(),
-                    e.is_writable() || e.is_error(),
-                    read_closed,
-                )
-            }));
+        if let Err(e) = self.inner.poller.poll(timeout, &mut ready) {
+            *self.inner.ready.borrow_mut() = ready;
+            return Err(e);
         }
         let again = std::mem::take(&mut *self.inner.again.borrow_mut());
         // Raw descriptors handled this turn, so the again list does not run them twice.
         let mut done: Vec<(Token, Dir)> = Vec::new();
-        for &(token, readable, writable, read_closed) in &ready {
-            match token {
-                WAKER_TOKEN => {}
-                SIGNAL_TOKEN => self.handle_signals(),
-                t if t.0 >= sources::SOURCE_BASE => {
-                    self.dispatch_source(t, readable, writable, read_closed);
-                }
-                _ => {
-                    if readable {
-                        self.dispatch(token, Dir::Read);
+        for &(token, r) in &ready {
+            let kind = match self.inner.registry.borrow().get(token) {
+                Some(registry::Entry::Waker) | None => continue,
+                Some(registry::Entry::Signals) => Kind::Signals,
+                Some(registry::Entry::Source(_)) => Kind::Source,
+                Some(registry::Entry::Fd(_)) => Kind::Fd,
+            };
+            match kind {
+                Kind::Signals => self.handle_signals(),
+                Kind::Source => self.dispatch_source(token, r),
+                Kind::Fd => {
+                    if r.is_readable() {
+                        self.dispatch_fd(token, Dir::Read);
                         done.push((token, Dir::Read));
                     }
-                    if writable {
-                        self.dispatch(token, Dir::Write);
+                    if r.is_writable() {
+                        self.dispatch_fd(token, Dir::Write);
                         done.push((token, Dir::Write));
                     }
                 }
@@ -669,7 +721,7 @@ impl Reactor {
         }
         for (token, dir) in again {
             if !done.contains(&(token, dir)) {
-                self.dispatch(token, dir);
+                self.dispatch_fd(token, dir);
             }
         }
         ready.clear();
@@ -691,186 +743,43 @@ impl Reactor {
         }
     }
 
-    fn dispatch(&self, token: Token, dir: Dir) {
-        let taken = {
-            let mut fds = self.inner.fds.borrow_mut();
-            fds.slots.get_mut(&token.0).and_then(|w| {
-                if !w.wants(dir) {
-                    return None;
-                }
-                let epoch = w.generation(dir);
-                w.handler_slot(dir).take().map(|h| (h, epoch, w.fd))
-            })
-        };
-        let Some((mut handler, epoch, fd)) = taken else {
-            return;
-        };
-        let panicked = catch_unwind(AssertUnwindSafe(|| handler(self))).err();
-        if let Some(p) = &panicked {
-            log_panic(
-                "while handling a ready descriptor; it is no longer watched",
-                &**p,
-            );
-        }
-        let mut fds = self.inner.fds.borrow_mut();
-        let same = fds
-            .slots
-            .get(&token.0)
-            .is_some_and(|w| w.generation(dir) == epoch);
-        if !same {
-            // Removed or replaced while it ran: drop this handler (no borrow held).
-            drop(fds);
-            drop(handler);
-            return;
-        }
-        if panicked.is_some() {
-            let (_, _) = fds.remove(&self.inner.registry, fd, dir);
-            drop(fds);
-            drop(handler);
-            return;
-        }
-        if let Some(w) = fds.slots.get_mut(&token.0) {
-            *w.handler_slot(dir) = Some(handler);
-        }
-        drop(fds);
-        if fdset::still_ready(fd, dir) {
-            self.inner.again.borrow_mut().push((token, dir));
-        }
-    }
-
-    // ---- file descriptors --------------------------------------------------------------------
-
-    /// Calls `handler` whenever `fd` is readable (Twisted's `addReader`), until
-    /// `remove_reader`. Replaces an earlier reader of the same descriptor. The descriptor must
-    /// stay open while it is watched; it is not closed by the reactor.
-    ///
-    /// ```
-    /// use std::io::{Read, Write};
-    /// use std::os::fd::AsRawFd;
-    /// use std::os::unix::net::UnixStream;
-    /// use twistor::reactor::Reactor;
-    ///
-    /// let reactor = Reactor::new().unwrap();
-    /// let (mut a, b) = UnixStream::pair().unwrap();
-    /// b.set_nonblocking(true).unwrap();
-    /// let fd = b.as_raw_fd();
-    /// reactor.add_reader(fd, move |r| {
-    ///     let mut buf = [0; 16];
-    ///     let n = (&b).read(&mut buf).unwrap_or(0);
-    ///     println!("read {n} bytes");
-    ///     r.remove_reader(fd);
-    ///     let _ = r.stop();
-    /// }).unwrap();
-    /// a.write_all(b"hi").unwrap();
-    /// reactor.run_without_signal_handlers().unwrap();
-    /// ```
-    pub fn add_reader(&self, fd: RawFd, handler: impl FnMut(&Reactor) + 'static) -> io::Result<()> {
-        self.add_fd(fd, Dir::Read, Box::new(handler))
-    }
-
-    /// Calls `handler` whenever `fd` is writable (Twisted's `addWriter`), until
-    /// `remove_writer`.
-    ///
-    /// ```
-    /// use std::os::fd::AsRawFd;
-    /// use std::os::unix::net::UnixStream;
-    /// use twistor::reactor::Reactor;
-    ///
-    /// let reactor = Reactor::new().unwrap();
-    /// let (a, _b) = UnixStream::pair().unwrap();
-    /// let fd = a.as_raw_fd();
-    /// reactor.add_writer(fd, move |r| { r.remove_writer(fd); let _ = r.stop(); }).unwrap();
-    /// reactor.run_without_signal_handlers().unwrap();
-    /// ```
-    pub fn add_writer(&self, fd: RawFd, handler: impl FnMut(&Reactor) + 'static) -> io::Result<()> {
-        self.add_fd(fd, Dir::Write, Box::new(handler))
-    }
-
-    fn add_fd(&self, fd: RawFd, dir: Dir, handler: fdset::Handler) -> io::Result<()> {
-        let old = {
-            let mut fds = self.inner.fds.borrow_mut();
-            let old = fds
-                .slots
-                .values_mut()
-                .find(|w| w.fd == fd)
-                .and_then(|w| w.handler_slot(dir).take());
-            fds.add(&self.inner.registry, fd, dir, handler)?;
-            old
-        };
-        drop(old);
-        // A descriptor that is ready already may not produce an edge: check once.
-        let token = self.inner.fds.borrow().by_fd.get(&fd).copied();
-        if let Some(t) = token
-            && fdset::still_ready(fd, dir)
-        {
-            self.inner.again.borrow_mut().push((Token(t), dir));
-        }
-        Ok(())
-    }
-
-    /// Stops watching `fd` for reading. Returns false if it was not watched.
-    pub fn remove_reader(&self, fd: RawFd) -> bool {
-        self.remove_fd(fd, Dir::Read)
-    }
-
-    /// Stops watching `fd` for writing. Returns false if it was not watched.
-    pub fn remove_writer(&self, fd: RawFd) -> bool {
-        self.remove_fd(fd, Dir::Write)
-    }
-
-    fn remove_fd(&self, fd: RawFd, dir: Dir) -> bool {
-        let (handler, was) = self
-            .inner
-            .fds
-            .borrow_mut()
-            .remove(&self.inner.registry, fd, dir);
-        drop(handler);
-        was
-    }
-
-    /// The descriptors watched for reading.
-    pub fn get_readers(&self) -> Vec<RawFd> {
-        let fds = self.inner.fds.borrow();
-        fds.slots
-            .values()
-            .filter(|w| w.wants_read)
-            .map(|w| w.fd)
-            .collect()
-    }
-
-    /// The descriptors watched for writing.
-    pub fn get_writers(&self) -> Vec<RawFd> {
-        let fds = self.inner.fds.borrow();
-        fds.slots
-            .values()
-            .filter(|w| w.wants_write)
-            .map(|w| w.fd)
-            .collect()
-    }
-
-    /// Stops watching every descriptor (Twisted's `removeAll`); returns them.
-    pub fn remove_all(&self) -> Vec<RawFd> {
-        let fds: Vec<(RawFd, bool, bool)> = {
-            let s = self.inner.fds.borrow();
-            s.slots
-                .values()
-                .map(|w| (w.fd, w.wants_read, w.wants_write))
-                .collect()
-        };
-        for &(fd, r, w) in &fds {
-            if r {
-                self.remove_reader(fd);
-            }
-            if w {
-                self.remove_writer(fd);
-            }
-        }
-        fds.into_iter().map(|(fd, _, _)| fd).collect()
-    }
-
     fn disconnect_all(&self) {
         let _ = self.remove_all();
         self.shutdown_sources();
+    }
+
+    /// What the last handle does before the state goes (module docs, "Dropping a reactor").
+    fn teardown(&self) {
+        if self.inner.torn_down.replace(true) {
+            return;
+        }
+        self.crash();
+        self.disconnect_all();
+        // Whatever the shutdown of sources queued will never run: drop it here, where a
+        // handle still exists, so that any `Drop` reaching for the reactor finds it.
+        let flushes = std::mem::take(&mut *self.inner.flushes.borrow_mut());
+        drop(flushes);
+        self.inner.source_again.borrow_mut().clear();
+        self.inner.again.borrow_mut().clear();
+        let tasks = std::mem::take(&mut *self.inner.tasks.borrow_mut());
+        drop(tasks);
+        // Timed calls can never run now; cancelling drops what they captured, which may be a
+        // handle the shutdown above scheduled (it would keep the state alive for ever).
+        for call in self.inner.timers.active_calls() {
+            let _ = call.cancel();
+        }
+        let pool = self.extensions().pool.take();
+        if let Some(p) = pool {
+            p.release();
+        }
+        let parked = std::mem::take(&mut self.extensions().parked);
+        drop(parked);
+        let entries: Vec<registry::Entry> = {
+            let mut reg = self.inner.registry.borrow_mut();
+            let tokens = reg.tokens();
+            tokens.into_iter().filter_map(|t| reg.remove(t)).collect()
+        };
+        drop(entries);
     }
 
     // ---- futures -----------------------------------------------------------------------------
@@ -898,23 +807,13 @@ impl Reactor {
         &self,
         future: impl Future<Output = Result<T, Failure>> + 'static,
     ) -> Deferred<T> {
+        spawn::ensure_deferred(self, future)
+    }
+
+    /// Stores a task and polls it once; returns its id (see [`ReactorSpawn`]).
+    fn start_task(&self, future: TaskFuture, on_panic: Box<dyn FnOnce(Failure)>) -> usize {
         let id = self.inner.next_task.get();
         self.inner.next_task.set(id.wrapping_add(1));
-        let weak = self.weak();
-        let d = Deferred::with_canceller(move |_: &Deferred<T>| {
-            if let Some(r) = Reactor::from_weak(&weak) {
-                // Dropped with no borrow held: the future may own anything.
-                let task = r.inner.tasks.borrow_mut().remove(&id);
-                drop(task);
-            }
-        });
-        let fire = d.clone();
-        let on_panic_d = d.clone();
-        let wrapped = async move {
-            let r = future.await;
-            // Only this task fires `fire` (or the canceller, which drops this task first).
-            let _ = fire.fire(r);
-        };
         let waker = Arc::new(TaskWaker {
             id,
             shared: self.inner.shared.clone(),
@@ -923,15 +822,19 @@ impl Reactor {
         self.inner.tasks.borrow_mut().insert(
             id,
             Task {
-                future: Some(Box::pin(wrapped)),
+                future: Some(future),
                 waker,
-                on_panic: Some(Box::new(move |f| {
-                    let _ = on_panic_d.errback(f);
-                })),
+                on_panic: Some(on_panic),
             },
         );
         self.poll_task(id);
-        d
+        id
+    }
+
+    /// Drops a task's future (no borrow held: the future may own anything).
+    fn drop_task(&self, id: usize) {
+        let task = self.inner.tasks.borrow_mut().remove(&id);
+        drop(task);
     }
 
     fn poll_woken_tasks(&self) {
@@ -989,6 +892,17 @@ impl Reactor {
     }
 }
 
+impl Drop for Reactor {
+    fn drop(&mut self) {
+        // The last handle: nothing can run the loop again, so close what it owns. Transports
+        // hold the reactor weakly, and a connection and its protocol hold each other, so
+        // without this their sockets and protocols would outlive the reactor for ever.
+        if Rc::strong_count(&self.inner) == 1 {
+            self.teardown();
+        }
+    }
+}
+
 impl ReactorTime for Reactor {
     fn seconds(&self) -> f64 {
         self.inner.timers.now()
@@ -1005,6 +919,10 @@ impl ReactorTime for Reactor {
 
 impl Reactor {
     /// Runs `f` after `delay` seconds (on the next turn for 0); see [`ReactorTime`].
+    ///
+    /// Bad delays never panic (Twisted asserts `delay >= 0` instead): a negative or NaN
+    /// `delay` is clamped to 0 with a warning in the log, exactly as on the test
+    /// [`Clock`](crate::task::Clock), and an infinite one never comes due.
     ///
     /// ```
     /// let reactor = twistor::reactor::Reactor::new().unwrap();

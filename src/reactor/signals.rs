@@ -11,9 +11,12 @@ use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
-use mio::{Interest, Registry, Token};
+use std::os::fd::AsFd;
 
-pub(crate) const SIGNAL_TOKEN: Token = Token(1);
+use mio::Interest;
+
+use super::poller::Poller;
+use super::registry::SIGNAL_TOKEN;
 
 /// signal-hook keeps its process-wide handler installed once registered, and unregistering our
 /// action does not bring the default back: after `run()` returned, Ctrl-C would be ignored.
@@ -50,29 +53,29 @@ pub(crate) struct SignalPipes {
 }
 
 impl SignalPipes {
-    pub(crate) fn install(registry: &Registry) -> io::Result<SignalPipes> {
+    pub(crate) fn install(poller: &Poller) -> io::Result<SignalPipes> {
         let idle = default_when_idle();
         idle.installed.fetch_add(1, Ordering::SeqCst);
         idle.idle.store(false, Ordering::SeqCst);
         let mut pipes = SignalPipes { pipes: Vec::new() };
         for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-            if let Err(e) = pipes.add(registry, sig) {
+            if let Err(e) = pipes.add(poller, sig) {
                 // Undo what was done, the count included.
-                pipes.uninstall(registry);
+                pipes.uninstall(poller);
                 return Err(e);
             }
         }
         Ok(pipes)
     }
 
-    fn add(&mut self, registry: &Registry, sig: i32) -> io::Result<()> {
+    fn add(&mut self, poller: &Poller, sig: i32) -> io::Result<()> {
         let (read, write) = UnixStream::pair()?;
         read.set_nonblocking(true)?;
         write.set_nonblocking(true)?;
         let id = signal_hook::low_level::pipe::register(sig, write)?;
-        let mut read = mio::net::UnixStream::from_std(read);
+        let read = mio::net::UnixStream::from_std(read);
         // All signal pipes share one token: on an event, every pipe is drained.
-        if let Err(e) = registry.register(&mut read, SIGNAL_TOKEN, Interest::READABLE) {
+        if let Err(e) = poller.register(read.as_fd(), SIGNAL_TOKEN, Interest::READABLE) {
             signal_hook::low_level::unregister(id);
             return Err(e);
         }
@@ -101,10 +104,10 @@ impl SignalPipes {
         got
     }
 
-    pub(crate) fn uninstall(mut self, registry: &Registry) {
+    pub(crate) fn uninstall(mut self, poller: &Poller) {
         for (_, read, id) in &mut self.pipes {
             signal_hook::low_level::unregister(*id);
-            let _ = registry.deregister(read);
+            let _ = poller.deregister(read.as_fd());
         }
         self.pipes.clear();
         let idle = default_when_idle();

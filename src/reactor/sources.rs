@@ -1,5 +1,5 @@
-//! Event sources owned by transports (TCP connections and ports): registered with the poller
-//! under their own tokens, with their readiness tracked by the transport itself.
+//! Event sources owned by transports (TCP connections and ports): entries of the reactor's
+//! registry, with their readiness tracked by the transport itself.
 //!
 //! Unlike the raw descriptors of `fdset`, a transport knows when it has drained its socket (a
 //! short read, or `WouldBlock`), so no `poll(2)` check is needed: a source that stopped
@@ -11,89 +11,95 @@
 //! goes out in one send.
 
 use std::io;
+use std::os::fd::AsFd;
 use std::rc::Rc;
 
 use mio::{Interest, Token};
 
 use super::Reactor;
-
-/// Tokens from here on are sources; below are the reactor's own and raw descriptors.
-pub(crate) const SOURCE_BASE: usize = 1 << 40;
+use super::poller::Ready;
+use super::registry::Entry;
 
 /// A transport's side of the reactor.
 pub(crate) trait SourceHandler {
-    /// The poller reported readiness (or the source asked to run again: all false).
-    /// `read_closed`: the peer's end of stream (FIN) or a hang-up is already queued.
-    fn ready(&self, reactor: &Reactor, readable: bool, writable: bool, read_closed: bool);
+    /// The poller reported `ready` (or the source asked to run again: [`Ready::EMPTY`]).
+    fn ready(&self, reactor: &Reactor, ready: Ready);
     /// Send what was written during this turn.
     fn flush(&self, reactor: &Reactor);
-    /// The reactor is shutting down (Twisted's `disconnectAll`): close.
+    /// The reactor is shutting down (Twisted's `disconnectAll`) or being dropped: close, and
+    /// let go of everything that refers back to this source (the protocol), so nothing leaks.
     fn shutdown(&self, _reactor: &Reactor) {}
 }
 
 impl Reactor {
+    /// Watches `source` for `interest` and sends its readiness to `handler`, until
+    /// `deregister_source` or `forget_source` with the returned token.
     pub(crate) fn register_source(
         &self,
-        source: &mut impl mio::event::Source,
+        source: &mut impl AsFd,
         interest: Interest,
         handler: Rc<dyn SourceHandler>,
     ) -> io::Result<Token> {
-        let mut ext = self.extensions();
-        ext.next_source += 1;
-        let token = Token(SOURCE_BASE + ext.next_source);
-        self.inner.registry.register(source, token, interest)?;
-        ext.sources.insert(token.0, handler);
+        let token = self
+            .inner
+            .registry
+            .borrow_mut()
+            .insert(Entry::Source(handler));
+        if let Err(e) = self.inner.poller.register(source.as_fd(), token, interest) {
+            let entry = self.inner.registry.borrow_mut().remove(token);
+            drop(entry);
+            return Err(e);
+        }
         Ok(token)
     }
 
-    pub(crate) fn deregister_source(&self, token: Token, source: &mut impl mio::event::Source) {
-        let handler = self.extensions().sources.remove(&token.0);
-        // May fail if the socket is already closed: nothing to undo then.
-        let _ = self.inner.registry.deregister(source);
-        drop(handler);
+    pub(crate) fn deregister_source(&self, token: Token, source: &mut impl AsFd) {
+        let entry = self.inner.registry.borrow_mut().remove(token);
+        if entry.is_some() {
+            // May fail if the socket was never registered: nothing to undo then.
+            let _ = self.inner.poller.deregister(source.as_fd());
+        }
+        drop(entry);
     }
 
     /// Forgets a source whose socket is about to be closed: closing the descriptor removes it
     /// from the epoll set, so the `EPOLL_CTL_DEL` system call of `deregister_source` is saved
     /// (the socket must not have been duplicated).
     pub(crate) fn forget_source(&self, token: Token) {
-        let handler = self.extensions().sources.remove(&token.0);
-        drop(handler);
+        let entry = self.inner.registry.borrow_mut().remove(token);
+        drop(entry);
     }
 
     /// Runs the source again on the next turn (its per-turn budget ran out while still ready).
     pub(crate) fn ready_again(&self, token: Token) {
-        self.extensions().source_again.push(token.0);
+        self.inner.source_again.borrow_mut().push(token);
     }
 
     /// Flushes the source after the current phase of this turn.
     pub(crate) fn want_flush(&self, handler: Rc<dyn SourceHandler>) {
-        self.extensions().flushes.push(handler);
+        self.inner.flushes.borrow_mut().push(handler);
     }
 
     pub(crate) fn sources_pending(&self) -> bool {
-        let ext = self.extensions();
-        !ext.source_again.is_empty() || !ext.flushes.is_empty()
+        !self.inner.source_again.borrow().is_empty() || !self.inner.flushes.borrow().is_empty()
     }
 
-    pub(crate) fn dispatch_source(
-        &self,
-        token: Token,
-        readable: bool,
-        writable: bool,
-        read_closed: bool,
-    ) {
+    pub(crate) fn dispatch_source(&self, token: Token, ready: Ready) {
         let handler = {
-            let mut ext = self.extensions();
+            let mut again = self.inner.source_again.borrow_mut();
             // Running now answers an earlier request to run again (a request made *during*
             // this run is added afterwards and stays).
-            if !ext.source_again.is_empty() {
-                ext.source_again.retain(|t| *t != token.0);
+            if !again.is_empty() {
+                again.retain(|t| *t != token);
             }
-            ext.sources.get(&token.0).cloned()
+            drop(again);
+            match self.inner.registry.borrow().get(token) {
+                Some(Entry::Source(h)) => Some(h.clone()),
+                _ => None,
+            }
         };
         if let Some(h) = handler {
-            h.ready(self, readable, writable, read_closed);
+            h.ready(self, ready);
         }
     }
 
@@ -103,15 +109,25 @@ impl Reactor {
     /// reported it would lose a request made *in* that run (a read budget used up), and an
     /// edge-triggered source that is not run again may never be woken again.
     pub(crate) fn run_sources_again(&self) {
-        let again = std::mem::take(&mut self.extensions().source_again);
+        let again = std::mem::take(&mut *self.inner.source_again.borrow_mut());
         for t in again {
-            self.dispatch_source(Token(t), false, false, false);
+            self.dispatch_source(t, Ready::EMPTY);
         }
     }
 
-    /// Closes every source (reactor shutdown): connections get `ConnectionLost`, ports stop.
+    /// Closes every source (reactor shutdown or teardown): connections get `ConnectionLost`,
+    /// ports stop.
     pub(crate) fn shutdown_sources(&self) {
-        let all: Vec<Rc<dyn SourceHandler>> = self.extensions().sources.values().cloned().collect();
+        let all: Vec<Rc<dyn SourceHandler>> = self
+            .inner
+            .registry
+            .borrow()
+            .entries()
+            .filter_map(|e| match e {
+                Entry::Source(h) => Some(h.clone()),
+                _ => None,
+            })
+            .collect();
         for s in all {
             s.shutdown(self);
         }
@@ -119,7 +135,7 @@ impl Reactor {
 
     pub(crate) fn run_flushes(&self) {
         loop {
-            let flushes = std::mem::take(&mut self.extensions().flushes);
+            let flushes = std::mem::take(&mut *self.inner.flushes.borrow_mut());
             if flushes.is_empty() {
                 return;
             }

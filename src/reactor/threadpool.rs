@@ -82,6 +82,15 @@ impl ThreadPool {
         }
     }
 
+    /// Asks the workers to finish the queued jobs and exit, without waiting for them (the
+    /// reactor is being dropped: blocking its last handle's drop on a job would be worse than
+    /// letting the threads end on their own).
+    pub(crate) fn release(self) {
+        let (m, cv) = &*self.shared;
+        lock(m).stopping = true;
+        cv.notify_all();
+    }
+
     fn stop(self) {
         {
             let (m, cv) = &*self.shared;
@@ -249,3 +258,99 @@ impl Reactor {
         b.downcast::<Deferred<T>>().ok().map(|b| *b)
     }
 }
+
+/// A job for another thread, with its result boxed, for the object-safe
+/// [`ReactorThreads::defer_to_thread_boxed`].
+pub type ThreadJob = Box<dyn FnOnce() -> Box<dyn std::any::Any + Send> + Send>;
+
+/// A result of [`ReactorThreads::defer_to_thread_boxed`] was not of the type asked for (an
+/// implementation of the trait gave back another job's result).
+///
+/// ```
+/// let e = twistor::reactor::WrongResultType("u32");
+/// assert_eq!(e.to_string(), "a thread job's result is not a u32");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("a thread job's result is not a {0}")]
+pub struct WrongResultType(pub &'static str);
+
+/// Something that runs blocking functions off the loop thread and hands their results back
+/// on it (Twisted's `IReactorThreads` with `deferToThread`). The [`Reactor`] uses its thread
+/// pool; [`MemoryReactor`](crate::testing::MemoryReactor) runs the function at once, on the
+/// calling thread, so tests need no threads.
+///
+/// ```
+/// use twistor::reactor::ReactorThreads;
+/// use twistor::testing::{MemoryReactor, success_result_of};
+///
+/// fn checksum(r: &impl ReactorThreads, data: Vec<u8>) -> twistor::Deferred<u32> {
+///     r.defer_to_thread(move || data.iter().map(|&b| b as u32).sum())
+/// }
+/// let mr = MemoryReactor::new();
+/// assert_eq!(success_result_of(&checksum(&mr, vec![1, 2, 3])), 6);
+/// ```
+pub trait ReactorThreads {
+    /// Runs `job` off the loop; the Deferred fires on the loop's thread with its result (a
+    /// panic fails it with a [`PanicError`]). The object-safe core of
+    /// [`defer_to_thread`](Self::defer_to_thread).
+    ///
+    /// ```
+    /// use twistor::reactor::ReactorThreads;
+    /// use twistor::testing::{MemoryReactor, failure_result_of};
+    ///
+    /// let mr = MemoryReactor::new();
+    /// let d = mr.defer_to_thread_boxed(Box::new(|| panic!("no")));
+    /// assert!(failure_result_of(&d).is::<twistor::failure::PanicError>());
+    /// ```
+    fn defer_to_thread_boxed(&self, job: ThreadJob) -> Deferred<Box<dyn std::any::Any + Send>>;
+
+    /// Runs `f` off the loop; the Deferred fires on the loop's thread with its value (Twisted's
+    /// `deferToThread`).
+    ///
+    /// ```
+    /// use twistor::reactor::ReactorThreads;
+    /// use twistor::testing::{MemoryReactor, success_result_of};
+    ///
+    /// let mr = MemoryReactor::new();
+    /// let d = ReactorThreads::defer_to_thread(&mr, || 6 * 7);
+    /// assert_eq!(success_result_of(&d), 42);
+    /// ```
+    fn defer_to_thread<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> Deferred<T>
+    where
+        Self: Sized,
+    {
+        self.defer_to_thread_boxed(Box::new(move || {
+            Box::new(f()) as Box<dyn std::any::Any + Send>
+        }))
+        .add_callback_try(|b| {
+            b.downcast::<T>()
+                .map(|b| *b)
+                .map_err(|_| Failure::new(WrongResultType(std::any::type_name::<T>())))
+        })
+    }
+}
+
+impl ReactorThreads for Reactor {
+    fn defer_to_thread_boxed(&self, job: ThreadJob) -> Deferred<Box<dyn std::any::Any + Send>> {
+        Reactor::defer_to_thread(self, job)
+    }
+}
+
+/// Pointers to a thread runner are thread runners (`&T`, `Rc<T>`, `Box<T>`).
+macro_rules! forward_reactor_threads {
+    ($($ptr:ty),*) => {$(
+        impl<T: ReactorThreads + ?Sized> ReactorThreads for $ptr {
+            fn defer_to_thread_boxed(
+                &self,
+                job: ThreadJob,
+            ) -> Deferred<Box<dyn std::any::Any + Send>> {
+                (**self).defer_to_thread_boxed(job)
+            }
+        }
+    )*};
+}
+
+forward_reactor_threads!(&T, std::rc::Rc<T>, Box<T>);

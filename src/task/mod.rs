@@ -39,4 +39,4 @@ pub use cooperator::{
 };
 pub use defer_later::{defer_later, defer_later_value};
 pub use looping::{LoopResult, LoopingCall, LoopingCallError, StepOutcome};
-pub use react::{SystemExit, react, react_with};
+pub use react::{ReactOptions, SystemExit, react, react_with};

@@ -21,6 +21,82 @@ use crate::{Deferred, Failure};
 #[error("exit with code {0}")]
 pub struct SystemExit(pub i32);
 
+/// How [`react_with`] runs: which reactor, and whether to install signal handlers. Built
+/// from its defaults (a new reactor, SIGINT/SIGTERM handlers installed, as Twisted's `react`)
+/// by chaining the methods.
+///
+/// ```
+/// use twistor::reactor::Reactor;
+/// use twistor::task::ReactOptions;
+///
+/// let reactor = Reactor::new().unwrap();
+/// let options = ReactOptions::new().reactor(&reactor).install_signal_handlers(false);
+/// assert!(!options.installs_signal_handlers());
+/// assert!(ReactOptions::default().installs_signal_handlers());
+/// ```
+#[derive(Debug, Clone)]
+pub struct ReactOptions {
+    reactor: Option<Reactor>,
+    install_signal_handlers: bool,
+}
+
+impl Default for ReactOptions {
+    fn default() -> Self {
+        ReactOptions {
+            reactor: None,
+            install_signal_handlers: true,
+        }
+    }
+}
+
+impl ReactOptions {
+    /// The defaults: a new reactor, with signal handlers.
+    ///
+    /// ```
+    /// assert!(twistor::task::ReactOptions::new().installs_signal_handlers());
+    /// ```
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Runs on `reactor` (a handle to it) instead of a new one.
+    ///
+    /// ```
+    /// use twistor::reactor::Reactor;
+    /// use twistor::task::{ReactOptions, react_with};
+    /// use twistor::Deferred;
+    ///
+    /// let reactor = Reactor::new().unwrap();
+    /// let options = ReactOptions::new().reactor(&reactor).install_signal_handlers(false);
+    /// assert_eq!(react_with(options, |_| Deferred::succeed(())), 0);
+    /// ```
+    pub fn reactor(mut self, reactor: &Reactor) -> Self {
+        self.reactor = Some(reactor.clone());
+        self
+    }
+
+    /// Whether SIGINT and SIGTERM stop the reactor gracefully (as for [`Reactor::run`]);
+    /// `false` as for [`Reactor::run_without_signal_handlers`].
+    ///
+    /// ```
+    /// let o = twistor::task::ReactOptions::new().install_signal_handlers(false);
+    /// assert!(!o.installs_signal_handlers());
+    /// ```
+    pub fn install_signal_handlers(mut self, install: bool) -> Self {
+        self.install_signal_handlers = install;
+        self
+    }
+
+    /// The signal-handler setting.
+    ///
+    /// ```
+    /// assert!(twistor::task::ReactOptions::default().installs_signal_handlers());
+    /// ```
+    pub fn installs_signal_handlers(&self) -> bool {
+        self.install_signal_handlers
+    }
+}
+
 /// Runs `main` on a new reactor (with SIGINT/SIGTERM handlers) and exits the process with
 /// its code. Never returns.
 ///
@@ -30,33 +106,36 @@ pub struct SystemExit(pub i32);
 /// react(|reactor| defer_later(reactor.clone(), 1.0, || Ok::<_, twistor::Failure>(())));
 /// ```
 pub fn react<T: 'static>(main: impl FnOnce(&Reactor) -> Deferred<T>) -> ! {
-    let code = match Reactor::new() {
-        Ok(reactor) => react_with(&reactor, true, main),
-        Err(e) => {
-            log::error!(target: "twistor::task", "cannot create the reactor: {e}");
-            1
-        }
-    };
-    std::process::exit(code)
+    std::process::exit(react_with(ReactOptions::new(), main))
 }
 
-/// Runs `main` on `reactor` until its Deferred fires, and returns the exit code [`react`]
-/// would exit with. `install_signal_handlers` as for [`Reactor::run`].
+/// Runs `main` as `options` say until its Deferred fires, and returns the exit code [`react`]
+/// would exit with (1, logged, if a new reactor cannot be created).
 ///
 /// ```
 /// use twistor::reactor::Reactor;
-/// use twistor::task::{react_with, SystemExit};
+/// use twistor::task::{react_with, ReactOptions, SystemExit};
 /// use twistor::{Deferred, Failure};
 ///
-/// let reactor = Reactor::new().unwrap();
-/// let code = react_with(&reactor, false, |_| Deferred::<()>::fail(SystemExit(7)));
+/// let options = ReactOptions::new().install_signal_handlers(false);
+/// let code = react_with(options, |_| Deferred::<()>::fail(SystemExit(7)));
 /// assert_eq!(code, 7);
 /// ```
 pub fn react_with<T: 'static>(
-    reactor: &Reactor,
-    install_signal_handlers: bool,
+    options: ReactOptions,
     main: impl FnOnce(&Reactor) -> Deferred<T>,
 ) -> i32 {
+    let reactor = match options.reactor {
+        Some(r) => r,
+        None => match Reactor::new() {
+            Ok(r) => r,
+            Err(e) => {
+                log::error!(target: "twistor::task", "cannot create the reactor: {e}");
+                return 1;
+            }
+        },
+    };
+    let reactor = &reactor;
     let code = Rc::new(Cell::new(0));
     let shutting_down = Rc::new(Cell::new(false));
     let flag = shutting_down.clone();
@@ -74,7 +153,7 @@ pub fn react_with<T: 'static>(
         }
         Ok(())
     });
-    let run = if install_signal_handlers {
+    let run = if options.install_signal_handlers {
         reactor.run()
     } else {
         reactor.run_without_signal_handlers()

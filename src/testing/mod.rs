@@ -15,6 +15,7 @@
 
 mod iosim;
 mod memory_reactor;
+mod memory_spawn;
 mod string_transport;
 
 pub use iosim::{AccumulatingProtocol, IOPump, connected_server_and_client};

@@ -170,7 +170,7 @@ pub(crate) fn clamp_delay(delay: f64) -> f64 {
     if delay >= 0.0 {
         delay
     } else {
-        log::warn!("call_later: delay {delay} is negative or NaN, using 0");
+        log::warn!(target: "twistor::time", "call_later: delay {delay} is negative or NaN, using 0");
         0.0
     }
 }

@@ -39,6 +39,7 @@ use crate::error::{
     NotConnectingError, UserError, connect_error_from_io, lost_from_io,
 };
 use crate::protocol::{ClientFactory, Factory, ProtocolDriver, attach, do_start, do_stop};
+use crate::reactor::Ready;
 use crate::reactor::sources::SourceHandler;
 use crate::reactor::{Reactor, WeakReactor};
 use crate::time::DelayedCall;
@@ -367,7 +368,12 @@ impl Connection {
 }
 
 impl SourceHandler for Connection {
-    fn ready(&self, reactor: &Reactor, readable: bool, writable: bool, read_closed: bool) {
+    fn ready(&self, reactor: &Reactor, ready: Ready) {
+        let (readable, writable, read_closed) = (
+            ready.is_readable(),
+            ready.is_writable(),
+            ready.is_read_closed(),
+        );
         if self.closed.get() {
             return;
         }
@@ -723,7 +729,7 @@ impl<F: Factory> PortInner<F> {
 }
 
 impl<F: Factory> SourceHandler for PortInner<F> {
-    fn ready(&self, reactor: &Reactor, _readable: bool, _writable: bool, _read_closed: bool) {
+    fn ready(&self, reactor: &Reactor, _ready: Ready) {
         self.accept_some(reactor);
     }
     fn flush(&self, _reactor: &Reactor) {}
@@ -1383,7 +1389,7 @@ struct AttemptHandler {
 }
 
 impl SourceHandler for AttemptHandler {
-    fn ready(&self, reactor: &Reactor, _readable: bool, _writable: bool, _read_closed: bool) {
+    fn ready(&self, reactor: &Reactor, _ready: Ready) {
         let c = &self.connector;
         if !c.current(self.id) {
             return;
