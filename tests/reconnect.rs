@@ -36,8 +36,9 @@ fn no_jitter() -> Backoff {
     }
 }
 
+/// The first retry waits `initial_delay`: the delay grows by `factor` after scheduling.
 #[test]
-fn test_first_delay_is_e() {
+fn test_first_retry_waits_initial_delay() {
     let clock = Clock::new();
     let f =
         ReconnectingClientFactory::new(for_protocol(|| P), clock.clone()).with_backoff(no_jitter());
@@ -45,7 +46,69 @@ fn test_first_delay_is_e() {
     f.connection_failed(c.clone(), Failure::msg("refused"));
     let calls = clock.get_delayed_calls();
     assert_eq!(calls.len(), 1);
-    assert!((calls[0].get_time() - std::f64::consts::E).abs() < 1e-9);
+    assert_eq!(calls[0].get_time(), 1.0);
+    clock.advance(0.999);
+    assert_eq!(c.connects.get(), 0);
+    clock.advance(0.001);
+    assert_eq!(c.connects.get(), 1);
+    assert!((f.delay() - std::f64::consts::E).abs() < 1e-12);
+}
+
+#[test]
+fn test_initial_delay_is_configurable() {
+    let clock = Clock::new();
+    let f =
+        ReconnectingClientFactory::new(for_protocol(|| P), clock.clone()).with_backoff(Backoff {
+            initial_delay: 0.25,
+            factor: 2.0,
+            ..no_jitter()
+        });
+    let c = Rc::new(FakeConnector::default());
+    let mut waits = Vec::new();
+    for _ in 0..3 {
+        let start = clock.seconds();
+        f.connection_failed(c.clone(), Failure::msg("refused"));
+        let t = clock.get_delayed_calls()[0].get_time() - start;
+        waits.push(t);
+        clock.advance(t);
+    }
+    assert_eq!(waits, [0.25, 0.5, 1.0]);
+}
+
+/// Two clients made the same way draw different jitter: they do not retry in lockstep.
+#[test]
+fn test_jitter_differs_between_clients() {
+    let first_wait = || {
+        let clock = Clock::new();
+        let f = ReconnectingClientFactory::new(for_protocol(|| P), clock.clone());
+        f.connection_failed(Rc::new(FakeConnector::default()), Failure::msg("x"));
+        clock.get_delayed_calls()[0].get_time()
+    };
+    let waits: Vec<f64> = (0..4).map(|_| first_wait()).collect();
+    assert!(
+        waits.windows(2).any(|w| w[0] != w[1]),
+        "every client waits the same: {waits:?}"
+    );
+}
+
+/// A seed makes the jitter reproducible.
+#[test]
+fn test_seeded_jitter_is_reproducible() {
+    let waits = || {
+        let clock = Clock::new();
+        let f = ReconnectingClientFactory::new(for_protocol(|| P), clock.clone()).with_seed(42);
+        let c = Rc::new(FakeConnector::default());
+        let mut waits = Vec::new();
+        for _ in 0..5 {
+            let start = clock.seconds();
+            f.connection_failed(c.clone(), Failure::msg("x"));
+            let t = clock.get_delayed_calls()[0].get_time() - start;
+            waits.push(t);
+            clock.advance(t);
+        }
+        waits
+    };
+    assert_eq!(waits(), waits());
 }
 
 #[test]
@@ -61,9 +124,9 @@ fn test_delays_grow_by_factor_up_to_max() {
     for i in 0..6 {
         let start = clock.seconds();
         f.connection_failed(c.clone(), Failure::msg("refused"));
-        expected = (expected * std::f64::consts::E).min(30.0);
         let t = clock.get_delayed_calls()[0].get_time() - start;
         assert!((t - expected).abs() < 1e-9, "retry {i}: {t} != {expected}");
+        expected = (expected * std::f64::consts::E).min(30.0);
         clock.advance(t);
         assert_eq!(c.connects.get(), i + 1);
     }
@@ -77,8 +140,7 @@ fn test_jitter_stays_near_delay() {
     let c = Rc::new(FakeConnector::default());
     f.connection_failed(c.clone(), Failure::msg("x"));
     let t = clock.get_delayed_calls()[0].get_time();
-    let e = std::f64::consts::E;
-    assert!(t > e * 0.5 && t < e * 1.5, "{t}");
+    assert!(t > 0.5 && t < 1.5, "{t}");
 }
 
 #[test]
