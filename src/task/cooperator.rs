@@ -3,7 +3,7 @@
 //!
 //! # Tasks
 //!
-//! A task is an iterator; each `next()` is one unit of work. Its items are [`TaskStep`]s:
+//! A task is an iterator; each `next()` is one unit of work. Its items are [`Step`]s:
 //!
 //! * `()` — one unit of work was done;
 //! * `Result<(), Failure>` — `Err` fails the task (the Rust form of `next()` raising);
@@ -66,7 +66,7 @@ use std::mem;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::rc::{Rc, Weak};
 
-use super::looping::StepOutcome;
+use super::step::{Step, StepOutcome};
 use crate::time::{DelayedCall, ReactorTime};
 use crate::{Deferred, Failure};
 
@@ -84,60 +84,6 @@ pub const DEFAULT_TIME_SLICE: f64 = 0.01;
 /// assert_eq!(twistor::task::DEFAULT_TICK_DELAY, 1e-8);
 /// ```
 pub const DEFAULT_TICK_DELAY: f64 = 0.000_000_01;
-
-/// What a cooperative task's iterator may yield; each `next()` is one unit of work:
-///
-/// * `()`: the step is done;
-/// * `Result<(), Failure>`: `Err` fails the task (the Rust form of `next()` raising);
-/// * `Deferred<()>`: the task waits until it fires; a failure fails the task;
-/// * [`StepOutcome`]: any of the three, chosen per step.
-///
-/// The iterator ending completes the task; a panic in `next()` fails it. There is one
-/// implementation per shape, so `(0..3).map(|_| Ok(()))` needs no annotation.
-///
-/// ```
-/// use twistor::task::{StepOutcome, TaskStep};
-/// assert!(matches!(().into_step_outcome(), StepOutcome::Done));
-/// assert!(matches!(twistor::Deferred::<()>::new().into_step_outcome(), StepOutcome::Wait(_)));
-/// ```
-pub trait TaskStep {
-    /// Converts the item into what the task does next.
-    ///
-    /// ```
-    /// use twistor::task::{StepOutcome, TaskStep};
-    /// let r: Result<(), twistor::Failure> = Ok(());
-    /// assert!(matches!(r.into_step_outcome(), StepOutcome::Done));
-    /// ```
-    fn into_step_outcome(self) -> StepOutcome;
-}
-
-impl TaskStep for () {
-    fn into_step_outcome(self) -> StepOutcome {
-        StepOutcome::Done
-    }
-}
-
-impl TaskStep for Result<(), Failure> {
-    fn into_step_outcome(self) -> StepOutcome {
-        match self {
-            Ok(()) => StepOutcome::Done,
-            Err(f) => StepOutcome::Failed(f),
-        }
-    }
-}
-
-impl TaskStep for Deferred<()> {
-    fn into_step_outcome(self) -> StepOutcome {
-        StepOutcome::Wait(self)
-    }
-}
-
-/// For iterators whose steps sometimes wait and sometimes don't: yield the outcome itself.
-impl TaskStep for StepOutcome {
-    fn into_step_outcome(self) -> StepOutcome {
-        self
-    }
-}
 
 /// Why a [`CooperativeTask`] operation refused, and the failures `when_done` Deferreds get
 /// (Twisted's `SchedulerError` family). `TaskDone`, `TaskStopped` and `TaskFailed` are
@@ -213,7 +159,7 @@ struct CoopInner {
 
 /// A cooperative scheduler for iterators (Twisted's `task.Cooperator`).
 ///
-/// Tasks are iterators of [`TaskStep`]s. While some task is runnable (not finished, paused or
+/// Tasks are iterators of [`Step`]s. While some task is runnable (not finished, paused or
 /// waiting on a Deferred), one *tick* is scheduled on the clock ([`DEFAULT_TICK_DELAY`] ahead).
 /// A tick asks the termination predicate factory for a predicate (default:
 /// [`DEFAULT_TIME_SLICE`] seconds of wall-clock time since the start of the tick), then steps the
@@ -410,7 +356,7 @@ impl Cooperator {
     }
 
     /// Adds an iterator as a long-running task and returns its handle (Twisted's `cooperate`).
-    /// The items are [`TaskStep`]s. On a stopped cooperator the task completes at once with
+    /// The items are [`Step`]s. On a stopped cooperator the task completes at once with
     /// `SchedulerStopped`.
     ///
     /// ```
@@ -426,10 +372,10 @@ impl Cooperator {
     where
         I: IntoIterator,
         I::IntoIter: 'static,
-        I::Item: TaskStep + 'static,
+        I::Item: Step + 'static,
     {
         let iter: Box<dyn Iterator<Item = StepOutcome>> =
-            Box::new(iter.into_iter().map(TaskStep::into_step_outcome));
+            Box::new(iter.into_iter().map(Step::into_outcome));
         let coop = &self.inner;
         let id = {
             let mut st = coop.st.borrow_mut();
@@ -472,7 +418,7 @@ impl Cooperator {
     where
         I: IntoIterator,
         I::IntoIter: 'static,
-        I::Item: TaskStep + 'static,
+        I::Item: Step + 'static,
     {
         self.cooperate(iter).when_done()
     }

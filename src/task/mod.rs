@@ -31,12 +31,14 @@ mod cooperator;
 mod defer_later;
 mod looping;
 mod react;
+mod step;
 
 pub use clock::Clock;
 pub use cooperator::{
     CooperativeTask, Cooperator, CooperatorBuilder, DEFAULT_TICK_DELAY, DEFAULT_TIME_SLICE,
-    SchedulerError, TaskStep,
+    SchedulerError,
 };
 pub use defer_later::{defer_later, defer_later_value};
-pub use looping::{LoopResult, LoopingCall, LoopingCallError, StepOutcome};
+pub use looping::{LoopingCall, LoopingCallError, LoopingOptions};
 pub use react::{SystemExit, react, react_with};
+pub use step::{Step, StepOutcome};
