@@ -193,16 +193,47 @@ pub struct Cooperator {
     inner: Rc<CoopInner>,
 }
 
+/// A cooperator's time slice or tick delay that is negative, NaN or infinite.
+///
+/// ```
+/// use twistor::task::{BadDuration, Clock, Cooperator};
+/// let err = Cooperator::builder(Clock::new()).time_slice(-0.5).err();
+/// assert_eq!(
+///     err.map(|e| e.to_string()).as_deref(),
+///     Some("a cooperator's time_slice must be a finite number of seconds >= 0, not -0.5")
+/// );
+/// # let _ = BadDuration { what: "tick_delay", seconds: 0.0 };
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, thiserror::Error)]
+#[error("a cooperator's {what} must be a finite number of seconds >= 0, not {seconds}")]
+pub struct BadDuration {
+    /// The setting: `time_slice` or `tick_delay`.
+    pub what: &'static str,
+    /// The refused value.
+    pub seconds: f64,
+}
+
+impl BadDuration {
+    fn check(what: &'static str, seconds: f64) -> Result<f64, BadDuration> {
+        if seconds.is_finite() && seconds >= 0.0 {
+            Ok(seconds)
+        } else {
+            Err(BadDuration { what, seconds })
+        }
+    }
+}
+
 /// Options for a [`Cooperator`]: made by [`Cooperator::builder`].
 ///
 /// ```
 /// use twistor::task::{Clock, Cooperator};
 /// let coop = Cooperator::builder(Clock::new())
-///     .time_slice(0.005)
-///     .tick_delay(0.1)
+///     .time_slice(0.005)?
+///     .tick_delay(0.1)?
 ///     .started(false)
 ///     .build();
 /// assert!(!coop.running());
+/// # Ok::<(), twistor::task::BadDuration>(())
 /// ```
 pub struct CooperatorBuilder {
     clock: Rc<dyn ReactorTime>,
@@ -216,32 +247,40 @@ impl CooperatorBuilder {
     /// How long a tick may run, in seconds of wall-clock time (default [`DEFAULT_TIME_SLICE`]).
     /// Ignored if [`termination`](Self::termination) is given.
     ///
+    /// A negative, NaN or infinite slice is refused with [`BadDuration`].
+    ///
     /// ```
     /// use twistor::task::{Clock, Cooperator};
-    /// let _coop = Cooperator::builder(Clock::new()).time_slice(0.02).build();
+    /// let _coop = Cooperator::builder(Clock::new()).time_slice(0.02)?.build();
+    /// assert!(Cooperator::builder(Clock::new()).time_slice(f64::NAN).is_err());
+    /// # Ok::<(), twistor::task::BadDuration>(())
     /// ```
-    pub fn time_slice(mut self, seconds: f64) -> Self {
-        self.time_slice = seconds;
-        self
+    pub fn time_slice(mut self, seconds: f64) -> Result<Self, BadDuration> {
+        self.time_slice = BadDuration::check("time_slice", seconds)?;
+        Ok(self)
     }
 
     /// The delay used to schedule each tick (default [`DEFAULT_TICK_DELAY`]). It should be
     /// positive with a [`Clock`](crate::task::Clock): a tick scheduled with delay 0 would run
     /// within the same `advance`.
     ///
+    /// A negative, NaN or infinite delay is refused with [`BadDuration`].
+    ///
     /// ```
     /// use twistor::task::{Clock, Cooperator};
     /// let clock = Clock::new();
-    /// let coop = Cooperator::builder(clock.clone()).tick_delay(1.0).build();
+    /// let coop = Cooperator::builder(clock.clone()).tick_delay(1.0)?.build();
     /// let d = coop.coiterate(std::iter::once(()));
     /// clock.advance(0.5);
     /// twistor::testing::assert_no_result(&d);
     /// clock.advance(0.5);
     /// twistor::testing::success_result_of(&d);
+    /// assert!(Cooperator::builder(clock).tick_delay(-1.0).is_err());
+    /// # Ok::<(), twistor::task::BadDuration>(())
     /// ```
-    pub fn tick_delay(mut self, seconds: f64) -> Self {
-        self.tick_delay = seconds;
-        self
+    pub fn tick_delay(mut self, seconds: f64) -> Result<Self, BadDuration> {
+        self.tick_delay = BadDuration::check("tick_delay", seconds)?;
+        Ok(self)
     }
 
     /// The termination predicate factory (Twisted's `terminationPredicateFactory`): called at
@@ -253,7 +292,7 @@ impl CooperatorBuilder {
     /// use std::{cell::Cell, rc::Rc};
     /// use twistor::task::{Clock, Cooperator};
     /// let clock = Clock::new();
-    /// let coop = Cooperator::builder(clock.clone()).tick_delay(1.0).termination(|| || true).build();
+    /// let coop = Cooperator::builder(clock.clone()).tick_delay(1.0)?.termination(|| || true).build();
     /// let steps = Rc::new(Cell::new(0));
     /// let s = steps.clone();
     /// let task = coop.cooperate(std::iter::repeat_with(move || s.set(s.get() + 1)));
@@ -261,6 +300,7 @@ impl CooperatorBuilder {
     /// clock.advance(1.0);
     /// assert_eq!(steps.get(), 2);
     /// task.stop().unwrap();
+    /// # Ok::<(), twistor::task::BadDuration>(())
     /// ```
     pub fn termination<F, P>(mut self, factory: F) -> Self
     where
@@ -294,7 +334,8 @@ impl CooperatorBuilder {
     /// ```
     pub fn build(self) -> Cooperator {
         let termination = self.termination.unwrap_or_else(|| {
-            let slice = std::time::Duration::from_secs_f64(self.time_slice.max(0.0));
+            // `time_slice` is finite and >= 0 (checked when set).
+            let slice = std::time::Duration::from_secs_f64(self.time_slice);
             Box::new(move || {
                 let start = std::time::Instant::now();
                 Box::new(move || start.elapsed() >= slice)

@@ -35,8 +35,8 @@ mod step;
 
 pub use clock::Clock;
 pub use cooperator::{
-    CooperativeTask, Cooperator, CooperatorBuilder, DEFAULT_TICK_DELAY, DEFAULT_TIME_SLICE,
-    SchedulerError,
+    BadDuration, CooperativeTask, Cooperator, CooperatorBuilder, DEFAULT_TICK_DELAY,
+    DEFAULT_TIME_SLICE, SchedulerError,
 };
 pub use defer_later::{defer_later, defer_later_value};
 pub use looping::{LoopingCall, LoopingCallError, LoopingOptions};

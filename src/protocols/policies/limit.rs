@@ -30,7 +30,16 @@ impl WrapperPolicy for Count {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct NoOverflow;
 
-/// The protocol [`NoOverflow`] never builds.
+/// The protocol [`NoOverflow`] never builds; it ignores what it would receive.
+///
+/// ```
+/// use twistor::protocols::policies::Refused;
+/// use twistor::testing::StringTransport;
+/// let st = StringTransport::new();
+/// st.connect(Refused);
+/// st.deliver(b"x");
+/// assert_eq!(st.value(), b"");
+/// ```
 #[derive(Debug)]
 pub struct Refused;
 

@@ -23,7 +23,17 @@ enum Sink {
     Writer(RefCell<Box<dyn Write>>),
 }
 
-/// The policy of a [`TrafficLoggingFactory`].
+/// The policy of a [`TrafficLoggingFactory`]: numbers the connections and writes their
+/// traffic lines.
+///
+/// ```
+/// use twistor::protocol::{for_protocol, Context, Protocol};
+/// use twistor::protocols::policies::traffic_logging_factory_to;
+/// struct P;
+/// impl Protocol for P { fn data_received(&mut self, _: &Context<Self>, _: &[u8]) {} }
+/// let f = traffic_logging_factory_to(for_protocol(|| P), std::io::sink(), Some(100));
+/// let _policy: &twistor::protocols::policies::TrafficLog = f.policy();
+/// ```
 pub struct TrafficLog {
     sink: Sink,
     length_limit: Option<usize>,

@@ -13,6 +13,27 @@ use crate::transport::Address;
 /// new connections are refused; if more than `read_limit` bytes/s were read in the last second,
 /// every connection stops reading for `total/limit - 1` seconds; likewise writes, by pausing the
 /// wrapped protocols' registered producers.
+///
+/// ```
+/// use twistor::protocol::{for_protocol, Context, Factory, Protocol};
+/// use twistor::protocols::policies::{throttling_factory, ThrottleOptions};
+/// use twistor::testing::{ReadState, StringTransport};
+/// use twistor::transport::Address;
+/// use twistor::Clock;
+///
+/// struct P;
+/// impl Protocol for P { fn data_received(&mut self, _: &Context<Self>, _: &[u8]) {} }
+/// let clock = Clock::new();
+/// let options = ThrottleOptions { read_limit: Some(10), ..ThrottleOptions::default() };
+/// let f = throttling_factory(for_protocol(|| P), clock.clone(), options);
+/// let st = StringTransport::new();
+/// st.connect(f.build_protocol(&Address::Memory("peer".into())).unwrap());
+/// st.deliver(&[0; 30]); // three times the limit in one second
+/// clock.advance(1.0);
+/// assert_eq!(st.read_state(), ReadState::Paused); // for 30/10 - 1 = 2 seconds
+/// clock.advance(2.0);
+/// assert_eq!(st.read_state(), ReadState::Producing);
+/// ```
 pub struct ThrottlePolicy {
     clock: Rc<dyn ReactorTime>,
     max_connections: usize,

@@ -216,6 +216,27 @@ impl Drop for IdleTimeout {
 
 /// Closes a connection after `period` seconds with no reads or writes (Twisted's
 /// `TimeoutFactory`'s protocol); see [`timeout_factory`].
+///
+/// ```
+/// use twistor::protocol::{for_protocol, Context, Factory, Protocol};
+/// use twistor::protocols::policies::timeout_factory;
+/// use twistor::testing::StringTransport;
+/// use twistor::transport::Address;
+/// use twistor::Clock;
+///
+/// struct P;
+/// impl Protocol for P { fn data_received(&mut self, _: &Context<Self>, _: &[u8]) {} }
+/// let clock = Clock::new();
+/// let f = timeout_factory(for_protocol(|| P), clock.clone(), 2.0).unwrap();
+/// let st = StringTransport::new();
+/// st.connect(f.build_protocol(&Address::Memory("peer".into())).unwrap());
+/// clock.advance(1.5);
+/// st.deliver(b"x"); // traffic: the idle period starts again
+/// clock.advance(1.5);
+/// assert!(!st.disconnecting());
+/// clock.advance(0.5);
+/// assert!(st.disconnecting());
+/// ```
 pub struct IdlePolicy {
     clock: Rc<dyn ReactorTime>,
     period: f64,

@@ -61,7 +61,31 @@ pub trait WrapperPolicy: 'static {
 }
 
 /// The transport a wrapped protocol sees: it forwards to the real transport and tells the
-/// policy about the traffic.
+/// policy about the traffic. Policies get it in every hook.
+///
+/// ```
+/// use std::cell::RefCell;
+/// use twistor::protocol::{for_protocol, Context, Factory, Protocol};
+/// use twistor::protocols::policies::{WrapperPolicy, WrapperTransport, WrappingFactory};
+/// use twistor::testing::StringTransport;
+/// use twistor::transport::Address;
+///
+/// /// Remembers the peer of each connection.
+/// #[derive(Default)]
+/// struct Peers(RefCell<Vec<Address>>);
+/// impl WrapperPolicy for Peers {
+///     fn connection_made(&self, w: &WrapperTransport) {
+///         self.0.borrow_mut().push(w.real().get_peer());
+///         assert!(w.producer().is_none());
+///     }
+/// }
+/// struct P;
+/// impl Protocol for P { fn data_received(&mut self, _: &Context<Self>, _: &[u8]) {} }
+/// let f = WrappingFactory::new(for_protocol(|| P), Peers::default());
+/// let st = StringTransport::new();
+/// st.connect(f.build_protocol(&Address::Memory("peer".into())).unwrap());
+/// assert_eq!(f.policy().0.borrow().len(), 1);
+/// ```
 pub struct WrapperTransport {
     real: Transport,
     policy: Weak<dyn WrapperPolicy>,
