@@ -53,6 +53,7 @@ impl<const N: usize> Framing for IntPrefix<N> {
         DEFAULT_STRING_MAX_LENGTH
     }
 
+    #[inline]
     fn decode<'a>(
         &self,
         _wire: &StringWire,
@@ -61,7 +62,10 @@ impl<const N: usize> Framing for IntPrefix<N> {
         max_length: usize,
     ) -> Decoded<'a> {
         let Some((prefix, rest)) = buf.split_at_checked(N) else {
-            return Decoded::NeedMore { scan: 0 };
+            return Decoded::NeedMore {
+                scan: 0,
+                frame_len: None,
+            };
         };
         let length = prefix
             .iter()
@@ -78,13 +82,19 @@ impl<const N: usize> Framing for IntPrefix<N> {
                 consumed: N + string.len(),
                 frame: Frame::Message(string),
             },
-            None => Decoded::NeedMore { scan: 0 },
+            None => Decoded::NeedMore {
+                scan: 0,
+                // `length <= max_length`, so the sum fits.
+                frame_len: Some(N + length as usize),
+            },
         }
     }
 
     fn overhead(_wire: &StringWire) -> usize {
         N
     }
+
+    const IN_PLACE: bool = true;
 }
 
 impl<const N: usize> StringFraming for IntPrefix<N> {}

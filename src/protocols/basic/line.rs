@@ -261,6 +261,7 @@ pub(super) fn decode_line<'a>(
         },
         None if len < max_length.saturating_add(d) => Decoded::NeedMore {
             scan: delimiter.resume_at(from, len),
+            frame_len: None,
         },
         None => Decoded::Frame {
             consumed: len,
@@ -283,6 +284,7 @@ impl Framing for Lines {
         DEFAULT_LINE_MAX_LENGTH
     }
 
+    #[inline]
     fn decode<'a>(
         &self,
         wire: &LineWire,
@@ -309,6 +311,7 @@ impl<H: LineHandler> FrameHandler<Lines> for H {
     fn connection_made(&mut self, cx: &LineContext<Self>) {
         LineHandler::connection_made(self, cx)
     }
+    #[inline]
     fn frame_received(&mut self, cx: &LineContext<Self>, frame: Frame<'_>) {
         match frame {
             Frame::Message(line) => self.line_received(cx, line),

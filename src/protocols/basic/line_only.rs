@@ -183,6 +183,7 @@ impl Framing for LinesOnly {
         DEFAULT_LINE_MAX_LENGTH
     }
 
+    #[inline]
     fn decode<'a>(
         &self,
         wire: &LineOnlyWire,
@@ -198,12 +199,15 @@ impl Framing for LinesOnly {
     fn overhead(wire: &LineOnlyWire) -> usize {
         wire.delimiter.len()
     }
+
+    const IN_PLACE: bool = true;
 }
 
 impl<H: LineOnlyHandler> FrameHandler<LinesOnly> for H {
     fn connection_made(&mut self, cx: &LineOnlyContext<Self>) {
         LineOnlyHandler::connection_made(self, cx)
     }
+    #[inline]
     fn frame_received(&mut self, cx: &LineOnlyContext<Self>, frame: Frame<'_>) {
         match frame {
             Frame::Message(line) => self.line_received(cx, line),

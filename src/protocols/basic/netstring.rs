@@ -74,6 +74,7 @@ impl Framing for Netstring {
         DEFAULT_STRING_MAX_LENGTH
     }
 
+    #[inline]
     fn decode<'a>(
         &self,
         _wire: &StringWire,
@@ -84,7 +85,10 @@ impl Framing for Netstring {
         let (mut value, mut digits, mut i) = (0u64, 0u32, 0);
         loop {
             let Some(&b) = buf.get(i) else {
-                return Decoded::NeedMore { scan: 0 };
+                return Decoded::NeedMore {
+                    scan: 0,
+                    frame_len: None,
+                };
             };
             i += 1;
             match b {
@@ -111,7 +115,10 @@ impl Framing for Netstring {
         let length = value as usize;
         let rest = &buf[i..];
         match rest.get(length) {
-            None => Decoded::NeedMore { scan: 0 },
+            None => Decoded::NeedMore {
+                scan: 0,
+                frame_len: Some(i + length + 1),
+            },
             Some(b',') => Decoded::Frame {
                 consumed: i + length + 1,
                 frame: Frame::Message(&rest[..length]),
@@ -124,6 +131,8 @@ impl Framing for Netstring {
         // The longest length prefix (20 digits and a colon) and the comma.
         22
     }
+
+    const IN_PLACE: bool = true;
 }
 
 impl StringFraming for Netstring {}

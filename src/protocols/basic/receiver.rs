@@ -23,6 +23,17 @@
 //! answers "need more" says how far it looked, and the next decode starts there (for lines: no
 //! delimiter starts in `buf[start..scan]`). It only moves forward, and is reset with the
 //! buffer (`clear_line_buffer`, a too-long line, compaction shifts it with `start`).
+//!
+//! # Decoding in place
+//!
+//! Lines copy every chunk into `buf` (callbacks may take or hand back buffered bytes). Framings
+//! whose callbacks cannot ([`Framing::IN_PLACE`]: line-only, netstrings, length prefixes)
+//! skip the copy: a chunk that arrives with nothing buffered is decoded where it lies and only
+//! its unfinished tail is kept. When a tail is kept, the next chunk first completes that one
+//! frame with just the bytes it lacks (the framing reports the frame's length once it has
+//! read the prefix; until then bytes go over one at a time), and the rest of the chunk is
+//! again decoded in place. Paused, or after the kept frame, the receiver falls back to the
+//! buffer, so the order of frames and every limit are the same on both paths.
 
 use std::cell::{Cell, OnceCell, RefCell};
 use std::fmt;
@@ -47,7 +58,7 @@ use crate::transport::{Producer, Transport};
 ///     }
 ///     _ => unreachable!(),
 /// }
-/// assert!(matches!(lines.decode(&wire, b"cd", 0, 100), Decoded::NeedMore { scan: 1 }));
+/// assert!(matches!(lines.decode(&wire, b"cd", 0, 100), Decoded::NeedMore { scan: 1, frame_len: None }));
 /// ```
 #[derive(Debug)]
 pub enum Decoded<'a> {
@@ -55,6 +66,8 @@ pub enum Decoded<'a> {
     NeedMore {
         /// Where the next search may resume, relative to the front.
         scan: usize,
+        /// The whole frame's length, once the framing knows it (a length prefix was read).
+        frame_len: Option<usize>,
     },
     /// One frame, which used the first `consumed` bytes.
     Frame {
@@ -142,6 +155,11 @@ pub trait Framing: Sized + 'static {
     /// Bytes around the payload in one maximal frame (a delimiter, a length prefix), so that a
     /// paused receiver can always hold one whole frame.
     fn overhead(wire: &Self::Wire) -> usize;
+
+    /// True if callbacks cannot reach the undelivered bytes (no `clear_line_buffer`, no
+    /// `set_line_mode(extra)`): then a chunk that arrives with nothing buffered is decoded where
+    /// it lies, and only its unfinished tail is copied.
+    const IN_PLACE: bool = false;
 }
 
 /// The bridge from frames to a handler's callbacks: implemented for every [`LineHandler`],
@@ -223,6 +241,8 @@ pub struct ReceiverContext<W, H> {
     start: Cell<usize>,
     /// Where the next decode may resume (module docs).
     scan: Cell<usize>,
+    /// The length of the unfinished frame at `start`, when its framing knows it.
+    frame_len: Cell<Option<usize>>,
     /// Bytes given to `set_line_mode(extra)`, appended to `buf` after the callback returns.
     pending: RefCell<Vec<u8>>,
     /// `clear_line_buffer` ran while `buf` was borrowed: empty it after the callback.
@@ -464,9 +484,14 @@ impl<W, H> ReceiverContext<W, H> {
 
     /// Applies what callbacks recorded: a `clear_line_buffer`, then handed-back bytes. Never
     /// called while the delivery loop borrows `buf`.
+    #[inline]
     fn merge_pending(&self) {
+        let cleared = self.cleared.take();
+        if !cleared && self.pending.borrow().is_empty() {
+            return;
+        }
         let mut buf = self.buf.borrow_mut();
-        if self.cleared.take() || self.start.get() >= buf.len() {
+        if cleared || self.start.get() >= buf.len() {
             buf.clear();
             self.start.set(0);
             self.scan.set(0);
@@ -579,6 +604,7 @@ impl<F: Framing, H: FrameHandler<F>> Receiver<F, H> {
                 buf: RefCell::new(Vec::new()),
                 start: Cell::new(0),
                 scan: Cell::new(0),
+                frame_len: Cell::new(None),
                 pending: RefCell::new(Vec::new()),
                 cleared: Cell::new(false),
                 flow: Flow::default(),
@@ -718,6 +744,78 @@ impl<F: Framing, H: FrameHandler<F>> Receiver<F, H> {
         });
     }
 
+    /// Completes the frame left unfinished by the previous chunk with only the bytes it needs
+    /// (all of them once its length is known, else one at a time), so that the rest of `data`
+    /// can be decoded in place. Returns what is left of `data`.
+    fn finish_leftover<'d>(&mut self, mut data: &'d [u8]) -> &'d [u8] {
+        loop {
+            let cx = &self.cx;
+            if data.is_empty() || cx.flow.paused() || cx.dead() {
+                return data;
+            }
+            let take = {
+                let mut buf = cx.buf.borrow_mut();
+                let have = buf.len() - cx.start.get().min(buf.len());
+                if have == 0 {
+                    return data;
+                }
+                let take = match cx.frame_len.get() {
+                    Some(n) if n > have => (n - have).min(data.len()),
+                    _ => 1,
+                };
+                buf.extend_from_slice(&data[..take]);
+                take
+            };
+            data = &data[take..];
+            self.pump();
+        }
+    }
+
+    /// Delivers the frames of `data` straight from it (see [`Framing::IN_PLACE`]), then keeps
+    /// the unfinished tail, or holds the rest if a callback paused.
+    fn deliver_in_place(&mut self, data: &[u8]) {
+        let Receiver {
+            handler,
+            cx,
+            framing,
+        } = self;
+        let transport = cx.transport();
+        let (mut pos, mut scan) = (0, 0);
+        while pos < data.len()
+            && !cx.flow.paused()
+            && !cx.broken.get()
+            && !transport.disconnecting()
+        {
+            match framing.decode(&cx.wire, &data[pos..], scan, cx.max_length) {
+                Decoded::NeedMore { scan: s, frame_len } => {
+                    scan = s;
+                    cx.frame_len.set(frame_len);
+                    break;
+                }
+                Decoded::Frame { consumed, frame } => {
+                    pos = (pos + consumed).min(data.len());
+                    scan = 0;
+                    if frame.is_fatal() {
+                        cx.broken.set(true);
+                    }
+                    handler.frame_received(cx, frame);
+                }
+            }
+        }
+        let rest = &data[pos..];
+        if rest.is_empty() || cx.dead() || transport.disconnecting() {
+            return;
+        }
+        if cx.flow.paused() && rest.len() > cx.paused_limit() {
+            paused_overflow(transport, rest.len(), cx.paused_limit());
+            return;
+        }
+        let mut buf = cx.buf.borrow_mut();
+        buf.extend_from_slice(rest);
+        cx.start.set(0);
+        cx.scan.set(scan);
+    }
+
     /// The delivery loop: delivers buffered frames until the buffer runs out of complete
     /// frames, or the receiver is paused or broken, or the transport is disconnecting.
     fn pump(&mut self) {
@@ -744,8 +842,9 @@ impl<F: Framing, H: FrameHandler<F>> Receiver<F, H> {
             }
             let scan = cx.scan.get().clamp(start, len) - start;
             match framing.decode(&cx.wire, &buf[start..], scan, cx.max_length) {
-                Decoded::NeedMore { scan } => {
+                Decoded::NeedMore { scan, frame_len } => {
                     cx.scan.set(start + scan);
+                    cx.frame_len.set(frame_len);
                     break;
                 }
                 Decoded::Frame { consumed, frame } => {
@@ -776,6 +875,19 @@ impl<F: Framing, H: FrameHandler<F>> Protocol for Receiver<F, H> {
         if rcx.dead() || cx.transport().disconnecting() {
             return;
         }
+        let mut data = data;
+        if F::IN_PLACE {
+            data = self.finish_leftover(data);
+            let rcx = &self.cx;
+            if rcx.dead() || cx.transport().disconnecting() {
+                return;
+            }
+            if !rcx.flow.paused() && rcx.buf.borrow().is_empty() {
+                self.deliver_in_place(data);
+                return;
+            }
+        }
+        let rcx = &self.cx;
         {
             let mut buf = rcx.buf.borrow_mut();
             if rcx.flow.paused() {

@@ -175,6 +175,7 @@ impl<F: StringFraming, H: StringHandler> FrameHandler<F> for H {
     fn connection_made(&mut self, cx: &StringContext<Self>) {
         StringHandler::connection_made(self, cx)
     }
+    #[inline]
     fn frame_received(&mut self, cx: &StringContext<Self>, frame: Frame<'_>) {
         match frame {
             Frame::Message(string) => self.string_received(cx, string),
