@@ -117,9 +117,9 @@ fn send<const N: usize>(transport: &Transport, string: &[u8]) -> Result<(), Stri
 }
 
 /// A length-prefixed string protocol with an `N`-byte big-endian length (Twisted's
-/// `IntNStringReceiver`): delivers payloads to a [`StringHandler`]; `send_string` writes one
+/// `IntNStringReceiver`): delivers payloads to a [`StringHandler`](super::StringHandler); `send_string` writes one
 /// (or fails with [`StringTooLongError`]). A declared length over `max_length` (99999 by
-/// default) goes to [`StringHandler::length_limit_exceeded`], which closes the connection
+/// default) goes to [`StringHandler::length_limit_exceeded`](super::StringHandler::length_limit_exceeded), which closes the connection
 /// unless overridden, and nothing more is parsed.
 ///
 /// ```

@@ -145,9 +145,9 @@ fn send(transport: &Transport, string: &[u8]) -> Result<(), StringTooLongError> 
 }
 
 /// A netstring protocol (Twisted's `NetstringReceiver`): delivers the payloads of
-/// `<length>:<payload>,` frames to a [`StringHandler`]; `send_string` writes one. Any error
+/// `<length>:<payload>,` frames to a [`StringHandler`](super::StringHandler); `send_string` writes one. Any error
 /// (bad length, missing `:` or `,`, a length over `max_length`, 99999 by default) goes to
-/// [`StringHandler::parse_error`], which closes the connection unless overridden, and nothing
+/// [`StringHandler::parse_error`](super::StringHandler::parse_error), which closes the connection unless overridden, and nothing
 /// more is parsed.
 ///
 /// ```
