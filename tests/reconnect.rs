@@ -40,8 +40,9 @@ fn no_jitter() -> Backoff {
 #[test]
 fn test_first_retry_waits_initial_delay() {
     let clock = Clock::new();
-    let f =
-        ReconnectingClientFactory::new(for_protocol(|| P), clock.clone()).with_backoff(no_jitter());
+    let f = ReconnectingClientFactory::new(for_protocol(|| P), clock.clone())
+        .with_backoff(no_jitter())
+        .unwrap();
     let c = Rc::new(FakeConnector::default());
     f.connection_failed(c.clone(), Failure::msg("refused"));
     let calls = clock.get_delayed_calls();
@@ -57,12 +58,13 @@ fn test_first_retry_waits_initial_delay() {
 #[test]
 fn test_initial_delay_is_configurable() {
     let clock = Clock::new();
-    let f =
-        ReconnectingClientFactory::new(for_protocol(|| P), clock.clone()).with_backoff(Backoff {
+    let f = ReconnectingClientFactory::new(for_protocol(|| P), clock.clone())
+        .with_backoff(Backoff {
             initial_delay: 0.25,
             factor: 2.0,
             ..no_jitter()
-        });
+        })
+        .unwrap();
     let c = Rc::new(FakeConnector::default());
     let mut waits = Vec::new();
     for _ in 0..3 {
@@ -114,11 +116,12 @@ fn test_seeded_jitter_is_reproducible() {
 #[test]
 fn test_delays_grow_by_factor_up_to_max() {
     let clock = Clock::new();
-    let f =
-        ReconnectingClientFactory::new(for_protocol(|| P), clock.clone()).with_backoff(Backoff {
+    let f = ReconnectingClientFactory::new(for_protocol(|| P), clock.clone())
+        .with_backoff(Backoff {
             max_delay: 30.0,
             ..no_jitter()
-        });
+        })
+        .unwrap();
     let c = Rc::new(FakeConnector::default());
     let mut expected = 1.0f64;
     for i in 0..6 {
@@ -146,11 +149,12 @@ fn test_jitter_stays_near_delay() {
 #[test]
 fn test_max_retries() {
     let clock = Clock::new();
-    let f =
-        ReconnectingClientFactory::new(for_protocol(|| P), clock.clone()).with_backoff(Backoff {
+    let f = ReconnectingClientFactory::new(for_protocol(|| P), clock.clone())
+        .with_backoff(Backoff {
             max_retries: Some(2),
             ..no_jitter()
-        });
+        })
+        .unwrap();
     let c = Rc::new(FakeConnector::default());
     for _ in 0..3 {
         f.connection_failed(c.clone(), Failure::msg("x"));
@@ -162,8 +166,9 @@ fn test_max_retries() {
 #[test]
 fn test_stop_trying_when_connected() {
     let clock = Clock::new();
-    let f =
-        ReconnectingClientFactory::new(for_protocol(|| P), clock.clone()).with_backoff(no_jitter());
+    let f = ReconnectingClientFactory::new(for_protocol(|| P), clock.clone())
+        .with_backoff(no_jitter())
+        .unwrap();
     let c = Rc::new(FakeConnector::default());
     f.connection_failed(c.clone(), Failure::msg("x"));
     f.stop_trying();
@@ -180,8 +185,9 @@ fn test_stop_trying_when_connected() {
 #[test]
 fn test_reset_delay() {
     let clock = Clock::new();
-    let f =
-        ReconnectingClientFactory::new(for_protocol(|| P), clock.clone()).with_backoff(no_jitter());
+    let f = ReconnectingClientFactory::new(for_protocol(|| P), clock.clone())
+        .with_backoff(no_jitter())
+        .unwrap();
     let c = Rc::new(FakeConnector::default());
     f.connection_failed(c.clone(), Failure::msg("x"));
     clock.advance(100.0);
@@ -224,7 +230,8 @@ fn test_reconnects_to_real_port_after_refusal() {
                 factor: 2.0,
                 jitter: 0.0,
                 ..Backoff::default()
-            }),
+            })
+            .unwrap(),
         );
         connect_tcp(&reactor, "127.0.0.1", n, factory, 5.0, None);
         // After the first refusal, listen again on the same port: a retry connects.
@@ -237,4 +244,44 @@ fn test_reconnects_to_real_port_after_refusal() {
         reactor.run_without_signal_handlers().unwrap();
         assert!(connected.get());
     });
+}
+
+/// NaN and negative parameters are refused, not turned into odd delays.
+#[test]
+fn test_bad_backoff_is_refused() {
+    use twistor::protocol::reconnect::BadBackoff;
+    let make = || ReconnectingClientFactory::new(for_protocol(|| P), Clock::new());
+    let bad = [
+        Backoff {
+            initial_delay: f64::NAN,
+            ..no_jitter()
+        },
+        Backoff {
+            initial_delay: -1.0,
+            ..no_jitter()
+        },
+        Backoff {
+            factor: -2.0,
+            ..no_jitter()
+        },
+        Backoff {
+            jitter: f64::NAN,
+            ..no_jitter()
+        },
+        Backoff {
+            max_delay: -1.0,
+            ..no_jitter()
+        },
+    ];
+    for b in bad {
+        assert!(
+            matches!(make().with_backoff(b), Err(BadBackoff { .. })),
+            "{b:?}"
+        );
+    }
+    let unbounded = Backoff {
+        max_delay: f64::INFINITY,
+        ..no_jitter()
+    };
+    assert!(make().with_backoff(unbounded).is_ok());
 }

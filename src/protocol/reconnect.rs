@@ -57,6 +57,39 @@ pub struct Backoff {
     pub max_retries: Option<u32>,
 }
 
+/// A [`Backoff`] parameter that is NaN or negative (or an infinite `initial_delay`).
+///
+/// ```
+/// use twistor::protocol::reconnect::BadBackoff;
+/// let e = BadBackoff { field: "jitter", value: -1.0 };
+/// assert_eq!(e.to_string(), "back-off jitter must be >= 0, not -1");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, thiserror::Error)]
+#[error("back-off {field} must be >= 0, not {value}")]
+pub struct BadBackoff {
+    /// The parameter's name.
+    pub field: &'static str,
+    /// The refused value.
+    pub value: f64,
+}
+
+impl Backoff {
+    fn check(&self) -> Result<(), BadBackoff> {
+        let fields = [
+            ("max_delay", self.max_delay, true),
+            ("initial_delay", self.initial_delay, false),
+            ("factor", self.factor, true),
+            ("jitter", self.jitter, false),
+        ];
+        for (field, value, may_be_infinite) in fields {
+            if value.is_nan() || value < 0.0 || (value.is_infinite() && !may_be_infinite) {
+                return Err(BadBackoff { field, value });
+            }
+        }
+        Ok(())
+    }
+}
+
 impl Default for Backoff {
     fn default() -> Self {
         Backoff {
@@ -89,7 +122,7 @@ impl Default for Backoff {
 ///
 /// let clock = Clock::new();
 /// let f = ReconnectingClientFactory::new(for_protocol(|| P), clock.clone())
-///     .with_backoff(Backoff { jitter: 0.0, ..Backoff::default() });
+///     .with_backoff(Backoff { jitter: 0.0, ..Backoff::default() })?;
 /// let fake = Rc::new(Fake(Default::default()));
 /// f.connection_failed(fake.clone(), Failure::msg("refused"));
 /// clock.advance(0.99);
@@ -97,6 +130,7 @@ impl Default for Backoff {
 /// clock.advance(0.01); // the initial delay after the failure
 /// assert_eq!(fake.0.get(), 1);
 /// assert_eq!(f.delay(), std::f64::consts::E); // the next retry waits e seconds
+/// # Ok::<(), twistor::protocol::reconnect::BadBackoff>(())
 /// ```
 pub struct ReconnectingClientFactory<F: Factory> {
     inner: F,
@@ -127,11 +161,25 @@ impl<F: Factory> ReconnectingClientFactory<F> {
         }
     }
 
-    /// Sets the back-off parameters (and resets the delay to the new initial delay).
-    pub fn with_backoff(mut self, backoff: Backoff) -> Self {
+    /// Sets the back-off parameters (and resets the delay to the new initial delay). A NaN
+    /// or negative parameter is refused ([`BadBackoff`]); `max_delay` may be infinite.
+    ///
+    /// ```
+    /// use twistor::protocol::{for_protocol, Context, Protocol};
+    /// use twistor::protocol::reconnect::{Backoff, ReconnectingClientFactory};
+    /// use twistor::Clock;
+    ///
+    /// struct P;
+    /// impl Protocol for P { fn data_received(&mut self, _: &Context<Self>, _: &[u8]) {} }
+    /// let f = ReconnectingClientFactory::new(for_protocol(|| P), Clock::new());
+    /// let err = f.with_backoff(Backoff { factor: f64::NAN, ..Backoff::default() }).err();
+    /// assert_eq!(err.map(|e| e.to_string()).as_deref(), Some("back-off factor must be >= 0, not NaN"));
+    /// ```
+    pub fn with_backoff(mut self, backoff: Backoff) -> Result<Self, BadBackoff> {
+        backoff.check()?;
         self.backoff = backoff;
         self.delay.set(backoff.initial_delay);
-        self
+        Ok(self)
     }
 
     /// Seeds the jitter's random numbers, for reproducible tests (by default they are seeded

@@ -171,14 +171,14 @@ pub trait Framing: Sized + 'static {
 /// [`StringHandler`]: super::StringHandler
 ///
 /// ```
-/// use twistor::protocols::basic::{Frame, FrameHandler, Lines, Receiver, ReceiverContext};
+/// use twistor::protocols::basic::{Frame, FrameHandler, LineContext, Lines, Receiver};
 /// use twistor::testing::StringTransport;
 ///
 /// /// Every frame, whatever its kind, counted.
 /// #[derive(Default)]
 /// struct Count(usize);
 /// impl FrameHandler<Lines> for Count {
-///     fn frame_received(&mut self, _cx: &ReceiverContext<<Lines as twistor::protocols::basic::Framing>::Wire, Self>, _f: Frame<'_>) {
+///     fn frame_received(&mut self, _cx: &LineContext<Self>, _frame: Frame<'_>) {
 ///         self.0 += 1;
 ///     }
 /// }
