@@ -730,7 +730,7 @@ fn idle_timeout_in_a_netstring_handler() {
 
 #[test]
 fn idle_timeout_refuses_negative_and_nan_periods() {
-    use twistor::protocols::policies::BadPeriod;
+    use twistor::task::BadDuration;
 
     let clock = Clock::new();
     let st = StringTransport::new();
@@ -744,7 +744,13 @@ fn idle_timeout_refuses_negative_and_nan_periods() {
             )
         })
         .unwrap();
-    assert_eq!(results.0, Err(BadPeriod(-1.0)));
+    assert_eq!(
+        results.0,
+        Err(BadDuration {
+            what: "timeout",
+            seconds: -1.0
+        })
+    );
     assert!(results.1);
     assert_eq!(results.2, None, "a refused period changes nothing");
     assert!(clock.get_delayed_calls().is_empty());

@@ -66,6 +66,7 @@ use std::mem;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::rc::{Rc, Weak};
 
+use super::duration::BadDuration;
 use super::step::{Step, StepOutcome};
 use crate::time::{DelayedCall, ReactorTime};
 use crate::{Deferred, Failure};
@@ -191,36 +192,6 @@ struct CoopInner {
 #[derive(Clone)]
 pub struct Cooperator {
     inner: Rc<CoopInner>,
-}
-
-/// A cooperator's time slice or tick delay that is negative, NaN or infinite.
-///
-/// ```
-/// use twistor::task::{BadDuration, Clock, Cooperator};
-/// let err = Cooperator::builder(Clock::new()).time_slice(-0.5).err();
-/// assert_eq!(
-///     err.map(|e| e.to_string()).as_deref(),
-///     Some("a cooperator's time_slice must be a finite number of seconds >= 0, not -0.5")
-/// );
-/// # let _ = BadDuration { what: "tick_delay", seconds: 0.0 };
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, thiserror::Error)]
-#[error("a cooperator's {what} must be a finite number of seconds >= 0, not {seconds}")]
-pub struct BadDuration {
-    /// The setting: `time_slice` or `tick_delay`.
-    pub what: &'static str,
-    /// The refused value.
-    pub seconds: f64,
-}
-
-impl BadDuration {
-    fn check(what: &'static str, seconds: f64) -> Result<f64, BadDuration> {
-        if seconds.is_finite() && seconds >= 0.0 {
-            Ok(seconds)
-        } else {
-            Err(BadDuration { what, seconds })
-        }
-    }
 }
 
 /// Options for a [`Cooperator`]: made by [`Cooperator::builder`].

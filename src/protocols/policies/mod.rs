@@ -16,8 +16,8 @@
 //!   an overflow protocol.
 //! - [`TrafficLoggingFactory`]: every connection's traffic, through `log` or to a writer.
 //!
-//! Periods are seconds, `>= 0`; a negative or NaN period is refused with [`BadPeriod`] rather
-//! than read as "no timeout".
+//! Periods are finite seconds, `>= 0`; a negative, NaN or infinite period is refused with
+//! [`BadDuration`](crate::task::BadDuration) rather than read as "no timeout".
 
 mod limit;
 mod logging;
@@ -32,21 +32,3 @@ pub use logging::{
 pub use throttling::{ThrottleOptions, ThrottlePolicy, ThrottlingFactory, throttling_factory};
 pub use timeout::{IdlePolicy, IdleTimeout, TimeoutFactory, TimeoutProtocol, timeout_factory};
 pub use wrapping::{ProtocolWrapper, WrapperPolicy, WrapperTransport, WrappingFactory};
-
-/// A period (a timeout) that is negative or NaN.
-///
-/// ```
-/// use twistor::protocols::policies::BadPeriod;
-/// assert_eq!(BadPeriod(-1.0).to_string(), "a period must be a number of seconds >= 0, not -1");
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, thiserror::Error)]
-#[error("a period must be a number of seconds >= 0, not {0}")]
-pub struct BadPeriod(pub f64);
-
-/// Refuses negative and NaN periods.
-fn check_period(period: f64) -> Result<(), BadPeriod> {
-    if period.is_nan() || period < 0.0 {
-        return Err(BadPeriod(period));
-    }
-    Ok(())
-}

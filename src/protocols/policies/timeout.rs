@@ -5,10 +5,10 @@ use std::cell::RefCell;
 use std::rc::{Rc, Weak};
 
 use super::wrapping::{WrapperPolicy, WrapperTransport, WrappingFactory};
-use super::{BadPeriod, check_period};
 use crate::Failure;
 use crate::protocol::{Context, Factory};
 use crate::protocols::context::ProtocolContext;
+use crate::task::BadDuration;
 use crate::time::{DelayedCall, ReactorTime};
 
 /// What happens when an [`IdleTimeout`] expires (Twisted's `timeoutConnection`), for the
@@ -125,12 +125,12 @@ impl IdleTimeout {
 
     /// Sets (or with `None` cancels) the timeout, and returns the previous period (Twisted's
     /// `setTimeout`). `cx` is the callback context of the owner, whose
-    /// [`TimeoutProtocol::timeout_connection`] runs on expiry. A negative or NaN period is
-    /// refused ([`BadPeriod`]) and changes nothing.
+    /// [`TimeoutProtocol::timeout_connection`] runs on expiry. A negative, NaN or infinite
+    /// period is refused ([`BadDuration`]) and changes nothing.
     ///
     /// ```
     /// use twistor::protocol::{Context, Protocol};
-    /// use twistor::protocols::policies::{BadPeriod, IdleTimeout, TimeoutProtocol};
+    /// use twistor::protocols::policies::{IdleTimeout, TimeoutProtocol};
     /// use twistor::testing::StringTransport;
     /// use twistor::Clock;
     ///
@@ -142,17 +142,21 @@ impl IdleTimeout {
     /// h.with(|p, cx| {
     ///     assert_eq!(p.0.set_timeout(Some(5.0), cx), Ok(None));
     ///     assert_eq!(p.0.set_timeout(Some(f64::NAN), cx).map_err(|e| e.to_string()),
-    ///         Err("a period must be a number of seconds >= 0, not NaN".to_string()));
+    ///         Err("timeout must be a finite number of seconds >= 0, not NaN".to_string()));
     ///     assert_eq!(p.0.set_timeout(None, cx), Ok(Some(5.0)));
     /// });
     /// ```
-    pub fn set_timeout<C>(&mut self, period: Option<f64>, cx: &C) -> Result<Option<f64>, BadPeriod>
+    pub fn set_timeout<C>(
+        &mut self,
+        period: Option<f64>,
+        cx: &C,
+    ) -> Result<Option<f64>, BadDuration>
     where
         C: ProtocolContext,
         C::Owner: TimeoutProtocol<C>,
     {
         if let Some(p) = period {
-            check_period(p)?;
+            BadDuration::check("timeout", p)?;
         }
         let previous = std::mem::replace(&mut self.period, period);
         match (period, self.call.as_ref().filter(|c| c.active())) {
@@ -293,7 +297,7 @@ impl WrapperPolicy for IdlePolicy {
 pub type TimeoutFactory<F> = WrappingFactory<F, IdlePolicy>;
 
 /// Wraps `factory` so its connections close after `period` idle seconds on `clock` (Twisted's
-/// `TimeoutFactory`, whose default is 1800 s). A negative or NaN period is refused.
+/// `TimeoutFactory`, whose default is 1800 s). A negative, NaN or infinite period is refused.
 ///
 /// ```
 /// use twistor::protocols::policies::timeout_factory;
@@ -308,8 +312,8 @@ pub fn timeout_factory<F: Factory>(
     factory: F,
     clock: impl ReactorTime + 'static,
     period: f64,
-) -> Result<TimeoutFactory<F>, BadPeriod> {
-    check_period(period)?;
+) -> Result<TimeoutFactory<F>, BadDuration> {
+    BadDuration::check("timeout", period)?;
     Ok(WrappingFactory::new(
         factory,
         IdlePolicy {
