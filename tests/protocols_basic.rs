@@ -1052,3 +1052,21 @@ fn test_empty_delimiter_is_an_error() {
     let r = LineOnlyReceiver::new(Lines::default()).with_delimiter(b"");
     assert!(matches!(r, Err(EmptyDelimiterError)));
 }
+
+/// With no limit, a peer's huge declared length is only waited for: no overflow, no panic.
+#[test]
+fn test_huge_declared_lengths_without_a_limit() {
+    let st = StringTransport::new();
+    let h = st.connect(NetstringReceiver::new(Strings::default()).with_max_length(usize::MAX));
+    st.deliver(format!("{}:abc", usize::MAX).as_bytes());
+    st.deliver(b"def");
+    assert!(events(&h).is_empty());
+    let st = StringTransport::new();
+    let h =
+        st.connect(IntNStringReceiver::<8, _>::new(Strings::default()).with_max_length(usize::MAX));
+    st.deliver(&[0xff; 8]);
+    st.deliver(b"abc");
+    st.deliver(b"def");
+    assert!(events(&h).is_empty());
+    assert!(!st.disconnecting());
+}

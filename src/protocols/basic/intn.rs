@@ -84,8 +84,8 @@ impl<const N: usize> Framing for IntPrefix<N> {
             },
             None => Decoded::NeedMore {
                 scan: 0,
-                // `length <= max_length`, so the sum fits.
-                frame_len: Some(N + length as usize),
+                // A peer-chosen length: no overflow even with an unbounded `max_length`.
+                frame_len: (length as usize).checked_add(N),
             },
         }
     }

@@ -117,7 +117,8 @@ impl Framing for Netstring {
         match rest.get(length) {
             None => Decoded::NeedMore {
                 scan: 0,
-                frame_len: Some(i + length + 1),
+                // A peer-chosen length: no overflow even with an unbounded `max_length`.
+                frame_len: length.checked_add(i + 1),
             },
             Some(b',') => Decoded::Frame {
                 consumed: i + length + 1,
