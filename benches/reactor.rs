@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use twistor::reactor::Reactor;
-use twistor::task::LoopingCall;
+use twistor::task::{LoopingCall, LoopingOptions};
 use twistor::time::DelayedCall;
 
 const N: usize = 100_000;
@@ -106,7 +106,7 @@ fn timers(c: &mut Criterion) {
                         let _ = r.stop();
                     }
                 });
-                let _ = check.start(0.01, false);
+                let _ = check.start_with(0.01, LoopingOptions { now: false });
                 let t = cpu_time();
                 reactor.run_without_signal_handlers().expect("run");
                 total += cpu_time() - t;
@@ -154,7 +154,7 @@ fn call_later_zero_loop(c: &mut Criterion) {
                 }
             });
             let t = Instant::now();
-            let _ = lc.start(0.0, true);
+            let _ = lc.start(0.0);
             reactor.run_without_signal_handlers().expect("run");
             t.elapsed()
         })

@@ -29,6 +29,7 @@ fn tester(clock: &Clock) -> (StringTransport, Handle<LineReceiver<Tester>>) {
     let h = st.connect(
         LineReceiver::new(Tester::new(clock))
             .with_delimiter(b"\n")
+            .unwrap()
             .with_max_length(64),
     );
     (st, h)
@@ -268,6 +269,7 @@ fn test_maximum_line_length_delimiter_split_everywhere() {
             let h = st.connect(
                 LineReceiver::new(Lines::default())
                     .with_delimiter(delimiter)
+                    .unwrap()
                     .with_max_length(5),
             );
             let mut data = Vec::new();
@@ -451,7 +453,13 @@ fn test_lines_after_lose_connection_discarded() {
 #[test]
 fn test_send_line() {
     let st = StringTransport::new();
-    let h = LineHandle::from(st.connect(LineReceiver::new(Lines::default()).with_delimiter(b"\n")));
+    let h = LineHandle::from(
+        st.connect(
+            LineReceiver::new(Lines::default())
+                .with_delimiter(b"\n")
+                .unwrap(),
+        ),
+    );
     h.with(|_, cx| {
         cx.send_line(b"one");
         cx.send_line(b"");
@@ -550,7 +558,11 @@ fn test_line_only_buffer() {
     let buf = b"foo\nbleakness\ndesolation\nplastic forks\n";
     for packet_size in 1..10 {
         let st = StringTransport::new();
-        let h = st.connect(LineOnlyReceiver::new(Lines::default()).with_delimiter(b"\n"));
+        let h = st.connect(
+            LineOnlyReceiver::new(Lines::default())
+                .with_delimiter(b"\n")
+                .unwrap(),
+        );
         deliver_in(&st, buf, packet_size);
         let lines: Vec<_> = h
             .with(|r, _| r.handler().events.clone())
@@ -628,7 +640,7 @@ fn netstring() -> (StringTransport, Handle<NetstringReceiver<Strings>>) {
 
 fn events<F>(h: &Handle<twistor::protocols::basic::StringReceiver<F, Strings>>) -> Vec<StringEvent>
 where
-    F: twistor::protocols::basic::Framing,
+    F: twistor::protocols::basic::StringFraming,
 {
     h.with(|r, _| r.handler().events.clone()).unwrap()
 }
@@ -1026,4 +1038,35 @@ fn self_close_under_string_transport_with_disconnection() {
         h.with(|p, _| p.0.clone()).unwrap(),
         ["after lose_connection", "ConnectionDone"]
     );
+}
+
+/// An empty delimiter is a configuration error, reported as a typed error (it used to panic).
+#[test]
+fn test_empty_delimiter_is_an_error() {
+    use twistor::protocols::basic::EmptyDelimiterError;
+    let r = LineReceiver::new(Lines::default()).with_delimiter(b"");
+    assert_eq!(
+        r.err().map(|e| e.to_string()),
+        Some(EmptyDelimiterError.to_string())
+    );
+    let r = LineOnlyReceiver::new(Lines::default()).with_delimiter(b"");
+    assert!(matches!(r, Err(EmptyDelimiterError)));
+}
+
+/// With no limit, a peer's huge declared length is only waited for: no overflow, no panic.
+#[test]
+fn test_huge_declared_lengths_without_a_limit() {
+    let st = StringTransport::new();
+    let h = st.connect(NetstringReceiver::new(Strings::default()).with_max_length(usize::MAX));
+    st.deliver(format!("{}:abc", usize::MAX).as_bytes());
+    st.deliver(b"def");
+    assert!(events(&h).is_empty());
+    let st = StringTransport::new();
+    let h =
+        st.connect(IntNStringReceiver::<8, _>::new(Strings::default()).with_max_length(usize::MAX));
+    st.deliver(&[0xff; 8]);
+    st.deliver(b"abc");
+    st.deliver(b"def");
+    assert!(events(&h).is_empty());
+    assert!(!st.disconnecting());
 }

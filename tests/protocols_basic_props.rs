@@ -43,6 +43,7 @@ fn run_tester(delimiter: &[u8], data: &[u8], cuts: &[usize]) -> Vec<Vec<u8>> {
     let h = st.connect(
         LineReceiver::new(Tester::new(&clock))
             .with_delimiter(delimiter)
+            .unwrap()
             .with_max_length(8),
     );
     deliver_cut(&st, data, cuts);
@@ -55,6 +56,7 @@ fn run_lines(delimiter: &[u8], data: &[u8], cuts: &[usize]) -> Vec<helpers::Line
     let h = st.connect(
         LineReceiver::new(Lines::default())
             .with_delimiter(delimiter)
+            .unwrap()
             .with_max_length(8),
     );
     deliver_cut(&st, data, cuts);
@@ -66,6 +68,7 @@ fn run_line_only(delimiter: &[u8], data: &[u8], cuts: &[usize]) -> Vec<helpers::
     let h = st.connect(
         LineOnlyReceiver::new(Lines::default())
             .with_delimiter(delimiter)
+            .unwrap()
             .with_max_length(8),
     );
     deliver_cut(&st, data, cuts);
@@ -79,7 +82,7 @@ fn run_strings<F>(
     cuts: &[usize],
 ) -> Vec<helpers::StringEvent>
 where
-    F: twistor::protocols::basic::Framing,
+    F: twistor::protocols::basic::StringFraming,
 {
     let clock = Clock::new();
     let st = StringTransport::new();

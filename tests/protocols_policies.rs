@@ -10,8 +10,8 @@ use std::rc::Rc;
 use twistor::error::ConnectionDone;
 use twistor::protocol::{Context, Factory, Protocol, for_protocol};
 use twistor::protocols::policies::{
-    IdleTimeout, TimeoutProtocol, WrapperPolicy, WrapperTransport, WrappingFactory,
-    throttling_factory, timeout_factory,
+    IdleTimeout, ThrottleOptions, TimeoutProtocol, WrapperPolicy, WrapperTransport,
+    WrappingFactory, throttling_factory, timeout_factory,
 };
 use twistor::testing::StringTransport;
 use twistor::testing::{AccumulatingProtocol, ReadState, connected_server_and_client};
@@ -98,7 +98,7 @@ fn test_reset_timeout() {
     let h = st.connect(TimeoutTester::new(&clock, None));
     assert_eq!(
         h.with(|p, cx| {
-            let prev = p.timeout.set_timeout(Some(1.0), cx);
+            let prev = p.timeout.set_timeout(Some(1.0), cx).unwrap();
             (prev, p.timeout.period())
         }),
         Some((None, Some(1.0)))
@@ -139,8 +139,8 @@ fn test_cancel_timeout() {
     let st = StringTransport::new();
     let h = st.connect(TimeoutTester::new(&clock, Some(5.0)));
     h.with(|p, cx| {
-        p.timeout.set_timeout(Some(1.0), cx);
-        p.timeout.set_timeout(None, cx);
+        p.timeout.set_timeout(Some(1.0), cx).unwrap();
+        p.timeout.set_timeout(None, cx).unwrap();
     });
     clock.pump(&[0.0, 5.0, 5.0, 5.0]);
     assert!(!timed_out(&h));
@@ -168,11 +168,11 @@ fn test_return() {
     let h = st.connect(TimeoutTester::new(&clock, Some(5.0)));
     let (a, b, c, now) = h
         .with(|p, cx| {
-            let a = p.timeout.set_timeout(Some(10.0), cx);
-            let b = p.timeout.set_timeout(None, cx);
-            let c = p.timeout.set_timeout(Some(1.0), cx);
+            let a = p.timeout.set_timeout(Some(10.0), cx).unwrap();
+            let b = p.timeout.set_timeout(None, cx).unwrap();
+            let c = p.timeout.set_timeout(Some(1.0), cx).unwrap();
             let now = p.timeout.period();
-            p.timeout.set_timeout(None, cx);
+            p.timeout.set_timeout(None, cx).unwrap();
             (a, b, c, now)
         })
         .unwrap();
@@ -196,7 +196,7 @@ struct Closer(IdleTimeout);
 
 impl Protocol for Closer {
     fn connection_made(&mut self, cx: &Context<Self>) {
-        self.0.set_timeout(Some(3.0), cx);
+        self.0.set_timeout(Some(3.0), cx).unwrap();
     }
     fn data_received(&mut self, _cx: &Context<Self>, _data: &[u8]) {
         self.0.reset_timeout();
@@ -249,7 +249,8 @@ fn timeout_setup() -> (Rc<Seen>, StringTransport, Clock) {
     let clock = Clock::new();
     let seen = Rc::new(Seen::default());
     let s = seen.clone();
-    let factory = timeout_factory(for_protocol(move || Simple(s.clone())), clock.clone(), 3.0);
+    let factory =
+        timeout_factory(for_protocol(move || Simple(s.clone())), clock.clone(), 3.0).unwrap();
     let proto = factory.build_protocol(&addr()).unwrap();
     let st = StringTransport::with_disconnection();
     st.connect(proto);
@@ -309,7 +310,8 @@ fn timeout_factory_over_iosim_closes_both_sides() {
     let clock = Clock::new();
     let seen = Rc::new(Seen::default());
     let s = seen.clone();
-    let factory = timeout_factory(for_protocol(move || Simple(s.clone())), clock.clone(), 3.0);
+    let factory =
+        timeout_factory(for_protocol(move || Simple(s.clone())), clock.clone(), 3.0).unwrap();
     let server = factory.build_protocol(&addr()).unwrap();
     let (_server, client, pump) =
         connected_server_and_client(server, AccumulatingProtocol::default());
@@ -348,7 +350,14 @@ impl Protocol for Sink {
 #[test]
 fn throttling_factory_refuses_beyond_max_connections() {
     let clock = Clock::new();
-    let factory = throttling_factory(for_protocol(|| Sink), clock.clone(), 2, None, None);
+    let factory = throttling_factory(
+        for_protocol(|| Sink),
+        clock.clone(),
+        ThrottleOptions {
+            max_connections: 2,
+            ..ThrottleOptions::default()
+        },
+    );
     let st1 = StringTransport::with_disconnection();
     st1.connect(factory.build_protocol(&addr()).expect("first admitted"));
     let st2 = StringTransport::with_disconnection();
@@ -373,7 +382,15 @@ fn throttling_factory_refuses_beyond_max_connections() {
 #[test]
 fn throttling_factory_pauses_reading_over_the_read_limit() {
     let clock = Clock::new();
-    let factory = throttling_factory(for_protocol(|| Sink), clock.clone(), 10, Some(10), None);
+    let factory = throttling_factory(
+        for_protocol(|| Sink),
+        clock.clone(),
+        ThrottleOptions {
+            max_connections: 10,
+            read_limit: Some(10),
+            ..ThrottleOptions::default()
+        },
+    );
     let busy = StringTransport::new();
     busy.connect(factory.build_protocol(&addr()).unwrap());
     let quiet = StringTransport::new();
@@ -450,9 +467,11 @@ fn throttling_factory_pauses_producers_over_the_write_limit() {
     let factory = throttling_factory(
         for_protocol(move || Writer(r.clone(), s.clone())),
         clock.clone(),
-        10,
-        None,
-        Some(100),
+        ThrottleOptions {
+            max_connections: 10,
+            write_limit: Some(100),
+            ..ThrottleOptions::default()
+        },
     );
     let st = StringTransport::new();
     st.connect(factory.build_protocol(&addr()).unwrap());
@@ -483,7 +502,14 @@ fn throttling_factory_refuses_over_tcp() {
 
     util::bounded(30, || {
         let reactor = Reactor::new().unwrap();
-        let factory = throttling_factory(for_protocol(|| Echo), reactor.clone(), 1, None, None);
+        let factory = throttling_factory(
+            for_protocol(|| Echo),
+            reactor.clone(),
+            ThrottleOptions {
+                max_connections: 1,
+                ..ThrottleOptions::default()
+            },
+        );
         let port = listen_tcp(&reactor, 0, Rc::new(factory), 50, "127.0.0.1")
             .unwrap()
             .port();
@@ -548,7 +574,7 @@ impl WrapperPolicy for Counting {
     fn bytes_written(&self, _w: &WrapperTransport, n: usize) {
         self.written.set(self.written.get() + n);
     }
-    fn connection_lost(&self, _w: &WrapperTransport) {
+    fn connection_lost(&self, _w: &WrapperTransport, _reason: &Failure) {
         self.lost.set(self.lost.get() + 1);
     }
 }
@@ -617,4 +643,304 @@ fn wrapping_factory_policy_can_refuse() {
     counting.refuse.set(false);
     assert!(factory.build_protocol(&addr()).is_some());
     assert_eq!(counting.made.get(), 0, "built, not connected");
+}
+
+// ---- policies compose with framing receivers ----------------------------------------------
+
+/// Twisted's `class Chat(LineReceiver, TimeoutMixin)`, line for line.
+struct Chat {
+    timeout: IdleTimeout,
+}
+
+impl twistor::protocols::basic::LineHandler for Chat {
+    fn connection_made(&mut self, cx: &twistor::protocols::basic::LineContext<Self>) {
+        self.timeout.set_timeout(Some(60.0), cx).unwrap();
+    }
+    fn line_received(&mut self, cx: &twistor::protocols::basic::LineContext<Self>, line: &[u8]) {
+        self.timeout.reset_timeout();
+        cx.send_line(line);
+    }
+}
+
+impl TimeoutProtocol<twistor::protocols::basic::LineContext<Self>> for Chat {
+    fn timeout_connection(&mut self, cx: &twistor::protocols::basic::LineContext<Self>) {
+        cx.transport().abort_connection();
+    }
+}
+
+#[test]
+fn chat_line_receiver_with_idle_timeout() {
+    use twistor::error::ConnectionAborted;
+    use twistor::protocols::basic::LineReceiver;
+
+    let clock = Clock::new();
+    let st = StringTransport::with_disconnection();
+    let h = st.connect(LineReceiver::new(Chat {
+        timeout: IdleTimeout::new(clock.clone()),
+    }));
+    clock.advance(30.0);
+    st.deliver(b"hello\r\n");
+    assert_eq!(st.value(), b"hello\r\n");
+    // 60 s from the last line, not from the connection.
+    clock.advance(59.9);
+    assert!(h.alive());
+    st.deliver(b"again\r\n");
+    clock.advance(59.9);
+    assert!(h.alive());
+    clock.advance(0.2);
+    assert!(!h.alive(), "idle for 60 s: aborted");
+    assert!(
+        st.lost_reason()
+            .is_some_and(|f| f.is::<ConnectionAborted>())
+    );
+    assert!(clock.get_delayed_calls().is_empty());
+}
+
+/// The same timeout inside a string handler: any receiver's context will do.
+#[test]
+fn idle_timeout_in_a_netstring_handler() {
+    use twistor::protocols::basic::{NetstringReceiver, StringContext, StringHandler};
+
+    struct Quiet(IdleTimeout);
+    impl StringHandler for Quiet {
+        fn connection_made(&mut self, cx: &StringContext<Self>) {
+            self.0.set_timeout(Some(5.0), cx).unwrap();
+        }
+        fn string_received(&mut self, _cx: &StringContext<Self>, _s: &[u8]) {
+            self.0.reset_timeout();
+        }
+    }
+    impl TimeoutProtocol<StringContext<Self>> for Quiet {}
+
+    let clock = Clock::new();
+    let st = StringTransport::new();
+    st.connect(NetstringReceiver::new(Quiet(IdleTimeout::new(
+        clock.clone(),
+    ))));
+    clock.advance(4.0);
+    st.deliver(b"2:hi,");
+    clock.advance(4.0);
+    assert!(!st.disconnecting());
+    clock.advance(1.0);
+    assert!(
+        st.disconnecting(),
+        "the default timeout_connection loses the connection"
+    );
+}
+
+#[test]
+fn idle_timeout_refuses_negative_and_nan_periods() {
+    use twistor::task::BadDuration;
+
+    let clock = Clock::new();
+    let st = StringTransport::new();
+    let h = st.connect(TimeoutTester::new(&clock, None));
+    let results = h
+        .with(|p, cx| {
+            (
+                p.timeout.set_timeout(Some(-1.0), cx),
+                p.timeout.set_timeout(Some(f64::NAN), cx).is_err(),
+                p.timeout.period(),
+            )
+        })
+        .unwrap();
+    assert_eq!(
+        results.0,
+        Err(BadDuration {
+            what: "timeout",
+            seconds: -1.0
+        })
+    );
+    assert!(results.1);
+    assert_eq!(results.2, None, "a refused period changes nothing");
+    assert!(clock.get_delayed_calls().is_empty());
+    assert!(timeout_factory(for_protocol(|| Sink), clock.clone(), f64::NAN).is_err());
+    assert!(timeout_factory(for_protocol(|| Sink), clock, -0.5).is_err());
+}
+
+/// A framing receiver's factory under the throttling and timeout factories.
+#[test]
+fn wrapping_factories_wrap_framing_receivers() {
+    use twistor::protocols::basic::{LineContext, LineHandler, LineReceiver};
+
+    struct Upper;
+    impl LineHandler for Upper {
+        fn line_received(&mut self, cx: &LineContext<Self>, line: &[u8]) {
+            cx.send_line(&line.to_ascii_uppercase());
+        }
+    }
+    let clock = Clock::new();
+    let throttled = throttling_factory(
+        timeout_factory(
+            for_protocol(|| LineReceiver::new(Upper)),
+            clock.clone(),
+            10.0,
+        )
+        .unwrap(),
+        clock.clone(),
+        ThrottleOptions {
+            max_connections: 1,
+            ..ThrottleOptions::default()
+        },
+    );
+    let st = StringTransport::with_disconnection();
+    st.connect(throttled.build_protocol(&addr()).unwrap());
+    assert!(
+        throttled.build_protocol(&addr()).is_none(),
+        "one connection at most"
+    );
+    st.deliver(b"abc\r\n");
+    assert_eq!(st.value(), b"ABC\r\n");
+    clock.advance(10.0);
+    assert!(st.disconnecting(), "idle for 10 s");
+}
+
+// ---- WrappingFactory as a client factory --------------------------------------------------
+
+#[test]
+fn wrapping_factory_forwards_client_hooks() {
+    use twistor::protocol::ClientFactory;
+    use twistor::reactor::Reactor;
+    use twistor::transport::tcp::{Connector, connect_tcp};
+
+    #[derive(Default)]
+    struct Client {
+        started: Cell<u32>,
+        failed: Cell<u32>,
+    }
+    impl Factory for Client {
+        type Protocol = Sink;
+        fn build_protocol(&self, _addr: &Address) -> Option<Sink> {
+            Some(Sink)
+        }
+    }
+    impl ClientFactory for Client {
+        fn started_connecting(&self, _c: &Connector) {
+            self.started.set(self.started.get() + 1);
+        }
+        fn client_connection_failed(&self, _c: &Connector, _reason: Failure) {
+            self.failed.set(self.failed.get() + 1);
+        }
+    }
+    struct Pass;
+    impl WrapperPolicy for Pass {}
+
+    util::bounded(30, || {
+        let reactor = Reactor::new().unwrap();
+        let factory = Rc::new(WrappingFactory::new(Client::default(), Pass));
+        let port = util::unused_port();
+        let _c = connect_tcp(&reactor, "127.0.0.1", port, factory.clone(), 5.0, None);
+        let r = reactor.clone();
+        let f = factory.clone();
+        let check = twistor::task::LoopingCall::new(reactor.clone(), move || {
+            if f.wrapped_factory().failed.get() > 0 {
+                let _ = r.stop();
+            }
+        });
+        let _d = check.start(0.01).unwrap();
+        reactor.run_without_signal_handlers().unwrap();
+        assert_eq!(factory.wrapped_factory().started.get(), 1);
+        assert_eq!(factory.wrapped_factory().failed.get(), 1);
+    });
+}
+
+// ---- LimitTotalConnectionsFactory ---------------------------------------------------------
+
+#[test]
+fn limit_total_connections_refuses_past_the_limit() {
+    use twistor::protocols::policies::LimitTotalConnectionsFactory;
+
+    let f = LimitTotalConnectionsFactory::new(for_protocol(|| Sink), 2);
+    let (a, b) = (
+        StringTransport::with_disconnection(),
+        StringTransport::with_disconnection(),
+    );
+    a.connect(f.build_protocol(&addr()).unwrap());
+    b.connect(f.build_protocol(&addr()).unwrap());
+    assert_eq!(f.connection_count(), 2);
+    assert!(f.build_protocol(&addr()).is_none());
+    a.transport().lose_connection();
+    assert_eq!(f.connection_count(), 1);
+    assert!(f.build_protocol(&addr()).is_some(), "room again");
+}
+
+#[test]
+fn limit_total_connections_serves_the_overflow_protocol() {
+    use twistor::protocols::policies::LimitTotalConnectionsFactory;
+
+    struct TooBusy;
+    impl Protocol for TooBusy {
+        fn connection_made(&mut self, cx: &Context<Self>) {
+            cx.transport().write(b"too busy\r\n");
+            cx.transport().lose_connection();
+        }
+        fn data_received(&mut self, _: &Context<Self>, _: &[u8]) {}
+    }
+    let f = LimitTotalConnectionsFactory::new(for_protocol(|| Echo), 1)
+        .with_overflow(for_protocol(|| TooBusy));
+    let normal = StringTransport::with_disconnection();
+    normal.connect(f.build_protocol(&addr()).unwrap());
+    let over = StringTransport::with_disconnection();
+    over.connect(f.build_protocol(&addr()).unwrap());
+    assert_eq!(over.value(), b"too busy\r\n");
+    assert!(over.disconnecting());
+    // The overflow connection counted while it lived, as in Twisted.
+    assert_eq!(f.connection_count(), 1);
+    normal.deliver(b"x");
+    assert_eq!(normal.value(), b"x");
+}
+
+// ---- TrafficLoggingFactory ----------------------------------------------------------------
+
+#[derive(Clone, Default)]
+struct SharedLog(Rc<RefCell<Vec<u8>>>);
+
+impl std::io::Write for SharedLog {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.borrow_mut().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn traffic_logging_factory_logs_each_connection() {
+    use twistor::protocols::basic::{LineContext, LineHandler, LineReceiver};
+    use twistor::protocols::policies::traffic_logging_factory_to;
+
+    struct Bye;
+    impl LineHandler for Bye {
+        fn line_received(&mut self, cx: &LineContext<Self>, line: &[u8]) {
+            cx.send_line(line);
+            cx.transport().lose_connection();
+        }
+    }
+    let log = SharedLog::default();
+    let f = traffic_logging_factory_to(
+        for_protocol(|| LineReceiver::new(Bye)),
+        log.clone(),
+        Some(16),
+    );
+    let first = StringTransport::with_disconnection();
+    first.connect(f.build_protocol(&addr()).unwrap());
+    let second = StringTransport::with_disconnection();
+    second.connect(f.build_protocol(&addr()).unwrap());
+    second.deliver(b"a very long line indeed\r\n");
+    first.deliver(b"hi\r\n");
+    let text = String::from_utf8(log.0.borrow().clone()).unwrap();
+    // Over 16 bytes: the first 16 - 12 kept, as Twisted's `_mungeData`.
+    assert_eq!(
+        text,
+        "*\n*\n\
+         C 2: b'a ve<... elided>'\n\
+         SV 2: [b'a ve<... elided>', b'\\r\\n']\n\
+         S 2: 'loseConnection'\n\
+         C 2: ConnectionDone: Connection was closed cleanly.\n\
+         C 1: b'hi\\r\\n'\n\
+         SV 1: [b'hi', b'\\r\\n']\n\
+         S 1: 'loseConnection'\n\
+         C 1: ConnectionDone: Connection was closed cleanly.\n"
+    );
 }

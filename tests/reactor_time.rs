@@ -299,7 +299,7 @@ fn test_looping_call_on_reactor() {
         *slot.borrow_mut() = Some(lc.clone());
         let start = reactor.seconds();
         let r = reactor.clone();
-        let done = lc.start(0.01, true).unwrap().add_callback(move |lc| {
+        let done = lc.start(0.01).unwrap().add_callback(move |lc| {
             r.stop().unwrap();
             lc
         });

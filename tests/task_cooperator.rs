@@ -34,7 +34,7 @@ fn scheduler_error(f: &Failure) -> Option<SchedulerError> {
 
 /// A cooperator whose ticks are one second apart (one `advance(1.0)` = one pump).
 fn coop_with(clock: &Clock, one_step_per_tick: bool) -> Cooperator {
-    let b = Cooperator::builder(clock.clone()).tick_delay(1.0);
+    let b = Cooperator::builder(clock.clone()).tick_delay(1.0).unwrap();
     if one_step_per_tick {
         b.termination(|| || true).build()
     } else {
@@ -216,6 +216,7 @@ fn test_resource_exhaustion() {
     let s = stopped.clone();
     let c = Cooperator::builder(clock.clone())
         .tick_delay(1.0)
+        .unwrap()
         .termination(move || {
             let s = s.clone();
             move || s.get()
@@ -702,6 +703,7 @@ fn test_not_started_waits_for_start() {
     let clock = Clock::new();
     let coop = Cooperator::builder(clock.clone())
         .tick_delay(1.0)
+        .unwrap()
         .started(false)
         .build();
     let d = coop.coiterate(vec![(), ()]);
@@ -842,4 +844,36 @@ fn test_debug() {
         "the task was not paused"
     );
     coop.stop();
+}
+
+/// A time slice or tick delay that is negative, NaN or infinite is a clear error (an infinite
+/// slice used to panic when the cooperator was built).
+#[test]
+fn test_bad_durations_are_refused() {
+    use twistor::task::BadDuration;
+    for bad in [-1.0, f64::NAN, f64::INFINITY] {
+        let e = Cooperator::builder(Clock::new()).time_slice(bad).err();
+        assert!(
+            matches!(
+                e,
+                Some(BadDuration {
+                    what: "time_slice",
+                    ..
+                })
+            ),
+            "{bad}"
+        );
+        let e = Cooperator::builder(Clock::new()).tick_delay(bad).err();
+        assert!(
+            matches!(
+                e,
+                Some(BadDuration {
+                    what: "tick_delay",
+                    ..
+                })
+            ),
+            "{bad}"
+        );
+    }
+    assert!(Cooperator::builder(Clock::new()).time_slice(0.0).is_ok());
 }

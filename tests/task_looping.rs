@@ -13,7 +13,7 @@ mod util;
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
-use twistor::task::{Clock, LoopingCall, LoopingCallError};
+use twistor::task::{Clock, LoopingCall, LoopingCallError, LoopingOptions};
 use twistor::testing::{assert_no_result, failure_result_of, success_result_of};
 use twistor::{Deferred, Failure};
 use util::Log;
@@ -65,7 +65,7 @@ fn test_basic_function() {
     let calls = Log::new();
     let c = calls.clone();
     let lc = LoopingCall::new(clock.clone(), move || c.push(("a", "b", None::<&str>, "d")));
-    let d = lc.start(0.1, true).unwrap();
+    let d = lc.start(0.1).unwrap();
     let result = Rc::new(RefCell::new(None));
     let r = result.clone();
     let _ = d.add_callback(move |lc| *r.borrow_mut() = Some(lc));
@@ -88,7 +88,7 @@ fn test_delayed_start() {
     let calls = Log::new();
     let c = calls.clone();
     let lc = LoopingCall::new(clock.clone(), move || c.push(()));
-    let d = lc.start(0.1, false).unwrap();
+    let d = lc.start_with(0.1, LoopingOptions { now: false }).unwrap();
     clock.pump(&[0.05, 0.1, 0.1]);
     assert_eq!(calls.len(), 2, "got {} iterations, not 2", calls.len());
     lc.stop().unwrap();
@@ -101,11 +101,11 @@ fn test_delayed_start() {
 fn test_bad_delay() {
     let lc = LoopingCall::new(Clock::new(), || ());
     assert_eq!(
-        lc.start(-1.0, true).err(),
+        lc.start(-1.0).err(),
         Some(LoopingCallError::BadInterval(-1.0))
     );
     assert!(matches!(
-        lc.start(f64::NAN, true),
+        lc.start(f64::NAN),
         Err(LoopingCallError::BadInterval(_))
     ));
     assert!(!lc.running());
@@ -120,7 +120,7 @@ fn stopping_test(delay: f64) {
     let ran = Rc::new(Cell::new(false));
     let r = ran.clone();
     let lc = LoopingCall::new(clock.clone(), move || r.set(true));
-    let d = lc.start(delay, false).unwrap();
+    let d = lc.start_with(delay, LoopingOptions { now: false }).unwrap();
     lc.stop().unwrap();
     assert!(!ran.get());
     assert!(clock.get_delayed_calls().is_empty());
@@ -148,7 +148,7 @@ fn test_reset() {
     let ran = Rc::new(Cell::new(0));
     let r = ran.clone();
     let lc = LoopingCall::new(clock.clone(), move || r.set(r.get() + 1));
-    let _d = lc.start(2.0, false).unwrap();
+    let _d = lc.start_with(2.0, LoopingOptions { now: false }).unwrap();
     clock.advance(1.0);
     lc.reset().unwrap();
     assert_eq!(lc.starttime(), Some(1.0));
@@ -166,7 +166,7 @@ fn test_reactor_time_skips() {
     let times = Log::new();
     let (c, t) = (clock.clone(), times.clone());
     let lc = LoopingCall::new(clock.clone(), move || t.push(c.seconds()));
-    let _d = lc.start(0.5, true).unwrap();
+    let _d = lc.start(0.5).unwrap();
     assert_eq!(times.get(), [0.0]);
     clock.advance(2.0);
     assert_eq!(times.get(), [0.0, 2.0]);
@@ -185,7 +185,7 @@ fn test_reactor_time_skips_late_call_runs_once() {
     let times = Log::new();
     let (c, t) = (clock.clone(), times.clone());
     let lc = LoopingCall::new(clock.clone(), move || t.push(c.seconds()));
-    let _d = lc.start(1.0, true).unwrap();
+    let _d = lc.start(1.0).unwrap();
     clock.pump(&[0.5, 0.5, 3.2, 0.8]);
     assert_eq!(times.get(), [0.0, 1.0, 4.2, 5.0]);
     lc.stop().unwrap();
@@ -200,7 +200,7 @@ fn test_reactor_time_count_skips() {
     let lc = LoopingCall::with_count(clock.clone(), move |n| t.push((c.seconds(), n)));
     const INTERVAL: f64 = 0.5;
     const REALISTIC_DELAY: f64 = 0.01;
-    let _d = lc.start(INTERVAL, true).unwrap();
+    let _d = lc.start(INTERVAL).unwrap();
     assert_eq!(times.get(), [(0.0, 1)]);
 
     clock.advance(INTERVAL + REALISTIC_DELAY);
@@ -227,7 +227,7 @@ fn test_with_count_skips_example() {
     let seen = Log::new();
     let (c, s) = (clock.clone(), seen.clone());
     let lc = LoopingCall::with_count(clock.clone(), move |n| s.push((c.seconds(), n)));
-    let _d = lc.start(1.0, true).unwrap();
+    let _d = lc.start(1.0).unwrap();
     clock.advance(3.5);
     clock.advance(0.5);
     assert_eq!(seen.get(), [(0.0, 1), (3.5, 3), (4.0, 1)]);
@@ -243,7 +243,7 @@ fn test_count_lengthy_interval_counts() {
     let lc = LoopingCall::with_count(clock.clone(), move |n| t.push((c.seconds(), n)));
     const INTERVAL: f64 = 0.5;
     const REALISTIC_DELAY: f64 = 0.01;
-    let _d = lc.start(INTERVAL, true).unwrap();
+    let _d = lc.start(INTERVAL).unwrap();
     assert_eq!(times.get().last(), Some(&(0.0, 1)));
     clock.advance(INTERVAL + REALISTIC_DELAY);
     assert_eq!(times.get().last(), Some(&(INTERVAL + REALISTIC_DELAY, 1)));
@@ -272,7 +272,9 @@ fn test_with_count_floating_point_boundary() {
     let count = 10;
     let timespan = 1.0;
     let interval = timespan / count as f64;
-    let _d = lc.start(interval, false).unwrap();
+    let _d = lc
+        .start_with(interval, LoopingOptions { now: false })
+        .unwrap();
     for _ in 0..count {
         clock.advance(interval);
     }
@@ -299,7 +301,7 @@ fn test_with_count_interval_zero() {
         }
     });
     *s.borrow_mut() = Some(lc.clone());
-    let d = lc.start(0.0, false).unwrap();
+    let d = lc.start_with(0.0, LoopingOptions { now: false }).unwrap();
     clock.advance(0.0);
     assert!(success_result_of(&d).ptr_eq(&lc));
     assert_eq!(acc.get(), [1, 1, 1, 1, 1]);
@@ -325,7 +327,7 @@ fn test_with_count_interval_zero_delay() {
         Deferred::succeed(())
     });
     *s.borrow_mut() = Some(lc.clone());
-    let _d = lc.start(0.0, false).unwrap();
+    let _d = lc.start_with(0.0, LoopingOptions { now: false }).unwrap();
     clock.advance(0.0);
     assert_eq!(acc.get(), [1, 1]);
     clock.advance(2.0);
@@ -352,7 +354,7 @@ fn test_with_count_interval_zero_delay_then_non_zero_interval() {
             Deferred::succeed(())
         }
     });
-    let _d = lc.start(0.0, false).unwrap();
+    let _d = lc.start_with(0.0, LoopingOptions { now: false }).unwrap();
     clock.advance(10.0);
     assert_eq!(acc.get(), [1, 1]);
     lc.set_interval(2.0).unwrap();
@@ -377,7 +379,7 @@ fn test_callback_time_skips() {
         t.push(c.seconds());
         c.advance(dur.get());
     });
-    let _d = lc.start(0.5, true).unwrap();
+    let _d = lc.start(0.5).unwrap();
     assert_eq!(times.get(), [0.0]);
     assert_eq!(clock.seconds(), 2.0);
 
@@ -407,7 +409,7 @@ fn test_callback_time_skips() {
 fn test_failure() {
     let clock = Clock::new();
     let lc = LoopingCall::new(clock.clone(), || Err(TestException("bar").into()));
-    let d = lc.start(0.1, true).unwrap();
+    let d = lc.start(0.1).unwrap();
     let f = failure_result_of(&d);
     assert_eq!(f.downcast_ref::<TestException>().unwrap().0, "bar");
     assert!(!lc.running());
@@ -426,7 +428,7 @@ fn test_fail_and_stop() {
         Err(TestException("bar").into())
     });
     *s.borrow_mut() = Some(lc.clone());
-    let d = lc.start(0.1, true).unwrap();
+    let d = lc.start(0.1).unwrap();
     assert!(failure_result_of(&d).is::<TestException>());
     assert!(!lc.running());
     assert!(clock.get_delayed_calls().is_empty());
@@ -445,7 +447,7 @@ fn test_panic_is_failure() {
             panic!("second call");
         }
     });
-    let d = lc.start(1.0, true).unwrap();
+    let d = lc.start(1.0).unwrap();
     clock.advance(1.0);
     let f = failure_result_of(&d);
     assert_eq!(
@@ -473,7 +475,7 @@ fn test_every_iteration() {
         }
     });
     *s.borrow_mut() = Some(lc.clone());
-    let d = lc.start(0.0, true).unwrap();
+    let d = lc.start(0.0).unwrap();
     clock.advance(0.0);
     success_result_of(&d);
     assert_eq!(ran.get(), 6);
@@ -487,7 +489,7 @@ fn test_stop_at_once_later() {
     let ran = Rc::new(Cell::new(false));
     let r = ran.clone();
     let lc = LoopingCall::new(clock.clone(), move || r.set(true));
-    let d = lc.start(1.0, false).unwrap();
+    let d = lc.start_with(1.0, LoopingOptions { now: false }).unwrap();
     let lc2 = lc.clone();
     clock.call_later(0.0, move || lc2.stop().unwrap());
     clock.advance(0.0);
@@ -513,7 +515,7 @@ fn test_wait_deferred() {
         fired
     });
     *s.borrow_mut() = Some(lc.clone());
-    let done = lc.start(0.2, true).unwrap();
+    let done = lc.start(0.2).unwrap();
     clock.pump(&[0.2, 0.8]);
     assert_eq!(calls.get(), 1);
     assert!(clock.get_delayed_calls().is_empty());
@@ -533,7 +535,7 @@ fn test_failure_propagation() {
         c.call_later(0.3, move || d2.errback(TestException("late")).unwrap());
         d
     });
-    let d = lc.start(1.0, true).unwrap();
+    let d = lc.start(1.0).unwrap();
     assert_no_result(&d);
     clock.pump(&[0.3]);
     assert!(failure_result_of(&d).is::<TestException>());
@@ -556,7 +558,7 @@ fn test_deferred_with_count() {
             Deferred::succeed(())
         }
     });
-    let _done = lc.start(0.2, false).unwrap();
+    let _done = lc.start_with(0.2, LoopingOptions { now: false }).unwrap();
     assert!(counts.is_empty());
     clock.pump(&[0.2, 0.4]);
     assert_eq!(counts.len(), 1);
@@ -573,9 +575,9 @@ fn test_start_twice_and_stop_twice_are_errors() {
     let clock = Clock::new();
     let lc = LoopingCall::new(clock.clone(), || ());
     assert_eq!(lc.reset(), Err(LoopingCallError::NotRunning));
-    let _d = lc.start(1.0, false).unwrap();
+    let _d = lc.start_with(1.0, LoopingOptions { now: false }).unwrap();
     assert_eq!(
-        lc.start(1.0, false).err(),
+        lc.start_with(1.0, LoopingOptions { now: false }).err(),
         Some(LoopingCallError::AlreadyRunning)
     );
     lc.stop().unwrap();
@@ -589,12 +591,12 @@ fn test_restart_after_stop() {
     let times = Log::new();
     let (c, t) = (clock.clone(), times.clone());
     let lc = LoopingCall::new(clock.clone(), move || t.push(c.seconds()));
-    let d1 = lc.start(1.0, true).unwrap();
+    let d1 = lc.start(1.0).unwrap();
     clock.advance(1.0);
     lc.stop().unwrap();
     success_result_of(&d1);
     clock.advance(5.5);
-    let d2 = lc.start(2.0, false).unwrap();
+    let d2 = lc.start_with(2.0, LoopingOptions { now: false }).unwrap();
     assert_eq!(lc.starttime(), Some(6.5));
     clock.pump(&[2.0, 2.0]);
     assert_eq!(times.get(), [0.0, 1.0, 8.5, 10.5]);
@@ -614,7 +616,7 @@ fn test_stop_while_waiting_fires_when_deferred_completes() {
         n.set(n.get() + 1);
         p.clone()
     });
-    let d = lc.start(1.0, true).unwrap();
+    let d = lc.start(1.0).unwrap();
     lc.stop().unwrap();
     assert!(!lc.running());
     assert_no_result(&d);
@@ -638,7 +640,7 @@ fn test_callable_resets_itself() {
         lc_of(&s2).reset().unwrap();
     });
     *s.borrow_mut() = Some(lc.clone());
-    let _d = lc.start(1.0, true).unwrap();
+    let _d = lc.start(1.0).unwrap();
     clock.pump(&[1.0, 1.0]);
     assert_eq!(times.get(), [0.0, 1.0, 2.0]);
     lc.stop().unwrap();
@@ -656,11 +658,11 @@ fn test_restart_now_from_inside_is_refused() {
         let lc = lc_of(&s2);
         if lc.running() {
             lc.stop().unwrap();
-            sn.push(lc.start(1.0, true).err());
+            sn.push(lc.start(1.0).err());
         }
     });
     *s.borrow_mut() = Some(lc.clone());
-    let d = lc.start(1.0, true).unwrap();
+    let d = lc.start(1.0).unwrap();
     assert_eq!(seen.get(), [Some(LoopingCallError::Reentrant)]);
     success_result_of(&d);
     assert!(!lc.running());
@@ -681,11 +683,11 @@ fn test_restart_later_from_inside() {
         if rs.borrow().is_none() {
             let lc = lc_of(&s2);
             lc.stop().unwrap();
-            *rs.borrow_mut() = Some(lc.start(3.0, false).unwrap());
+            *rs.borrow_mut() = Some(lc.start_with(3.0, LoopingOptions { now: false }).unwrap());
         }
     });
     *s.borrow_mut() = Some(lc.clone());
-    let first = lc.start(1.0, true).unwrap();
+    let first = lc.start(1.0).unwrap();
     assert!(success_result_of(&first).ptr_eq(&lc));
     assert!(lc.running());
     assert_eq!(clock.get_delayed_calls().len(), 1);
@@ -713,9 +715,9 @@ fn test_restart_while_previous_call_in_flight() {
             Deferred::succeed(())
         }
     });
-    let first = lc.start(1.0, true).unwrap();
+    let first = lc.start(1.0).unwrap();
     lc.stop().unwrap();
-    let second = lc.start(1.0, false).unwrap();
+    let second = lc.start_with(1.0, LoopingOptions { now: false }).unwrap();
     assert_no_result(&first);
     pending.callback(()).unwrap();
     assert!(success_result_of(&first).ptr_eq(&lc));
@@ -735,7 +737,7 @@ fn test_runs_without_handles() {
     let n = Rc::new(Cell::new(0));
     let n2 = n.clone();
     let d = LoopingCall::new(clock.clone(), move || n2.set(n2.get() + 1))
-        .start(1.0, true)
+        .start(1.0)
         .unwrap();
     clock.pump(&[1.0, 1.0]);
     assert_eq!(n.get(), 3);
@@ -752,7 +754,7 @@ fn test_accessors_and_debug() {
     assert_eq!(lc.starttime(), None);
     assert!(lc.call().is_none());
     assert_eq!(format!("{lc:?}"), "LoopingCall<None>(running: false)");
-    let _d = lc.start(0.5, false).unwrap();
+    let _d = lc.start_with(0.5, LoopingOptions { now: false }).unwrap();
     assert_eq!(lc.interval(), Some(0.5));
     assert_eq!(lc.call().unwrap().get_time(), 0.5);
     assert_eq!(format!("{lc:?}"), "LoopingCall<0.5>(running: true)");
@@ -769,9 +771,25 @@ fn test_accessors_and_debug() {
 fn test_interval_zero_schedules_call_later_zero() {
     let clock = Clock::new();
     let lc = LoopingCall::new(clock.clone(), || Deferred::<()>::succeed(()));
-    let _d = lc.start(0.0, false).unwrap();
+    let _d = lc.start_with(0.0, LoopingOptions { now: false }).unwrap();
     let calls = clock.get_delayed_calls();
     assert_eq!(calls.len(), 1);
     assert_eq!(calls[0].get_time(), 0.0);
     lc.stop().unwrap();
+}
+
+/// `start(interval)` is Twisted's `start(interval)`: `now` defaults to true.
+#[test]
+fn test_start_defaults_to_now() {
+    let clock = Clock::new();
+    let n = Rc::new(Cell::new(0));
+    let m = n.clone();
+    let lc = LoopingCall::new(clock.clone(), move || m.set(m.get() + 1));
+    let _d = lc.start(1.0).unwrap();
+    assert_eq!(n.get(), 1);
+    lc.stop().unwrap();
+    let _d = lc.start_with(1.0, LoopingOptions { now: false }).unwrap();
+    assert_eq!(n.get(), 1);
+    clock.advance(1.0);
+    assert_eq!(n.get(), 2);
 }

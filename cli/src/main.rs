@@ -5,6 +5,10 @@
 //! twistor reverse --port 9999 [--max-lines 10]
 //! twistor reverse-client --port 9999 Hello
 //! twistor portforward --port 8080 --dest-host 127.0.0.1 --dest-port 8000
+//! twistor discard --port 9
+//! twistor chargen --port 19
+//! twistor qotd --port 17
+//! twistor daytime --port 13
 //! ```
 //! Each server listens on 127.0.0.1 unless `--interface` says otherwise, logs through `log`
 //! (`RUST_LOG=info` for more), and stops cleanly on Ctrl-C or SIGTERM.
@@ -79,6 +83,45 @@ enum Command {
         #[arg(long)]
         dest_port: u16,
     },
+    /// Reads and drops everything (RFC 863).
+    Discard {
+        /// Port to listen on (0: any free port, printed at start).
+        #[arg(long)]
+        port: u16,
+        /// Interface to listen on.
+        #[arg(long, default_value = "127.0.0.1")]
+        interface: String,
+    },
+    /// Writes printable characters forever, as fast as the client reads (RFC 864).
+    Chargen {
+        /// Port to listen on (0: any free port, printed at start).
+        #[arg(long)]
+        port: u16,
+        /// Interface to listen on.
+        #[arg(long, default_value = "127.0.0.1")]
+        interface: String,
+    },
+    /// Writes a quote, then closes (RFC 865).
+    Qotd {
+        /// Port to listen on (0: any free port, printed at start).
+        #[arg(long)]
+        port: u16,
+        /// Interface to listen on.
+        #[arg(long, default_value = "127.0.0.1")]
+        interface: String,
+        /// The quote (a line; `\r\n` is added). Twisted's apple by default.
+        #[arg(long)]
+        quote: Option<String>,
+    },
+    /// Writes the date and time (UTC, as C's asctime), then closes (RFC 867).
+    Daytime {
+        /// Port to listen on (0: any free port, printed at start).
+        #[arg(long)]
+        port: u16,
+        /// Interface to listen on.
+        #[arg(long, default_value = "127.0.0.1")]
+        interface: String,
+    },
 }
 
 fn main() {
@@ -103,6 +146,14 @@ fn main() {
             dest_host,
             dest_port,
         } => servers::portforward(port, &interface, &dest_host, dest_port),
+        Command::Discard { port, interface } => servers::discard(port, &interface),
+        Command::Chargen { port, interface } => servers::chargen(port, &interface),
+        Command::Qotd {
+            port,
+            interface,
+            quote,
+        } => servers::qotd(port, &interface, quote.as_deref()),
+        Command::Daytime { port, interface } => servers::daytime(port, &interface),
     };
     std::process::exit(code);
 }

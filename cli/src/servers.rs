@@ -4,20 +4,12 @@ use std::rc::Rc;
 
 use std::cell::Cell;
 
-use twistor::protocol::{Context, Factory, Protocol, for_protocol};
+use twistor::protocol::{Factory, for_protocol};
 use twistor::protocols::portforward::proxy_factory;
 use twistor::protocols::reverse::{RemoteReverser, reverse_factory};
+use twistor::protocols::wire::{Chargen, Daytime, Discard, Echo, Qotd};
 use twistor::reactor::Reactor;
 use twistor::transport::tcp::listen_tcp;
-
-/// Echoes every byte back.
-struct Echo;
-
-impl Protocol for Echo {
-    fn data_received(&mut self, cx: &Context<Self>, data: &[u8]) {
-        cx.transport().write(data);
-    }
-}
 
 fn new_reactor(name: &str) -> Option<Reactor> {
     match Reactor::new() {
@@ -167,4 +159,28 @@ pub fn portforward(port: u16, interface: &str, dest_host: &str, dest_port: u16) 
     };
     let factory = proxy_factory(&reactor, dest_host, dest_port);
     serve_on(&reactor, "portforward", port, interface, factory)
+}
+
+/// `twistor discard`.
+pub fn discard(port: u16, interface: &str) -> i32 {
+    serve("discard", port, interface, for_protocol(|| Discard))
+}
+
+/// `twistor chargen`.
+pub fn chargen(port: u16, interface: &str) -> i32 {
+    serve("chargen", port, interface, for_protocol(Chargen::default))
+}
+
+/// `twistor qotd`: `quote` is a line, sent with `\r\n`.
+pub fn qotd(port: u16, interface: &str, quote: Option<&str>) -> i32 {
+    let qotd = match quote {
+        Some(q) => Qotd::new(format!("{q}\r\n").as_bytes()),
+        None => Qotd::default(),
+    };
+    serve("qotd", port, interface, for_protocol(move || qotd.clone()))
+}
+
+/// `twistor daytime`.
+pub fn daytime(port: u16, interface: &str) -> i32 {
+    serve("daytime", port, interface, for_protocol(|| Daytime))
 }

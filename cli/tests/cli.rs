@@ -321,3 +321,54 @@ fn echo_and_reverse_on_several_threads() {
         interrupt(server, libc::SIGINT);
     }
 }
+
+#[test]
+fn discard_reads_and_answers_nothing() {
+    let (server, port) = start("discard", &[]);
+    let mut conn = connect_local(port);
+    conn.write_all(&pattern(1 << 16)).unwrap();
+    conn.shutdown(std::net::Shutdown::Write).unwrap();
+    assert_eq!(read_to_eof(&mut conn), b"");
+    interrupt(server, libc::SIGINT);
+}
+
+#[test]
+fn chargen_streams_the_noise() {
+    const NOISE: &[u8] = b"@ABCDEFGHIJKLMNOPQRSTUVWXYZ[\\]^_`abcdefghijklmnopqrstuvwxyz{|}~ !\"#$%&'()*+,-./0123456789:;<=>?";
+    let (server, port) = start("chargen", &[]);
+    let mut conn = connect_local(port);
+    let got = read_exact_bytes(&mut conn, 1 << 20);
+    for (i, b) in got.iter().enumerate() {
+        assert_eq!(*b, NOISE[i % NOISE.len()], "byte {i}");
+    }
+    drop(conn);
+    interrupt(server, libc::SIGTERM);
+}
+
+#[test]
+fn qotd_writes_one_quote_and_closes() {
+    let (server, port) = start("qotd", &[]);
+    let mut conn = connect_local(port);
+    assert_eq!(
+        read_to_eof(&mut conn),
+        b"An apple a day keeps the doctor away.\r\n"
+    );
+    drop(conn);
+    let (server2, port2) = start("qotd", &["--quote", "Be kind."]);
+    assert_eq!(read_to_eof(&mut connect_local(port2)), b"Be kind.\r\n");
+    interrupt(server, libc::SIGINT);
+    interrupt(server2, libc::SIGINT);
+}
+
+#[test]
+fn daytime_writes_the_time_and_closes() {
+    let (server, port) = start("daytime", &[]);
+    let mut conn = connect_local(port);
+    let text = String::from_utf8(read_to_eof(&mut conn)).unwrap();
+    assert_eq!(text.len(), 26, "{text:?}");
+    assert!(text.ends_with("\r\n"), "{text:?}");
+    let fields: Vec<&str> = text.split_whitespace().collect();
+    assert_eq!(fields.len(), 5, "{text:?}");
+    assert_eq!(fields[3].matches(':').count(), 2, "{text:?}");
+    interrupt(server, libc::SIGINT);
+}

@@ -17,6 +17,7 @@ fn run(config: u8, data: &[u8], seed: Option<u8>) -> Vec<common::Event> {
     let h = st.connect(
         LineReceiver::new(Recorder::default())
             .with_delimiter(DELIMITERS[usize::from(config & 3)])
+            .expect("the fuzz delimiters are not empty")
             .with_max_length(usize::from(config >> 2)),
     );
     match seed {

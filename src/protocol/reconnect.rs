@@ -1,13 +1,20 @@
 //! `ReconnectingClientFactory`: reconnect with exponential back-off (Twisted's).
 //!
 //! After a failed attempt or a lost connection, while still trying: `retries += 1`; give up
-//! past `max_retries`; `delay = min(delay * factor, max_delay)`; with jitter, `delay` is drawn
-//! from a normal distribution around itself (`delay * jitter` standard deviation); then
-//! `connector.connect()` runs after `delay` on the given clock. The multiplication comes before
-//! the first wait, so with the defaults the first retry waits about e seconds. The delay is
-//! never reset by itself: call [`reset_delay`](ReconnectingClientFactory::reset_delay) once a
-//! connection works (e.g. in `connection_made`). `stop_trying` cancels a pending retry and stops
-//! an attempt in progress.
+//! past `max_retries`; with jitter, `delay` is first drawn from a normal distribution around
+//! itself (`delay * jitter` standard deviation, kept as the new delay); `connector.connect()` is
+//! scheduled after `delay` on the given clock; only then `delay = min(delay * factor,
+//! max_delay)`. So the first retry waits `initial_delay` (1 s by default), the next ones about
+//! e, e², ... seconds, up to `max_delay`.
+//!
+//! The jitter's random numbers come from a generator seeded from entropy, so clients started
+//! together (in one process or many) spread their retries instead of hammering a recovering
+//! server in lockstep; [`with_seed`](ReconnectingClientFactory::with_seed) makes them
+//! reproducible for tests.
+//!
+//! The delay is never reset by itself: call
+//! [`reset_delay`](ReconnectingClientFactory::reset_delay) once a connection works (e.g. in
+//! `connection_made`). `stop_trying` cancels a pending retry and stops an attempt in progress.
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -50,6 +57,39 @@ pub struct Backoff {
     pub max_retries: Option<u32>,
 }
 
+/// A [`Backoff`] parameter that is NaN or negative (or an infinite `initial_delay`).
+///
+/// ```
+/// use twistor::protocol::reconnect::BadBackoff;
+/// let e = BadBackoff { field: "jitter", value: -1.0 };
+/// assert_eq!(e.to_string(), "back-off jitter must be >= 0, not -1");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, thiserror::Error)]
+#[error("back-off {field} must be >= 0, not {value}")]
+pub struct BadBackoff {
+    /// The parameter's name.
+    pub field: &'static str,
+    /// The refused value.
+    pub value: f64,
+}
+
+impl Backoff {
+    fn check(&self) -> Result<(), BadBackoff> {
+        let fields = [
+            ("max_delay", self.max_delay, true),
+            ("initial_delay", self.initial_delay, false),
+            ("factor", self.factor, true),
+            ("jitter", self.jitter, false),
+        ];
+        for (field, value, may_be_infinite) in fields {
+            if value.is_nan() || value < 0.0 || (value.is_infinite() && !may_be_infinite) {
+                return Err(BadBackoff { field, value });
+            }
+        }
+        Ok(())
+    }
+}
+
 impl Default for Backoff {
     fn default() -> Self {
         Backoff {
@@ -82,13 +122,15 @@ impl Default for Backoff {
 ///
 /// let clock = Clock::new();
 /// let f = ReconnectingClientFactory::new(for_protocol(|| P), clock.clone())
-///     .with_backoff(Backoff { jitter: 0.0, ..Backoff::default() });
+///     .with_backoff(Backoff { jitter: 0.0, ..Backoff::default() })?;
 /// let fake = Rc::new(Fake(Default::default()));
 /// f.connection_failed(fake.clone(), Failure::msg("refused"));
-/// clock.advance(2.7);
+/// clock.advance(0.99);
 /// assert_eq!(fake.0.get(), 0);
-/// clock.advance(0.02); // e seconds after the failure
+/// clock.advance(0.01); // the initial delay after the failure
 /// assert_eq!(fake.0.get(), 1);
+/// assert_eq!(f.delay(), std::f64::consts::E); // the next retry waits e seconds
+/// # Ok::<(), twistor::protocol::reconnect::BadBackoff>(())
 /// ```
 pub struct ReconnectingClientFactory<F: Factory> {
     inner: F,
@@ -99,7 +141,7 @@ pub struct ReconnectingClientFactory<F: Factory> {
     continue_trying: Cell<bool>,
     connector: RefCell<Option<Rc<dyn Connectable>>>,
     call: RefCell<Option<DelayedCall>>,
-    rng: Cell<u64>,
+    rng: RefCell<fastrand::Rng>,
 }
 
 impl<F: Factory> ReconnectingClientFactory<F> {
@@ -115,20 +157,56 @@ impl<F: Factory> ReconnectingClientFactory<F> {
             continue_trying: Cell::new(true),
             connector: RefCell::new(None),
             call: RefCell::new(None),
-            rng: Cell::new(0x9E37_79B9_7F4A_7C15),
+            rng: RefCell::new(fastrand::Rng::new()),
         }
     }
 
-    /// Sets the back-off parameters (and resets the delay to the new initial delay).
-    pub fn with_backoff(mut self, backoff: Backoff) -> Self {
+    /// Sets the back-off parameters (and resets the delay to the new initial delay). A NaN
+    /// or negative parameter is refused ([`BadBackoff`]); `max_delay` may be infinite.
+    ///
+    /// ```
+    /// use twistor::protocol::{for_protocol, Context, Protocol};
+    /// use twistor::protocol::reconnect::{Backoff, ReconnectingClientFactory};
+    /// use twistor::Clock;
+    ///
+    /// struct P;
+    /// impl Protocol for P { fn data_received(&mut self, _: &Context<Self>, _: &[u8]) {} }
+    /// let f = ReconnectingClientFactory::new(for_protocol(|| P), Clock::new());
+    /// let err = f.with_backoff(Backoff { factor: f64::NAN, ..Backoff::default() }).err();
+    /// assert_eq!(err.map(|e| e.to_string()).as_deref(), Some("back-off factor must be >= 0, not NaN"));
+    /// ```
+    pub fn with_backoff(mut self, backoff: Backoff) -> Result<Self, BadBackoff> {
+        backoff.check()?;
         self.backoff = backoff;
         self.delay.set(backoff.initial_delay);
-        self
+        Ok(self)
     }
 
-    /// Seeds the jitter's random numbers (for reproducible tests).
+    /// Seeds the jitter's random numbers, for reproducible tests (by default they are seeded
+    /// from entropy, so that clients do not retry in lockstep).
+    ///
+    /// ```
+    /// use std::rc::Rc;
+    /// use twistor::protocol::{for_protocol, Context, Protocol};
+    /// use twistor::protocol::reconnect::{Connectable, ReconnectingClientFactory};
+    /// use twistor::{Clock, Failure};
+    ///
+    /// struct P;
+    /// impl Protocol for P { fn data_received(&mut self, _: &Context<Self>, _: &[u8]) {} }
+    /// struct Fake;
+    /// impl Connectable for Fake { fn connect(&self) {} fn stop_connecting(&self) {} }
+    ///
+    /// let delays: Vec<f64> = (0..2)
+    ///     .map(|_| {
+    ///         let f = ReconnectingClientFactory::new(for_protocol(|| P), Clock::new()).with_seed(7);
+    ///         f.connection_failed(Rc::new(Fake), Failure::msg("refused"));
+    ///         f.delay()
+    ///     })
+    ///     .collect();
+    /// assert_eq!(delays[0], delays[1]);
+    /// ```
     pub fn with_seed(self, seed: u64) -> Self {
-        self.rng.set(seed.max(1));
+        *self.rng.borrow_mut() = fastrand::Rng::with_seed(seed);
         self
     }
 
@@ -201,28 +279,26 @@ impl<F: Factory> ReconnectingClientFactory<F> {
             log::info!(target: "twistor::protocol", "abandoning after {max} retries");
             return;
         }
-        let mut delay = (self.delay.get() * self.backoff.factor).min(self.backoff.max_delay);
-        self.delay.set(delay);
+        let mut delay = self.delay.get();
         if self.backoff.jitter > 0.0 {
-            delay = (delay + self.gaussian() * delay * self.backoff.jitter).max(0.0);
+            delay += self.gaussian() * delay * self.backoff.jitter;
+            self.delay.set(delay);
         }
+        // A normal draw can come out negative: retry at once then.
         let call = self
             .clock
-            .call_later_boxed(delay, Box::new(move || connector.connect()));
+            .call_later_boxed(delay.max(0.0), Box::new(move || connector.connect()));
         *self.call.borrow_mut() = Some(call);
+        // The back-off grows after scheduling, so the first retry waits `initial_delay`.
+        self.delay
+            .set((delay * self.backoff.factor).min(self.backoff.max_delay));
     }
 
-    /// A standard normal sample (xorshift64* and Box-Muller; no dependency).
+    /// A standard normal sample (Box-Muller).
     fn gaussian(&self) -> f64 {
-        let next = || {
-            let mut x = self.rng.get();
-            x ^= x >> 12;
-            x ^= x << 25;
-            x ^= x >> 27;
-            self.rng.set(x);
-            ((x.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) as f64 + 1.0) / (1u64 << 53) as f64
-        };
-        let (u1, u2) = (next(), next());
+        let mut rng = self.rng.borrow_mut();
+        // `1 - f64()` is in (0, 1]: the logarithm stays finite.
+        let (u1, u2) = (1.0 - rng.f64(), rng.f64());
         (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
     }
 }

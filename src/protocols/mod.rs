@@ -7,9 +7,14 @@
 //!   [`Int16StringReceiver`](basic::Int16StringReceiver),
 //!   [`Int32StringReceiver`](basic::Int32StringReceiver)).
 //! * [`policies`]: idle timeouts ([`IdleTimeout`](policies::IdleTimeout)), wrapping factories,
-//!   [`TimeoutFactory`](policies::TimeoutFactory), [`ThrottlingFactory`](policies::ThrottlingFactory).
+//!   [`TimeoutFactory`](policies::TimeoutFactory), [`ThrottlingFactory`](policies::ThrottlingFactory),
+//!   [`LimitTotalConnectionsFactory`](policies::LimitTotalConnectionsFactory),
+//!   [`TrafficLoggingFactory`](policies::TrafficLoggingFactory).
+//! * [`ProtocolContext`]: what every callback context offers, so that policies work with any
+//!   protocol.
 //! * [`portforward`]: a TCP port forwarder with back-pressure both ways.
 //! * [`reverse`]: the paper's line reverser server and `RemoteReverser` client.
+//! * [`wire`]: the small Internet services: echo, discard, chargen, quote of the day, daytime.
 //!
 //! ```
 //! use twistor::protocols::basic::{LineContext, LineHandler, LineReceiver};
@@ -29,6 +34,10 @@
 //! ```
 
 pub mod basic;
+mod context;
 pub mod policies;
 pub mod portforward;
 pub mod reverse;
+pub mod wire;
+
+pub use context::{ProtocolContext, Reach};

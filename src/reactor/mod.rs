@@ -82,7 +82,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use mio::Token;
 
-use crate::task::LoopResult;
+use crate::task::Step;
 use crate::time::{DelayedCall, ReactorTime, TimerQueue};
 use crate::{Deferred, Failure};
 
@@ -539,7 +539,7 @@ impl Reactor {
     /// reactor.call_when_running(move || { let _ = r.stop(); });
     /// reactor.run_without_signal_handlers().unwrap();
     /// ```
-    pub fn add_system_event_trigger<R: LoopResult + 'static>(
+    pub fn add_system_event_trigger<R: Step + 'static>(
         &self,
         phase: Phase,
         event: &str,

@@ -22,7 +22,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::rc::Rc;
 
 use crate::defer::DeferredList;
-use crate::task::{LoopResult, StepOutcome};
+use crate::task::{Step, StepOutcome};
 use crate::{Deferred, Failure};
 
 /// When a trigger runs relative to its event.
@@ -115,7 +115,7 @@ fn run_trigger(t: Trigger) -> Option<Deferred<()>> {
 }
 
 impl Triggers {
-    pub(crate) fn add<R: LoopResult + 'static>(
+    pub(crate) fn add<R: Step + 'static>(
         &self,
         phase: Phase,
         event: &str,
@@ -128,7 +128,7 @@ impl Triggers {
             .entry(event.to_string())
             .or_default()
             .phase(phase)
-            .push((id, Box::new(move || f().into_loop_outcome())));
+            .push((id, Box::new(move || f().into_outcome())));
         TriggerId {
             event: event.to_string(),
             phase,

@@ -3,7 +3,7 @@
 //!
 //! # Tasks
 //!
-//! A task is an iterator; each `next()` is one unit of work. Its items are [`TaskStep`]s:
+//! A task is an iterator; each `next()` is one unit of work. Its items are [`Step`]s:
 //!
 //! * `()` — one unit of work was done;
 //! * `Result<(), Failure>` — `Err` fails the task (the Rust form of `next()` raising);
@@ -66,7 +66,8 @@ use std::mem;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::rc::{Rc, Weak};
 
-use super::looping::StepOutcome;
+use super::duration::BadDuration;
+use super::step::{Step, StepOutcome};
 use crate::time::{DelayedCall, ReactorTime};
 use crate::{Deferred, Failure};
 
@@ -84,60 +85,6 @@ pub const DEFAULT_TIME_SLICE: f64 = 0.01;
 /// assert_eq!(twistor::task::DEFAULT_TICK_DELAY, 1e-8);
 /// ```
 pub const DEFAULT_TICK_DELAY: f64 = 0.000_000_01;
-
-/// What a cooperative task's iterator may yield; each `next()` is one unit of work:
-///
-/// * `()`: the step is done;
-/// * `Result<(), Failure>`: `Err` fails the task (the Rust form of `next()` raising);
-/// * `Deferred<()>`: the task waits until it fires; a failure fails the task;
-/// * [`StepOutcome`]: any of the three, chosen per step.
-///
-/// The iterator ending completes the task; a panic in `next()` fails it. There is one
-/// implementation per shape, so `(0..3).map(|_| Ok(()))` needs no annotation.
-///
-/// ```
-/// use twistor::task::{StepOutcome, TaskStep};
-/// assert!(matches!(().into_step_outcome(), StepOutcome::Done));
-/// assert!(matches!(twistor::Deferred::<()>::new().into_step_outcome(), StepOutcome::Wait(_)));
-/// ```
-pub trait TaskStep {
-    /// Converts the item into what the task does next.
-    ///
-    /// ```
-    /// use twistor::task::{StepOutcome, TaskStep};
-    /// let r: Result<(), twistor::Failure> = Ok(());
-    /// assert!(matches!(r.into_step_outcome(), StepOutcome::Done));
-    /// ```
-    fn into_step_outcome(self) -> StepOutcome;
-}
-
-impl TaskStep for () {
-    fn into_step_outcome(self) -> StepOutcome {
-        StepOutcome::Done
-    }
-}
-
-impl TaskStep for Result<(), Failure> {
-    fn into_step_outcome(self) -> StepOutcome {
-        match self {
-            Ok(()) => StepOutcome::Done,
-            Err(f) => StepOutcome::Failed(f),
-        }
-    }
-}
-
-impl TaskStep for Deferred<()> {
-    fn into_step_outcome(self) -> StepOutcome {
-        StepOutcome::Wait(self)
-    }
-}
-
-/// For iterators whose steps sometimes wait and sometimes don't: yield the outcome itself.
-impl TaskStep for StepOutcome {
-    fn into_step_outcome(self) -> StepOutcome {
-        self
-    }
-}
 
 /// Why a [`CooperativeTask`] operation refused, and the failures `when_done` Deferreds get
 /// (Twisted's `SchedulerError` family). `TaskDone`, `TaskStopped` and `TaskFailed` are
@@ -213,7 +160,7 @@ struct CoopInner {
 
 /// A cooperative scheduler for iterators (Twisted's `task.Cooperator`).
 ///
-/// Tasks are iterators of [`TaskStep`]s. While some task is runnable (not finished, paused or
+/// Tasks are iterators of [`Step`]s. While some task is runnable (not finished, paused or
 /// waiting on a Deferred), one *tick* is scheduled on the clock ([`DEFAULT_TICK_DELAY`] ahead).
 /// A tick asks the termination predicate factory for a predicate (default:
 /// [`DEFAULT_TIME_SLICE`] seconds of wall-clock time since the start of the tick), then steps the
@@ -252,11 +199,12 @@ pub struct Cooperator {
 /// ```
 /// use twistor::task::{Clock, Cooperator};
 /// let coop = Cooperator::builder(Clock::new())
-///     .time_slice(0.005)
-///     .tick_delay(0.1)
+///     .time_slice(0.005)?
+///     .tick_delay(0.1)?
 ///     .started(false)
 ///     .build();
 /// assert!(!coop.running());
+/// # Ok::<(), twistor::task::BadDuration>(())
 /// ```
 pub struct CooperatorBuilder {
     clock: Rc<dyn ReactorTime>,
@@ -270,32 +218,40 @@ impl CooperatorBuilder {
     /// How long a tick may run, in seconds of wall-clock time (default [`DEFAULT_TIME_SLICE`]).
     /// Ignored if [`termination`](Self::termination) is given.
     ///
+    /// A negative, NaN or infinite slice is refused with [`BadDuration`].
+    ///
     /// ```
     /// use twistor::task::{Clock, Cooperator};
-    /// let _coop = Cooperator::builder(Clock::new()).time_slice(0.02).build();
+    /// let _coop = Cooperator::builder(Clock::new()).time_slice(0.02)?.build();
+    /// assert!(Cooperator::builder(Clock::new()).time_slice(f64::NAN).is_err());
+    /// # Ok::<(), twistor::task::BadDuration>(())
     /// ```
-    pub fn time_slice(mut self, seconds: f64) -> Self {
-        self.time_slice = seconds;
-        self
+    pub fn time_slice(mut self, seconds: f64) -> Result<Self, BadDuration> {
+        self.time_slice = BadDuration::check("time_slice", seconds)?;
+        Ok(self)
     }
 
     /// The delay used to schedule each tick (default [`DEFAULT_TICK_DELAY`]). It should be
     /// positive with a [`Clock`](crate::task::Clock): a tick scheduled with delay 0 would run
     /// within the same `advance`.
     ///
+    /// A negative, NaN or infinite delay is refused with [`BadDuration`].
+    ///
     /// ```
     /// use twistor::task::{Clock, Cooperator};
     /// let clock = Clock::new();
-    /// let coop = Cooperator::builder(clock.clone()).tick_delay(1.0).build();
+    /// let coop = Cooperator::builder(clock.clone()).tick_delay(1.0)?.build();
     /// let d = coop.coiterate(std::iter::once(()));
     /// clock.advance(0.5);
     /// twistor::testing::assert_no_result(&d);
     /// clock.advance(0.5);
     /// twistor::testing::success_result_of(&d);
+    /// assert!(Cooperator::builder(clock).tick_delay(-1.0).is_err());
+    /// # Ok::<(), twistor::task::BadDuration>(())
     /// ```
-    pub fn tick_delay(mut self, seconds: f64) -> Self {
-        self.tick_delay = seconds;
-        self
+    pub fn tick_delay(mut self, seconds: f64) -> Result<Self, BadDuration> {
+        self.tick_delay = BadDuration::check("tick_delay", seconds)?;
+        Ok(self)
     }
 
     /// The termination predicate factory (Twisted's `terminationPredicateFactory`): called at
@@ -307,7 +263,7 @@ impl CooperatorBuilder {
     /// use std::{cell::Cell, rc::Rc};
     /// use twistor::task::{Clock, Cooperator};
     /// let clock = Clock::new();
-    /// let coop = Cooperator::builder(clock.clone()).tick_delay(1.0).termination(|| || true).build();
+    /// let coop = Cooperator::builder(clock.clone()).tick_delay(1.0)?.termination(|| || true).build();
     /// let steps = Rc::new(Cell::new(0));
     /// let s = steps.clone();
     /// let task = coop.cooperate(std::iter::repeat_with(move || s.set(s.get() + 1)));
@@ -315,6 +271,7 @@ impl CooperatorBuilder {
     /// clock.advance(1.0);
     /// assert_eq!(steps.get(), 2);
     /// task.stop().unwrap();
+    /// # Ok::<(), twistor::task::BadDuration>(())
     /// ```
     pub fn termination<F, P>(mut self, factory: F) -> Self
     where
@@ -348,7 +305,8 @@ impl CooperatorBuilder {
     /// ```
     pub fn build(self) -> Cooperator {
         let termination = self.termination.unwrap_or_else(|| {
-            let slice = std::time::Duration::from_secs_f64(self.time_slice.max(0.0));
+            // `time_slice` is finite and >= 0 (checked when set).
+            let slice = std::time::Duration::from_secs_f64(self.time_slice);
             Box::new(move || {
                 let start = std::time::Instant::now();
                 Box::new(move || start.elapsed() >= slice)
@@ -410,7 +368,7 @@ impl Cooperator {
     }
 
     /// Adds an iterator as a long-running task and returns its handle (Twisted's `cooperate`).
-    /// The items are [`TaskStep`]s. On a stopped cooperator the task completes at once with
+    /// The items are [`Step`]s. On a stopped cooperator the task completes at once with
     /// `SchedulerStopped`.
     ///
     /// ```
@@ -426,10 +384,10 @@ impl Cooperator {
     where
         I: IntoIterator,
         I::IntoIter: 'static,
-        I::Item: TaskStep + 'static,
+        I::Item: Step + 'static,
     {
         let iter: Box<dyn Iterator<Item = StepOutcome>> =
-            Box::new(iter.into_iter().map(TaskStep::into_step_outcome));
+            Box::new(iter.into_iter().map(Step::into_outcome));
         let coop = &self.inner;
         let id = {
             let mut st = coop.st.borrow_mut();
@@ -472,7 +430,7 @@ impl Cooperator {
     where
         I: IntoIterator,
         I::IntoIter: 'static,
-        I::Item: TaskStep + 'static,
+        I::Item: Step + 'static,
     {
         self.cooperate(iter).when_done()
     }

@@ -2,7 +2,8 @@
 //!
 //! # Scheduling: skipped intervals, no catch-up
 //!
-//! `start(interval, now)` records `starttime = clock.seconds()`. Calls are due on the
+//! `start(interval)` (or [`start_with`](LoopingCall::start_with) and [`LoopingOptions`])
+//! records `starttime = clock.seconds()`. Calls are due on the
 //! *boundaries* `starttime + k * interval`. After a call completes (for a function that returns
 //! a [`Deferred`], when that Deferred fires), the next call is scheduled on the next boundary
 //! **strictly in the future**, measured from the time the call completed (`when`):
@@ -38,9 +39,10 @@
 //! # Re-entrancy
 //!
 //! No `RefCell` borrow is held while user code runs. The function may call `stop`, `reset`,
-//! `set_interval`, even `start(.., false)` on its own `LoopingCall`, or advance the clock. The
+//! `set_interval`, even `start_with(.., LoopingOptions { now: false })` on
+//! its own `LoopingCall`, or advance the clock. The
 //! function is taken out of its cell while it runs, so it is never called re-entrantly:
-//! `start(.., true)` from inside the function is refused with
+//! a start with `now` from inside the function is refused with
 //! [`LoopingCallError::Reentrant`], and a scheduled call that comes due while the function is
 //! still running (it advanced the clock after restarting its own loop) fails that run with
 //! the same error.
@@ -60,90 +62,35 @@ use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::rc::Rc;
 
+use super::step::{Step, StepOutcome};
 use crate::time::{DelayedCall, ReactorTime};
 use crate::{Deferred, Failure};
 
-/// What a [`LoopingCall`] function returned, or what one step of a cooperative task produced
-/// (see [`TaskStep`](crate::task::TaskStep)), normalised.
+/// How [`LoopingCall::start_with`] starts a loop. The default is Twisted's: the first call
+/// runs at once.
 ///
 /// ```
-/// use twistor::task::{LoopResult, StepOutcome};
-/// assert!(matches!(().into_loop_outcome(), StepOutcome::Done));
+/// use twistor::task::LoopingOptions;
+/// assert!(LoopingOptions::default().now);
+/// let later = LoopingOptions { now: false };
+/// assert!(!later.now);
 /// ```
-#[derive(Debug)]
-pub enum StepOutcome {
-    /// Done now, successfully.
-    Done,
-    /// Failed now.
-    Failed(Failure),
-    /// Done when this Deferred fires (a failure of the Deferred is a failure of the step).
-    Wait(Deferred<()>),
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LoopingOptions {
+    /// Call the function at once (inside `start`), rather than one interval later.
+    pub now: bool,
 }
 
-/// What a [`LoopingCall`] function may return: `()`, `Result<(), Failure>` (an `Err` stops the
-/// loop and fails the start Deferred), `Deferred<()>` (the loop waits for it), or a
-/// [`StepOutcome`] (any of the three, chosen at run time).
-///
-/// There is one implementation per shape, so closures need no annotations: `|| ()`,
-/// `|| Ok(())` (the error type is inferred as [`Failure`], and `?` works inside), and
-/// `|| some_deferred`.
-///
-/// ```
-/// use twistor::task::{Clock, LoopingCall};
-/// use twistor::{Deferred, Failure};
-///
-/// let clock = Clock::new();
-/// let _unit = LoopingCall::new(clock.clone(), || ());
-/// let _fallible = LoopingCall::new(clock.clone(), || {
-///     let _n: u8 = "7".parse()?;
-///     Ok(())
-/// });
-/// let _waits = LoopingCall::new(clock.clone(), || Deferred::<()>::succeed(()));
-/// # let _ = Failure::msg("");
-/// ```
-pub trait LoopResult {
-    /// Converts the value into what the loop does next.
-    ///
-    /// ```
-    /// use twistor::task::{LoopResult, StepOutcome};
-    /// let r: Result<(), twistor::Failure> = Err(twistor::Failure::msg("x"));
-    /// assert!(matches!(r.into_loop_outcome(), StepOutcome::Failed(_)));
-    /// ```
-    fn into_loop_outcome(self) -> StepOutcome;
-}
-
-impl LoopResult for () {
-    fn into_loop_outcome(self) -> StepOutcome {
-        StepOutcome::Done
-    }
-}
-
-impl LoopResult for Result<(), Failure> {
-    fn into_loop_outcome(self) -> StepOutcome {
-        match self {
-            Ok(()) => StepOutcome::Done,
-            Err(f) => StepOutcome::Failed(f),
-        }
-    }
-}
-
-impl LoopResult for Deferred<()> {
-    fn into_loop_outcome(self) -> StepOutcome {
-        StepOutcome::Wait(self)
-    }
-}
-
-/// For functions that sometimes wait and sometimes don't: return the outcome itself.
-impl LoopResult for StepOutcome {
-    fn into_loop_outcome(self) -> StepOutcome {
-        self
+impl Default for LoopingOptions {
+    fn default() -> Self {
+        LoopingOptions { now: true }
     }
 }
 
 /// Why a [`LoopingCall`] method refused (Twisted asserts or raises `ValueError`).
 ///
 /// ```
-/// use twistor::task::{Clock, LoopingCall, LoopingCallError};
+/// use twistor::task::{Clock, LoopingCall, LoopingCallError, LoopingOptions};
 /// let lc = LoopingCall::new(Clock::new(), || ());
 /// assert_eq!(lc.stop(), Err(LoopingCallError::NotRunning));
 /// assert_eq!(
@@ -207,7 +154,7 @@ struct Inner {
 /// * `stop()` fires the Deferred returned by `start` with this `LoopingCall`: at once if a
 ///   call is scheduled, else when the running call (or its Deferred) completes.
 /// * A failure (`Err`, panic, failed Deferred) ends the loop and errbacks that Deferred.
-/// * The function may call `stop`, `reset`, `set_interval` or `start(.., false)` on its own
+/// * The function may call `stop`, `reset`, `set_interval` or a start without `now` on its own
 ///   loop; it is never called re-entrantly ([`LoopingCallError::Reentrant`]).
 ///
 /// `LoopingCall` is a cheap handle (clones share the same loop); a scheduled call holds it,
@@ -223,7 +170,7 @@ struct Inner {
 /// let times = Rc::new(RefCell::new(Vec::new()));
 /// let (c, t) = (clock.clone(), times.clone());
 /// let lc = LoopingCall::new(clock.clone(), move || t.borrow_mut().push(c.seconds()));
-/// let done = lc.start(1.0, true).unwrap();
+/// let done = lc.start(1.0).unwrap();
 /// clock.pump(&[0.5, 0.5, 3.2, 0.8]);
 /// assert_eq!(*times.borrow(), [0.0, 1.0, 4.2, 5.0]); // 2.0 ran late at 4.2; 3.0, 4.0 skipped
 /// lc.stop().unwrap();
@@ -256,7 +203,7 @@ impl LoopingCall {
         }
     }
 
-    /// A loop that calls `f` on `clock` once started. `f` returns a [`LoopResult`]: `()`,
+    /// A loop that calls `f` on `clock` once started. `f` returns a [`Step`]: `()`,
     /// `Result<(), Failure>` or `Deferred<()>`.
     ///
     /// ```
@@ -264,14 +211,11 @@ impl LoopingCall {
     /// let lc = LoopingCall::new(Clock::new(), || Ok(()));
     /// assert!(!lc.running());
     /// ```
-    pub fn new<R: LoopResult>(
+    pub fn new<R: Step>(
         clock: impl ReactorTime + 'static,
         mut f: impl FnMut() -> R + 'static,
     ) -> LoopingCall {
-        Self::with_func(
-            clock,
-            Func::Plain(Box::new(move || f().into_loop_outcome())),
-        )
+        Self::with_func(clock, Func::Plain(Box::new(move || f().into_outcome())))
     }
 
     /// A loop whose function receives the number of intervals that elapsed since its previous
@@ -286,43 +230,63 @@ impl LoopingCall {
     /// let seen = Rc::new(RefCell::new(Vec::new()));
     /// let (c, s) = (clock.clone(), seen.clone());
     /// let lc = LoopingCall::with_count(clock.clone(), move |n| s.borrow_mut().push((c.seconds(), n)));
-    /// let _done = lc.start(1.0, true).unwrap();
+    /// let _done = lc.start(1.0).unwrap();
     /// clock.advance(3.5);
     /// clock.advance(0.5);
     /// assert_eq!(*seen.borrow(), [(0.0, 1), (3.5, 3), (4.0, 1)]);
     /// ```
-    pub fn with_count<R: LoopResult>(
+    pub fn with_count<R: Step>(
         clock: impl ReactorTime + 'static,
         mut f: impl FnMut(u64) -> R + 'static,
     ) -> LoopingCall {
-        Self::with_func(
-            clock,
-            Func::Counted(Box::new(move |n| f(n).into_loop_outcome())),
-        )
+        Self::with_func(clock, Func::Counted(Box::new(move |n| f(n).into_outcome())))
     }
 
-    /// Starts calling the function every `interval` seconds: now (inside `start`) if `now`,
-    /// else first after one interval. Returns the Deferred that fires with this `LoopingCall`
+    /// Starts calling the function every `interval` seconds, the first time now (inside
+    /// `start`, Twisted's default `now=True`); [`start_with`](LoopingCall::start_with) takes
+    /// [`LoopingOptions`] to start one interval later. Returns the Deferred that fires with this `LoopingCall`
     /// when the loop is stopped, or fails with the function's failure.
     ///
     /// Errors: [`BadInterval`](LoopingCallError::BadInterval) for a negative or NaN interval,
     /// [`AlreadyRunning`](LoopingCallError::AlreadyRunning),
-    /// [`Reentrant`](LoopingCallError::Reentrant) for `now = true` from inside the function.
+    /// [`Reentrant`](LoopingCallError::Reentrant) for a start with `now` from inside the
+    /// function.
     ///
     /// ```
-    /// use twistor::task::{Clock, LoopingCall, LoopingCallError};
+    /// use twistor::task::{Clock, LoopingCall, LoopingCallError, LoopingOptions};
     /// let lc = LoopingCall::new(Clock::new(), || ());
-    /// assert_eq!(lc.start(-1.0, true).err(), Some(LoopingCallError::BadInterval(-1.0)));
-    /// let _d = lc.start(1.0, false).unwrap();
-    /// assert_eq!(lc.start(1.0, false).err(), Some(LoopingCallError::AlreadyRunning));
+    /// assert_eq!(lc.start(-1.0).err(), Some(LoopingCallError::BadInterval(-1.0)));
+    /// let _d = lc.start_with(1.0, LoopingOptions { now: false }).unwrap();
+    /// assert_eq!(lc.start_with(1.0, LoopingOptions { now: false }).err(), Some(LoopingCallError::AlreadyRunning));
     /// # lc.stop().unwrap();
     /// ```
     #[track_caller]
-    pub fn start(
+    pub fn start(&self, interval: f64) -> Result<Deferred<LoopingCall>, LoopingCallError> {
+        self.start_with(interval, LoopingOptions::default())
+    }
+
+    /// [`start`](LoopingCall::start) with options other than the defaults: with
+    /// `LoopingOptions { now: false }` the first call comes one interval after the start.
+    ///
+    /// ```
+    /// use std::{cell::Cell, rc::Rc};
+    /// use twistor::task::{Clock, LoopingCall, LoopingOptions};
+    /// let clock = Clock::new();
+    /// let n = Rc::new(Cell::new(0));
+    /// let m = n.clone();
+    /// let lc = LoopingCall::new(clock.clone(), move || m.set(m.get() + 1));
+    /// let _d = lc.start_with(2.0, LoopingOptions { now: false }).unwrap();
+    /// assert_eq!(n.get(), 0);
+    /// clock.advance(2.0);
+    /// assert_eq!(n.get(), 1);
+    /// ```
+    #[track_caller]
+    pub fn start_with(
         &self,
         interval: f64,
-        now: bool,
+        options: LoopingOptions,
     ) -> Result<Deferred<LoopingCall>, LoopingCallError> {
+        let LoopingOptions { now } = options;
         let inner = &self.inner;
         let d = Deferred::new();
         let starttime = {
@@ -366,12 +330,12 @@ impl LoopingCall {
     ///
     /// ```
     /// use std::{cell::Cell, rc::Rc};
-    /// use twistor::task::{Clock, LoopingCall};
+    /// use twistor::task::{Clock, LoopingCall, LoopingOptions};
     /// let clock = Clock::new();
     /// let ran = Rc::new(Cell::new(false));
     /// let r = ran.clone();
     /// let lc = LoopingCall::new(clock.clone(), move || r.set(true));
-    /// let d = lc.start(10.0, false).unwrap();
+    /// let d = lc.start_with(10.0, LoopingOptions { now: false }).unwrap();
     /// lc.stop().unwrap();
     /// assert!(clock.get_delayed_calls().is_empty());
     /// assert!(twistor::testing::success_result_of(&d).ptr_eq(&lc));
@@ -405,12 +369,12 @@ impl LoopingCall {
     ///
     /// ```
     /// use std::{cell::Cell, rc::Rc};
-    /// use twistor::task::{Clock, LoopingCall};
+    /// use twistor::task::{Clock, LoopingCall, LoopingOptions};
     /// let clock = Clock::new();
     /// let ran = Rc::new(Cell::new(0));
     /// let r = ran.clone();
     /// let lc = LoopingCall::new(clock.clone(), move || r.set(r.get() + 1));
-    /// let _d = lc.start(2.0, false).unwrap();
+    /// let _d = lc.start_with(2.0, LoopingOptions { now: false }).unwrap();
     /// clock.advance(1.0);
     /// lc.reset().unwrap();
     /// clock.advance(1.0);
@@ -445,7 +409,7 @@ impl LoopingCall {
     /// ```
     /// use twistor::task::{Clock, LoopingCall};
     /// let lc = LoopingCall::new(Clock::new(), || ());
-    /// let _d = lc.start(1.0, true).unwrap();
+    /// let _d = lc.start(1.0).unwrap();
     /// assert!(lc.running());
     /// lc.stop().unwrap();
     /// assert!(!lc.running());
@@ -457,10 +421,10 @@ impl LoopingCall {
     /// The interval of the last `start` (or `set_interval`), `None` before the first start.
     ///
     /// ```
-    /// use twistor::task::{Clock, LoopingCall};
+    /// use twistor::task::{Clock, LoopingCall, LoopingOptions};
     /// let lc = LoopingCall::new(Clock::new(), || ());
     /// assert_eq!(lc.interval(), None);
-    /// let _d = lc.start(0.5, false).unwrap();
+    /// let _d = lc.start_with(0.5, LoopingOptions { now: false }).unwrap();
     /// assert_eq!(lc.interval(), Some(0.5));
     /// # lc.stop().unwrap();
     /// ```
@@ -489,11 +453,11 @@ impl LoopingCall {
     /// When the loop was last started (or reset), `None` before the first start.
     ///
     /// ```
-    /// use twistor::task::{Clock, LoopingCall};
+    /// use twistor::task::{Clock, LoopingCall, LoopingOptions};
     /// let clock = Clock::new();
     /// clock.advance(3.0);
     /// let lc = LoopingCall::new(clock.clone(), || ());
-    /// let _d = lc.start(1.0, false).unwrap();
+    /// let _d = lc.start_with(1.0, LoopingOptions { now: false }).unwrap();
     /// assert_eq!(lc.starttime(), Some(3.0));
     /// # lc.stop().unwrap();
     /// ```
@@ -506,7 +470,7 @@ impl LoopingCall {
     /// ```
     /// use twistor::task::{Clock, LoopingCall};
     /// let lc = LoopingCall::new(Clock::new(), || ());
-    /// let _d = lc.start(1.0, true).unwrap();
+    /// let _d = lc.start(1.0).unwrap();
     /// assert_eq!(lc.call().map(|c| c.get_time()), Some(1.0));
     /// # lc.stop().unwrap();
     /// ```

@@ -29,14 +29,18 @@
 mod clock;
 mod cooperator;
 mod defer_later;
+mod duration;
 mod looping;
 mod react;
+mod step;
 
 pub use clock::Clock;
 pub use cooperator::{
     CooperativeTask, Cooperator, CooperatorBuilder, DEFAULT_TICK_DELAY, DEFAULT_TIME_SLICE,
-    SchedulerError, TaskStep,
+    SchedulerError,
 };
 pub use defer_later::{defer_later, defer_later_value};
-pub use looping::{LoopResult, LoopingCall, LoopingCallError, StepOutcome};
+pub use duration::BadDuration;
+pub use looping::{LoopingCall, LoopingCallError, LoopingOptions};
 pub use react::{ReactOptions, SystemExit, react, react_with};
+pub use step::{Step, StepOutcome};

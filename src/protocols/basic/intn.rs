@@ -5,9 +5,9 @@
 //! an oversize string is refused before any of it is stored, and never delivered even when it
 //! is all there (Twisted's `test_longStringNotDelivered`).
 
-use super::StringHandler;
-use super::string::sealed::{Frame, Sealed};
-use super::string::{Framing, StringReceiver};
+use super::DEFAULT_STRING_MAX_LENGTH;
+use super::receiver::{Decoded, Frame, Framing};
+use super::string::{StringFraming, StringReceiver, StringWire};
 use crate::transport::Transport;
 
 /// A string too long for the length prefix (Twisted's `StringTooLongError`): `send_string`
@@ -27,19 +27,7 @@ pub struct StringTooLongError {
     pub prefix_bytes: usize,
 }
 
-/// Where the parser is in the current string.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum State {
-    /// Reading the prefix: `have` of its `N` bytes are in `prefix`.
-    Prefix { have: usize },
-    /// Reading `length` payload bytes (the first ones may be in `payload`).
-    Payload { length: usize },
-    /// A string was just delivered; reset before the next step.
-    Done,
-}
-
-/// The `N`-byte length-prefix framing (a parser and writer), `N` from 1 to 8; see
-/// [`IntNStringReceiver`].
+/// The `N`-byte length-prefix framing, `N` from 1 to 8; see [`IntNStringReceiver`].
 ///
 /// ```
 /// use twistor::protocols::basic::{IntPrefix, StringReceiver, StringContext, StringHandler};
@@ -50,94 +38,88 @@ enum State {
 /// let r = StringReceiver::<IntPrefix<3>, N>::new(N);
 /// assert_eq!(r.max_length(), 99999);
 /// ```
-#[derive(Debug)]
-pub struct IntPrefix<const N: usize> {
-    /// The parser's state.
-    state: State,
-    /// The prefix bytes read so far.
-    prefix: [u8; 8],
-    /// A payload that arrived in pieces (at most `max_length` bytes).
-    payload: Vec<u8>,
-}
+#[derive(Debug, Clone, Copy, Default)]
+pub struct IntPrefix<const N: usize>;
 
-impl<const N: usize> Sealed for IntPrefix<N> {
-    fn start() -> Self {
+impl<const N: usize> Framing for IntPrefix<N> {
+    type Wire = StringWire;
+
+    fn wire(&self) -> StringWire {
         const { assert!(N >= 1 && N <= 8, "a length prefix has 1 to 8 bytes") };
-        IntPrefix {
-            state: State::Prefix { have: 0 },
-            prefix: [0; 8],
-            payload: Vec::new(),
-        }
+        StringWire { encode: send::<N> }
     }
 
-    fn step<'a>(&'a mut self, input: &'a [u8], max_length: usize) -> (usize, Option<Frame<'a>>) {
-        if self.state == State::Done {
-            self.payload.clear();
-            self.state = State::Prefix { have: 0 };
-        }
-        let mut i = 0;
-        if let State::Prefix { have } = self.state {
-            let take = (N - have).min(input.len());
-            self.prefix[have..have + take].copy_from_slice(&input[..take]);
-            i = take;
-            if have + take < N {
-                self.state = State::Prefix { have: have + take };
-                return (i, None);
-            }
-            let length = self.prefix[..N]
-                .iter()
-                .fold(0u64, |acc, &b| (acc << 8) | u64::from(b));
-            if length > max_length as u64 {
-                self.state = State::Done;
-                return (i, Some(Frame::TooLong(length)));
-            }
-            // `length <= max_length`, so it fits a usize.
-            self.state = State::Payload {
-                length: length as usize,
+    fn default_max_length() -> usize {
+        DEFAULT_STRING_MAX_LENGTH
+    }
+
+    #[inline]
+    fn decode<'a>(
+        &self,
+        _wire: &StringWire,
+        buf: &'a [u8],
+        _scan: usize,
+        max_length: usize,
+    ) -> Decoded<'a> {
+        let Some((prefix, rest)) = buf.split_at_checked(N) else {
+            return Decoded::NeedMore {
+                scan: 0,
+                frame_len: None,
+            };
+        };
+        let length = prefix
+            .iter()
+            .fold(0u64, |acc, &b| (acc << 8) | u64::from(b));
+        if length > max_length as u64 {
+            return Decoded::Frame {
+                consumed: N,
+                frame: Frame::LengthTooLong(length),
             };
         }
-        let State::Payload { length } = self.state else {
-            return (i, None);
-        };
-        let rest = &input[i..];
-        if self.payload.is_empty() && rest.len() >= length {
-            // All here: deliver in place.
-            self.state = State::Done;
-            return (i + length, Some(Frame::String(&rest[..length])));
+        // `length <= max_length`, so it fits a usize.
+        match rest.get(..length as usize) {
+            Some(string) => Decoded::Frame {
+                consumed: N + string.len(),
+                frame: Frame::Message(string),
+            },
+            None => Decoded::NeedMore {
+                scan: 0,
+                // A peer-chosen length: no overflow even with an unbounded `max_length`.
+                frame_len: (length as usize).checked_add(N),
+            },
         }
-        let take = (length - self.payload.len()).min(rest.len());
-        self.payload.extend_from_slice(&rest[..take]);
-        i += take;
-        if self.payload.len() < length {
-            return (i, None);
-        }
-        self.state = State::Done;
-        (i, Some(Frame::String(&self.payload)))
     }
 
-    fn send(transport: &Transport, string: &[u8]) -> Result<(), StringTooLongError> {
-        let length = string.len() as u64;
-        if length
-            .checked_shr(8 * N as u32)
-            .is_some_and(|high| high != 0)
-        {
-            return Err(StringTooLongError {
-                length: string.len(),
-                prefix_bytes: N,
-            });
-        }
-        let prefix = length.to_be_bytes();
-        transport.write_sequence(&[&prefix[8 - N..], string]);
-        Ok(())
+    fn overhead(_wire: &StringWire) -> usize {
+        N
     }
+
+    const IN_PLACE: bool = true;
 }
 
-impl<const N: usize> Framing for IntPrefix<N> {}
+impl<const N: usize> StringFraming for IntPrefix<N> {}
+
+/// Writes `string` with an `N`-byte prefix.
+fn send<const N: usize>(transport: &Transport, string: &[u8]) -> Result<(), StringTooLongError> {
+    let length = string.len() as u64;
+    if length
+        .checked_shr(8 * N as u32)
+        .is_some_and(|high| high != 0)
+    {
+        return Err(StringTooLongError {
+            length: string.len(),
+            prefix_bytes: N,
+        });
+    }
+    let prefix = length.to_be_bytes();
+    transport.write_sequence(&[&prefix[8 - N..], string]);
+    Ok(())
+}
 
 /// A length-prefixed string protocol with an `N`-byte big-endian length (Twisted's
-/// `IntNStringReceiver`): delivers payloads to a [`StringHandler`]; `send_string` writes one
+/// `IntNStringReceiver`): delivers payloads to a [`StringHandler`](super::StringHandler); `send_string` writes one
 /// (or fails with [`StringTooLongError`]). A declared length over `max_length` (99999 by
-/// default) goes to [`StringHandler::length_limit_exceeded`], which closes the connection
+/// default) goes to [`StringHandler::length_limit_exceeded`](super::StringHandler::length_limit_exceeded), which closes the connection
 /// unless overridden, and nothing more is parsed.
 ///
 /// ```
@@ -205,18 +187,3 @@ pub type Int16StringReceiver<H> = IntNStringReceiver<2, H>;
 /// assert_eq!(st.value(), b"\0\0\0\x02hi");
 /// ```
 pub type Int32StringReceiver<H> = IntNStringReceiver<4, H>;
-
-impl<const N: usize, H: StringHandler> StringReceiver<IntPrefix<N>, H> {
-    /// A receiver for `N`-byte prefixes delivering to `handler`.
-    ///
-    /// ```
-    /// use twistor::protocols::basic::{Int32StringReceiver, StringContext, StringHandler};
-    ///
-    /// struct N;
-    /// impl StringHandler for N { fn string_received(&mut self, _: &StringContext<Self>, _: &[u8]) {} }
-    /// assert_eq!(Int32StringReceiver::new(N).max_length(), 99999);
-    /// ```
-    pub fn new(handler: H) -> Self {
-        StringReceiver::from_handler(handler)
-    }
-}

@@ -10,11 +10,19 @@
 //! | [`NetstringReceiver`] | netstrings, `<len>:<payload>,` | [`StringHandler`] |
 //! | [`Int8StringReceiver`], [`Int16StringReceiver`], [`Int32StringReceiver`] | big-endian length prefix + payload | [`StringHandler`] |
 //!
-//! A handler's callbacks get a context (`LineContext`, `LineOnlyContext`, `StringContext`) with
-//! the transport, the framing's send method (`send_line`, `send_string`), the receiver's
-//! controls (raw mode, pausing...) and a handle (`LineHandle`, `LineOnlyHandle`,
-//! `StringHandle`) whose `with` reaches the handler and its context later, from a timer or a
-//! Deferred, in one call:
+//! # One core, many framings
+//!
+//! Every receiver is the same generic [`Receiver<F, H>`](Receiver): a [`Framing`] `F` only
+//! decodes (lines, netstrings, length prefixes; [`Lines`], [`LinesOnly`], [`Netstring`],
+//! [`IntPrefix`]), and the receiver does the rest for all of them: buffering, the delivery
+//! loop, pausing, limits. The names above are aliases (`LineReceiver<H>` is
+//! `Receiver<Lines, H>`), and so are the contexts and handles: a handler's callbacks get a
+//! [`ReceiverContext`] (`LineContext`, `LineOnlyContext`, `StringContext`) with the transport,
+//! pausing, the framing's own controls (`send_line` and raw mode for lines, `send_string` for
+//! strings) and a [`ReceiverHandle`] (`LineHandle`, `LineOnlyHandle`, `StringHandle`) whose
+//! `with` reaches the handler and its context later, from a timer or a Deferred, in one call.
+//! Because there is one context type, policies written once work with every framing (see
+//! [`IdleTimeout`](crate::protocols::policies::IdleTimeout)).
 //!
 //! ```
 //! use twistor::protocols::basic::{LineContext, LineHandle, LineHandler, LineReceiver};
@@ -93,8 +101,8 @@
 //! * After `stop_producing` buffered bytes are dropped and `resume_producing` does nothing.
 //! * `LineOnlyReceiver` uses `LineReceiver`'s limits, so whether a line is too long does not
 //!   depend on where a read split its delimiter; after `line_length_exceeded` everything it
-//!   buffered is dropped.
-//! * Netstring receivers can be paused too; their errors go to
+//!   buffered is dropped. It can be paused, as every receiver.
+//! * String receivers can be paused too; their errors go to
 //!   [`StringHandler::parse_error`] (default: close, as Twisted). After a too-long length
 //!   prefix (`length_limit_exceeded`) or a netstring error nothing more is parsed (Twisted
 //!   would report the same prefix again on the next read).
@@ -104,16 +112,24 @@ mod intn;
 mod line;
 mod line_only;
 mod netstring;
+mod receiver;
 mod string;
 
 pub use intn::{
     Int8StringReceiver, Int16StringReceiver, Int32StringReceiver, IntNStringReceiver, IntPrefix,
     StringTooLongError,
 };
-pub use line::{LineContext, LineHandle, LineHandler, LineReceiver};
-pub use line_only::{LineOnlyContext, LineOnlyHandle, LineOnlyHandler, LineOnlyReceiver};
+pub use line::{LineContext, LineHandle, LineHandler, LineReceiver, LineWire, Lines};
+pub use line_only::{
+    LineOnlyContext, LineOnlyHandle, LineOnlyHandler, LineOnlyReceiver, LineOnlyWire, LinesOnly,
+};
 pub use netstring::{Netstring, NetstringParseError, NetstringReceiver};
-pub use string::{Framing, StringContext, StringHandle, StringHandler, StringReceiver};
+pub use receiver::{
+    Decoded, Frame, FrameHandler, Framing, Receiver, ReceiverContext, ReceiverHandle,
+};
+pub use string::{
+    StringContext, StringFraming, StringHandle, StringHandler, StringReceiver, StringWire,
+};
 
 /// The default line delimiter, `b"\r\n"` (Twisted's `LineReceiver.delimiter`).
 ///
@@ -144,24 +160,6 @@ pub const DEFAULT_STRING_MAX_LENGTH: usize = 99999;
 /// assert_eq!(twistor::protocols::basic::DEFAULT_PAUSED_BUFFER_LIMIT, 1 << 20);
 /// ```
 pub const DEFAULT_PAUSED_BUFFER_LIMIT: usize = 1 << 20;
-
-/// The connection, known from the first protocol callback on: the transport and the
-/// receiver's handle `K` (`LineHandle`, `LineOnlyHandle`, `StringHandle`).
-struct Link<K> {
-    transport: crate::transport::Transport,
-    handle: K,
-}
-
-impl<K> Link<K> {
-    /// The link in `cell`, which a context's callbacks always find set.
-    fn of(cell: &std::cell::OnceCell<Link<K>>) -> &Link<K> {
-        match cell.get() {
-            Some(link) => link,
-            // Contexts are only handed out by callbacks, which set the link first.
-            None => unreachable!("a receiver's context is only reachable once connected"),
-        }
-    }
-}
 
 /// A receiver's flow control, shared by the contexts that can pause: `paused` (deliver
 /// nothing for now) and `stopped` (deliver nothing, for good), each change passed on to the
@@ -208,6 +206,30 @@ impl Flow {
     }
 }
 
+impl Default for Delimiter {
+    fn default() -> Self {
+        Delimiter {
+            bytes: DEFAULT_DELIMITER.to_vec(),
+            finder: memchr::memmem::Finder::new(DEFAULT_DELIMITER).into_owned(),
+        }
+    }
+}
+
+/// A line receiver was given an empty delimiter.
+///
+/// ```
+/// use twistor::protocols::basic::{EmptyDelimiterError, LineContext, LineHandler, LineReceiver};
+///
+/// struct N;
+/// impl LineHandler for N { fn line_received(&mut self, _: &LineContext<Self>, _: &[u8]) {} }
+/// let err = LineReceiver::new(N).with_delimiter(b"").err();
+/// assert_eq!(err.map(|e| e.to_string()).as_deref(), Some("a line delimiter cannot be empty"));
+/// # let _ = EmptyDelimiterError;
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("a line delimiter cannot be empty")]
+pub struct EmptyDelimiterError;
+
 /// A line delimiter and its searcher.
 struct Delimiter {
     /// The delimiter's bytes; never empty.
@@ -217,14 +239,15 @@ struct Delimiter {
 }
 
 impl Delimiter {
-    /// # Panics
-    /// If `bytes` is empty (a configuration error, never peer data).
-    fn new(bytes: &[u8]) -> Delimiter {
-        assert!(!bytes.is_empty(), "a line delimiter cannot be empty");
-        Delimiter {
+    /// A delimiter of `bytes`, which must not be empty (every position would end a line).
+    fn new(bytes: &[u8]) -> Result<Delimiter, EmptyDelimiterError> {
+        if bytes.is_empty() {
+            return Err(EmptyDelimiterError);
+        }
+        Ok(Delimiter {
             bytes: bytes.to_vec(),
             finder: memchr::memmem::Finder::new(bytes).into_owned(),
-        }
+        })
     }
 
     fn len(&self) -> usize {

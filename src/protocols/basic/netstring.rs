@@ -5,9 +5,9 @@
 //! before any payload is stored (Twisted rejects over-long digit strings before converting
 //! them, to the same effect).
 
-use super::string::sealed::{Frame, Sealed};
-use super::string::{Framing, StringReceiver};
-use super::{StringHandler, StringTooLongError};
+use super::receiver::{Decoded, Frame, Framing};
+use super::string::{StringFraming, StringReceiver, StringWire};
+use super::{DEFAULT_STRING_MAX_LENGTH, StringTooLongError};
 use crate::transport::Transport;
 
 /// Why a netstring could not be parsed (Twisted's `NetstringParseError`). The receiver then
@@ -42,20 +42,7 @@ pub enum NetstringParseError {
     },
 }
 
-/// Where the parser is in the current netstring.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum State {
-    /// Reading the length: its value so far and its number of digits.
-    Length { value: u64, digits: u32 },
-    /// Reading `length` payload bytes (the first ones may be in `payload`).
-    Payload { length: usize },
-    /// The payload is in `payload`; the comma comes next.
-    Comma,
-    /// A netstring was just delivered; reset before the next step.
-    Done,
-}
-
-/// The netstring framing (a parser and writer); see [`NetstringReceiver`].
+/// The netstring framing; see [`NetstringReceiver`].
 ///
 /// ```
 /// use twistor::protocols::basic::{Netstring, StringReceiver, StringContext, StringHandler};
@@ -65,130 +52,103 @@ enum State {
 /// let r: StringReceiver<Netstring, N> = StringReceiver::<Netstring, N>::new(N);
 /// assert_eq!(r.max_length(), 99999);
 /// ```
-#[derive(Debug)]
-pub struct Netstring {
-    /// The parser's state.
-    state: State,
-    /// A payload that arrived in pieces (at most `max_length` bytes).
-    payload: Vec<u8>,
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Netstring;
+
+/// A fatal frame for a malformed netstring found in the first `consumed` bytes.
+fn invalid(consumed: usize, error: NetstringParseError) -> Decoded<'static> {
+    Decoded::Frame {
+        consumed,
+        frame: Frame::Invalid(error),
+    }
 }
 
-impl Sealed for Netstring {
-    fn start() -> Self {
-        Netstring {
-            state: State::Length {
-                value: 0,
-                digits: 0,
-            },
-            payload: Vec::new(),
-        }
+impl Framing for Netstring {
+    type Wire = StringWire;
+
+    fn wire(&self) -> StringWire {
+        StringWire { encode: send }
     }
 
-    fn step<'a>(&'a mut self, input: &'a [u8], max_length: usize) -> (usize, Option<Frame<'a>>) {
-        if self.state == State::Done {
-            self.payload.clear();
-            self.state = State::Length {
-                value: 0,
-                digits: 0,
-            };
-        }
-        let mut i = 0;
+    fn default_max_length() -> usize {
+        DEFAULT_STRING_MAX_LENGTH
+    }
+
+    #[inline]
+    fn decode<'a>(
+        &self,
+        _wire: &StringWire,
+        buf: &'a [u8],
+        _scan: usize,
+        max_length: usize,
+    ) -> Decoded<'a> {
+        let (mut value, mut digits, mut i) = (0u64, 0u32, 0);
         loop {
-            match self.state {
-                State::Length {
-                    mut value,
-                    mut digits,
-                } => {
-                    while let Some(&b) = input.get(i) {
-                        i += 1;
-                        match b {
-                            b'0'..=b'9' => {
-                                if digits > 0 && value == 0 {
-                                    return (
-                                        i,
-                                        Some(Frame::Error(NetstringParseError::LeadingZero)),
-                                    );
-                                }
-                                let next = value
-                                    .checked_mul(10)
-                                    .and_then(|v| v.checked_add(u64::from(b - b'0')))
-                                    .filter(|&v| v <= max_length as u64);
-                                match next {
-                                    Some(v) => value = v,
-                                    None => {
-                                        let e = NetstringParseError::TooLong { max_length };
-                                        return (i, Some(Frame::Error(e)));
-                                    }
-                                }
-                                digits += 1;
-                            }
-                            b':' if digits > 0 => {
-                                // `value <= max_length`, so it fits a usize.
-                                self.state = State::Payload {
-                                    length: value as usize,
-                                };
-                                break;
-                            }
-                            _ if digits == 0 => {
-                                return (i, Some(Frame::Error(NetstringParseError::MissingLength)));
-                            }
-                            _ => return (i, Some(Frame::Error(NetstringParseError::MissingColon))),
-                        }
+            let Some(&b) = buf.get(i) else {
+                return Decoded::NeedMore {
+                    scan: 0,
+                    frame_len: None,
+                };
+            };
+            i += 1;
+            match b {
+                b'0'..=b'9' => {
+                    if digits > 0 && value == 0 {
+                        return invalid(i, NetstringParseError::LeadingZero);
                     }
-                    if let State::Length { .. } = self.state {
-                        self.state = State::Length { value, digits };
-                        return (i, None);
+                    let next = value
+                        .checked_mul(10)
+                        .and_then(|v| v.checked_add(u64::from(b - b'0')))
+                        .filter(|&v| v <= max_length as u64);
+                    match next {
+                        Some(v) => value = v,
+                        None => return invalid(i, NetstringParseError::TooLong { max_length }),
                     }
+                    digits += 1;
                 }
-                State::Payload { length } => {
-                    let rest = &input[i..];
-                    if self.payload.is_empty() && rest.len() > length {
-                        // All here, comma included: deliver in place.
-                        if rest[length] != b',' {
-                            return (
-                                i + length + 1,
-                                Some(Frame::Error(NetstringParseError::MissingComma)),
-                            );
-                        }
-                        self.state = State::Done;
-                        return (i + length + 1, Some(Frame::String(&rest[..length])));
-                    }
-                    let take = (length - self.payload.len()).min(rest.len());
-                    self.payload.extend_from_slice(&rest[..take]);
-                    i += take;
-                    if self.payload.len() < length {
-                        return (i, None);
-                    }
-                    self.state = State::Comma;
-                }
-                State::Comma => {
-                    let Some(&b) = input.get(i) else {
-                        return (i, None);
-                    };
-                    if b != b',' {
-                        return (i + 1, Some(Frame::Error(NetstringParseError::MissingComma)));
-                    }
-                    self.state = State::Done;
-                    return (i + 1, Some(Frame::String(&self.payload)));
-                }
-                State::Done => return (i, None),
+                b':' if digits > 0 => break,
+                _ if digits == 0 => return invalid(i, NetstringParseError::MissingLength),
+                _ => return invalid(i, NetstringParseError::MissingColon),
             }
         }
+        // `value <= max_length`, so it fits a usize.
+        let length = value as usize;
+        let rest = &buf[i..];
+        match rest.get(length) {
+            None => Decoded::NeedMore {
+                scan: 0,
+                // A peer-chosen length: no overflow even with an unbounded `max_length`.
+                frame_len: length.checked_add(i + 1),
+            },
+            Some(b',') => Decoded::Frame {
+                consumed: i + length + 1,
+                frame: Frame::Message(&rest[..length]),
+            },
+            Some(_) => invalid(i + length + 1, NetstringParseError::MissingComma),
+        }
     }
 
-    fn send(transport: &Transport, string: &[u8]) -> Result<(), StringTooLongError> {
-        let head = format!("{}:", string.len());
-        transport.write_sequence(&[head.as_bytes(), string, b","]);
-        Ok(())
+    fn overhead(_wire: &StringWire) -> usize {
+        // The longest length prefix (20 digits and a colon) and the comma.
+        22
     }
+
+    const IN_PLACE: bool = true;
 }
 
-impl Framing for Netstring {}
+impl StringFraming for Netstring {}
+
+/// Writes `string` as a netstring.
+fn send(transport: &Transport, string: &[u8]) -> Result<(), StringTooLongError> {
+    let head = format!("{}:", string.len());
+    transport.write_sequence(&[head.as_bytes(), string, b","]);
+    Ok(())
+}
 
 /// A netstring protocol (Twisted's `NetstringReceiver`): delivers the payloads of
-/// `<length>:<payload>,` frames to a [`StringHandler`]; `send_string` writes one. Any error
+/// `<length>:<payload>,` frames to a [`StringHandler`](super::StringHandler); `send_string` writes one. Any error
 /// (bad length, missing `:` or `,`, a length over `max_length`, 99999 by default) goes to
-/// [`StringHandler::parse_error`], which closes the connection unless overridden, and nothing
+/// [`StringHandler::parse_error`](super::StringHandler::parse_error), which closes the connection unless overridden, and nothing
 /// more is parsed.
 ///
 /// ```
@@ -208,18 +168,3 @@ impl Framing for Netstring {}
 /// assert_eq!(h.with(|r, _| r.handler().0.clone()).unwrap(), [b"1:a,".to_vec(), b"hello world!".to_vec()]);
 /// ```
 pub type NetstringReceiver<H> = StringReceiver<Netstring, H>;
-
-impl<H: StringHandler> StringReceiver<Netstring, H> {
-    /// A netstring receiver delivering to `handler`.
-    ///
-    /// ```
-    /// use twistor::protocols::basic::{NetstringReceiver, StringContext, StringHandler};
-    ///
-    /// struct N;
-    /// impl StringHandler for N { fn string_received(&mut self, _: &StringContext<Self>, _: &[u8]) {} }
-    /// assert_eq!(NetstringReceiver::new(N).max_length(), 99999);
-    /// ```
-    pub fn new(handler: H) -> Self {
-        StringReceiver::from_handler(handler)
-    }
-}
