@@ -7,7 +7,12 @@
 //!
 //! `Failure` deliberately does **not** implement `std::error::Error`: that lets it implement
 //! `From<E>` for every error type, so `?` works inside callbacks whose return type is
-//! `Result<_, Failure>`. The location of that conversion is recorded (`#[track_caller]`, a
+//! `Result<_, Failure>` (a type implementing `Error` could not also have that blanket `From`:
+//! it would overlap `From<T> for T`). The other direction still works: a `Failure` converts
+//! into `Box<dyn Error>` (as a [`FailureError`]), so `?` on a `Failure` works in
+//! `fn main() -> Result<(), Box<dyn Error>>`. It does not convert into
+//! `Box<dyn Error + Send + Sync>` (or `anyhow::Error`): the wrapped error is shared through an
+//! `Rc` and may itself be `!Send`. The location of that conversion is recorded (`#[track_caller]`, a
 //! pointer copy); a backtrace is captured as well when [debug mode](crate::defer::set_debugging)
 //! is on.
 
@@ -251,6 +256,43 @@ impl fmt::Debug for Failure {
             write!(f, "\n{bt}")?;
         }
         Ok(())
+    }
+}
+
+/// A [`Failure`] as a `std::error::Error`, for code outside Deferred chains (what `?` on a
+/// `Failure` gives in a function returning `Result<_, Box<dyn Error>>`). `Display` is the
+/// failure's; `source` is the wrapped error's source.
+///
+/// ```
+/// use std::error::Error;
+/// fn main_like() -> Result<(), Box<dyn Error>> {
+///     let r: Result<(), twistor::Failure> = Err(twistor::Failure::msg("no disk"));
+///     r?;
+///     Ok(())
+/// }
+/// let e = main_like().unwrap_err();
+/// assert_eq!(e.to_string(), "MessageError: no disk");
+/// let f = &e.downcast_ref::<twistor::failure::FailureError>().unwrap().0;
+/// assert!(f.is::<twistor::failure::MessageError>());
+/// ```
+#[derive(Debug, Clone)]
+pub struct FailureError(pub Failure);
+
+impl fmt::Display for FailureError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0, f)
+    }
+}
+
+impl Error for FailureError {
+    fn source(&self) -> Option<&(dyn Error + 'static)> {
+        self.0.error().source()
+    }
+}
+
+impl From<Failure> for Box<dyn Error + 'static> {
+    fn from(f: Failure) -> Self {
+        Box::new(FailureError(f))
     }
 }
 

@@ -125,6 +125,7 @@
 //! The same protocol serves real connections with
 //! [`transport::tcp::listen_tcp`]; `twistor reverse` and `examples/reverse_server.rs` do that.
 #![warn(missing_docs)]
+#![deny(unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
 
 pub mod defer;
 pub mod error;
@@ -132,6 +133,7 @@ pub mod failure;
 pub mod protocol;
 pub mod protocols;
 pub mod reactor;
+pub mod report;
 pub mod task;
 pub mod testing;
 pub mod time;

@@ -247,14 +247,14 @@ impl Drop for Inner {
         let st = self.st.get_mut();
         if let Some(Err(f)) = self.slot.get_mut() {
             if super::get_debugging() {
-                log::error!(
+                crate::report_error!(
                     target: "twistor::defer",
                     "Unhandled error in Deferred: {f} (debug: C: created at {}; I: first fired at {})",
                     st.created_at,
                     st.first_fired_at.map(|l| l.to_string()).unwrap_or_else(|| "?".into())
                 );
             } else {
-                log::error!(target: "twistor::defer", "Unhandled error in Deferred: {f:?}");
+                crate::report_error!(target: "twistor::defer", "Unhandled error in Deferred: {f:?}");
             }
         }
         // Drop waiting outers iteratively: a million nested, never-fired Deferreds must not
@@ -448,13 +448,13 @@ fn put_back(s: &mut State, rest: smallvec::IntoIter<[Box<dyn Entry>; 4]>) {
 
 #[cold]
 fn unreachable_result() -> Outcome {
-    log::error!(target: "twistor::defer", "internal: stolen Deferred result was not ready");
+    crate::report_error!(target: "twistor::defer", "internal: stolen Deferred result was not ready");
     Ok(Value::unit())
 }
 
 fn panic_failure(payload: &(dyn std::any::Any + Send)) -> Failure {
     let f = Failure::from_panic(payload);
-    log::error!(target: "twistor::defer", "panic in Deferred callback: {f}");
+    crate::report_error!(target: "twistor::defer", "panic in Deferred callback: {f}");
     f
 }
 
@@ -523,7 +523,7 @@ pub(crate) fn cancel(inner: &Rc<Inner>) {
         if let Some(c) = canceller
             && let Err(p) = catch_unwind(AssertUnwindSafe(|| c(inner)))
         {
-            log::error!(
+            crate::report_error!(
                 target: "twistor::defer",
                 "panic in Deferred canceller: {}",
                 Failure::from_panic(&*p)

@@ -17,6 +17,7 @@ mod queue;
 mod timeout;
 pub(crate) mod value;
 
+pub use crate::report::log_error;
 pub use deferred::{Deferred, IntoDeferred, execute, maybe_deferred};
 pub use errors::{
     AlreadyCalledError, CancelledError, ChainTypeError, CircularChainError, FailureGroup,

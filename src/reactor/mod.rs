@@ -216,7 +216,7 @@ impl std::fmt::Debug for Reactor {
 }
 
 fn log_panic(what: &str, payload: &(dyn std::any::Any + Send)) {
-    log::error!(
+    crate::report_error!(
         target: "twistor::reactor",
         "{what}: {}",
         Failure::from_panic(payload)
@@ -975,7 +975,7 @@ impl Reactor {
                 let task = self.inner.tasks.borrow_mut().remove(&id);
                 drop(fut);
                 let f = Failure::from_panic(&*p);
-                log::error!(target: "twistor::reactor", "panic in a spawned future: {f}");
+                crate::report_error!(target: "twistor::reactor", "panic in a spawned future: {f}");
                 if let Some(on_panic) = task.and_then(|mut t| t.on_panic.take()) {
                     on_panic(f);
                 }

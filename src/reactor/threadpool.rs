@@ -153,7 +153,7 @@ impl Reactor {
             if let Err(p) = catch_unwind(AssertUnwindSafe(f)) {
                 let msg = panic_message(&*p);
                 back.call_from_thread(move |_| {
-                    log::error!(target: "twistor::reactor", "panic in call_in_thread: {msg}");
+                    crate::report_error!(target: "twistor::reactor", "panic in call_in_thread: {msg}");
                 });
             }
         }));

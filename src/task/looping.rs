@@ -677,7 +677,7 @@ fn completed(inner: &Rc<Inner>, epoch: u64, result: Result<(), Failure>) {
                 Some(d) => {
                     let _ = d.errback(f);
                 }
-                None => log::error!(target: "twistor::task", "LoopingCall failed: {f:?}"),
+                None => crate::report_error!(target: "twistor::task", "LoopingCall failed: {f:?}"),
             }
         }
     }
