@@ -116,3 +116,42 @@ fn failure_converts_into_box_dyn_error() {
         .expect("a FailureError");
     assert!(back.0.is::<std::io::Error>());
 }
+
+/// trial's `assertNoResult` swallows a failure it finds: the test failure reports it, the
+/// Deferred must not report it again when it goes away.
+#[test]
+fn assert_no_result_swallows_the_failure_it_finds() {
+    capture_logs();
+    let d = Deferred::<u8>::fail(Failure::msg("already failed"));
+    let panic = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        twistor::testing::assert_no_result(&d)
+    }))
+    .expect_err("a result was there");
+    let msg = panic.downcast_ref::<String>().cloned().unwrap_or_default();
+    assert!(msg.contains("already failed"), "{msg}");
+    drop(d);
+    assert_eq!(captured_errors(), Vec::<String>::new());
+}
+
+#[test]
+fn failure_result_of_types_accepts_any_expected_type() {
+    use twistor::defer::CancelledError;
+    use twistor::testing::{ErrorType, failure_result_of_types};
+    let d = Deferred::<u8>::fail(Failure::new(CancelledError));
+    let f = failure_result_of_types(
+        &d,
+        &[
+            ErrorType::of::<std::fmt::Error>(),
+            ErrorType::of::<CancelledError>(),
+        ],
+    );
+    assert!(f.is::<CancelledError>());
+}
+
+#[test]
+#[should_panic(expected = "failure of type core::fmt::Error expected")]
+fn failure_result_of_types_rejects_other_types() {
+    use twistor::testing::{ErrorType, failure_result_of_types};
+    let d = Deferred::<u8>::fail(Failure::msg("a message"));
+    failure_result_of_types(&d, &[ErrorType::of::<std::fmt::Error>()]);
+}
