@@ -29,16 +29,16 @@ use std::rc::Rc;
 /// use twistor::{Deferred, Failure};
 /// use twistor::failure::PanicError;
 ///
-/// let d = Deferred::<i32>::new();
+/// let (d, r) = Deferred::<i32>::new();
 /// let seen = std::rc::Rc::new(std::cell::RefCell::new(None));
 /// let s = seen.clone();
-/// d.clone()
+/// let _d = d
 ///     .add_callback(|_| -> i32 { panic!("boom") })
 ///     .add_errback(move |f: Failure| {
 ///         *s.borrow_mut() = f.downcast_ref::<PanicError>().map(|p| p.message.clone());
 ///         Ok(0)
 ///     });
-/// d.callback(1).unwrap();
+/// r.callback(1).unwrap();
 /// assert_eq!(seen.borrow().as_deref(), Some("boom"));
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -173,12 +173,12 @@ impl Failure {
     /// use twistor::{Deferred, Failure};
     /// use twistor::defer::CancelledError;
     ///
-    /// let d = Deferred::<&str>::new();
-    /// let handled = d.clone().add_errback(|f: Failure| {
+    /// let (d, _r) = Deferred::<&str>::new();
+    /// let handled = d.add_errback(|f: Failure| {
     ///     f.trap::<CancelledError>()?;
     ///     Ok("cancelled, never mind")
     /// });
-    /// d.cancel();
+    /// handled.cancel();
     /// assert_eq!(twistor::testing::success_result_of(&handled), "cancelled, never mind");
     /// ```
     pub fn trap<E: Error + 'static>(&self) -> Result<&E, Failure> {

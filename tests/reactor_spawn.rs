@@ -129,7 +129,12 @@ fn test_spawn_cancel_drops_future() {
             Ok(())
         });
         assert_eq!(reactor.get_delayed_calls().len(), 1);
-        let (r, to_cancel, flag, e) = (reactor.clone(), d.clone(), dropped.clone(), events.clone());
+        let (r, to_cancel, flag, e) = (
+            reactor.clone(),
+            d.cancel_handle(),
+            dropped.clone(),
+            events.clone(),
+        );
         reactor.call_later(0.01, move || {
             to_cancel.cancel();
             e.push(if flag.get() { "dropped" } else { "not dropped" });

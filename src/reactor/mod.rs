@@ -116,6 +116,8 @@ struct Task {
     waker: Arc<TaskWaker>,
     /// Fails the task's Deferred if polling panics.
     on_panic: Option<Box<dyn FnOnce(Failure)>>,
+    /// Polls the task now: a Deferred it awaits resumes it inside its callback.
+    resume: crate::defer::future::Resumer,
 }
 
 struct Inner {
@@ -901,15 +903,14 @@ impl Reactor {
         let id = self.inner.next_task.get();
         self.inner.next_task.set(id.wrapping_add(1));
         let weak = self.weak();
-        let d = Deferred::with_canceller(move |_: &Deferred<T>| {
+        let (d, fire) = Deferred::with_canceller(move |_: &crate::Resolver<T>| {
             if let Some(r) = Reactor::from_weak(&weak) {
                 // Dropped with no borrow held: the future may own anything.
                 let task = r.inner.tasks.borrow_mut().remove(&id);
                 drop(task);
             }
         });
-        let fire = d.clone();
-        let on_panic_d = d.clone();
+        let on_panic_d = fire.clone();
         let wrapped = async move {
             let r = future.await;
             // Only this task fires `fire` (or the canceller, which drops this task first).
@@ -920,6 +921,9 @@ impl Reactor {
             shared: self.inner.shared.clone(),
             queued: AtomicBool::new(false),
         });
+        let weak = self.weak();
+        let resume: crate::defer::future::Resumer =
+            Rc::new(move || Reactor::from_weak(&weak).is_some_and(|r| r.poll_task(id)));
         self.inner.tasks.borrow_mut().insert(
             id,
             Task {
@@ -928,6 +932,7 @@ impl Reactor {
                 on_panic: Some(Box::new(move |f| {
                     let _ = on_panic_d.errback(f);
                 })),
+                resume,
             },
         );
         self.poll_task(id);
@@ -941,20 +946,26 @@ impl Reactor {
         }
     }
 
-    fn poll_task(&self, id: usize) {
+    /// Polls a task; false if it is gone or already being polled (further up the stack).
+    fn poll_task(&self, id: usize) -> bool {
         let taken = {
             let mut tasks = self.inner.tasks.borrow_mut();
             tasks.get_mut(&id).and_then(|t| {
                 t.waker.queued.store(false, Ordering::Release);
-                t.future.take().map(|f| (f, t.waker.clone()))
+                t.future
+                    .take()
+                    .map(|f| (f, t.waker.clone(), t.resume.clone()))
             })
         };
-        let Some((mut fut, waker)) = taken else {
-            return;
+        let Some((mut fut, waker, resume)) = taken else {
+            return false;
         };
         let waker = Waker::from(waker);
         let mut cx = Context::from_waker(&waker);
-        match catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(&mut cx))) {
+        let polled = crate::defer::future::polling_task(&resume, || {
+            catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(&mut cx)))
+        });
+        match polled {
             Ok(Poll::Pending) => {
                 let mut tasks = self.inner.tasks.borrow_mut();
                 match tasks.get_mut(&id) {
@@ -981,6 +992,7 @@ impl Reactor {
                 }
             }
         }
+        true
     }
 
     /// How many spawned futures have not finished.

@@ -98,7 +98,7 @@ pub const DEFAULT_TICK_DELAY: f64 = 0.000_000_01;
 /// ```
 /// use twistor::task::{StepOutcome, TaskStep};
 /// assert!(matches!(().into_step_outcome(), StepOutcome::Done));
-/// assert!(matches!(twistor::Deferred::<()>::new().into_step_outcome(), StepOutcome::Wait(_)));
+/// assert!(matches!(twistor::Deferred::<()>::new().0.into_step_outcome(), StepOutcome::Wait(_)));
 /// ```
 pub trait TaskStep {
     /// Converts the item into what the task does next.
@@ -686,7 +686,7 @@ impl CoopInner {
 
 struct TaskState {
     /// `when_done` Deferreds to fire on completion.
-    deferreds: Vec<Deferred<()>>,
+    deferreds: Vec<crate::Resolver<()>>,
     pause_count: u32,
     /// Waiting on a yielded Deferred.
     waiting: bool,
@@ -818,19 +818,19 @@ impl CooperativeTask {
     /// ```
     #[track_caller]
     pub fn when_done(&self) -> Deferred<()> {
-        let d = Deferred::new();
+        let (d, fire) = Deferred::new();
         let done = {
             let mut st = self.inner.st.borrow_mut();
             match &st.completion {
                 Some((_, r)) => Some(r.clone()),
                 None => {
-                    st.deferreds.push(d.clone());
+                    st.deferreds.push(fire.clone());
                     None
                 }
             }
         };
         if let Some(r) = done {
-            let _ = d.fire(r);
+            let _ = fire.fire(r);
         }
         d
     }

@@ -179,11 +179,11 @@ struct State {
     /// The scheduled call, if any (`None` while the function runs or its Deferred is pending).
     call: Option<DelayedCall>,
     /// The current run's start Deferred; taken when it fires.
-    deferred: Option<Deferred<LoopingCall>>,
+    deferred: Option<crate::Resolver<LoopingCall>>,
     /// Incremented by each `start`.
     generation: u64,
     /// Start Deferreds of earlier runs whose last call is still in flight.
-    orphans: Vec<(u64, Deferred<LoopingCall>)>,
+    orphans: Vec<(u64, crate::Resolver<LoopingCall>)>,
     run_at_start: bool,
     /// `with_count`: when the function was last called.
     real_last_time: Option<f64>,
@@ -324,7 +324,7 @@ impl LoopingCall {
         now: bool,
     ) -> Result<Deferred<LoopingCall>, LoopingCallError> {
         let inner = &self.inner;
-        let d = Deferred::new();
+        let (d, fire) = Deferred::new();
         let starttime = {
             let mut st = inner.st.borrow_mut();
             if st.running {
@@ -343,7 +343,7 @@ impl LoopingCall {
             }
             st.generation += 1;
             st.running = true;
-            st.deferred = Some(d.clone());
+            st.deferred = Some(fire);
             let starttime = inner.clock.seconds();
             st.starttime = Some(starttime);
             st.interval = Some(interval);

@@ -57,7 +57,7 @@ pub fn failure_result_of<T: 'static>(d: &Deferred<T>) -> Failure {
 /// reported a second time as an unhandled error.
 ///
 /// ```
-/// twistor::testing::assert_no_result(&twistor::Deferred::<u8>::new());
+/// twistor::testing::assert_no_result(&twistor::Deferred::<u8>::new().0);
 /// ```
 #[track_caller]
 pub fn assert_no_result<T: 'static>(d: &Deferred<T>) {
@@ -103,7 +103,7 @@ impl std::fmt::Debug for ErrorType {
 /// use twistor::{Deferred, Failure, defer::CancelledError};
 /// use twistor::testing::{ErrorType, failure_result_of_types};
 ///
-/// let d = Deferred::<u8>::new();
+/// let (d, _r) = Deferred::<u8>::new();
 /// d.cancel();
 /// let f = failure_result_of_types(
 ///     &d,
