@@ -682,6 +682,7 @@ impl<T> Clone for Resolver<T> {
 }
 
 /// One handle less; at zero, only a waiting outer Deferred can still cancel this one.
+#[inline]
 fn release_handle(inner: &Rc<Inner>) {
     let n = inner.handles.get() - 1;
     inner.handles.set(n);
@@ -1414,5 +1415,81 @@ impl<T: 'static> IntoDeferred for Deferred<T> {
     type Output = T;
     fn into_deferred(self) -> Deferred<T> {
         self
+    }
+}
+
+/// Unit tests of the paths that touch the result slot through `unsafe` (firing, running,
+/// stealing, continuing, peeking, dropping a waiting chain): small enough for Miri to run.
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+    use std::rc::Rc;
+
+    use super::*;
+    use crate::testing::{assert_no_result, failure_result_of, success_result_of};
+
+    #[test]
+    fn fire_run_and_take() {
+        let (d, r) = Deferred::<String>::new();
+        let d = d.add_callback(|s| s + "!").add_callback(|s| s.len());
+        r.callback("hey".to_string()).unwrap();
+        assert_eq!(success_result_of(&d), 4);
+    }
+
+    #[test]
+    fn steal_a_fired_inner_and_continue_a_waiting_outer() {
+        let stolen = Deferred::succeed(1).add_callback_deferred(|x| Deferred::succeed(x + 1));
+        assert_eq!(success_result_of(&stolen), 2);
+
+        let (inner, fire_inner) = Deferred::<Rc<u8>>::new();
+        let outer = Deferred::succeed(()).add_callback_deferred(move |()| inner);
+        assert_no_result(&outer);
+        fire_inner.callback(Rc::new(7)).unwrap();
+        assert_eq!(*success_result_of(&outer), 7);
+    }
+
+    #[test]
+    fn panics_and_failures_travel_the_chain() {
+        let d = Deferred::succeed(1u8)
+            .add_callback(|_| -> u8 { panic!("boom") })
+            .add_errback(Err);
+        assert!(failure_result_of(&d).is::<crate::failure::PanicError>());
+    }
+
+    #[test]
+    fn peek_while_busy_and_reentrant() {
+        let d = Deferred::succeed(vec![1u8, 2, 3]);
+        d.pause();
+        let control = d.cancel_handle();
+        let seen = Rc::new(Cell::new(0));
+        let s = seen.clone();
+        let d = d.add_callback(move |v| {
+            s.set(v.len());
+            v
+        });
+        let len = d.peek(|r| {
+            control.unpause();
+            r.and_then(|r| r.ok()).map(|v| v.len())
+        });
+        assert_eq!((len, seen.get()), (Some(3), 3));
+        assert_eq!(success_result_of(&d), [1, 2, 3]);
+    }
+
+    #[test]
+    fn dropping_waiting_chains_frees_them() {
+        let token = Rc::new(());
+        {
+            let (inner, fire_inner) = Deferred::<u8>::new();
+            let t = token.clone();
+            let outer = Deferred::succeed(())
+                .add_callback_deferred(move |()| inner)
+                .add_callback(move |x| {
+                    let _keep = &t;
+                    x
+                });
+            drop(fire_inner);
+            drop(outer);
+        }
+        assert_eq!(Rc::strong_count(&token), 1);
     }
 }
