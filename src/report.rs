@@ -72,8 +72,9 @@ macro_rules! report_error {
 ///
 /// Twisted's `log.err` returns `None`, so the chain goes on with `None`. A typed chain
 /// cannot switch to `None` in place, so the chain goes on with `T::default()`: `()` for the
-/// usual end of a chain, and `None` for a chain of `Option`s — add `.add_callback(Some)`
-/// before it to keep a value that is not `Default` and learn whether there was one.
+/// usual end of a chain, and `None` for a chain of `Option`s. For a `T` that is not
+/// `Default`, [`Deferred::add_errback_logged`](crate::Deferred::add_errback_logged) does the
+/// same and continues with `Option<T>` (`None` for the failure).
 ///
 /// The report goes through [`error`] (target `twistor::defer`).
 ///

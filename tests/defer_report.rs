@@ -155,3 +155,16 @@ fn failure_result_of_types_rejects_other_types() {
     let d = Deferred::<u8>::fail(Failure::msg("a message"));
     failure_result_of_types(&d, &[ErrorType::of::<std::fmt::Error>()]);
 }
+
+#[test]
+fn add_errback_logged_works_for_any_type() {
+    struct NotDefault(u8);
+    capture_logs();
+    let d = Deferred::<NotDefault>::fail(Failure::msg("refused")).add_errback_logged();
+    assert!(success_result_of(&d).is_none());
+    let d = Deferred::succeed(NotDefault(3)).add_errback_logged();
+    assert_eq!(success_result_of(&d).map(|v| v.0), Some(3));
+    let errors = captured_errors();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(errors[0].contains("refused"));
+}

@@ -599,7 +599,7 @@ pub(crate) fn cancel(inner: &Rc<Inner>) {
 /// | `f` may raise | [`add_callback_try`](Self::add_callback_try) (`f` returns `Result<U, Failure>`) |
 /// | `f` returns a Deferred | [`add_callback_deferred`](Self::add_callback_deferred) |
 /// | `d.addErrback(f)` | [`add_errback`](Self::add_errback) / [`add_errback_deferred`](Self::add_errback_deferred) |
-/// | `d.addErrback(log.err)` | [`add_errback(log_error)`](crate::defer::log_error) |
+/// | `d.addErrback(log.err)` | [`add_errback(log_error)`](crate::defer::log_error) / [`add_errback_logged`](Self::add_errback_logged) |
 /// | `d.addCallbacks(f, g)` | [`add_callbacks`](Self::add_callbacks) |
 /// | `d.addBoth(f)` | [`add_both`](Self::add_both) / [`add_both_deferred`](Self::add_both_deferred) |
 ///
@@ -1095,6 +1095,25 @@ impl<T: 'static> Deferred<T> {
                 Ok(v) => Ok(v),
                 Err(e) => f(e).map(Value::new),
             })
+        })
+    }
+
+    /// Ends the error track the way Twisted's `d.addErrback(log.err)` does, for any `T`: a
+    /// failure is reported (through [`log_error`](crate::defer::log_error)) and becomes `None`,
+    /// a success `v` becomes `Some(v)`. For a `T: Default` (such as `()`),
+    /// `add_errback(log_error)` keeps the type instead.
+    ///
+    /// ```
+    /// use twistor::{Deferred, Failure, testing::success_result_of};
+    /// struct Conn;
+    /// let d = Deferred::<Conn>::fail(Failure::msg("refused")).add_errback_logged();
+    /// assert!(success_result_of(&d).is_none());
+    /// ```
+    #[track_caller]
+    pub fn add_errback_logged(self) -> Deferred<Option<T>> {
+        self.add_both(|r| match r {
+            Ok(v) => Ok(Some(v)),
+            Err(f) => crate::defer::log_error(f),
         })
     }
 
