@@ -170,7 +170,6 @@ impl<T: 'static> DeferredList<T> {
     /// ```
     /// use twistor::{Deferred, Failure, defer::{DeferredList, FirstError}};
     /// let ((a, fire_a), (b, fire_b)) = (Deferred::<u8>::new(), Deferred::new());
-    /// let b = b.add_errback(|f| Err(f));
     /// let list = DeferredList::new([a, b]).fire_on_one_errback(true).consume_errors(true).build();
     /// fire_b.errback(Failure::msg("no")).unwrap();
     /// let f = twistor::testing::failure_result_of(&list);
