@@ -40,8 +40,7 @@ fn run_later<T: 'static>(
     seconds: f64,
     f: impl FnOnce() -> T + 'static,
 ) -> Deferred<T> {
-    let d = Deferred::new();
-    let fire = d.clone();
+    let (d, fire) = Deferred::new();
     reactor.call_later(seconds, move || {
         let value = f();
         // Only this timed call fires `d`, once.

@@ -10,8 +10,7 @@ use twistor::{Clock, Deferred};
 
 /// Fires with `value` after `delay` seconds of `clock`.
 fn later<T: 'static>(clock: &Clock, delay: f64, what: &'static str, value: T) -> Deferred<T> {
-    let d = Deferred::new();
-    let fire = d.clone();
+    let (d, fire) = Deferred::new();
     let now = clock.clone();
     clock.call_later(delay, move || {
         println!("[t={}] {what} arrives", now.seconds());

@@ -16,8 +16,7 @@ struct Meal {
 
 /// Places an order and returns immediately with a placeholder for the meal.
 fn order_food(kitchen: &Clock, name: &'static str, cook_time: f64, tasty: bool) -> Deferred<Meal> {
-    let placeholder = Deferred::new();
-    let ready = placeholder.clone();
+    let (placeholder, ready) = Deferred::new();
     kitchen.call_later(cook_time, move || {
         println!("[kitchen] {name} is ready");
         // The kitchen fires each placeholder once; a second firing would be an error.

@@ -47,16 +47,16 @@ use twistor::protocol::Handle;
 use twistor::protocols::basic::{LineContext, LineHandler, LineReceiver};
 use twistor::reactor::Reactor;
 use twistor::transport::tcp::connect_protocol;
-use twistor::{Deferred, Failure};
+use twistor::{Deferred, Failure, Resolver};
 
 /// Sends one line when connected; fires its Deferred with the first line that comes back.
 struct ReverseClientProtocol {
-    deferred: Option<Deferred<String>>,
+    deferred: Option<Resolver<String>>,
     string: String,
 }
 
 impl ReverseClientProtocol {
-    fn new(deferred: Deferred<String>, string: &str) -> ReverseClientProtocol {
+    fn new(deferred: Resolver<String>, string: &str) -> ReverseClientProtocol {
         ReverseClientProtocol {
             deferred: Some(deferred),
             string: string.to_string(),
@@ -103,9 +103,9 @@ impl RemoteReverser {
 
     /// Send `some_string` to the host to be reversed.
     fn reverse(&self, some_string: &str) -> Deferred<String> {
-        let d = Deferred::new();
-        let protocol = LineReceiver::new(ReverseClientProtocol::new(d.clone(), some_string));
-        let reverse_failed = d.clone();
+        let (d, fire) = Deferred::new();
+        let protocol = LineReceiver::new(ReverseClientProtocol::new(fire.clone(), some_string));
+        let reverse_failed = fire;
         let _ = connect_protocol(&self.reactor, &self.host, self.port, protocol, 30.0).add_both(
             move |connected: Result<Handle<LineReceiver<ReverseClientProtocol>>, Failure>| {
                 // Not in the paper: no connection, no reply.

@@ -7,7 +7,12 @@
 //!
 //! `Failure` deliberately does **not** implement `std::error::Error`: that lets it implement
 //! `From<E>` for every error type, so `?` works inside callbacks whose return type is
-//! `Result<_, Failure>`. The location of that conversion is recorded (`#[track_caller]`, a
+//! `Result<_, Failure>` (a type implementing `Error` could not also have that blanket `From`:
+//! it would overlap `From<T> for T`). The other direction still works: a `Failure` converts
+//! into `Box<dyn Error>` (as a [`FailureError`]), so `?` on a `Failure` works in
+//! `fn main() -> Result<(), Box<dyn Error>>`. It does not convert into
+//! `Box<dyn Error + Send + Sync>` (or `anyhow::Error`): the wrapped error is shared through an
+//! `Rc` and may itself be `!Send`. The location of that conversion is recorded (`#[track_caller]`, a
 //! pointer copy); a backtrace is captured as well when [debug mode](crate::defer::set_debugging)
 //! is on.
 
@@ -24,16 +29,16 @@ use std::rc::Rc;
 /// use twistor::{Deferred, Failure};
 /// use twistor::failure::PanicError;
 ///
-/// let d = Deferred::<i32>::new();
+/// let (d, r) = Deferred::<i32>::new();
 /// let seen = std::rc::Rc::new(std::cell::RefCell::new(None));
 /// let s = seen.clone();
-/// d.clone()
+/// let _d = d
 ///     .add_callback(|_| -> i32 { panic!("boom") })
 ///     .add_errback(move |f: Failure| {
 ///         *s.borrow_mut() = f.downcast_ref::<PanicError>().map(|p| p.message.clone());
 ///         Ok(0)
 ///     });
-/// d.callback(1).unwrap();
+/// r.callback(1).unwrap();
 /// assert_eq!(seen.borrow().as_deref(), Some("boom"));
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -168,12 +173,12 @@ impl Failure {
     /// use twistor::{Deferred, Failure};
     /// use twistor::defer::CancelledError;
     ///
-    /// let d = Deferred::<&str>::new();
-    /// let handled = d.clone().add_errback(|f: Failure| {
+    /// let (d, _r) = Deferred::<&str>::new();
+    /// let handled = d.add_errback(|f: Failure| {
     ///     f.trap::<CancelledError>()?;
     ///     Ok("cancelled, never mind")
     /// });
-    /// d.cancel();
+    /// handled.cancel();
     /// assert_eq!(twistor::testing::success_result_of(&handled), "cancelled, never mind");
     /// ```
     pub fn trap<E: Error + 'static>(&self) -> Result<&E, Failure> {
@@ -251,6 +256,43 @@ impl fmt::Debug for Failure {
             write!(f, "\n{bt}")?;
         }
         Ok(())
+    }
+}
+
+/// A [`Failure`] as a `std::error::Error`, for code outside Deferred chains (what `?` on a
+/// `Failure` gives in a function returning `Result<_, Box<dyn Error>>`). `Display` is the
+/// failure's; `source` is the wrapped error's source.
+///
+/// ```
+/// use std::error::Error;
+/// fn main_like() -> Result<(), Box<dyn Error>> {
+///     let r: Result<(), twistor::Failure> = Err(twistor::Failure::msg("no disk"));
+///     r?;
+///     Ok(())
+/// }
+/// let e = main_like().unwrap_err();
+/// assert_eq!(e.to_string(), "MessageError: no disk");
+/// let f = &e.downcast_ref::<twistor::failure::FailureError>().unwrap().0;
+/// assert!(f.is::<twistor::failure::MessageError>());
+/// ```
+#[derive(Debug, Clone)]
+pub struct FailureError(pub Failure);
+
+impl fmt::Display for FailureError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0, f)
+    }
+}
+
+impl Error for FailureError {
+    fn source(&self) -> Option<&(dyn Error + 'static)> {
+        self.0.error().source()
+    }
+}
+
+impl From<Failure> for Box<dyn Error + 'static> {
+    fn from(f: Failure) -> Self {
+        Box::new(FailureError(f))
     }
 }
 

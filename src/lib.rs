@@ -17,13 +17,22 @@
 //!     if praiseworthy { "Wuu chef!" } else { "I sneeze in your face!" }
 //! }
 //!
-//! let placeholder = Deferred::new();          // order_food()
+//! let (placeholder, meal_arrives) = Deferred::new(); // order_food()
 //! let said = placeholder
-//!     .clone()
 //!     .add_callback(eat_meal)
 //!     .add_callback(compliment_chef);
-//! placeholder.callback("eggs benedict").unwrap(); // the meal arrives
+//! meal_arrives.callback("eggs benedict").unwrap();
 //! assert_eq!(twistor::testing::success_result_of(&said), "Wuu chef!");
+//! ```
+//!
+//! The placeholder is two handles: the `Deferred` extends the chain (each callback consumes
+//! it and gives the extended one), the [`Resolver`] fires it. A chain of callbacks changes
+//! type as it goes, and this split is what keeps a typed chain from going wrong at run time:
+//!
+//! ```compile_fail
+//! let (d, _fire) = twistor::Deferred::<&str>::new();
+//! let _said = d.add_callback(|meal| meal.len() > 3);
+//! let _again = d.add_callback(|meal| meal.len()); // error: `d` was moved
 //! ```
 //!
 //! # No magic
@@ -59,7 +68,8 @@
 //! use twistor::defer::TimeoutError;
 //!
 //! let clock = Clock::new();
-//! let slow = Deferred::<()>::new().add_timeout(30.0, &clock);
+//! let (slow, _fire) = Deferred::<()>::new();
+//! let slow = slow.add_timeout(30.0, &clock);
 //! clock.advance(30.0);
 //! assert!(failure_result_of(&slow).is::<TimeoutError>());
 //! ```
@@ -76,8 +86,7 @@
 //! use twistor::Deferred;
 //!
 //! fn run_later<T: 'static>(reactor: &Reactor, secs: f64, f: impl FnOnce() -> T + 'static) -> Deferred<T> {
-//!     let d = Deferred::new();
-//!     let fire = d.clone();
+//!     let (d, fire) = Deferred::new();
 //!     reactor.call_later(secs, move || { let _ = fire.callback(f()); });
 //!     d
 //! }
@@ -125,6 +134,7 @@
 //! The same protocol serves real connections with
 //! [`transport::tcp::listen_tcp`]; `twistor reverse` and `examples/reverse_server.rs` do that.
 #![warn(missing_docs)]
+#![deny(unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
 
 pub mod defer;
 pub mod error;
@@ -132,12 +142,13 @@ pub mod failure;
 pub mod protocol;
 pub mod protocols;
 pub mod reactor;
+pub mod report;
 pub mod task;
 pub mod testing;
 pub mod time;
 pub mod transport;
 
-pub use defer::Deferred;
+pub use defer::{Deferred, Resolver};
 pub use failure::Failure;
 pub use task::Clock;
 

@@ -10,11 +10,11 @@ use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 use twistor::defer::{
-    CancelledError, ChainTypeError, DeferredList, FailureGroup, FireOnOneResult, FirstError,
-    gather_results, gather_results_consume_errors, race,
+    CancelledError, DeferredList, FailureGroup, FireOnOneResult, FirstError, gather_results,
+    gather_results_consume_errors, race,
 };
 use twistor::testing::{assert_no_result, failure_result_of, success_result_of};
-use twistor::{Deferred, Failure};
+use twistor::{Deferred, Failure, Resolver};
 
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
@@ -35,9 +35,10 @@ mod logs {
 
 /// Twisted's `fakeCallbackCanceller`.
 fn fake_callback_canceller() -> Deferred<&'static str> {
-    Deferred::with_canceller(|d: &Deferred<&'static str>| {
-        d.callback("Callback Result").unwrap();
+    Deferred::with_canceller(|r| {
+        r.callback("Callback Result").unwrap();
     })
+    .0
 }
 
 fn first_error(f: &Failure) -> &FirstError {
@@ -50,14 +51,17 @@ fn first_error(f: &Failure) -> &FirstError {
 
 #[test]
 fn test_deferred_list() {
-    let (defr1, defr2, defr3) = (Deferred::new(), Deferred::new(), Deferred::new());
-    let dl = DeferredList::new([defr1.clone(), defr2.clone(), defr3.clone()]).build();
-    defr1.callback("1").unwrap();
-    // Eat the failure the list hands on to defr2's chain, as Twisted's test does.
-    let _caught = defr2.clone().add_errback(|_| Ok("caught"));
-    defr2.errback(GenericError("2")).unwrap();
+    let ((defr1, fire_defr1), (defr2, fire_defr2), (defr3, fire_defr3)) =
+        (Deferred::new(), Deferred::new(), Deferred::new());
+    // Twisted's test eats the failure the list hands on to defr2's chain; here the list owns
+    // that chain, so it consumes errors instead.
+    let dl = DeferredList::new([defr1, defr2, defr3])
+        .consume_errors(true)
+        .build();
+    fire_defr1.callback("1").unwrap();
+    fire_defr2.errback(GenericError("2")).unwrap();
     assert_no_result(&dl);
-    defr3.callback("3").unwrap();
+    fire_defr3.callback("3").unwrap();
     let result = success_result_of(&dl);
     assert_eq!(result.len(), 3);
     assert_eq!(result[0].as_ref().ok(), Some(&"1"));
@@ -75,17 +79,17 @@ fn test_empty_deferred_list() {
 
 #[test]
 fn test_deferred_list_fire_on_one_error() {
-    let (defr1, defr2, defr3) = (Deferred::new(), Deferred::<&str>::new(), Deferred::new());
-    let dl = DeferredList::new([defr1.clone(), defr2.clone(), defr3.clone()])
+    let ((defr1, fire_defr1), (defr2, fire_defr2), (defr3, _fire_defr3)) =
+        (Deferred::new(), Deferred::<&str>::new(), Deferred::new());
+    let dl = DeferredList::new([defr1, defr2, defr3])
         .fire_on_one_errback(true)
+        .consume_errors(true)
         .build();
-    // Consume the error after it passes through the list.
-    let _caught = defr2.clone().add_errback(|_| Ok(""));
 
-    defr1.callback("1").unwrap();
+    fire_defr1.callback("1").unwrap();
     assert_no_result(&dl);
 
-    defr2.errback(GenericError("from def2")).unwrap();
+    fire_defr2.errback(GenericError("from def2")).unwrap();
     let f = failure_result_of(&dl);
     let first = first_error(&f);
     assert!(first.sub_failure.is::<GenericError>());
@@ -93,72 +97,67 @@ fn test_deferred_list_fire_on_one_error() {
     assert_eq!(first.index, 1);
 }
 
+/// Without `consume_errors`, the failure stays on the input's chain too: the list owns that
+/// chain, so nobody can handle it there, and it is reported as unhandled (as in Twisted when
+/// nobody adds an errback after the list's).
 #[test]
 fn test_deferred_list_dont_consume_errors() {
-    let d1 = Deferred::<()>::new();
-    let dl = DeferredList::new([d1.clone()]).build();
-    let error_trap = Rc::new(RefCell::new(Vec::new()));
-    let t = error_trap.clone();
-    let _rest = d1.clone().add_errback(move |f| {
-        t.borrow_mut().push(f.error_message());
-        Ok(())
-    });
-    d1.errback(GenericError("Bang")).unwrap();
-    assert_eq!(*error_trap.borrow(), ["Bang"]);
+    logs::capture();
+    let (d1, fire_d1) = Deferred::<()>::new();
+    let dl = DeferredList::new([d1]).build();
+    fire_d1.errback(GenericError("Bang")).unwrap();
     let results = success_result_of(&dl);
     assert_eq!(results.len(), 1);
     assert_eq!(results[0].as_ref().unwrap_err().error_message(), "Bang");
+    drop(fire_d1);
+    let errors = logs::errors();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(errors[0].contains("Unhandled error in Deferred") && errors[0].contains("Bang"));
 }
 
 #[test]
 fn test_deferred_list_consume_errors() {
-    let d1 = Deferred::<()>::new();
-    let dl = DeferredList::new([d1.clone()]).consume_errors(true).build();
-    let error_trap = Rc::new(RefCell::new(Vec::new()));
-    let t = error_trap.clone();
-    let _rest = d1.clone().add_errback(move |f| {
-        t.borrow_mut().push(f.error_message());
-        Ok(())
-    });
-    d1.errback(GenericError("Bang")).unwrap();
-    assert!(error_trap.borrow().is_empty());
+    logs::capture();
+    let (d1, fire_d1) = Deferred::<()>::new();
+    let dl = DeferredList::new([d1]).consume_errors(true).build();
+    fire_d1.errback(GenericError("Bang")).unwrap();
     let results = success_result_of(&dl);
     assert_eq!(results.len(), 1);
     assert_eq!(results[0].as_ref().unwrap_err().error_message(), "Bang");
+    drop(fire_d1);
+    assert!(logs::errors().is_empty(), "consumed: not reported");
 }
 
 #[test]
 fn test_deferred_list_fire_on_one_error_with_already_fired_deferreds() {
-    let (d1, d2) = (Deferred::<()>::new(), Deferred::<()>::new());
-    d1.errback(GenericError("Bang")).unwrap();
-    let dl = DeferredList::new([d1.clone(), d2.clone()])
+    let ((d1, fire_d1), (d2, _fire_d2)) = (Deferred::<()>::new(), Deferred::<()>::new());
+    fire_d1.errback(GenericError("Bang")).unwrap();
+    let dl = DeferredList::new([d1, d2])
         .fire_on_one_errback(true)
+        .consume_errors(true)
         .build();
     // The list failed while it was built.
     assert_eq!(first_error(&failure_result_of(&dl)).index, 0);
-    let _ = failure_result_of(&d1); // swallow the error
 }
 
 #[test]
 fn test_deferred_list_with_already_fired_deferreds() {
-    let (d1, d2) = (Deferred::<i32>::new(), Deferred::new());
-    d1.errback(GenericError("Bang")).unwrap();
-    d2.callback(2).unwrap();
-    let dl = DeferredList::new([d1.clone(), d2.clone()]).build();
+    let ((d1, fire_d1), (d2, fire_d2)) = (Deferred::<i32>::new(), Deferred::new());
+    fire_d1.errback(GenericError("Bang")).unwrap();
+    fire_d2.callback(2).unwrap();
+    let dl = DeferredList::new([d1, d2]).consume_errors(true).build();
     let results = success_result_of(&dl);
     assert_eq!(results.len(), 2);
     assert!(results[0].is_err());
     assert_eq!(results[1].as_ref().ok(), Some(&2));
-    let _ = failure_result_of(&d1); // swallow the error
 }
 
 #[test]
 fn test_cancel_deferred_list() {
-    let (one, two) = (Deferred::<()>::new(), Deferred::<()>::new());
-    let dl = DeferredList::new([one.clone(), two.clone()]).build();
+    let ((one, fire_one), (two, fire_two)) = (Deferred::<()>::new(), Deferred::<()>::new());
+    let dl = DeferredList::new([one, two]).consume_errors(true).build();
     dl.cancel();
-    assert!(failure_result_of(&one).is::<CancelledError>());
-    assert!(failure_result_of(&two).is::<CancelledError>());
+    assert!(fire_one.called() && fire_two.called());
     let results = success_result_of(&dl);
     assert!(
         results
@@ -170,10 +169,10 @@ fn test_cancel_deferred_list() {
 #[test]
 fn test_cancel_deferred_list_callback() {
     let one = fake_callback_canceller();
-    let two = Deferred::new();
-    let dl = DeferredList::new([one.clone(), two.clone()]).build();
+    let (two, fire_two) = Deferred::new();
+    let dl = DeferredList::new([one, two]).consume_errors(true).build();
     dl.cancel();
-    assert!(failure_result_of(&two).is::<CancelledError>());
+    assert!(fire_two.called());
     let result = success_result_of(&dl);
     assert_eq!(result[0].as_ref().ok(), Some(&"Callback Result"));
     assert!(result[1].as_ref().unwrap_err().is::<CancelledError>());
@@ -181,14 +180,22 @@ fn test_cancel_deferred_list_callback() {
 
 #[test]
 fn test_cancel_deferred_list_with_fire_on_one_callback() {
-    let (one, two) = (Deferred::<()>::new(), Deferred::<()>::new());
-    let dl = DeferredList::new([one.clone(), two.clone()]).fire_on_one_callback();
+    let ((one, fire_one), (two, fire_two)) = (Deferred::<()>::new(), Deferred::<()>::new());
+    let dl = DeferredList::new([one, two])
+        .consume_errors(true)
+        .fire_on_one_callback();
     dl.cancel();
-    assert!(failure_result_of(&one).is::<CancelledError>());
-    assert!(failure_result_of(&two).is::<CancelledError>());
+    assert!(fire_one.called() && fire_two.called());
     // No input succeeded: the list fires with every result, as Twisted's does.
     match success_result_of(&dl) {
-        FireOnOneResult::AllDone(results) => assert_eq!(results.len(), 2),
+        FireOnOneResult::AllDone(results) => {
+            assert_eq!(results.len(), 2);
+            assert!(
+                results
+                    .iter()
+                    .all(|r| r.as_ref().is_err_and(|f| f.is::<CancelledError>()))
+            );
+        }
         other => panic!("expected AllDone, got {other:?}"),
     }
 }
@@ -196,10 +203,12 @@ fn test_cancel_deferred_list_with_fire_on_one_callback() {
 #[test]
 fn test_cancel_deferred_list_with_fire_on_one_callback_and_deferred_callback() {
     let one = fake_callback_canceller();
-    let two = Deferred::new();
-    let dl = DeferredList::new([one.clone(), two.clone()]).fire_on_one_callback();
+    let (two, fire_two) = Deferred::new();
+    let dl = DeferredList::new([one, two])
+        .consume_errors(true)
+        .fire_on_one_callback();
     dl.cancel();
-    assert!(failure_result_of(&two).is::<CancelledError>());
+    assert!(fire_two.called());
     match success_result_of(&dl) {
         FireOnOneResult::Success { value, index } => {
             assert_eq!((value, index), ("Callback Result", 0))
@@ -210,13 +219,13 @@ fn test_cancel_deferred_list_with_fire_on_one_callback_and_deferred_callback() {
 
 #[test]
 fn test_cancel_deferred_list_with_fire_on_one_errback() {
-    let (one, two) = (Deferred::<()>::new(), Deferred::<()>::new());
-    let dl = DeferredList::new([one.clone(), two.clone()])
+    let ((one, fire_one), (two, fire_two)) = (Deferred::<()>::new(), Deferred::<()>::new());
+    let dl = DeferredList::new([one, two])
         .fire_on_one_errback(true)
+        .consume_errors(true)
         .build();
     dl.cancel();
-    assert!(failure_result_of(&one).is::<CancelledError>());
-    assert!(failure_result_of(&two).is::<CancelledError>());
+    assert!(fire_one.called() && fire_two.called());
     let f = failure_result_of(&dl);
     assert!(first_error(&f).sub_failure.is::<CancelledError>());
 }
@@ -235,52 +244,59 @@ fn test_cancel_deferred_list_with_fire_on_one_errback_all_deferreds_callback() {
 
 #[test]
 fn test_cancel_deferred_list_with_original_deferreds() {
-    let (one, two) = (Deferred::<()>::new(), Deferred::<()>::new());
-    let mut argument_list = vec![one.clone(), two.clone()];
-    let dl = DeferredList::new(argument_list.clone()).build();
-    let three = Deferred::<()>::new();
-    argument_list.push(three.clone());
+    // Twisted's test appends to the argument list after building; the list owns its inputs
+    // here, so only a Deferred that was never given to it can be checked.
+    let ((one, fire_one), (two, fire_two)) = (Deferred::<()>::new(), Deferred::<()>::new());
+    let argument_list = vec![one, two];
+    let dl = DeferredList::new(argument_list)
+        .consume_errors(true)
+        .build();
+    let (three, _fire_three) = Deferred::<()>::new();
     dl.cancel();
-    assert!(failure_result_of(&one).is::<CancelledError>());
-    assert!(failure_result_of(&two).is::<CancelledError>());
+    assert!(fire_one.called() && fire_two.called());
     assert_no_result(&three);
 }
 
 #[test]
 fn test_cancel_deferred_list_with_exception() {
     logs::capture();
-    let one = Deferred::<()>::with_canceller(|_| panic!("test"));
-    let two = Deferred::<()>::new();
-    let dl = DeferredList::new([one.clone(), two.clone()]).build();
+    let (one, fire_one) = Deferred::<()>::with_canceller(|_| panic!("test"));
+    let (two, fire_two) = Deferred::<()>::new();
+    let dl = DeferredList::new([one, two]).consume_errors(true).build();
     dl.cancel();
-    assert!(failure_result_of(&two).is::<CancelledError>());
+    assert!(fire_two.called());
     // The panicking canceller is logged; its Deferred still fails with CancelledError.
     let errors = logs::errors();
     assert_eq!(errors.len(), 1, "{errors:?}");
     assert!(errors[0].contains("test"), "{errors:?}");
-    assert!(failure_result_of(&one).is::<CancelledError>());
-    drop(dl);
+    assert!(fire_one.called());
+    let results = success_result_of(&dl);
+    assert!(
+        results
+            .iter()
+            .all(|r| r.as_ref().is_err_and(|f| f.is::<CancelledError>()))
+    );
 }
 
 #[test]
 fn test_cancel_fired_on_one_callback_deferred_list() {
-    let (one, two) = (Deferred::<()>::new(), Deferred::<()>::new());
-    let dl = DeferredList::new([one.clone(), two.clone()]).fire_on_one_callback();
-    one.callback(()).unwrap();
+    let ((one, fire_one), (two, fire_two)) = (Deferred::<()>::new(), Deferred::<()>::new());
+    let dl = DeferredList::new([one, two]).fire_on_one_callback();
+    fire_one.callback(()).unwrap();
     dl.cancel();
-    assert_no_result(&two);
+    assert!(!fire_two.called());
 }
 
 #[test]
 fn test_cancel_fired_on_one_errback_deferred_list() {
-    let (one, two) = (Deferred::<()>::new(), Deferred::<()>::new());
-    let dl = DeferredList::new([one.clone(), two.clone()])
+    let ((one, fire_one), (two, fire_two)) = (Deferred::<()>::new(), Deferred::<()>::new());
+    let dl = DeferredList::new([one, two])
         .fire_on_one_errback(true)
+        .consume_errors(true)
         .build();
-    one.errback(GenericError("test")).unwrap();
+    fire_one.errback(GenericError("test")).unwrap();
     dl.cancel();
-    assert_no_result(&two);
-    assert!(failure_result_of(&one).is::<GenericError>());
+    assert!(!fire_two.called());
     assert!(failure_result_of(&dl).is::<FirstError>());
 }
 
@@ -303,13 +319,11 @@ fn test_deferred_list_empty() {
 
 #[test]
 fn deferred_list_fires_once_and_ignores_late_results() {
-    let (a, b) = (Deferred::<&str>::new(), Deferred::new());
-    let dl = DeferredList::new([a.clone(), b.clone()]).fire_on_one_callback();
-    a.callback("A").unwrap();
-    // A late result neither fires the list again nor surfaces an AlreadyCalledError: b's
-    // chain just continues with its value.
-    assert!(b.callback("B").is_ok());
-    assert_eq!(success_result_of(&b), "B");
+    let ((a, fire_a), (b, fire_b)) = (Deferred::<&str>::new(), Deferred::new());
+    let dl = DeferredList::new([a, b]).fire_on_one_callback();
+    fire_a.callback("A").unwrap();
+    // A late result neither fires the list again nor surfaces an AlreadyCalledError.
+    assert!(fire_b.callback("B").is_ok());
     assert!(matches!(
         success_result_of(&dl),
         FireOnOneResult::Success {
@@ -321,26 +335,27 @@ fn deferred_list_fires_once_and_ignores_late_results() {
 
 #[test]
 fn deferred_list_fire_on_one_errback_ignores_later_failures() {
-    let (a, b) = (Deferred::<()>::new(), Deferred::<()>::new());
-    let dl = DeferredList::new([a.clone(), b.clone()])
+    let ((a, fire_a), (b, fire_b)) = (Deferred::<()>::new(), Deferred::<()>::new());
+    let dl = DeferredList::new([a, b])
         .fire_on_one_errback(true)
+        .consume_errors(true)
         .build();
-    a.errback(GenericError("first")).unwrap();
-    assert!(b.errback(GenericError("second")).is_ok());
-    assert_eq!(first_error(&failure_result_of(&dl)).index, 0);
-    assert_eq!(failure_result_of(&b).error_message(), "second");
-    let _ = failure_result_of(&a);
+    fire_a.errback(GenericError("first")).unwrap();
+    assert!(fire_b.errback(GenericError("second")).is_ok());
+    let f = failure_result_of(&dl);
+    assert_eq!(first_error(&f).index, 0);
+    assert_eq!(first_error(&f).sub_failure.error_message(), "first");
 }
 
 #[test]
 fn deferred_list_fire_on_one_callback_with_no_success_fires_all_results() {
-    let (a, b) = (Deferred::<u8>::new(), Deferred::<u8>::new());
-    let dl = DeferredList::new([a.clone(), b.clone()])
+    let ((a, fire_a), (b, fire_b)) = (Deferred::<u8>::new(), Deferred::<u8>::new());
+    let dl = DeferredList::new([a, b])
         .consume_errors(true)
         .fire_on_one_callback();
-    b.errback(GenericError("b")).unwrap();
+    fire_b.errback(GenericError("b")).unwrap();
     assert_no_result(&dl);
-    a.errback(GenericError("a")).unwrap();
+    fire_a.errback(GenericError("a")).unwrap();
     match success_result_of(&dl) {
         FireOnOneResult::AllDone(results) => {
             let messages: Vec<_> = results
@@ -355,24 +370,22 @@ fn deferred_list_fire_on_one_callback_with_no_success_fires_all_results() {
 
 #[test]
 fn deferred_list_observes_inputs_where_it_was_added() {
-    let d = Deferred::<i32>::new();
-    let before = d.clone().add_callback(|x| x * 10);
-    let dl = DeferredList::new([before.clone()]).build();
-    let after = before.add_callback(|x| x + 1);
-    d.callback(4).unwrap();
-    // The list saw the result of the callbacks added before it; the chain went on with it.
+    let (d, fire_d) = Deferred::<i32>::new();
+    let before = d.add_callback(|x| x * 10);
+    let dl = DeferredList::new([before]).build();
+    fire_d.callback(4).unwrap();
+    // The list saw the result of the callbacks added before it; it owns the rest of the chain.
     assert_eq!(success_result_of(&dl)[0].as_ref().ok(), Some(&40));
-    assert_eq!(success_result_of(&after), 41);
 }
 
 #[test]
 fn deferred_list_unconsumed_failure_is_still_reported_unhandled() {
     logs::capture();
-    let d = Deferred::<()>::new();
-    let dl = DeferredList::new([d.clone()]).build();
-    d.errback(GenericError("lost")).unwrap();
+    let (d, fire_d) = Deferred::<()>::new();
+    let dl = DeferredList::new([d]).build();
+    fire_d.errback(GenericError("lost")).unwrap();
     assert!(success_result_of(&dl)[0].is_err());
-    drop((d, dl));
+    drop((fire_d, dl));
     let errors = logs::errors();
     assert_eq!(errors.len(), 1, "{errors:?}");
     assert!(
@@ -384,40 +397,51 @@ fn deferred_list_unconsumed_failure_is_still_reported_unhandled() {
 #[test]
 fn deferred_list_consumed_failure_is_not_reported() {
     logs::capture();
-    let d = Deferred::<u32>::new();
-    let dl = DeferredList::new([d.clone()]).consume_errors(true).build();
-    d.errback(GenericError("consumed")).unwrap();
+    let (d, fire_d) = Deferred::<u32>::new();
+    let dl = DeferredList::new([d]).consume_errors(true).build();
+    fire_d.errback(GenericError("consumed")).unwrap();
     assert!(success_result_of(&dl)[0].is_err());
-    drop((d, dl));
+    drop((fire_d, dl));
     assert_eq!(logs::errors(), Vec::<String>::new());
 }
 
+/// A list takes its inputs' values: no `T: Clone` is needed (Twisted's list hands each value
+/// on to the input's chain too; here the list owns that chain, so nothing could use it).
 #[test]
-fn deferred_list_consumed_failure_continues_with_unit() {
-    // Twisted continues a consumed input with None. A `Deferred<()>` sees `()`; a callback
-    // added through a handle of another type gets a ChainTypeError, as a Python callback
-    // would get None where it expected a value.
-    let unit = Deferred::<()>::new();
-    let typed = Deferred::<u32>::new();
-    let _dl = DeferredList::new([unit.clone()])
-        .consume_errors(true)
-        .build();
-    let _dl2 = DeferredList::new([typed.clone()])
-        .consume_errors(true)
-        .build();
-    unit.errback(GenericError("x")).unwrap();
-    typed.errback(GenericError("y")).unwrap();
-    success_result_of(&unit);
-    let f = failure_result_of(&typed.add_callback(|n| n + 1));
-    assert!(f.is::<ChainTypeError>());
+fn deferred_list_takes_values_that_are_not_clone() {
+    struct NotClone(u32);
+    let ((a, fire_a), (b, fire_b)) = (Deferred::<NotClone>::new(), Deferred::new());
+    let all = DeferredList::new([a, b]).build();
+    let ((c, fire_c), (d, _fire_d)) = (Deferred::<NotClone>::new(), Deferred::new());
+    let first = DeferredList::new([c, d]).fire_on_one_callback();
+    fire_b.callback(NotClone(2)).unwrap();
+    fire_a.callback(NotClone(1)).unwrap();
+    fire_c.callback(NotClone(3)).unwrap();
+    let values: Vec<u32> = success_result_of(&all)
+        .into_iter()
+        .map(|r| r.map(|v| v.0).unwrap_or(0))
+        .collect();
+    assert_eq!(values, [1, 2]);
+    assert!(matches!(
+        success_result_of(&first),
+        FireOnOneResult::Success {
+            value: NotClone(3),
+            index: 0
+        }
+    ));
+    let ((e, fire_e), (f, fire_f)) = (Deferred::<NotClone>::new(), Deferred::new());
+    let gathered = gather_results([e, f]);
+    fire_e.callback(NotClone(5)).unwrap();
+    fire_f.callback(NotClone(6)).unwrap();
+    let sum: u32 = success_result_of(&gathered).iter().map(|v| v.0).sum();
+    assert_eq!(sum, 11);
 }
 
 #[test]
-fn deferred_list_success_is_handed_on_with_consume_errors() {
-    let d = Deferred::<String>::new();
-    let dl = DeferredList::new([d.clone()]).consume_errors(true).build();
-    d.callback("kept".to_string()).unwrap();
-    assert_eq!(success_result_of(&d), "kept");
+fn deferred_list_success_moves_into_the_list() {
+    let (d, fire_d) = Deferred::<String>::new();
+    let dl = DeferredList::new([d]).consume_errors(true).build();
+    fire_d.callback("kept".to_string()).unwrap();
     assert_eq!(success_result_of(&dl)[0].as_ref().ok().unwrap(), "kept");
 }
 
@@ -426,25 +450,25 @@ fn deferred_list_cancel_leaves_it_cancelled_if_inputs_do_not_settle() {
     // A paused input that already fired ignores cancel(); the list then fails with
     // CancelledError (Twisted's DeferredList.cancel would leave it waiting) and the input's
     // later result is ignored.
-    let d = Deferred::<u8>::new();
-    d.callback(1).unwrap();
+    let (d, fire_d) = Deferred::<u8>::new();
+    fire_d.callback(1).unwrap();
     d.pause();
-    let dl = DeferredList::new([d.clone()]).build();
+    let control = d.cancel_handle();
+    let dl = DeferredList::new([d]).build();
     dl.cancel();
     assert!(failure_result_of(&dl).is::<CancelledError>());
-    d.unpause();
-    assert_eq!(success_result_of(&d), 1);
+    control.unpause();
+    assert_eq!(control.paused(), 0);
 }
 
 #[test]
 fn deferred_list_callbacks_may_fire_other_inputs() {
     // Re-entrancy: the list's callback runs inside an input's firing and fires another one.
-    let (a, b) = (Deferred::<u8>::new(), Deferred::<u8>::new());
-    let first = DeferredList::new([a.clone()]).build();
-    let second = DeferredList::new([b.clone()]).build();
-    let b2 = b.clone();
-    let _chain = first.add_callback(move |_| b2.callback(2).unwrap());
-    a.callback(1).unwrap();
+    let ((a, fire_a), (b, fire_b)) = (Deferred::<u8>::new(), Deferred::<u8>::new());
+    let first = DeferredList::new([a]).build();
+    let second = DeferredList::new([b]).build();
+    let _chain = first.add_callback(move |_| fire_b.callback(2).unwrap());
+    fire_a.callback(1).unwrap();
     assert_eq!(success_result_of(&second)[0].as_ref().ok(), Some(&2));
 }
 
@@ -452,28 +476,25 @@ fn deferred_list_callbacks_may_fire_other_inputs() {
 fn deferred_list_frees_everything_once_fired() {
     // The cycle between the list and its inputs is broken when the list fires.
     let token = Rc::new(());
-    let (a, b) = (Deferred::<Rc<()>>::new(), Deferred::<Rc<()>>::new());
-    let gathered = gather_results([a.clone(), b.clone()]);
-    let dl = DeferredList::new([a.clone(), b.clone()])
-        .consume_errors(true)
-        .build();
-    a.callback(token.clone()).unwrap();
-    b.errback(GenericError("b")).unwrap();
+    let ((a, fire_a), (b, fire_b)) = (Deferred::<Rc<()>>::new(), Deferred::<Rc<()>>::new());
+    let gathered = gather_results_consume_errors([a, b]);
+    fire_a.callback(token.clone()).unwrap();
+    fire_b.errback(GenericError("b")).unwrap();
     let f = failure_result_of(&gathered);
     assert!(first_error(&f).sub_failure.is::<GenericError>());
-    assert!(Rc::strong_count(&token) > 1);
-    drop((a, b, dl, gathered));
+    drop((fire_a, fire_b, gathered));
     assert_eq!(Rc::strong_count(&token), 1);
 }
 
 #[test]
 fn race_frees_everything_once_decided() {
     let token = Rc::new(());
-    let (a, b) = (Deferred::<Rc<()>>::new(), Deferred::<Rc<()>>::new());
-    let r = race([a.clone(), b.clone()]);
-    b.callback(token.clone()).unwrap();
-    assert!(a.called()); // cancelled
-    drop((a, b, r));
+    let ((a, fire_a), (b, fire_b)) = (Deferred::<Rc<()>>::new(), Deferred::<Rc<()>>::new());
+    let r = race([a, b]);
+    fire_b.callback(token.clone()).unwrap();
+    assert!(fire_a.called()); // cancelled
+    assert_eq!(success_result_of(&r).0, 1);
+    drop((fire_a, fire_b, r));
     assert_eq!(Rc::strong_count(&token), 1);
 }
 
@@ -482,32 +503,30 @@ fn test_callback_order_preserved() {
     // DeferredTests.test_callbackOrderPreserved: a callback added to the outer Deferred after
     // a callback returned a Deferred waiting on gather_results runs after that chain.
     let results = Rc::new(RefCell::new(Vec::<String>::new()));
-    let a = Deferred::<&str>::new();
-    let outer = Deferred::<&str>::new();
-    let (r, a2) = (results.clone(), a.clone());
+    let (a, fire_a) = Deferred::<&str>::new();
+    let (outer, fire_outer) = Deferred::<&str>::new();
+    let (r, a2) = (results.clone(), a);
     let outer_tail = outer
-        .clone()
         .add_callback_deferred(move |result| {
             r.borrow_mut().push(format!("cb {result}"));
-            let d = Deferred::<()>::new();
+            let (d, fire_d) = Deferred::<()>::new();
             let (r1, r2) = (r.clone(), r.clone());
             let returner = d
-                .clone()
                 .add_callback_deferred(move |()| {
                     r1.borrow_mut().push("firstCallback".into());
                     gather_results([a2])
                 })
                 .add_callback(move |v| r2.borrow_mut().push(format!("secondCallback {v:?}")));
-            d.callback(()).unwrap();
+            fire_d.callback(()).unwrap();
             returner
         })
         .add_callback({
             let r = results.clone();
             move |()| r.borrow_mut().push("final".into())
         });
-    outer.callback("outer").unwrap();
+    fire_outer.callback("outer").unwrap();
     assert_eq!(*results.borrow(), ["cb outer", "firstCallback"]);
-    a.callback("withers").unwrap();
+    fire_a.callback("withers").unwrap();
     assert_eq!(
         *results.borrow(),
         [
@@ -532,10 +551,8 @@ fn test_gather_results() {
         Deferred::succeed(1),
         Deferred::fail(ValueError(String::new())),
     ];
-    let d = gather_results(dl.clone());
+    let d = gather_results_consume_errors(dl);
     assert!(failure_result_of(&d).is::<FirstError>());
-    // Get rid of the error handed on to the input.
-    let _ = failure_result_of(&dl[1]);
 }
 
 #[test]
@@ -546,25 +563,23 @@ fn test_gather_results_with_consume_errors() {
 
     let dgood = Deferred::succeed(1);
     let dbad = Deferred::<i32>::fail(RuntimeError("oh noes"));
-    let d = gather_results_consume_errors([dgood, dbad.clone()]);
-    let unconsumed = Rc::new(Cell::new(0));
-    let u = unconsumed.clone();
-    let _rest = dbad.add_errback(move |f| {
-        u.set(u.get() + 1);
-        Err(f)
-    });
+    logs::capture();
+    let d = gather_results_consume_errors([dgood, dbad]);
     let gathered = failure_result_of(&d);
-    assert_eq!(unconsumed.get(), 0);
     assert!(first_error(&gathered).sub_failure.is::<RuntimeError>());
+    drop(d);
+    assert!(
+        logs::errors().is_empty(),
+        "the input's failure was consumed"
+    );
 }
 
 #[test]
 fn test_cancel_gather_results() {
-    let (one, two) = (Deferred::<()>::new(), Deferred::<()>::new());
-    let result = gather_results([one.clone(), two.clone()]);
+    let ((one, fire_one), (two, fire_two)) = (Deferred::<()>::new(), Deferred::<()>::new());
+    let result = gather_results_consume_errors([one, two]);
     result.cancel();
-    assert!(failure_result_of(&one).is::<CancelledError>());
-    assert!(failure_result_of(&two).is::<CancelledError>());
+    assert!(fire_one.called() && fire_two.called());
     let f = failure_result_of(&result);
     assert!(first_error(&f).sub_failure.is::<CancelledError>());
 }
@@ -584,25 +599,31 @@ fn test_cancel_gather_results_with_all_deferreds_callback() {
 // are looped over exhaustively.
 
 /// Twisted's `_setupRaceState`: Deferreds whose cancellers count their calls.
-fn setup_race_state(n: usize) -> (Rc<RefCell<Vec<u32>>>, Vec<Deferred<u64>>) {
+type RaceState = (
+    Rc<RefCell<Vec<u32>>>,
+    Vec<Deferred<u64>>,
+    Vec<Resolver<u64>>,
+);
+
+fn setup_race_state(n: usize) -> RaceState {
     let cancelled = Rc::new(RefCell::new(vec![0; n]));
-    let ds = (0..n)
+    let (ds, fires) = (0..n)
         .map(|i| {
             let c = cancelled.clone();
-            Deferred::with_canceller(move |_: &Deferred<u64>| c.borrow_mut()[i] += 1)
+            Deferred::with_canceller(move |_: &Resolver<u64>| c.borrow_mut()[i] += 1)
         })
-        .collect();
-    (cancelled, ds)
+        .unzip();
+    (cancelled, ds, fires)
 }
 
 #[test]
 fn race_test_success() {
     for before in 0..=3 {
         for after in 0..=3 {
-            let (cancelled, ds) = setup_race_state(before + 1 + after);
-            let race_result = race(ds.clone());
+            let (cancelled, ds, fires) = setup_race_state(before + 1 + after);
+            let race_result = race(ds);
             let expected = 0xdead_beef;
-            ds[before].callback(expected).unwrap();
+            fires[before].callback(expected).unwrap();
             assert_eq!(success_result_of(&race_result), (before, expected));
             let mut expected_cancelled = vec![1; before];
             expected_cancelled.push(0);
@@ -616,17 +637,17 @@ fn race_test_success() {
 fn race_test_failure() {
     for before in 0..=3 {
         for after in 0..=3 {
-            let (cancelled, ds) = setup_race_state(before + 1 + after);
+            let (cancelled, ds, fires) = setup_race_state(before + 1 + after);
             let failure = Failure::msg("The test demands failures.");
-            let race_result = race(ds.clone());
-            for d in &ds {
+            let race_result = race(ds);
+            for d in &fires {
                 d.errback(failure.clone()).unwrap();
             }
             let actual = failure_result_of(&race_result);
             let group = actual.downcast_ref::<FailureGroup>().unwrap();
-            assert_eq!(group.failures.len(), ds.len());
+            assert_eq!(group.failures.len(), fires.len());
             assert!(group.failures.iter().all(|f| f.ptr_eq(&failure)));
-            assert_eq!(*cancelled.borrow(), vec![0; ds.len()]);
+            assert_eq!(*cancelled.borrow(), vec![0; fires.len()]);
         }
     }
 }
@@ -636,13 +657,14 @@ fn race_test_result_after_cancel() {
     for before in 0..=3 {
         for after in 0..=3 {
             logs::capture();
-            let ds: Vec<Deferred<()>> = (0..before + 2 + after).map(|_| Deferred::new()).collect();
-            let race_result = race(ds.clone());
-            ds[before].callback(()).unwrap();
+            let (ds, fires): (Vec<Deferred<()>>, Vec<_>) =
+                (0..before + 2 + after).map(|_| Deferred::new()).unzip();
+            let race_result = race(ds);
+            fires[before].callback(()).unwrap();
             // Cancelled without a canceller: this late firing is swallowed.
-            ds[before + 1].callback(()).unwrap();
+            fires[before + 1].callback(()).unwrap();
             success_result_of(&race_result);
-            drop(ds);
+            drop(fires);
             assert_eq!(logs::errors(), Vec::<String>::new());
         }
     }
@@ -650,21 +672,21 @@ fn race_test_result_after_cancel() {
 
 #[test]
 fn race_test_result_from_cancel() {
-    let winner = Deferred::<u64>::new();
+    let (winner, fire_winner) = Deferred::<u64>::new();
     let ds = [
-        winner.clone(),
-        Deferred::with_canceller(|d: &Deferred<u64>| d.callback(7).unwrap()),
+        winner,
+        Deferred::with_canceller(|d: &Resolver<u64>| d.callback(7).unwrap()).0,
     ];
     let expected = 42;
     let race_result = race(ds);
-    winner.callback(expected).unwrap();
+    fire_winner.callback(expected).unwrap();
     assert_eq!(success_result_of(&race_result), (0, expected));
 }
 
 #[test]
 fn race_test_cancel() {
     for n in 1..=3 {
-        let (cancelled, ds) = setup_race_state(n);
+        let (cancelled, ds, _fires) = setup_race_state(n);
         let race_result = race(ds);
         race_result.cancel();
         assert_eq!(*cancelled.borrow(), vec![1; n]);
@@ -733,63 +755,60 @@ fn first_error_test_comparison() {
 
 #[test]
 fn e13_deferred_list_results_in_input_order() {
-    let (a, b) = (Deferred::<&str>::new(), Deferred::new());
+    let ((a, fire_a), (b, fire_b)) = (Deferred::<&str>::new(), Deferred::new());
     let log = Rc::new(RefCell::new(None));
     let l = log.clone();
-    let _logged = DeferredList::new([a.clone(), b.clone()])
+    let _logged = DeferredList::new([a, b])
+        .consume_errors(true)
         .build()
         .add_callback(move |r| *l.borrow_mut() = Some(r));
-    b.callback("B").unwrap();
-    a.errback(ValueError(String::new())).unwrap();
+    fire_b.callback("B").unwrap();
+    fire_a.errback(ValueError(String::new())).unwrap();
     let r = log.borrow_mut().take().unwrap();
     assert!(r[0].as_ref().unwrap_err().is::<ValueError>());
     assert_eq!(r[1].as_ref().ok(), Some(&"B"));
-    let _ = failure_result_of(&a);
 }
 
 #[test]
 fn e14_gather_results_first_error() {
-    let (a, b) = (Deferred::<u8>::new(), Deferred::<u8>::new());
+    let ((a, fire_a), (b, fire_b)) = (Deferred::<u8>::new(), Deferred::<u8>::new());
     let log = Rc::new(RefCell::new(None));
     let l = log.clone();
-    let _logged = gather_results([a.clone(), b.clone()]).add_errback(move |f| {
+    let _logged = gather_results_consume_errors([a, b]).add_errback(move |f| {
         *l.borrow_mut() = Some(f);
         Ok(vec![])
     });
-    b.errback(KeyError("k".into())).unwrap();
+    fire_b.errback(KeyError("k".into())).unwrap();
     let f = log.borrow_mut().take().unwrap();
     let first = first_error(&f);
     assert_eq!(first.index, 1);
     assert!(first.sub_failure.is::<KeyError>());
-    assert_no_result(&a);
-    let _ = failure_result_of(&b);
+    assert!(!fire_a.called());
 }
 
 #[test]
 fn e15_gather_results_consume_errors() {
-    let (a, b) = (Deferred::<()>::new(), Deferred::<()>::new());
-    let d = gather_results_consume_errors([a.clone(), b.clone()]);
-    b.errback(KeyError("k".into())).unwrap();
+    let ((a, fire_a), (b, fire_b)) = (Deferred::<()>::new(), Deferred::<()>::new());
+    let d = gather_results_consume_errors([a, b]);
+    fire_b.errback(KeyError("k".into())).unwrap();
     let f = failure_result_of(&d);
     assert_eq!(
         format!("{:?}", first_error(&f)),
         "FirstError[#1, KeyError(\"k\")]"
     );
-    let log = Rc::new(RefCell::new(None));
-    let l = log.clone();
-    let _logged = b.add_both(move |r| {
-        *l.borrow_mut() = Some(r.is_ok());
-        Ok(())
-    });
-    assert_eq!(*log.borrow(), Some(true)); // b's later callback sees () (Twisted: None)
+    // Twisted then adds a callback to b, which sees None; b's chain belongs to the gather
+    // here, and what it ends with is `()`: nothing is reported when it goes away.
+    logs::capture();
+    drop((fire_a, fire_b, d));
+    assert!(logs::errors().is_empty());
 }
 
 #[test]
 fn e16_fire_on_one_callback() {
-    let (a, b) = (Deferred::<&str>::new(), Deferred::new());
-    let dl = DeferredList::new([a.clone(), b.clone()]).fire_on_one_callback();
-    b.callback("B").unwrap();
-    a.callback("A").unwrap();
+    let ((a, fire_a), (b, fire_b)) = (Deferred::<&str>::new(), Deferred::new());
+    let dl = DeferredList::new([a, b]).fire_on_one_callback();
+    fire_b.callback("B").unwrap();
+    fire_a.callback("A").unwrap();
     match success_result_of(&dl) {
         FireOnOneResult::Success { value, index } => assert_eq!((value, index), ("B", 1)),
         other => panic!("expected Success, got {other:?}"),
@@ -806,20 +825,21 @@ fn e17_empty_lists() {
 fn e18_race_cancels_the_losers() {
     let log = Rc::new(RefCell::new(Vec::new()));
     let l = log.clone();
-    let a = Deferred::with_canceller(move |_: &Deferred<&str>| l.borrow_mut().push("a cancelled"));
-    let b = Deferred::new();
-    let r = race([a.clone(), b.clone()]);
-    b.callback("B").unwrap();
+    let (a, _fire_a) =
+        Deferred::with_canceller(move |_: &Resolver<&str>| l.borrow_mut().push("a cancelled"));
+    let (b, fire_b) = Deferred::new();
+    let r = race([a, b]);
+    fire_b.callback("B").unwrap();
     assert_eq!(*log.borrow(), ["a cancelled"]);
     assert_eq!(success_result_of(&r), (1, "B"));
 }
 
 #[test]
 fn e19_race_failure_group_sorted_by_index() {
-    let (a, b) = (Deferred::<()>::new(), Deferred::<()>::new());
-    let r = race([a.clone(), b.clone()]);
-    b.errback(KeyError(String::new())).unwrap();
-    a.errback(ValueError(String::new())).unwrap();
+    let ((a, fire_a), (b, fire_b)) = (Deferred::<()>::new(), Deferred::<()>::new());
+    let r = race([a, b]);
+    fire_b.errback(KeyError(String::new())).unwrap();
+    fire_a.errback(ValueError(String::new())).unwrap();
     let f = failure_result_of(&r);
     let group = f.downcast_ref::<FailureGroup>().unwrap();
     assert_eq!(group.failures.len(), 2);

@@ -49,8 +49,8 @@ fn test_lock() {
     // `lock.run()` with no function (TypeError) is not ported: it does not type-check.
 
     let result: Rc<RefCell<Option<&str>>> = Rc::default();
-    let control = Deferred::<&str>::new();
-    let (r, c) = (result.clone(), control.clone());
+    let (control, fire_control) = Deferred::<&str>::new();
+    let (r, c) = (result.clone(), control);
     let result_deferred = lock.run(move || {
         *r.borrow_mut() = Some("firstUnique");
         c
@@ -65,7 +65,7 @@ fn test_lock() {
     assert!(lock.locked());
     assert_eq!(counter.get(), 2);
 
-    control.callback("secondUnique").unwrap();
+    fire_control.callback("secondUnique").unwrap();
     assert_eq!(*result.borrow(), Some("secondUnique"));
     assert!(lock.locked());
     assert_eq!(counter.get(), 3);
@@ -194,15 +194,14 @@ fn lock_run_cancel_reaches_the_pending_result() {
     let inner_cancelled = Rc::new(Cell::new(false));
     let ic = inner_cancelled.clone();
     // The test keeps a handle on `inner`, as the producer that would fire it does.
-    let inner = Deferred::<u8>::with_canceller(move |_| ic.set(true));
-    let i = inner.clone();
-    let d = lock.run(move || i);
+    let (inner, fire_inner) = Deferred::<u8>::with_canceller(move |_| ic.set(true));
+    let d = lock.run(move || inner);
     assert!(lock.locked());
     d.cancel();
     assert!(inner_cancelled.get());
     assert!(failure_result_of(&d).is::<CancelledError>());
     assert!(!lock.locked());
-    drop(inner);
+    drop(fire_inner);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -214,9 +213,9 @@ fn test_semaphore() {
     let sem = DeferredSemaphore::new(N as usize).unwrap();
     let counter = Rc::new(Cell::new(0));
 
-    let control = Deferred::<()>::new();
+    let (control, fire_control) = Deferred::<()>::new();
     let helper_arg: Rc<Cell<Option<&str>>> = Rc::default();
-    let (h, c) = (helper_arg.clone(), control.clone());
+    let (h, c) = (helper_arg.clone(), control);
     let result_deferred = sem.run(move || {
         h.set(Some("uniqueObject"));
         c
@@ -228,7 +227,7 @@ fn test_semaphore() {
         .add_callback(incr(&counter));
     assert!(results.borrow().is_empty());
     assert_eq!(helper_arg.get(), Some("uniqueObject"));
-    control.callback(()).unwrap();
+    fire_control.callback(()).unwrap();
     assert_eq!(results.borrow_mut().pop(), Some(()));
     assert_eq!(counter.get(), 1);
 
@@ -320,11 +319,11 @@ fn semaphore_run_limits_concurrency() {
     let sem = DeferredSemaphore::new(2).unwrap();
     let running = Rc::new(Cell::new(0));
     let max_running = Rc::new(Cell::new(0));
-    let works: Vec<Deferred<()>> = (0..5).map(|_| Deferred::new()).collect();
+    let (works, fires): (Vec<Deferred<()>>, Vec<_>) = (0..5).map(|_| Deferred::new()).unzip();
     let results: Vec<Deferred<()>> = works
-        .iter()
+        .into_iter()
         .map(|w| {
-            let (w, running, max_running) = (w.clone(), running.clone(), max_running.clone());
+            let (running, max_running) = (running.clone(), max_running.clone());
             sem.run(move || {
                 running.set(running.get() + 1);
                 max_running.set(max_running.get().max(running.get()));
@@ -333,7 +332,7 @@ fn semaphore_run_limits_concurrency() {
             })
         })
         .collect();
-    for w in &works {
+    for w in &fires {
         w.callback(()).unwrap();
     }
     for r in &results {

@@ -5,7 +5,7 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use proptest::prelude::*;
-use twistor::{Deferred, Failure};
+use twistor::{Deferred, Failure, Resolver};
 
 const N: usize = 5;
 
@@ -41,8 +41,11 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
+/// The chain handles (`None` once a chain consumed one as its inner Deferred) and their
+/// resolvers.
 struct World {
-    ds: Vec<Deferred<u32>>,
+    ds: Vec<Option<Deferred<u32>>>,
+    fires: Vec<Resolver<u32>>,
     ran: Rc<RefCell<Vec<usize>>>,
     next_id: usize,
     pauses: Vec<u32>,
@@ -50,37 +53,36 @@ struct World {
 
 impl World {
     fn add(&mut self, i: usize, kind: u8, target: Option<usize>) {
+        let Some(d) = self.ds[i].take() else {
+            return; // consumed as an inner Deferred: nothing can be added to it any more
+        };
         let id = self.next_id;
         self.next_id += 1;
         let ran = self.ran.clone();
-        let d = self.ds[i].clone();
-        match (kind, target) {
-            (_, Some(j)) => {
-                let t = self.ds[j].clone();
-                let _ = d.add_both_deferred(move |_| {
-                    ran.borrow_mut().push(id);
-                    t
-                });
-            }
-            (0, _) => {
-                let _ = d.add_both(move |r| {
-                    ran.borrow_mut().push(id);
-                    r
-                });
-            }
-            (1, _) => {
-                let _ = d.add_both(move |_| {
-                    ran.borrow_mut().push(id);
-                    Err::<u32, _>(Failure::msg("fail"))
-                });
-            }
-            _ => {
-                let _ = d.add_both(move |r| {
-                    ran.borrow_mut().push(id);
-                    Ok(r.unwrap_or(0))
-                });
-            }
-        }
+        // An inner Deferred must be unpaused before it is handed to a chain: the test could
+        // not unpause it afterwards.
+        let inner = target
+            .filter(|&j| self.pauses[j] == 0)
+            .and_then(|j| self.ds[j].take());
+        let d = match (kind, inner) {
+            (_, Some(t)) => d.add_both_deferred(move |_| {
+                ran.borrow_mut().push(id);
+                t
+            }),
+            (0, _) => d.add_both(move |r| {
+                ran.borrow_mut().push(id);
+                r
+            }),
+            (1, _) => d.add_both(move |_| {
+                ran.borrow_mut().push(id);
+                Err::<u32, _>(Failure::msg("fail"))
+            }),
+            _ => d.add_both(move |r| {
+                ran.borrow_mut().push(id);
+                Ok(r.unwrap_or(0))
+            }),
+        };
+        self.ds[i] = Some(d);
     }
 }
 
@@ -88,8 +90,13 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 512, .. ProptestConfig::default() })]
     #[test]
     fn every_callback_runs_exactly_once(ops in prop::collection::vec(op(), 0..40)) {
+        let (ds, fires) = (0..N).map(|_| {
+            let (d, r) = Deferred::new();
+            (Some(d), r)
+        }).unzip();
         let mut w = World {
-            ds: (0..N).map(|_| Deferred::new()).collect(),
+            ds,
+            fires,
             ran: Rc::new(RefCell::new(Vec::new())),
             next_id: 0,
             pauses: vec![0; N],
@@ -100,25 +107,34 @@ proptest! {
                 Op::Fail(i) => w.add(i, 1, None),
                 Op::Recover(i) => w.add(i, 2, None),
                 Op::Chain(i, j) => w.add(i, 0, Some(j)),
-                Op::Callback(i, v) => { let _ = w.ds[i].callback(v); }
-                Op::Errback(i) => { let _ = w.ds[i].errback(Failure::msg("e")); }
-                Op::Cancel(i) => w.ds[i].cancel(),
-                Op::Pause(i) => { w.ds[i].pause(); w.pauses[i] += 1; }
+                Op::Callback(i, v) => { let _ = w.fires[i].callback(v); }
+                Op::Errback(i) => { let _ = w.fires[i].errback(Failure::msg("e")); }
+                Op::Cancel(i) => w.fires[i].cancel(),
+                Op::Pause(i) => {
+                    if let Some(d) = &w.ds[i] {
+                        d.pause();
+                        w.pauses[i] += 1;
+                    }
+                }
                 Op::Unpause(i) => {
-                    w.ds[i].unpause();
-                    w.pauses[i] = w.pauses[i].saturating_sub(1);
+                    if let Some(d) = &w.ds[i] {
+                        d.unpause();
+                        w.pauses[i] = w.pauses[i].saturating_sub(1);
+                    }
                 }
             }
         }
         for i in 0..N {
             for _ in 0..w.pauses[i] {
-                w.ds[i].unpause();
+                if let Some(d) = &w.ds[i] {
+                    d.unpause();
+                }
             }
         }
         // Fire from the highest index down: waits only point upwards.
         for i in (0..N).rev() {
-            if !w.ds[i].called() {
-                w.ds[i].callback(0).unwrap();
+            if !w.fires[i].called() {
+                w.fires[i].callback(0).unwrap();
             }
         }
         // A Deferred whose chainee was paused when its result arrived stops (Twisted's rule);

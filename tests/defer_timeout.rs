@@ -16,7 +16,8 @@ struct ValueError;
 #[test]
 fn test_timed_out() {
     let clock = Clock::new();
-    let d = Deferred::<()>::new().add_timeout(10.0, &clock);
+    let (d, _fire) = Deferred::<()>::new();
+    let d = d.add_timeout(10.0, &clock);
     assert_no_result(&d);
     clock.advance(15.0);
     let f = failure_result_of(&d);
@@ -27,7 +28,8 @@ fn test_timed_out() {
 #[test]
 fn test_timed_out_custom() {
     let clock = Clock::new();
-    let d = Deferred::<&str>::new().add_timeout_with(10.0, &clock, |_, _| Ok("OVERRIDDEN"));
+    let (d, _fire) = Deferred::<&str>::new();
+    let d = d.add_timeout_with(10.0, &clock, |_, _| Ok("OVERRIDDEN"));
     clock.advance(15.0);
     assert_eq!(success_result_of(&d), "OVERRIDDEN");
 }
@@ -35,31 +37,30 @@ fn test_timed_out_custom() {
 #[test]
 fn test_success_result_before_timeout() {
     let clock = Clock::new();
-    let d = Deferred::<&str>::new();
-    let out = d.clone().add_timeout(10.0, &clock);
+    let (d, fire_d) = Deferred::<&str>::new();
+    let out = d.add_timeout(10.0, &clock);
     // A callback added after the timeout returns a Deferred that must never be cancelled.
     let inner_cancelled = Rc::new(Cell::new(false));
     let ic = inner_cancelled.clone();
-    let inner = Deferred::<&str>::with_canceller(move |_| ic.set(true));
-    let i = inner.clone();
-    let out = out.add_callback_deferred(move |_| i);
+    let (inner, fire_inner) = Deferred::<&str>::with_canceller(move |_| ic.set(true));
+    let out = out.add_callback_deferred(move |_| inner);
     clock.advance(5.0);
-    d.callback("Result").unwrap();
+    fire_d.callback("Result").unwrap();
     assert!(clock.get_delayed_calls().is_empty());
     clock.advance(15.0);
     assert!(!inner_cancelled.get());
     assert_no_result(&out);
-    inner.callback("inner").unwrap();
+    fire_inner.callback("inner").unwrap();
     assert_eq!(success_result_of(&out), "inner");
 }
 
 #[test]
 fn test_failure_before_timeout() {
     let clock = Clock::new();
-    let d = Deferred::<()>::new();
-    let out = d.clone().add_timeout(10.0, &clock);
+    let (d, fire_d) = Deferred::<()>::new();
+    let out = d.add_timeout(10.0, &clock);
     clock.advance(5.0);
-    d.errback(ValueError).unwrap();
+    fire_d.errback(ValueError).unwrap();
     assert!(failure_result_of(&out).is::<ValueError>());
     assert!(clock.get_delayed_calls().is_empty());
 }
@@ -67,9 +68,9 @@ fn test_failure_before_timeout() {
 #[test]
 fn test_cancel_before_timeout() {
     let clock = Clock::new();
-    let d = Deferred::<()>::new();
-    let out = d.clone().add_timeout(10.0, &clock);
-    d.cancel();
+    let (d, fire_d) = Deferred::<()>::new();
+    let out = d.add_timeout(10.0, &clock);
+    fire_d.cancel();
     let f = failure_result_of(&out);
     assert!(
         f.is::<CancelledError>(),
@@ -82,8 +83,8 @@ fn test_cancel_before_timeout() {
 #[test]
 fn test_provided_cancel_success() {
     let clock = Clock::new();
-    let d = Deferred::with_canceller(|d: &Deferred<&str>| d.callback("I was cancelled!").unwrap())
-        .add_timeout(10.0, &clock);
+    let (d, _fire) = Deferred::with_canceller(|d| d.callback("I was cancelled!").unwrap());
+    let d = d.add_timeout(10.0, &clock);
     clock.advance(15.0);
     assert_eq!(success_result_of(&d), "I was cancelled!");
 }
@@ -91,8 +92,8 @@ fn test_provided_cancel_success() {
 #[test]
 fn test_provided_cancel_failure() {
     let clock = Clock::new();
-    let d = Deferred::<()>::with_canceller(|d| d.errback(ValueError).unwrap())
-        .add_timeout(10.0, &clock);
+    let (d, _fire) = Deferred::<()>::with_canceller(|d| d.errback(ValueError).unwrap());
+    let d = d.add_timeout(10.0, &clock);
     clock.advance(15.0);
     assert!(failure_result_of(&d).is::<ValueError>());
 }
@@ -100,7 +101,8 @@ fn test_provided_cancel_failure() {
 #[test]
 fn test_errback_added_before_timeout_suppresses_cancellation() {
     let clock = Clock::new();
-    let d = Deferred::<()>::new()
+    let (d, _fire) = Deferred::<()>::new();
+    let d = d
         .add_errback(|f: Failure| {
             f.trap::<CancelledError>()?;
             Ok(())
@@ -113,7 +115,8 @@ fn test_errback_added_before_timeout_suppresses_cancellation() {
 #[test]
 fn e27_timeout_fires_timeout_error() {
     let clock = Clock::new();
-    let d = Deferred::<()>::new().add_timeout(5.0, &clock);
+    let (d, _fire) = Deferred::<()>::new();
+    let d = d.add_timeout(5.0, &clock);
     clock.advance(5.0);
     assert!(failure_result_of(&d).is::<TimeoutError>());
 }
@@ -121,9 +124,9 @@ fn e27_timeout_fires_timeout_error() {
 #[test]
 fn e28_result_before_timeout_clears_call() {
     let clock = Clock::new();
-    let d = Deferred::new();
-    let out = d.clone().add_timeout(5.0, &clock);
-    d.callback("ok").unwrap();
+    let (d, fire_d) = Deferred::new();
+    let out = d.add_timeout(5.0, &clock);
+    fire_d.callback("ok").unwrap();
     assert_eq!(success_result_of(&out), "ok");
     assert!(clock.get_delayed_calls().is_empty());
 }

@@ -81,8 +81,7 @@ fn handle_from_a_deferred_callback() {
     }
     impl Protocol for Later {
         fn connection_made(&mut self, cx: &Context<Self>) {
-            let d = Deferred::new();
-            let fire = d.clone();
+            let (d, fire) = Deferred::new();
             self.clock.call_later(2.0, move || {
                 let _ = fire.callback("ready");
             });

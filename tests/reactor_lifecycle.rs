@@ -156,8 +156,8 @@ fn test_run_after_crash_during_asynchronous_startup() {
     bounded(LIMIT, || {
         let reactor = reactor();
         let events = Log::new();
-        let gate = Deferred::<()>::new();
-        let (g, r) = (gate.clone(), reactor.clone());
+        let (gate, fire_gate) = Deferred::<()>::new();
+        let (g, r) = (gate, reactor.clone());
         reactor.add_system_event_trigger(Phase::Before, "startup", move || {
             let r2 = r.clone();
             r.call_later(0.0, move || r2.crash());
@@ -185,7 +185,7 @@ fn test_run_after_crash_during_asynchronous_startup() {
         if guard.active() {
             guard.cancel().unwrap();
         }
-        gate.callback(()).unwrap();
+        fire_gate.callback(()).unwrap();
         assert!(!reactor.running());
     });
 }
@@ -261,8 +261,7 @@ fn test_run_with_asynchronous_before_startup_trigger() {
         let (r, e) = (reactor.clone(), events.clone());
         reactor.add_system_event_trigger(Phase::Before, "startup", move || {
             e.push("trigger");
-            let d = Deferred::<()>::new();
-            let fire = d.clone();
+            let (d, fire) = Deferred::<()>::new();
             r.call_later(0.0, move || fire.callback(()).unwrap());
             let (r, e) = (r.clone(), e.clone());
             d.add_callback(move |()| {
@@ -402,9 +401,9 @@ fn test_async_before_shutdown_trigger_delays_shutdown_while_serving() {
         let (a, b) = UnixStream::pair().unwrap();
         b.set_nonblocking(true).unwrap();
         let a = Rc::new(a);
-        let gate = Deferred::<()>::new();
+        let (gate, fire_gate) = Deferred::<()>::new();
 
-        let (r, e, g, a2) = (reactor.clone(), events.clone(), gate.clone(), a.clone());
+        let (r, e, g, a2) = (reactor.clone(), events.clone(), gate, a.clone());
         reactor.add_system_event_trigger(Phase::Before, "shutdown", move || {
             e.push(format!("before running={}", r.running()));
             let (r2, e) = (r.clone(), e.clone());
@@ -414,7 +413,7 @@ fn test_async_before_shutdown_trigger_delays_shutdown_while_serving() {
             });
             g
         });
-        let (e, g) = (events.clone(), gate.clone());
+        let (e, g) = (events.clone(), fire_gate.clone());
         let mut gate_slot = Some(g);
         let b = Rc::new(b);
         let sock = b.clone();
@@ -464,8 +463,7 @@ fn test_failing_before_trigger_deferred_does_not_block_shutdown() {
         let (r, e) = (reactor.clone(), events.clone());
         reactor.add_system_event_trigger(Phase::Before, "shutdown", move || {
             e.push("before");
-            let d = Deferred::<()>::new();
-            let fail = d.clone();
+            let (d, fail) = Deferred::<()>::new();
             r.call_later(0.01, move || {
                 fail.errback(Failure::msg("flush failed")).unwrap()
             });
@@ -567,8 +565,8 @@ fn test_fire_system_event_custom_event() {
 fn test_fire_system_event_waits_for_before_deferred() {
     let reactor = reactor();
     let events = Log::new();
-    let gate = Deferred::<()>::new();
-    let (e, g) = (events.clone(), gate.clone());
+    let (gate, fire_gate) = Deferred::<()>::new();
+    let (e, g) = (events.clone(), gate);
     reactor.add_system_event_trigger(Phase::Before, "custom", move || {
         e.push("before");
         g
@@ -577,7 +575,7 @@ fn test_fire_system_event_waits_for_before_deferred() {
     reactor.add_system_event_trigger(Phase::During, "custom", move || e.push("during"));
     reactor.fire_system_event("custom");
     assert_eq!(events.get(), ["before"]);
-    gate.callback(()).unwrap();
+    fire_gate.callback(()).unwrap();
     assert_eq!(events.get(), ["before", "during"]);
 }
 
@@ -588,8 +586,8 @@ fn test_fire_system_event_waits_for_before_deferred() {
 fn test_fire_system_event_again_while_waiting() {
     let reactor = reactor();
     let events = Log::new();
-    let gate = Deferred::<()>::new();
-    let (e, g) = (events.clone(), gate.clone());
+    let (gate, fire_gate) = Deferred::<()>::new();
+    let (e, g) = (events.clone(), gate);
     reactor.add_system_event_trigger(Phase::Before, "custom", move || {
         e.push("before");
         g
@@ -600,7 +598,7 @@ fn test_fire_system_event_again_while_waiting() {
     assert_eq!(events.get(), ["before"]);
     reactor.fire_system_event("custom");
     assert_eq!(events.get(), ["before", "during"]);
-    gate.callback(()).unwrap();
+    fire_gate.callback(()).unwrap();
     assert_eq!(events.get(), ["before", "during"]);
 }
 

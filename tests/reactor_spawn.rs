@@ -129,7 +129,12 @@ fn test_spawn_cancel_drops_future() {
             Ok(())
         });
         assert_eq!(reactor.get_delayed_calls().len(), 1);
-        let (r, to_cancel, flag, e) = (reactor.clone(), d.clone(), dropped.clone(), events.clone());
+        let (r, to_cancel, flag, e) = (
+            reactor.clone(),
+            d.cancel_handle(),
+            dropped.clone(),
+            events.clone(),
+        );
         reactor.call_later(0.01, move || {
             to_cancel.cancel();
             e.push(if flag.get() { "dropped" } else { "not dropped" });
@@ -245,8 +250,7 @@ fn test_dropping_the_reactor_drops_pending_futures_and_timed_calls() {
     let reactor = reactor();
     let (future_gone, call_gone) = (Rc::new(Cell::new(false)), Rc::new(Cell::new(false)));
     let flag = Flag(future_gone.clone());
-    let gate = Deferred::<()>::new();
-    let g = gate.clone();
+    let (g, _gate) = Deferred::<()>::new();
     let d = reactor.spawn(async move {
         let _flag = flag;
         g.await

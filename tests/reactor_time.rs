@@ -348,12 +348,11 @@ fn test_add_timeout_on_reactor_times_out() {
         let reactor = reactor();
         let start = reactor.seconds();
         let r = reactor.clone();
-        let d = Deferred::<()>::new()
-            .add_timeout(0.02, &reactor)
-            .add_both(move |res| {
-                r.stop().unwrap();
-                res.map(|()| r.seconds())
-            });
+        let (d, _fire) = Deferred::<()>::new();
+        let d = d.add_timeout(0.02, &reactor).add_both(move |res| {
+            r.stop().unwrap();
+            res.map(|()| r.seconds())
+        });
         reactor.run_without_signal_handlers().unwrap();
         let f = failure_result_of(&d);
         assert_eq!(f.downcast_ref::<TimeoutError>(), Some(&TimeoutError(0.02)));
@@ -367,9 +366,9 @@ fn test_add_timeout_on_reactor_times_out() {
 fn test_add_timeout_on_reactor_fires_in_time() {
     bounded(LIMIT, || {
         let reactor = reactor();
-        let source = Deferred::<u32>::new();
-        let d = source.clone().add_timeout(5.0, &reactor);
-        let fire = source.clone();
+        let (source, fire_source) = Deferred::<u32>::new();
+        let d = source.add_timeout(5.0, &reactor);
+        let fire = fire_source;
         reactor.call_later(0.01, move || fire.callback(7).unwrap());
         stop_after(&reactor, 0.02);
         reactor.run_without_signal_handlers().unwrap();

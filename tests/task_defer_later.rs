@@ -105,20 +105,18 @@ fn test_value_and_cancel_of_value() {
 #[test]
 fn test_callable_returns_deferred() {
     let clock = Clock::new();
-    let inner = Deferred::<u32>::new();
-    let i = inner.clone();
-    let d = defer_later(&clock, 1.0, move || i);
+    let (inner, fire_inner) = Deferred::<u32>::new();
+    let d = defer_later(&clock, 1.0, move || inner);
     clock.advance(1.0);
     assert_no_result(&d);
-    inner.callback(7).unwrap();
+    fire_inner.callback(7).unwrap();
     assert_eq!(success_result_of(&d), 7);
 
-    let inner = Deferred::<u32>::new();
-    let i = inner.clone();
-    let d = defer_later(&clock, 1.0, move || i);
+    let (inner, fire_inner) = Deferred::<u32>::new();
+    let d = defer_later(&clock, 1.0, move || inner);
     clock.advance(1.0);
     d.cancel();
-    assert!(inner.called());
+    assert!(fire_inner.called());
     // The inner's failure moved down the chain (the inner is left holding `()`).
     assert!(failure_result_of(&d).is::<CancelledError>());
 }

@@ -44,8 +44,7 @@ fn closures_need_no_annotations() {
         let _n: i32 = "12".parse()?;
         Ok(())
     });
-    let d = Deferred::<()>::new();
-    let _deferred = LoopingCall::new(clock.clone(), move || d.clone());
+    let _deferred = LoopingCall::new(clock.clone(), move || Deferred::<()>::new().0);
     let _count_unit = LoopingCall::with_count(clock.clone(), |_n| ());
     let _count_ok = LoopingCall::with_count(clock.clone(), |n| {
         if n > 1 {
@@ -312,14 +311,16 @@ fn test_with_count_interval_zero() {
 #[test]
 fn test_with_count_interval_zero_delay() {
     let clock = Clock::new();
-    let deferred = Deferred::<()>::new();
+    let (deferred, fire_deferred) = Deferred::<()>::new();
     let acc = Log::new();
     let s = slot();
-    let (a, s2, d2) = (acc.clone(), s.clone(), deferred.clone());
+    let (a, s2, mut d2) = (acc.clone(), s.clone(), Some(deferred));
     let lc = LoopingCall::with_count(clock.clone(), move |n| {
         a.push(n);
-        if a.len() == 2 {
-            return d2.clone();
+        if a.len() == 2
+            && let Some(d) = d2.take()
+        {
+            return d;
         }
         if a.len() > 4 {
             lc_of(&s2).stop().unwrap();
@@ -332,7 +333,7 @@ fn test_with_count_interval_zero_delay() {
     assert_eq!(acc.get(), [1, 1]);
     clock.advance(2.0);
     assert_eq!(acc.get(), [1, 1]);
-    deferred.callback(()).unwrap();
+    fire_deferred.callback(()).unwrap();
     clock.advance(0.0);
     assert_eq!(acc.get(), [1, 1, 1, 1, 1]);
     assert!(!lc.running());
@@ -343,22 +344,24 @@ fn test_with_count_interval_zero_delay() {
 #[test]
 fn test_with_count_interval_zero_delay_then_non_zero_interval() {
     let clock = Clock::new();
-    let deferred = Deferred::<()>::new();
+    let (deferred, fire_deferred) = Deferred::<()>::new();
     let acc = Log::new();
-    let (a, d2) = (acc.clone(), deferred.clone());
+    let (a, mut d2) = (acc.clone(), Some(deferred));
     let lc = LoopingCall::with_count(clock.clone(), move |n| {
         a.push(n);
-        if a.len() == 2 {
-            d2.clone()
-        } else {
-            Deferred::succeed(())
+        match d2.take() {
+            Some(d) if a.len() == 2 => d,
+            other => {
+                d2 = other;
+                Deferred::succeed(())
+            }
         }
     });
     let _d = lc.start_with(0.0, LoopingOptions { now: false }).unwrap();
     clock.advance(10.0);
     assert_eq!(acc.get(), [1, 1]);
     lc.set_interval(2.0).unwrap();
-    deferred.callback(()).unwrap();
+    fire_deferred.callback(()).unwrap();
     clock.advance(7.0);
     assert_eq!(acc.get(), [1, 1, 3]);
     clock.advance(2.0);
@@ -507,11 +510,10 @@ fn test_wait_deferred() {
     let (c, s2, n) = (clock.clone(), s.clone(), calls.clone());
     let lc = LoopingCall::new(clock.clone(), move || {
         n.set(n.get() + 1);
-        let d = Deferred::<()>::new();
+        let (d, fire_d) = Deferred::<()>::new();
         let s3 = s2.clone();
-        let fired = d.clone().add_callback(move |()| lc_of(&s3).stop().unwrap());
-        let d2 = d.clone();
-        c.call_later(1.0, move || d2.callback(()).unwrap());
+        let fired = d.add_callback(move |()| lc_of(&s3).stop().unwrap());
+        c.call_later(1.0, move || fire_d.callback(()).unwrap());
         fired
     });
     *s.borrow_mut() = Some(lc.clone());
@@ -530,8 +532,7 @@ fn test_failure_propagation() {
     let clock = Clock::new();
     let c = clock.clone();
     let lc = LoopingCall::new(clock.clone(), move || {
-        let d = Deferred::<()>::new();
-        let d2 = d.clone();
+        let (d, d2) = Deferred::<()>::new();
         c.call_later(0.3, move || d2.errback(TestException("late")).unwrap());
         d
     });
@@ -547,22 +548,24 @@ fn test_failure_propagation() {
 #[test]
 fn test_deferred_with_count() {
     let clock = Clock::new();
-    let d = Deferred::<()>::new();
+    let (d, fire_d) = Deferred::<()>::new();
     let counts = Log::new();
-    let (cs, d2) = (counts.clone(), d.clone());
+    let (cs, mut d2) = (counts.clone(), Some(d));
     let lc = LoopingCall::with_count(clock.clone(), move |n| {
         cs.push(n);
-        if cs.len() == 1 {
-            d2.clone()
-        } else {
-            Deferred::succeed(())
+        match d2.take() {
+            Some(d) if cs.len() == 1 => d,
+            other => {
+                d2 = other;
+                Deferred::succeed(())
+            }
         }
     });
     let _done = lc.start_with(0.2, LoopingOptions { now: false }).unwrap();
     assert!(counts.is_empty());
     clock.pump(&[0.2, 0.4]);
     assert_eq!(counts.len(), 1);
-    d.callback(()).unwrap();
+    fire_d.callback(()).unwrap();
     clock.pump(&[0.2]);
     assert_eq!(counts.get(), [1, 3]);
     lc.stop().unwrap();
@@ -608,19 +611,19 @@ fn test_restart_after_stop() {
 #[test]
 fn test_stop_while_waiting_fires_when_deferred_completes() {
     let clock = Clock::new();
-    let pending = Deferred::<()>::new();
-    let p = pending.clone();
+    let (pending, fire_pending) = Deferred::<()>::new();
     let calls = Rc::new(Cell::new(0));
     let n = calls.clone();
+    let mut p = Some(pending);
     let lc = LoopingCall::new(clock.clone(), move || {
         n.set(n.get() + 1);
-        p.clone()
+        p.take().unwrap_or_else(|| Deferred::succeed(()))
     });
     let d = lc.start(1.0).unwrap();
     lc.stop().unwrap();
     assert!(!lc.running());
     assert_no_result(&d);
-    pending.callback(()).unwrap();
+    fire_pending.callback(()).unwrap();
     assert!(success_result_of(&d).ptr_eq(&lc));
     clock.advance(10.0);
     assert_eq!(calls.get(), 1);
@@ -704,22 +707,18 @@ fn test_restart_later_from_inside() {
 #[test]
 fn test_restart_while_previous_call_in_flight() {
     let clock = Clock::new();
-    let pending = Deferred::<()>::new();
+    let (pending, fire_pending) = Deferred::<()>::new();
     let calls = Rc::new(Cell::new(0));
-    let (p, n) = (pending.clone(), calls.clone());
+    let (mut p, n) = (Some(pending), calls.clone());
     let lc = LoopingCall::new(clock.clone(), move || {
         n.set(n.get() + 1);
-        if n.get() == 1 {
-            p.clone()
-        } else {
-            Deferred::succeed(())
-        }
+        p.take().unwrap_or_else(|| Deferred::succeed(()))
     });
     let first = lc.start(1.0).unwrap();
     lc.stop().unwrap();
     let second = lc.start_with(1.0, LoopingOptions { now: false }).unwrap();
     assert_no_result(&first);
-    pending.callback(()).unwrap();
+    fire_pending.callback(()).unwrap();
     assert!(success_result_of(&first).ptr_eq(&lc));
     assert_eq!(clock.get_delayed_calls().len(), 1);
     clock.advance(1.0);

@@ -112,8 +112,7 @@ fn test_single_stop_callback() {
     let stops = Rc::new(Cell::new(0));
     let s = stops.clone();
     let code = react_with(no_signals(&r), move |r| {
-        let finished = Deferred::<()>::new();
-        let f = finished.clone();
+        let (finished, f) = Deferred::<()>::new();
         r.add_system_event_trigger(Phase::Before, "shutdown", move || {
             f.callback(()).unwrap();
         });

@@ -6,8 +6,18 @@
 //! entry is one boxed closure that receives the current outcome (`Ok(value)` or
 //! `Err(failure)`) and picks the callback or the errback of its pair itself, so "exactly one of
 //! a pair runs" is decided where the pair was made. Values are type-erased (`Value`): a chain
-//! changes type as it goes, and a typed handle (`Deferred<T>`) is only a view of the chain's
-//! tail at the time it was taken.
+//! changes type as it goes.
+//!
+//! # Handles and types
+//!
+//! The types stay right because of who may do what: there is exactly one chain handle
+//! (`Deferred<T>`, not `Clone`), typed by the chain's current last type, and adding an entry
+//! consumes it and returns the next one; a `Resolver<T>` is typed by the chain's *first*
+//! type, which entries never change, so firing puts a value of the type the first entry
+//! expects; a `CancelHandle` is untyped and can only cancel, pause and observe. The testing
+//! helpers and `peek` read the current result through the chain handle, so they read the type
+//! the last entry produced. A stolen inner Deferred is left holding `()`, but its chain handle
+//! was consumed by the callback that returned it, so nothing reads that `()` as another type.
 //!
 //! `run_callbacks` is Twisted's `_runCallbacks`, iterative:
 //!
@@ -30,8 +40,8 @@
 //!
 //! # Ownership
 //!
-//! `Inner::handles` counts live `Deferred` handles (a producer's clone, a closure's, the
-//! user's), apart from the chain's own references. While a waiting inner Deferred has handles,
+//! `Inner::handles` counts live handles (the chain handle, resolvers, cancel handles), apart
+//! from the chain's own references. While a waiting inner Deferred has handles,
 //! it holds its outer strongly (the `Continue` entry: firing the inner must run the outer's
 //! callbacks even if nobody else holds the outer) and the outer holds it weakly. When its last
 //! handle goes, nothing but the outer's `cancel` can fire it any more, so the links flip: the
@@ -43,7 +53,8 @@
 //! # Unhandled failures
 //!
 //! When the last handle to a Deferred goes away while its result is a `Failure`, the failure is
-//! logged once, at error level, target `twistor::defer`. A failure that an errback handled,
+//! reported once through `crate::report::error` (the `log` logger if one is installed, else
+//! stderr), target `twistor::defer`. A failure that an errback handled,
 //! or that chaining moved to another Deferred, is not there any more, so it is not logged.
 
 use std::cell::{Cell, RefCell, UnsafeCell};
@@ -247,14 +258,14 @@ impl Drop for Inner {
         let st = self.st.get_mut();
         if let Some(Err(f)) = self.slot.get_mut() {
             if super::get_debugging() {
-                log::error!(
+                crate::report_error!(
                     target: "twistor::defer",
                     "Unhandled error in Deferred: {f} (debug: C: created at {}; I: first fired at {})",
                     st.created_at,
                     st.first_fired_at.map(|l| l.to_string()).unwrap_or_else(|| "?".into())
                 );
             } else {
-                log::error!(target: "twistor::defer", "Unhandled error in Deferred: {f:?}");
+                crate::report_error!(target: "twistor::defer", "Unhandled error in Deferred: {f:?}");
             }
         }
         // Drop waiting outers iteratively: a million nested, never-fired Deferreds must not
@@ -448,13 +459,13 @@ fn put_back(s: &mut State, rest: smallvec::IntoIter<[Box<dyn Entry>; 4]>) {
 
 #[cold]
 fn unreachable_result() -> Outcome {
-    log::error!(target: "twistor::defer", "internal: stolen Deferred result was not ready");
+    crate::report_error!(target: "twistor::defer", "internal: stolen Deferred result was not ready");
     Ok(Value::unit())
 }
 
 fn panic_failure(payload: &(dyn std::any::Any + Send)) -> Failure {
     let f = Failure::from_panic(payload);
-    log::error!(target: "twistor::defer", "panic in Deferred callback: {f}");
+    crate::report_error!(target: "twistor::defer", "panic in Deferred callback: {f}");
     f
 }
 
@@ -512,6 +523,26 @@ pub(crate) fn fire_with(
     Ok(())
 }
 
+fn pause(inner: &Rc<Inner>) {
+    inner.st.borrow_mut().paused += 1;
+}
+
+fn unpause(inner: &Rc<Inner>) {
+    let run = {
+        let mut s = inner.st.borrow_mut();
+        s.paused = s.paused.saturating_sub(1);
+        s.paused == 0 && s.called
+    };
+    if run {
+        run_callbacks(inner);
+    }
+}
+
+fn paused(inner: &Rc<Inner>) -> u32 {
+    let s = inner.st.borrow();
+    s.paused + u32::from(matches!(s.result, Res::Waiting(_)))
+}
+
 pub(crate) fn cancel(inner: &Rc<Inner>) {
     let mut s = inner.st.borrow_mut();
     if !s.called {
@@ -523,7 +554,7 @@ pub(crate) fn cancel(inner: &Rc<Inner>) {
         if let Some(c) = canceller
             && let Err(p) = catch_unwind(AssertUnwindSafe(|| c(inner)))
         {
-            log::error!(
+            crate::report_error!(
                 target: "twistor::defer",
                 "panic in Deferred canceller: {}",
                 Failure::from_panic(&*p)
@@ -544,16 +575,31 @@ pub(crate) fn cancel(inner: &Rc<Inner>) {
 /// A result you don't have yet: Twisted's Deferred, single-threaded and typed.
 ///
 /// A `Deferred<T>` will eventually hold a `T` (success) or a [`Failure`]. Callbacks run on
-/// successes, errbacks on failures; each returns the next result, which may be of a new type:
-/// adding a callback consumes the handle and returns a `Deferred<U>` viewing the same chain.
-/// Clones are further handles on the same chain (the producer keeps one to fire it).
+/// successes, errbacks on failures; each returns the next result, which may be of a new type.
+///
+/// # Two handles: the chain and the resolver
+///
+/// Twisted's `d` is one object that both extends the chain (`d.addCallback(f)`) and fires it
+/// (`d.callback(x)`). A typed chain changes type as callbacks are added, so twistor splits it:
+///
+/// * the `Deferred<T>` is the **chain handle**: there is exactly one, it is not `Clone`, and
+///   adding a callback consumes it and returns the handle of the extended chain
+///   (`Deferred<U>`). Twisted's `d.addCallback(f); d.addCallback(g)` is
+///   `let d = d.add_callback(f); let d = d.add_callback(g);`, and adding through a handle of
+///   an old type cannot compile;
+/// * the [`Resolver<T>`] fires it. [`Deferred::new`] gives both; the resolver is typed by the
+///   chain's *first* type, which never changes, so it can be cloned and kept by whoever
+///   produces the result. It can also cancel and tell whether the Deferred was fired.
 ///
 /// | Twisted | twistor |
 /// |---|---|
-/// | `d.addCallback(f)` (`f` returns a value) | `d.add_callback(f)` |
+/// | `d = Deferred()` | `let (d, r) = Deferred::new()` |
+/// | `d.callback(x)` / `d.errback(f)` | [`r.callback(x)`](Resolver::callback) / [`r.errback(f)`](Resolver::errback) |
+/// | `d.addCallback(f)` (`f` returns a value) | `d = d.add_callback(f)` |
 /// | `f` may raise | [`add_callback_try`](Self::add_callback_try) (`f` returns `Result<U, Failure>`) |
 /// | `f` returns a Deferred | [`add_callback_deferred`](Self::add_callback_deferred) |
 /// | `d.addErrback(f)` | [`add_errback`](Self::add_errback) / [`add_errback_deferred`](Self::add_errback_deferred) |
+/// | `d.addErrback(log.err)` | [`add_errback(log_error)`](crate::defer::log_error) / [`add_errback_logged`](Self::add_errback_logged) |
 /// | `d.addCallbacks(f, g)` | [`add_callbacks`](Self::add_callbacks) |
 /// | `d.addBoth(f)` | [`add_both`](Self::add_both) / [`add_both_deferred`](Self::add_both_deferred) |
 ///
@@ -566,39 +612,126 @@ pub(crate) fn cancel(inner: &Rc<Inner>) {
 ///
 /// let log = Rc::new(RefCell::new(Vec::new()));
 /// let l = log.clone();
-/// let d: Deferred<&str> = Deferred::new();
-/// d.clone()
-///     .add_callback(|meal| meal.len() > 3)                        // eat_meal
-///     .add_callback(move |good| l.borrow_mut().push(good));       // compliment_chef
-/// d.callback("eggs benedict").unwrap();
+/// let (d, r) = Deferred::<&str>::new();
+/// let d = d.add_callback(|meal| meal.len() > 3);                  // eat_meal
+/// let _d = d.add_callback(move |good| l.borrow_mut().push(good)); // compliment_chef
+/// r.callback("eggs benedict").unwrap();
 /// assert_eq!(*log.borrow(), [true]);
 /// ```
 ///
-/// Handles are typed by the chain's type when they were taken. A stale handle (a clone taken
-/// before a callback changed the type) can still fire, pause and cancel; callbacks added
-/// through it that expect the old type receive a [`ChainTypeError`] failure.
+/// A chain handle can't be used once a callback was added through it:
+///
+/// ```compile_fail
+/// let (d, _r) = twistor::Deferred::<u8>::new();
+/// let _a = d.add_callback(|x| x.to_string());
+/// let _b = d.add_callback(|x| x + 1); // error: use of moved value `d`
+/// ```
+///
+/// Nor can it be cloned, or sent to another thread:
+///
+/// ```compile_fail
+/// let d = twistor::Deferred::succeed(1u8);
+/// let _twice = d.clone();
+/// ```
+///
+/// ```compile_fail
+/// fn send<T: Send>(_: T) {}
+/// send(twistor::Deferred::succeed(1u8));
+/// ```
 pub struct Deferred<T> {
     inner: Rc<Inner>,
     _t: PhantomData<fn(T) -> T>,
 }
 
-impl<T> Clone for Deferred<T> {
+/// The handle that fires a [`Deferred`]: its producer's side (see "Two handles" there).
+///
+/// Typed by the chain's first type, which callbacks never change, so firing cannot put a value
+/// of the wrong type on the chain. Clones fire the same Deferred. A resolver can also cancel the
+/// Deferred and tell whether it was fired; it cannot add callbacks or look at the result.
+///
+/// ```
+/// use twistor::{Deferred, testing::success_result_of};
+///
+/// let (d, r) = Deferred::new();
+/// let d = d.add_callback(|x: u32| x * 2);
+/// let producer = r.clone();
+/// producer.callback(21).unwrap();
+/// assert!(r.called());
+/// assert!(r.callback(0).is_err()); // fired already
+/// assert_eq!(success_result_of(&d), 42);
+/// ```
+///
+/// ```compile_fail
+/// fn send<T: Send>(_: T) {}
+/// let (_d, r) = twistor::Deferred::<u8>::new();
+/// send(r);
+/// ```
+pub struct Resolver<T> {
+    inner: Rc<Inner>,
+    _t: PhantomData<fn(T)>,
+}
+
+impl<T> Clone for Resolver<T> {
     fn clone(&self) -> Self {
         self.inner.handles.set(self.inner.handles.get() + 1);
-        Deferred {
+        Resolver {
             inner: self.inner.clone(),
             _t: PhantomData,
         }
     }
 }
 
+/// One handle less; at zero, only a waiting outer Deferred can still cancel this one.
+#[inline]
+fn release_handle(inner: &Rc<Inner>) {
+    let n = inner.handles.get() - 1;
+    inner.handles.set(n);
+    if n == 0 {
+        last_handle_dropped(inner);
+    }
+}
+
+impl<T> Drop for Resolver<T> {
+    fn drop(&mut self) {
+        release_handle(&self.inner);
+    }
+}
+
 impl<T> Drop for Deferred<T> {
     fn drop(&mut self) {
-        let n = self.inner.handles.get() - 1;
-        self.inner.handles.set(n);
-        if n == 0 {
-            last_handle_dropped(&self.inner);
-        }
+        release_handle(&self.inner);
+    }
+}
+
+/// Anything that names a Deferred: a chain handle or a resolver, for the identity checks
+/// ([`Deferred::ptr_eq`], [`Deferred::is_chained_to`]). Sealed.
+pub trait DeferredRef: sealed::Sealed {
+    #[doc(hidden)]
+    fn inner_ptr(&self) -> *const ();
+}
+
+mod sealed {
+    pub trait Sealed {}
+    impl<T> Sealed for super::Deferred<T> {}
+    impl<T> Sealed for super::Resolver<T> {}
+    impl Sealed for super::CancelHandle {}
+}
+
+impl DeferredRef for CancelHandle {
+    fn inner_ptr(&self) -> *const () {
+        Rc::as_ptr(&self.inner).cast()
+    }
+}
+
+impl<T> DeferredRef for Deferred<T> {
+    fn inner_ptr(&self) -> *const () {
+        Rc::as_ptr(&self.inner).cast()
+    }
+}
+
+impl<T> DeferredRef for Resolver<T> {
+    fn inner_ptr(&self) -> *const () {
+        Rc::as_ptr(&self.inner).cast()
     }
 }
 
@@ -609,11 +742,7 @@ impl<T> Deferred<T> {
         let this = mem::ManuallyDrop::new(self);
         // SAFETY: `this` is never used or dropped again; the `Rc` moves out exactly once.
         let inner = unsafe { std::ptr::read(&this.inner) };
-        let n = inner.handles.get() - 1;
-        inner.handles.set(n);
-        if n == 0 {
-            last_handle_dropped(&inner);
-        }
+        release_handle(&inner);
         inner
     }
 
@@ -626,17 +755,171 @@ impl<T> Deferred<T> {
             _t: PhantomData,
         }
     }
+
+    /// A handle that can cancel this Deferred after this chain handle is given away.
+    pub fn cancel_handle(&self) -> CancelHandle {
+        self.inner.handles.set(self.inner.handles.get() + 1);
+        CancelHandle {
+            inner: self.inner.clone(),
+        }
+    }
 }
 
-impl<T: 'static> Default for Deferred<T> {
+impl<T: 'static> Resolver<T> {
+    fn from_inner(inner: Rc<Inner>) -> Self {
+        inner.handles.set(inner.handles.get() + 1);
+        Resolver {
+            inner,
+            _t: PhantomData,
+        }
+    }
+
+    /// Fires the Deferred with a success: its callbacks run now, in this call.
+    ///
+    /// Returns [`AlreadyCalledError`] if it was fired before (except the one late firing that
+    /// a canceller-less `cancel()` swallows).
+    ///
+    /// ```
+    /// let (_d, r) = twistor::Deferred::new();
+    /// assert!(r.callback("x").is_ok());
+    /// assert!(r.callback("y").is_err());
+    /// ```
     #[track_caller]
-    fn default() -> Self {
-        Self::new()
+    pub fn callback(&self, value: T) -> Result<(), AlreadyCalledError> {
+        fire_with(&self.inner, Location::caller(), move || {
+            Ok(Value::new(value))
+        })
+    }
+
+    /// Fires the Deferred with a failure: its errbacks run now, in this call.
+    ///
+    /// ```
+    /// let (d, r) = twistor::Deferred::<()>::new();
+    /// let handled = d.add_errback(|f| { assert_eq!(f.error_message(), "oops"); Ok(()) });
+    /// r.errback(twistor::Failure::msg("oops")).unwrap();
+    /// # drop(handled);
+    /// ```
+    #[track_caller]
+    pub fn errback(&self, error: impl Into<Failure>) -> Result<(), AlreadyCalledError> {
+        fire(&self.inner, Err(error.into()), Location::caller())
+    }
+
+    /// Fires with `Ok` → callback, `Err` → errback.
+    ///
+    /// ```
+    /// let (d, r) = twistor::Deferred::<u8>::new();
+    /// r.fire(Ok(1)).unwrap();
+    /// assert_eq!(twistor::testing::success_result_of(&d), 1);
+    /// ```
+    #[track_caller]
+    pub fn fire(&self, result: Result<T, Failure>) -> Result<(), AlreadyCalledError> {
+        fire(&self.inner, result.map(Value::new), Location::caller())
+    }
+
+    /// Cancels the Deferred, as [`Deferred::cancel`] does.
+    #[track_caller]
+    pub fn cancel(&self) {
+        cancel(&self.inner)
+    }
+
+    /// True once the Deferred was fired (or cancelled, which fires it).
+    pub fn called(&self) -> bool {
+        self.inner.st.borrow().called
+    }
+
+    /// True if both handles name the same Deferred.
+    pub fn ptr_eq(&self, other: &impl DeferredRef) -> bool {
+        std::ptr::eq(Rc::as_ptr(&self.inner).cast(), other.inner_ptr())
+    }
+}
+
+/// A handle that can cancel, pause and unpause a Deferred and tell whether it was fired, but
+/// not extend its chain or look at its result (none of that depends on the chain's type): for
+/// code that gives the [`Deferred`] handle away (to a timeout, a list, a future awaiting it,
+/// a callback returning it) and must still control it. Cheap to clone; it keeps the Deferred
+/// alive.
+///
+/// ```
+/// use twistor::{Deferred, defer::CancelledError, testing::failure_result_of};
+///
+/// let (d, _r) = Deferred::<u8>::new();
+/// let stop = d.cancel_handle();
+/// let d = d.add_callback(|x| x + 1);
+/// stop.cancel();
+/// assert!(stop.called());
+/// assert!(failure_result_of(&d).is::<CancelledError>());
+/// ```
+pub struct CancelHandle {
+    inner: Rc<Inner>,
+}
+
+impl CancelHandle {
+    /// Cancels the Deferred, as [`Deferred::cancel`] does.
+    #[track_caller]
+    pub fn cancel(&self) {
+        cancel(&self.inner)
+    }
+
+    /// Pauses the Deferred, as [`Deferred::pause`] does.
+    pub fn pause(&self) {
+        pause(&self.inner)
+    }
+
+    /// Undoes one pause, as [`Deferred::unpause`] does.
+    pub fn unpause(&self) {
+        unpause(&self.inner)
+    }
+
+    /// The pause count, as [`Deferred::paused`] gives it.
+    pub fn paused(&self) -> u32 {
+        paused(&self.inner)
+    }
+
+    /// True once the Deferred was fired (or cancelled, which fires it).
+    pub fn called(&self) -> bool {
+        self.inner.st.borrow().called
+    }
+
+    /// True if both handles name the same Deferred.
+    pub fn ptr_eq(&self, other: &impl DeferredRef) -> bool {
+        std::ptr::eq(Rc::as_ptr(&self.inner).cast(), other.inner_ptr())
+    }
+}
+
+impl Clone for CancelHandle {
+    fn clone(&self) -> Self {
+        self.inner.handles.set(self.inner.handles.get() + 1);
+        CancelHandle {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+impl Drop for CancelHandle {
+    fn drop(&mut self) {
+        release_handle(&self.inner);
+    }
+}
+
+impl fmt::Debug for CancelHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "<CancelHandle of Deferred at {:p}>",
+            Rc::as_ptr(&self.inner)
+        )
+    }
+}
+
+impl<T> fmt::Debug for Resolver<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "<Resolver of Deferred at {:p}>", Rc::as_ptr(&self.inner))
     }
 }
 
 impl<T: 'static> Deferred<T> {
-    pub(crate) fn from_inner(inner: Rc<Inner>) -> Self {
+    /// A chain handle on a new state (the one handle counted).
+    fn from_new(inner: Rc<Inner>) -> Self {
         inner.handles.set(inner.handles.get() + 1);
         Deferred {
             inner,
@@ -644,15 +927,20 @@ impl<T: 'static> Deferred<T> {
         }
     }
 
-    /// A new, unfired Deferred.
+    /// A new, unfired Deferred: its chain handle and its resolver.
     ///
     /// ```
-    /// let d = twistor::Deferred::<u32>::new();
+    /// let (d, r) = twistor::Deferred::<u32>::new();
     /// assert!(!d.called());
+    /// r.callback(1).unwrap();
+    /// assert!(d.called());
     /// ```
     #[track_caller]
-    pub fn new() -> Self {
-        Self::from_inner(Inner::new(Location::caller()))
+    #[allow(clippy::new_ret_no_self)]
+    pub fn new() -> (Self, Resolver<T>) {
+        let d = Self::from_new(Inner::new(Location::caller()));
+        let r = Resolver::from_inner(d.inner.clone());
+        (d, r)
     }
 
     /// A new Deferred whose `cancel()` calls `canceller` (which may fire it with any result).
@@ -660,19 +948,19 @@ impl<T: 'static> Deferred<T> {
     ///
     /// ```
     /// use twistor::Deferred;
-    /// let d = Deferred::with_canceller(|d: &Deferred<&str>| {
-    ///     d.callback("gave up politely").unwrap();
+    /// let (d, _r) = Deferred::with_canceller(|r| {
+    ///     r.callback("gave up politely").unwrap();
     /// });
     /// d.cancel();
     /// assert_eq!(twistor::testing::success_result_of(&d), "gave up politely");
     /// ```
     #[track_caller]
-    pub fn with_canceller(canceller: impl FnOnce(&Deferred<T>) + 'static) -> Self {
-        let d = Self::new();
+    pub fn with_canceller(canceller: impl FnOnce(&Resolver<T>) + 'static) -> (Self, Resolver<T>) {
+        let (d, r) = Self::new();
         d.inner.st.borrow_mut().canceller = Some(Box::new(move |inner: &Rc<Inner>| {
-            canceller(&Deferred::from_inner(inner.clone()))
+            canceller(&Resolver::from_inner(inner.clone()))
         }));
-        d
+        (d, r)
     }
 
     /// A Deferred that already has the result `value` (Twisted's `succeed`).
@@ -683,7 +971,7 @@ impl<T: 'static> Deferred<T> {
     /// ```
     #[track_caller]
     pub fn succeed(value: T) -> Self {
-        let d = Self::new();
+        let d = Self::from_new(Inner::new(Location::caller()));
         {
             let mut s = d.inner.st.borrow_mut();
             s.called = true;
@@ -704,7 +992,7 @@ impl<T: 'static> Deferred<T> {
     #[track_caller]
     pub fn fail(error: impl Into<Failure>) -> Self {
         let f = error.into();
-        let d = Self::new();
+        let d = Self::from_new(Inner::new(Location::caller()));
         {
             let mut s = d.inner.st.borrow_mut();
             s.called = true;
@@ -714,48 +1002,6 @@ impl<T: 'static> Deferred<T> {
             unsafe { *d.inner.slot() = Some(Err(f)) };
         }
         d
-    }
-
-    /// Fires the Deferred with a success: its callbacks run now, in this call.
-    ///
-    /// Returns [`AlreadyCalledError`] if it was fired before (except the one late firing that
-    /// a canceller-less `cancel()` swallows).
-    ///
-    /// ```
-    /// let d = twistor::Deferred::new();
-    /// assert!(d.callback("x").is_ok());
-    /// assert!(d.callback("y").is_err());
-    /// ```
-    #[track_caller]
-    pub fn callback(&self, value: T) -> Result<(), AlreadyCalledError> {
-        fire_with(&self.inner, Location::caller(), move || {
-            Ok(Value::new(value))
-        })
-    }
-
-    /// Fires the Deferred with a failure: its errbacks run now, in this call.
-    ///
-    /// ```
-    /// let d = twistor::Deferred::<()>::new();
-    /// let handled = d.clone().add_errback(|f| { assert_eq!(f.error_message(), "oops"); Ok(()) });
-    /// d.errback(twistor::Failure::msg("oops")).unwrap();
-    /// # drop(handled);
-    /// ```
-    #[track_caller]
-    pub fn errback(&self, error: impl Into<Failure>) -> Result<(), AlreadyCalledError> {
-        fire(&self.inner, Err(error.into()), Location::caller())
-    }
-
-    /// Fires with `Ok` → callback, `Err` → errback.
-    ///
-    /// ```
-    /// let d = twistor::Deferred::<u8>::new();
-    /// d.fire(Ok(1)).unwrap();
-    /// assert_eq!(twistor::testing::success_result_of(&d), 1);
-    /// ```
-    #[track_caller]
-    pub fn fire(&self, result: Result<T, Failure>) -> Result<(), AlreadyCalledError> {
-        fire(&self.inner, result.map(Value::new), Location::caller())
     }
 
     fn push<U: 'static>(self, cb: impl FnOnce(Outcome) -> Step + 'static) -> Deferred<U> {
@@ -814,11 +1060,10 @@ impl<T: 'static> Deferred<T> {
     ///
     /// ```
     /// use twistor::Deferred;
-    /// let inner = Deferred::new();
-    /// let i = inner.clone();
-    /// let d = Deferred::succeed(1).add_callback_deferred(move |_| i).add_callback(|x: i32| x + 1);
+    /// let (inner, fire_inner) = Deferred::new();
+    /// let d = Deferred::succeed(1).add_callback_deferred(move |_| inner).add_callback(|x: i32| x + 1);
     /// twistor::testing::assert_no_result(&d);
-    /// inner.callback(41).unwrap();
+    /// fire_inner.callback(41).unwrap();
     /// assert_eq!(twistor::testing::success_result_of(&d), 42);
     /// ```
     #[track_caller]
@@ -850,6 +1095,25 @@ impl<T: 'static> Deferred<T> {
                 Ok(v) => Ok(v),
                 Err(e) => f(e).map(Value::new),
             })
+        })
+    }
+
+    /// Ends the error track the way Twisted's `d.addErrback(log.err)` does, for any `T`: a
+    /// failure is reported (through [`log_error`](crate::defer::log_error)) and becomes `None`,
+    /// a success `v` becomes `Some(v)`. For a `T: Default` (such as `()`),
+    /// `add_errback(log_error)` keeps the type instead.
+    ///
+    /// ```
+    /// use twistor::{Deferred, Failure, testing::success_result_of};
+    /// struct Conn;
+    /// let d = Deferred::<Conn>::fail(Failure::msg("refused")).add_errback_logged();
+    /// assert!(success_result_of(&d).is_none());
+    /// ```
+    #[track_caller]
+    pub fn add_errback_logged(self) -> Deferred<Option<T>> {
+        self.add_both(|r| match r {
+            Ok(v) => Ok(Some(v)),
+            Err(f) => crate::defer::log_error(f),
         })
     }
 
@@ -933,19 +1197,12 @@ impl<T: 'static> Deferred<T> {
     /// assert_eq!(twistor::testing::success_result_of(&d), 1);
     /// ```
     pub fn pause(&self) {
-        self.inner.st.borrow_mut().paused += 1;
+        pause(&self.inner)
     }
 
     /// Undoes one `pause()`; at zero, pending callbacks run now. Extra calls are ignored.
     pub fn unpause(&self) {
-        let run = {
-            let mut s = self.inner.st.borrow_mut();
-            s.paused = s.paused.saturating_sub(1);
-            s.paused == 0 && s.called
-        };
-        if run {
-            run_callbacks(&self.inner);
-        }
+        unpause(&self.inner)
     }
 
     /// Cancels the Deferred (Twisted's rules):
@@ -958,9 +1215,9 @@ impl<T: 'static> Deferred<T> {
     ///
     /// ```
     /// use twistor::{Deferred, defer::CancelledError};
-    /// let d = Deferred::<u8>::new();
+    /// let (d, r) = Deferred::<u8>::new();
     /// d.cancel();
-    /// assert!(d.callback(1).is_ok()); // swallowed once
+    /// assert!(r.callback(1).is_ok()); // swallowed once
     /// assert!(twistor::testing::failure_result_of(&d).is::<CancelledError>());
     /// ```
     #[track_caller]
@@ -973,21 +1230,21 @@ impl<T: 'static> Deferred<T> {
     ///
     /// ```
     /// use twistor::Deferred;
-    /// let a = Deferred::new();
-    /// let b = Deferred::new();
-    /// let rest = a.clone().chain_deferred(&b);
-    /// a.callback(5).unwrap();
+    /// let (a, fire_a) = Deferred::new();
+    /// let (b, fire_b) = Deferred::new();
+    /// let rest = a.chain_deferred(&fire_b);
+    /// fire_a.callback(5).unwrap();
     /// assert_eq!(twistor::testing::success_result_of(&b), 5);
     /// # drop(rest);
     /// ```
     #[track_caller]
-    pub fn chain_deferred(self, other: &Deferred<T>) -> Deferred<()> {
+    pub fn chain_deferred(self, other: &Resolver<T>) -> Deferred<()> {
         other.inner.st.borrow_mut().chained_to = Some(Rc::downgrade(&self.inner));
         let target = other.clone();
         self.add_both(move |r| target.fire(r).map_err(Failure::new))
     }
 
-    /// True once `callback`/`errback` was called (or `succeed`/`fail` made it).
+    /// True once the Deferred was fired (or `succeed`/`fail` made it).
     pub fn called(&self) -> bool {
         self.inner.st.borrow().called
     }
@@ -999,45 +1256,56 @@ impl<T: 'static> Deferred<T> {
 
     /// The pause count, plus one while waiting on a chained Deferred (Twisted's `paused`).
     pub fn paused(&self) -> u32 {
-        let s = self.inner.st.borrow();
-        s.paused + u32::from(matches!(s.result, Res::Waiting(_)))
+        paused(&self.inner)
     }
 
     /// True if this Deferred waits on `other` (implicit chaining or `chain_deferred`).
-    pub fn is_chained_to<U>(&self, other: &Deferred<U>) -> bool {
+    /// `other` is any handle of it, e.g. the resolver of a Deferred a callback returned.
+    pub fn is_chained_to(&self, other: &impl DeferredRef) -> bool {
         let s = self.inner.st.borrow();
         s.chained_to
             .as_ref()
-            .is_some_and(|w| w.as_ptr() == Rc::as_ptr(&other.inner))
+            .is_some_and(|w| std::ptr::eq(w.as_ptr().cast(), other.inner_ptr()))
     }
 
-    /// True if both handles view the same Deferred.
-    pub fn ptr_eq<U>(&self, other: &Deferred<U>) -> bool {
-        Rc::ptr_eq(&self.inner, &other.inner)
+    /// True if both handles name the same Deferred.
+    pub fn ptr_eq(&self, other: &impl DeferredRef) -> bool {
+        std::ptr::eq(Rc::as_ptr(&self.inner).cast(), other.inner_ptr())
     }
 
     /// Calls `f` with a view of the current result without consuming it: `None` if there is no
     /// result now, `Some(Err)` for a failure or a value of another type than `T`.
+    ///
+    /// While `f` runs, the Deferred counts as busy (as while its own callbacks run): `f` may
+    /// fire, cancel or extend it, and what that would run runs when `f` returns.
     ///
     /// ```
     /// let d = twistor::Deferred::succeed(String::from("orange"));
     /// assert_eq!(d.peek(|r| r.map(|r| r.map(|s| s.len()).ok())), Some(Some(6)));
     /// ```
     pub fn peek<R>(&self, f: impl FnOnce(Option<Result<&T, Failure>>) -> R) -> R {
-        let s = self.inner.st.borrow();
-        if !matches!(s.result, Res::Ready) {
-            return f(None);
+        {
+            let mut s = self.inner.st.borrow_mut();
+            if !matches!(s.result, Res::Ready) {
+                drop(s);
+                return f(None);
+            }
+            // Busy, like a running batch: nothing else touches the slot until the guard
+            // below puts `Ready` back (the `slot` invariant), and no borrow is held in `f`.
+            s.result = Res::InFlight;
         }
-        // SAFETY: `Ready`, and the borrow of the state (held until `f` returns) keeps any batch
-        // of this Deferred from starting (the `slot` invariant).
-        match unsafe { &*self.inner.slot.get() } {
+        let guard = PeekGuard(&self.inner);
+        // SAFETY: `InFlight` set above by this call: the slot is ours until the guard drops.
+        let r = match unsafe { &*self.inner.slot.get() } {
             Some(Ok(v)) => match v.downcast_ref::<T>() {
                 Some(t) => f(Some(Ok(t))),
                 None => f(Some(Err(type_error::<T>(v)))),
             },
             Some(Err(e)) => f(Some(Err(e.clone()))),
             None => f(None),
-        }
+        };
+        drop(guard);
+        r
     }
 
     /// Takes the current result out if the Deferred holds one of type `T` and no callbacks
@@ -1057,21 +1325,54 @@ impl<T: 'static> Deferred<T> {
     }
 }
 
+/// Ends a `peek`: puts `Ready` back and runs what was added or unpaused meanwhile (also when
+/// the peeking function panics).
+struct PeekGuard<'a>(&'a Rc<Inner>);
+
+impl Drop for PeekGuard<'_> {
+    fn drop(&mut self) {
+        let run = {
+            let mut s = self.0.st.borrow_mut();
+            s.result = Res::Ready;
+            s.paused == 0 && !s.callbacks.is_empty()
+        };
+        if run {
+            run_callbacks(self.0);
+        }
+    }
+}
+
 impl<T> fmt::Debug for Deferred<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let s = self.inner.st.borrow();
-        write!(f, "<Deferred at {:p}", Rc::as_ptr(&self.inner))?;
-        if let Some(w) = &s.chained_to {
-            write!(f, " waiting on Deferred at {:p}", w.as_ptr())?;
-        } else {
-            if matches!(s.result, Res::Ready) {
+        // What to show is copied out first: formatting a failure runs the error's `Display`,
+        // user code that must not run under a borrow of the state.
+        enum Shown {
+            Waiting(*const Inner),
+            Value(&'static str),
+            Failure(Failure),
+            Nothing,
+        }
+        let shown = {
+            let s = self.inner.st.borrow();
+            if let Some(w) = &s.chained_to {
+                Shown::Waiting(w.as_ptr())
+            } else if matches!(s.result, Res::Ready) {
                 // SAFETY: `Ready`, under the state's borrow (the `slot` invariant).
                 match unsafe { &*self.inner.slot.get() } {
-                    Some(Ok(v)) => write!(f, " current result: <{}>", v.type_name())?,
-                    Some(Err(e)) => write!(f, " current result: {e}")?,
-                    None => {}
+                    Some(Ok(v)) => Shown::Value(v.type_name()),
+                    Some(Err(e)) => Shown::Failure(e.clone()),
+                    None => Shown::Nothing,
                 }
+            } else {
+                Shown::Nothing
             }
+        };
+        write!(f, "<Deferred at {:p}", Rc::as_ptr(&self.inner))?;
+        match shown {
+            Shown::Waiting(p) => write!(f, " waiting on Deferred at {p:p}")?,
+            Shown::Value(name) => write!(f, " current result: <{name}>")?,
+            Shown::Failure(e) => write!(f, " current result: {e}")?,
+            Shown::Nothing => {}
         }
         write!(f, ">")
     }
@@ -1133,5 +1434,81 @@ impl<T: 'static> IntoDeferred for Deferred<T> {
     type Output = T;
     fn into_deferred(self) -> Deferred<T> {
         self
+    }
+}
+
+/// Unit tests of the paths that touch the result slot through `unsafe` (firing, running,
+/// stealing, continuing, peeking, dropping a waiting chain): small enough for Miri to run.
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+    use std::rc::Rc;
+
+    use super::*;
+    use crate::testing::{assert_no_result, failure_result_of, success_result_of};
+
+    #[test]
+    fn fire_run_and_take() {
+        let (d, r) = Deferred::<String>::new();
+        let d = d.add_callback(|s| s + "!").add_callback(|s| s.len());
+        r.callback("hey".to_string()).unwrap();
+        assert_eq!(success_result_of(&d), 4);
+    }
+
+    #[test]
+    fn steal_a_fired_inner_and_continue_a_waiting_outer() {
+        let stolen = Deferred::succeed(1).add_callback_deferred(|x| Deferred::succeed(x + 1));
+        assert_eq!(success_result_of(&stolen), 2);
+
+        let (inner, fire_inner) = Deferred::<Rc<u8>>::new();
+        let outer = Deferred::succeed(()).add_callback_deferred(move |()| inner);
+        assert_no_result(&outer);
+        fire_inner.callback(Rc::new(7)).unwrap();
+        assert_eq!(*success_result_of(&outer), 7);
+    }
+
+    #[test]
+    fn panics_and_failures_travel_the_chain() {
+        let d = Deferred::succeed(1u8)
+            .add_callback(|_| -> u8 { panic!("boom") })
+            .add_errback(Err);
+        assert!(failure_result_of(&d).is::<crate::failure::PanicError>());
+    }
+
+    #[test]
+    fn peek_while_busy_and_reentrant() {
+        let d = Deferred::succeed(vec![1u8, 2, 3]);
+        d.pause();
+        let control = d.cancel_handle();
+        let seen = Rc::new(Cell::new(0));
+        let s = seen.clone();
+        let d = d.add_callback(move |v| {
+            s.set(v.len());
+            v
+        });
+        let len = d.peek(|r| {
+            control.unpause();
+            r.and_then(|r| r.ok()).map(|v| v.len())
+        });
+        assert_eq!((len, seen.get()), (Some(3), 3));
+        assert_eq!(success_result_of(&d), [1, 2, 3]);
+    }
+
+    #[test]
+    fn dropping_waiting_chains_frees_them() {
+        let token = Rc::new(());
+        {
+            let (inner, fire_inner) = Deferred::<u8>::new();
+            let t = token.clone();
+            let outer = Deferred::succeed(())
+                .add_callback_deferred(move |()| inner)
+                .add_callback(move |x| {
+                    let _keep = &t;
+                    x
+                });
+            drop(fire_inner);
+            drop(outer);
+        }
+        assert_eq!(Rc::strong_count(&token), 1);
     }
 }

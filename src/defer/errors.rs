@@ -13,9 +13,9 @@ use crate::Failure;
 ///
 /// ```
 /// use twistor::Deferred;
-/// let d = Deferred::new();
-/// d.callback(1).unwrap();
-/// assert!(d.callback(2).is_err());
+/// let (_d, r) = Deferred::new();
+/// r.callback(1).unwrap();
+/// assert!(r.callback(2).is_err());
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AlreadyCalledError {
@@ -59,13 +59,12 @@ pub struct TimeoutError(pub f64);
 
 /// A callback ran with a result of another type than it was written for.
 ///
-/// This only happens through a stale handle: a clone of a `Deferred<T>` taken before callbacks
-/// changed the chain's type, then used to add callbacks or fire it with a `T`. It is reported
-/// as a failure on the chain rather than a panic.
+/// The API makes this impossible: the one chain handle is consumed by every callback it adds,
+/// and resolvers are typed by the chain's first type. The chain still checks each value's type
+/// as it takes it out (the check is one comparison), and would report a mismatch as this
+/// failure rather than read a value as the wrong type.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "Deferred callback expected a {expected} but the chain holds a {found} (a stale Deferred handle was used after the chain changed type)"
-)]
+#[error("Deferred callback expected a {expected} but the chain holds a {found}")]
 pub struct ChainTypeError {
     /// The type the callback expected.
     pub expected: &'static str,

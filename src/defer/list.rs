@@ -18,16 +18,14 @@
 //! The user-facing rules (what an input's chain continues with, cancellation, memory) are in
 //! the docs of [`DeferredList`], where users of the re-export see them.
 //!
-//! # Why an input's chain continues the way it does
+//! # Why the inputs are consumed
 //!
-//! Twisted's list callback returns the result it saw, or `None` for a consumed failure. A typed
-//! chain must keep carrying a `T` for the caller's `Deferred<T>` handles to stay usable, so a
-//! success is re-delivered (a clone; hence `T: Clone`) and an unconsumed failure is passed on.
-//! A consumed failure has no `T` to become; the entry returns (through `add_both_deferred`) a
-//! fired `Deferred<T>` that holds `()` ([`holding_unit`]), whose `()` the chain takes over.
-//! That is Twisted's `None` exactly, seen through a typed handle as documented on
-//! [`ChainTypeError`](super::ChainTypeError). Making the continuation `()` for every input
-//! would have been simpler, but would break the callers' `Deferred<T>` handles on success too.
+//! A list takes each input's chain handle (a `Deferred` is the one handle that extends its
+//! chain), so nothing can be added to an input after the list's entry: the entry is the end
+//! of the chain. It therefore *moves* a success into the list (no `T: Clone`), and continues
+//! the chain with `()` — or with the failure, unless errors are consumed, so that an unhandled
+//! failure is still reported when the input goes away (Twisted's default). The list keeps
+//! [`CancelHandle`]s to cancel the inputs.
 //!
 //! # Why the list's Deferred is a plain Deferred with a canceller
 //!
@@ -40,7 +38,7 @@
 //! # Ownership
 //!
 //! The list's canceller holds the inputs (to cancel them); each unfired input's entry holds the
-//! list's Deferred (to fire it). Firing the list drops its canceller, which breaks that cycle;
+//! list's resolver (to fire it). Firing the list drops its canceller, which breaks that cycle;
 //! a race also empties its input list once decided. Until then, an unfired input that every
 //! other owner dropped keeps the group alive (see the "Memory" section of [`DeferredList`]).
 
@@ -48,20 +46,21 @@ use std::cell::RefCell;
 use std::mem;
 use std::rc::Rc;
 
+use super::deferred::CancelHandle;
 use super::errors::{FailureGroup, FirstError};
-use crate::{Deferred, Failure};
+use crate::{Deferred, Failure, Resolver};
 
 /// The result of a [`DeferredList`] built with
 /// [`fire_on_one_callback`](DeferredList::fire_on_one_callback).
 ///
 /// ```
 /// use twistor::{Deferred, defer::{DeferredList, FireOnOneResult}};
-/// let (a, b) = (Deferred::<&str>::new(), Deferred::new());
-/// let first = DeferredList::new([a.clone(), b.clone()]).fire_on_one_callback();
-/// b.callback("B").unwrap();
+/// let ((a, fire_a), (b, fire_b)) = (Deferred::<&str>::new(), Deferred::new());
+/// let first = DeferredList::new([a, b]).fire_on_one_callback();
+/// fire_b.callback("B").unwrap();
 /// let r = twistor::testing::success_result_of(&first);
 /// assert!(matches!(r, FireOnOneResult::Success { value: "B", index: 1 }));
-/// # a.callback("A").unwrap();
+/// # fire_a.callback("A").unwrap();
 /// ```
 #[derive(Debug, Clone)]
 pub enum FireOnOneResult<T> {
@@ -96,11 +95,11 @@ pub enum FireOnOneResult<T> {
 /// ```
 /// use twistor::{Deferred, Failure, defer::DeferredList};
 ///
-/// let (a, b) = (Deferred::new(), Deferred::new());
-/// let all = DeferredList::new([a.clone(), b.clone()]).consume_errors(true).build();
-/// b.callback("B").unwrap();
+/// let ((a, fire_a), (b, fire_b)) = (Deferred::new(), Deferred::new());
+/// let all = DeferredList::new([a, b]).consume_errors(true).build();
+/// fire_b.callback("B").unwrap();
 /// twistor::testing::assert_no_result(&all);
-/// a.errback(Failure::msg("A failed")).unwrap();
+/// fire_a.errback(Failure::msg("A failed")).unwrap();
 /// let results = twistor::testing::success_result_of(&all);
 /// assert_eq!(results[0].as_ref().unwrap_err().error_message(), "A failed");
 /// assert_eq!(results[1].as_ref().ok(), Some(&"B"));
@@ -117,18 +116,14 @@ pub enum FireOnOneResult<T> {
 ///
 /// # What the inputs' chains continue with
 ///
-/// Building the list adds exactly one entry to each input, at the end of its chain at that
-/// time: the list sees what the input's earlier callbacks produced, and callbacks added to
-/// the input later see what that entry hands on:
+/// The list takes the inputs' chain handles and adds one entry at the end of each chain: the
+/// list sees what the input's earlier callbacks produced, and nothing can be added after it.
 ///
-/// * a **success** is handed on unchanged (the list records a clone, hence `T: Clone`);
-/// * a **failure** is handed on unchanged, so it is still reported as unhandled if nobody
-///   handles it later (Twisted's default);
+/// * a **success** moves into the list (no `T: Clone` needed); the chain holds `()`;
+/// * a **failure** is recorded and also left on the input's chain, so it is still reported as
+///   unhandled when the input goes away (Twisted's default);
 /// * with [`consume_errors`](Self::consume_errors), a failure is replaced by `()`, Twisted's
-///   `None`: an errback added to the input later does not run and nothing is logged. A
-///   callback added through a `Deferred<T>` handle then receives a
-///   [`ChainTypeError`](crate::defer::ChainTypeError) failure, the typed form of a Python
-///   callback receiving `None` (with `T = ()` it receives `()`, exactly as in Twisted).
+///   `None`: nothing is reported.
 ///
 /// # Cancellation
 ///
@@ -153,7 +148,7 @@ pub struct DeferredList<T> {
     consume_errors: bool,
 }
 
-impl<T: Clone + 'static> DeferredList<T> {
+impl<T: 'static> DeferredList<T> {
     /// A list over `inputs`, with every option off.
     ///
     /// ```
@@ -174,13 +169,12 @@ impl<T: Clone + 'static> DeferredList<T> {
     ///
     /// ```
     /// use twistor::{Deferred, Failure, defer::{DeferredList, FirstError}};
-    /// let (a, b) = (Deferred::<u8>::new(), Deferred::new());
-    /// let list = DeferredList::new([a.clone(), b.clone()]).fire_on_one_errback(true).build();
-    /// let _handled = b.clone().add_errback(|_| Ok(0));
-    /// b.errback(Failure::msg("no")).unwrap();
+    /// let ((a, fire_a), (b, fire_b)) = (Deferred::<u8>::new(), Deferred::new());
+    /// let list = DeferredList::new([a, b]).fire_on_one_errback(true).consume_errors(true).build();
+    /// fire_b.errback(Failure::msg("no")).unwrap();
     /// let f = twistor::testing::failure_result_of(&list);
     /// assert_eq!(f.downcast_ref::<FirstError>().unwrap().index, 1);
-    /// # a.callback(1).unwrap();
+    /// # fire_a.callback(1).unwrap();
     /// ```
     pub fn fire_on_one_errback(mut self, on: bool) -> Self {
         self.fire_on_one_errback = on;
@@ -192,15 +186,10 @@ impl<T: Clone + 'static> DeferredList<T> {
     /// [what the inputs' chains continue with](Self#what-the-inputs-chains-continue-with)).
     ///
     /// ```
-    /// use std::{cell::Cell, rc::Rc};
     /// use twistor::{Deferred, Failure, defer::DeferredList};
-    /// let d = Deferred::<()>::new();
-    /// let list = DeferredList::new([d.clone()]).consume_errors(true).build();
-    /// let errback_ran = Rc::new(Cell::new(false));
-    /// let e = errback_ran.clone();
-    /// let _rest = d.clone().add_errback(move |f| { e.set(true); Err(f) });
-    /// d.errback(Failure::msg("bang")).unwrap();
-    /// assert!(!errback_ran.get());
+    /// let (d, r) = Deferred::<()>::new();
+    /// let list = DeferredList::new([d]).consume_errors(true).build();
+    /// r.errback(Failure::msg("bang")).unwrap(); // recorded, not reported
     /// assert!(twistor::testing::success_result_of(&list)[0].is_err());
     /// ```
     pub fn consume_errors(mut self, on: bool) -> Self {
@@ -257,14 +246,14 @@ impl<T: Clone + 'static> DeferredList<T> {
             consume_errors,
         } = self;
         let n = inputs.len();
-        let to_cancel = inputs.clone();
-        let out = Deferred::with_canceller(move |_: &Deferred<R>| {
+        let to_cancel: Vec<CancelHandle> = inputs.iter().map(Deferred::cancel_handle).collect();
+        let (out, fire) = Deferred::with_canceller(move |_: &Resolver<R>| {
             for d in &to_cancel {
                 d.cancel();
             }
         });
         if n == 0 && on_success.is_none() {
-            let _ = out.callback(all_done(Vec::new()));
+            let _ = fire.callback(all_done(Vec::new()));
             return out;
         }
         let state = Rc::new(RefCell::new(ListState {
@@ -274,20 +263,14 @@ impl<T: Clone + 'static> DeferredList<T> {
         for (index, d) in inputs.into_iter().enumerate() {
             let observer = Observer {
                 state: state.clone(),
-                out: out.clone(),
+                out: fire.clone(),
                 index,
                 fire_on_one_errback,
+                consume_errors,
                 all_done,
                 on_success,
             };
-            if consume_errors {
-                drop(d.add_both_deferred(move |r| match observer.observe(r) {
-                    Ok(v) => Deferred::succeed(v),
-                    Err(f) => holding_unit(f),
-                }));
-            } else {
-                drop(d.add_both(move |r| observer.observe(r)));
-            }
+            drop(d.add_both(move |r| observer.observe(r)));
         }
         out
     }
@@ -308,35 +291,40 @@ struct ListState<T> {
 /// The entry a list adds to one input.
 struct Observer<T, R> {
     state: Rc<RefCell<ListState<T>>>,
-    /// The list's Deferred, to fire it.
-    out: Deferred<R>,
+    /// The list's resolver, to fire it.
+    out: Resolver<R>,
     index: usize,
     fire_on_one_errback: bool,
+    consume_errors: bool,
     all_done: fn(Vec<Result<T, Failure>>) -> R,
     on_success: Option<fn(T, usize) -> R>,
 }
 
-impl<T: Clone + 'static, R: 'static> Observer<T, R> {
+impl<T: 'static, R: 'static> Observer<T, R> {
     /// Records the input's result, fires the list if that decides it, and returns what the
-    /// input's chain continues with (the same result).
-    fn observe(self, r: Result<T, Failure>) -> Result<T, Failure> {
+    /// input's chain ends with: `()`, or the failure if errors are not consumed.
+    fn observe(self, r: Result<T, Failure>) -> Result<(), Failure> {
+        let passed_on = match &r {
+            Err(f) if !self.consume_errors => Err(f.clone()),
+            _ => Ok(()),
+        };
         // Once the list fired (by an input, by its cancellation, or by anyone holding it), a
         // late result is ignored. While it has not fired, every earlier input recorded its
         // result, so `remaining` reaching zero means every slot is filled.
         if self.out.called() {
-            return r;
+            return passed_on;
         }
         let decided = {
             let mut st = self.state.borrow_mut();
             st.remaining -= 1;
-            match (&r, self.on_success) {
-                (Ok(v), Some(wrap)) => Some(Ok(wrap(v.clone(), self.index))),
+            match (r, self.on_success) {
+                (Ok(v), Some(wrap)) => Some(Ok(wrap(v, self.index))),
                 (Err(f), _) if self.fire_on_one_errback => Some(Err(Failure::new(FirstError {
-                    sub_failure: f.clone(),
+                    sub_failure: f,
                     index: self.index,
                 }))),
-                _ => {
-                    st.results[self.index] = Some(r.clone());
+                (r, _) => {
+                    st.results[self.index] = Some(r);
                     if st.remaining == 0 {
                         let all = mem::take(&mut st.results).into_iter().flatten().collect();
                         Some(Ok((self.all_done)(all)))
@@ -349,19 +337,8 @@ impl<T: Clone + 'static, R: 'static> Observer<T, R> {
         if let Some(result) = decided {
             let _ = self.out.fire(result);
         }
-        r
+        passed_on
     }
-}
-
-/// A `Deferred<T>` handle on a chain that holds `()`: the continuation of a consumed failure,
-/// Twisted's `None`. Returned from an `add_both_deferred` callback, its `()` becomes the
-/// input's result, while the input's handles keep their type (the module docs explain why).
-fn holding_unit<T: 'static>(consumed: Failure) -> Deferred<T> {
-    let d = Deferred::<T>::new();
-    let view = d.clone();
-    drop(d.add_both(|_| Ok(())));
-    let _ = view.errback(consumed);
-    view
 }
 
 /// Waits for every input and fires with their values in input order, or fails with the first
@@ -378,14 +355,13 @@ fn holding_unit<T: 'static>(consumed: Failure) -> Deferred<T> {
 /// assert_eq!(twistor::testing::success_result_of(&d), vec![1, 2]);
 ///
 /// let bad = Deferred::<i32>::fail(Failure::msg("no"));
-/// let d = gather_results([Deferred::succeed(1), bad.clone()]);
+/// let d = gather_results([Deferred::succeed(1), bad]); // `bad` reports its failure too
 /// let f = twistor::testing::failure_result_of(&d);
 /// let first = f.downcast_ref::<FirstError>().unwrap();
 /// assert_eq!((first.index, first.sub_failure.error_message()), (1, "no".to_string()));
-/// # let _ = twistor::testing::failure_result_of(&bad);
 /// ```
 #[track_caller]
-pub fn gather_results<T: Clone + 'static>(
+pub fn gather_results<T: 'static>(
     inputs: impl IntoIterator<Item = Deferred<T>>,
 ) -> Deferred<Vec<T>> {
     gather(inputs, false)
@@ -397,19 +373,18 @@ pub fn gather_results<T: Clone + 'static>(
 /// ```
 /// use twistor::{Deferred, Failure, defer::{gather_results_consume_errors, FirstError}};
 /// let bad = Deferred::<()>::fail(Failure::msg("oh noes"));
-/// let d = gather_results_consume_errors([Deferred::succeed(()), bad.clone()]);
+/// let d = gather_results_consume_errors([Deferred::succeed(()), bad]); // nothing reported
 /// assert!(twistor::testing::failure_result_of(&d).is::<FirstError>());
-/// assert_eq!(twistor::testing::success_result_of(&bad), ());
 /// ```
 #[track_caller]
-pub fn gather_results_consume_errors<T: Clone + 'static>(
+pub fn gather_results_consume_errors<T: 'static>(
     inputs: impl IntoIterator<Item = Deferred<T>>,
 ) -> Deferred<Vec<T>> {
     gather(inputs, true)
 }
 
 #[track_caller]
-fn gather<T: Clone + 'static>(
+fn gather<T: 'static>(
     inputs: impl IntoIterator<Item = Deferred<T>>,
     consume_errors: bool,
 ) -> Deferred<Vec<T>> {
@@ -430,10 +405,10 @@ fn gather<T: Clone + 'static>(
 }
 
 /// What a race has seen so far.
-struct RaceState<T> {
+struct RaceState {
     /// The inputs, to cancel the losers (or all, if the race is cancelled). Emptied once the
     /// race is decided, which drops the cycle between the inputs and the race.
-    inputs: Vec<Deferred<T>>,
+    inputs: Vec<CancelHandle>,
     /// One slot per input, filled when that input fails.
     failures: Vec<Option<Failure>>,
     failed: usize,
@@ -454,24 +429,24 @@ struct RaceState<T> {
 /// ```
 /// use twistor::{Deferred, defer::{race, CancelledError}};
 ///
-/// let (slow, fast) = (Deferred::<&str>::new(), Deferred::new());
-/// let winner = race([slow.clone(), fast.clone()]);
-/// fast.callback("fast").unwrap();
+/// let ((slow, fire_slow), (fast, fire_fast)) = (Deferred::<&str>::new(), Deferred::new());
+/// let winner = race([slow, fast]);
+/// fire_fast.callback("fast").unwrap();
 /// assert_eq!(twistor::testing::success_result_of(&winner), (1, "fast"));
-/// assert!(slow.called()); // cancelled
+/// assert!(fire_slow.called()); // cancelled
 /// ```
 #[track_caller]
 pub fn race<T: 'static>(inputs: impl IntoIterator<Item = Deferred<T>>) -> Deferred<(usize, T)> {
     let inputs: Vec<Deferred<T>> = inputs.into_iter().collect();
     let n = inputs.len();
     let state = Rc::new(RefCell::new(RaceState {
-        inputs: inputs.clone(),
+        inputs: inputs.iter().map(Deferred::cancel_handle).collect(),
         failures: (0..n).map(|_| None).collect(),
         failed: 0,
         won: false,
     }));
     let st = state.clone();
-    let out = Deferred::with_canceller(move |_: &Deferred<(usize, T)>| {
+    let (out, fire) = Deferred::with_canceller(move |_: &Resolver<(usize, T)>| {
         // Clone the handles out: cancelling an input runs its entry, which borrows the state.
         let inputs = st.borrow().inputs.clone();
         for d in &inputs {
@@ -480,7 +455,7 @@ pub fn race<T: 'static>(inputs: impl IntoIterator<Item = Deferred<T>>) -> Deferr
     });
     for (index, d) in inputs.into_iter().enumerate() {
         let state = state.clone();
-        let out = out.clone();
+        let out = fire.clone();
         drop(d.add_both(move |r| {
             match r {
                 Ok(value) => {

@@ -25,7 +25,7 @@ use std::fmt;
 use std::rc::{Rc, Weak};
 
 use super::deferred::{IntoDeferred, maybe_deferred};
-use crate::{Deferred, Failure};
+use crate::{Deferred, Failure, Resolver};
 
 /// `DeferredLock::release` on a lock that is not locked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -45,7 +45,7 @@ pub struct InvalidTokensError;
 /// Takes the oldest waiter that has not fired yet. Waiters only fire through their primitive
 /// or by cancellation (which removes them), so a fired one here was fired by its holder: skip
 /// it rather than lose the lock, token or item it would have been given.
-pub(super) fn next_waiter<T: 'static>(waiting: &mut VecDeque<Deferred<T>>) -> Option<Deferred<T>> {
+pub(super) fn next_waiter<T: 'static>(waiting: &mut VecDeque<Resolver<T>>) -> Option<Resolver<T>> {
     while let Some(w) = waiting.pop_front() {
         if !w.called() {
             return Some(w);
@@ -58,9 +58,9 @@ pub(super) fn next_waiter<T: 'static>(waiting: &mut VecDeque<Deferred<T>>) -> Op
 /// `CancelledError`).
 pub(super) fn remove_waiter<S: 'static, T: 'static>(
     state: Weak<RefCell<S>>,
-    waiting: fn(&mut S) -> &mut VecDeque<Deferred<T>>,
-) -> impl FnOnce(&Deferred<T>) + 'static {
-    move |d: &Deferred<T>| {
+    waiting: fn(&mut S) -> &mut VecDeque<Resolver<T>>,
+) -> impl FnOnce(&Resolver<T>) + 'static {
+    move |d: &Resolver<T>| {
         if let Some(st) = state.upgrade() {
             waiting(&mut st.borrow_mut()).retain(|w| !w.ptr_eq(d));
         }
@@ -75,7 +75,7 @@ struct Tokens<H> {
     /// Tokens it was made with.
     limit: usize,
     /// Acquires waiting for a token, oldest first.
-    waiting: VecDeque<Deferred<H>>,
+    waiting: VecDeque<Resolver<H>>,
 }
 
 type Pool<H> = Rc<RefCell<Tokens<H>>>;
@@ -91,11 +91,11 @@ fn new_pool<H>(limit: usize) -> Pool<H> {
 /// Twisted's `acquire`: fires with `holder` now if a token is free, else queues (FIFO);
 /// cancelling a queued acquire removes it.
 fn acquire_token<H: Clone + 'static>(pool: &Pool<H>, holder: H) -> Deferred<H> {
-    let d = Deferred::with_canceller(remove_waiter(Rc::downgrade(pool), |s| &mut s.waiting));
+    let (d, r) = Deferred::with_canceller(remove_waiter(Rc::downgrade(pool), |s| &mut s.waiting));
     let free = {
         let mut s = pool.borrow_mut();
         if s.tokens == 0 {
-            s.waiting.push_back(d.clone());
+            s.waiting.push_back(r.clone());
             false
         } else {
             s.tokens -= 1;
@@ -103,7 +103,7 @@ fn acquire_token<H: Clone + 'static>(pool: &Pool<H>, holder: H) -> Deferred<H> {
         }
     };
     if free {
-        let _ = d.callback(holder);
+        let _ = r.callback(holder);
     }
     d
 }
@@ -245,11 +245,10 @@ impl DeferredLock {
     /// ```
     /// use twistor::{Deferred, Failure, defer::DeferredLock};
     /// let lock = DeferredLock::new();
-    /// let work = Deferred::<u32>::new();
-    /// let w = work.clone();
-    /// let result = lock.run(move || w);
+    /// let (work, fire_work) = Deferred::<u32>::new();
+    /// let result = lock.run(move || work);
     /// assert!(lock.locked());
-    /// work.callback(7).unwrap();
+    /// fire_work.callback(7).unwrap();
     /// assert!(!lock.locked());
     /// assert_eq!(twistor::testing::success_result_of(&result), 7);
     ///
@@ -361,12 +360,11 @@ impl DeferredSemaphore {
     /// ```
     /// use twistor::{Deferred, defer::DeferredSemaphore};
     /// let sem = DeferredSemaphore::new(1).unwrap();
-    /// let work = Deferred::<()>::new();
-    /// let w = work.clone();
-    /// let first = sem.run(move || w);
+    /// let (work, fire_work) = Deferred::<()>::new();
+    /// let first = sem.run(move || work);
     /// let second = sem.run(|| Deferred::succeed("second"));
     /// twistor::testing::assert_no_result(&second); // waits for a token
-    /// work.callback(()).unwrap();
+    /// fire_work.callback(()).unwrap();
     /// assert_eq!(twistor::testing::success_result_of(&second), "second");
     /// assert_eq!(sem.tokens(), 1);
     /// # drop(first);

@@ -5,19 +5,65 @@
 //! [`Failure`](crate::Failure) helpers, the list combinators ([`DeferredList`],
 //! [`gather_results`], [`race`]), the concurrency primitives ([`DeferredLock`],
 //! [`DeferredSemaphore`], [`DeferredQueue`]) and the bridge to `async`/`.await`.
+//!
+//! # One thread
+//!
+//! Deferreds, and the protocol handles and transports the framework holds, belong to the
+//! thread of their reactor: they share state through `Rc` and `RefCell`, without locks. None
+//! of them is `Send`, so moving one to another thread does not compile (work on another
+//! thread comes back through the reactor's `call_from_thread` / `defer_to_thread`):
+//!
+//! ```compile_fail
+//! fn send<T: Send>() {}
+//! send::<twistor::Deferred<u8>>();
+//! ```
+//!
+//! ```compile_fail
+//! fn send<T: Send>() {}
+//! send::<twistor::Resolver<u8>>();
+//! ```
+//!
+//! ```compile_fail
+//! fn send<T: Send>() {}
+//! send::<twistor::defer::CancelHandle>();
+//! ```
+//!
+//! ```compile_fail
+//! struct P;
+//! impl twistor::protocol::Protocol for P {
+//!     fn data_received(&mut self, _: &twistor::protocol::Context<Self>, _: &[u8]) {}
+//! }
+//! fn send<T: Send>() {}
+//! send::<twistor::protocol::Handle<P>>();
+//! ```
+//!
+//! ```compile_fail
+//! fn send<T: Send>() {}
+//! send::<twistor::transport::Transport>();
+//! ```
+//!
+//! The same code with a `Send` type compiles, so the blocks above fail for the reason given:
+//!
+//! ```
+//! fn send<T: Send>() {}
+//! send::<twistor::defer::CancelledError>();
+//! ```
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
 mod deferred;
 mod errors;
-mod future;
+pub(crate) mod future;
 mod list;
 mod lock;
 mod queue;
 mod timeout;
 pub(crate) mod value;
 
-pub use deferred::{Deferred, IntoDeferred, execute, maybe_deferred};
+pub use crate::report::log_error;
+pub use deferred::{
+    CancelHandle, Deferred, DeferredRef, IntoDeferred, Resolver, execute, maybe_deferred,
+};
 pub use errors::{
     AlreadyCalledError, CancelledError, ChainTypeError, CircularChainError, FailureGroup,
     FirstError, QueueOverflow, QueueUnderflow, TimeoutError,

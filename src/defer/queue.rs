@@ -23,11 +23,11 @@ use std::rc::Rc;
 
 use super::errors::{QueueOverflow, QueueUnderflow};
 use super::lock::{next_waiter, remove_waiter};
-use crate::Deferred;
+use crate::{Deferred, Resolver};
 
 struct QueueState<T> {
     /// Getters waiting for an item, oldest first.
-    waiting: VecDeque<Deferred<T>>,
+    waiting: VecDeque<Resolver<T>>,
     /// Items waiting for a getter, oldest first.
     pending: VecDeque<T>,
     /// The most items `pending` may hold (`None`: no limit).
@@ -170,10 +170,10 @@ impl<T: 'static> DeferredQueue<T> {
         if s.backlog.is_some_and(|backlog| s.waiting.len() >= backlog) {
             return Err(QueueUnderflow);
         }
-        let d = Deferred::with_canceller(remove_waiter(Rc::downgrade(&self.inner), |q| {
+        let (d, r) = Deferred::with_canceller(remove_waiter(Rc::downgrade(&self.inner), |q| {
             &mut q.waiting
         }));
-        s.waiting.push_back(d.clone());
+        s.waiting.push_back(r);
         Ok(d)
     }
 

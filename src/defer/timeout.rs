@@ -22,7 +22,8 @@ impl<T: 'static> Deferred<T> {
     /// use twistor::{Clock, Deferred, defer::TimeoutError, testing::failure_result_of};
     ///
     /// let clock = Clock::new();
-    /// let d = Deferred::<()>::new().add_timeout(5.0, &clock);
+    /// let (d, _r) = Deferred::<()>::new();
+    /// let d = d.add_timeout(5.0, &clock);
     /// clock.advance(5.0);
     /// assert!(failure_result_of(&d).is::<TimeoutError>());
     /// assert!(clock.get_delayed_calls().is_empty());
@@ -41,7 +42,8 @@ impl<T: 'static> Deferred<T> {
     /// use twistor::{Clock, Deferred, testing::success_result_of};
     ///
     /// let clock = Clock::new();
-    /// let d = Deferred::<&str>::new().add_timeout_with(10.0, &clock, |_, _| Ok("OVERRIDDEN"));
+    /// let (d, _r) = Deferred::<&str>::new();
+    /// let d = d.add_timeout_with(10.0, &clock, |_, _| Ok("OVERRIDDEN"));
     /// clock.advance(15.0);
     /// assert_eq!(success_result_of(&d), "OVERRIDDEN");
     /// ```
@@ -53,7 +55,7 @@ impl<T: 'static> Deferred<T> {
     ) -> Deferred<T> {
         let timed_out = Rc::new(Cell::new(false));
         let flag = timed_out.clone();
-        let target = self.clone();
+        let target = self.cancel_handle();
         let call = clock.call_later_boxed(
             timeout,
             Box::new(move || {

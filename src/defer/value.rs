@@ -8,8 +8,13 @@
 //! Invariant: `data` holds an initialised `T` (inline) or a `Box<T>` (boxed) for exactly the `T`
 //! whose vtable `vt` points to; `take` checks the `TypeId` before reading, and `Drop` runs the
 //! vtable's drop exactly once unless `take` consumed the value.
+//!
+//! `Value` is neither `Send` nor `Sync` (a marker field): it may hold an `Rc` or anything else
+//! that must stay on its thread, and the erased storage would otherwise make it both. The
+//! assertion at the end of this file keeps it so.
 
 use std::any::TypeId;
+use std::marker::PhantomData;
 use std::mem::{self, ManuallyDrop, MaybeUninit};
 
 type Storage = [usize; 3];
@@ -63,6 +68,8 @@ const fn fits_inline<T>() -> bool {
 pub(crate) struct Value {
     data: MaybeUninit<Storage>,
     vt: &'static VTable,
+    /// Not `Send`/`Sync`: the value may be an `Rc` (module docs).
+    _not_send: PhantomData<*const ()>,
 }
 
 impl Value {
@@ -75,6 +82,7 @@ impl Value {
             Value {
                 data,
                 vt: Inline::<T>::VT,
+                _not_send: PhantomData,
             }
         } else {
             // SAFETY: a `Box<T>` is one pointer, which fits.
@@ -82,6 +90,7 @@ impl Value {
             Value {
                 data,
                 vt: Boxed::<T>::VT,
+                _not_send: PhantomData,
             }
         }
     }
@@ -150,6 +159,27 @@ impl Drop for Value {
         }
     }
 }
+
+/// Compile-time check that `Value` is neither `Send` nor `Sync`: if it were, the two impls of
+/// each trait below would both apply to it and the `_` could not be inferred.
+const _: () = {
+    trait AmbiguousIfSend<A> {
+        fn check() {}
+    }
+    impl<T: ?Sized> AmbiguousIfSend<()> for T {}
+    struct IfSend;
+    impl<T: ?Sized + Send> AmbiguousIfSend<IfSend> for T {}
+
+    trait AmbiguousIfSync<A> {
+        fn check() {}
+    }
+    impl<T: ?Sized> AmbiguousIfSync<()> for T {}
+    struct IfSync;
+    impl<T: ?Sized + Sync> AmbiguousIfSync<IfSync> for T {}
+
+    let _ = <Value as AmbiguousIfSend<_>>::check;
+    let _ = <Value as AmbiguousIfSync<_>>::check;
+};
 
 #[cfg(test)]
 mod tests {

@@ -231,7 +231,7 @@ impl<P: Protocol> Slot<P> {
     /// A callback panicked: close the connection with the panic as the reason.
     fn panicked(&self, payload: &(dyn std::any::Any + Send)) {
         let f = Failure::from_panic(payload);
-        log::error!(target: "twistor::protocol", "protocol callback panicked, closing the connection: {f}");
+        crate::report_error!(target: "twistor::protocol", "protocol callback panicked, closing the connection: {f}");
         self.cx.transport.abort_with(f);
     }
 
@@ -295,7 +295,7 @@ impl<P: Protocol> ProtocolDriver for Slot<P> {
         let dropped: Vec<_> = self.queued.borrow_mut().drain(..).collect();
         drop(dropped);
         if let Err(p) = r {
-            log::error!(
+            crate::report_error!(
                 target: "twistor::protocol",
                 "connection_lost panicked: {}",
                 Failure::from_panic(&*p)

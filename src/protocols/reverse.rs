@@ -5,7 +5,7 @@ use crate::protocol::{FactoryFn, Handle};
 use crate::protocols::basic::{LineContext, LineHandler, LineReceiver};
 use crate::reactor::Reactor;
 use crate::transport::tcp::connect_protocol;
-use crate::{Deferred, Failure};
+use crate::{Deferred, Failure, Resolver};
 
 /// Answers each line reversed; after `max_lines` lines (if set) closes the connection, as the
 /// paper's server does after ten.
@@ -70,7 +70,7 @@ pub fn reverse_factory(max_lines: Option<usize>) -> FactoryFn<LineReceiver<Rever
 /// The paper's `ReverseClientProtocol`: sends one line on connection, fires its Deferred with
 /// the first line it gets back (once: the "dance" of taking the Deferred out first).
 pub struct ReverseClient {
-    deferred: Option<Deferred<String>>,
+    deferred: Option<Resolver<String>>,
     text: String,
 }
 
@@ -129,12 +129,12 @@ impl RemoteReverser {
 
     /// Sends `text` to the server; the Deferred fires with the first line that comes back.
     pub fn reverse(&self, text: &str) -> Deferred<String> {
-        let d = Deferred::new();
+        let (d, fire) = Deferred::new();
         let client = ReverseClient {
-            deferred: Some(d.clone()),
+            deferred: Some(fire.clone()),
             text: text.to_string(),
         };
-        let result = d.clone();
+        let result = fire;
         let _ = connect_protocol(
             &self.reactor,
             &self.host,

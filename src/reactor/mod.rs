@@ -145,6 +145,8 @@ struct Task {
     waker: Arc<TaskWaker>,
     /// Fails the task's Deferred if polling panics.
     on_panic: Option<Box<dyn FnOnce(Failure)>>,
+    /// Polls the task now: a Deferred it awaits resumes it inside its callback.
+    resume: crate::defer::future::Resumer,
 }
 
 /// The reactor's state, shared by its handles.
@@ -277,7 +279,7 @@ impl std::fmt::Debug for Reactor {
 }
 
 fn log_panic(what: &str, payload: &(dyn std::any::Any + Send)) {
-    log::error!(
+    crate::report_error!(
         target: "twistor::reactor",
         "{what}: {}",
         Failure::from_panic(payload)
@@ -819,12 +821,16 @@ impl Reactor {
             shared: self.inner.shared.clone(),
             queued: AtomicBool::new(false),
         });
+        let weak = self.weak();
+        let resume: crate::defer::future::Resumer =
+            Rc::new(move || Reactor::from_weak(&weak).is_some_and(|r| r.poll_task(id)));
         self.inner.tasks.borrow_mut().insert(
             id,
             Task {
                 future: Some(future),
                 waker,
                 on_panic: Some(on_panic),
+                resume,
             },
         );
         self.poll_task(id);
@@ -844,20 +850,26 @@ impl Reactor {
         }
     }
 
-    fn poll_task(&self, id: usize) {
+    /// Polls a task; false if it is gone or already being polled (further up the stack).
+    fn poll_task(&self, id: usize) -> bool {
         let taken = {
             let mut tasks = self.inner.tasks.borrow_mut();
             tasks.get_mut(&id).and_then(|t| {
                 t.waker.queued.store(false, Ordering::Release);
-                t.future.take().map(|f| (f, t.waker.clone()))
+                t.future
+                    .take()
+                    .map(|f| (f, t.waker.clone(), t.resume.clone()))
             })
         };
-        let Some((mut fut, waker)) = taken else {
-            return;
+        let Some((mut fut, waker, resume)) = taken else {
+            return false;
         };
         let waker = Waker::from(waker);
         let mut cx = Context::from_waker(&waker);
-        match catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(&mut cx))) {
+        let polled = crate::defer::future::polling_task(&resume, || {
+            catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(&mut cx)))
+        });
+        match polled {
             Ok(Poll::Pending) => {
                 let mut tasks = self.inner.tasks.borrow_mut();
                 match tasks.get_mut(&id) {
@@ -878,12 +890,13 @@ impl Reactor {
                 let task = self.inner.tasks.borrow_mut().remove(&id);
                 drop(fut);
                 let f = Failure::from_panic(&*p);
-                log::error!(target: "twistor::reactor", "panic in a spawned future: {f}");
+                crate::report_error!(target: "twistor::reactor", "panic in a spawned future: {f}");
                 if let Some(on_panic) = task.and_then(|mut t| t.on_panic.take()) {
                     on_panic(f);
                 }
             }
         }
+        true
     }
 
     /// How many spawned futures have not finished.

@@ -154,14 +154,14 @@ pub fn ensure_deferred<T: 'static, R: ReactorSpawn + ?Sized>(
 ) -> Deferred<T> {
     let handle: Rc<RefCell<Option<TaskHandle>>> = Rc::new(RefCell::new(None));
     let h = handle.clone();
-    let d = Deferred::with_canceller(move |_: &Deferred<T>| {
+    let (d, resolver) = Deferred::with_canceller(move |_: &crate::Resolver<T>| {
         // Taken out first: dropping the future may run arbitrary Drop code.
         let taken = h.borrow_mut().take();
         if let Some(t) = taken {
             t.abort();
         }
     });
-    let (fire, on_panic) = (d.clone(), d.clone());
+    let (fire, on_panic) = (resolver.clone(), resolver.clone());
     let task = reactor.spawn_boxed(
         Box::pin(async move {
             let r = future.await;
@@ -172,7 +172,7 @@ pub fn ensure_deferred<T: 'static, R: ReactorSpawn + ?Sized>(
             let _ = on_panic.errback(f);
         }),
     );
-    if !d.called() {
+    if !resolver.called() {
         *handle.borrow_mut() = Some(task);
     }
     d

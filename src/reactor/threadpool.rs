@@ -16,7 +16,7 @@ use std::thread::JoinHandle;
 
 use super::{Phase, Reactor};
 use crate::failure::PanicError;
-use crate::{Deferred, Failure};
+use crate::{Deferred, Failure, Resolver};
 
 /// Twisted's default maximum.
 pub const DEFAULT_POOL_SIZE: usize = 10;
@@ -162,7 +162,7 @@ impl Reactor {
             if let Err(p) = catch_unwind(AssertUnwindSafe(f)) {
                 let msg = panic_message(&*p);
                 back.call_from_thread(move |_| {
-                    log::error!(target: "twistor::reactor", "panic in call_in_thread: {msg}");
+                    crate::report_error!(target: "twistor::reactor", "panic in call_in_thread: {msg}");
                 });
             }
         }));
@@ -203,9 +203,9 @@ impl Reactor {
         &self,
         f: impl FnOnce() -> Result<T, E> + Send + 'static,
     ) -> Deferred<T> {
-        let d = Deferred::new();
+        let (d, fire) = Deferred::new();
         // The Deferred stays on this thread; the worker gets a key to it.
-        let key = self.park(d.clone());
+        let key = self.park(fire);
         let back = self.thread_handle();
         self.submit(Box::new(move || {
             let outcome = catch_unwind(AssertUnwindSafe(f)).map_err(|p| panic_message(&*p));
@@ -245,7 +245,7 @@ impl Reactor {
     }
 
     /// Keeps a Deferred on the reactor's thread under a key that can cross threads.
-    fn park<T: 'static>(&self, d: Deferred<T>) -> u64 {
+    fn park<T: 'static>(&self, d: Resolver<T>) -> u64 {
         let mut ext = self.extensions();
         ext.next_parked += 1;
         let key = ext.next_parked;
@@ -253,9 +253,9 @@ impl Reactor {
         key
     }
 
-    fn unpark<T: 'static>(&self, key: u64) -> Option<Deferred<T>> {
+    fn unpark<T: 'static>(&self, key: u64) -> Option<Resolver<T>> {
         let b = self.extensions().parked.remove(&key)?;
-        b.downcast::<Deferred<T>>().ok().map(|b| *b)
+        b.downcast::<Resolver<T>>().ok().map(|b| *b)
     }
 }
 

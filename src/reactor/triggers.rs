@@ -100,11 +100,11 @@ fn run_trigger(t: Trigger) -> Option<Deferred<()>> {
         Ok(StepOutcome::Done) => None,
         Ok(StepOutcome::Wait(d)) => Some(d),
         Ok(StepOutcome::Failed(f)) => {
-            log::error!(target: "twistor::reactor", "While calling system event trigger handler: {f}");
+            crate::report_error!(target: "twistor::reactor", "While calling system event trigger handler: {f}");
             None
         }
         Err(p) => {
-            log::error!(
+            crate::report_error!(
                 target: "twistor::reactor",
                 "While calling system event trigger handler: {}",
                 Failure::from_panic(&*p)
@@ -173,7 +173,7 @@ impl Triggers {
             // Failures of before-trigger Deferreds are logged and do not block the event.
             let _ = DeferredList::new(waits.into_iter().map(|d| {
                 d.add_errback(|f| {
-                    log::error!(target: "twistor::reactor", "before-trigger Deferred failed: {f}");
+                    crate::report_error!(target: "twistor::reactor", "before-trigger Deferred failed: {f}");
                     Ok(())
                 })
             }))

@@ -644,7 +644,7 @@ impl CoopInner {
 
 struct TaskState {
     /// `when_done` Deferreds to fire on completion.
-    deferreds: Vec<Deferred<()>>,
+    deferreds: Vec<crate::Resolver<()>>,
     pause_count: u32,
     /// Waiting on a yielded Deferred.
     waiting: bool,
@@ -776,19 +776,19 @@ impl CooperativeTask {
     /// ```
     #[track_caller]
     pub fn when_done(&self) -> Deferred<()> {
-        let d = Deferred::new();
+        let (d, fire) = Deferred::new();
         let done = {
             let mut st = self.inner.st.borrow_mut();
             match &st.completion {
                 Some((_, r)) => Some(r.clone()),
                 None => {
-                    st.deferreds.push(d.clone());
+                    st.deferreds.push(fire.clone());
                     None
                 }
             }
         };
         if let Some(r) = done {
-            let _ = d.fire(r);
+            let _ = fire.fire(r);
         }
         d
     }

@@ -66,13 +66,12 @@ pub fn defer_later<R: IntoDeferred + 'static>(
 pub fn defer_later_value<T: 'static>(clock: impl ReactorTime, delay: f64, value: T) -> Deferred<T> {
     let slot: Rc<RefCell<Option<DelayedCall>>> = Rc::new(RefCell::new(None));
     let s = slot.clone();
-    let d = Deferred::with_canceller(move |_d: &Deferred<T>| {
+    let (d, fire) = Deferred::with_canceller(move |_: &crate::Resolver<T>| {
         let call = s.borrow_mut().take();
         if let Some(call) = call {
             let _ = call.cancel();
         }
     });
-    let fire = d.clone();
     let call = clock.call_later_boxed(
         delay,
         Box::new(move || {

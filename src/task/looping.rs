@@ -126,11 +126,11 @@ struct State {
     /// The scheduled call, if any (`None` while the function runs or its Deferred is pending).
     call: Option<DelayedCall>,
     /// The current run's start Deferred; taken when it fires.
-    deferred: Option<Deferred<LoopingCall>>,
+    deferred: Option<crate::Resolver<LoopingCall>>,
     /// Incremented by each `start`.
     generation: u64,
     /// Start Deferreds of earlier runs whose last call is still in flight.
-    orphans: Vec<(u64, Deferred<LoopingCall>)>,
+    orphans: Vec<(u64, crate::Resolver<LoopingCall>)>,
     run_at_start: bool,
     /// `with_count`: when the function was last called.
     real_last_time: Option<f64>,
@@ -288,7 +288,7 @@ impl LoopingCall {
     ) -> Result<Deferred<LoopingCall>, LoopingCallError> {
         let LoopingOptions { now } = options;
         let inner = &self.inner;
-        let d = Deferred::new();
+        let (d, fire) = Deferred::new();
         let starttime = {
             let mut st = inner.st.borrow_mut();
             if st.running {
@@ -307,7 +307,7 @@ impl LoopingCall {
             }
             st.generation += 1;
             st.running = true;
-            st.deferred = Some(d.clone());
+            st.deferred = Some(fire);
             let starttime = inner.clock.seconds();
             st.starttime = Some(starttime);
             st.interval = Some(interval);
@@ -641,7 +641,7 @@ fn completed(inner: &Rc<Inner>, epoch: u64, result: Result<(), Failure>) {
                 Some(d) => {
                     let _ = d.errback(f);
                 }
-                None => log::error!(target: "twistor::task", "LoopingCall failed: {f:?}"),
+                None => crate::report_error!(target: "twistor::task", "LoopingCall failed: {f:?}"),
             }
         }
     }

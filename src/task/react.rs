@@ -171,7 +171,7 @@ fn exit_code<T>(result: &Result<T, Failure>) -> i32 {
         Err(f) => match f.downcast_ref::<SystemExit>() {
             Some(SystemExit(n)) => *n,
             None => {
-                log::error!(target: "twistor::task", "main function encountered error: {f:?}");
+                crate::report_error!(target: "twistor::task", "main function encountered error: {f:?}");
                 1
             }
         },

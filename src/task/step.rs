@@ -49,7 +49,7 @@ pub trait Step {
     /// use twistor::task::{Step, StepOutcome};
     /// let r: Result<(), twistor::Failure> = Err(twistor::Failure::msg("x"));
     /// assert!(matches!(r.into_outcome(), StepOutcome::Failed(_)));
-    /// assert!(matches!(twistor::Deferred::<()>::new().into_outcome(), StepOutcome::Wait(_)));
+    /// assert!(matches!(twistor::Deferred::<()>::new().0.into_outcome(), StepOutcome::Wait(_)));
     /// ```
     fn into_outcome(self) -> StepOutcome;
 }

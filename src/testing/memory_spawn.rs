@@ -25,6 +25,7 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Wake, Waker};
 use std::thread::{self, ThreadId};
 
+use crate::defer::future::{Resumer, polling_task};
 use crate::failure::PanicError;
 use crate::reactor::{LocalFuture, ReactorSpawn, ReactorThreads, TaskHandle, ThreadJob};
 use crate::task::Clock;
@@ -111,7 +112,18 @@ fn poll(id: u64) {
         thread: thread::current().id(),
     }));
     let mut cx = Context::from_waker(&waker);
-    match catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(&mut cx))) {
+    // As on the reactor, a Deferred the future awaits resumes it inside its callback.
+    let resume: Resumer = Rc::new(move || match task(id) {
+        Some(t) if t.future.borrow().is_some() => {
+            poll(id);
+            true
+        }
+        _ => false,
+    });
+    let polled = polling_task(&resume, || {
+        catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(&mut cx)))
+    });
+    match polled {
         Ok(Poll::Pending) => {
             if task(id).is_some() {
                 *t.future.borrow_mut() = Some(fut);
@@ -128,7 +140,7 @@ fn poll(id: u64) {
             drop(remove(id));
             drop(fut);
             let f = Failure::from_panic(&*p);
-            log::error!(target: "twistor::testing", "panic in a spawned future: {f}");
+            crate::report_error!(target: "twistor::testing", "panic in a spawned future: {f}");
             let on_panic = t.on_panic.borrow_mut().take();
             if let Some(on_panic) = on_panic {
                 on_panic(f);
@@ -177,10 +189,16 @@ impl MemoryReactor {
     /// use twistor::Deferred;
     ///
     /// let mr = MemoryReactor::new();
-    /// let gate = Deferred::<u8>::new();
-    /// let g = gate.clone();
-    /// let d = mr.spawn(async move { Ok::<_, twistor::Failure>(g.await? + 1) });
-    /// gate.callback(1).unwrap();
+    /// // A future woken from outside a Deferred's callback (here, by hand) waits for a poll.
+    /// let (tx, rx) = std::sync::mpsc::channel::<u8>();
+    /// let waker = std::rc::Rc::new(std::cell::RefCell::new(None::<std::task::Waker>));
+    /// let w = waker.clone();
+    /// let d = mr.spawn(std::future::poll_fn(move |cx| match rx.try_recv() {
+    ///     Ok(v) => std::task::Poll::Ready(Ok::<_, twistor::Failure>(v + 1)),
+    ///     Err(_) => { *w.borrow_mut() = Some(cx.waker().clone()); std::task::Poll::Pending }
+    /// }));
+    /// tx.send(1).unwrap();
+    /// if let Some(w) = waker.borrow_mut().take() { w.wake() }
     /// assert_no_result(&d); // woken, not polled yet
     /// mr.run_until_stalled();
     /// assert_eq!(success_result_of(&d), 2);

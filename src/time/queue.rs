@@ -601,6 +601,33 @@ impl DelayedCall {
         self.inner.time.get()
     }
 
+    /// The current time of the clock the call was scheduled on (Twisted's
+    /// `DelayedCall.seconds()`), or `None` once that clock is gone.
+    ///
+    /// ```
+    /// use twistor::task::Clock;
+    ///
+    /// let clock = Clock::new();
+    /// let call = clock.call_later(5.0, || ());
+    /// clock.advance(2.0);
+    /// assert_eq!(call.seconds(), Some(2.0));
+    /// assert_eq!(call.time_left(), Some(3.0));
+    /// ```
+    pub fn seconds(&self) -> Option<f64> {
+        self.inner.queue.upgrade().map(|q| (q.now)())
+    }
+
+    /// Seconds until the call is due (negative if overdue), or `None` once its clock is gone.
+    pub fn time_left(&self) -> Option<f64> {
+        self.seconds().map(|now| self.get_time() - now)
+    }
+
+    /// The call's place among calls with the same deadline: calls of one clock scheduled
+    /// earlier have smaller numbers (kept on `reset`).
+    pub fn sequence(&self) -> u64 {
+        self.inner.seq
+    }
+
     /// Unschedules the call and drops its function (and what it captured) at once.
     ///
     /// Errors: [`AlreadyCancelled`](DelayedCallError::AlreadyCancelled) if it was cancelled,
@@ -727,6 +754,39 @@ impl PartialEq for DelayedCall {
 
 impl Eq for DelayedCall {}
 
+/// Calls order by deadline, then by scheduling order (Twisted's `DelayedCall.__lt__`
+/// compares times; twistor adds the sequence number so the order is the firing order).
+/// Calls of different clocks with equal time and sequence number are ordered by address, so
+/// that `Equal` means "the same call", as `==` does.
+///
+/// ```
+/// use twistor::task::Clock;
+///
+/// let clock = Clock::new();
+/// let late = clock.call_later(2.0, || ());
+/// let first = clock.call_later(1.0, || ());
+/// let second = clock.call_later(1.0, || ());
+/// let mut calls = vec![late.clone(), second.clone(), first.clone()];
+/// calls.sort();
+/// assert_eq!(calls, [first, second, late]);
+/// ```
+impl Ord for DelayedCall {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.inner
+            .time
+            .get()
+            .total_cmp(&other.inner.time.get())
+            .then(self.inner.seq.cmp(&other.inner.seq))
+            .then_with(|| Rc::as_ptr(&self.inner).cmp(&Rc::as_ptr(&other.inner)))
+    }
+}
+
+impl PartialOrd for DelayedCall {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
 impl Hash for DelayedCall {
     fn hash<H: Hasher>(&self, state: &mut H) {
         Rc::as_ptr(&self.inner).hash(state);
@@ -760,6 +820,41 @@ mod tests {
 
     fn noop() -> Box<dyn FnOnce()> {
         Box::new(|| ())
+    }
+
+    #[test]
+    fn delayed_calls_order_by_time_then_sequence() {
+        let now = Rc::new(Cell::new(0.0));
+        let q = queue_at(&now);
+        let a = q.schedule(5.0, noop());
+        let b = q.schedule(1.0, noop());
+        let c = q.schedule(1.0, noop());
+        assert!(b < c && c < a && b < a);
+        // A reset keeps the sequence number: `c` moved to 1.0 later stays after `b`.
+        c.reset(10.0).unwrap();
+        assert!(a < c);
+        c.reset(1.0).unwrap();
+        assert!(b < c);
+        assert_eq!(b.cmp(&b.clone()), std::cmp::Ordering::Equal);
+        // Same time and sequence number on another queue: ordered, but not equal.
+        let other = queue_at(&now);
+        let a2 = other.schedule(5.0, noop());
+        assert_eq!(a.sequence(), a2.sequence());
+        assert_ne!(a.cmp(&a2), std::cmp::Ordering::Equal);
+        assert_ne!(a, a2);
+    }
+
+    #[test]
+    fn seconds_follows_the_clock_and_ends_with_it() {
+        let now = Rc::new(Cell::new(3.0));
+        let q = queue_at(&now);
+        let call = q.schedule(5.0, noop());
+        assert_eq!(call.seconds(), Some(3.0));
+        assert_eq!(call.time_left(), Some(2.0));
+        now.set(6.0);
+        assert_eq!(call.time_left(), Some(-1.0));
+        drop(q);
+        assert_eq!(call.seconds(), None);
     }
 
     /// Pops every call due at `now` and returns their sequence numbers, running each function.

@@ -632,8 +632,7 @@ impl ListeningPort {
     /// Stops accepting; connections already accepted stay open. The Deferred fires on a
     /// later turn, after the factory's `stop_factory` if this was its last port.
     pub fn stop_listening(&self, reactor: &Reactor) -> Deferred<()> {
-        let d = Deferred::new();
-        let fire = d.clone();
+        let (d, fire) = Deferred::new();
         let inner = self.inner.clone();
         let r = reactor.clone();
         reactor.call_later(0.0, move || {
@@ -1421,7 +1420,7 @@ impl SourceHandler for AttemptHandler {
 
 struct OneShot<P: crate::protocol::Protocol> {
     protocol: RefCell<Option<P>>,
-    result: Deferred<crate::protocol::Handle<P>>,
+    result: crate::Resolver<crate::protocol::Handle<P>>,
     /// Set by the canceller: the attempt's failure (a `UserError`) must not fire `result`,
     /// which then fails with `CancelledError`.
     cancelled: Rc<Cell<bool>>,
@@ -1483,16 +1482,17 @@ pub fn connect_protocol<P: crate::protocol::Protocol>(
     let slot = connector_slot.clone();
     let cancelled = Rc::new(Cell::new(false));
     let was_cancelled = cancelled.clone();
-    let result = Deferred::with_canceller(move |_d: &Deferred<crate::protocol::Handle<P>>| {
-        was_cancelled.set(true);
-        let c = slot.borrow_mut().take();
-        if let Some(c) = c {
-            c.disconnect();
-        }
-    });
+    let (result, fire) =
+        Deferred::with_canceller(move |_: &crate::Resolver<crate::protocol::Handle<P>>| {
+            was_cancelled.set(true);
+            let c = slot.borrow_mut().take();
+            if let Some(c) = c {
+                c.disconnect();
+            }
+        });
     let ops = Box::new(OneShot {
         protocol: RefCell::new(Some(protocol)),
-        result: result.clone(),
+        result: fire,
         cancelled,
     });
     let c = Connector::unstarted(reactor.downgrade(), host, port, ops, timeout, None);
