@@ -124,6 +124,10 @@
 //!
 //! The same protocol serves real connections with
 //! [`transport::tcp::listen_tcp`]; `twistor reverse` and `examples/reverse_server.rs` do that.
+//!
+//! # One import
+//!
+//! [`prelude`] brings the names most programs use: `use twistor::prelude::*;`.
 #![warn(missing_docs)]
 
 pub mod defer;
@@ -136,6 +140,8 @@ pub mod task;
 pub mod testing;
 pub mod time;
 pub mod transport;
+
+pub mod prelude;
 
 pub use defer::Deferred;
 pub use failure::Failure;

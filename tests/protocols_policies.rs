@@ -479,14 +479,19 @@ fn throttling_factory_pauses_producers_over_the_write_limit() {
 fn throttling_factory_refuses_over_tcp() {
     use std::io::{Read, Write};
     use twistor::reactor::Reactor;
-    use twistor::transport::tcp::listen_tcp;
+    use twistor::transport::tcp::{ListenOptions, listen_tcp_with};
 
     util::bounded(30, || {
         let reactor = Reactor::new().unwrap();
         let factory = throttling_factory(for_protocol(|| Echo), reactor.clone(), 1, None, None);
-        let port = listen_tcp(&reactor, 0, Rc::new(factory), 50, "127.0.0.1")
-            .unwrap()
-            .port();
+        let port = listen_tcp_with(
+            &reactor,
+            0,
+            Rc::new(factory),
+            ListenOptions::on("127.0.0.1"),
+        )
+        .unwrap()
+        .port();
         let handle = reactor.thread_handle();
         let client = std::thread::spawn(move || {
             let result = (|| -> std::io::Result<(Vec<u8>, usize)> {

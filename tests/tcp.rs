@@ -19,8 +19,11 @@ use twistor::error::{
 };
 use twistor::protocol::{Context, FactoryFn, Protocol, for_protocol};
 use twistor::reactor::Reactor;
+use twistor::transport::connector::{Connector, ConnectorState};
+use twistor::transport::listener::ListeningPort;
+use twistor::transport::multicore::serve_on_threads;
 use twistor::transport::tcp::{
-    ConnectorState, ListeningPort, connect_protocol, connect_tcp, listen_tcp,
+    ConnectOptions, ListenOptions, connect_protocol_with, connect_tcp_with, listen_tcp_with,
 };
 use twistor::transport::{Address, Producer};
 use util::bounded;
@@ -32,7 +35,7 @@ fn reactor() -> Reactor {
 }
 
 fn listen(reactor: &Reactor, factory: Rc<RecFactory>) -> ListeningPort {
-    listen_tcp(reactor, 0, factory, 50, LOCAL).expect("listen on 127.0.0.1:0")
+    listen_tcp_with(reactor, 0, factory, ListenOptions::on(LOCAL)).expect("listen on 127.0.0.1:0")
 }
 
 /// Connects a client built by `client` to `port` and waits until both ends are connected.
@@ -43,7 +46,13 @@ fn connect_pair(
     client: &Rc<RecFactory>,
 ) -> (Shared, Shared) {
     let before = server.count();
-    connect_tcp(reactor, LOCAL, port.port(), client.clone(), 5.0, None);
+    connect_tcp_with(
+        reactor,
+        LOCAL,
+        port.port(),
+        client.clone(),
+        ConnectOptions::default().timeout_secs(5.0).unwrap(),
+    );
     spin(reactor, 5.0, "both ends connected", || {
         server.count() > before
             && server.conn(before).borrow().made
@@ -98,7 +107,13 @@ fn echo_round_trip() {
                 t.write_sequence(&[b"wor", b"ld"]);
             })
         });
-        connect_tcp(&reactor, LOCAL, port.port(), client.clone(), 5.0, None);
+        connect_tcp_with(
+            &reactor,
+            LOCAL,
+            port.port(),
+            client.clone(),
+            ConnectOptions::default().timeout_secs(5.0).unwrap(),
+        );
         spin(&reactor, 5.0, "the echo", || {
             client.count() == 1 && client.conn(0).borrow().data == b"hello, world"
         });
@@ -121,7 +136,7 @@ fn ipv6_echo_round_trip() {
     bounded(20, || {
         let reactor = reactor();
         let server = RecFactory::echo();
-        let port = match listen_tcp(&reactor, 0, server.clone(), 50, "::1") {
+        let port = match listen_tcp_with(&reactor, 0, server.clone(), ListenOptions::on("::1")) {
             Ok(p) => p,
             Err(e) => {
                 println!("note: skipping the IPv6 test, cannot listen on [::1]: {e}");
@@ -133,7 +148,13 @@ fn ipv6_echo_round_trip() {
         };
         assert!(host.is_ipv6());
         let client = RecFactory::new(|ev| Rec::new(ev).on_made(|t| t.write(b"over six")));
-        connect_tcp(&reactor, "::1", port.port(), client.clone(), 5.0, None);
+        connect_tcp_with(
+            &reactor,
+            "::1",
+            port.port(),
+            client.clone(),
+            ConnectOptions::default().timeout_secs(5.0).unwrap(),
+        );
         spin(&reactor, 5.0, "the echo over IPv6", || {
             client.count() == 1 && client.conn(0).borrow().data == b"over six"
         });
@@ -152,7 +173,13 @@ fn connection_refused() {
         let reactor = reactor();
         let client = RecFactory::plain();
         let port = closed_port();
-        let c = connect_tcp(&reactor, LOCAL, port, client.clone(), 5.0, None);
+        let c = connect_tcp_with(
+            &reactor,
+            LOCAL,
+            port,
+            client.clone(),
+            ConnectOptions::default().timeout_secs(5.0).unwrap(),
+        );
         assert_eq!(client.started.get(), 1);
         assert_eq!(client.connecting.get(), 1);
         spin(&reactor, 5.0, "the refusal", || {
@@ -201,7 +228,13 @@ fn connect_timeout() {
         let reactor = reactor();
         let client = RecFactory::plain();
         let start = Instant::now();
-        connect_tcp(&reactor, LOCAL, addr.port(), client.clone(), 0.3, None);
+        connect_tcp_with(
+            &reactor,
+            LOCAL,
+            addr.port(),
+            client.clone(),
+            ConnectOptions::default().timeout_secs(0.3).unwrap(),
+        );
         spin(&reactor, 5.0, "the connect timeout", || {
             !client.failed.borrow().is_empty()
         });
@@ -243,7 +276,13 @@ fn stop_listening() {
 
         // New connections are refused.
         let refused = RecFactory::plain();
-        connect_tcp(&reactor, LOCAL, port.port(), refused.clone(), 5.0, None);
+        connect_tcp_with(
+            &reactor,
+            LOCAL,
+            port.port(),
+            refused.clone(),
+            ConnectOptions::default().timeout_secs(5.0).unwrap(),
+        );
         spin(&reactor, 5.0, "the refusal", || {
             !refused.failed.borrow().is_empty()
         });
@@ -257,8 +296,13 @@ fn stop_listening() {
         assert!(!is_lost(&s));
 
         // The port number can be bound again at once.
-        let again = listen_tcp(&reactor, port.port(), RecFactory::plain(), 50, LOCAL)
-            .expect("rebinding the port just stopped");
+        let again = listen_tcp_with(
+            &reactor,
+            port.port(),
+            RecFactory::plain(),
+            ListenOptions::on(LOCAL),
+        )
+        .expect("rebinding the port just stopped");
         assert_eq!(again.port(), port.port());
         close_all(&reactor, &again, &[&s, &c]);
     });
@@ -371,7 +415,13 @@ fn lose_connection_delivers_everything_then_eof() {
         });
         let port = listen(&reactor, server.clone());
         let client = RecFactory::plain();
-        connect_tcp(&reactor, LOCAL, port.port(), client.clone(), 5.0, None);
+        connect_tcp_with(
+            &reactor,
+            LOCAL,
+            port.port(),
+            client.clone(),
+            ConnectOptions::default().timeout_secs(5.0).unwrap(),
+        );
         spin(&reactor, 10.0, "the client's close", || {
             client.count() == 1 && is_lost(&client.conn(0))
         });
@@ -400,7 +450,13 @@ fn writes_after_lose_connection_are_sent() {
         });
         let port = listen(&reactor, server.clone());
         let client = RecFactory::plain();
-        connect_tcp(&reactor, LOCAL, port.port(), client.clone(), 5.0, None);
+        connect_tcp_with(
+            &reactor,
+            LOCAL,
+            port.port(),
+            client.clone(),
+            ConnectOptions::default().timeout_secs(5.0).unwrap(),
+        );
         spin(&reactor, 5.0, "the client's close", || {
             client.count() == 1 && is_lost(&client.conn(0))
         });
@@ -597,15 +653,19 @@ fn tcp_nodelay_and_keepalive() {
         )
         .expect("the client's socket");
         let opt = |level, name| tcputil::sockopt_int(fd, level, name) != 0;
+        let tcp = ct.tcp().expect("a TCP transport has TCP options");
         for on in [true, false, true] {
-            ct.set_tcp_nodelay(on).expect("set_tcp_nodelay");
+            tcp.set_nodelay(on).expect("set_nodelay");
             assert_eq!(opt(libc::IPPROTO_TCP, libc::TCP_NODELAY), on);
-            ct.set_tcp_keepalive(on).expect("set_tcp_keepalive");
+            assert_eq!(tcp.nodelay().expect("nodelay"), on);
+            tcp.set_keepalive(on).expect("set_keepalive");
             assert_eq!(opt(libc::SOL_SOCKET, libc::SO_KEEPALIVE), on);
+            assert_eq!(tcp.keepalive().expect("keepalive"), on);
         }
         close_all(&reactor, &port, &[&s, &c]);
         // On a closed transport they fail instead of touching a stale descriptor.
-        assert!(ct.set_tcp_nodelay(true).is_err());
+        assert!(tcp.set_nodelay(true).is_err());
+        assert!(tcp.nodelay().is_err());
     });
 }
 
@@ -620,9 +680,16 @@ fn factory_returning_none_refuses() {
             b.set(b.get() + 1);
             None
         });
-        let port = listen_tcp(&reactor, 0, Rc::new(factory), 50, LOCAL).unwrap();
+        let port =
+            listen_tcp_with(&reactor, 0, Rc::new(factory), ListenOptions::on(LOCAL)).unwrap();
         let client = RecFactory::plain();
-        connect_tcp(&reactor, LOCAL, port.port(), client.clone(), 5.0, None);
+        connect_tcp_with(
+            &reactor,
+            LOCAL,
+            port.port(),
+            client.clone(),
+            ConnectOptions::default().timeout_secs(5.0).unwrap(),
+        );
         spin(&reactor, 5.0, "the client's close", || {
             client.count() == 1 && is_lost(&client.conn(0))
         });
@@ -653,19 +720,18 @@ fn client_factory_returning_none_drops_the_connection() {
         impl twistor::protocol::ClientFactory for Refuse {
             fn client_connection_lost(
                 &self,
-                _c: &twistor::transport::tcp::Connector,
+                _c: &Rc<dyn twistor::transport::connector::Connector>,
                 reason: Failure,
             ) {
                 self.0.borrow_mut().push(reason);
             }
         }
-        connect_tcp(
+        connect_tcp_with(
             &reactor,
             LOCAL,
             port.port(),
             Rc::new(Refuse(lost.clone())),
-            5.0,
-            None,
+            ConnectOptions::default().timeout_secs(5.0).unwrap(),
         );
         spin(&reactor, 5.0, "the close of both ends", || {
             server.count() == 1 && is_lost(&server.conn(0)) && !lost.borrow().is_empty()
@@ -694,7 +760,7 @@ fn writes_in_one_callback_coalesce() {
         let (s, c) = connect_pair(&reactor, &port, &server, &client);
         let st = transport(&s);
         // No Nagle: without coalescing, each send would be a segment of its own.
-        st.set_tcp_nodelay(true).unwrap();
+        st.tcp().unwrap().set_nodelay(true).unwrap();
         let fd = find_socket_fd(
             st.get_host().socket_addr().unwrap(),
             st.get_peer().socket_addr().unwrap(),
@@ -886,7 +952,13 @@ fn connect_protocol_fires_with_a_working_handle() {
         let server = RecFactory::echo();
         let port = listen(&reactor, server.clone());
         let ev = shared();
-        let d = connect_protocol(&reactor, LOCAL, port.port(), Quiet(ev.clone()), 5.0);
+        let d = connect_protocol_with(
+            &reactor,
+            LOCAL,
+            port.port(),
+            Quiet(ev.clone()),
+            ConnectOptions::default().timeout_secs(5.0).unwrap(),
+        );
         spin(&reactor, 5.0, "the connection", || d.has_result());
         let handle = twistor::testing::success_result_of(&d);
         assert!(handle.alive());
@@ -916,7 +988,13 @@ fn cancel_connect_protocol() {
         let server = RecFactory::plain();
         let port = listen(&reactor, server.clone());
         let ev = shared();
-        let d = connect_protocol(&reactor, LOCAL, port.port(), Quiet(ev.clone()), 5.0);
+        let d = connect_protocol_with(
+            &reactor,
+            LOCAL,
+            port.port(),
+            Quiet(ev.clone()),
+            ConnectOptions::default().timeout_secs(5.0).unwrap(),
+        );
         d.cancel();
         let f = twistor::testing::failure_result_of(&d);
         assert!(
@@ -938,7 +1016,13 @@ fn cancel_connect_protocol() {
 fn connect_protocol_refused() {
     bounded(20, || {
         let reactor = reactor();
-        let d = connect_protocol(&reactor, LOCAL, closed_port(), Quiet(shared()), 5.0);
+        let d = connect_protocol_with(
+            &reactor,
+            LOCAL,
+            closed_port(),
+            Quiet(shared()),
+            ConnectOptions::default().timeout_secs(5.0).unwrap(),
+        );
         spin(&reactor, 5.0, "the failure", || d.has_result());
         let f = twistor::testing::failure_result_of(&d);
         assert!(f.is::<ConnectionRefusedError>(), "{f:?}");
@@ -954,7 +1038,13 @@ fn stop_connecting() {
         let server = RecFactory::plain();
         let port = listen(&reactor, server.clone());
         let client = RecFactory::plain();
-        let c = connect_tcp(&reactor, LOCAL, port.port(), client.clone(), 5.0, None);
+        let c = connect_tcp_with(
+            &reactor,
+            LOCAL,
+            port.port(),
+            client.clone(),
+            ConnectOptions::default().timeout_secs(5.0).unwrap(),
+        );
         assert_eq!(c.state(), ConnectorState::Connecting);
         c.stop_connecting().expect("stop while connecting");
         assert_eq!(client.failed.borrow().len(), 1);
@@ -990,7 +1080,13 @@ fn reconnect_from_client_connection_lost() {
                 assert_eq!(connector.state(), ConnectorState::Connecting);
             }
         }));
-        let connector = connect_tcp(&reactor, LOCAL, port.port(), client.clone(), 5.0, None);
+        let connector = connect_tcp_with(
+            &reactor,
+            LOCAL,
+            port.port(),
+            client.clone(),
+            ConnectOptions::default().timeout_secs(5.0).unwrap(),
+        );
         for i in 0..3 {
             spin(&reactor, 5.0, "a connection", || {
                 server.count() == i + 1 && server.conn(i).borrow().made
@@ -1007,7 +1103,7 @@ fn reconnect_from_client_connection_lost() {
         assert_eq!(connector.state(), ConnectorState::Disconnected);
         assert_eq!(
             connector.get_destination(),
-            (LOCAL.to_string(), port.port())
+            Address::Tcp(SocketAddr::new(LOCAL.parse().unwrap(), port.port()))
         );
         let ends: Vec<Shared> = (0..3).map(|i| server.conn(i)).collect();
         close_all(&reactor, &port, &ends.iter().collect::<Vec<_>>());
@@ -1022,13 +1118,12 @@ fn localhost_resolves_and_connects() {
         let server = RecFactory::echo();
         let port = listen(&reactor, server.clone());
         let client = RecFactory::new(|ev| Rec::new(ev).on_made(|t| t.write(b"by name")));
-        let c = connect_tcp(
+        let c = connect_tcp_with(
             &reactor,
             "localhost",
             port.port(),
             client.clone(),
-            5.0,
-            None,
+            ConnectOptions::default().timeout_secs(5.0).unwrap(),
         );
         // Resolution is off the loop: connect_tcp returned without connecting.
         assert_eq!(c.state(), ConnectorState::Connecting);
@@ -1038,7 +1133,13 @@ fn localhost_resolves_and_connects() {
         });
         let ct = transport(&client.conn(0));
         assert_eq!(ct.get_peer(), port.get_host(), "resolved to 127.0.0.1");
-        assert_eq!(c.get_destination(), ("localhost".to_string(), port.port()));
+        assert_eq!(
+            c.get_destination(),
+            Address::Name {
+                host: "localhost".to_string(),
+                port: port.port()
+            }
+        );
         close_all(&reactor, &port, &[&client.conn(0), &server.conn(0)]);
     });
 }
@@ -1049,13 +1150,12 @@ fn unresolvable_name_fails_with_dns_lookup_error() {
     bounded(30, || {
         let reactor = reactor();
         let client = RecFactory::plain();
-        connect_tcp(
+        connect_tcp_with(
             &reactor,
             "no-such-host.invalid",
             80,
             client.clone(),
-            20.0,
-            None,
+            ConnectOptions::default().timeout_secs(20.0).unwrap(),
         );
         spin(&reactor, 25.0, "the failure", || {
             !client.failed.borrow().is_empty()
@@ -1073,7 +1173,8 @@ fn cannot_listen_on_a_port_in_use() {
         let reactor = reactor();
         let f = RecFactory::plain();
         let port = listen(&reactor, f.clone());
-        let err = listen_tcp(&reactor, port.port(), f.clone(), 50, LOCAL).unwrap_err();
+        let err = listen_tcp_with(&reactor, port.port(), f.clone(), ListenOptions::on(LOCAL))
+            .unwrap_err();
         assert_eq!(err.port, port.port());
         assert_eq!(err.interface, LOCAL);
         assert_eq!(err.source.kind(), std::io::ErrorKind::AddrInUse);
@@ -1098,10 +1199,22 @@ fn for_protocol_serves_each_connection() {
             fn data_received(&mut self, _: &Context<Self>, _: &[u8]) {}
         }
         let reactor = reactor();
-        let port = listen_tcp(&reactor, 0, Rc::new(for_protocol(|| Hello)), 50, LOCAL).unwrap();
+        let port = listen_tcp_with(
+            &reactor,
+            0,
+            Rc::new(for_protocol(|| Hello)),
+            ListenOptions::on(LOCAL),
+        )
+        .unwrap();
         let clients: Vec<Rc<RecFactory>> = (0..3).map(|_| RecFactory::plain()).collect();
         for c in &clients {
-            connect_tcp(&reactor, LOCAL, port.port(), c.clone(), 5.0, None);
+            connect_tcp_with(
+                &reactor,
+                LOCAL,
+                port.port(),
+                c.clone(),
+                ConnectOptions::default().timeout_secs(5.0).unwrap(),
+            );
         }
         spin(&reactor, 5.0, "three greetings", || {
             clients
@@ -1127,7 +1240,6 @@ fn shutdown_disconnects_cleanly() {
     use twistor::Failure;
     use twistor::protocol::{Context, Protocol, for_protocol};
     use twistor::reactor::Reactor;
-    use twistor::transport::tcp::{connect_tcp, listen_tcp};
     util::bounded(20, || {
         let reactor = Reactor::new().unwrap();
         let reasons: Rc<RefCell<Vec<String>>> = Rc::new(RefCell::new(Vec::new()));
@@ -1149,22 +1261,20 @@ fn shutdown_disconnects_cleanly() {
             }
         }
         let rs = reasons.clone();
-        let port = listen_tcp(
+        let port = listen_tcp_with(
             &reactor,
             0,
             Rc::new(for_protocol(move || Keep(rs.clone(), None))),
-            50,
-            "127.0.0.1",
+            ListenOptions::on("127.0.0.1"),
         )
         .unwrap();
         let (rs, r) = (reasons.clone(), reactor.clone());
-        connect_tcp(
+        connect_tcp_with(
             &reactor,
             "127.0.0.1",
             port.port(),
             Rc::new(for_protocol(move || Keep(rs.clone(), Some(r.clone())))),
-            5.0,
-            None,
+            ConnectOptions::default().timeout_secs(5.0).unwrap(),
         );
         reactor.run_without_signal_handlers().unwrap();
         let got = reasons.borrow().clone();
@@ -1180,7 +1290,6 @@ fn serve_on_threads_spreads_connections() {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};
     use twistor::protocol::{Context, FactoryFn, Protocol};
-    use twistor::transport::tcp::serve_on_threads;
 
     struct Echo;
     impl Protocol for Echo {
@@ -1192,7 +1301,7 @@ fn serve_on_threads_spreads_connections() {
         let counts: Arc<Vec<AtomicUsize>> = Arc::new((0..2).map(|_| AtomicUsize::new(0)).collect());
         let next = Arc::new(AtomicUsize::new(0));
         let (c, n) = (counts.clone(), next.clone());
-        let servers = serve_on_threads(2, 0, "127.0.0.1", move || {
+        let servers = serve_on_threads(2, 0, ListenOptions::on("127.0.0.1"), move || {
             let me = n.fetch_add(1, Ordering::SeqCst);
             let c = c.clone();
             FactoryFn::new(move |_| {

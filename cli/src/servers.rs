@@ -8,7 +8,8 @@ use twistor::protocol::{Context, Factory, Protocol, for_protocol};
 use twistor::protocols::portforward::proxy_factory;
 use twistor::protocols::reverse::{RemoteReverser, reverse_factory};
 use twistor::reactor::Reactor;
-use twistor::transport::tcp::listen_tcp;
+use twistor::transport::multicore::serve_on_threads;
+use twistor::transport::tcp::{ListenOptions, listen_tcp_with};
 
 /// Echoes every byte back.
 struct Echo;
@@ -44,7 +45,15 @@ fn serve_on<F: Factory>(
     interface: &str,
     factory: F,
 ) -> i32 {
-    match listen_tcp(reactor, port, Rc::new(factory), 128, interface) {
+    match listen_tcp_with(
+        reactor,
+        port,
+        Rc::new(factory),
+        ListenOptions {
+            backlog: 128,
+            ..ListenOptions::on(interface)
+        },
+    ) {
         Ok(p) => {
             println!("twistor {name} listening on {}", p.get_host());
         }
@@ -94,7 +103,7 @@ fn serve_threads<F: Factory>(
     threads: usize,
     make: impl Fn() -> F + Send + Sync + 'static,
 ) -> i32 {
-    let servers = match twistor::transport::tcp::serve_on_threads(threads, port, interface, make) {
+    let servers = match serve_on_threads(threads, port, ListenOptions::on(interface), make) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("twistor {name}: {e}");

@@ -223,11 +223,14 @@ impl TransportImpl for WrapperTransport {
     fn set_write_buffer_limits(&self, high: usize, low: usize) {
         self.real.set_write_buffer_limits(high, low)
     }
-    fn set_tcp_nodelay(&self, on: bool) -> std::io::Result<()> {
-        self.real.set_tcp_nodelay(on)
+    fn set_read_backpressure(&self, on: bool) {
+        self.real.set_read_backpressure(on)
     }
-    fn set_tcp_keepalive(&self, on: bool) -> std::io::Result<()> {
-        self.real.set_tcp_keepalive(on)
+    fn buffered(&self) -> usize {
+        self.real.buffered()
+    }
+    fn tcp(&self) -> Option<crate::transport::TcpExt> {
+        self.real.tcp()
     }
 }
 
