@@ -2,8 +2,6 @@
 //!
 //! Run: `cargo run --example echo_server -- 8000` then `nc 127.0.0.1 8000`.
 
-use std::rc::Rc;
-
 use twistor::protocol::{Context, Protocol, for_protocol};
 use twistor::reactor::Reactor;
 use twistor::transport::tcp::{ListenOptions, listen_tcp_with};
@@ -35,7 +33,7 @@ fn main() {
     match listen_tcp_with(
         &reactor,
         port,
-        Rc::new(for_protocol(|| Echo)),
+        for_protocol(|| Echo),
         ListenOptions::on("127.0.0.1"),
     ) {
         Ok(p) => println!("echo server on {}", p.get_host()),

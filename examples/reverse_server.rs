@@ -46,8 +46,6 @@
 //!
 //! A bad argument prints the usage to stderr and exits with code 2.
 
-use std::rc::Rc;
-
 use twistor::protocol::Factory;
 use twistor::protocols::basic::{LineContext, LineHandler, LineReceiver};
 use twistor::reactor::Reactor;
@@ -148,7 +146,7 @@ fn main() {
     match listen_tcp_with(
         &reactor,
         port,
-        Rc::new(ReverseLineFactory),
+        ReverseLineFactory,
         ListenOptions::on("127.0.0.1"),
     ) {
         Ok(listening) => println!("reverse_server listening on {}", listening.get_host()),

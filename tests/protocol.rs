@@ -346,3 +346,32 @@ fn a_panicking_queued_job_closes_the_connection() {
     });
     assert!(st.lost_reason().unwrap().is::<PanicError>());
 }
+
+/// Twisted's `StringTransport` refuses `pauseProducing`/`resumeProducing` after
+/// `stopProducing` or `loseConnection` (a `RuntimeError`), leaving its state as it was.
+#[test]
+fn string_transport_refuses_pause_and_resume_when_stopped_or_closing() {
+    use twistor::testing::ReadState;
+    use twistor::transport::ProducerError;
+
+    let st = StringTransport::new();
+    let t = st.transport();
+    t.pause_producing();
+    assert_eq!(st.read_state(), ReadState::Paused);
+    t.stop_producing();
+    assert_eq!(t.try_resume_producing(), Err(ProducerError::Stopped));
+    assert_eq!(t.try_pause_producing(), Err(ProducerError::Stopped));
+    assert_eq!(st.resume_producing(), Err(ProducerError::Stopped));
+    // The plain form logs the refusal and changes nothing either.
+    t.resume_producing();
+    assert_eq!(st.read_state(), ReadState::Stopped);
+
+    let st = StringTransport::new();
+    let t = st.transport();
+    t.pause_producing();
+    t.lose_connection();
+    assert_eq!(t.try_resume_producing(), Err(ProducerError::Disconnecting));
+    assert_eq!(st.read_state(), ReadState::Paused);
+    assert_eq!(st.pause_producing(), Err(ProducerError::Disconnecting));
+    assert_eq!(st.read_state(), ReadState::Paused);
+}

@@ -190,6 +190,12 @@ fn connection_refused() {
             f.is::<ConnectionRefusedError>(),
             "expected ConnectionRefusedError, got {f:?}"
         );
+        // The OS error is kept, with its errno, as the error's source.
+        let refused = f.downcast_ref::<ConnectionRefusedError>().unwrap();
+        assert_eq!(refused.errno(), Some(libc::ECONNREFUSED));
+        assert_eq!(refused.source.kind(), std::io::ErrorKind::ConnectionRefused);
+        let source = std::error::Error::source(refused).expect("a source");
+        assert!(source.downcast_ref::<std::io::Error>().is_some());
         assert_eq!(client.count(), 0, "no protocol for a refused connection");
         assert_eq!(c.state(), ConnectorState::Disconnected);
         // The attempt is over: the factory was stopped.
@@ -1008,6 +1014,80 @@ fn cancel_connect_protocol() {
             (0..server.count()).all(|i| is_lost(&server.conn(i)))
         });
         close_all(&reactor, &port, &[]);
+    });
+}
+
+/// Listening on a host name binds its address; a bad name fails with the resolver's error.
+#[test]
+fn listen_on_a_host_name() {
+    bounded(20, || {
+        let reactor = reactor();
+        let server = RecFactory::echo();
+        let opts = ListenOptions {
+            interface: "localhost".into(),
+            backlog: 128,
+            ..Default::default()
+        };
+        let port = listen_tcp_with(&reactor, 0, server.clone(), opts).unwrap();
+        let host = port.get_host().socket_addr().unwrap();
+        assert!(host.ip().is_loopback(), "{host}");
+        let d = port.stop_listening(&reactor);
+        spin(&reactor, 5.0, "stop_listening", || d.has_result());
+        let err = listen_tcp_with(
+            &reactor,
+            0,
+            server.clone(),
+            ListenOptions::on("no-such-host.invalid"),
+        )
+        .unwrap_err();
+        assert_eq!(err.interface, "no-such-host.invalid");
+        assert!(std::error::Error::source(&err).is_some());
+    });
+}
+
+/// Timeouts are checked: NaN, negative and infinite seconds are refused with a clear error
+/// (they used to mean "no timeout" silently).
+#[test]
+fn connect_timeouts_are_checked() {
+    for bad in [f64::NAN, -1.0, f64::INFINITY, f64::NEG_INFINITY] {
+        let e = ConnectOptions::default().timeout_secs(bad).unwrap_err();
+        assert!(e.to_string().contains("invalid timeout"), "{e}");
+    }
+    let ok = ConnectOptions::default().timeout_secs(0.25).unwrap();
+    assert_eq!(ok.timeout, Some(Duration::from_millis(250)));
+    assert_eq!(
+        ConnectOptions::default().timeout,
+        Some(Duration::from_secs(30)),
+        "Twisted's default"
+    );
+}
+
+/// The short forms take the factory itself or an `Rc` of it, with Twisted's defaults.
+#[test]
+fn short_forms_take_a_factory_or_an_rc() {
+    bounded(20, || {
+        use twistor::transport::tcp::{connect_protocol, connect_tcp, listen_tcp};
+        let reactor = reactor();
+        let echo = RecFactory::echo();
+        let port = listen_tcp(&reactor, 0, echo.clone()).unwrap();
+        let by_value = listen_tcp(&reactor, 0, for_protocol(|| Quiet(shared()))).unwrap();
+        assert!(port.get_host().socket_addr().unwrap().ip().is_unspecified());
+        let client = RecFactory::plain();
+        let c = connect_tcp(&reactor, LOCAL, port.port(), client.clone());
+        let d = connect_protocol(&reactor, LOCAL, by_value.port(), Quiet(shared()));
+        spin(&reactor, 5.0, "both connections", || {
+            c.state() == ConnectorState::Connected && d.has_result()
+        });
+        let h = twistor::testing::success_result_of(&d);
+        h.with(|_, cx| cx.transport().lose_connection());
+        c.disconnect();
+        let (a, b) = (
+            port.stop_listening(&reactor),
+            by_value.stop_listening(&reactor),
+        );
+        spin(&reactor, 5.0, "everything closed", || {
+            a.has_result() && b.has_result() && echo.count() == 1 && is_lost(&echo.conn(0))
+        });
     });
 }
 

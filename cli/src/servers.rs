@@ -48,7 +48,7 @@ fn serve_on<F: Factory>(
     match listen_tcp_with(
         reactor,
         port,
-        Rc::new(factory),
+        factory,
         ListenOptions {
             backlog: 128,
             ..ListenOptions::on(interface)

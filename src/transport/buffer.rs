@@ -107,23 +107,33 @@ impl WriteBuffer {
     }
 
     /// Hands the unsent bytes (up to `MAX_IOV` chunks) to `write` once and drops what it took.
-    /// Returns what `write` returned.
+    /// Returns what `write` returned and how many bytes it was offered: a write shorter than
+    /// that means the kernel's buffer is full, while one that took everything offered may
+    /// still leave chunks past the `MAX_IOV` first ones.
     pub(crate) fn send_with(
         &mut self,
         write: impl FnOnce(&[IoSlice<'_>]) -> io::Result<usize>,
-    ) -> io::Result<usize> {
-        let n = {
+    ) -> io::Result<(usize, usize)> {
+        let (n, offered) = if self.chunks.len() == 1 {
+            // The common case (small writes coalesce): no array of slices to fill.
+            (
+                write(&[IoSlice::new(&self.chunks[0][self.head..])])?,
+                self.len,
+            )
+        } else {
             let mut slices = [IoSlice::new(&[]); MAX_IOV];
             let mut count = 0;
+            let mut offered = 0;
             for (i, c) in self.chunks.iter().take(MAX_IOV).enumerate() {
                 let start = if i == 0 { self.head } else { 0 };
                 slices[i] = IoSlice::new(&c[start..]);
+                offered += c.len() - start;
                 count += 1;
             }
-            write(&slices[..count])?
+            (write(&slices[..count])?, offered)
         };
         self.consume(n);
-        Ok(n)
+        Ok((n, offered))
     }
 
     /// Drops the first `n` unsent bytes (they were sent).
@@ -194,6 +204,19 @@ impl WriteBuffer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn more_chunks_than_one_writev_takes() {
+        let mut b = WriteBuffer::default();
+        for _ in 0..(MAX_IOV + 10) {
+            b.push_owned(vec![1; COALESCE]);
+        }
+        let (n, offered) = b
+            .send_with(|s| Ok(s.iter().map(|s| s.len()).sum()))
+            .unwrap();
+        assert_eq!((n, offered), (MAX_IOV * COALESCE, MAX_IOV * COALESCE));
+        assert_eq!(b.len(), 10 * COALESCE, "the rest waits for the next call");
+    }
 
     fn collect(b: &mut WriteBuffer, max: usize) -> Vec<u8> {
         let mut out = Vec::new();

@@ -313,7 +313,6 @@ impl<S: StreamSocket> StreamConnection<S> {
             return;
         }
         while self.pending() > 0 && self.writable.get() {
-            let wanted = self.pending();
             let r = {
                 let socket = self.socket.borrow();
                 let Some(s) = socket.as_ref() else { return };
@@ -322,12 +321,12 @@ impl<S: StreamSocket> StreamConnection<S> {
                     .send_with(|slices| s.write_vectored(slices))
             };
             match r {
-                Ok(n) => {
+                Ok((n, offered)) => {
                     // A short write filled the kernel's send buffer: writing again now would
-                    // return `WouldBlock`. Freed space makes a new writable edge. (A write
-                    // that stopped at the last of the buffers one `writev` takes is short
-                    // too; the edge of the space the kernel frees then sends the rest.)
-                    if n < wanted {
+                    // return `WouldBlock`. Freed space makes a new writable edge. A write
+                    // that took all it was offered is not short, even if more chunks wait
+                    // than one `writev` takes: loop for them (no edge would come).
+                    if n < offered {
                         self.writable.set(false);
                     }
                 }
