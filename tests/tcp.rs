@@ -1,6 +1,7 @@
 //! TCP on loopback: `listen_tcp`, `connect_tcp`, `connect_protocol` and the TCP transport
-//! (reference 3.5, 4.1, 4.2, 4.5, 4.6; Twisted's `test_tcp.py` in section 10.5; hazards 5-8 and
-//! 19 of section 12). Every test runs bounded in time and uses 127.0.0.1 (or ::1) and port 0.
+//! (Twisted's `listenTCP`/`connectTCP` semantics and its `test_tcp.py`: connection errors,
+//! half-close, producers, closing rules). Every test runs bounded in time and uses 127.0.0.1
+//! (or ::1) and port 0.
 
 mod tcputil;
 mod util;
@@ -569,7 +570,7 @@ fn abort_connection_from_outside() {
     });
 }
 
-/// Half-close (reference 4.5.2, `HalfCloseTests`): after `lose_write_connection` the peer sees
+/// Half-close (Twisted's `HalfCloseTests`): after `lose_write_connection` the peer sees
 /// EOF through `read_connection_lost`, this side gets `write_connection_lost`, writes after the
 /// shutdown are dropped, and this side can still read.
 #[test]
@@ -1362,7 +1363,7 @@ fn shutdown_disconnects_cleanly() {
     });
 }
 
-/// One reactor per thread sharing a port with SO_REUSEPORT (DESIGN decision 13): every
+/// One reactor per thread sharing a port with SO_REUSEPORT: every
 /// connection is served, and the kernel spreads them over the threads.
 #[test]
 fn serve_on_threads_spreads_connections() {

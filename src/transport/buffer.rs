@@ -2,13 +2,15 @@
 //! owned chunks sent with vectored writes, with the water marks that drive flow control.
 //!
 //! Invariants:
-//! - `len` is the number of unsent bytes: the sum of the chunks' lengths less `head`, the part
-//!   of the front chunk already sent. An empty queue has `head == 0`.
-//! - Small writes join the tail chunk while it stays under [`COALESCE`] bytes, so a hundred
-//!   small writes in one turn leave in one `writev` of one buffer (one TCP segment). A large
+//! - The chunk being sent is `front` (inline: a connection that never has more than one chunk
+//!   never allocates the queue); `front[..head]` is already sent. Later chunks wait in `rest`,
+//!   which is empty whenever `front` has nothing unsent.
+//! - `len` is the number of unsent bytes: `front.len() - head` plus the lengths in `rest`.
+//! - Small writes join the tail chunk while it stays under `COALESCE` bytes, so a hundred
+//!   small writes in one turn leave in one `send` of one buffer (one TCP segment). Past that a
 //!   write gets a chunk of its own, so sending part of it never moves the rest in memory.
-//! - The allocation of the last chunk sent is kept as a spare for the next write, so a
-//!   connection that writes and drains every turn (an echo) allocates nothing per turn.
+//! - `front` keeps its allocation when drained, so a connection that writes and drains every
+//!   turn (an echo) allocates nothing per turn.
 
 use std::collections::VecDeque;
 use std::io::{self, IoSlice};
@@ -29,10 +31,10 @@ const SPARE_MAX: usize = 4 * DEFAULT_HIGH_WATER;
 /// A queue of unsent bytes with high and low water marks.
 #[derive(Debug)]
 pub(crate) struct WriteBuffer {
-    chunks: VecDeque<Vec<u8>>,
+    front: Vec<u8>,
     head: usize,
+    rest: VecDeque<Vec<u8>>,
     len: usize,
-    spare: Vec<u8>,
     high: usize,
     low: usize,
 }
@@ -40,10 +42,10 @@ pub(crate) struct WriteBuffer {
 impl Default for WriteBuffer {
     fn default() -> Self {
         WriteBuffer {
-            chunks: VecDeque::new(),
+            front: Vec::new(),
             head: 0,
+            rest: VecDeque::new(),
             len: 0,
-            spare: Vec::new(),
             high: DEFAULT_HIGH_WATER,
             low: DEFAULT_LOW_WATER,
         }
@@ -81,20 +83,17 @@ impl WriteBuffer {
         if data.is_empty() {
             return;
         }
-        self.len += data.len();
-        if let Some(tail) = self.chunks.back_mut()
-            && tail.len() + data.len() <= COALESCE
-        {
-            tail.extend_from_slice(data);
-            return;
+        if self.len == 0 {
+            self.front.clear();
+            self.head = 0;
         }
-        let mut chunk = if data.len() <= COALESCE {
-            std::mem::take(&mut self.spare)
+        self.len += data.len();
+        let tail = self.rest.back_mut().unwrap_or(&mut self.front);
+        if tail.is_empty() || tail.len() + data.len() <= COALESCE {
+            tail.extend_from_slice(data);
         } else {
-            Vec::new()
-        };
-        chunk.extend_from_slice(data);
-        self.chunks.push_back(chunk);
+            self.rest.push_back(data.to_vec());
+        }
     }
 
     /// Appends an owned chunk without copying it (unless it is small enough to coalesce).
@@ -102,8 +101,14 @@ impl WriteBuffer {
         if data.len() <= COALESCE / 4 {
             return self.push(&data);
         }
-        self.len += data.len();
-        self.chunks.push_back(data);
+        if self.len == 0 {
+            self.front = data;
+            self.head = 0;
+            self.len = self.front.len();
+        } else {
+            self.len += data.len();
+            self.rest.push_back(data);
+        }
     }
 
     /// Hands the unsent bytes (up to `MAX_IOV` chunks) to `write` once and drops what it took.
@@ -114,20 +119,17 @@ impl WriteBuffer {
         &mut self,
         write: impl FnOnce(&[IoSlice<'_>]) -> io::Result<usize>,
     ) -> io::Result<(usize, usize)> {
-        let (n, offered) = if self.chunks.len() == 1 {
-            // The common case (small writes coalesce): no array of slices to fill.
-            (
-                write(&[IoSlice::new(&self.chunks[0][self.head..])])?,
-                self.len,
-            )
+        let (n, offered) = if self.rest.is_empty() {
+            // The common case (small writes coalesce): one buffer, no array of slices.
+            (write(&[IoSlice::new(&self.front[self.head..])])?, self.len)
         } else {
             let mut slices = [IoSlice::new(&[]); MAX_IOV];
-            let mut count = 0;
-            let mut offered = 0;
-            for (i, c) in self.chunks.iter().take(MAX_IOV).enumerate() {
-                let start = if i == 0 { self.head } else { 0 };
-                slices[i] = IoSlice::new(&c[start..]);
-                offered += c.len() - start;
+            slices[0] = IoSlice::new(&self.front[self.head..]);
+            let mut offered = slices[0].len();
+            let mut count = 1;
+            for c in self.rest.iter().take(MAX_IOV - 1) {
+                slices[count] = IoSlice::new(c);
+                offered += c.len();
                 count += 1;
             }
             (write(&slices[..count])?, offered)
@@ -137,58 +139,56 @@ impl WriteBuffer {
     }
 
     /// Drops the first `n` unsent bytes (they were sent).
-    pub(crate) fn consume(&mut self, mut n: usize) {
-        n = n.min(self.len);
+    pub(crate) fn consume(&mut self, n: usize) {
+        let mut n = n.min(self.len);
         self.len -= n;
-        while n > 0 {
-            let Some(front) = self.chunks.front() else {
-                break;
-            };
-            let left = front.len() - self.head;
+        loop {
+            let left = self.front.len() - self.head;
             if n < left {
                 self.head += n;
                 return;
             }
             n -= left;
-            self.head = 0;
-            if let Some(done) = self.chunks.pop_front() {
-                self.keep_spare(done);
+            match self.rest.pop_front() {
+                Some(next) => {
+                    self.front = next;
+                    self.head = 0;
+                }
+                None => {
+                    self.front.clear();
+                    self.head = 0;
+                    // Don't keep a huge allocation for an idle connection.
+                    if self.front.capacity() > SPARE_MAX {
+                        self.front.shrink_to(DEFAULT_HIGH_WATER);
+                    }
+                    return;
+                }
             }
-        }
-        if self.chunks.front().is_some_and(|f| f.len() == self.head) {
-            self.head = 0;
-            if let Some(done) = self.chunks.pop_front() {
-                self.keep_spare(done);
-            }
-        }
-    }
-
-    fn keep_spare(&mut self, mut done: Vec<u8>) {
-        if done.capacity() <= SPARE_MAX && done.capacity() > self.spare.capacity() {
-            done.clear();
-            self.spare = done;
         }
     }
 
     /// Drops everything unsent.
     pub(crate) fn clear(&mut self) {
-        self.chunks.clear();
+        self.front.clear();
+        self.rest.clear();
         self.head = 0;
         self.len = 0;
     }
 
     /// Frees every allocation (a closed connection).
     pub(crate) fn release(&mut self) {
-        self.clear();
-        self.spare = Vec::new();
+        self.front = Vec::new();
+        self.rest = VecDeque::new();
+        self.head = 0;
+        self.len = 0;
     }
 
     /// A copy of every unsent byte.
     pub(crate) fn to_vec(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(self.len);
-        for (i, c) in self.chunks.iter().enumerate() {
-            let start = if i == 0 { self.head } else { 0 };
-            out.extend_from_slice(&c[start..]);
+        out.extend_from_slice(&self.front[self.head..]);
+        for c in &self.rest {
+            out.extend_from_slice(c);
         }
         out
     }
@@ -241,7 +241,7 @@ mod tests {
         for _ in 0..100 {
             b.push(b"0123456789");
         }
-        assert_eq!(b.chunks.len(), 1);
+        assert!(b.rest.is_empty());
         assert_eq!(b.len(), 1000);
     }
 
@@ -252,7 +252,7 @@ mod tests {
         let big: Vec<u8> = (0..200_000u32).map(|i| i as u8).collect();
         b.push(&big);
         b.push(b"tail");
-        assert_eq!(b.chunks.len(), 3);
+        assert_eq!(b.rest.len(), 2, "head, then the big write, then the tail");
         let mut all = Vec::new();
         while !b.is_empty() {
             all.extend(collect(&mut b, 7_777));

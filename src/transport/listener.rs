@@ -190,6 +190,21 @@ impl PortControl for RecordedPort {
 }
 
 /// A listening port (Twisted's `IListeningPort`).
+///
+/// ```
+/// use twistor::prelude::*;
+/// use twistor::protocol::FactoryFn;
+///
+/// struct Quiet;
+/// impl Protocol for Quiet { fn data_received(&mut self, _: &Context<Self>, _: &[u8]) {} }
+/// let reactor = Reactor::new().unwrap();
+/// let port = listen_tcp(&reactor, 0, for_protocol(|| Quiet)).unwrap();
+/// assert!(port.factory::<FactoryFn<Quiet>>().is_some());
+/// let stopped = port.stop_listening(&reactor);
+/// while !stopped.has_result() {
+///     reactor.iterate(std::time::Duration::from_millis(10)).unwrap();
+/// }
+/// ```
 pub struct ListeningPort {
     inner: Rc<dyn PortControl>,
 }

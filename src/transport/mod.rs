@@ -20,7 +20,12 @@
 //!   and [`ListeningPort`](listener::ListeningPort);
 //! - [`connector`]: the object-safe [`Connector`](connector::Connector) trait factories see;
 //! - `factory`: the factory as transports see it, type-erased, with its start/stop count;
-//! - [`tcp`]: what is TCP's own (binding, name resolution, the TCP connector, [`TcpExt`]);
+//! - [`tcp`]: what is TCP's own (binding, name resolution, the TCP connector);
+//! - `tcp_ext`: [`TcpExt`], the TCP options of a connection.
+//!
+//! `mod.rs`, `connector.rs`, `tcp_ext.rs`, `buffer.rs` and `producer.rs` are interfaces that
+//! use nothing from `protocol/`; `protocol/` depends on them, and the implementations depend
+//! on both: no import cycle.
 //! - [`multicore`]: serving one port from several threads.
 
 use std::fmt;
@@ -35,8 +40,9 @@ pub mod multicore;
 pub(crate) mod producer;
 pub(crate) mod stream;
 pub mod tcp;
+mod tcp_ext;
 
-pub use tcp::TcpExt;
+pub use tcp_ext::TcpExt;
 
 /// The address of one end of a connection (Twisted's `IAddress` implementations).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -330,11 +336,24 @@ impl Transport {
     }
 
     /// Queues an owned buffer: a large one is sent without being copied.
+    ///
+    /// ```
+    /// use twistor::testing::StringTransport;
+    /// let st = StringTransport::new();
+    /// st.transport().write_owned(vec![b'x'; 100_000]);
+    /// assert_eq!(st.value().len(), 100_000);
+    /// ```
     pub fn write_owned(&self, data: Vec<u8>) {
         self.0.write_owned(data)
     }
 
     /// Bytes written but not sent yet (0 for transports that send at once).
+    ///
+    /// ```
+    /// use twistor::testing::StringTransport;
+    /// // A StringTransport keeps what is written, it never sends it.
+    /// assert_eq!(StringTransport::new().transport().buffered(), 0);
+    /// ```
     pub fn buffered(&self) -> usize {
         self.0.buffered()
     }

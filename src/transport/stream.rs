@@ -48,7 +48,7 @@ use mio::{Interest, Token};
 
 use super::buffer::WriteBuffer;
 use super::producer::ProducerSlot;
-use super::tcp::TcpExt;
+use super::tcp_ext::{SocketAccess, TcpExt};
 use super::{Address, Producer, ProducerError, Transport, TransportImpl};
 use crate::Failure;
 use crate::error::{ConnectionAborted, ConnectionDone, ConnectionLost, lost_from_io};
@@ -414,6 +414,15 @@ impl<S: StreamSocket> StreamConnection<S> {
             }
         }
         self.do_read(reactor);
+    }
+}
+
+impl<S: StreamSocket + std::os::fd::AsFd> SocketAccess for StreamConnection<S> {
+    fn with_sock(
+        &self,
+        f: &mut dyn FnMut(socket2::SockRef<'_>) -> io::Result<()>,
+    ) -> io::Result<()> {
+        self.with_socket(|s| f(socket2::SockRef::from(s)))
     }
 }
 

@@ -46,6 +46,8 @@ use crate::{Deferred, Failure};
 
 pub use super::buffer::{DEFAULT_HIGH_WATER, DEFAULT_LOW_WATER};
 pub use super::listener::ListeningPort;
+use super::tcp_ext::SocketAccess;
+pub use super::tcp_ext::TcpExt;
 
 // ---- the socket ------------------------------------------------------------------------------
 
@@ -68,58 +70,8 @@ impl StreamSocket for TcpStream {
         let _ = socket2::SockRef::from(self).set_linger(Some(Duration::ZERO));
     }
     fn tcp_ext(conn: &Weak<StreamConnection<Self>>) -> Option<TcpExt> {
-        Some(TcpExt { conn: conn.clone() })
-    }
-}
-
-/// The TCP options of a connection (Twisted's `ITCPTransport`), from
-/// [`Transport::tcp`](super::Transport::tcp); `None` there for other transports.
-///
-/// ```
-/// use twistor::testing::StringTransport;
-/// // Not a TCP transport: no TCP options.
-/// assert!(StringTransport::new().transport().tcp().is_none());
-/// ```
-#[derive(Clone)]
-pub struct TcpExt {
-    conn: Weak<StreamConnection<TcpStream>>,
-}
-
-impl std::fmt::Debug for TcpExt {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("<TcpExt>")
-    }
-}
-
-impl TcpExt {
-    fn with<R>(&self, f: impl FnOnce(socket2::SockRef<'_>) -> io::Result<R>) -> io::Result<R> {
-        match self.conn.upgrade() {
-            Some(c) => c.with_socket(|s| f(socket2::SockRef::from(s))),
-            None => Err(io::Error::new(
-                io::ErrorKind::NotConnected,
-                "connection closed",
-            )),
-        }
-    }
-
-    /// Sets `TCP_NODELAY` (Nagle's algorithm off when true).
-    pub fn set_nodelay(&self, on: bool) -> io::Result<()> {
-        self.with(|s| s.set_tcp_nodelay(on))
-    }
-
-    /// Whether `TCP_NODELAY` is set.
-    pub fn nodelay(&self) -> io::Result<bool> {
-        self.with(|s| s.tcp_nodelay())
-    }
-
-    /// Sets `SO_KEEPALIVE`.
-    pub fn set_keepalive(&self, on: bool) -> io::Result<()> {
-        self.with(|s| s.set_keepalive(on))
-    }
-
-    /// Whether `SO_KEEPALIVE` is set.
-    pub fn keepalive(&self) -> io::Result<bool> {
-        self.with(|s| s.keepalive())
+        let conn: Weak<dyn SocketAccess> = conn.clone();
+        Some(TcpExt::new(conn))
     }
 }
 
@@ -182,6 +134,21 @@ impl ListenOptions {
 
 /// A factory argument: the factory itself or an `Rc` of it (keep the `Rc` to share one
 /// factory, and its start/stop count, between several ports or connectors).
+///
+/// ```
+/// use std::rc::Rc;
+/// use twistor::prelude::*;
+///
+/// struct Quiet;
+/// impl Protocol for Quiet { fn data_received(&mut self, _: &Context<Self>, _: &[u8]) {} }
+/// let reactor = Reactor::new().unwrap();
+/// // By value: the port owns it.
+/// listen_tcp(&reactor, 0, for_protocol(|| Quiet)).unwrap();
+/// // By `Rc`: two ports share one factory, started once.
+/// let shared = Rc::new(for_protocol(|| Quiet));
+/// listen_tcp(&reactor, 0, shared.clone()).unwrap();
+/// listen_tcp(&reactor, 0, shared).unwrap();
+/// ```
 pub trait IntoFactory {
     /// The factory type.
     type Factory: 'static;
@@ -428,6 +395,19 @@ struct Attempt {
 
 /// A TCP connection attempt and its result (Twisted's `tcp.Connector`); the
 /// [`Connector`] trait has its methods. Cheap to clone.
+///
+/// ```
+/// use twistor::prelude::*;
+/// use twistor::transport::connector::ConnectorState;
+///
+/// struct Quiet;
+/// impl Protocol for Quiet { fn data_received(&mut self, _: &Context<Self>, _: &[u8]) {} }
+/// let reactor = Reactor::new().unwrap();
+/// let c = connect_tcp(&reactor, "127.0.0.1", 9, for_protocol(|| Quiet));
+/// c.disconnect(); // stops the attempt, if it has not failed already
+/// assert_eq!(c.state(), ConnectorState::Disconnected);
+/// assert_eq!(c.destination(), ("127.0.0.1".to_string(), 9));
+/// ```
 #[derive(Clone)]
 pub struct TcpConnector {
     inner: Rc<ConnectorInner>,
