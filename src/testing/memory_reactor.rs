@@ -67,8 +67,8 @@ impl ConnectCall {
 /// // Code under test takes any ReactorTcp.
 /// fn start(r: &impl ReactorTcp) {
 ///     let opts = ListenOptions { interface: "127.0.0.1".into(), ..Default::default() };
-///     r.listen_tcp(8080, for_protocol(|| P), opts).unwrap();
-///     r.connect_tcp("example.com", 80, for_protocol(|| P), ConnectOptions::default());
+///     r.listen_tcp_with(8080, for_protocol(|| P), opts).unwrap();
+///     r.connect_tcp("example.com", 80, for_protocol(|| P));
 /// }
 /// let mr = MemoryReactor::new();
 /// start(&mr);
@@ -106,7 +106,7 @@ impl MemoryReactor {
 }
 
 impl ReactorTcp for MemoryReactor {
-    fn listen_tcp<A>(
+    fn listen_tcp_with<A>(
         &self,
         port: u16,
         factory: A,
@@ -135,7 +135,7 @@ impl ReactorTcp for MemoryReactor {
         Ok(ListeningPort::recorded(Address::Tcp(host)))
     }
 
-    fn connect_tcp<A>(
+    fn connect_tcp_with<A>(
         &self,
         host: &str,
         port: u16,

@@ -295,6 +295,14 @@ impl<S: StreamSocket> StreamConnection<S> {
         }
     }
 
+    /// Reads again if back-pressure stopped reading and `now` says it may resume.
+    fn lift_backpressure(&self, now: bool) {
+        if now && self.backpressure_paused.replace(false) {
+            self.readable.set(true);
+            self.run_again();
+        }
+    }
+
     fn queue_flush(&self) {
         if self.flush_queued.replace(true) {
             return;
@@ -340,11 +348,8 @@ impl<S: StreamSocket> StreamConnection<S> {
         }
         self.producer
             .buffer_drained(&self.buffer, self.closing.get() == Closing::Open);
-        if self.backpressure_paused.get() && self.buffer.borrow().at_or_below_low() {
-            self.backpressure_paused.set(false);
-            self.readable.set(true);
-            self.run_again();
-        }
+        let drained = self.buffer.borrow().at_or_below_low();
+        self.lift_backpressure(drained);
         if self.pending() == 0 {
             if self.closing.get() == Closing::AfterFlush {
                 self.close(reactor, Failure::new(ConnectionDone));
@@ -554,10 +559,7 @@ impl<S: StreamSocket> TransportImpl for StreamConnection<S> {
         self.producer
             .register(producer, streaming, self.closed.get())?;
         // The producer now does flow control: reading is no longer held back for it.
-        if self.backpressure_paused.replace(false) {
-            self.readable.set(true);
-            self.run_again();
-        }
+        self.lift_backpressure(true);
         Ok(())
     }
 
@@ -569,14 +571,13 @@ impl<S: StreamSocket> TransportImpl for StreamConnection<S> {
         self.buffer.borrow_mut().set_limits(high, low);
         self.producer
             .buffer_drained(&self.buffer, self.closing.get() == Closing::Open);
+        let drained = self.buffer.borrow().at_or_below_low();
+        self.lift_backpressure(drained);
     }
 
     fn set_read_backpressure(&self, on: bool) {
         self.read_backpressure.set(on);
-        if !on && self.backpressure_paused.replace(false) {
-            self.readable.set(true);
-            self.run_again();
-        }
+        self.lift_backpressure(!on);
     }
 
     fn buffered(&self) -> usize {

@@ -962,10 +962,12 @@ pub fn connect_protocol_with<P: Protocol>(
 
 /// What opens TCP ports and connections: the [`Reactor`], or a
 /// [`MemoryReactor`](crate::testing::MemoryReactor) that records the calls. Code that takes
-/// `&impl ReactorTcp` can be tested without sockets (Twisted's `IReactorTCP`).
+/// `&impl ReactorTcp` can be tested without sockets (Twisted's `IReactorTCP`). The methods
+/// have the free functions' names and forms: a short one with Twisted's defaults, a `_with`
+/// one with options.
 pub trait ReactorTcp {
     /// As [`listen_tcp_with`].
-    fn listen_tcp<A>(
+    fn listen_tcp_with<A>(
         &self,
         port: u16,
         factory: A,
@@ -976,7 +978,7 @@ pub trait ReactorTcp {
         A::Factory: Factory;
 
     /// As [`connect_tcp_with`].
-    fn connect_tcp<A>(
+    fn connect_tcp_with<A>(
         &self,
         host: &str,
         port: u16,
@@ -986,10 +988,28 @@ pub trait ReactorTcp {
     where
         A: IntoFactory,
         A::Factory: ClientFactory;
+
+    /// As [`listen_tcp`].
+    fn listen_tcp<A>(&self, port: u16, factory: A) -> Result<ListeningPort, CannotListenError>
+    where
+        A: IntoFactory,
+        A::Factory: Factory,
+    {
+        self.listen_tcp_with(port, factory, ListenOptions::default())
+    }
+
+    /// As [`connect_tcp`].
+    fn connect_tcp<A>(&self, host: &str, port: u16, factory: A) -> TcpConnector
+    where
+        A: IntoFactory,
+        A::Factory: ClientFactory,
+    {
+        self.connect_tcp_with(host, port, factory, ConnectOptions::default())
+    }
 }
 
 impl ReactorTcp for Reactor {
-    fn listen_tcp<A>(
+    fn listen_tcp_with<A>(
         &self,
         port: u16,
         factory: A,
@@ -1002,7 +1022,7 @@ impl ReactorTcp for Reactor {
         listen_tcp_with(self, port, factory, options)
     }
 
-    fn connect_tcp<A>(
+    fn connect_tcp_with<A>(
         &self,
         host: &str,
         port: u16,
