@@ -54,10 +54,12 @@ impl Default for WriteBuffer {
 
 impl WriteBuffer {
     /// Unsent bytes.
+    #[inline]
     pub(crate) fn len(&self) -> usize {
         self.len
     }
 
+    #[inline]
     pub(crate) fn is_empty(&self) -> bool {
         self.len == 0
     }
@@ -69,23 +71,34 @@ impl WriteBuffer {
     }
 
     /// More than the high-water mark is buffered.
+    #[inline]
     pub(crate) fn above_high(&self) -> bool {
         self.len > self.high
     }
 
     /// At most the low-water mark is buffered.
+    #[inline]
     pub(crate) fn at_or_below_low(&self) -> bool {
         self.len <= self.low
     }
 
     /// Appends a copy of `data`.
+    #[inline]
     pub(crate) fn push(&mut self, data: &[u8]) {
+        // The hot path (an echo, a line protocol): everything fits in the front chunk. A
+        // drained buffer always has an empty `front` and `head == 0`.
+        if self.rest.is_empty() && self.front.len() + data.len() <= COALESCE {
+            self.front.extend_from_slice(data);
+            self.len += data.len();
+        } else {
+            self.push_slow(data);
+        }
+    }
+
+    #[cold]
+    fn push_slow(&mut self, data: &[u8]) {
         if data.is_empty() {
             return;
-        }
-        if self.len == 0 {
-            self.front.clear();
-            self.head = 0;
         }
         self.len += data.len();
         let tail = self.rest.back_mut().unwrap_or(&mut self.front);
@@ -115,6 +128,7 @@ impl WriteBuffer {
     /// Returns what `write` returned and how many bytes it was offered: a write shorter than
     /// that means the kernel's buffer is full, while one that took everything offered may
     /// still leave chunks past the `MAX_IOV` first ones.
+    #[inline]
     pub(crate) fn send_with(
         &mut self,
         write: impl FnOnce(&[IoSlice<'_>]) -> io::Result<usize>,
@@ -139,7 +153,22 @@ impl WriteBuffer {
     }
 
     /// Drops the first `n` unsent bytes (they were sent).
+    #[inline]
     pub(crate) fn consume(&mut self, n: usize) {
+        if n >= self.len && self.rest.is_empty() {
+            // Everything went (the common case): keep the allocation for the next write.
+            self.front.clear();
+            self.head = 0;
+            self.len = 0;
+            if self.front.capacity() > SPARE_MAX {
+                self.front.shrink_to(DEFAULT_HIGH_WATER);
+            }
+            return;
+        }
+        self.consume_slow(n);
+    }
+
+    fn consume_slow(&mut self, n: usize) {
         let mut n = n.min(self.len);
         self.len -= n;
         loop {

@@ -24,6 +24,7 @@ impl ProducerSlot {
         self.producer.borrow().clone()
     }
 
+    #[inline]
     pub(crate) fn is_registered(&self) -> bool {
         self.producer.borrow().is_some()
     }
@@ -71,10 +72,16 @@ impl ProducerSlot {
     }
 
     /// The buffer grew: pause a streaming producer above the high-water mark.
+    #[inline]
     pub(crate) fn buffer_grew(&self, buffer: &RefCell<WriteBuffer>) {
         if self.paused.get() || !buffer.borrow().above_high() {
             return;
         }
+        self.pause();
+    }
+
+    #[cold]
+    fn pause(&self) {
         if let Some((p, true)) = self.get() {
             self.paused.set(true);
             p.pause_producing();

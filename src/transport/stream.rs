@@ -303,10 +303,15 @@ impl<S: StreamSocket> StreamConnection<S> {
         }
     }
 
+    #[inline]
     fn queue_flush(&self) {
         if self.flush_queued.replace(true) {
             return;
         }
+        self.ask_flush();
+    }
+
+    fn ask_flush(&self) {
         let Some(me) = self.me.upgrade() else {
             return;
         };
@@ -397,6 +402,7 @@ impl<S: StreamSocket> StreamConnection<S> {
         }
     }
 
+    #[inline]
     fn after_append(&self) {
         self.producer.buffer_grew(&self.buffer);
         self.queue_flush();
