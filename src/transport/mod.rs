@@ -316,7 +316,14 @@ impl Transport {
 
     /// Sets the write buffer's water marks (defaults 64 KiB / 16 KiB, asyncio's): a streaming
     /// producer is paused above `high` and resumed at or below `low` (`low` is capped at
-    /// `high`).
+    /// `high`); with no producer, reading stops above `high` and resumes at `low` (see
+    /// [`set_read_backpressure`](Self::set_read_backpressure)).
+    ///
+    /// ```
+    /// use twistor::testing::StringTransport;
+    /// // Ignored by transports without a write buffer.
+    /// StringTransport::new().transport().set_write_buffer_limits(1 << 20, 1 << 18);
+    /// ```
     pub fn set_write_buffer_limits(&self, high: usize, low: usize) {
         self.0.set_write_buffer_limits(high, low.min(high))
     }
