@@ -27,14 +27,38 @@ struct Seen {
     lost: Cell<bool>,
 }
 
+/// A producer that never produces: registering it hands flow control to it.
+struct Idle;
+
+impl twistor::transport::Producer for Idle {
+    fn pause_producing(&self) {}
+    fn resume_producing(&self) {}
+    fn stop_producing(&self) {}
+}
+
+/// How the echo sets up its transport.
+#[derive(Clone, Copy)]
+enum Setup {
+    Default,
+    NoBackpressure,
+    Limits(usize, usize),
+    Producer,
+}
+
 struct Echo {
     seen: Rc<Seen>,
-    backpressure: bool,
+    setup: Setup,
 }
 
 impl Protocol for Echo {
     fn connection_made(&mut self, cx: &Context<Self>) {
-        cx.transport().set_read_backpressure(self.backpressure);
+        let t = cx.transport();
+        match self.setup {
+            Setup::Default => {}
+            Setup::NoBackpressure => t.set_read_backpressure(false),
+            Setup::Limits(high, low) => t.set_write_buffer_limits(high, low),
+            Setup::Producer => t.register_producer(Rc::new(Idle), true).unwrap(),
+        }
     }
     fn data_received(&mut self, cx: &Context<Self>, data: &[u8]) {
         cx.transport().write(data);
@@ -62,7 +86,7 @@ fn byte(i: usize) -> u8 {
 
 /// Serves one echo connection and runs a client that writes `total` bytes and reads nothing
 /// until `reading` is set; returns what the server saw and the checksums (sent, received).
-fn run(total: usize, backpressure: bool, reading: Arc<AtomicBool>) -> (Rc<Seen>, u64, u64, usize) {
+fn run(total: usize, setup: Setup, reading: Arc<AtomicBool>) -> (Rc<Seen>, u64, u64, usize) {
     let reactor = Reactor::new().unwrap();
     let seen = Rc::new(Seen::default());
     let s = seen.clone();
@@ -71,7 +95,7 @@ fn run(total: usize, backpressure: bool, reading: Arc<AtomicBool>) -> (Rc<Seen>,
         0,
         for_protocol(move || Echo {
             seen: s.clone(),
-            backpressure,
+            setup,
         }),
         ListenOptions::on("127.0.0.1"),
     )
@@ -151,7 +175,8 @@ fn run(total: usize, backpressure: bool, reading: Arc<AtomicBool>) -> (Rc<Seen>,
 fn echo_to_a_peer_that_does_not_read_stays_bounded() {
     const TOTAL: usize = 64 << 20;
     bounded(120, || {
-        let (seen, sent, got_sum, got) = run(TOTAL, true, Arc::new(AtomicBool::new(false)));
+        let (seen, sent, got_sum, got) =
+            run(TOTAL, Setup::Default, Arc::new(AtomicBool::new(false)));
         let max = seen.max_buffered.get();
         println!("max buffered {max} bytes for {TOTAL} bytes echoed");
         assert!(
@@ -172,9 +197,45 @@ fn echo_to_a_peer_that_does_not_read_stays_bounded() {
 fn without_backpressure_the_buffer_grows() {
     const TOTAL: usize = 16 << 20;
     bounded(120, || {
-        let (seen, sent, got_sum, got) = run(TOTAL, false, Arc::new(AtomicBool::new(false)));
+        let (seen, sent, got_sum, got) = run(
+            TOTAL,
+            Setup::NoBackpressure,
+            Arc::new(AtomicBool::new(false)),
+        );
         let max = seen.max_buffered.get();
         println!("max buffered {max} bytes without back-pressure");
+        assert!(max > 4 * (DEFAULT_HIGH_WATER + READ_CHUNK), "{max}");
+        assert_eq!(got, TOTAL);
+        assert_eq!(got_sum, sent);
+    });
+}
+
+/// The water marks set by the protocol bound the buffer instead of the defaults.
+#[test]
+fn backpressure_follows_the_water_marks() {
+    const TOTAL: usize = 16 << 20;
+    const HIGH: usize = 1 << 20;
+    bounded(120, || {
+        let setup = Setup::Limits(HIGH, HIGH / 4);
+        let (seen, sent, got_sum, got) = run(TOTAL, setup, Arc::new(AtomicBool::new(false)));
+        let max = seen.max_buffered.get();
+        println!("max buffered {max} bytes with a 1 MiB high-water mark");
+        assert!(max <= HIGH + READ_CHUNK, "{max}");
+        assert!(max > HIGH, "{max}");
+        assert_eq!(got, TOTAL);
+        assert_eq!(got_sum, sent);
+    });
+}
+
+/// A registered producer takes over flow control: reading is not held back for it.
+#[test]
+fn a_registered_producer_turns_backpressure_off() {
+    const TOTAL: usize = 16 << 20;
+    bounded(120, || {
+        let (seen, sent, got_sum, got) =
+            run(TOTAL, Setup::Producer, Arc::new(AtomicBool::new(false)));
+        let max = seen.max_buffered.get();
+        println!("max buffered {max} bytes with a producer registered");
         assert!(max > 4 * (DEFAULT_HIGH_WATER + READ_CHUNK), "{max}");
         assert_eq!(got, TOTAL);
         assert_eq!(got_sum, sent);
