@@ -19,6 +19,8 @@
 //! - [`listener`]: the accept loop over any listening socket (batch accept, `EMFILE` back-off)
 //!   and [`ListeningPort`](listener::ListeningPort);
 //! - [`connector`]: the object-safe [`Connector`](connector::Connector) trait factories see;
+//! - `base_connector`: the connection attempt every stream connector shares (state, attempt
+//!   ids, timeout, the factory's count), over a transport's `Dial`;
 //! - `factory`: the factory as transports see it, type-erased, with its start/stop count;
 //! - [`tcp`]: what is TCP's own (binding, name resolution, the TCP connector);
 //! - `tcp_ext`: [`TcpExt`], the TCP options of a connection.
@@ -32,6 +34,7 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::rc::Rc;
 
+pub(crate) mod base_connector;
 pub(crate) mod buffer;
 pub mod connector;
 pub(crate) mod factory;

@@ -20,28 +20,25 @@
 //! assert!(port.get_host().socket_addr().unwrap().ip().is_loopback());
 //! ```
 
-use std::cell::{Cell, RefCell};
 use std::io::{self, IoSlice, Read, Write};
 use std::net::{IpAddr, Shutdown, SocketAddr, ToSocketAddrs};
 use std::rc::{Rc, Weak};
 use std::time::Duration;
 
 use mio::net::{TcpListener, TcpStream};
-use mio::{Interest, Token};
 
+use super::Address;
+use super::base_connector::{BaseConnector, ClientOps, Dial, FactoryOps, connect_one};
 use super::connector::{Connector, ConnectorState};
 use super::factory::{AnyClientFactory, AnyFactory, counted};
 use super::listener::{Listener, Port};
 use super::stream::{StreamConnection, StreamSocket};
-use super::{Address, TransportImpl};
 use crate::error::{
-    CannotListenError, ConnectTimeoutError, DnsLookupError, InvalidTimeoutError,
-    NotConnectingError, UserError, connect_error_from_io,
+    CannotListenError, DnsLookupError, InvalidTimeoutError, NotConnectingError,
+    connect_error_from_io,
 };
-use crate::protocol::{ClientFactory, Factory, Handle, Protocol, ProtocolDriver, attach};
-use crate::reactor::sources::SourceHandler;
+use crate::protocol::{ClientFactory, Factory, Handle, Protocol};
 use crate::reactor::{Reactor, WeakReactor};
-use crate::time::DelayedCall;
 use crate::{Deferred, Failure};
 
 pub use super::buffer::{DEFAULT_HIGH_WATER, DEFAULT_LOW_WATER};
@@ -339,58 +336,110 @@ pub(crate) fn timeout_from_secs(secs: f64) -> Result<Duration, InvalidTimeoutErr
     Duration::try_from_secs_f64(secs).map_err(|_| InvalidTimeoutError(secs))
 }
 
-/// What a TCP connector reports to: a factory, or `connect_protocol`'s one protocol.
-trait ClientOps {
-    fn started(&self, c: &Rc<dyn Connector>);
-    /// Builds the protocol on `conn`; `None` if refused.
-    fn build(
-        &self,
-        conn: &Rc<StreamConnection<TcpStream>>,
-        addr: &Address,
-    ) -> Option<Rc<dyn ProtocolDriver>>;
-    /// The built protocol's `connection_made` ran.
-    fn running(&self) {}
-    fn failed(&self, c: &Rc<dyn Connector>, reason: Failure);
-    fn lost(&self, c: &Rc<dyn Connector>, reason: Failure);
-    fn do_start(&self);
-    fn do_stop(&self);
+/// How a TCP connector dials: the host as given (a name is resolved on a pool thread, off
+/// the loop; Twisted's `connectTCP` takes its first IPv4 address), the port, a local address
+/// to bind.
+pub(crate) struct TcpDial {
+    host: String,
+    port: u16,
+    bind: Option<SocketAddr>,
 }
 
-struct FactoryOps(Rc<dyn AnyClientFactory>);
-
-impl ClientOps for FactoryOps {
-    fn started(&self, c: &Rc<dyn Connector>) {
-        self.0.started(c)
-    }
-    fn build(
+impl TcpDial {
+    fn connect_to(
         &self,
-        conn: &Rc<StreamConnection<TcpStream>>,
-        addr: &Address,
-    ) -> Option<Rc<dyn ProtocolDriver>> {
-        self.0.build(addr, conn.transport())
-    }
-    fn failed(&self, c: &Rc<dyn Connector>, reason: Failure) {
-        self.0.failed(c, reason)
-    }
-    fn lost(&self, c: &Rc<dyn Connector>, reason: Failure) {
-        self.0.lost(c, reason)
-    }
-    fn do_start(&self) {
-        self.0.do_start()
-    }
-    fn do_stop(&self) {
-        if let Err(f) = self.0.do_stop() {
-            log::error!(target: "twistor::tcp", "stop_factory panicked: {f}");
+        connector: &BaseConnector<TcpDial>,
+        reactor: &Reactor,
+        id: u64,
+        addr: SocketAddr,
+    ) {
+        if !connector.is_current(id) {
+            return;
+        }
+        let stream = (|| -> io::Result<TcpStream> {
+            let socket = socket2::Socket::new(
+                socket2::Domain::for_address(addr),
+                socket2::Type::STREAM,
+                Some(socket2::Protocol::TCP),
+            )?;
+            socket.set_nonblocking(true)?;
+            if let Some(b) = self.bind {
+                socket.bind(&b.into())?;
+            }
+            match socket.connect(&addr.into()) {
+                Ok(()) => {}
+                Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
+                Err(e) => return Err(e),
+            }
+            Ok(TcpStream::from_std(socket.into()))
+        })();
+        match stream {
+            Ok(s) => connector.attempt_started(reactor, id, s),
+            Err(e) => connector.fail_attempt(id, connect_error_from_io(e)),
         }
     }
 }
 
-struct Attempt {
-    stream: Option<TcpStream>,
-    token: Option<Token>,
-    timeout: Option<DelayedCall>,
-    /// Bumped per attempt so a late resolution or event of an old attempt is ignored.
-    id: u64,
+impl Dial for TcpDial {
+    type Socket = TcpStream;
+
+    fn dial(&self, connector: &BaseConnector<Self>, reactor: &Reactor, id: u64) {
+        if let Ok(ip) = self.host.parse::<IpAddr>() {
+            return self.connect_to(connector, reactor, id, SocketAddr::new(ip, self.port));
+        }
+        let name = format!("{}:{}", self.host, self.port);
+        let me = connector.clone();
+        let r = reactor.clone();
+        let _ = reactor
+            .defer_to_thread_try(move || {
+                let addrs: Vec<SocketAddr> = name.to_socket_addrs()?.collect();
+                addrs
+                    .iter()
+                    .find(|a| a.is_ipv4())
+                    .or(addrs.first())
+                    .copied()
+                    .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no address"))
+            })
+            .add_both(move |resolved| {
+                match resolved {
+                    Ok(addr) => me.dial().connect_to(&me, &r, id, addr),
+                    Err(f) => me.fail_attempt(
+                        id,
+                        Failure::new(DnsLookupError(format!(
+                            "{}: {}",
+                            me.dial().host,
+                            f.error_message()
+                        ))),
+                    ),
+                }
+                Ok(())
+            });
+    }
+
+    fn check(s: &TcpStream) -> io::Result<bool> {
+        match s.take_error() {
+            Ok(Some(e)) | Err(e) => Err(e),
+            Ok(None) => match s.peer_addr() {
+                Ok(_) => Ok(true),
+                Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(false),
+                Err(e) => Err(e),
+            },
+        }
+    }
+
+    fn addresses(s: &TcpStream) -> io::Result<(Address, Address)> {
+        Ok((Address::Tcp(s.local_addr()?), Address::Tcp(s.peer_addr()?)))
+    }
+
+    fn destination(&self) -> Address {
+        match self.host.parse::<IpAddr>() {
+            Ok(ip) => Address::Tcp(SocketAddr::new(ip, self.port)),
+            Err(_) => Address::Name {
+                host: self.host.clone(),
+                port: self.port,
+            },
+        }
+    }
 }
 
 /// A TCP connection attempt and its result (Twisted's `tcp.Connector`); the
@@ -409,32 +458,78 @@ struct Attempt {
 /// assert_eq!(c.destination(), ("127.0.0.1".to_string(), 9));
 /// ```
 #[derive(Clone)]
-pub struct TcpConnector {
-    inner: Rc<ConnectorInner>,
-}
-
-struct ConnectorInner {
-    reactor: WeakReactor,
-    host: String,
-    port: u16,
-    options: ConnectOptions,
-    state: Cell<ConnectorState>,
-    factory_started: Cell<bool>,
-    attempt: RefCell<Option<Attempt>>,
-    next_attempt: Cell<u64>,
-    conn: RefCell<Option<Rc<StreamConnection<TcpStream>>>>,
-    ops: Box<dyn ClientOps>,
-}
+pub struct TcpConnector(BaseConnector<TcpDial>);
 
 impl std::fmt::Debug for TcpConnector {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "<TcpConnector {}:{} {:?}>",
-            self.inner.host,
-            self.inner.port,
-            self.inner.state.get()
+            "<TcpConnector {} {:?}>",
+            self.get_destination(),
+            self.state()
         )
+    }
+}
+
+impl TcpConnector {
+    fn unstarted(
+        reactor: WeakReactor,
+        host: &str,
+        port: u16,
+        ops: Box<dyn ClientOps>,
+        options: ConnectOptions,
+    ) -> TcpConnector {
+        let dial = TcpDial {
+            host: host.to_string(),
+            port,
+            bind: options.bind_address,
+        };
+        TcpConnector(BaseConnector::new(reactor, dial, options.timeout, ops))
+    }
+
+    /// A connector that is recorded, not run (`MemoryReactor`): it never connects.
+    pub(crate) fn recorded(
+        host: &str,
+        port: u16,
+        factory: Rc<dyn AnyClientFactory>,
+        options: ConnectOptions,
+    ) -> TcpConnector {
+        TcpConnector::unstarted(
+            WeakReactor::none(),
+            host,
+            port,
+            Box::new(FactoryOps(factory)),
+            options,
+        )
+    }
+
+    /// This connector as the trait object factories get.
+    pub fn as_dyn(&self) -> Rc<dyn Connector> {
+        Rc::new(self.0.clone())
+    }
+
+    /// Where it connects to: the host as given and the port.
+    pub fn destination(&self) -> (String, u16) {
+        let d = self.0.dial();
+        (d.host.clone(), d.port)
+    }
+}
+
+impl Connector for TcpConnector {
+    fn connect(&self) {
+        self.0.connect()
+    }
+    fn stop_connecting(&self) -> Result<(), NotConnectingError> {
+        self.0.stop_connecting()
+    }
+    fn disconnect(&self) {
+        self.0.disconnect()
+    }
+    fn get_destination(&self) -> Address {
+        self.0.get_destination()
+    }
+    fn state(&self) -> ConnectorState {
+        self.0.state()
     }
 }
 
@@ -500,389 +595,7 @@ where
     c
 }
 
-impl TcpConnector {
-    /// A disconnected connector; `ops` is what it reports to.
-    fn unstarted(
-        reactor: WeakReactor,
-        host: &str,
-        port: u16,
-        ops: Box<dyn ClientOps>,
-        options: ConnectOptions,
-    ) -> TcpConnector {
-        TcpConnector {
-            inner: Rc::new(ConnectorInner {
-                reactor,
-                host: host.to_string(),
-                port,
-                options,
-                state: Cell::new(ConnectorState::Disconnected),
-                factory_started: Cell::new(false),
-                attempt: RefCell::new(None),
-                next_attempt: Cell::new(0),
-                conn: RefCell::new(None),
-                ops,
-            }),
-        }
-    }
-
-    /// A connector that is recorded, not run (`MemoryReactor`): it never connects.
-    pub(crate) fn recorded(
-        host: &str,
-        port: u16,
-        factory: Rc<dyn AnyClientFactory>,
-        options: ConnectOptions,
-    ) -> TcpConnector {
-        TcpConnector::unstarted(
-            WeakReactor::none(),
-            host,
-            port,
-            Box::new(FactoryOps(factory)),
-            options,
-        )
-    }
-
-    /// This connector as the trait object factories get.
-    pub fn as_dyn(&self) -> Rc<dyn Connector> {
-        Rc::new(self.clone())
-    }
-
-    fn current(&self, id: u64) -> bool {
-        self.inner.state.get() == ConnectorState::Connecting
-            && self
-                .inner
-                .attempt
-                .borrow()
-                .as_ref()
-                .is_some_and(|a| a.id == id)
-    }
-
-    fn start_attempt(&self) {
-        let inner = &self.inner;
-        if inner.state.get() != ConnectorState::Disconnected {
-            return;
-        }
-        inner.state.set(ConnectorState::Connecting);
-        if !inner.factory_started.replace(true) {
-            inner.ops.do_start();
-        }
-        let id = inner.next_attempt.get() + 1;
-        inner.next_attempt.set(id);
-        *inner.attempt.borrow_mut() = Some(Attempt {
-            stream: None,
-            token: None,
-            timeout: None,
-            id,
-        });
-        inner.ops.started(&self.as_dyn());
-        if inner.state.get() != ConnectorState::Connecting {
-            return; // stopped from started_connecting
-        }
-        let Some(reactor) = inner.reactor.upgrade() else {
-            return;
-        };
-        if let Some(t) = inner.options.timeout {
-            let me = self.clone();
-            let call = reactor.call_later(t.as_secs_f64(), move || {
-                me.fail_attempt(
-                    id,
-                    Failure::new(ConnectTimeoutError(format!(
-                        "connecting to {}:{} took longer than {} s",
-                        me.inner.host,
-                        me.inner.port,
-                        t.as_secs_f64()
-                    ))),
-                );
-            });
-            if let Some(a) = inner.attempt.borrow_mut().as_mut() {
-                a.timeout = Some(call);
-            }
-        }
-        match inner.host.parse::<IpAddr>() {
-            Ok(ip) => self.connect_to(&reactor, id, SocketAddr::new(ip, inner.port)),
-            Err(_) => {
-                let name = format!("{}:{}", inner.host, inner.port);
-                let me = self.clone();
-                let r = reactor.clone();
-                let _ = reactor
-                    .defer_to_thread_try(move || {
-                        let addrs: Vec<SocketAddr> = name.to_socket_addrs()?.collect();
-                        // Twisted's connectTCP uses the first IPv4 address.
-                        addrs
-                            .iter()
-                            .find(|a| a.is_ipv4())
-                            .or(addrs.first())
-                            .copied()
-                            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no address"))
-                    })
-                    .add_both(move |r2| {
-                        match r2 {
-                            Ok(addr) => me.connect_to(&r, id, addr),
-                            Err(f) => me.fail_attempt(
-                                id,
-                                Failure::new(DnsLookupError(format!(
-                                    "{}: {}",
-                                    me.inner.host,
-                                    f.error_message()
-                                ))),
-                            ),
-                        }
-                        Ok(())
-                    });
-            }
-        }
-    }
-
-    fn connect_to(&self, reactor: &Reactor, id: u64, addr: SocketAddr) {
-        if !self.current(id) {
-            return;
-        }
-        let stream = (|| -> io::Result<TcpStream> {
-            let socket = socket2::Socket::new(
-                socket2::Domain::for_address(addr),
-                socket2::Type::STREAM,
-                Some(socket2::Protocol::TCP),
-            )?;
-            socket.set_nonblocking(true)?;
-            if let Some(b) = self.inner.options.bind_address {
-                socket.bind(&b.into())?;
-            }
-            match socket.connect(&addr.into()) {
-                Ok(()) => {}
-                Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
-                Err(e) => return Err(e),
-            }
-            Ok(TcpStream::from_std(socket.into()))
-        })();
-        let mut stream = match stream {
-            Ok(s) => s,
-            Err(e) => return self.fail_attempt(id, connect_error_from_io(e)),
-        };
-        let handler = Rc::new(AttemptHandler {
-            connector: self.clone(),
-            id,
-        });
-        match reactor.register_source(&mut stream, Interest::WRITABLE, handler) {
-            Ok(token) => {
-                if let Some(a) = self.inner.attempt.borrow_mut().as_mut() {
-                    a.stream = Some(stream);
-                    a.token = Some(token);
-                }
-            }
-            Err(e) => self.fail_attempt(id, connect_error_from_io(e)),
-        }
-    }
-
-    /// Ends the current attempt (deregisters, cancels the timeout) and returns its stream.
-    fn end_attempt(&self, reactor: Option<&Reactor>) -> Option<TcpStream> {
-        let attempt = self.inner.attempt.borrow_mut().take()?;
-        if let Some(c) = attempt.timeout {
-            let _ = c.cancel();
-        }
-        let mut stream = attempt.stream;
-        if let (Some(r), Some(t), Some(s)) = (reactor, attempt.token, stream.as_mut()) {
-            r.deregister_source(t, s);
-        }
-        stream
-    }
-
-    fn fail_attempt(&self, id: u64, reason: Failure) {
-        if !self.current(id) {
-            return;
-        }
-        let reactor = self.inner.reactor.upgrade();
-        drop(self.end_attempt(reactor.as_ref()));
-        self.failed(reason);
-    }
-
-    /// The attempt is over and failed: tell the factory (which may reconnect).
-    fn failed(&self, reason: Failure) {
-        self.inner.state.set(ConnectorState::Disconnected);
-        self.inner.ops.failed(&self.as_dyn(), reason);
-        self.maybe_stop_factory();
-    }
-
-    fn maybe_stop_factory(&self) {
-        // Reconnecting from the hook keeps the factory started.
-        if self.inner.state.get() == ConnectorState::Disconnected
-            && self.inner.factory_started.replace(false)
-        {
-            self.inner.ops.do_stop();
-        }
-    }
-
-    fn connected(&self, reactor: &Reactor, id: u64) {
-        if !self.current(id) {
-            return;
-        }
-        let Some(stream) = self.end_attempt(Some(reactor)) else {
-            return;
-        };
-        let established = stream.local_addr().and_then(|local| {
-            let peer = stream.peer_addr()?;
-            let conn =
-                StreamConnection::new(reactor, stream, Address::Tcp(local), Address::Tcp(peer))?;
-            Ok((conn, peer))
-        });
-        let (conn, peer) = match established {
-            Ok(c) => c,
-            Err(e) => return self.failed(connect_error_from_io(e)),
-        };
-        self.inner.state.set(ConnectorState::Connected);
-        // The connection keeps its connector alive (a caller may drop the one it got); the
-        // cycle ends when the connection closes and drops this closure.
-        let me = self.clone();
-        conn.set_on_closed(move |reason| {
-            me.inner.conn.borrow_mut().take();
-            me.inner.state.set(ConnectorState::Disconnected);
-            me.inner.ops.lost(&me.as_dyn(), reason);
-            me.maybe_stop_factory();
-        });
-        *self.inner.conn.borrow_mut() = Some(conn.clone());
-        match self.inner.ops.build(&conn, &Address::Tcp(peer)) {
-            Some(driver) => {
-                conn.start(driver);
-                self.inner.ops.running();
-            }
-            // Refused by the factory: drop the connection.
-            None => conn.abort_connection(),
-        }
-    }
-
-    /// Where it connects to: the host as given and the port.
-    pub fn destination(&self) -> (String, u16) {
-        (self.inner.host.clone(), self.inner.port)
-    }
-}
-
-impl Connector for TcpConnector {
-    fn connect(&self) {
-        self.start_attempt()
-    }
-
-    fn stop_connecting(&self) -> Result<(), NotConnectingError> {
-        if self.inner.state.get() != ConnectorState::Connecting {
-            return Err(NotConnectingError);
-        }
-        let id = self
-            .inner
-            .attempt
-            .borrow()
-            .as_ref()
-            .map(|a| a.id)
-            .unwrap_or(0);
-        self.fail_attempt(id, Failure::new(UserError));
-        Ok(())
-    }
-
-    fn disconnect(&self) {
-        match self.inner.state.get() {
-            ConnectorState::Connecting => {
-                let _ = self.stop_connecting();
-            }
-            ConnectorState::Connected => {
-                let conn = self.inner.conn.borrow().clone();
-                if let Some(c) = conn {
-                    c.lose_connection();
-                }
-            }
-            ConnectorState::Disconnected => {}
-        }
-    }
-
-    fn get_destination(&self) -> Address {
-        match self.inner.host.parse::<IpAddr>() {
-            Ok(ip) => Address::Tcp(SocketAddr::new(ip, self.inner.port)),
-            Err(_) => Address::Name {
-                host: self.inner.host.clone(),
-                port: self.inner.port,
-            },
-        }
-    }
-
-    fn state(&self) -> ConnectorState {
-        self.inner.state.get()
-    }
-}
-
-struct AttemptHandler {
-    connector: TcpConnector,
-    id: u64,
-}
-
-impl SourceHandler for AttemptHandler {
-    fn ready(&self, reactor: &Reactor, _readable: bool, _writable: bool, _read_closed: bool) {
-        self.connector.attempt_ready(reactor, self.id)
-    }
-    fn flush(&self, _reactor: &Reactor) {}
-}
-
-impl TcpConnector {
-    /// The attempt's socket became writable: connected, failed, or a spurious wake-up.
-    fn attempt_ready(&self, reactor: &Reactor, id: u64) {
-        if !self.current(id) {
-            return;
-        }
-        let status = {
-            let attempt = self.inner.attempt.borrow();
-            let Some(s) = attempt.as_ref().and_then(|a| a.stream.as_ref()) else {
-                return;
-            };
-            match s.take_error() {
-                Ok(Some(e)) | Err(e) => Err(e),
-                Ok(None) => match s.peer_addr() {
-                    Ok(_) => Ok(true),
-                    Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(false),
-                    Err(e) => Err(e),
-                },
-            }
-        };
-        match status {
-            Ok(true) => self.connected(reactor, id),
-            Ok(false) => {} // spurious wake-up: still connecting
-            Err(e) => self.fail_attempt(id, connect_error_from_io(e)),
-        }
-    }
-}
-
 // ---- connect_protocol ------------------------------------------------------------------------
-
-struct OneShot<P: Protocol> {
-    protocol: RefCell<Option<P>>,
-    handle: RefCell<Option<Handle<P>>>,
-    result: Deferred<Handle<P>>,
-    /// Set by the canceller: the attempt's failure (a `UserError`) must not fire `result`,
-    /// which then fails with `CancelledError`.
-    cancelled: Rc<Cell<bool>>,
-}
-
-impl<P: Protocol> ClientOps for OneShot<P> {
-    fn started(&self, _c: &Rc<dyn Connector>) {}
-    fn build(
-        &self,
-        conn: &Rc<StreamConnection<TcpStream>>,
-        _addr: &Address,
-    ) -> Option<Rc<dyn ProtocolDriver>> {
-        let p = self.protocol.borrow_mut().take()?;
-        let (driver, handle) = attach(p, conn.transport());
-        *self.handle.borrow_mut() = Some(handle);
-        Some(driver)
-    }
-    fn running(&self) {
-        // After `connection_made`, as in Twisted.
-        let handle = self.handle.borrow_mut().take();
-        if let Some(h) = handle {
-            let _ = self.result.callback(h);
-        }
-    }
-    fn failed(&self, _c: &Rc<dyn Connector>, reason: Failure) {
-        if !self.cancelled.get() {
-            let _ = self.result.errback(reason);
-        }
-    }
-    fn lost(&self, _c: &Rc<dyn Connector>, _reason: Failure) {}
-    fn do_start(&self) {}
-    fn do_stop(&self) {}
-}
 
 /// Connects `protocol` to `host:port` and fires with its [`Handle`] once connected (Twisted's
 /// `ClientCreator.connectTCP` / `connectProtocol`, with a 30 s timeout; see
@@ -935,27 +648,10 @@ pub fn connect_protocol_with<P: Protocol>(
     protocol: P,
     options: ConnectOptions,
 ) -> Deferred<Handle<P>> {
-    let connector_slot: Rc<RefCell<Option<TcpConnector>>> = Rc::new(RefCell::new(None));
-    let slot = connector_slot.clone();
-    let cancelled = Rc::new(Cell::new(false));
-    let was_cancelled = cancelled.clone();
-    let result = Deferred::with_canceller(move |_d: &Deferred<Handle<P>>| {
-        was_cancelled.set(true);
-        let c = slot.borrow_mut().take();
-        if let Some(c) = c {
-            c.disconnect();
-        }
-    });
-    let ops = Box::new(OneShot {
-        protocol: RefCell::new(Some(protocol)),
-        handle: RefCell::new(None),
-        result: result.clone(),
-        cancelled,
-    });
-    let c = TcpConnector::unstarted(reactor.downgrade(), host, port, ops, options);
-    *connector_slot.borrow_mut() = Some(c.clone());
-    c.connect();
-    result
+    let reactor = reactor.downgrade();
+    connect_one(protocol, |ops| {
+        TcpConnector::unstarted(reactor, host, port, ops, options).0
+    })
 }
 
 // ---- the reactor interface -------------------------------------------------------------------
