@@ -2,11 +2,9 @@
 //!
 //! Run: `cargo run --example echo_server -- 8000` then `nc 127.0.0.1 8000`.
 
-use std::rc::Rc;
-
 use twistor::protocol::{Context, Protocol, for_protocol};
 use twistor::reactor::Reactor;
-use twistor::transport::tcp::listen_tcp;
+use twistor::transport::tcp::{ListenOptions, listen_tcp_with};
 
 struct Echo;
 
@@ -32,12 +30,11 @@ fn main() {
             std::process::exit(1);
         }
     };
-    match listen_tcp(
+    match listen_tcp_with(
         &reactor,
         port,
-        Rc::new(for_protocol(|| Echo)),
-        50,
-        "127.0.0.1",
+        for_protocol(|| Echo),
+        ListenOptions::on("127.0.0.1"),
     ) {
         Ok(p) => println!("echo server on {}", p.get_host()),
         Err(e) => {

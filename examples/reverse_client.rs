@@ -106,7 +106,7 @@ impl RemoteReverser {
         let (d, fire) = Deferred::new();
         let protocol = LineReceiver::new(ReverseClientProtocol::new(fire.clone(), some_string));
         let reverse_failed = fire;
-        let _ = connect_protocol(&self.reactor, &self.host, self.port, protocol, 30.0).add_both(
+        let _ = connect_protocol(&self.reactor, &self.host, self.port, protocol).add_both(
             move |connected: Result<Handle<LineReceiver<ReverseClientProtocol>>, Failure>| {
                 // Not in the paper: no connection, no reply.
                 if let Err(reason) = connected {

@@ -46,13 +46,11 @@
 //!
 //! A bad argument prints the usage to stderr and exits with code 2.
 
-use std::rc::Rc;
-
 use twistor::protocol::Factory;
 use twistor::protocols::basic::{LineContext, LineHandler, LineReceiver};
 use twistor::reactor::Reactor;
 use twistor::transport::Address;
-use twistor::transport::tcp::listen_tcp;
+use twistor::transport::tcp::{ListenOptions, listen_tcp_with};
 
 /// Line-based protocol that echoes any lines it receives in reverse.
 ///
@@ -145,7 +143,12 @@ fn main() {
         }
     };
     // reactor.listenTCP(9999, ReverseLineFactory())
-    match listen_tcp(&reactor, port, Rc::new(ReverseLineFactory), 50, "127.0.0.1") {
+    match listen_tcp_with(
+        &reactor,
+        port,
+        ReverseLineFactory,
+        ListenOptions::on("127.0.0.1"),
+    ) {
         Ok(listening) => println!("reverse_server listening on {}", listening.get_host()),
         Err(e) => {
             eprintln!("reverse_server: {e}");

@@ -15,19 +15,90 @@ use crate::Failure;
 pub struct ConnectionDone;
 
 /// The connection was lost in a non-clean fashion (reset, socket error, reactor shutdown).
-#[derive(Debug, Clone, PartialEq, Eq, Default, thiserror::Error)]
-#[error("Connection to the other side was lost in a non-clean fashion{}", .0.as_deref().map(|d| format!(": {d}")).unwrap_or_default())]
-pub struct ConnectionLost(pub Option<String>);
+/// A socket error is kept as the [`source`](std::error::Error::source), with its kind and
+/// errno.
+///
+/// ```
+/// use std::error::Error;
+/// use twistor::error::ConnectionLost;
+/// let e = ConnectionLost::from_io(std::io::Error::from_raw_os_error(104));
+/// assert_eq!(e.errno(), Some(104));
+/// assert!(e.source().is_some());
+/// assert!(ConnectionLost::new().to_string().contains("non-clean"));
+/// ```
+#[derive(Debug, Default, thiserror::Error)]
+#[error("Connection to the other side was lost in a non-clean fashion{}", .detail.as_deref().map(|d| format!(": {d}")).unwrap_or_default())]
+#[non_exhaustive]
+pub struct ConnectionLost {
+    /// What happened, if known.
+    pub detail: Option<String>,
+    /// The socket error, if one caused it.
+    #[source]
+    pub source: Option<io::Error>,
+}
+
+impl ConnectionLost {
+    /// Lost, with no detail.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Lost, for the reason `detail`.
+    pub fn because(detail: impl Into<String>) -> Self {
+        ConnectionLost {
+            detail: Some(detail.into()),
+            source: None,
+        }
+    }
+
+    /// Lost because of the socket error `e` (kept as the source).
+    pub fn from_io(e: io::Error) -> Self {
+        ConnectionLost {
+            detail: Some(e.to_string()),
+            source: Some(e),
+        }
+    }
+
+    /// The OS error number, if a socket error caused it.
+    pub fn errno(&self) -> Option<i32> {
+        self.source.as_ref().and_then(io::Error::raw_os_error)
+    }
+}
 
 /// This side called `abort_connection` (is-a [`ConnectionLost`]: see [`is_connection_lost`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, thiserror::Error)]
 #[error("Connection was aborted locally.")]
 pub struct ConnectionAborted;
 
-/// The peer refused the connection.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("Connection was refused by other side: {0}")]
-pub struct ConnectionRefusedError(pub String);
+/// The peer refused the connection; the OS error (`ECONNREFUSED`) is the source.
+///
+/// ```
+/// use twistor::error::ConnectionRefusedError;
+/// let e = ConnectionRefusedError::from(std::io::Error::from_raw_os_error(111));
+/// assert_eq!(e.errno(), Some(111));
+/// assert_eq!(e.source.kind(), std::io::ErrorKind::ConnectionRefused);
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[error("Connection was refused by other side: {source}")]
+#[non_exhaustive]
+pub struct ConnectionRefusedError {
+    /// The OS error.
+    #[source]
+    pub source: io::Error,
+}
+
+impl From<io::Error> for ConnectionRefusedError {
+    fn from(source: io::Error) -> Self {
+        ConnectionRefusedError { source }
+    }
+}
+
+impl ConnectionRefusedError {
+    /// The OS error number (`ECONNREFUSED`).
+    pub fn errno(&self) -> Option<i32> {
+        self.source.raw_os_error()
+    }
+}
 
 /// A connection attempt took longer than its timeout (Twisted's `error.TimeoutError`, not
 /// [`crate::defer::TimeoutError`]).
@@ -40,10 +111,47 @@ pub struct ConnectTimeoutError(pub String);
 #[error("DNS lookup failed: {0}")]
 pub struct DnsLookupError(pub String);
 
-/// Any other failure to connect (the OS error's message).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("An error occurred while connecting: {0}")]
-pub struct ConnectError(pub String);
+/// Any other failure to connect; the OS error is the source.
+///
+/// ```
+/// use twistor::error::ConnectError;
+/// let e = ConnectError::from(std::io::Error::from_raw_os_error(101));
+/// assert_eq!(e.errno(), Some(101));
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[error("An error occurred while connecting: {source}")]
+#[non_exhaustive]
+pub struct ConnectError {
+    /// The OS error.
+    #[source]
+    pub source: io::Error,
+}
+
+impl From<io::Error> for ConnectError {
+    fn from(source: io::Error) -> Self {
+        ConnectError { source }
+    }
+}
+
+impl ConnectError {
+    /// The OS error number, if any.
+    pub fn errno(&self) -> Option<i32> {
+        self.source.raw_os_error()
+    }
+}
+
+/// A timeout that is not a number of seconds: NaN, negative or infinite.
+///
+/// ```
+/// use twistor::transport::tcp::ConnectOptions;
+/// let e = ConnectOptions::default().timeout_secs(-2.0).unwrap_err();
+/// assert!(e.to_string().contains("-2"));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, thiserror::Error)]
+#[error(
+    "invalid timeout {0} s: a timeout must be a finite, non-negative number of seconds (NaN is not)"
+)]
+pub struct InvalidTimeoutError(pub f64);
 
 /// `stop_connecting` was called (the attempt was cancelled by the user).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -55,7 +163,7 @@ pub struct UserError;
 #[error("The Connector was not connecting when it was asked to stop connecting.")]
 pub struct NotConnectingError;
 
-/// A port could not be listened on.
+/// A port could not be listened on; the OS error is the source.
 #[derive(Debug, thiserror::Error)]
 #[error("Couldn't listen on {interface}:{port}: {source}.")]
 pub struct CannotListenError {
@@ -89,15 +197,15 @@ pub fn is_connection_lost(f: &Failure) -> bool {
 }
 
 /// Maps an I/O error of an established connection to Twisted's reason.
-pub(crate) fn lost_from_io(e: &io::Error) -> Failure {
-    Failure::new(ConnectionLost(Some(e.to_string())))
+pub(crate) fn lost_from_io(e: io::Error) -> Failure {
+    Failure::new(ConnectionLost::from_io(e))
 }
 
 /// Maps an error of a connection attempt to Twisted's connect errors.
-pub(crate) fn connect_error_from_io(e: &io::Error) -> Failure {
+pub(crate) fn connect_error_from_io(e: io::Error) -> Failure {
     match e.kind() {
-        io::ErrorKind::ConnectionRefused => Failure::new(ConnectionRefusedError(e.to_string())),
+        io::ErrorKind::ConnectionRefused => Failure::new(ConnectionRefusedError::from(e)),
         io::ErrorKind::TimedOut => Failure::new(ConnectTimeoutError(e.to_string())),
-        _ => Failure::new(ConnectError(e.to_string())),
+        _ => Failure::new(ConnectError::from(e)),
     }
 }

@@ -133,6 +133,10 @@
 //!
 //! The same protocol serves real connections with
 //! [`transport::tcp::listen_tcp`]; `twistor reverse` and `examples/reverse_server.rs` do that.
+//!
+//! # One import
+//!
+//! [`prelude`] brings the names most programs use: `use twistor::prelude::*;`.
 #![warn(missing_docs)]
 #![deny(unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
 
@@ -147,6 +151,8 @@ pub mod task;
 pub mod testing;
 pub mod time;
 pub mod transport;
+
+pub mod prelude;
 
 pub use defer::{Deferred, Resolver};
 pub use failure::Failure;

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use twistor::protocol::{Context, Protocol, for_protocol};
 use twistor::protocols::portforward::proxy_factory;
 use twistor::reactor::{Reactor, ThreadHandle};
-use twistor::transport::tcp::{DEFAULT_HIGH_WATER, listen_tcp};
+use twistor::transport::tcp::{DEFAULT_HIGH_WATER, ListenOptions, listen_tcp_with};
 use util::bounded;
 
 /// What one read of a TCP transport delivers at most (`READ_CHUNK` in `transport::tcp`).
@@ -99,15 +99,19 @@ fn eight_mib_round_trip_through_the_forwarder() {
     const TOTAL: u64 = 8 << 20;
     bounded(120, || {
         let reactor = Reactor::new().unwrap();
-        let echo = listen_tcp(&reactor, 0, Rc::new(for_protocol(|| Echo)), 50, "127.0.0.1")
-            .unwrap()
-            .port();
-        let forward = listen_tcp(
+        let echo = listen_tcp_with(
+            &reactor,
+            0,
+            Rc::new(for_protocol(|| Echo)),
+            ListenOptions::on("127.0.0.1"),
+        )
+        .unwrap()
+        .port();
+        let forward = listen_tcp_with(
             &reactor,
             0,
             Rc::new(proxy_factory(&reactor, "127.0.0.1", echo)),
-            50,
-            "127.0.0.1",
+            ListenOptions::on("127.0.0.1"),
         )
         .unwrap()
         .port();
@@ -309,12 +313,11 @@ fn back_pressure(direction: Direction) {
         let reactor = Reactor::new().unwrap();
         let server = small_listener();
         let server_port = server.local_addr().unwrap().port();
-        let forward = listen_tcp(
+        let forward = listen_tcp_with(
             &reactor,
             0,
             Rc::new(proxy_factory(&reactor, "127.0.0.1", server_port)),
-            50,
-            "127.0.0.1",
+            ListenOptions::on("127.0.0.1"),
         )
         .unwrap()
         .port();

@@ -5,9 +5,11 @@ use std::rc::Rc;
 
 use twistor::error::ConnectionDone;
 use twistor::failure::PanicError;
-use twistor::protocol::{Context, Factory, Handle, Protocol, do_start, do_stop, for_protocol};
+use twistor::protocol::{Context, Factory, Handle, Protocol, for_protocol};
+use twistor::reactor::Reactor;
 use twistor::testing::{AccumulatingProtocol, StringTransport, connected_server_and_client};
 use twistor::transport::Address;
+use twistor::transport::tcp::{ListenOptions, listen_tcp_with};
 use twistor::{Clock, Deferred, Failure};
 
 #[derive(Default)]
@@ -133,21 +135,144 @@ fn factory_start_stop_counted() {
             self.stops.set(self.stops.get() + 1);
         }
     }
+    let reactor = Reactor::new().unwrap();
     let f = Rc::new(Counting {
         starts: Cell::new(0),
         stops: Cell::new(0),
     });
-    for _ in 0..3 {
-        do_start(&f);
-    }
+    // Three ports share one factory (one `Rc`): one start, one stop after the last port.
+    let ports: Vec<_> = (0..3)
+        .map(|_| listen_tcp_with(&reactor, 0, f.clone(), ListenOptions::on("127.0.0.1")).unwrap())
+        .collect();
     assert_eq!(f.starts.get(), 1);
-    do_stop(&f);
-    do_stop(&f);
+    let stop = |i: usize| {
+        let d = ports[i].stop_listening(&reactor);
+        while !d.has_result() {
+            reactor
+                .iterate(std::time::Duration::from_millis(10))
+                .unwrap();
+        }
+        // Stopping again is ignored: the count never goes below zero.
+        let again = ports[i].stop_listening(&reactor);
+        while !again.has_result() {
+            reactor
+                .iterate(std::time::Duration::from_millis(10))
+                .unwrap();
+        }
+    };
+    stop(0);
+    stop(1);
     assert_eq!(f.stops.get(), 0);
-    do_stop(&f);
+    stop(2);
     assert_eq!(f.stops.get(), 1);
-    do_stop(&f); // ignored at zero
-    assert_eq!(f.stops.get(), 1);
+    assert_eq!(f.starts.get(), 1);
+}
+
+/// The start/stop count belongs to the factory: a new factory never inherits the count of
+/// one that was dropped while still counted, even when it gets the same address (the
+/// count was once kept in a map keyed by the factory's address, and `start_factory` of such
+/// a new factory was skipped).
+#[test]
+fn new_factory_never_inherits_an_old_count() {
+    struct Starts(Rc<Cell<u32>>);
+    impl Factory for Starts {
+        type Protocol = AccumulatingProtocol;
+        fn build_protocol(&self, _: &Address) -> Option<AccumulatingProtocol> {
+            None
+        }
+        fn start_factory(&self) {
+            self.0.set(self.0.get() + 1);
+        }
+    }
+    let starts = Rc::new(Cell::new(0));
+    for i in 1..=50 {
+        // Each reactor and port is dropped without `stop_listening`: the factory is still
+        // counted when it goes, and the next one is likely to reuse its allocation.
+        let reactor = Reactor::new().unwrap();
+        let port = listen_tcp_with(
+            &reactor,
+            0,
+            Starts(starts.clone()),
+            ListenOptions::on("127.0.0.1"),
+        )
+        .unwrap();
+        drop(port);
+        drop(reactor);
+        assert_eq!(starts.get(), i, "start_factory skipped for factory {i}");
+    }
+}
+
+/// `stop_listening` fails with the factory's error when `stop_factory` fails (Twisted 26.10
+/// passes its exception to the Deferred); before, the Deferred never fired.
+#[test]
+fn stop_listening_fails_when_stop_factory_fails() {
+    struct Broken;
+    impl Factory for Broken {
+        type Protocol = AccumulatingProtocol;
+        fn build_protocol(&self, _: &Address) -> Option<AccumulatingProtocol> {
+            None
+        }
+        fn stop_factory(&self) {
+            panic!("cannot flush the log");
+        }
+    }
+    let reactor = Reactor::new().unwrap();
+    let port = listen_tcp_with(&reactor, 0, Broken, ListenOptions::on("127.0.0.1")).unwrap();
+    let d = port.stop_listening(&reactor);
+    let start = std::time::Instant::now();
+    while !d.has_result() && start.elapsed() < std::time::Duration::from_secs(5) {
+        reactor
+            .iterate(std::time::Duration::from_millis(10))
+            .unwrap();
+    }
+    let f = twistor::testing::failure_result_of(&d);
+    assert!(f.is::<PanicError>(), "{f:?}");
+    assert!(f.to_string().contains("cannot flush the log"), "{f}");
+}
+
+/// A protocol reaches the factory that built it (Twisted's `self.factory`).
+#[test]
+fn protocol_reaches_its_factory() {
+    struct Named(&'static str);
+    struct Greeter;
+    impl Protocol for Greeter {
+        fn connection_made(&mut self, cx: &Context<Self>) {
+            let name = cx.factory::<Named>().map_or("none", |f| f.0);
+            cx.transport().write(name.as_bytes());
+            cx.transport().lose_connection();
+        }
+        fn data_received(&mut self, _: &Context<Self>, _: &[u8]) {}
+    }
+    impl Factory for Named {
+        type Protocol = Greeter;
+        fn build_protocol(&self, _: &Address) -> Option<Greeter> {
+            Some(Greeter)
+        }
+    }
+    let reactor = Reactor::new().unwrap();
+    let port =
+        listen_tcp_with(&reactor, 0, Named("alice"), ListenOptions::on("127.0.0.1")).unwrap();
+    let port_no = port.port();
+    let reader = std::thread::spawn(move || {
+        use std::io::Read;
+        let mut c = std::net::TcpStream::connect(("127.0.0.1", port_no)).unwrap();
+        let mut got = Vec::new();
+        c.read_to_end(&mut got).unwrap();
+        got
+    });
+    let start = std::time::Instant::now();
+    while !reader.is_finished() && start.elapsed() < std::time::Duration::from_secs(5) {
+        reactor
+            .iterate(std::time::Duration::from_millis(10))
+            .unwrap();
+    }
+    assert_eq!(reader.join().unwrap(), b"alice");
+    assert_eq!(port.factory::<Named>().map(|f| f.0), Some("alice"));
+    // On an in-memory transport there is no factory.
+    let st = StringTransport::new();
+    let h = st.connect(Greeter);
+    assert_eq!(st.value(), b"none");
+    drop(h);
 }
 
 #[test]
@@ -219,4 +344,33 @@ fn a_panicking_queued_job_closes_the_connection() {
         h2.with(|_, _| panic!("queued job exploded"));
     });
     assert!(st.lost_reason().unwrap().is::<PanicError>());
+}
+
+/// Twisted's `StringTransport` refuses `pauseProducing`/`resumeProducing` after
+/// `stopProducing` or `loseConnection` (a `RuntimeError`), leaving its state as it was.
+#[test]
+fn string_transport_refuses_pause_and_resume_when_stopped_or_closing() {
+    use twistor::testing::ReadState;
+    use twistor::transport::ProducerError;
+
+    let st = StringTransport::new();
+    let t = st.transport();
+    t.pause_producing();
+    assert_eq!(st.read_state(), ReadState::Paused);
+    t.stop_producing();
+    assert_eq!(t.try_resume_producing(), Err(ProducerError::Stopped));
+    assert_eq!(t.try_pause_producing(), Err(ProducerError::Stopped));
+    assert_eq!(st.resume_producing(), Err(ProducerError::Stopped));
+    // The plain form logs the refusal and changes nothing either.
+    t.resume_producing();
+    assert_eq!(st.read_state(), ReadState::Stopped);
+
+    let st = StringTransport::new();
+    let t = st.transport();
+    t.pause_producing();
+    t.lose_connection();
+    assert_eq!(t.try_resume_producing(), Err(ProducerError::Disconnecting));
+    assert_eq!(st.read_state(), ReadState::Paused);
+    assert_eq!(st.pause_producing(), Err(ProducerError::Disconnecting));
+    assert_eq!(st.read_state(), ReadState::Paused);
 }

@@ -498,7 +498,7 @@ fn throttling_factory_pauses_producers_over_the_write_limit() {
 fn throttling_factory_refuses_over_tcp() {
     use std::io::{Read, Write};
     use twistor::reactor::Reactor;
-    use twistor::transport::tcp::listen_tcp;
+    use twistor::transport::tcp::{ListenOptions, listen_tcp_with};
 
     util::bounded(30, || {
         let reactor = Reactor::new().unwrap();
@@ -510,9 +510,14 @@ fn throttling_factory_refuses_over_tcp() {
                 ..ThrottleOptions::default()
             },
         );
-        let port = listen_tcp(&reactor, 0, Rc::new(factory), 50, "127.0.0.1")
-            .unwrap()
-            .port();
+        let port = listen_tcp_with(
+            &reactor,
+            0,
+            Rc::new(factory),
+            ListenOptions::on("127.0.0.1"),
+        )
+        .unwrap()
+        .port();
         let handle = reactor.thread_handle();
         let client = std::thread::spawn(move || {
             let result = (|| -> std::io::Result<(Vec<u8>, usize)> {
@@ -801,7 +806,8 @@ fn wrapping_factories_wrap_framing_receivers() {
 fn wrapping_factory_forwards_client_hooks() {
     use twistor::protocol::ClientFactory;
     use twistor::reactor::Reactor;
-    use twistor::transport::tcp::{Connector, connect_tcp};
+    use twistor::transport::connector::Connector;
+    use twistor::transport::tcp::connect_tcp;
 
     #[derive(Default)]
     struct Client {
@@ -815,10 +821,10 @@ fn wrapping_factory_forwards_client_hooks() {
         }
     }
     impl ClientFactory for Client {
-        fn started_connecting(&self, _c: &Connector) {
+        fn started_connecting(&self, _c: &Rc<dyn Connector>) {
             self.started.set(self.started.get() + 1);
         }
-        fn client_connection_failed(&self, _c: &Connector, _reason: Failure) {
+        fn client_connection_failed(&self, _c: &Rc<dyn Connector>, _reason: Failure) {
             self.failed.set(self.failed.get() + 1);
         }
     }
@@ -829,7 +835,7 @@ fn wrapping_factory_forwards_client_hooks() {
         let reactor = Reactor::new().unwrap();
         let factory = Rc::new(WrappingFactory::new(Client::default(), Pass));
         let port = util::unused_port();
-        let _c = connect_tcp(&reactor, "127.0.0.1", port, factory.clone(), 5.0, None);
+        let _c = connect_tcp(&reactor, "127.0.0.1", port, factory.clone());
         let r = reactor.clone();
         let f = factory.clone();
         let check = twistor::task::LoopingCall::new(reactor.clone(), move || {

@@ -89,16 +89,15 @@ fn test_chargen_streams_over_tcp() {
     use std::io::Read;
     use twistor::protocol::for_protocol;
     use twistor::reactor::Reactor;
-    use twistor::transport::tcp::listen_tcp;
+    use twistor::transport::tcp::{ListenOptions, listen_tcp_with};
 
     util::bounded(30, || {
         let reactor = Reactor::new().unwrap();
-        let port = listen_tcp(
+        let port = listen_tcp_with(
             &reactor,
             0,
             Rc::new(for_protocol(Chargen::default)),
-            50,
-            "127.0.0.1",
+            ListenOptions::on("127.0.0.1"),
         )
         .unwrap()
         .port();

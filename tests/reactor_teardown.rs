@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use twistor::protocol::{Context, Protocol, for_protocol};
 use twistor::reactor::Reactor;
-use twistor::transport::tcp::{connect_tcp, listen_tcp};
+use twistor::transport::tcp::{ListenOptions, connect_tcp, listen_tcp_with};
 use util::bounded;
 
 /// Counts connections made and protocols dropped.
@@ -57,8 +57,10 @@ fn test_dropping_the_reactor_closes_connections_ports_and_descriptors() {
                 made: m.clone(),
                 dropped: d.clone(),
             }));
-            let port = listen_tcp(&reactor, 0, factory.clone(), 50, "127.0.0.1").expect("listen");
-            let connector = connect_tcp(&reactor, "127.0.0.1", port.port(), factory, 5.0, None);
+            let port =
+                listen_tcp_with(&reactor, 0, factory.clone(), ListenOptions::on("127.0.0.1"))
+                    .expect("listen");
+            let connector = connect_tcp(&reactor, "127.0.0.1", port.port(), factory);
             let (_peer, watched) = UnixStream::pair().expect("a socket pair");
             reactor.add_reader(watched, |_| ()).expect("watch").detach();
             let deadline = Instant::now() + Duration::from_secs(5);

@@ -202,11 +202,19 @@ fn test_reset_delay() {
 #[test]
 fn test_reconnects_to_real_port_after_refusal() {
     use twistor::reactor::Reactor;
-    use twistor::transport::tcp::{connect_tcp, listen_tcp};
+    use twistor::transport::tcp::{
+        ConnectOptions, ListenOptions, connect_tcp_with, listen_tcp_with,
+    };
     util::bounded(20, || {
         let reactor = Reactor::new().expect("reactor");
         // A port that refuses: listen, note the port, stop listening.
-        let port = listen_tcp(&reactor, 0, Rc::new(for_protocol(|| P)), 50, "127.0.0.1").unwrap();
+        let port = listen_tcp_with(
+            &reactor,
+            0,
+            Rc::new(for_protocol(|| P)),
+            ListenOptions::on("127.0.0.1"),
+        )
+        .unwrap();
         let n = port.port();
         drop(port.stop_listening(&reactor));
         reactor.iterate(std::time::Duration::ZERO).unwrap();
@@ -233,11 +241,22 @@ fn test_reconnects_to_real_port_after_refusal() {
             })
             .unwrap(),
         );
-        connect_tcp(&reactor, "127.0.0.1", n, factory, 5.0, None);
+        connect_tcp_with(
+            &reactor,
+            "127.0.0.1",
+            n,
+            factory,
+            ConnectOptions::default().timeout_secs(5.0).unwrap(),
+        );
         // After the first refusal, listen again on the same port: a retry connects.
         let r2 = reactor.clone();
         reactor.call_later(0.005, move || {
-            let p = listen_tcp(&r2, n, Rc::new(for_protocol(|| P)), 50, "127.0.0.1");
+            let p = listen_tcp_with(
+                &r2,
+                n,
+                Rc::new(for_protocol(|| P)),
+                ListenOptions::on("127.0.0.1"),
+            );
             // The reactor keeps the port listening; the handle is not needed.
             drop(p);
         });

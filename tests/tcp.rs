@@ -1,6 +1,7 @@
 //! TCP on loopback: `listen_tcp`, `connect_tcp`, `connect_protocol` and the TCP transport
-//! (reference 3.5, 4.1, 4.2, 4.5, 4.6; Twisted's `test_tcp.py` in section 10.5; hazards 5-8 and
-//! 19 of section 12). Every test runs bounded in time and uses 127.0.0.1 (or ::1) and port 0.
+//! (Twisted's `listenTCP`/`connectTCP` semantics and its `test_tcp.py`: connection errors,
+//! half-close, producers, closing rules). Every test runs bounded in time and uses 127.0.0.1
+//! (or ::1) and port 0.
 
 mod tcputil;
 mod util;
@@ -19,8 +20,11 @@ use twistor::error::{
 };
 use twistor::protocol::{Context, FactoryFn, Protocol, for_protocol};
 use twistor::reactor::Reactor;
+use twistor::transport::connector::{Connector, ConnectorState};
+use twistor::transport::listener::ListeningPort;
+use twistor::transport::multicore::serve_on_threads;
 use twistor::transport::tcp::{
-    ConnectorState, ListeningPort, connect_protocol, connect_tcp, listen_tcp,
+    ConnectOptions, ListenOptions, connect_protocol_with, connect_tcp_with, listen_tcp_with,
 };
 use twistor::transport::{Address, Producer};
 use util::bounded;
@@ -32,7 +36,7 @@ fn reactor() -> Reactor {
 }
 
 fn listen(reactor: &Reactor, factory: Rc<RecFactory>) -> ListeningPort {
-    listen_tcp(reactor, 0, factory, 50, LOCAL).expect("listen on 127.0.0.1:0")
+    listen_tcp_with(reactor, 0, factory, ListenOptions::on(LOCAL)).expect("listen on 127.0.0.1:0")
 }
 
 /// Connects a client built by `client` to `port` and waits until both ends are connected.
@@ -43,7 +47,13 @@ fn connect_pair(
     client: &Rc<RecFactory>,
 ) -> (Shared, Shared) {
     let before = server.count();
-    connect_tcp(reactor, LOCAL, port.port(), client.clone(), 5.0, None);
+    connect_tcp_with(
+        reactor,
+        LOCAL,
+        port.port(),
+        client.clone(),
+        ConnectOptions::default().timeout_secs(5.0).unwrap(),
+    );
     spin(reactor, 5.0, "both ends connected", || {
         server.count() > before
             && server.conn(before).borrow().made
@@ -98,7 +108,13 @@ fn echo_round_trip() {
                 t.write_sequence(&[b"wor", b"ld"]);
             })
         });
-        connect_tcp(&reactor, LOCAL, port.port(), client.clone(), 5.0, None);
+        connect_tcp_with(
+            &reactor,
+            LOCAL,
+            port.port(),
+            client.clone(),
+            ConnectOptions::default().timeout_secs(5.0).unwrap(),
+        );
         spin(&reactor, 5.0, "the echo", || {
             client.count() == 1 && client.conn(0).borrow().data == b"hello, world"
         });
@@ -121,7 +137,7 @@ fn ipv6_echo_round_trip() {
     bounded(20, || {
         let reactor = reactor();
         let server = RecFactory::echo();
-        let port = match listen_tcp(&reactor, 0, server.clone(), 50, "::1") {
+        let port = match listen_tcp_with(&reactor, 0, server.clone(), ListenOptions::on("::1")) {
             Ok(p) => p,
             Err(e) => {
                 println!("note: skipping the IPv6 test, cannot listen on [::1]: {e}");
@@ -133,7 +149,13 @@ fn ipv6_echo_round_trip() {
         };
         assert!(host.is_ipv6());
         let client = RecFactory::new(|ev| Rec::new(ev).on_made(|t| t.write(b"over six")));
-        connect_tcp(&reactor, "::1", port.port(), client.clone(), 5.0, None);
+        connect_tcp_with(
+            &reactor,
+            "::1",
+            port.port(),
+            client.clone(),
+            ConnectOptions::default().timeout_secs(5.0).unwrap(),
+        );
         spin(&reactor, 5.0, "the echo over IPv6", || {
             client.count() == 1 && client.conn(0).borrow().data == b"over six"
         });
@@ -152,7 +174,13 @@ fn connection_refused() {
         let reactor = reactor();
         let client = RecFactory::plain();
         let port = closed_port();
-        let c = connect_tcp(&reactor, LOCAL, port, client.clone(), 5.0, None);
+        let c = connect_tcp_with(
+            &reactor,
+            LOCAL,
+            port,
+            client.clone(),
+            ConnectOptions::default().timeout_secs(5.0).unwrap(),
+        );
         assert_eq!(client.started.get(), 1);
         assert_eq!(client.connecting.get(), 1);
         spin(&reactor, 5.0, "the refusal", || {
@@ -163,6 +191,12 @@ fn connection_refused() {
             f.is::<ConnectionRefusedError>(),
             "expected ConnectionRefusedError, got {f:?}"
         );
+        // The OS error is kept, with its errno, as the error's source.
+        let refused = f.downcast_ref::<ConnectionRefusedError>().unwrap();
+        assert_eq!(refused.errno(), Some(libc::ECONNREFUSED));
+        assert_eq!(refused.source.kind(), std::io::ErrorKind::ConnectionRefused);
+        let source = std::error::Error::source(refused).expect("a source");
+        assert!(source.downcast_ref::<std::io::Error>().is_some());
         assert_eq!(client.count(), 0, "no protocol for a refused connection");
         assert_eq!(c.state(), ConnectorState::Disconnected);
         // The attempt is over: the factory was stopped.
@@ -201,7 +235,13 @@ fn connect_timeout() {
         let reactor = reactor();
         let client = RecFactory::plain();
         let start = Instant::now();
-        connect_tcp(&reactor, LOCAL, addr.port(), client.clone(), 0.3, None);
+        connect_tcp_with(
+            &reactor,
+            LOCAL,
+            addr.port(),
+            client.clone(),
+            ConnectOptions::default().timeout_secs(0.3).unwrap(),
+        );
         spin(&reactor, 5.0, "the connect timeout", || {
             !client.failed.borrow().is_empty()
         });
@@ -243,7 +283,13 @@ fn stop_listening() {
 
         // New connections are refused.
         let refused = RecFactory::plain();
-        connect_tcp(&reactor, LOCAL, port.port(), refused.clone(), 5.0, None);
+        connect_tcp_with(
+            &reactor,
+            LOCAL,
+            port.port(),
+            refused.clone(),
+            ConnectOptions::default().timeout_secs(5.0).unwrap(),
+        );
         spin(&reactor, 5.0, "the refusal", || {
             !refused.failed.borrow().is_empty()
         });
@@ -257,8 +303,13 @@ fn stop_listening() {
         assert!(!is_lost(&s));
 
         // The port number can be bound again at once.
-        let again = listen_tcp(&reactor, port.port(), RecFactory::plain(), 50, LOCAL)
-            .expect("rebinding the port just stopped");
+        let again = listen_tcp_with(
+            &reactor,
+            port.port(),
+            RecFactory::plain(),
+            ListenOptions::on(LOCAL),
+        )
+        .expect("rebinding the port just stopped");
         assert_eq!(again.port(), port.port());
         close_all(&reactor, &again, &[&s, &c]);
     });
@@ -371,7 +422,13 @@ fn lose_connection_delivers_everything_then_eof() {
         });
         let port = listen(&reactor, server.clone());
         let client = RecFactory::plain();
-        connect_tcp(&reactor, LOCAL, port.port(), client.clone(), 5.0, None);
+        connect_tcp_with(
+            &reactor,
+            LOCAL,
+            port.port(),
+            client.clone(),
+            ConnectOptions::default().timeout_secs(5.0).unwrap(),
+        );
         spin(&reactor, 10.0, "the client's close", || {
             client.count() == 1 && is_lost(&client.conn(0))
         });
@@ -400,7 +457,13 @@ fn writes_after_lose_connection_are_sent() {
         });
         let port = listen(&reactor, server.clone());
         let client = RecFactory::plain();
-        connect_tcp(&reactor, LOCAL, port.port(), client.clone(), 5.0, None);
+        connect_tcp_with(
+            &reactor,
+            LOCAL,
+            port.port(),
+            client.clone(),
+            ConnectOptions::default().timeout_secs(5.0).unwrap(),
+        );
         spin(&reactor, 5.0, "the client's close", || {
             client.count() == 1 && is_lost(&client.conn(0))
         });
@@ -507,7 +570,7 @@ fn abort_connection_from_outside() {
     });
 }
 
-/// Half-close (reference 4.5.2, `HalfCloseTests`): after `lose_write_connection` the peer sees
+/// Half-close (Twisted's `HalfCloseTests`): after `lose_write_connection` the peer sees
 /// EOF through `read_connection_lost`, this side gets `write_connection_lost`, writes after the
 /// shutdown are dropped, and this side can still read.
 #[test]
@@ -597,15 +660,19 @@ fn tcp_nodelay_and_keepalive() {
         )
         .expect("the client's socket");
         let opt = |level, name| tcputil::sockopt_int(fd, level, name) != 0;
+        let tcp = ct.tcp().expect("a TCP transport has TCP options");
         for on in [true, false, true] {
-            ct.set_tcp_nodelay(on).expect("set_tcp_nodelay");
+            tcp.set_nodelay(on).expect("set_nodelay");
             assert_eq!(opt(libc::IPPROTO_TCP, libc::TCP_NODELAY), on);
-            ct.set_tcp_keepalive(on).expect("set_tcp_keepalive");
+            assert_eq!(tcp.nodelay().expect("nodelay"), on);
+            tcp.set_keepalive(on).expect("set_keepalive");
             assert_eq!(opt(libc::SOL_SOCKET, libc::SO_KEEPALIVE), on);
+            assert_eq!(tcp.keepalive().expect("keepalive"), on);
         }
         close_all(&reactor, &port, &[&s, &c]);
         // On a closed transport they fail instead of touching a stale descriptor.
-        assert!(ct.set_tcp_nodelay(true).is_err());
+        assert!(tcp.set_nodelay(true).is_err());
+        assert!(tcp.nodelay().is_err());
     });
 }
 
@@ -620,9 +687,16 @@ fn factory_returning_none_refuses() {
             b.set(b.get() + 1);
             None
         });
-        let port = listen_tcp(&reactor, 0, Rc::new(factory), 50, LOCAL).unwrap();
+        let port =
+            listen_tcp_with(&reactor, 0, Rc::new(factory), ListenOptions::on(LOCAL)).unwrap();
         let client = RecFactory::plain();
-        connect_tcp(&reactor, LOCAL, port.port(), client.clone(), 5.0, None);
+        connect_tcp_with(
+            &reactor,
+            LOCAL,
+            port.port(),
+            client.clone(),
+            ConnectOptions::default().timeout_secs(5.0).unwrap(),
+        );
         spin(&reactor, 5.0, "the client's close", || {
             client.count() == 1 && is_lost(&client.conn(0))
         });
@@ -653,19 +727,18 @@ fn client_factory_returning_none_drops_the_connection() {
         impl twistor::protocol::ClientFactory for Refuse {
             fn client_connection_lost(
                 &self,
-                _c: &twistor::transport::tcp::Connector,
+                _c: &Rc<dyn twistor::transport::connector::Connector>,
                 reason: Failure,
             ) {
                 self.0.borrow_mut().push(reason);
             }
         }
-        connect_tcp(
+        connect_tcp_with(
             &reactor,
             LOCAL,
             port.port(),
             Rc::new(Refuse(lost.clone())),
-            5.0,
-            None,
+            ConnectOptions::default().timeout_secs(5.0).unwrap(),
         );
         spin(&reactor, 5.0, "the close of both ends", || {
             server.count() == 1 && is_lost(&server.conn(0)) && !lost.borrow().is_empty()
@@ -694,7 +767,7 @@ fn writes_in_one_callback_coalesce() {
         let (s, c) = connect_pair(&reactor, &port, &server, &client);
         let st = transport(&s);
         // No Nagle: without coalescing, each send would be a segment of its own.
-        st.set_tcp_nodelay(true).unwrap();
+        st.tcp().unwrap().set_nodelay(true).unwrap();
         let fd = find_socket_fd(
             st.get_host().socket_addr().unwrap(),
             st.get_peer().socket_addr().unwrap(),
@@ -886,7 +959,13 @@ fn connect_protocol_fires_with_a_working_handle() {
         let server = RecFactory::echo();
         let port = listen(&reactor, server.clone());
         let ev = shared();
-        let d = connect_protocol(&reactor, LOCAL, port.port(), Quiet(ev.clone()), 5.0);
+        let d = connect_protocol_with(
+            &reactor,
+            LOCAL,
+            port.port(),
+            Quiet(ev.clone()),
+            ConnectOptions::default().timeout_secs(5.0).unwrap(),
+        );
         spin(&reactor, 5.0, "the connection", || d.has_result());
         let handle = twistor::testing::success_result_of(&d);
         assert!(handle.alive());
@@ -916,7 +995,13 @@ fn cancel_connect_protocol() {
         let server = RecFactory::plain();
         let port = listen(&reactor, server.clone());
         let ev = shared();
-        let d = connect_protocol(&reactor, LOCAL, port.port(), Quiet(ev.clone()), 5.0);
+        let d = connect_protocol_with(
+            &reactor,
+            LOCAL,
+            port.port(),
+            Quiet(ev.clone()),
+            ConnectOptions::default().timeout_secs(5.0).unwrap(),
+        );
         d.cancel();
         let f = twistor::testing::failure_result_of(&d);
         assert!(
@@ -933,12 +1018,92 @@ fn cancel_connect_protocol() {
     });
 }
 
+/// Listening on a host name binds its address; a bad name fails with the resolver's error.
+#[test]
+fn listen_on_a_host_name() {
+    bounded(20, || {
+        let reactor = reactor();
+        let server = RecFactory::echo();
+        let opts = ListenOptions {
+            interface: "localhost".into(),
+            backlog: 128,
+            ..Default::default()
+        };
+        let port = listen_tcp_with(&reactor, 0, server.clone(), opts).unwrap();
+        let host = port.get_host().socket_addr().unwrap();
+        assert!(host.ip().is_loopback(), "{host}");
+        let d = port.stop_listening(&reactor);
+        spin(&reactor, 5.0, "stop_listening", || d.has_result());
+        let err = listen_tcp_with(
+            &reactor,
+            0,
+            server.clone(),
+            ListenOptions::on("no-such-host.invalid"),
+        )
+        .unwrap_err();
+        assert_eq!(err.interface, "no-such-host.invalid");
+        assert!(std::error::Error::source(&err).is_some());
+    });
+}
+
+/// Timeouts are checked: NaN, negative and infinite seconds are refused with a clear error
+/// (they used to mean "no timeout" silently).
+#[test]
+fn connect_timeouts_are_checked() {
+    for bad in [f64::NAN, -1.0, f64::INFINITY, f64::NEG_INFINITY] {
+        let e = ConnectOptions::default().timeout_secs(bad).unwrap_err();
+        assert!(e.to_string().contains("invalid timeout"), "{e}");
+    }
+    let ok = ConnectOptions::default().timeout_secs(0.25).unwrap();
+    assert_eq!(ok.timeout, Some(Duration::from_millis(250)));
+    assert_eq!(
+        ConnectOptions::default().timeout,
+        Some(Duration::from_secs(30)),
+        "Twisted's default"
+    );
+}
+
+/// The short forms take the factory itself or an `Rc` of it, with Twisted's defaults.
+#[test]
+fn short_forms_take_a_factory_or_an_rc() {
+    bounded(20, || {
+        use twistor::transport::tcp::{connect_protocol, connect_tcp, listen_tcp};
+        let reactor = reactor();
+        let echo = RecFactory::echo();
+        let port = listen_tcp(&reactor, 0, echo.clone()).unwrap();
+        let by_value = listen_tcp(&reactor, 0, for_protocol(|| Quiet(shared()))).unwrap();
+        assert!(port.get_host().socket_addr().unwrap().ip().is_unspecified());
+        let client = RecFactory::plain();
+        let c = connect_tcp(&reactor, LOCAL, port.port(), client.clone());
+        let d = connect_protocol(&reactor, LOCAL, by_value.port(), Quiet(shared()));
+        spin(&reactor, 5.0, "both connections", || {
+            c.state() == ConnectorState::Connected && d.has_result()
+        });
+        let h = twistor::testing::success_result_of(&d);
+        h.with(|_, cx| cx.transport().lose_connection());
+        c.disconnect();
+        let (a, b) = (
+            port.stop_listening(&reactor),
+            by_value.stop_listening(&reactor),
+        );
+        spin(&reactor, 5.0, "everything closed", || {
+            a.has_result() && b.has_result() && echo.count() == 1 && is_lost(&echo.conn(0))
+        });
+    });
+}
+
 /// `connect_protocol` to a closed port fails with `ConnectionRefusedError`.
 #[test]
 fn connect_protocol_refused() {
     bounded(20, || {
         let reactor = reactor();
-        let d = connect_protocol(&reactor, LOCAL, closed_port(), Quiet(shared()), 5.0);
+        let d = connect_protocol_with(
+            &reactor,
+            LOCAL,
+            closed_port(),
+            Quiet(shared()),
+            ConnectOptions::default().timeout_secs(5.0).unwrap(),
+        );
         spin(&reactor, 5.0, "the failure", || d.has_result());
         let f = twistor::testing::failure_result_of(&d);
         assert!(f.is::<ConnectionRefusedError>(), "{f:?}");
@@ -954,7 +1119,13 @@ fn stop_connecting() {
         let server = RecFactory::plain();
         let port = listen(&reactor, server.clone());
         let client = RecFactory::plain();
-        let c = connect_tcp(&reactor, LOCAL, port.port(), client.clone(), 5.0, None);
+        let c = connect_tcp_with(
+            &reactor,
+            LOCAL,
+            port.port(),
+            client.clone(),
+            ConnectOptions::default().timeout_secs(5.0).unwrap(),
+        );
         assert_eq!(c.state(), ConnectorState::Connecting);
         c.stop_connecting().expect("stop while connecting");
         assert_eq!(client.failed.borrow().len(), 1);
@@ -990,7 +1161,13 @@ fn reconnect_from_client_connection_lost() {
                 assert_eq!(connector.state(), ConnectorState::Connecting);
             }
         }));
-        let connector = connect_tcp(&reactor, LOCAL, port.port(), client.clone(), 5.0, None);
+        let connector = connect_tcp_with(
+            &reactor,
+            LOCAL,
+            port.port(),
+            client.clone(),
+            ConnectOptions::default().timeout_secs(5.0).unwrap(),
+        );
         for i in 0..3 {
             spin(&reactor, 5.0, "a connection", || {
                 server.count() == i + 1 && server.conn(i).borrow().made
@@ -1007,7 +1184,7 @@ fn reconnect_from_client_connection_lost() {
         assert_eq!(connector.state(), ConnectorState::Disconnected);
         assert_eq!(
             connector.get_destination(),
-            (LOCAL.to_string(), port.port())
+            Address::Tcp(SocketAddr::new(LOCAL.parse().unwrap(), port.port()))
         );
         let ends: Vec<Shared> = (0..3).map(|i| server.conn(i)).collect();
         close_all(&reactor, &port, &ends.iter().collect::<Vec<_>>());
@@ -1022,13 +1199,12 @@ fn localhost_resolves_and_connects() {
         let server = RecFactory::echo();
         let port = listen(&reactor, server.clone());
         let client = RecFactory::new(|ev| Rec::new(ev).on_made(|t| t.write(b"by name")));
-        let c = connect_tcp(
+        let c = connect_tcp_with(
             &reactor,
             "localhost",
             port.port(),
             client.clone(),
-            5.0,
-            None,
+            ConnectOptions::default().timeout_secs(5.0).unwrap(),
         );
         // Resolution is off the loop: connect_tcp returned without connecting.
         assert_eq!(c.state(), ConnectorState::Connecting);
@@ -1038,7 +1214,13 @@ fn localhost_resolves_and_connects() {
         });
         let ct = transport(&client.conn(0));
         assert_eq!(ct.get_peer(), port.get_host(), "resolved to 127.0.0.1");
-        assert_eq!(c.get_destination(), ("localhost".to_string(), port.port()));
+        assert_eq!(
+            c.get_destination(),
+            Address::Name {
+                host: "localhost".to_string(),
+                port: port.port()
+            }
+        );
         close_all(&reactor, &port, &[&client.conn(0), &server.conn(0)]);
     });
 }
@@ -1049,13 +1231,12 @@ fn unresolvable_name_fails_with_dns_lookup_error() {
     bounded(30, || {
         let reactor = reactor();
         let client = RecFactory::plain();
-        connect_tcp(
+        connect_tcp_with(
             &reactor,
             "no-such-host.invalid",
             80,
             client.clone(),
-            20.0,
-            None,
+            ConnectOptions::default().timeout_secs(20.0).unwrap(),
         );
         spin(&reactor, 25.0, "the failure", || {
             !client.failed.borrow().is_empty()
@@ -1073,7 +1254,8 @@ fn cannot_listen_on_a_port_in_use() {
         let reactor = reactor();
         let f = RecFactory::plain();
         let port = listen(&reactor, f.clone());
-        let err = listen_tcp(&reactor, port.port(), f.clone(), 50, LOCAL).unwrap_err();
+        let err = listen_tcp_with(&reactor, port.port(), f.clone(), ListenOptions::on(LOCAL))
+            .unwrap_err();
         assert_eq!(err.port, port.port());
         assert_eq!(err.interface, LOCAL);
         assert_eq!(err.source.kind(), std::io::ErrorKind::AddrInUse);
@@ -1098,10 +1280,22 @@ fn for_protocol_serves_each_connection() {
             fn data_received(&mut self, _: &Context<Self>, _: &[u8]) {}
         }
         let reactor = reactor();
-        let port = listen_tcp(&reactor, 0, Rc::new(for_protocol(|| Hello)), 50, LOCAL).unwrap();
+        let port = listen_tcp_with(
+            &reactor,
+            0,
+            Rc::new(for_protocol(|| Hello)),
+            ListenOptions::on(LOCAL),
+        )
+        .unwrap();
         let clients: Vec<Rc<RecFactory>> = (0..3).map(|_| RecFactory::plain()).collect();
         for c in &clients {
-            connect_tcp(&reactor, LOCAL, port.port(), c.clone(), 5.0, None);
+            connect_tcp_with(
+                &reactor,
+                LOCAL,
+                port.port(),
+                c.clone(),
+                ConnectOptions::default().timeout_secs(5.0).unwrap(),
+            );
         }
         spin(&reactor, 5.0, "three greetings", || {
             clients
@@ -1127,7 +1321,6 @@ fn shutdown_disconnects_cleanly() {
     use twistor::Failure;
     use twistor::protocol::{Context, Protocol, for_protocol};
     use twistor::reactor::Reactor;
-    use twistor::transport::tcp::{connect_tcp, listen_tcp};
     util::bounded(20, || {
         let reactor = Reactor::new().unwrap();
         let reasons: Rc<RefCell<Vec<String>>> = Rc::new(RefCell::new(Vec::new()));
@@ -1149,22 +1342,20 @@ fn shutdown_disconnects_cleanly() {
             }
         }
         let rs = reasons.clone();
-        let port = listen_tcp(
+        let port = listen_tcp_with(
             &reactor,
             0,
             Rc::new(for_protocol(move || Keep(rs.clone(), None))),
-            50,
-            "127.0.0.1",
+            ListenOptions::on("127.0.0.1"),
         )
         .unwrap();
         let (rs, r) = (reasons.clone(), reactor.clone());
-        connect_tcp(
+        connect_tcp_with(
             &reactor,
             "127.0.0.1",
             port.port(),
             Rc::new(for_protocol(move || Keep(rs.clone(), Some(r.clone())))),
-            5.0,
-            None,
+            ConnectOptions::default().timeout_secs(5.0).unwrap(),
         );
         reactor.run_without_signal_handlers().unwrap();
         let got = reasons.borrow().clone();
@@ -1172,7 +1363,7 @@ fn shutdown_disconnects_cleanly() {
     });
 }
 
-/// One reactor per thread sharing a port with SO_REUSEPORT (DESIGN decision 13): every
+/// One reactor per thread sharing a port with SO_REUSEPORT: every
 /// connection is served, and the kernel spreads them over the threads.
 #[test]
 fn serve_on_threads_spreads_connections() {
@@ -1180,7 +1371,6 @@ fn serve_on_threads_spreads_connections() {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};
     use twistor::protocol::{Context, FactoryFn, Protocol};
-    use twistor::transport::tcp::serve_on_threads;
 
     struct Echo;
     impl Protocol for Echo {
@@ -1192,7 +1382,7 @@ fn serve_on_threads_spreads_connections() {
         let counts: Arc<Vec<AtomicUsize>> = Arc::new((0..2).map(|_| AtomicUsize::new(0)).collect());
         let next = Arc::new(AtomicUsize::new(0));
         let (c, n) = (counts.clone(), next.clone());
-        let servers = serve_on_threads(2, 0, "127.0.0.1", move || {
+        let servers = serve_on_threads(2, 0, ListenOptions::on("127.0.0.1"), move || {
             let me = n.fetch_add(1, Ordering::SeqCst);
             let c = c.clone();
             FactoryFn::new(move |_| {

@@ -9,7 +9,8 @@ use twistor::protocols::portforward::proxy_factory;
 use twistor::protocols::reverse::{RemoteReverser, reverse_factory};
 use twistor::protocols::wire::{Chargen, Daytime, Discard, Echo, Qotd};
 use twistor::reactor::Reactor;
-use twistor::transport::tcp::listen_tcp;
+use twistor::transport::multicore::serve_on_threads;
+use twistor::transport::tcp::{ListenOptions, listen_tcp_with};
 
 fn new_reactor(name: &str) -> Option<Reactor> {
     match Reactor::new() {
@@ -36,7 +37,15 @@ fn serve_on<F: Factory>(
     interface: &str,
     factory: F,
 ) -> i32 {
-    match listen_tcp(reactor, port, Rc::new(factory), 128, interface) {
+    match listen_tcp_with(
+        reactor,
+        port,
+        factory,
+        ListenOptions {
+            backlog: 128,
+            ..ListenOptions::on(interface)
+        },
+    ) {
         Ok(p) => {
             println!("twistor {name} listening on {}", p.get_host());
         }
@@ -86,7 +95,7 @@ fn serve_threads<F: Factory>(
     threads: usize,
     make: impl Fn() -> F + Send + Sync + 'static,
 ) -> i32 {
-    let servers = match twistor::transport::tcp::serve_on_threads(threads, port, interface, make) {
+    let servers = match serve_on_threads(threads, port, ListenOptions::on(interface), make) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("twistor {name}: {e}");

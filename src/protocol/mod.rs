@@ -45,13 +45,15 @@
 //! assert_eq!(handle.with(|p, _| p.greeted), Some(true));
 //! ```
 
+use std::any::Any;
 use std::cell::{Cell, RefCell};
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::rc::{Rc, Weak};
 
 use crate::Failure;
+use crate::transport::connector::Connector;
 use crate::transport::{Address, Transport};
 
 pub mod reconnect;
@@ -60,7 +62,8 @@ pub mod reconnect;
 ///
 /// Only `data_received` is required. Callbacks get the [`Context`]: the transport and a
 /// [`Handle`] for later work. A panic in a callback closes the connection; `connection_lost`
-/// then gets the panic as its reason (DESIGN decision 8).
+/// then gets the panic as its reason (one connection's bug does not take down the others on
+/// the same reactor).
 pub trait Protocol: Sized + 'static {
     /// The connection is up (Twisted's `connectionMade`).
     fn connection_made(&mut self, _cx: &Context<Self>) {}
@@ -84,16 +87,53 @@ pub trait Protocol: Sized + 'static {
     fn write_connection_lost(&mut self, _cx: &Context<Self>) {}
 }
 
-/// What a protocol callback can reach: its transport and a handle on itself.
+/// What a protocol callback can reach: its transport, a handle on itself and the factory
+/// that built it.
 pub struct Context<P> {
     transport: Transport,
     handle: Handle<P>,
+    factory: Option<Rc<dyn Any>>,
 }
 
 impl<P> Context<P> {
     /// The protocol's transport.
     pub fn transport(&self) -> &Transport {
         &self.transport
+    }
+
+    /// The factory that built this protocol, if it is an `F` (Twisted's `self.factory`);
+    /// `None` for a protocol connected without a factory (`connect_protocol`, the test
+    /// transports).
+    ///
+    /// ```
+    /// use std::cell::Cell;
+    /// use twistor::prelude::*;
+    ///
+    /// struct Counter { served: Cell<u32> }
+    /// impl Factory for Counter {
+    ///     type Protocol = Hello;
+    ///     fn build_protocol(&self, _addr: &Address) -> Option<Hello> { Some(Hello) }
+    /// }
+    /// struct Hello;
+    /// impl Protocol for Hello {
+    ///     fn connection_made(&mut self, cx: &Context<Self>) {
+    ///         if let Some(f) = cx.factory::<Counter>() {
+    ///             f.served.set(f.served.get() + 1);
+    ///         }
+    ///         cx.transport().lose_connection();
+    ///     }
+    ///     fn data_received(&mut self, _cx: &Context<Self>, _data: &[u8]) {}
+    /// }
+    /// let reactor = Reactor::new().unwrap();
+    /// let counter = std::rc::Rc::new(Counter { served: Cell::new(0) });
+    /// let port = listen_tcp(&reactor, 0, counter.clone()).unwrap();
+    /// let _client = std::net::TcpStream::connect(("127.0.0.1", port.port())).unwrap();
+    /// while counter.served.get() == 0 {
+    ///     reactor.iterate(std::time::Duration::from_millis(10)).unwrap();
+    /// }
+    /// ```
+    pub fn factory<F: 'static>(&self) -> Option<Rc<F>> {
+        self.factory.clone()?.downcast::<F>().ok()
     }
 
     /// A handle on the protocol, for work that finishes later.
@@ -180,7 +220,7 @@ impl<P: Protocol> Handle<P> {
 }
 
 /// What a transport drives: one connected protocol, type-erased.
-pub trait ProtocolDriver {
+pub(crate) trait ProtocolDriver {
     /// Calls `connection_made`.
     fn make_connection(&self);
     /// Calls `data_received`.
@@ -312,15 +352,25 @@ impl<P: Protocol> ProtocolDriver for Slot<P> {
 
 /// Connects `protocol` to `transport`: returns the driver the transport calls and the handle.
 /// `connection_made` is not called yet (the transport calls `make_connection` when ready).
-pub fn attach<P: Protocol>(
+pub(crate) fn attach<P: Protocol>(
     protocol: P,
     transport: Transport,
+) -> (Rc<dyn ProtocolDriver>, Handle<P>) {
+    attach_with_factory(protocol, transport, None)
+}
+
+/// [`attach`] for a protocol built by `factory` (what [`Context::factory`] returns).
+pub(crate) fn attach_with_factory<P: Protocol>(
+    protocol: P,
+    transport: Transport,
+    factory: Option<Rc<dyn Any>>,
 ) -> (Rc<dyn ProtocolDriver>, Handle<P>) {
     let slot = Rc::new_cyclic(|weak: &Weak<Slot<P>>| Slot {
         proto: RefCell::new(protocol),
         cx: Context {
             transport,
             handle: Handle { slot: weak.clone() },
+            factory,
         },
         queued: RefCell::new(VecDeque::new()),
         lost: Cell::new(false),
@@ -340,31 +390,25 @@ pub trait Factory: 'static {
     /// A protocol for a connection from/to `addr`, or `None` to refuse the connection.
     fn build_protocol(&self, addr: &Address) -> Option<Self::Protocol>;
 
-    /// Called when the first port or connector starts using this factory.
+    /// Called when the first port or connector starts using this factory (Twisted's
+    /// `startFactory`). The count is kept per `Rc` of the factory: several ports given the
+    /// same `Rc` start it once.
     fn start_factory(&self) {}
 
-    /// Called when the last port or connector stops using it.
+    /// Called when the last port or connector stops using it (Twisted's `stopFactory`). A
+    /// panic here fails the Deferred of the `stop_listening` that made the call.
     fn stop_factory(&self) {}
 }
 
-/// A factory for client connections (Twisted's `ClientFactory`).
+/// A factory for client connections (Twisted's `ClientFactory`). The connector is given as
+/// an `Rc`, so a factory can keep it and call `connect()` again later.
 pub trait ClientFactory: Factory {
     /// A connection attempt started.
-    fn started_connecting(&self, _connector: &crate::transport::tcp::Connector) {}
+    fn started_connecting(&self, _connector: &Rc<dyn Connector>) {}
     /// A connection attempt failed.
-    fn client_connection_failed(
-        &self,
-        _connector: &crate::transport::tcp::Connector,
-        _reason: Failure,
-    ) {
-    }
+    fn client_connection_failed(&self, _connector: &Rc<dyn Connector>, _reason: Failure) {}
     /// An established connection was lost (after the protocol's `connection_lost`).
-    fn client_connection_lost(
-        &self,
-        _connector: &crate::transport::tcp::Connector,
-        _reason: Failure,
-    ) {
-    }
+    fn client_connection_lost(&self, _connector: &Rc<dyn Connector>, _reason: Failure) {}
 }
 
 /// A factory from a closure (Twisted's `Factory.forProtocol`).
@@ -410,45 +454,3 @@ impl<P: Protocol> Factory for FactoryFn<P> {
 }
 
 impl<P: Protocol> ClientFactory for FactoryFn<P> {}
-
-thread_local! {
-    /// Twisted's `numPorts`, kept beside the factories (keyed by the factory's address) so
-    /// user factories need no counter field.
-    static FACTORY_USERS: RefCell<HashMap<usize, usize>> = RefCell::new(HashMap::new());
-}
-
-/// Twisted's `doStart`: counts a user of the factory; `start_factory` on the first.
-pub fn do_start<F: Factory + ?Sized>(factory: &Rc<F>) {
-    let key = Rc::as_ptr(factory) as *const () as usize;
-    let first = FACTORY_USERS.with(|m| {
-        let mut m = m.borrow_mut();
-        let n = m.entry(key).or_insert(0);
-        *n += 1;
-        *n == 1
-    });
-    if first {
-        factory.start_factory();
-    }
-}
-
-/// Twisted's `doStop`: `stop_factory` when the last user goes; ignored at zero.
-pub fn do_stop<F: Factory + ?Sized>(factory: &Rc<F>) {
-    let key = Rc::as_ptr(factory) as *const () as usize;
-    let last = FACTORY_USERS.with(|m| {
-        let mut m = m.borrow_mut();
-        match m.get_mut(&key) {
-            Some(n) if *n > 1 => {
-                *n -= 1;
-                false
-            }
-            Some(_) => {
-                m.remove(&key);
-                true
-            }
-            None => false,
-        }
-    });
-    if last {
-        factory.stop_factory();
-    }
-}

@@ -23,7 +23,7 @@ use super::{ClientFactory, Factory};
 use crate::Failure;
 use crate::time::{DelayedCall, ReactorTime};
 use crate::transport::Address;
-use crate::transport::tcp::Connector;
+use crate::transport::connector::Connector;
 
 /// What the factory retries: a [`Connector`], or a test double.
 pub trait Connectable {
@@ -33,12 +33,12 @@ pub trait Connectable {
     fn stop_connecting(&self);
 }
 
-impl Connectable for Connector {
+impl Connectable for Rc<dyn Connector> {
     fn connect(&self) {
-        Connector::connect(self)
+        Connector::connect(&**self)
     }
     fn stop_connecting(&self) {
-        let _ = Connector::stop_connecting(self);
+        let _ = Connector::stop_connecting(&**self);
     }
 }
 
@@ -317,13 +317,13 @@ impl<F: Factory> Factory for ReconnectingClientFactory<F> {
 }
 
 impl<F: Factory> ClientFactory for ReconnectingClientFactory<F> {
-    fn started_connecting(&self, connector: &Connector) {
+    fn started_connecting(&self, connector: &Rc<dyn Connector>) {
         *self.connector.borrow_mut() = Some(Rc::new(connector.clone()));
     }
-    fn client_connection_failed(&self, connector: &Connector, reason: Failure) {
+    fn client_connection_failed(&self, connector: &Rc<dyn Connector>, reason: Failure) {
         self.connection_failed(Rc::new(connector.clone()), reason)
     }
-    fn client_connection_lost(&self, connector: &Connector, reason: Failure) {
+    fn client_connection_lost(&self, connector: &Rc<dyn Connector>, reason: Failure) {
         self.connection_lost(Rc::new(connector.clone()), reason)
     }
 }

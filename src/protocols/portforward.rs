@@ -53,7 +53,7 @@ impl Protocol for ProxyServer {
             server_handle: cx.handle(),
         };
         let server = cx.transport().clone();
-        let _ = connect_protocol(&self.reactor, &self.dest_host, self.dest_port, client, 30.0)
+        let _ = connect_protocol(&self.reactor, &self.dest_host, self.dest_port, client)
             .add_errback(move |f: Failure| {
                 log::info!(target: "twistor::portforward", "cannot reach the destination: {f}");
                 server.lose_connection();
@@ -103,14 +103,13 @@ impl Protocol for ProxyClient {
 /// `ProxyFactory`).
 ///
 /// ```
-/// use std::rc::Rc;
 /// use twistor::protocols::portforward::proxy_factory;
 /// use twistor::reactor::Reactor;
-/// use twistor::transport::tcp::listen_tcp;
+/// use twistor::transport::tcp::{listen_tcp_with, ListenOptions};
 ///
 /// let reactor = Reactor::new().unwrap();
 /// let f = proxy_factory(&reactor, "127.0.0.1", 8000);
-/// let port = listen_tcp(&reactor, 0, Rc::new(f), 50, "127.0.0.1").unwrap();
+/// let port = listen_tcp_with(&reactor, 0, f, ListenOptions::on("127.0.0.1")).unwrap();
 /// assert_ne!(port.port(), 0);
 /// ```
 pub fn proxy_factory(reactor: &Reactor, dest_host: &str, dest_port: u16) -> FactoryFn<ProxyServer> {

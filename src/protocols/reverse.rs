@@ -53,12 +53,11 @@ impl LineHandler for ReverseLine {
 /// A factory of line reversers (the paper's `ReverseLineFactory`).
 ///
 /// ```
-/// use std::rc::Rc;
 /// use twistor::protocols::reverse::reverse_factory;
 /// use twistor::reactor::Reactor;
-/// use twistor::transport::tcp::listen_tcp;
+/// use twistor::transport::tcp::{listen_tcp_with, ListenOptions};
 /// let reactor = Reactor::new().unwrap();
-/// let port = listen_tcp(&reactor, 0, Rc::new(reverse_factory(Some(10))), 50, "127.0.0.1").unwrap();
+/// let port = listen_tcp_with(&reactor, 0, reverse_factory(Some(10)), ListenOptions::on("127.0.0.1")).unwrap();
 /// assert_ne!(port.port(), 0);
 /// ```
 pub fn reverse_factory(max_lines: Option<usize>) -> FactoryFn<LineReceiver<ReverseLine>> {
@@ -140,7 +139,6 @@ impl RemoteReverser {
             &self.host,
             self.port,
             LineReceiver::new(client),
-            30.0,
         )
         .add_both(
             move |r: Result<Handle<LineReceiver<ReverseClient>>, Failure>| {

@@ -15,6 +15,8 @@ use std::rc::{Rc, Weak};
 use crate::Failure;
 use crate::error::{ConnectionAborted, ConnectionDone, ConnectionLost};
 use crate::protocol::{Context, Handle, Protocol, ProtocolDriver, attach};
+use crate::transport::buffer::WriteBuffer;
+use crate::transport::producer::ProducerSlot;
 use crate::transport::{Address, Producer, ProducerError, Transport, TransportImpl};
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -25,14 +27,14 @@ enum Closing {
 }
 
 struct FakeTransport {
-    outgoing: RefCell<Vec<u8>>,
+    outgoing: RefCell<WriteBuffer>,
     closing: Cell<Closing>,
     closed: Cell<bool>,
     paused: Cell<bool>,
     write_shut: Cell<bool>,
     /// Weak: the [`IOPump`] holds the protocols, so dropping it frees everything.
     driver: RefCell<Option<Weak<dyn ProtocolDriver>>>,
-    producer: RefCell<Option<(Rc<dyn Producer>, bool)>>,
+    producer: ProducerSlot,
     host: Address,
     peer: Address,
     other: RefCell<Weak<FakeTransport>>,
@@ -41,13 +43,13 @@ struct FakeTransport {
 impl FakeTransport {
     fn new(host: &str, peer: &str) -> Rc<FakeTransport> {
         Rc::new(FakeTransport {
-            outgoing: RefCell::new(Vec::new()),
+            outgoing: RefCell::new(WriteBuffer::default()),
             closing: Cell::new(Closing::Open),
             closed: Cell::new(false),
             paused: Cell::new(false),
             write_shut: Cell::new(false),
             driver: RefCell::new(None),
-            producer: RefCell::new(None),
+            producer: ProducerSlot::default(),
             host: Address::Memory(host.to_string()),
             peer: Address::Memory(peer.to_string()),
             other: RefCell::new(Weak::new()),
@@ -67,17 +69,14 @@ impl FakeTransport {
         if let Some(d) = d {
             d.connection_lost(reason);
         }
-        let p = self.producer.borrow_mut().take();
-        if let Some((p, _)) = p {
-            p.stop_producing();
-        }
+        self.producer.stop();
     }
 }
 
 impl TransportImpl for FakeTransport {
     fn write(&self, data: &[u8]) {
         if self.closing.get() == Closing::Open && !self.closed.get() && !self.write_shut.get() {
-            self.outgoing.borrow_mut().extend_from_slice(data);
+            self.outgoing.borrow_mut().push(data);
         }
     }
     fn lose_connection(&self) {
@@ -93,7 +92,7 @@ impl TransportImpl for FakeTransport {
         self.outgoing.borrow_mut().clear();
         self.lost(reason);
         if let Some(o) = self.other.borrow().upgrade() {
-            o.lost(Failure::new(ConnectionLost(None)));
+            o.lost(Failure::new(ConnectionLost::new()));
         }
     }
     fn lose_write_connection(&self) {
@@ -123,18 +122,11 @@ impl TransportImpl for FakeTransport {
         producer: Rc<dyn Producer>,
         streaming: bool,
     ) -> Result<(), ProducerError> {
-        if self.producer.borrow().is_some() {
-            return Err(ProducerError::AlreadyRegistered);
-        }
-        *self.producer.borrow_mut() = Some((producer.clone(), streaming));
-        if !streaming {
-            producer.resume_producing();
-        }
-        Ok(())
+        self.producer
+            .register(producer, streaming, self.closed.get())
     }
     fn unregister_producer(&self) {
-        let p = self.producer.borrow_mut().take();
-        drop(p);
+        self.producer.unregister();
     }
 }
 
@@ -170,7 +162,7 @@ impl IOPump {
         if to.paused.get() || to.closed.get() {
             return false;
         }
-        let data = std::mem::take(&mut *from.outgoing.borrow_mut());
+        let data = from.outgoing.borrow_mut().take_all();
         if data.is_empty() {
             return false;
         }
@@ -178,10 +170,7 @@ impl IOPump {
             d.data_received(&data);
         }
         // A pull producer writes its next chunk once the buffer is empty.
-        let producer = from.producer.borrow().clone();
-        if let Some((p, false)) = producer {
-            p.resume_producing();
-        }
+        from.producer.buffer_drained(&from.outgoing, true);
         true
     }
 
@@ -194,7 +183,7 @@ impl IOPump {
                 }
                 Closing::Abort => {
                     me.lost(Failure::new(ConnectionAborted));
-                    other.lost(Failure::new(ConnectionLost(None)));
+                    other.lost(Failure::new(ConnectionLost::new()));
                 }
                 _ => {}
             }

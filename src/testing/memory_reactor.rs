@@ -10,16 +10,18 @@ use crate::error::CannotListenError;
 use crate::protocol::{ClientFactory, Factory};
 use crate::task::Clock;
 use crate::time::{DelayedCall, ReactorTime};
-use crate::transport::tcp::{Connector, ListeningPort, ReactorTcp};
+use crate::transport::Address;
+use crate::transport::factory::counted;
+use crate::transport::listener::ListeningPort;
+use crate::transport::tcp::{ConnectOptions, IntoFactory, ListenOptions, ReactorTcp, TcpConnector};
 
 /// A recorded `listen_tcp` call.
+#[non_exhaustive]
 pub struct ListenCall {
     /// The port asked for.
     pub port: u16,
-    /// The backlog.
-    pub backlog: u32,
-    /// The interface.
-    pub interface: String,
+    /// The options given.
+    pub options: ListenOptions,
     factory: Rc<dyn Any>,
 }
 
@@ -31,17 +33,16 @@ impl ListenCall {
 }
 
 /// A recorded `connect_tcp` call.
+#[non_exhaustive]
 pub struct ConnectCall {
     /// The host.
     pub host: String,
     /// The port.
     pub port: u16,
-    /// The timeout, seconds.
-    pub timeout: f64,
-    /// The local address to bind.
-    pub bind_address: Option<SocketAddr>,
+    /// The options given (timeout, bind address).
+    pub options: ConnectOptions,
     /// The connector returned (it never connects by itself).
-    pub connector: Connector,
+    pub connector: TcpConnector,
     factory: Rc<dyn Any>,
 }
 
@@ -55,18 +56,19 @@ impl ConnectCall {
 /// A reactor that records TCP calls and tells time with a [`Clock`].
 ///
 /// ```
-/// use std::rc::Rc;
-/// use twistor::protocol::{for_protocol, Context, FactoryFn, Protocol};
+/// use twistor::prelude::*;
+/// use twistor::protocol::FactoryFn;
 /// use twistor::testing::MemoryReactor;
-/// use twistor::transport::tcp::ReactorTcp;
+/// use twistor::transport::tcp::{ConnectOptions, ListenOptions, ReactorTcp};
 ///
 /// struct P;
 /// impl Protocol for P { fn data_received(&mut self, _: &Context<Self>, _: &[u8]) {} }
 ///
 /// // Code under test takes any ReactorTcp.
 /// fn start(r: &impl ReactorTcp) {
-///     r.listen_tcp(8080, Rc::new(for_protocol(|| P)), 50, "127.0.0.1").unwrap();
-///     r.connect_tcp("example.com", 80, Rc::new(for_protocol(|| P)), 30.0, None);
+///     let opts = ListenOptions { interface: "127.0.0.1".into(), ..Default::default() };
+///     r.listen_tcp_with(8080, for_protocol(|| P), opts).unwrap();
+///     r.connect_tcp("example.com", 80, for_protocol(|| P));
 /// }
 /// let mr = MemoryReactor::new();
 /// start(&mr);
@@ -104,14 +106,17 @@ impl MemoryReactor {
 }
 
 impl ReactorTcp for MemoryReactor {
-    fn listen_tcp<F: Factory>(
+    fn listen_tcp_with<A>(
         &self,
         port: u16,
-        factory: Rc<F>,
-        backlog: u32,
-        interface: &str,
-    ) -> Result<ListeningPort, CannotListenError> {
-        let ip = interface.parse().unwrap_or([0, 0, 0, 0].into());
+        factory: A,
+        options: ListenOptions,
+    ) -> Result<ListeningPort, CannotListenError>
+    where
+        A: IntoFactory,
+        A::Factory: Factory,
+    {
+        let ip = options.interface.parse().unwrap_or([0, 0, 0, 0].into());
         // Port 0 gets a made-up port, as a real listen would pick one.
         let host = SocketAddr::new(
             ip,
@@ -121,29 +126,33 @@ impl ReactorTcp for MemoryReactor {
                 port
             },
         );
+        let factory: Rc<dyn Any> = factory.into_factory();
         self.servers.borrow_mut().push(Rc::new(ListenCall {
             port,
-            backlog,
-            interface: interface.to_string(),
+            options,
             factory,
         }));
-        Ok(ListeningPort::recorded(host))
+        Ok(ListeningPort::recorded(Address::Tcp(host)))
     }
 
-    fn connect_tcp<F: ClientFactory>(
+    fn connect_tcp_with<A>(
         &self,
         host: &str,
         port: u16,
-        factory: Rc<F>,
-        timeout: f64,
-        bind_address: Option<SocketAddr>,
-    ) -> Connector {
-        let connector = Connector::recorded(host, port, factory.clone(), timeout, bind_address);
+        factory: A,
+        options: ConnectOptions,
+    ) -> TcpConnector
+    where
+        A: IntoFactory,
+        A::Factory: ClientFactory,
+    {
+        let factory = factory.into_factory();
+        let connector =
+            TcpConnector::recorded(host, port, counted(factory.clone()), options.clone());
         self.clients.borrow_mut().push(Rc::new(ConnectCall {
             host: host.to_string(),
             port,
-            timeout,
-            bind_address,
+            options,
             connector: connector.clone(),
             factory,
         }));

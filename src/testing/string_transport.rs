@@ -5,6 +5,8 @@ use std::rc::{Rc, Weak};
 
 use crate::Failure;
 use crate::protocol::{Handle, Protocol, ProtocolDriver, attach};
+use crate::transport::buffer::WriteBuffer;
+use crate::transport::producer::ProducerSlot;
 use crate::transport::{Address, Producer, ProducerError, Transport, TransportImpl};
 
 /// A transport that records what is written, for testing protocols without sockets (Twisted's
@@ -36,12 +38,13 @@ pub struct StringTransport {
 }
 
 struct StInner {
-    written: RefCell<Vec<u8>>,
+    /// The shared write buffer, never drained: it holds everything written.
+    written: RefCell<WriteBuffer>,
     disconnecting: Cell<bool>,
     disconnect_calls_lost: bool,
     write_closed: Cell<bool>,
     reading: Cell<ReadState>,
-    producer: RefCell<Option<(Rc<dyn Producer>, bool)>>,
+    producer: ProducerSlot,
     driver: RefCell<Option<Weak<dyn ProtocolDriver>>>,
     lost: RefCell<Option<Failure>>,
     host: Address,
@@ -94,12 +97,12 @@ impl StringTransport {
     fn build(disconnect_calls_lost: bool) -> StringTransport {
         StringTransport {
             inner: Rc::new(StInner {
-                written: RefCell::new(Vec::new()),
+                written: RefCell::new(WriteBuffer::default()),
                 disconnecting: Cell::new(false),
                 disconnect_calls_lost,
                 write_closed: Cell::new(false),
                 reading: Cell::new(ReadState::Producing),
-                producer: RefCell::new(None),
+                producer: ProducerSlot::default(),
                 driver: RefCell::new(None),
                 lost: RefCell::new(None),
                 host: Address::Tcp(([10, 0, 0, 1], 12345).into()),
@@ -154,12 +157,32 @@ impl StringTransport {
 
     /// Everything written so far.
     pub fn value(&self) -> Vec<u8> {
-        self.inner.written.borrow().clone()
+        self.inner.written.borrow().to_vec()
     }
 
     /// Forgets what was written.
     pub fn clear(&self) {
         self.inner.written.borrow_mut().clear();
+    }
+
+    /// Pauses the protocol's reading as its transport would be asked to, or says why not:
+    /// after `stop_producing` or `lose_connection` it is refused and the state is unchanged
+    /// (Twisted raises `RuntimeError`).
+    ///
+    /// ```
+    /// use twistor::testing::{ReadState, StringTransport};
+    /// let st = StringTransport::new();
+    /// st.transport().lose_connection();
+    /// assert!(st.pause_producing().is_err());
+    /// assert_eq!(st.read_state(), ReadState::Producing);
+    /// ```
+    pub fn pause_producing(&self) -> Result<(), ProducerError> {
+        self.inner.try_pause_producing()
+    }
+
+    /// Resumes reading, or says why not (see [`pause_producing`](Self::pause_producing)).
+    pub fn resume_producing(&self) -> Result<(), ProducerError> {
+        self.inner.try_resume_producing()
     }
 
     /// True once `lose_connection` or `abort_connection` was called.
@@ -179,7 +202,7 @@ impl StringTransport {
 
     /// The registered producer and whether it is streaming.
     pub fn producer(&self) -> Option<(Rc<dyn Producer>, bool)> {
-        self.inner.producer.borrow().clone()
+        self.inner.producer.get()
     }
 
     /// True once `lose_write_connection` was called.
@@ -189,6 +212,17 @@ impl StringTransport {
 }
 
 impl StInner {
+    /// Twisted's `_checkState`: no pausing or resuming once stopped or disconnecting.
+    fn check_producing(&self) -> Result<(), ProducerError> {
+        if self.disconnecting.get() {
+            return Err(ProducerError::Disconnecting);
+        }
+        if self.reading.get() == ReadState::Stopped {
+            return Err(ProducerError::Stopped);
+        }
+        Ok(())
+    }
+
     fn lose(&self, reason: Failure) {
         self.disconnecting.set(true);
         if self.disconnect_calls_lost && self.lost.borrow().is_none() {
@@ -203,7 +237,7 @@ impl StInner {
 
 impl TransportImpl for StInner {
     fn write(&self, data: &[u8]) {
-        self.written.borrow_mut().extend_from_slice(data);
+        self.written.borrow_mut().push(data);
     }
     fn lose_connection(&self) {
         if !self.disconnecting.get() {
@@ -240,10 +274,20 @@ impl TransportImpl for StInner {
         self.disconnecting.get()
     }
     fn pause_producing(&self) {
-        self.reading.set(ReadState::Paused);
+        let _ = self.try_pause_producing();
     }
     fn resume_producing(&self) {
+        let _ = self.try_resume_producing();
+    }
+    fn try_pause_producing(&self) -> Result<(), ProducerError> {
+        self.check_producing()?;
+        self.reading.set(ReadState::Paused);
+        Ok(())
+    }
+    fn try_resume_producing(&self) -> Result<(), ProducerError> {
+        self.check_producing()?;
         self.reading.set(ReadState::Producing);
+        Ok(())
     }
     fn stop_producing(&self) {
         self.reading.set(ReadState::Stopped);
@@ -253,14 +297,9 @@ impl TransportImpl for StInner {
         producer: Rc<dyn Producer>,
         streaming: bool,
     ) -> Result<(), ProducerError> {
-        if self.producer.borrow().is_some() {
-            return Err(ProducerError::AlreadyRegistered);
-        }
-        *self.producer.borrow_mut() = Some((producer, streaming));
-        Ok(())
+        self.producer.record(producer, streaming)
     }
     fn unregister_producer(&self) {
-        let p = self.producer.borrow_mut().take();
-        drop(p);
+        self.producer.unregister();
     }
 }

@@ -2,21 +2,64 @@
 //!
 //! A protocol keeps a [`Transport`], a cheap handle, and calls `write`, `lose_connection` and
 //! the rest on it from any of its callbacks. Writes are buffered and return at once; nothing a
-//! protocol calls on its transport calls back into the protocol (DESIGN decision 7), so a
-//! protocol is never re-entered.
+//! protocol calls on its transport calls back into the protocol synchronously (a close is
+//! reported on a later turn), so a protocol is never re-entered.
+//!
+//! # Layout
+//!
+//! Every stream transport is built from the same pieces, so each gets the same write path,
+//! producer behaviour and closing rules:
+//!
+//! - `buffer`: the write buffer, a queue of owned chunks sent with vectored writes, and its
+//!   water marks;
+//! - `producer`: the producer slot (pause above the high-water mark, resume at the low one,
+//!   pull producers asked for more when the buffer empties, stopped on close);
+//! - `stream`: the connection over any stream socket (read budget, EOF rules, flush,
+//!   half-close, read back-pressure, closing);
+//! - [`listener`]: the accept loop over any listening socket (batch accept, `EMFILE` back-off)
+//!   and [`ListeningPort`](listener::ListeningPort);
+//! - [`connector`]: the object-safe [`Connector`](connector::Connector) trait factories see;
+//! - `base_connector`: the connection attempt every stream connector shares (state, attempt
+//!   ids, timeout, the factory's count), over a transport's `Dial`;
+//! - `factory`: the factory as transports see it, type-erased, with its start/stop count;
+//! - [`tcp`]: what is TCP's own (binding, name resolution, the TCP connector);
+//! - `tcp_ext`: [`TcpExt`], the TCP options of a connection.
+//!
+//! `mod.rs`, `connector.rs`, `tcp_ext.rs`, `buffer.rs` and `producer.rs` are interfaces that
+//! use nothing from `protocol/`; `protocol/` depends on them, and the implementations depend
+//! on both: no import cycle.
+//! - [`multicore`]: serving one port from several threads.
 
 use std::fmt;
-use std::io;
 use std::net::SocketAddr;
 use std::rc::Rc;
 
+pub(crate) mod base_connector;
+pub(crate) mod buffer;
+pub mod connector;
+pub(crate) mod factory;
+pub mod listener;
+pub mod multicore;
+pub(crate) mod producer;
+pub(crate) mod stream;
 pub mod tcp;
+mod tcp_ext;
+
+pub use tcp_ext::TcpExt;
 
 /// The address of one end of a connection (Twisted's `IAddress` implementations).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Address {
     /// A TCP endpoint, IPv4 or IPv6.
     Tcp(SocketAddr),
+    /// A host name not resolved yet and a port (a connector's destination).
+    Name {
+        /// The host as given.
+        host: String,
+        /// The port.
+        port: u16,
+    },
     /// An in-memory endpoint (tests, loopback pumps), with a name.
     Memory(String),
 }
@@ -25,6 +68,7 @@ impl fmt::Display for Address {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Address::Tcp(a) => write!(f, "tcp:{a}"),
+            Address::Name { host, port } => write!(f, "tcp:{host}:{port}"),
             Address::Memory(n) => write!(f, "memory:{n}"),
         }
     }
@@ -41,7 +85,7 @@ impl Address {
     pub fn socket_addr(&self) -> Option<SocketAddr> {
         match self {
             Address::Tcp(a) => Some(*a),
-            Address::Memory(_) => None,
+            _ => None,
         }
     }
 }
@@ -60,16 +104,27 @@ pub trait Producer {
 
 /// Why a producer could not be registered.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum ProducerError {
     /// Twisted raises `RuntimeError` here: unregister the first one before registering another.
     #[error("a producer is already registered on this transport")]
     AlreadyRegistered,
+    /// Pausing or resuming reading after `stop_producing` (Twisted's `RuntimeError`).
+    #[error("cannot pause or resume a stopped producer")]
+    Stopped,
+    /// Pausing or resuming reading after `lose_connection` (Twisted's `RuntimeError`).
+    #[error("cannot pause or resume producing after lose_connection")]
+    Disconnecting,
 }
 
 /// What a concrete transport implements; users hold a [`Transport`] handle.
 pub trait TransportImpl {
     /// Queues bytes to send; returns at once.
     fn write(&self, data: &[u8]);
+    /// Queues an owned buffer (no copy where the transport can keep it).
+    fn write_owned(&self, data: Vec<u8>) {
+        self.write(&data)
+    }
     /// Queues several chunks (one vectored send when possible).
     fn write_sequence(&self, chunks: &[&[u8]]) {
         for c in chunks {
@@ -99,6 +154,17 @@ pub trait TransportImpl {
     fn resume_producing(&self);
     /// Stops reading for good and closes (Twisted's `stopProducing` on a transport).
     fn stop_producing(&self);
+    /// `pause_producing`, or why it is refused (a stopped or closing transport refuses where
+    /// Twisted raises). The default accepts.
+    fn try_pause_producing(&self) -> Result<(), ProducerError> {
+        self.pause_producing();
+        Ok(())
+    }
+    /// `resume_producing`, or why it is refused (see `try_pause_producing`).
+    fn try_resume_producing(&self) -> Result<(), ProducerError> {
+        self.resume_producing();
+        Ok(())
+    }
     /// Registers a producer of data for this transport (the consumer side).
     fn register_producer(
         &self,
@@ -110,19 +176,17 @@ pub trait TransportImpl {
     /// Sets the write buffer's high and low water marks (streaming producers are paused above
     /// `high` and resumed at or below `low`). Ignored by transports without a write buffer.
     fn set_write_buffer_limits(&self, _high: usize, _low: usize) {}
-    /// Sets `TCP_NODELAY` (TCP only).
-    fn set_tcp_nodelay(&self, _on: bool) -> io::Result<()> {
-        Err(io::Error::new(
-            io::ErrorKind::Unsupported,
-            "not a TCP transport",
-        ))
+    /// Stops reading while the write buffer is above its high-water mark and no producer is
+    /// registered (`true`, the default of stream transports), or reads on as Twisted does
+    /// (`false`). Ignored by transports without a write buffer.
+    fn set_read_backpressure(&self, _on: bool) {}
+    /// Bytes written but not sent yet.
+    fn buffered(&self) -> usize {
+        0
     }
-    /// Sets `SO_KEEPALIVE` (TCP only).
-    fn set_tcp_keepalive(&self, _on: bool) -> io::Result<()> {
-        Err(io::Error::new(
-            io::ErrorKind::Unsupported,
-            "not a TCP transport",
-        ))
+    /// The TCP options, for TCP transports.
+    fn tcp(&self) -> Option<TcpExt> {
+        None
     }
 }
 
@@ -195,14 +259,41 @@ impl Transport {
         self.0.disconnecting()
     }
 
-    /// Stops delivering received data until `resume_producing`.
+    /// Stops delivering received data until `resume_producing`. A refusal (see
+    /// [`try_pause_producing`](Self::try_pause_producing)) is logged.
     pub fn pause_producing(&self) {
-        self.0.pause_producing()
+        if let Err(e) = self.0.try_pause_producing() {
+            log::warn!(target: "twistor::transport", "pause_producing refused: {e}");
+        }
     }
 
-    /// Delivers received data again.
+    /// Delivers received data again. A refusal is logged.
     pub fn resume_producing(&self) {
-        self.0.resume_producing()
+        if let Err(e) = self.0.try_resume_producing() {
+            log::warn!(target: "twistor::transport", "resume_producing refused: {e}");
+        }
+    }
+
+    /// Pauses reading, or says why not: Twisted's `StringTransport` refuses after
+    /// `stop_producing` or `lose_connection`, leaving its state as it was.
+    ///
+    /// ```
+    /// use twistor::testing::{ReadState, StringTransport};
+    /// use twistor::transport::ProducerError;
+    ///
+    /// let st = StringTransport::new();
+    /// let t = st.transport();
+    /// t.stop_producing();
+    /// assert_eq!(t.try_pause_producing(), Err(ProducerError::Stopped));
+    /// assert_eq!(st.read_state(), ReadState::Stopped);
+    /// ```
+    pub fn try_pause_producing(&self) -> Result<(), ProducerError> {
+        self.0.try_pause_producing()
+    }
+
+    /// Resumes reading, or says why not (see [`try_pause_producing`](Self::try_pause_producing)).
+    pub fn try_resume_producing(&self) -> Result<(), ProducerError> {
+        self.0.try_resume_producing()
     }
 
     /// Stops reading for good and closes.
@@ -228,19 +319,64 @@ impl Transport {
 
     /// Sets the write buffer's water marks (defaults 64 KiB / 16 KiB, asyncio's): a streaming
     /// producer is paused above `high` and resumed at or below `low` (`low` is capped at
-    /// `high`).
+    /// `high`); with no producer, reading stops above `high` and resumes at `low` (see
+    /// [`set_read_backpressure`](Self::set_read_backpressure)).
+    ///
+    /// ```
+    /// use twistor::testing::StringTransport;
+    /// // Ignored by transports without a write buffer.
+    /// StringTransport::new().transport().set_write_buffer_limits(1 << 20, 1 << 18);
+    /// ```
     pub fn set_write_buffer_limits(&self, high: usize, low: usize) {
         self.0.set_write_buffer_limits(high, low.min(high))
     }
 
-    /// Sets `TCP_NODELAY` (an `Unsupported` error on other transports).
-    pub fn set_tcp_nodelay(&self, on: bool) -> io::Result<()> {
-        self.0.set_tcp_nodelay(on)
+    /// Stops reading while the write buffer is above its high-water mark (the default for a
+    /// connection with no producer), or not (`false`: Twisted's behaviour, reading on while
+    /// the peer does not read). With it on, an echo to a peer that never reads holds at most
+    /// the high-water mark plus one read chunk.
+    ///
+    /// ```
+    /// use twistor::testing::StringTransport;
+    /// // No-op on transports without a write buffer.
+    /// StringTransport::new().transport().set_read_backpressure(false);
+    /// ```
+    pub fn set_read_backpressure(&self, on: bool) {
+        self.0.set_read_backpressure(on)
     }
 
-    /// Sets `SO_KEEPALIVE` (an `Unsupported` error on other transports).
-    pub fn set_tcp_keepalive(&self, on: bool) -> io::Result<()> {
-        self.0.set_tcp_keepalive(on)
+    /// Queues an owned buffer: a large one is sent without being copied.
+    ///
+    /// ```
+    /// use twistor::testing::StringTransport;
+    /// let st = StringTransport::new();
+    /// st.transport().write_owned(vec![b'x'; 100_000]);
+    /// assert_eq!(st.value().len(), 100_000);
+    /// ```
+    pub fn write_owned(&self, data: Vec<u8>) {
+        self.0.write_owned(data)
+    }
+
+    /// Bytes written but not sent yet (0 for transports that send at once).
+    ///
+    /// ```
+    /// use twistor::testing::StringTransport;
+    /// // A StringTransport keeps what is written, it never sends it.
+    /// assert_eq!(StringTransport::new().transport().buffered(), 0);
+    /// ```
+    pub fn buffered(&self) -> usize {
+        self.0.buffered()
+    }
+
+    /// The TCP options of a TCP connection (`TCP_NODELAY`, `SO_KEEPALIVE`), `None` for other
+    /// transports.
+    ///
+    /// ```
+    /// use twistor::testing::StringTransport;
+    /// assert!(StringTransport::new().transport().tcp().is_none());
+    /// ```
+    pub fn tcp(&self) -> Option<TcpExt> {
+        self.0.tcp()
     }
 
     /// True if both handles are the same transport.

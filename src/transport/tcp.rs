@@ -1,811 +1,272 @@
-//! TCP: listening ports, connectors and connections (Twisted's `IReactorTCP`, `tcp.py`).
+//! TCP (Twisted's `IReactorTCP`, `tcp.py`): binding and name resolution, the TCP connector,
+//! the TCP socket options, and `listen_tcp` / `connect_tcp` / `connect_protocol`.
 //!
-//! # The path of a byte
+//! The connection itself is the shared [`stream`](super::stream) core over a TCP socket, and
+//! the accept loop the shared [`listener`](super::listener) core; this module only adds what
+//! is TCP's own. Every call has a short form with Twisted's defaults and a `_with` form taking
+//! an options struct (`..Default::default()` for the rest):
 //!
-//! *In:* the poller reports the socket readable; `Connection` reads into the reactor-wide
-//! buffer (up to `READ_BUDGET` bytes per turn), hands each chunk to the protocol's
-//! `data_received`, and stops at `WouldBlock` (the kernel queue is empty; more data makes a new
-//! edge) or at EOF. Not at a short read: a FIN that came with the last data makes no edge of
-//! its own, so stopping there would miss the EOF. Out of budget while still readable, it asks
-//! to run again next turn, so one busy peer cannot starve the others.
+//! ```
+//! use twistor::prelude::*;
+//! use twistor::transport::tcp::{listen_tcp_with, ListenOptions};
 //!
-//! *Out:* `write` appends to the connection's buffer and asks the reactor for a flush; after the
-//! current phase of the turn (timed calls, or I/O dispatch) the reactor flushes each written
-//! connection once, so all the writes of one turn leave in one `send`. What the kernel does not
-//! take stays buffered until the socket is writable again. Above the high-water mark a
-//! streaming producer is paused; below the low-water mark it is resumed; a pull producer is
-//! asked for more whenever the buffer empties.
-//!
-//! # Closing
-//!
-//! `lose_connection` stops reading at once, flushes, then closes: `connection_lost` gets
-//! `ConnectionDone`. `abort_connection` drops the buffer and closes at once with a reset (the
-//! peer sees `ConnectionLost`); `connection_lost` gets `ConnectionAborted` on a later turn, so
-//! a protocol aborting from its own callback is not re-entered. An I/O error:
-//! `ConnectionLost`. The protocol's `connection_lost` runs exactly once, then the port's or
-//! connector's bookkeeping (factory `do_stop`, `client_connection_lost`).
+//! struct Echo;
+//! impl Protocol for Echo {
+//!     fn data_received(&mut self, cx: &Context<Self>, data: &[u8]) { cx.transport().write(data) }
+//! }
+//! let reactor = Reactor::new().unwrap();
+//! let options = ListenOptions { interface: "localhost".into(), backlog: 128, ..Default::default() };
+//! let port = listen_tcp_with(&reactor, 0, for_protocol(|| Echo), options).unwrap();
+//! assert!(port.get_host().socket_addr().unwrap().ip().is_loopback());
+//! ```
 
-use std::cell::{Cell, RefCell};
-use std::io::{self, Read, Write};
+use std::io::{self, IoSlice, Read, Write};
 use std::net::{IpAddr, Shutdown, SocketAddr, ToSocketAddrs};
-use std::rc::Rc;
+use std::rc::{Rc, Weak};
+use std::time::Duration;
 
 use mio::net::{TcpListener, TcpStream};
-use mio::{Interest, Token};
 
-use super::{Address, Producer, ProducerError, Transport, TransportImpl};
+use super::Address;
+use super::base_connector::{BaseConnector, ClientOps, Dial, FactoryOps, connect_one};
+use super::connector::{Connector, ConnectorState};
+use super::factory::{AnyClientFactory, AnyFactory, counted};
+use super::listener::{Listener, Port};
+use super::stream::{StreamConnection, StreamSocket};
 use crate::error::{
-    CannotListenError, ConnectTimeoutError, ConnectionAborted, ConnectionDone, DnsLookupError,
-    NotConnectingError, UserError, connect_error_from_io, lost_from_io,
+    CannotListenError, DnsLookupError, InvalidTimeoutError, NotConnectingError,
+    connect_error_from_io,
 };
-use crate::protocol::{ClientFactory, Factory, ProtocolDriver, attach, do_start, do_stop};
-use crate::reactor::Ready;
-use crate::reactor::sources::SourceHandler;
+use crate::protocol::{ClientFactory, Factory, Handle, Protocol};
 use crate::reactor::{Reactor, WeakReactor};
-use crate::time::DelayedCall;
 use crate::{Deferred, Failure};
 
-/// Bytes read from one connection per turn before others get their turn.
-const READ_BUDGET: usize = 256 * 1024;
-/// Size of one read.
-const READ_CHUNK: usize = 64 * 1024;
-/// Connections accepted per readiness event before other sources get their turn.
-const ACCEPT_BATCH: usize = 64;
-/// asyncio's defaults: pause a streaming producer above, resume below.
-pub const DEFAULT_HIGH_WATER: usize = 64 * 1024;
-/// See [`DEFAULT_HIGH_WATER`].
-pub const DEFAULT_LOW_WATER: usize = 16 * 1024;
+pub use super::buffer::{DEFAULT_HIGH_WATER, DEFAULT_LOW_WATER};
+pub use super::listener::ListeningPort;
+use super::tcp_ext::SocketAccess;
+pub use super::tcp_ext::TcpExt;
 
-thread_local! {
-    /// One read buffer for every connection on this thread's reactor.
-    static READ_BUF: RefCell<Vec<u8>> = RefCell::new(vec![0; READ_CHUNK]);
-}
+// ---- the socket ------------------------------------------------------------------------------
 
-/// Why a connection is closing.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Closing {
-    Open,
-    /// `lose_connection`: flush, then close with `ConnectionDone`.
-    AfterFlush,
-}
-
-/// An established TCP connection: the transport behind a protocol's [`Transport`].
-pub(crate) struct Connection {
-    stream: RefCell<Option<TcpStream>>,
-    token: Cell<Option<Token>>,
-    reactor: WeakReactor,
-    me: RefCell<std::rc::Weak<Connection>>,
-    protocol: RefCell<Option<Rc<dyn ProtocolDriver>>>,
-    /// Unsent bytes are `buf[sent..]`.
-    buf: RefCell<Vec<u8>>,
-    sent: Cell<usize>,
-    flush_queued: Cell<bool>,
-    readable: Cell<bool>,
-    writable: Cell<bool>,
-    reading_paused: Cell<bool>,
-    read_closed: Cell<bool>,
-    /// The poller reported the peer's FIN (or a hang-up): read to the end of stream.
-    peer_closed: Cell<bool>,
-    closing: Cell<Closing>,
-    write_shutdown_requested: Cell<bool>,
-    write_shut: Cell<bool>,
-    closed: Cell<bool>,
-    producer: RefCell<Option<(Rc<dyn Producer>, bool)>>,
-    producer_paused: Cell<bool>,
-    high_water: Cell<usize>,
-    low_water: Cell<usize>,
-    host: Address,
-    peer: Address,
-    /// Runs after the protocol's `connection_lost` (factory/connector bookkeeping).
-    on_closed: RefCell<Option<OnClosed>>,
-}
-
-type OnClosed = Box<dyn FnOnce(Failure)>;
-
-impl Connection {
-    fn new(
-        reactor: &Reactor,
-        stream: TcpStream,
-        host: SocketAddr,
-        peer: SocketAddr,
-    ) -> io::Result<Rc<Connection>> {
-        let conn = Rc::new(Connection {
-            stream: RefCell::new(None),
-            token: Cell::new(None),
-            reactor: reactor.downgrade(),
-            me: RefCell::new(std::rc::Weak::new()),
-            protocol: RefCell::new(None),
-            buf: RefCell::new(Vec::new()),
-            sent: Cell::new(0),
-            flush_queued: Cell::new(false),
-            readable: Cell::new(false),
-            writable: Cell::new(true),
-            reading_paused: Cell::new(false),
-            read_closed: Cell::new(false),
-            peer_closed: Cell::new(false),
-            closing: Cell::new(Closing::Open),
-            write_shutdown_requested: Cell::new(false),
-            write_shut: Cell::new(false),
-            closed: Cell::new(false),
-            producer: RefCell::new(None),
-            producer_paused: Cell::new(false),
-            high_water: Cell::new(DEFAULT_HIGH_WATER),
-            low_water: Cell::new(DEFAULT_LOW_WATER),
-            host: Address::Tcp(host),
-            peer: Address::Tcp(peer),
-            on_closed: RefCell::new(None),
-        });
-        *conn.me.borrow_mut() = Rc::downgrade(&conn);
-        let mut stream = stream;
-        let token = reactor.register_source(
-            &mut stream,
-            Interest::READABLE | Interest::WRITABLE,
-            conn.clone(),
-        )?;
-        conn.token.set(Some(token));
-        *conn.stream.borrow_mut() = Some(stream);
-        Ok(conn)
+impl StreamSocket for TcpStream {
+    fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        Read::read(&mut &*self, buf)
     }
-
-    fn start<P: crate::protocol::Protocol>(
-        self: &Rc<Self>,
-        protocol: P,
-    ) -> crate::protocol::Handle<P> {
-        let transport = Transport::new(self.clone());
-        let (driver, handle) = attach(protocol, transport);
-        *self.protocol.borrow_mut() = Some(driver.clone());
-        driver.make_connection();
-        // Data may have arrived before registration produced an edge.
-        self.readable.set(true);
-        if let Some(r) = self.reactor.upgrade()
-            && let Some(t) = self.token.get()
-        {
-            r.ready_again(t);
-        }
-        handle
-    }
-
-    fn driver(&self) -> Option<Rc<dyn ProtocolDriver>> {
-        self.protocol.borrow().clone()
-    }
-
-    fn pending(&self) -> usize {
-        self.buf.borrow().len() - self.sent.get()
-    }
-
-    fn do_read(&self, reactor: &Reactor) {
-        let mut total = 0;
-        while self.readable.get()
-            && !self.reading_paused.get()
-            && !self.read_closed.get()
-            && self.closing.get() == Closing::Open
-            && !self.closed.get()
-        {
-            if total >= READ_BUDGET {
-                if let Some(t) = self.token.get() {
-                    reactor.ready_again(t);
-                }
-                return;
-            }
-            // The buffer is taken out of its thread-local home while the protocol runs, so a
-            // nested read (none is expected) would get a fresh one instead of a borrow panic.
-            let mut buf = READ_BUF.with(|b| std::mem::take(&mut *b.borrow_mut()));
-            if buf.len() < READ_CHUNK {
-                buf.resize(READ_CHUNK, 0);
-            }
-            let result: io::Result<Option<usize>> = {
-                let stream = self.stream.borrow();
-                match stream.as_ref() {
-                    None => Ok(None),
-                    Some(s) => (&*s).read(&mut buf[..]).map(Some),
-                }
-            };
-            if let Ok(Some(n)) = result
-                && n > 0
-                && let Some(d) = self.driver()
-            {
-                d.data_received(&buf[..n]);
-            }
-            READ_BUF.with(|b| *b.borrow_mut() = buf);
-            match result {
-                Ok(None) => return,
-                Ok(Some(0)) => {
-                    self.readable.set(false);
-                    self.read_closed.set(true);
-                    if let Some(d) = self.driver() {
-                        d.read_connection_lost();
-                    }
-                    return;
-                }
-                Ok(Some(n)) => {
-                    total += n;
-                    // A short read empties the kernel's queue: anything arriving later (data
-                    // or FIN) re-arms the edge-triggered event, so no read that is bound to
-                    // return `WouldBlock` is made. Only a FIN already reported with this event
-                    // (`read_closed`) makes no new edge: then read on to the end of stream.
-                    if n < READ_CHUNK && !self.peer_closed.get() {
-                        self.readable.set(false);
-                    }
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.readable.set(false),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    self.close(reactor, lost_from_io(&e));
-                    return;
-                }
-            }
+    fn write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        // One buffer (the common case: small writes are coalesced) takes a plain `send`.
+        match bufs {
+            [one] => Write::write(&mut &*self, one),
+            _ => Write::write_vectored(&mut &*self, bufs),
         }
     }
-
-    fn queue_flush(&self) {
-        if self.flush_queued.replace(true) {
-            return;
-        }
-        let Some(me) = self.me.borrow().upgrade() else {
-            return;
-        };
-        if let Some(r) = self.reactor.upgrade() {
-            r.want_flush(me);
-        }
+    fn shutdown_write(&self) -> io::Result<()> {
+        self.shutdown(Shutdown::Write)
     }
-
-    /// Sends what is buffered; then closes or half-closes if asked to.
-    fn do_write(&self, reactor: &Reactor) {
-        if self.closed.get() {
-            return;
-        }
-        while self.pending() > 0 && self.writable.get() {
-            let wanted = self.pending();
-            let r = {
-                let stream = self.stream.borrow();
-                let Some(s) = stream.as_ref() else { return };
-                let buf = self.buf.borrow();
-                (&*s).write(&buf[self.sent.get()..])
-            };
-            match r {
-                Ok(n) => {
-                    self.sent.set(self.sent.get() + n);
-                    // A short write filled the kernel's send buffer: writing again now would
-                    // return `WouldBlock`. Freed space makes a new writable edge.
-                    if n < wanted {
-                        self.writable.set(false);
-                    }
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.writable.set(false),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    self.close(reactor, lost_from_io(&e));
-                    return;
-                }
-            }
-        }
-        if self.pending() == 0 {
-            let mut buf = self.buf.borrow_mut();
-            buf.clear();
-            // Don't keep a huge buffer around for an idle connection.
-            if buf.capacity() > 4 * DEFAULT_HIGH_WATER {
-                buf.shrink_to(DEFAULT_HIGH_WATER);
-            }
-            self.sent.set(0);
-        } else if self.sent.get() > self.buf.borrow().len() / 2 {
-            let sent = self.sent.replace(0);
-            self.buf.borrow_mut().drain(..sent);
-        }
-        self.producer_after_write();
-        if self.pending() == 0 {
-            if self.closing.get() == Closing::AfterFlush {
-                self.close(reactor, Failure::new(ConnectionDone));
-            } else if self.write_shutdown_requested.get() && !self.write_shut.get() {
-                self.write_shut.set(true);
-                if let Some(s) = self.stream.borrow().as_ref() {
-                    let _ = s.shutdown(Shutdown::Write);
-                }
-                if let Some(d) = self.driver() {
-                    d.write_connection_lost();
-                }
-            }
-        }
+    fn reset_on_close(&self) {
+        // SO_LINGER 0: the close sends a reset.
+        let _ = socket2::SockRef::from(self).set_linger(Some(Duration::ZERO));
     }
-
-    /// Producer flow control after the buffer changed.
-    fn producer_after_write(&self) {
-        let producer = self.producer.borrow().clone();
-        let Some((p, streaming)) = producer else {
-            return;
-        };
-        let pending = self.pending();
-        if streaming {
-            if self.producer_paused.get() && pending <= self.low_water.get() {
-                self.producer_paused.set(false);
-                p.resume_producing();
-            }
-        } else if pending == 0 && self.closing.get() == Closing::Open {
-            p.resume_producing();
-        }
-    }
-
-    fn close(&self, reactor: &Reactor, reason: Failure) {
-        if self.closed.replace(true) {
-            return;
-        }
-        self.release(reactor);
-        self.notify(reason);
-    }
-
-    /// Closes the socket and drops what is buffered.
-    fn release(&self, reactor: &Reactor) {
-        if let (Some(t), Some(s)) = (self.token.take(), self.stream.borrow_mut().take()) {
-            // Closing the socket takes it out of the epoll set: no EPOLL_CTL_DEL needed.
-            reactor.forget_source(t);
-            drop(s);
-        }
-        self.buf.borrow_mut().clear();
-        self.sent.set(0);
-    }
-
-    /// Tells the producer, the protocol, then the port or connector that the connection is
-    /// gone.
-    fn notify(&self, reason: Failure) {
-        let producer = self.producer.borrow_mut().take();
-        if let Some((p, _)) = producer {
-            p.stop_producing();
-        }
-        let driver = self.protocol.borrow_mut().take();
-        if let Some(d) = driver {
-            d.connection_lost(reason.clone());
-        }
-        let on_closed = self.on_closed.borrow_mut().take();
-        if let Some(f) = on_closed {
-            f(reason);
-        }
-    }
-
-    fn with_reactor(&self, f: impl FnOnce(&Reactor)) {
-        if let Some(r) = self.reactor.upgrade() {
-            f(&r)
-        }
+    fn tcp_ext(conn: &Weak<StreamConnection<Self>>) -> Option<TcpExt> {
+        let conn: Weak<dyn SocketAccess> = conn.clone();
+        Some(TcpExt::new(conn))
     }
 }
 
-impl SourceHandler for Connection {
-    fn ready(&self, reactor: &Reactor, ready: Ready) {
-        let (readable, writable, read_closed) = (
-            ready.is_readable(),
-            ready.is_writable(),
-            ready.is_read_closed(),
-        );
-        if self.closed.get() {
-            return;
-        }
-        if readable {
-            self.readable.set(true);
-        }
-        if read_closed {
-            self.peer_closed.set(true);
-        }
-        if writable {
-            self.writable.set(true);
-            if self.pending() > 0 || self.closing.get() == Closing::AfterFlush {
-                self.do_write(reactor);
-            }
-        }
-        self.do_read(reactor);
+// ---- listening -------------------------------------------------------------------------------
+
+impl Listener for TcpListener {
+    type Stream = TcpStream;
+    fn accept(&self) -> io::Result<(TcpStream, Address)> {
+        TcpListener::accept(self).map(|(s, a)| (s, Address::Tcp(a)))
     }
-
-    fn flush(&self, reactor: &Reactor) {
-        self.flush_queued.set(false);
-        self.do_write(reactor);
-    }
-
-    fn shutdown(&self, reactor: &Reactor) {
-        self.close(
-            reactor,
-            Failure::new(crate::error::ConnectionLost(Some(
-                "reactor shutdown".into(),
-            ))),
-        );
-    }
-}
-
-impl TransportImpl for Connection {
-    fn write(&self, data: &[u8]) {
-        if self.closed.get() || self.write_shut.get() || data.is_empty() {
-            return;
-        }
-        self.buf.borrow_mut().extend_from_slice(data);
-        self.after_append();
-    }
-
-    fn write_sequence(&self, chunks: &[&[u8]]) {
-        if self.closed.get() || self.write_shut.get() {
-            return;
-        }
-        {
-            let mut buf = self.buf.borrow_mut();
-            for c in chunks {
-                buf.extend_from_slice(c);
-            }
-        }
-        self.after_append();
-    }
-
-    fn lose_connection(&self) {
-        if self.closed.get() || self.closing.get() != Closing::Open {
-            return;
-        }
-        self.closing.set(Closing::AfterFlush);
-        // Reading stops at once; the close happens once the buffer is flushed.
-        self.queue_flush();
-    }
-
-    fn abort_connection(&self) {
-        if self.closed.replace(true) {
-            return;
-        }
-        // SO_LINGER 0: the close sends a reset, so the peer sees `ConnectionLost` rather than
-        // a clean EOF (Twisted's abortConnection does the same).
-        if let Some(s) = self.stream.borrow().as_ref() {
-            let _ = socket2::SockRef::from(s).set_linger(Some(std::time::Duration::ZERO));
-        }
-        let Some(reactor) = self.reactor.upgrade() else {
-            return;
-        };
-        self.release(&reactor);
-        // The caller is usually one of the protocol's own callbacks: the protocol hears of the
-        // loss on a later turn (as in Twisted), never re-entered (its `connection_lost` would
-        // otherwise be dropped as re-entrant).
-        let me = self.me.borrow().upgrade();
-        if let Some(me) = me {
-            reactor.call_later(0.0, move || me.notify(Failure::new(ConnectionAborted)));
-        }
-    }
-
-    fn lose_write_connection(&self) {
-        if self.closed.get() {
-            return;
-        }
-        self.write_shutdown_requested.set(true);
-        self.queue_flush();
-    }
-
-    fn get_host(&self) -> Address {
-        self.host.clone()
-    }
-
-    fn get_peer(&self) -> Address {
-        self.peer.clone()
-    }
-
-    fn disconnecting(&self) -> bool {
-        self.closing.get() != Closing::Open || self.closed.get()
-    }
-
-    fn pause_producing(&self) {
-        self.reading_paused.set(true);
-    }
-
-    fn resume_producing(&self) {
-        if self.reading_paused.replace(false) {
-            // Data may be waiting already: look on the next turn.
-            self.readable.set(true);
-            if let (Some(r), Some(t)) = (self.reactor.upgrade(), self.token.get()) {
-                r.ready_again(t);
-            }
-        }
-    }
-
-    fn stop_producing(&self) {
-        self.reading_paused.set(true);
-        self.lose_connection();
-    }
-
-    fn register_producer(
-        &self,
-        producer: Rc<dyn Producer>,
-        streaming: bool,
-    ) -> Result<(), ProducerError> {
-        if self.producer.borrow().is_some() {
-            return Err(ProducerError::AlreadyRegistered);
-        }
-        if self.closed.get() {
-            producer.stop_producing();
-            return Ok(());
-        }
-        *self.producer.borrow_mut() = Some((producer.clone(), streaming));
-        self.producer_paused.set(false);
-        if !streaming {
-            producer.resume_producing();
-        }
-        Ok(())
-    }
-
-    fn unregister_producer(&self) {
-        let p = self.producer.borrow_mut().take();
-        drop(p);
-    }
-
-    fn set_write_buffer_limits(&self, high: usize, low: usize) {
-        self.high_water.set(high);
-        self.low_water.set(low);
-        self.producer_after_write();
-    }
-
-    fn set_tcp_nodelay(&self, on: bool) -> io::Result<()> {
-        match self.stream.borrow().as_ref() {
-            Some(s) => s.set_nodelay(on),
-            None => Err(io::Error::new(
-                io::ErrorKind::NotConnected,
-                "connection closed",
-            )),
-        }
-    }
-
-    fn set_tcp_keepalive(&self, on: bool) -> io::Result<()> {
-        match self.stream.borrow().as_ref() {
-            Some(s) => {
-                let sock = socket2::SockRef::from(s);
-                sock.set_keepalive(on)
-            }
-            None => Err(io::Error::new(
-                io::ErrorKind::NotConnected,
-                "connection closed",
-            )),
-        }
-    }
-
-    fn abort_with(&self, reason: Failure) {
-        self.with_reactor(|r| self.close(r, reason));
-    }
-}
-
-impl Connection {
-    fn after_append(&self) {
-        let pending = self.pending();
-        if pending > self.high_water.get() && !self.producer_paused.get() {
-            let producer = self.producer.borrow().clone();
-            if let Some((p, true)) = producer {
-                self.producer_paused.set(true);
-                p.pause_producing();
-            }
-        }
-        self.queue_flush();
-    }
-}
-
-// ---- listening -------------------------------------------------------------------------
-
-struct PortInner<F: Factory> {
-    listener: RefCell<Option<TcpListener>>,
-    token: Cell<Option<Token>>,
-    factory: Rc<F>,
-    host: SocketAddr,
-    me: RefCell<std::rc::Weak<PortInner<F>>>,
-    /// Accepting is suspended (EMFILE back-off) until this call fires.
-    backoff: RefCell<Option<DelayedCall>>,
-}
-
-/// A listening TCP port (Twisted's `IListeningPort`).
-pub struct ListeningPort {
-    inner: Rc<dyn PortControl>,
-}
-
-trait PortControl {
-    fn host(&self) -> SocketAddr;
-    fn stop(&self, reactor: &Reactor);
-}
-
-/// A port that is recorded, not listening (`MemoryReactor`).
-struct RecordedPort(SocketAddr);
-
-impl PortControl for RecordedPort {
-    fn host(&self) -> SocketAddr {
-        self.0
-    }
-    fn stop(&self, _reactor: &Reactor) {}
-}
-
-impl ListeningPort {
-    pub(crate) fn recorded(host: SocketAddr) -> ListeningPort {
-        ListeningPort {
-            inner: Rc::new(RecordedPort(host)),
-        }
-    }
-}
-
-impl std::fmt::Debug for ListeningPort {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "<ListeningPort {}>", self.inner.host())
-    }
-}
-
-impl ListeningPort {
-    /// The address it listens on (with the real port when 0 was asked for).
-    pub fn get_host(&self) -> Address {
-        Address::Tcp(self.inner.host())
-    }
-
-    /// The port number it listens on.
-    pub fn port(&self) -> u16 {
-        self.inner.host().port()
-    }
-
-    /// Stops accepting; connections already accepted stay open. The Deferred fires on a
-    /// later turn, after the factory's `stop_factory` if this was its last port.
-    pub fn stop_listening(&self, reactor: &Reactor) -> Deferred<()> {
-        let (d, fire) = Deferred::new();
-        let inner = self.inner.clone();
-        let r = reactor.clone();
-        reactor.call_later(0.0, move || {
-            inner.stop(&r);
-            // Only this call fires `d`.
-            let _ = fire.callback(());
-        });
-        d
-    }
-}
-
-impl<F: Factory> PortControl for PortInner<F> {
-    fn host(&self) -> SocketAddr {
-        self.host
-    }
-    fn stop(&self, reactor: &Reactor) {
-        let listener = self.listener.borrow_mut().take();
-        if let (Some(t), Some(mut l)) = (self.token.take(), listener) {
-            reactor.deregister_source(t, &mut l);
-            drop(l);
-            let backoff = self.backoff.borrow_mut().take();
-            if let Some(c) = backoff {
-                let _ = c.cancel();
-            }
-            do_stop(&self.factory);
-        }
-    }
-}
-
-impl<F: Factory> PortInner<F> {
-    fn accept_some(&self, reactor: &Reactor) {
-        if self.backoff.borrow().is_some() {
-            return;
-        }
-        for _ in 0..ACCEPT_BATCH {
-            let accepted = match self.listener.borrow().as_ref() {
-                Some(l) => l.accept(),
-                None => return,
-            };
-            match accepted {
-                Ok((stream, peer)) => self.serve(reactor, stream, peer),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) if is_resource_exhaustion(&e) => {
-                    // Out of descriptors: the listener stays readable, so accepting again at
-                    // once would spin. Back off, then look again.
-                    log::error!(target: "twistor::tcp", "accept failed on {}: {e}; retrying in 100 ms", self.host);
-                    let me = self.me.borrow().clone();
-                    let r = reactor.clone();
-                    let call = reactor.call_later(0.1, move || {
-                        if let Some(me) = me.upgrade() {
-                            me.backoff.borrow_mut().take();
-                            me.accept_some(&r);
-                        }
-                    });
-                    *self.backoff.borrow_mut() = Some(call);
-                    return;
-                }
-                Err(e) => {
-                    // ECONNABORTED and friends: this one connection failed; go on.
-                    log::warn!(target: "twistor::tcp", "accept failed on {}: {e}", self.host);
-                }
-            }
-        }
-        // Batch used up and maybe more waiting: let other sources run first.
-        if let Some(t) = self.token.get() {
-            reactor.ready_again(t);
-        }
-    }
-
-    fn serve(&self, reactor: &Reactor, stream: TcpStream, peer: SocketAddr) {
+    fn connection_host(&self, stream: &TcpStream, listening: &Address) -> Address {
         // The listener's address is the connection's, unless it listens on all interfaces:
         // only then is a `getsockname` call needed.
-        let host = if self.host.ip().is_unspecified() {
-            stream.local_addr().unwrap_or(self.host)
-        } else {
-            self.host
-        };
-        let Some(protocol) = self.factory.build_protocol(&Address::Tcp(peer)) else {
-            // Refused by the factory: close at once.
-            drop(stream);
-            return;
-        };
-        match Connection::new(reactor, stream, host, peer) {
-            Ok(conn) => {
-                conn.start(protocol);
+        match listening {
+            Address::Tcp(a) if a.ip().is_unspecified() => {
+                Address::Tcp(stream.local_addr().unwrap_or(*a))
             }
-            Err(e) => {
-                log::error!(target: "twistor::tcp", "cannot register connection from {peer}: {e}")
-            }
+            other => other.clone(),
         }
     }
 }
 
-impl<F: Factory> SourceHandler for PortInner<F> {
-    fn ready(&self, reactor: &Reactor, _ready: Ready) {
-        self.accept_some(reactor);
-    }
-    fn flush(&self, _reactor: &Reactor) {}
-    fn shutdown(&self, reactor: &Reactor) {
-        self.stop(reactor);
+/// How to listen: [`listen_tcp_with`]'s options (Twisted's `listenTCP` arguments).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListenOptions {
+    /// The queue of connections not yet accepted (Twisted's default: 50).
+    pub backlog: u32,
+    /// The interface: an IP address, a host name (resolved at once; its first address), or
+    /// `""` for every IPv4 interface (Twisted's default).
+    pub interface: String,
+    /// `SO_REUSEPORT`, so that several sockets can listen on the same port (one per thread).
+    pub reuse_port: bool,
+}
+
+impl Default for ListenOptions {
+    fn default() -> Self {
+        ListenOptions {
+            backlog: 50,
+            interface: String::new(),
+            reuse_port: false,
+        }
     }
 }
 
-fn is_resource_exhaustion(e: &io::Error) -> bool {
-    matches!(
-        e.raw_os_error(),
-        Some(libc::EMFILE) | Some(libc::ENFILE) | Some(libc::ENOBUFS) | Some(libc::ENOMEM)
-    )
+impl ListenOptions {
+    /// The defaults, on `interface` (an IP address or a host name).
+    ///
+    /// ```
+    /// use twistor::transport::tcp::ListenOptions;
+    /// let o = ListenOptions { backlog: 128, ..ListenOptions::on("localhost") };
+    /// assert_eq!(o.interface, "localhost");
+    /// ```
+    pub fn on(interface: impl Into<String>) -> Self {
+        ListenOptions {
+            interface: interface.into(),
+            ..Default::default()
+        }
+    }
 }
 
-/// Listens on `interface:port` (port 0: any free port; interface `""` means all IPv4
-/// interfaces, as Twisted's default) with `backlog` (Twisted's default is 50), serving each
-/// connection with a protocol from `factory` (Twisted's `listenTCP`).
+/// A factory argument: the factory itself or an `Rc` of it (keep the `Rc` to share one
+/// factory, and its start/stop count, between several ports or connectors).
 ///
 /// ```
 /// use std::rc::Rc;
-/// use twistor::protocol::{for_protocol, Context, Protocol};
-/// use twistor::reactor::Reactor;
-/// use twistor::transport::tcp::listen_tcp;
+/// use twistor::prelude::*;
+///
+/// struct Quiet;
+/// impl Protocol for Quiet { fn data_received(&mut self, _: &Context<Self>, _: &[u8]) {} }
+/// let reactor = Reactor::new().unwrap();
+/// // By value: the port owns it.
+/// listen_tcp(&reactor, 0, for_protocol(|| Quiet)).unwrap();
+/// // By `Rc`: two ports share one factory, started once.
+/// let shared = Rc::new(for_protocol(|| Quiet));
+/// listen_tcp(&reactor, 0, shared.clone()).unwrap();
+/// listen_tcp(&reactor, 0, shared).unwrap();
+/// ```
+pub trait IntoFactory {
+    /// The factory type.
+    type Factory: 'static;
+    /// The shared factory.
+    fn into_factory(self) -> Rc<Self::Factory>;
+}
+
+impl<F: Factory> IntoFactory for F {
+    type Factory = F;
+    fn into_factory(self) -> Rc<F> {
+        Rc::new(self)
+    }
+}
+
+impl<F: Factory> IntoFactory for Rc<F> {
+    type Factory = F;
+    fn into_factory(self) -> Rc<F> {
+        self
+    }
+}
+
+/// Listens on `port` of every IPv4 interface (port 0: any free port), serving each connection
+/// with a protocol from `factory` (Twisted's `listenTCP` with its defaults; see
+/// [`listen_tcp_with`] for the options).
+///
+/// ```
+/// use twistor::prelude::*;
 ///
 /// struct Echo;
 /// impl Protocol for Echo {
 ///     fn data_received(&mut self, cx: &Context<Self>, data: &[u8]) { cx.transport().write(data) }
 /// }
 /// let reactor = Reactor::new().unwrap();
-/// let port = listen_tcp(&reactor, 0, Rc::new(for_protocol(|| Echo)), 50, "127.0.0.1").unwrap();
+/// let port = listen_tcp(&reactor, 0, for_protocol(|| Echo)).unwrap();
 /// assert_ne!(port.port(), 0);
 /// ```
-pub fn listen_tcp<F: Factory>(
+pub fn listen_tcp<A>(
     reactor: &Reactor,
     port: u16,
-    factory: Rc<F>,
-    backlog: u32,
-    interface: &str,
-) -> Result<ListeningPort, CannotListenError> {
-    let listener = bind_listener(port, backlog, interface, false)?;
-    listen_on(reactor, listener, factory).map_err(|source| CannotListenError {
-        interface: interface.to_string(),
-        port,
-        source,
+    factory: A,
+) -> Result<ListeningPort, CannotListenError>
+where
+    A: IntoFactory,
+    A::Factory: Factory,
+{
+    listen_tcp_with(reactor, port, factory, ListenOptions::default())
+}
+
+/// [`listen_tcp`] with options (backlog, interface, ...).
+///
+/// ```
+/// use twistor::prelude::*;
+/// use twistor::transport::tcp::{listen_tcp_with, ListenOptions};
+///
+/// struct Quiet;
+/// impl Protocol for Quiet { fn data_received(&mut self, _: &Context<Self>, _: &[u8]) {} }
+/// let reactor = Reactor::new().unwrap();
+/// let opts = ListenOptions { interface: "127.0.0.1".into(), ..Default::default() };
+/// let port = listen_tcp_with(&reactor, 0, for_protocol(|| Quiet), opts).unwrap();
+/// assert_eq!(port.get_host().socket_addr().unwrap().ip().to_string(), "127.0.0.1");
+/// ```
+pub fn listen_tcp_with<A>(
+    reactor: &Reactor,
+    port: u16,
+    factory: A,
+    options: ListenOptions,
+) -> Result<ListeningPort, CannotListenError>
+where
+    A: IntoFactory,
+    A::Factory: Factory,
+{
+    let listener = bind_listener(port, &options)?;
+    listen_on(reactor, listener, counted(factory.into_factory())).map_err(|source| {
+        CannotListenError {
+            interface: options.interface.clone(),
+            port,
+            source,
+        }
     })
 }
 
-/// Binds a non-blocking listening socket (`SO_REUSEADDR`; `SO_REUSEPORT` too if asked, so
-/// several sockets, one per reactor thread, can share the port).
-fn bind_listener(
+/// The address to bind for `interface`: an IP address, a name (resolved now), or all IPv4
+/// interfaces.
+fn interface_ip(interface: &str) -> io::Result<IpAddr> {
+    if interface.is_empty() {
+        return Ok(IpAddr::from([0, 0, 0, 0]));
+    }
+    if let Ok(ip) = interface.parse() {
+        return Ok(ip);
+    }
+    let addrs: Vec<SocketAddr> = (interface, 0).to_socket_addrs()?.collect();
+    // Twisted's default family is IPv4: prefer it.
+    addrs
+        .iter()
+        .find(|a| a.is_ipv4())
+        .or(addrs.first())
+        .map(|a| a.ip())
+        .ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("{interface:?} has no address"),
+            )
+        })
+}
+
+/// Binds a non-blocking listening socket (`SO_REUSEADDR`, and `SO_REUSEPORT` if asked).
+pub(crate) fn bind_listener(
     port: u16,
-    backlog: u32,
-    interface: &str,
-    reuse_port: bool,
+    options: &ListenOptions,
 ) -> Result<std::net::TcpListener, CannotListenError> {
     let cannot = |source: io::Error| CannotListenError {
-        interface: interface.to_string(),
+        interface: options.interface.clone(),
         port,
         source,
     };
-    let ip: IpAddr = if interface.is_empty() {
-        IpAddr::from([0, 0, 0, 0])
-    } else {
-        interface.parse().map_err(|_| {
-            cannot(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!("{interface:?} is not an IP address"),
-            ))
-        })?
-    };
-    let addr = SocketAddr::new(ip, port);
+    let addr = SocketAddr::new(interface_ip(&options.interface).map_err(cannot)?, port);
     let domain = socket2::Domain::for_address(addr);
     let socket = socket2::Socket::new(domain, socket2::Type::STREAM, Some(socket2::Protocol::TCP))
         .map_err(cannot)?;
     socket.set_reuse_address(true).map_err(cannot)?;
-    if reuse_port {
+    if options.reuse_port {
         socket.set_reuse_port(true).map_err(cannot)?;
     }
     if addr.is_ipv6() {
@@ -814,424 +275,85 @@ fn bind_listener(
     socket.set_nonblocking(true).map_err(cannot)?;
     socket.bind(&addr.into()).map_err(cannot)?;
     socket
-        .listen(backlog.min(i32::MAX as u32) as i32)
+        .listen(options.backlog.min(i32::MAX as u32) as i32)
         .map_err(cannot)?;
     Ok(socket.into())
 }
 
 /// Serves connections accepted on an already bound, non-blocking `listener`.
-fn listen_on<F: Factory>(
+pub(crate) fn listen_on(
     reactor: &Reactor,
     listener: std::net::TcpListener,
-    factory: Rc<F>,
+    factory: Rc<dyn AnyFactory>,
 ) -> io::Result<ListeningPort> {
-    let host = listener.local_addr()?;
-    let mut listener = TcpListener::from_std(listener);
-    let inner = Rc::new(PortInner {
-        listener: RefCell::new(None),
-        token: Cell::new(None),
-        factory: factory.clone(),
-        host,
-        me: RefCell::new(std::rc::Weak::new()),
-        backoff: RefCell::new(None),
-    });
-    *inner.me.borrow_mut() = Rc::downgrade(&inner);
-    let token = reactor.register_source(&mut listener, Interest::READABLE, inner.clone())?;
-    inner.token.set(Some(token));
-    *inner.listener.borrow_mut() = Some(listener);
-    do_start(&factory);
-    Ok(ListeningPort { inner })
+    let host = Address::Tcp(listener.local_addr()?);
+    Port::start(reactor, TcpListener::from_std(listener), host, factory)
 }
 
-// ---- one reactor per core ----------------------------------------------------------------
+// ---- connecting ------------------------------------------------------------------------------
 
-/// Reactors serving one port from several threads (DESIGN decision 13): each thread runs its
-/// own reactor with its own listening socket on the same port (`SO_REUSEPORT`: the kernel
-/// spreads new connections across them), and its own protocols; nothing is shared between
-/// threads, so protocol code needs no locks.
-pub struct ServerThreads {
-    port: u16,
-    handles: Vec<crate::reactor::ThreadHandle>,
-    joins: Vec<std::thread::JoinHandle<()>>,
+/// How to connect: [`connect_tcp_with`]'s and [`connect_protocol_with`]'s options.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectOptions {
+    /// Give up after this long (Twisted's default: 30 s); `None` waits for the kernel's own
+    /// timeout. From seconds: [`ConnectOptions::timeout_secs`].
+    pub timeout: Option<Duration>,
+    /// Bind the local end to this address first.
+    pub bind_address: Option<SocketAddr>,
 }
 
-impl ServerThreads {
-    /// The port every thread listens on.
-    pub fn port(&self) -> u16 {
-        self.port
-    }
-
-    /// Asks every reactor to stop (gracefully: shutdown triggers run).
-    pub fn stop(&self) {
-        for h in &self.handles {
-            h.stop();
-        }
-    }
-
-    /// Waits for every thread to finish.
-    pub fn join(self) {
-        for j in self.joins {
-            let _ = j.join();
+impl Default for ConnectOptions {
+    fn default() -> Self {
+        ConnectOptions {
+            timeout: Some(Duration::from_secs(30)),
+            bind_address: None,
         }
     }
 }
 
-/// Serves `interface:port` from `threads` threads, one reactor each; `make_factory` builds
-/// each thread's factory on that thread. Port 0 picks a free port shared by all. Signals are
-/// not handled by these reactors: stop them with [`ServerThreads::stop`].
-///
-/// ```
-/// use twistor::protocol::{for_protocol, Context, Protocol};
-/// use twistor::transport::tcp::serve_on_threads;
-/// use std::io::{Read, Write};
-///
-/// struct Echo;
-/// impl Protocol for Echo {
-///     fn data_received(&mut self, cx: &Context<Self>, d: &[u8]) { cx.transport().write(d) }
-/// }
-/// let servers = serve_on_threads(2, 0, "127.0.0.1", || for_protocol(|| Echo)).unwrap();
-/// let mut c = std::net::TcpStream::connect(("127.0.0.1", servers.port())).unwrap();
-/// c.write_all(b"hi").unwrap();
-/// let mut buf = [0; 2];
-/// c.read_exact(&mut buf).unwrap();
-/// assert_eq!(&buf, b"hi");
-/// servers.stop();
-/// servers.join();
-/// ```
-pub fn serve_on_threads<F: Factory>(
-    threads: usize,
-    port: u16,
-    interface: &str,
-    make_factory: impl Fn() -> F + Send + Sync + 'static,
-) -> Result<ServerThreads, CannotListenError> {
-    let threads = threads.max(1);
-    // Bind every socket here, so port 0 resolves once and errors come back to the caller.
-    let first = bind_listener(port, 1024, interface, true)?;
-    let actual = first.local_addr().map(|a| a.port()).unwrap_or(port);
-    let mut listeners = vec![first];
-    for _ in 1..threads {
-        listeners.push(bind_listener(actual, 1024, interface, true)?);
-    }
-    let make_factory = std::sync::Arc::new(make_factory);
-    let (tx, rx) = std::sync::mpsc::channel();
-    let mut joins = Vec::new();
-    for (i, listener) in listeners.into_iter().enumerate() {
-        let make = make_factory.clone();
-        let tx = tx.clone();
-        let spawned = std::thread::Builder::new()
-            .name(format!("twistor-reactor-{i}"))
-            .spawn(move || {
-                let reactor = match Reactor::new() {
-                    Ok(r) => r,
-                    Err(e) => {
-                        log::error!(target: "twistor::tcp", "reactor thread {i}: {e}");
-                        return;
-                    }
-                };
-                if let Err(e) = listen_on(&reactor, listener, Rc::new(make())) {
-                    log::error!(target: "twistor::tcp", "reactor thread {i}: cannot listen: {e}");
-                    return;
-                }
-                let _ = tx.send(reactor.thread_handle());
-                if let Err(e) = reactor.run_without_signal_handlers() {
-                    log::error!(target: "twistor::tcp", "reactor thread {i}: {e}");
-                }
-            });
-        match spawned {
-            Ok(j) => joins.push(j),
-            Err(e) => {
-                return Err(CannotListenError {
-                    interface: interface.to_string(),
-                    port,
-                    source: e,
-                });
-            }
-        }
-    }
-    drop(tx);
-    // Each thread sends its handle once listening (or gives up and drops its sender).
-    let handles: Vec<_> = rx.iter().take(joins.len()).collect();
-    Ok(ServerThreads {
-        port: actual,
-        handles,
-        joins,
-    })
-}
-
-// ---- connecting --------------------------------------------------------------------------
-
-/// What a connector needs from its factory, type-erased.
-trait ClientOps {
-    fn started(&self, c: &Connector);
-    /// Builds the protocol and starts it on `conn`; false if the factory refused.
-    fn start_protocol(&self, conn: &Rc<Connection>, addr: &Address) -> bool;
-    fn failed(&self, c: &Connector, reason: Failure);
-    fn lost(&self, c: &Connector, reason: Failure);
-    fn do_start(&self);
-    fn do_stop(&self);
-}
-
-struct FactoryOps<F: ClientFactory>(Rc<F>);
-
-impl<F: ClientFactory> ClientOps for FactoryOps<F> {
-    fn started(&self, c: &Connector) {
-        self.0.started_connecting(c)
-    }
-    fn start_protocol(&self, conn: &Rc<Connection>, addr: &Address) -> bool {
-        match self.0.build_protocol(addr) {
-            Some(p) => {
-                conn.start(p);
-                true
-            }
-            None => false,
-        }
-    }
-    fn failed(&self, c: &Connector, reason: Failure) {
-        self.0.client_connection_failed(c, reason)
-    }
-    fn lost(&self, c: &Connector, reason: Failure) {
-        self.0.client_connection_lost(c, reason)
-    }
-    fn do_start(&self) {
-        do_start(&self.0)
-    }
-    fn do_stop(&self) {
-        do_stop(&self.0)
+impl ConnectOptions {
+    /// These options with a timeout of `secs` seconds; NaN, negative and infinite values are
+    /// refused with a clear error rather than taken to mean "no timeout".
+    ///
+    /// ```
+    /// use twistor::transport::tcp::ConnectOptions;
+    /// assert!(ConnectOptions::default().timeout_secs(2.5).is_ok());
+    /// let e = ConnectOptions::default().timeout_secs(f64::NAN).unwrap_err();
+    /// assert!(e.to_string().contains("NaN"));
+    /// assert!(ConnectOptions::default().timeout_secs(-1.0).is_err());
+    /// ```
+    pub fn timeout_secs(mut self, secs: f64) -> Result<Self, InvalidTimeoutError> {
+        self.timeout = Some(timeout_from_secs(secs)?);
+        Ok(self)
     }
 }
 
-/// The state of a [`Connector`] (Twisted's `connector.state`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ConnectorState {
-    /// Not connecting nor connected.
-    Disconnected,
-    /// Resolving or connecting.
-    Connecting,
-    /// Connected.
-    Connected,
+/// Seconds to a [`Duration`], refusing NaN, negatives and infinity.
+pub(crate) fn timeout_from_secs(secs: f64) -> Result<Duration, InvalidTimeoutError> {
+    if secs.is_nan() || secs.is_infinite() || secs < 0.0 {
+        return Err(InvalidTimeoutError(secs));
+    }
+    Duration::try_from_secs_f64(secs).map_err(|_| InvalidTimeoutError(secs))
 }
 
-struct Attempt {
-    stream: Option<TcpStream>,
-    token: Option<Token>,
-    timeout: Option<DelayedCall>,
-    /// Bumped per attempt so a late resolution or event of an old attempt is ignored.
-    id: u64,
-}
-
-struct ConnectorInner {
-    reactor: WeakReactor,
+/// How a TCP connector dials: the host as given (a name is resolved on a pool thread, off
+/// the loop; Twisted's `connectTCP` takes its first IPv4 address), the port, a local address
+/// to bind.
+pub(crate) struct TcpDial {
     host: String,
     port: u16,
-    timeout: Option<f64>,
     bind: Option<SocketAddr>,
-    state: Cell<ConnectorState>,
-    factory_started: Cell<bool>,
-    attempt: RefCell<Option<Attempt>>,
-    next_attempt: Cell<u64>,
-    conn: RefCell<Option<Rc<Connection>>>,
-    ops: Box<dyn ClientOps>,
 }
 
-/// A TCP connection attempt and its result (Twisted's `IConnector`). Cheap to clone.
-#[derive(Clone)]
-pub struct Connector {
-    inner: Rc<ConnectorInner>,
-}
-
-impl std::fmt::Debug for Connector {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "<Connector {}:{} {:?}>",
-            self.inner.host,
-            self.inner.port,
-            self.inner.state.get()
-        )
-    }
-}
-
-/// Connects to `host:port` (a name is resolved on a pool thread, off the loop), building the
-/// protocol with `factory` (Twisted's `connectTCP`). `timeout` in seconds (Twisted's default is
-/// 30); `bind_address` to bind the local end first.
-///
-/// ```
-/// use std::rc::Rc;
-/// use twistor::protocol::{for_protocol, Context, Protocol};
-/// use twistor::reactor::Reactor;
-/// use twistor::transport::tcp::{connect_tcp, listen_tcp};
-///
-/// struct Hello;
-/// impl Protocol for Hello {
-///     fn connection_made(&mut self, cx: &Context<Self>) { cx.transport().lose_connection() }
-///     fn data_received(&mut self, _cx: &Context<Self>, _data: &[u8]) {}
-/// }
-/// let reactor = Reactor::new().unwrap();
-/// let port = listen_tcp(&reactor, 0, Rc::new(for_protocol(|| Hello)), 50, "127.0.0.1").unwrap();
-/// let r = reactor.clone();
-/// struct Bye(twistor::reactor::Reactor);
-/// impl Protocol for Bye {
-///     fn data_received(&mut self, _cx: &Context<Self>, _data: &[u8]) {}
-///     fn connection_lost(&mut self, _cx: &Context<Self>, _reason: twistor::Failure) { let _ = self.0.stop(); }
-/// }
-/// connect_tcp(&reactor, "127.0.0.1", port.port(), Rc::new(for_protocol(move || Bye(r.clone()))), 5.0, None);
-/// reactor.run_without_signal_handlers().unwrap();
-/// ```
-pub fn connect_tcp<F: ClientFactory>(
-    reactor: &Reactor,
-    host: &str,
-    port: u16,
-    factory: Rc<F>,
-    timeout: f64,
-    bind_address: Option<SocketAddr>,
-) -> Connector {
-    let c = Connector::unstarted(
-        reactor.downgrade(),
-        host,
-        port,
-        Box::new(FactoryOps(factory)),
-        timeout,
-        bind_address,
-    );
-    c.connect();
-    c
-}
-
-impl Connector {
-    /// A disconnected connector; `ops` is what it reports to (a factory, or `connect_protocol`).
-    fn unstarted(
-        reactor: WeakReactor,
-        host: &str,
-        port: u16,
-        ops: Box<dyn ClientOps>,
-        timeout: f64,
-        bind_address: Option<SocketAddr>,
-    ) -> Connector {
-        Connector {
-            inner: Rc::new(ConnectorInner {
-                reactor,
-                host: host.to_string(),
-                port,
-                timeout: (timeout.is_finite() && timeout > 0.0).then_some(timeout),
-                bind: bind_address,
-                state: Cell::new(ConnectorState::Disconnected),
-                factory_started: Cell::new(false),
-                attempt: RefCell::new(None),
-                next_attempt: Cell::new(0),
-                conn: RefCell::new(None),
-                ops,
-            }),
-        }
-    }
-
-    /// A connector that is recorded, not run (`MemoryReactor`): it never connects.
-    pub(crate) fn recorded<F: ClientFactory>(
-        host: &str,
-        port: u16,
-        factory: Rc<F>,
-        timeout: f64,
-        bind_address: Option<SocketAddr>,
-    ) -> Connector {
-        Connector::unstarted(
-            WeakReactor::none(),
-            host,
-            port,
-            Box::new(FactoryOps(factory)),
-            timeout,
-            bind_address,
-        )
-    }
-}
-
-impl Connector {
-    /// Starts a new attempt (again, after a failure or a lost connection). Ignored unless
-    /// disconnected.
-    pub fn connect(&self) {
-        let inner = &self.inner;
-        if inner.state.get() != ConnectorState::Disconnected {
-            return;
-        }
-        inner.state.set(ConnectorState::Connecting);
-        if !inner.factory_started.replace(true) {
-            inner.ops.do_start();
-        }
-        let id = inner.next_attempt.get() + 1;
-        inner.next_attempt.set(id);
-        *inner.attempt.borrow_mut() = Some(Attempt {
-            stream: None,
-            token: None,
-            timeout: None,
-            id,
-        });
-        inner.ops.started(self);
-        if inner.state.get() != ConnectorState::Connecting {
-            return; // stopped from started_connecting
-        }
-        let Some(reactor) = inner.reactor.upgrade() else {
-            return;
-        };
-        if let Some(t) = inner.timeout {
-            let me = self.clone();
-            let call = reactor.call_later(t, move || {
-                me.fail_attempt(
-                    id,
-                    Failure::new(ConnectTimeoutError(format!(
-                        "connecting to {}:{} took longer than {t} s",
-                        me.inner.host, me.inner.port
-                    ))),
-                );
-            });
-            if let Some(a) = inner.attempt.borrow_mut().as_mut() {
-                a.timeout = Some(call);
-            }
-        }
-        match inner.host.parse::<IpAddr>() {
-            Ok(ip) => self.connect_to(&reactor, id, SocketAddr::new(ip, inner.port)),
-            Err(_) => {
-                let name = format!("{}:{}", inner.host, inner.port);
-                let me = self.clone();
-                let r = reactor.clone();
-                let _ = reactor
-                    .defer_to_thread_try(move || {
-                        let addrs: Vec<SocketAddr> = name.to_socket_addrs()?.collect();
-                        // Twisted's connectTCP uses the first IPv4 address.
-                        addrs
-                            .iter()
-                            .find(|a| a.is_ipv4())
-                            .or(addrs.first())
-                            .copied()
-                            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no address"))
-                    })
-                    .add_both(move |r2| {
-                        match r2 {
-                            Ok(addr) => me.connect_to(&r, id, addr),
-                            Err(f) => me.fail_attempt(
-                                id,
-                                Failure::new(DnsLookupError(format!(
-                                    "{}: {}",
-                                    me.inner.host,
-                                    f.error_message()
-                                ))),
-                            ),
-                        }
-                        Ok(())
-                    });
-            }
-        }
-    }
-
-    fn current(&self, id: u64) -> bool {
-        self.inner.state.get() == ConnectorState::Connecting
-            && self
-                .inner
-                .attempt
-                .borrow()
-                .as_ref()
-                .is_some_and(|a| a.id == id)
-    }
-
-    fn connect_to(&self, reactor: &Reactor, id: u64, addr: SocketAddr) {
-        if !self.current(id) {
+impl TcpDial {
+    fn connect_to(
+        &self,
+        connector: &BaseConnector<TcpDial>,
+        reactor: &Reactor,
+        id: u64,
+        addr: SocketAddr,
+    ) {
+        if !connector.is_current(id) {
             return;
         }
         let stream = (|| -> io::Result<TcpStream> {
@@ -1241,7 +363,7 @@ impl Connector {
                 Some(socket2::Protocol::TCP),
             )?;
             socket.set_nonblocking(true)?;
-            if let Some(b) = self.inner.bind {
+            if let Some(b) = self.bind {
                 socket.bind(&b.into())?;
             }
             match socket.connect(&addr.into()) {
@@ -1251,219 +373,245 @@ impl Connector {
             }
             Ok(TcpStream::from_std(socket.into()))
         })();
-        let mut stream = match stream {
-            Ok(s) => s,
-            Err(e) => return self.fail_attempt(id, connect_error_from_io(&e)),
-        };
-        let handler = Rc::new(AttemptHandler {
-            connector: self.clone(),
-            id,
-        });
-        match reactor.register_source(&mut stream, Interest::WRITABLE, handler) {
-            Ok(token) => {
-                if let Some(a) = self.inner.attempt.borrow_mut().as_mut() {
-                    a.stream = Some(stream);
-                    a.token = Some(token);
+        match stream {
+            Ok(s) => connector.attempt_started(reactor, id, s),
+            Err(e) => connector.fail_attempt(id, connect_error_from_io(e)),
+        }
+    }
+}
+
+impl Dial for TcpDial {
+    type Socket = TcpStream;
+
+    fn dial(&self, connector: &BaseConnector<Self>, reactor: &Reactor, id: u64) {
+        if let Ok(ip) = self.host.parse::<IpAddr>() {
+            return self.connect_to(connector, reactor, id, SocketAddr::new(ip, self.port));
+        }
+        let name = format!("{}:{}", self.host, self.port);
+        let me = connector.clone();
+        let r = reactor.clone();
+        let _ = reactor
+            .defer_to_thread_try(move || {
+                let addrs: Vec<SocketAddr> = name.to_socket_addrs()?.collect();
+                addrs
+                    .iter()
+                    .find(|a| a.is_ipv4())
+                    .or(addrs.first())
+                    .copied()
+                    .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no address"))
+            })
+            .add_both(move |resolved| {
+                match resolved {
+                    Ok(addr) => me.dial().connect_to(&me, &r, id, addr),
+                    Err(f) => me.fail_attempt(
+                        id,
+                        Failure::new(DnsLookupError(format!(
+                            "{}: {}",
+                            me.dial().host,
+                            f.error_message()
+                        ))),
+                    ),
                 }
-            }
-            Err(e) => self.fail_attempt(id, connect_error_from_io(&e)),
+                Ok(())
+            });
+    }
+
+    fn check(s: &TcpStream) -> io::Result<bool> {
+        match s.take_error() {
+            Ok(Some(e)) | Err(e) => Err(e),
+            Ok(None) => match s.peer_addr() {
+                Ok(_) => Ok(true),
+                Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(false),
+                Err(e) => Err(e),
+            },
         }
     }
 
-    /// Ends the current attempt (deregisters, cancels the timeout) and returns its stream.
-    fn end_attempt(&self, reactor: Option<&Reactor>) -> Option<TcpStream> {
-        let attempt = self.inner.attempt.borrow_mut().take()?;
-        if let Some(c) = attempt.timeout {
-            let _ = c.cancel();
-        }
-        let mut stream = attempt.stream;
-        if let (Some(r), Some(t), Some(s)) = (reactor, attempt.token, stream.as_mut()) {
-            r.deregister_source(t, s);
-        }
-        stream
+    fn addresses(s: &TcpStream) -> io::Result<(Address, Address)> {
+        Ok((Address::Tcp(s.local_addr()?), Address::Tcp(s.peer_addr()?)))
     }
 
-    fn fail_attempt(&self, id: u64, reason: Failure) {
-        if !self.current(id) {
-            return;
-        }
-        let reactor = self.inner.reactor.upgrade();
-        drop(self.end_attempt(reactor.as_ref()));
-        self.failed(reason);
-    }
-
-    /// The attempt is over and failed: tell the factory (which may reconnect).
-    fn failed(&self, reason: Failure) {
-        self.inner.state.set(ConnectorState::Disconnected);
-        self.inner.ops.failed(self, reason);
-        self.maybe_stop_factory();
-    }
-
-    fn maybe_stop_factory(&self) {
-        // Reconnecting from the hook keeps the factory started.
-        if self.inner.state.get() == ConnectorState::Disconnected
-            && self.inner.factory_started.replace(false)
-        {
-            self.inner.ops.do_stop();
+    fn destination(&self) -> Address {
+        match self.host.parse::<IpAddr>() {
+            Ok(ip) => Address::Tcp(SocketAddr::new(ip, self.port)),
+            Err(_) => Address::Name {
+                host: self.host.clone(),
+                port: self.port,
+            },
         }
     }
+}
 
-    fn connected(&self, reactor: &Reactor, id: u64) {
-        if !self.current(id) {
-            return;
-        }
-        let Some(stream) = self.end_attempt(Some(reactor)) else {
-            return;
+/// A TCP connection attempt and its result (Twisted's `tcp.Connector`); the
+/// [`Connector`] trait has its methods. Cheap to clone.
+///
+/// ```
+/// use twistor::prelude::*;
+/// use twistor::transport::connector::ConnectorState;
+///
+/// struct Quiet;
+/// impl Protocol for Quiet { fn data_received(&mut self, _: &Context<Self>, _: &[u8]) {} }
+/// let reactor = Reactor::new().unwrap();
+/// let c = connect_tcp(&reactor, "127.0.0.1", 9, for_protocol(|| Quiet));
+/// c.disconnect(); // stops the attempt, if it has not failed already
+/// assert_eq!(c.state(), ConnectorState::Disconnected);
+/// assert_eq!(c.destination(), ("127.0.0.1".to_string(), 9));
+/// ```
+#[derive(Clone)]
+pub struct TcpConnector(BaseConnector<TcpDial>);
+
+impl std::fmt::Debug for TcpConnector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "<TcpConnector {} {:?}>",
+            self.get_destination(),
+            self.state()
+        )
+    }
+}
+
+impl TcpConnector {
+    fn unstarted(
+        reactor: WeakReactor,
+        host: &str,
+        port: u16,
+        ops: Box<dyn ClientOps>,
+        options: ConnectOptions,
+    ) -> TcpConnector {
+        let dial = TcpDial {
+            host: host.to_string(),
+            port,
+            bind: options.bind_address,
         };
-        let established = stream.local_addr().and_then(|local| {
-            let peer = stream.peer_addr()?;
-            Ok((Connection::new(reactor, stream, local, peer)?, peer))
-        });
-        let (conn, peer) = match established {
-            Ok(c) => c,
-            Err(e) => return self.failed(connect_error_from_io(&e)),
-        };
-        self.inner.state.set(ConnectorState::Connected);
-        let me = self.clone();
-        *conn.on_closed.borrow_mut() = Some(Box::new(move |reason| {
-            me.inner.conn.borrow_mut().take();
-            me.inner.state.set(ConnectorState::Disconnected);
-            me.inner.ops.lost(&me, reason);
-            me.maybe_stop_factory();
-        }));
-        *self.inner.conn.borrow_mut() = Some(conn.clone());
-        if !self.inner.ops.start_protocol(&conn, &Address::Tcp(peer)) {
-            // Refused by the factory: drop the connection.
-            conn.abort_connection();
-        }
+        TcpConnector(BaseConnector::new(reactor, dial, options.timeout, ops))
     }
 
-    /// Stops the attempt in progress: `client_connection_failed` gets a [`UserError`].
-    /// Errors if not connecting.
-    pub fn stop_connecting(&self) -> Result<(), NotConnectingError> {
-        if self.inner.state.get() != ConnectorState::Connecting {
-            return Err(NotConnectingError);
-        }
-        let id = self
-            .inner
-            .attempt
-            .borrow()
-            .as_ref()
-            .map(|a| a.id)
-            .unwrap_or(0);
-        self.fail_attempt(id, Failure::new(UserError));
-        Ok(())
+    /// A connector that is recorded, not run (`MemoryReactor`): it never connects.
+    pub(crate) fn recorded(
+        host: &str,
+        port: u16,
+        factory: Rc<dyn AnyClientFactory>,
+        options: ConnectOptions,
+    ) -> TcpConnector {
+        TcpConnector::unstarted(
+            WeakReactor::none(),
+            host,
+            port,
+            Box::new(FactoryOps(factory)),
+            options,
+        )
     }
 
-    /// Stops connecting, or closes the connection (`lose_connection`).
-    pub fn disconnect(&self) {
-        match self.inner.state.get() {
-            ConnectorState::Connecting => {
-                let _ = self.stop_connecting();
-            }
-            ConnectorState::Connected => {
-                let conn = self.inner.conn.borrow().clone();
-                if let Some(c) = conn {
-                    c.lose_connection();
-                }
-            }
-            ConnectorState::Disconnected => {}
-        }
+    /// This connector as the trait object factories get.
+    pub fn as_dyn(&self) -> Rc<dyn Connector> {
+        Rc::new(self.0.clone())
     }
 
     /// Where it connects to: the host as given and the port.
-    pub fn get_destination(&self) -> (String, u16) {
-        (self.inner.host.clone(), self.inner.port)
-    }
-
-    /// The current state.
-    pub fn state(&self) -> ConnectorState {
-        self.inner.state.get()
+    pub fn destination(&self) -> (String, u16) {
+        let d = self.0.dial();
+        (d.host.clone(), d.port)
     }
 }
 
-struct AttemptHandler {
-    connector: Connector,
-    id: u64,
-}
-
-impl SourceHandler for AttemptHandler {
-    fn ready(&self, reactor: &Reactor, _ready: Ready) {
-        let c = &self.connector;
-        if !c.current(self.id) {
-            return;
-        }
-        let status = {
-            let attempt = c.inner.attempt.borrow();
-            let Some(s) = attempt.as_ref().and_then(|a| a.stream.as_ref()) else {
-                return;
-            };
-            match s.take_error() {
-                Ok(Some(e)) | Err(e) => Err(e),
-                Ok(None) => match s.peer_addr() {
-                    Ok(_) => Ok(true),
-                    Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(false),
-                    Err(e) => Err(e),
-                },
-            }
-        };
-        match status {
-            Ok(true) => c.connected(reactor, self.id),
-            Ok(false) => {} // spurious wake-up: still connecting
-            Err(e) => c.fail_attempt(self.id, connect_error_from_io(&e)),
-        }
+impl Connector for TcpConnector {
+    fn connect(&self) {
+        self.0.connect()
     }
-    fn flush(&self, _reactor: &Reactor) {}
-}
-
-// ---- ClientCreator -------------------------------------------------------------------------
-
-struct OneShot<P: crate::protocol::Protocol> {
-    protocol: RefCell<Option<P>>,
-    result: crate::Resolver<crate::protocol::Handle<P>>,
-    /// Set by the canceller: the attempt's failure (a `UserError`) must not fire `result`,
-    /// which then fails with `CancelledError`.
-    cancelled: Rc<Cell<bool>>,
-}
-
-impl<P: crate::protocol::Protocol> ClientOps for OneShot<P> {
-    fn started(&self, _c: &Connector) {}
-    fn start_protocol(&self, conn: &Rc<Connection>, _addr: &Address) -> bool {
-        let Some(p) = self.protocol.borrow_mut().take() else {
-            return false;
-        };
-        let handle = conn.start(p);
-        let _ = self.result.callback(handle);
-        true
+    fn stop_connecting(&self) -> Result<(), NotConnectingError> {
+        self.0.stop_connecting()
     }
-    fn failed(&self, _c: &Connector, reason: Failure) {
-        if !self.cancelled.get() {
-            let _ = self.result.errback(reason);
-        }
+    fn disconnect(&self) {
+        self.0.disconnect()
     }
-    fn lost(&self, _c: &Connector, _reason: Failure) {}
-    fn do_start(&self) {}
-    fn do_stop(&self) {}
+    fn get_destination(&self) -> Address {
+        self.0.get_destination()
+    }
+    fn state(&self) -> ConnectorState {
+        self.0.state()
+    }
 }
 
-/// Connects `protocol` to `host:port` and fires with its [`Handle`](crate::protocol::Handle)
-/// once connected (Twisted's `ClientCreator.connectTCP` / `connectProtocol`). Cancelling the
-/// Deferred stops the attempt.
+/// Connects to `host:port` (a name is resolved on a pool thread, off the loop), building the
+/// protocol with `factory` (Twisted's `connectTCP` with its defaults: a 30 s timeout; see
+/// [`connect_tcp_with`] for the options).
 ///
 /// ```
-/// use std::rc::Rc;
-/// use twistor::protocol::{for_protocol, Context, Protocol};
-/// use twistor::reactor::Reactor;
-/// use twistor::transport::tcp::{connect_protocol, listen_tcp};
+/// use twistor::prelude::*;
+///
+/// struct Hello;
+/// impl Protocol for Hello {
+///     fn connection_made(&mut self, cx: &Context<Self>) { cx.transport().lose_connection() }
+///     fn data_received(&mut self, _cx: &Context<Self>, _data: &[u8]) {}
+/// }
+/// struct Bye(Reactor);
+/// impl Protocol for Bye {
+///     fn data_received(&mut self, _cx: &Context<Self>, _data: &[u8]) {}
+///     fn connection_lost(&mut self, _cx: &Context<Self>, _reason: Failure) { let _ = self.0.stop(); }
+/// }
+/// let reactor = Reactor::new().unwrap();
+/// let port = listen_tcp(&reactor, 0, for_protocol(|| Hello)).unwrap();
+/// let r = reactor.clone();
+/// connect_tcp(&reactor, "127.0.0.1", port.port(), for_protocol(move || Bye(r.clone())));
+/// reactor.run_without_signal_handlers().unwrap();
+/// ```
+pub fn connect_tcp<A>(reactor: &Reactor, host: &str, port: u16, factory: A) -> TcpConnector
+where
+    A: IntoFactory,
+    A::Factory: ClientFactory,
+{
+    connect_tcp_with(reactor, host, port, factory, ConnectOptions::default())
+}
+
+/// [`connect_tcp`] with options (timeout, bind address).
+///
+/// ```
+/// use std::time::Duration;
+/// use twistor::prelude::*;
+/// use twistor::transport::tcp::{connect_tcp_with, ConnectOptions};
+///
+/// struct Quiet;
+/// impl Protocol for Quiet { fn data_received(&mut self, _: &Context<Self>, _: &[u8]) {} }
+/// let reactor = Reactor::new().unwrap();
+/// let opts = ConnectOptions { timeout: Some(Duration::from_secs(5)), ..Default::default() };
+/// let c = connect_tcp_with(&reactor, "127.0.0.1", 9, for_protocol(|| Quiet), opts);
+/// c.disconnect();
+/// ```
+pub fn connect_tcp_with<A>(
+    reactor: &Reactor,
+    host: &str,
+    port: u16,
+    factory: A,
+    options: ConnectOptions,
+) -> TcpConnector
+where
+    A: IntoFactory,
+    A::Factory: ClientFactory,
+{
+    let ops = Box::new(FactoryOps(counted(factory.into_factory())));
+    let c = TcpConnector::unstarted(reactor.downgrade(), host, port, ops, options);
+    c.connect();
+    c
+}
+
+// ---- connect_protocol ------------------------------------------------------------------------
+
+/// Connects `protocol` to `host:port` and fires with its [`Handle`] once connected (Twisted's
+/// `ClientCreator.connectTCP` / `connectProtocol`, with a 30 s timeout; see
+/// [`connect_protocol_with`]). Cancelling the Deferred stops the attempt.
+///
+/// ```
+/// use twistor::prelude::*;
 ///
 /// struct Quiet;
 /// impl Protocol for Quiet {
 ///     fn data_received(&mut self, _cx: &Context<Self>, _data: &[u8]) {}
 /// }
 /// let reactor = Reactor::new().unwrap();
-/// let port = listen_tcp(&reactor, 0, Rc::new(for_protocol(|| Quiet)), 50, "127.0.0.1").unwrap();
+/// let port = listen_tcp(&reactor, 0, for_protocol(|| Quiet)).unwrap();
 /// let r = reactor.clone();
-/// let d = connect_protocol(&reactor, "127.0.0.1", port.port(), Quiet, 5.0)
+/// let d = connect_protocol(&reactor, "127.0.0.1", port.port(), Quiet)
 ///     .add_callback(move |handle| {
 ///         handle.with(|_p, cx| cx.transport().lose_connection());
 ///         let _ = r.stop();
@@ -1471,79 +619,116 @@ impl<P: crate::protocol::Protocol> ClientOps for OneShot<P> {
 /// reactor.run_without_signal_handlers().unwrap();
 /// twistor::testing::success_result_of(&d);
 /// ```
-pub fn connect_protocol<P: crate::protocol::Protocol>(
+pub fn connect_protocol<P: Protocol>(
     reactor: &Reactor,
     host: &str,
     port: u16,
     protocol: P,
-    timeout: f64,
-) -> Deferred<crate::protocol::Handle<P>> {
-    let connector_slot: Rc<RefCell<Option<Connector>>> = Rc::new(RefCell::new(None));
-    let slot = connector_slot.clone();
-    let cancelled = Rc::new(Cell::new(false));
-    let was_cancelled = cancelled.clone();
-    let (result, fire) =
-        Deferred::with_canceller(move |_: &crate::Resolver<crate::protocol::Handle<P>>| {
-            was_cancelled.set(true);
-            let c = slot.borrow_mut().take();
-            if let Some(c) = c {
-                c.disconnect();
-            }
-        });
-    let ops = Box::new(OneShot {
-        protocol: RefCell::new(Some(protocol)),
-        result: fire,
-        cancelled,
-    });
-    let c = Connector::unstarted(reactor.downgrade(), host, port, ops, timeout, None);
-    *connector_slot.borrow_mut() = Some(c.clone());
-    c.connect();
-    result
+) -> Deferred<Handle<P>> {
+    connect_protocol_with(reactor, host, port, protocol, ConnectOptions::default())
 }
+
+/// [`connect_protocol`] with options (timeout, bind address).
+///
+/// ```
+/// use twistor::prelude::*;
+/// use twistor::transport::tcp::{connect_protocol_with, ConnectOptions};
+///
+/// struct Quiet;
+/// impl Protocol for Quiet { fn data_received(&mut self, _: &Context<Self>, _: &[u8]) {} }
+/// let reactor = Reactor::new().unwrap();
+/// let opts = ConnectOptions::default().timeout_secs(5.0).unwrap();
+/// let d = connect_protocol_with(&reactor, "127.0.0.1", 9, Quiet, opts);
+/// d.cancel();
+/// ```
+pub fn connect_protocol_with<P: Protocol>(
+    reactor: &Reactor,
+    host: &str,
+    port: u16,
+    protocol: P,
+    options: ConnectOptions,
+) -> Deferred<Handle<P>> {
+    let reactor = reactor.downgrade();
+    connect_one(protocol, |ops| {
+        TcpConnector::unstarted(reactor, host, port, ops, options).0
+    })
+}
+
+// ---- the reactor interface -------------------------------------------------------------------
 
 /// What opens TCP ports and connections: the [`Reactor`], or a
 /// [`MemoryReactor`](crate::testing::MemoryReactor) that records the calls. Code that takes
-/// `&impl ReactorTcp` can be tested without sockets (Twisted's `IReactorTCP`).
+/// `&impl ReactorTcp` can be tested without sockets (Twisted's `IReactorTCP`). The methods
+/// have the free functions' names and forms: a short one with Twisted's defaults, a `_with`
+/// one with options.
 pub trait ReactorTcp {
-    /// As [`listen_tcp`].
-    fn listen_tcp<F: Factory>(
+    /// As [`listen_tcp_with`].
+    fn listen_tcp_with<A>(
         &self,
         port: u16,
-        factory: Rc<F>,
-        backlog: u32,
-        interface: &str,
-    ) -> Result<ListeningPort, CannotListenError>;
+        factory: A,
+        options: ListenOptions,
+    ) -> Result<ListeningPort, CannotListenError>
+    where
+        A: IntoFactory,
+        A::Factory: Factory;
 
-    /// As [`connect_tcp`].
-    fn connect_tcp<F: ClientFactory>(
+    /// As [`connect_tcp_with`].
+    fn connect_tcp_with<A>(
         &self,
         host: &str,
         port: u16,
-        factory: Rc<F>,
-        timeout: f64,
-        bind_address: Option<SocketAddr>,
-    ) -> Connector;
+        factory: A,
+        options: ConnectOptions,
+    ) -> TcpConnector
+    where
+        A: IntoFactory,
+        A::Factory: ClientFactory;
+
+    /// As [`listen_tcp`].
+    fn listen_tcp<A>(&self, port: u16, factory: A) -> Result<ListeningPort, CannotListenError>
+    where
+        A: IntoFactory,
+        A::Factory: Factory,
+    {
+        self.listen_tcp_with(port, factory, ListenOptions::default())
+    }
+
+    /// As [`connect_tcp`].
+    fn connect_tcp<A>(&self, host: &str, port: u16, factory: A) -> TcpConnector
+    where
+        A: IntoFactory,
+        A::Factory: ClientFactory,
+    {
+        self.connect_tcp_with(host, port, factory, ConnectOptions::default())
+    }
 }
 
 impl ReactorTcp for Reactor {
-    fn listen_tcp<F: Factory>(
+    fn listen_tcp_with<A>(
         &self,
         port: u16,
-        factory: Rc<F>,
-        backlog: u32,
-        interface: &str,
-    ) -> Result<ListeningPort, CannotListenError> {
-        listen_tcp(self, port, factory, backlog, interface)
+        factory: A,
+        options: ListenOptions,
+    ) -> Result<ListeningPort, CannotListenError>
+    where
+        A: IntoFactory,
+        A::Factory: Factory,
+    {
+        listen_tcp_with(self, port, factory, options)
     }
 
-    fn connect_tcp<F: ClientFactory>(
+    fn connect_tcp_with<A>(
         &self,
         host: &str,
         port: u16,
-        factory: Rc<F>,
-        timeout: f64,
-        bind_address: Option<SocketAddr>,
-    ) -> Connector {
-        connect_tcp(self, host, port, factory, timeout, bind_address)
+        factory: A,
+        options: ConnectOptions,
+    ) -> TcpConnector
+    where
+        A: IntoFactory,
+        A::Factory: ClientFactory,
+    {
+        connect_tcp_with(self, host, port, factory, options)
     }
 }

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use twistor::Failure;
 use twistor::protocol::{ClientFactory, Context, Factory, Protocol};
 use twistor::reactor::Reactor;
-use twistor::transport::tcp::Connector;
+use twistor::transport::connector::Connector;
 use twistor::transport::{Address, Transport};
 
 /// Turns the reactor until `cond` holds; fails the test naming `what` after `secs` seconds.
@@ -173,7 +173,7 @@ impl Protocol for Rec {
 type Make = Box<dyn Fn(&Shared) -> Rec>;
 
 /// A hook run from a client factory callback with the connector.
-pub type ConnectorHook = Box<dyn FnMut(&Connector)>;
+pub type ConnectorHook = Box<dyn FnMut(&Rc<dyn Connector>)>;
 
 /// A factory (server or client) building [`Rec`]s and keeping each one's [`Events`].
 pub struct RecFactory {
@@ -240,10 +240,10 @@ impl Factory for RecFactory {
 }
 
 impl ClientFactory for RecFactory {
-    fn started_connecting(&self, _connector: &Connector) {
+    fn started_connecting(&self, _connector: &Rc<dyn Connector>) {
         self.connecting.set(self.connecting.get() + 1);
     }
-    fn client_connection_failed(&self, connector: &Connector, reason: Failure) {
+    fn client_connection_failed(&self, connector: &Rc<dyn Connector>, reason: Failure) {
         self.failed.borrow_mut().push(reason);
         let hook = self.on_failed.borrow_mut().take();
         if let Some(mut f) = hook {
@@ -251,7 +251,7 @@ impl ClientFactory for RecFactory {
             *self.on_failed.borrow_mut() = Some(f);
         }
     }
-    fn client_connection_lost(&self, connector: &Connector, reason: Failure) {
+    fn client_connection_lost(&self, connector: &Rc<dyn Connector>, reason: Failure) {
         self.log.borrow_mut().push("client_connection_lost".into());
         self.lost.borrow_mut().push(reason);
         let hook = self.on_lost.borrow_mut().take();

@@ -106,7 +106,7 @@ pub trait LineOnlyHandler: Sized + 'static {
     /// }
     /// let st = StringTransport::new();
     /// st.connect(LineOnlyReceiver::new(N));
-    /// st.connection_lost(Failure::new(ConnectionLost(None)));
+    /// st.connection_lost(Failure::new(ConnectionLost::new()));
     /// ```
     fn connection_lost(&mut self, _cx: &LineOnlyContext<Self>, _reason: Failure) {}
 }

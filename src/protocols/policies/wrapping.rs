@@ -6,7 +6,7 @@ use std::rc::{Rc, Weak};
 
 use crate::Failure;
 use crate::protocol::{ClientFactory, Context, Factory, Protocol, ProtocolDriver, attach};
-use crate::transport::tcp::Connector;
+use crate::transport::connector::Connector;
 use crate::transport::{Address, Producer, ProducerError, Transport, TransportImpl};
 
 /// What a wrapping factory decides about the connections it wraps. Every method has a
@@ -170,11 +170,14 @@ impl TransportImpl for WrapperTransport {
     fn set_write_buffer_limits(&self, high: usize, low: usize) {
         self.real.set_write_buffer_limits(high, low)
     }
-    fn set_tcp_nodelay(&self, on: bool) -> std::io::Result<()> {
-        self.real.set_tcp_nodelay(on)
+    fn set_read_backpressure(&self, on: bool) {
+        self.real.set_read_backpressure(on)
     }
-    fn set_tcp_keepalive(&self, on: bool) -> std::io::Result<()> {
-        self.real.set_tcp_keepalive(on)
+    fn buffered(&self) -> usize {
+        self.real.buffered()
+    }
+    fn tcp(&self) -> Option<crate::transport::TcpExt> {
+        self.real.tcp()
     }
 }
 
@@ -397,13 +400,13 @@ impl<F: Factory, W: WrapperPolicy> Factory for WrappingFactory<F, W> {
 }
 
 impl<F: ClientFactory, W: WrapperPolicy> ClientFactory for WrappingFactory<F, W> {
-    fn started_connecting(&self, connector: &Connector) {
+    fn started_connecting(&self, connector: &Rc<dyn Connector>) {
         self.factory.started_connecting(connector)
     }
-    fn client_connection_failed(&self, connector: &Connector, reason: Failure) {
+    fn client_connection_failed(&self, connector: &Rc<dyn Connector>, reason: Failure) {
         self.factory.client_connection_failed(connector, reason)
     }
-    fn client_connection_lost(&self, connector: &Connector, reason: Failure) {
+    fn client_connection_lost(&self, connector: &Rc<dyn Connector>, reason: Failure) {
         self.factory.client_connection_lost(connector, reason)
     }
 }

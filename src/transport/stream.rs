@@ -1,0 +1,603 @@
+//! The stream connection every stream transport shares (Twisted's `abstract.FileDescriptor`
+//! and `tcp.Connection`): [`StreamConnection<S>`] over any [`StreamSocket`] (TCP today; UNIX
+//! sockets and pipes implement the same trait).
+//!
+//! # The path of a byte
+//!
+//! *In:* the poller reports the socket readable; the connection reads into the thread's read
+//! buffer (up to `READ_BUDGET` bytes per turn), hands each chunk to the protocol's
+//! `data_received`, and stops at `WouldBlock` (the kernel queue is empty; more data makes a new
+//! edge) or at EOF. A short read also empties the queue, unless the poller already reported
+//! the peer's FIN with this event: a FIN that came with the last data makes no edge of its
+//! own, so then it reads on to the end of stream. Out of budget while still readable, it asks
+//! to run again next turn, so one busy peer cannot starve the others.
+//!
+//! *Out:* `write` appends to the [`WriteBuffer`] and asks the reactor for a flush; after the
+//! current phase of the turn (timed calls, or I/O dispatch) the reactor flushes each written
+//! connection once, so all the writes of one turn leave in one `writev`. What the kernel does
+//! not take stays buffered until the socket is writable again. The [`ProducerSlot`] pauses a
+//! streaming producer above the high-water mark and resumes it at the low one; a pull
+//! producer is asked for more whenever the buffer empties.
+//!
+//! # Read back-pressure (a departure from Twisted)
+//!
+//! Twisted keeps reading from a peer that does not read what it is sent: an echo server's
+//! buffer for such a peer grows without limit. Here a connection with no producer registered
+//! stops reading while its write buffer is above the high-water mark (after trying to send
+//! it), and reads again once it drained to the low-water mark; a protocol that wants
+//! Twisted's behaviour calls [`Transport::set_read_backpressure(false)`]. So the memory of an
+//! echo is bounded by the high-water mark plus one read chunk. A registered producer takes
+//! over flow control (it is the one paused), so back-pressure does not apply then.
+//!
+//! # Closing
+//!
+//! `lose_connection` stops reading at once, flushes, then closes: `connection_lost` gets
+//! `ConnectionDone`. `abort_connection` drops the buffer and closes at once with a reset (the
+//! peer sees `ConnectionLost`); `connection_lost` gets `ConnectionAborted` on a later turn, so
+//! a protocol aborting from its own callback is not re-entered. An I/O error:
+//! `ConnectionLost`. The protocol's `connection_lost` runs exactly once, then the port's or
+//! connector's bookkeeping (the factory's user count, `client_connection_lost`).
+//!
+//! [`Transport::set_read_backpressure(false)`]: super::Transport::set_read_backpressure
+
+use std::cell::{Cell, RefCell};
+use std::io::{self, IoSlice};
+use std::rc::{Rc, Weak};
+
+use mio::{Interest, Token};
+
+use super::buffer::WriteBuffer;
+use super::producer::ProducerSlot;
+use super::tcp_ext::{SocketAccess, TcpExt};
+use super::{Address, Producer, ProducerError, Transport, TransportImpl};
+use crate::Failure;
+use crate::error::{ConnectionAborted, ConnectionDone, ConnectionLost, lost_from_io};
+use crate::protocol::ProtocolDriver;
+use crate::reactor::sources::SourceHandler;
+use crate::reactor::{Reactor, Ready, WeakReactor};
+
+/// Bytes read from one connection per turn before others get their turn.
+const READ_BUDGET: usize = 256 * 1024;
+/// Size of one read.
+pub(crate) const READ_CHUNK: usize = 64 * 1024;
+
+thread_local! {
+    /// One read buffer for every connection on this thread's reactor.
+    static READ_BUF: RefCell<Vec<u8>> = RefCell::new(vec![0; READ_CHUNK]);
+}
+
+/// A connected, non-blocking stream socket.
+pub(crate) trait StreamSocket:
+    mio::event::Source + std::os::fd::AsFd + Sized + 'static
+{
+    fn read(&self, buf: &mut [u8]) -> io::Result<usize>;
+    fn write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize>;
+    fn shutdown_write(&self) -> io::Result<()>;
+    /// Makes the close send a reset (`abort_connection`), where the socket type has one.
+    fn reset_on_close(&self) {}
+    /// The TCP options of this connection, for TCP sockets.
+    fn tcp_ext(_conn: &Weak<StreamConnection<Self>>) -> Option<TcpExt> {
+        None
+    }
+}
+
+/// Why a connection is closing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Closing {
+    Open,
+    /// `lose_connection`: flush, then close with `ConnectionDone`.
+    AfterFlush,
+}
+
+type OnClosed = Box<dyn FnOnce(Failure)>;
+
+/// An established stream connection: the transport behind a protocol's [`Transport`].
+pub(crate) struct StreamConnection<S: StreamSocket> {
+    socket: RefCell<Option<S>>,
+    token: Cell<Option<Token>>,
+    reactor: WeakReactor,
+    me: Weak<StreamConnection<S>>,
+    protocol: RefCell<Option<Rc<dyn ProtocolDriver>>>,
+    buffer: RefCell<WriteBuffer>,
+    producer: ProducerSlot,
+    flush_queued: Cell<bool>,
+    readable: Cell<bool>,
+    writable: Cell<bool>,
+    /// The protocol paused reading (`pause_producing`).
+    reading_paused: Cell<bool>,
+    /// Reading is stopped by back-pressure (the write buffer is above its high-water mark).
+    backpressure_paused: Cell<bool>,
+    read_backpressure: Cell<bool>,
+    read_closed: Cell<bool>,
+    /// The poller reported the peer's FIN (or a hang-up): read to the end of stream.
+    peer_closed: Cell<bool>,
+    closing: Cell<Closing>,
+    write_shutdown_requested: Cell<bool>,
+    write_shut: Cell<bool>,
+    closed: Cell<bool>,
+    host: Address,
+    peer: Address,
+    /// Runs after the protocol's `connection_lost` (factory/connector bookkeeping).
+    on_closed: RefCell<Option<OnClosed>>,
+}
+
+impl<S: StreamSocket> StreamConnection<S> {
+    /// Registers `socket` with the reactor; no protocol yet (see [`start`](Self::start)).
+    pub(crate) fn new(
+        reactor: &Reactor,
+        mut socket: S,
+        host: Address,
+        peer: Address,
+    ) -> io::Result<Rc<Self>> {
+        let conn = Rc::new_cyclic(|me| StreamConnection {
+            socket: RefCell::new(None),
+            token: Cell::new(None),
+            reactor: reactor.downgrade(),
+            me: me.clone(),
+            protocol: RefCell::new(None),
+            buffer: RefCell::new(WriteBuffer::default()),
+            producer: ProducerSlot::default(),
+            flush_queued: Cell::new(false),
+            readable: Cell::new(false),
+            writable: Cell::new(true),
+            reading_paused: Cell::new(false),
+            backpressure_paused: Cell::new(false),
+            read_backpressure: Cell::new(true),
+            read_closed: Cell::new(false),
+            peer_closed: Cell::new(false),
+            closing: Cell::new(Closing::Open),
+            write_shutdown_requested: Cell::new(false),
+            write_shut: Cell::new(false),
+            closed: Cell::new(false),
+            host,
+            peer,
+            on_closed: RefCell::new(None),
+        });
+        let token = reactor.register_source(
+            &mut socket,
+            Interest::READABLE | Interest::WRITABLE,
+            conn.clone(),
+        )?;
+        conn.token.set(Some(token));
+        *conn.socket.borrow_mut() = Some(socket);
+        Ok(conn)
+    }
+
+    /// The transport handle on this connection.
+    pub(crate) fn transport(self: &Rc<Self>) -> Transport {
+        Transport::new(self.clone())
+    }
+
+    /// What runs after the protocol's `connection_lost`.
+    pub(crate) fn set_on_closed(&self, f: impl FnOnce(Failure) + 'static) {
+        *self.on_closed.borrow_mut() = Some(Box::new(f));
+    }
+
+    /// Starts the protocol `driver` (built on [`transport`](Self::transport)): calls
+    /// `connection_made`, then looks for data that arrived before.
+    pub(crate) fn start(&self, driver: Rc<dyn ProtocolDriver>) {
+        *self.protocol.borrow_mut() = Some(driver.clone());
+        driver.make_connection();
+        // Data may have arrived before registration produced an edge.
+        self.readable.set(true);
+        self.run_again();
+    }
+
+    /// Closes a connection whose factory refused it: a plain close (the peer sees EOF), and
+    /// no protocol to tell.
+    pub(crate) fn refuse(&self, reactor: &Reactor) {
+        if !self.closed.replace(true) {
+            self.release(reactor);
+        }
+    }
+
+    fn run_again(&self) {
+        if let (Some(r), Some(t)) = (self.reactor.upgrade(), self.token.get()) {
+            r.ready_again(t);
+        }
+    }
+
+    fn driver(&self) -> Option<Rc<dyn ProtocolDriver>> {
+        self.protocol.borrow().clone()
+    }
+
+    fn pending(&self) -> usize {
+        self.buffer.borrow().len()
+    }
+
+    /// Runs `f` on the socket, if still open.
+    pub(crate) fn with_socket<R>(&self, f: impl FnOnce(&S) -> io::Result<R>) -> io::Result<R> {
+        match self.socket.borrow().as_ref() {
+            Some(s) => f(s),
+            None => Err(io::Error::new(
+                io::ErrorKind::NotConnected,
+                "connection closed",
+            )),
+        }
+    }
+
+    fn may_read(&self) -> bool {
+        self.readable.get()
+            && !self.reading_paused.get()
+            && !self.backpressure_paused.get()
+            && !self.read_closed.get()
+            && self.closing.get() == Closing::Open
+            && !self.closed.get()
+    }
+
+    fn do_read(&self, reactor: &Reactor) {
+        let mut total = 0;
+        while self.may_read() {
+            if total >= READ_BUDGET {
+                self.run_again();
+                return;
+            }
+            // The buffer is taken out of its thread-local home while the protocol runs, so a
+            // nested read (none is expected) would get a fresh one instead of a borrow panic.
+            let mut buf = READ_BUF.with(|b| std::mem::take(&mut *b.borrow_mut()));
+            if buf.len() < READ_CHUNK {
+                buf.resize(READ_CHUNK, 0);
+            }
+            let result: io::Result<Option<usize>> = match self.socket.borrow().as_ref() {
+                None => Ok(None),
+                Some(s) => s.read(&mut buf[..]).map(Some),
+            };
+            if let Ok(Some(n)) = result
+                && n > 0
+                && let Some(d) = self.driver()
+            {
+                d.data_received(&buf[..n]);
+            }
+            READ_BUF.with(|b| *b.borrow_mut() = buf);
+            match result {
+                Ok(None) => return,
+                Ok(Some(0)) => {
+                    self.readable.set(false);
+                    self.read_closed.set(true);
+                    if let Some(d) = self.driver() {
+                        d.read_connection_lost();
+                    }
+                    return;
+                }
+                Ok(Some(n)) => {
+                    total += n;
+                    // A short read empties the kernel's queue: anything arriving later (data
+                    // or FIN) re-arms the edge-triggered event, so no read that is bound to
+                    // return `WouldBlock` is made. Only a FIN already reported with this event
+                    // makes no new edge: then read on to the end of stream.
+                    if n < READ_CHUNK && !self.peer_closed.get() {
+                        self.readable.set(false);
+                    }
+                    self.check_backpressure(reactor);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.readable.set(false),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    self.close(reactor, lost_from_io(e));
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Stops reading while the peer does not take what it is sent (see the module docs).
+    fn check_backpressure(&self, reactor: &Reactor) {
+        if !self.read_backpressure.get()
+            || self.producer.is_registered()
+            || !self.buffer.borrow().above_high()
+        {
+            return;
+        }
+        // Only what the kernel refuses counts: send first.
+        if self.writable.get() {
+            self.do_write(reactor);
+        }
+        if self.buffer.borrow().above_high() && !self.closed.get() {
+            self.backpressure_paused.set(true);
+        }
+    }
+
+    /// Reads again if back-pressure stopped reading and `now` says it may resume.
+    fn lift_backpressure(&self, now: bool) {
+        if now && self.backpressure_paused.replace(false) {
+            self.readable.set(true);
+            self.run_again();
+        }
+    }
+
+    #[inline]
+    fn queue_flush(&self) {
+        if self.flush_queued.replace(true) {
+            return;
+        }
+        self.ask_flush();
+    }
+
+    fn ask_flush(&self) {
+        let Some(me) = self.me.upgrade() else {
+            return;
+        };
+        if let Some(r) = self.reactor.upgrade() {
+            r.want_flush(me);
+        }
+    }
+
+    /// Sends what is buffered; then closes or half-closes if asked to.
+    fn do_write(&self, reactor: &Reactor) {
+        if self.closed.get() {
+            return;
+        }
+        while self.pending() > 0 && self.writable.get() {
+            let r = {
+                let socket = self.socket.borrow();
+                let Some(s) = socket.as_ref() else { return };
+                self.buffer
+                    .borrow_mut()
+                    .send_with(|slices| s.write_vectored(slices))
+            };
+            match r {
+                Ok((n, offered)) => {
+                    // A short write filled the kernel's send buffer: writing again now would
+                    // return `WouldBlock`. Freed space makes a new writable edge. A write
+                    // that took all it was offered is not short, even if more chunks wait
+                    // than one `writev` takes: loop for them (no edge would come).
+                    if n < offered {
+                        self.writable.set(false);
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.writable.set(false),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    self.close(reactor, lost_from_io(e));
+                    return;
+                }
+            }
+        }
+        self.producer
+            .buffer_drained(&self.buffer, self.closing.get() == Closing::Open);
+        let drained = self.buffer.borrow().at_or_below_low();
+        self.lift_backpressure(drained);
+        if self.pending() == 0 {
+            if self.closing.get() == Closing::AfterFlush {
+                self.close(reactor, Failure::new(ConnectionDone));
+            } else if self.write_shutdown_requested.get() && !self.write_shut.get() {
+                self.write_shut.set(true);
+                if let Some(s) = self.socket.borrow().as_ref() {
+                    let _ = s.shutdown_write();
+                }
+                if let Some(d) = self.driver() {
+                    d.write_connection_lost();
+                }
+            }
+        }
+    }
+
+    fn close(&self, reactor: &Reactor, reason: Failure) {
+        if self.closed.replace(true) {
+            return;
+        }
+        self.release(reactor);
+        self.notify(reason);
+    }
+
+    /// Closes the socket and drops what is buffered.
+    fn release(&self, reactor: &Reactor) {
+        if let (Some(t), Some(s)) = (self.token.take(), self.socket.borrow_mut().take()) {
+            // Closing the socket takes it out of the epoll set: no EPOLL_CTL_DEL needed.
+            reactor.forget_source(t);
+            drop(s);
+        }
+        self.buffer.borrow_mut().release();
+    }
+
+    /// Tells the producer, the protocol, then the port or connector that the connection is
+    /// gone.
+    fn notify(&self, reason: Failure) {
+        self.producer.stop();
+        let driver = self.protocol.borrow_mut().take();
+        if let Some(d) = driver {
+            d.connection_lost(reason.clone());
+        }
+        let on_closed = self.on_closed.borrow_mut().take();
+        if let Some(f) = on_closed {
+            f(reason);
+        }
+    }
+
+    #[inline]
+    fn after_append(&self) {
+        self.producer.buffer_grew(&self.buffer);
+        self.queue_flush();
+    }
+
+    fn on_ready(&self, reactor: &Reactor, readable: bool, writable: bool, read_closed: bool) {
+        if self.closed.get() {
+            return;
+        }
+        if readable {
+            self.readable.set(true);
+        }
+        if read_closed {
+            self.peer_closed.set(true);
+        }
+        if writable {
+            self.writable.set(true);
+            if self.pending() > 0 || self.closing.get() == Closing::AfterFlush {
+                self.do_write(reactor);
+            }
+        }
+        self.do_read(reactor);
+    }
+}
+
+impl<S: StreamSocket + std::os::fd::AsFd> SocketAccess for StreamConnection<S> {
+    fn with_sock(
+        &self,
+        f: &mut dyn FnMut(socket2::SockRef<'_>) -> io::Result<()>,
+    ) -> io::Result<()> {
+        self.with_socket(|s| f(socket2::SockRef::from(s)))
+    }
+}
+
+impl<S: StreamSocket> SourceHandler for StreamConnection<S> {
+    fn ready(&self, reactor: &Reactor, ready: Ready) {
+        self.on_ready(
+            reactor,
+            ready.is_readable(),
+            ready.is_writable(),
+            ready.is_read_closed(),
+        )
+    }
+
+    fn flush(&self, reactor: &Reactor) {
+        self.flush_queued.set(false);
+        self.do_write(reactor);
+    }
+
+    fn shutdown(&self, reactor: &Reactor) {
+        self.close(
+            reactor,
+            Failure::new(ConnectionLost::because("reactor shutdown")),
+        );
+    }
+}
+
+impl<S: StreamSocket> TransportImpl for StreamConnection<S> {
+    fn write(&self, data: &[u8]) {
+        if self.closed.get() || self.write_shut.get() || data.is_empty() {
+            return;
+        }
+        self.buffer.borrow_mut().push(data);
+        self.after_append();
+    }
+
+    fn write_sequence(&self, chunks: &[&[u8]]) {
+        if self.closed.get() || self.write_shut.get() {
+            return;
+        }
+        {
+            let mut buf = self.buffer.borrow_mut();
+            for c in chunks {
+                buf.push(c);
+            }
+        }
+        self.after_append();
+    }
+
+    fn write_owned(&self, data: Vec<u8>) {
+        if self.closed.get() || self.write_shut.get() || data.is_empty() {
+            return;
+        }
+        self.buffer.borrow_mut().push_owned(data);
+        self.after_append();
+    }
+
+    fn lose_connection(&self) {
+        if self.closed.get() || self.closing.get() != Closing::Open {
+            return;
+        }
+        self.closing.set(Closing::AfterFlush);
+        // Reading stops at once; the close happens once the buffer is flushed.
+        self.queue_flush();
+    }
+
+    fn abort_connection(&self) {
+        if self.closed.replace(true) {
+            return;
+        }
+        // The peer sees a reset (`ConnectionLost`) rather than a clean EOF (Twisted's
+        // abortConnection does the same).
+        if let Some(s) = self.socket.borrow().as_ref() {
+            s.reset_on_close();
+        }
+        let Some(reactor) = self.reactor.upgrade() else {
+            return;
+        };
+        self.release(&reactor);
+        // The caller is usually one of the protocol's own callbacks: the protocol hears of the
+        // loss on a later turn (as in Twisted), never re-entered.
+        if let Some(me) = self.me.upgrade() {
+            reactor.call_later(0.0, move || me.notify(Failure::new(ConnectionAborted)));
+        }
+    }
+
+    fn abort_with(&self, reason: Failure) {
+        if let Some(r) = self.reactor.upgrade() {
+            self.close(&r, reason)
+        }
+    }
+
+    fn lose_write_connection(&self) {
+        if self.closed.get() {
+            return;
+        }
+        self.write_shutdown_requested.set(true);
+        self.queue_flush();
+    }
+
+    fn get_host(&self) -> Address {
+        self.host.clone()
+    }
+
+    fn get_peer(&self) -> Address {
+        self.peer.clone()
+    }
+
+    fn disconnecting(&self) -> bool {
+        self.closing.get() != Closing::Open || self.closed.get()
+    }
+
+    fn pause_producing(&self) {
+        self.reading_paused.set(true);
+    }
+
+    fn resume_producing(&self) {
+        if self.reading_paused.replace(false) {
+            // Data may be waiting already: look on the next turn.
+            self.readable.set(true);
+            self.run_again();
+        }
+    }
+
+    fn stop_producing(&self) {
+        self.reading_paused.set(true);
+        self.lose_connection();
+    }
+
+    fn register_producer(
+        &self,
+        producer: Rc<dyn Producer>,
+        streaming: bool,
+    ) -> Result<(), ProducerError> {
+        self.producer
+            .register(producer, streaming, self.closed.get())?;
+        // The producer now does flow control: reading is no longer held back for it.
+        self.lift_backpressure(true);
+        Ok(())
+    }
+
+    fn unregister_producer(&self) {
+        self.producer.unregister();
+    }
+
+    fn set_write_buffer_limits(&self, high: usize, low: usize) {
+        self.buffer.borrow_mut().set_limits(high, low);
+        self.producer
+            .buffer_drained(&self.buffer, self.closing.get() == Closing::Open);
+        let drained = self.buffer.borrow().at_or_below_low();
+        self.lift_backpressure(drained);
+    }
+
+    fn set_read_backpressure(&self, on: bool) {
+        self.read_backpressure.set(on);
+        self.lift_backpressure(!on);
+    }
+
+    fn buffered(&self) -> usize {
+        self.pending()
+    }
+
+    fn tcp(&self) -> Option<TcpExt> {
+        S::tcp_ext(&self.me)
+    }
+}
