@@ -102,11 +102,13 @@ impl ConnectionRefusedError {
 
 /// A connection attempt took longer than its timeout (Twisted's `error.TimeoutError`, not
 /// [`crate::defer::TimeoutError`]).
+#[doc(alias = "TimeoutError")]
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("User timeout caused connection failure: {0}")]
 pub struct ConnectTimeoutError(pub String);
 
 /// A host name could not be resolved.
+#[doc(alias = "DNSLookupError")]
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("DNS lookup failed: {0}")]
 pub struct DnsLookupError(pub String);

@@ -10,9 +10,9 @@
 //! `Result<_, Failure>` (a type implementing `Error` could not also have that blanket `From`:
 //! it would overlap `From<T> for T`). The other direction still works: a `Failure` converts
 //! into `Box<dyn Error>` (as a [`FailureError`]), so `?` on a `Failure` works in
-//! `fn main() -> Result<(), Box<dyn Error>>`. It does not convert into
-//! `Box<dyn Error + Send + Sync>` (or `anyhow::Error`): the wrapped error is shared through an
-//! `Rc` and may itself be `!Send`. The location of that conversion is recorded (`#[track_caller]`, a
+//! `fn main() -> Result<(), Box<dyn Error>>`. The wrapped error is shared through an `Rc` and
+//! may itself be `!Send`, so for `Box<dyn Error + Send + Sync>` (or `anyhow::Error`) a failure
+//! converts into a [`SendableFailure`], a copy of its type name and messages. The location of that conversion is recorded (`#[track_caller]`, a
 //! pointer copy); a backtrace is captured as well when [debug mode](crate::defer::set_debugging)
 //! is on.
 
@@ -201,6 +201,7 @@ impl Failure {
     }
 
     /// The error's message: its `Display`, as Twisted's `getErrorMessage()`.
+    #[doc(alias = "getErrorMessage")]
     pub fn error_message(&self) -> String {
         self.inner.error.to_string()
     }
@@ -300,6 +301,95 @@ impl<E: Error + 'static> From<E> for Failure {
     #[track_caller]
     fn from(error: E) -> Self {
         Failure::new(error)
+    }
+}
+
+/// A `Send + Sync` snapshot of a [`Failure`], for code whose errors must cross threads
+/// (`Box<dyn Error + Send + Sync>`, `anyhow::Error`): the type name, the message and the
+/// messages of the source chain, as text. A `Failure` itself shares its error through an `Rc`
+/// and cannot be sent; `?` converts it into `Box<dyn Error + Send + Sync>` through this, and
+/// `.map_err(Failure::into_send)?` does the same for error types with a blanket `From`.
+///
+/// ```
+/// use std::error::Error;
+/// use twistor::Failure;
+///
+/// fn step() -> Result<(), Failure> {
+///     Err(Failure::msg("disk full"))
+/// }
+/// fn run() -> Result<(), Box<dyn Error + Send + Sync>> {
+///     step()?;
+///     Ok(())
+/// }
+/// let e = run().unwrap_err();
+/// assert_eq!(e.to_string(), "disk full");
+/// std::thread::spawn(move || assert!(e.to_string().contains("disk"))).join().unwrap();
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SendableFailure {
+    /// The failure's error type (`Failure::type_name`).
+    pub type_name: &'static str,
+    /// The failure's message (its `Display`).
+    pub message: String,
+    /// The next error of the source chain, if any.
+    pub source: Option<Box<SendableFailure>>,
+}
+
+impl SendableFailure {
+    fn of(error: &(dyn Error + 'static), type_name: &'static str) -> SendableFailure {
+        // The chain is copied iteratively from the innermost error out, so a long chain
+        // cannot exhaust the stack.
+        let mut chain = Vec::new();
+        let mut next = error.source();
+        while let Some(e) = next {
+            chain.push(e.to_string());
+            next = e.source();
+        }
+        let mut source = None;
+        for message in chain.into_iter().rev() {
+            source = Some(Box::new(SendableFailure {
+                type_name: "source",
+                message,
+                source,
+            }));
+        }
+        SendableFailure {
+            type_name,
+            message: error.to_string(),
+            source,
+        }
+    }
+}
+
+impl fmt::Display for SendableFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl Error for SendableFailure {
+    fn source(&self) -> Option<&(dyn Error + 'static)> {
+        self.source.as_deref().map(|s| s as &(dyn Error + 'static))
+    }
+}
+
+impl Failure {
+    /// A `Send + Sync` copy of this failure's type name and messages (see
+    /// [`SendableFailure`]).
+    ///
+    /// ```
+    /// let f = twistor::Failure::msg("boom");
+    /// let s = f.into_send();
+    /// assert_eq!(s.message, "boom");
+    /// ```
+    pub fn into_send(self) -> SendableFailure {
+        SendableFailure::of(self.error(), self.type_name())
+    }
+}
+
+impl From<Failure> for Box<dyn Error + Send + Sync + 'static> {
+    fn from(f: Failure) -> Self {
+        Box::new(f.into_send())
     }
 }
 

@@ -137,6 +137,51 @@
 //! # One import
 //!
 //! [`prelude`] brings the names most programs use: `use twistor::prelude::*;`.
+//!
+//! # From Twisted to twistor
+//!
+//! Twisted's names, in snake_case where they exist in twistor (rustdoc search also finds the
+//! Twisted spelling through aliases):
+//!
+//! | Twisted | twistor |
+//! |---|---|
+//! | `reactor.run()`, `reactor.stop()`, `reactor.crash()` | [`Reactor::run`](reactor::Reactor::run), [`stop`](reactor::Reactor::stop), [`crash`](reactor::Reactor::crash); the `Reactor` is passed explicitly |
+//! | `reactor.callLater`, `IDelayedCall` | [`Reactor::call_later`](reactor::Reactor::call_later) (or any [`ReactorTime`](time::ReactorTime)), [`DelayedCall`](time::DelayedCall) |
+//! | `reactor.callWhenRunning`, `addSystemEventTrigger` | [`call_when_running`](reactor::Reactor::call_when_running), [`add_system_event_trigger`](reactor::Reactor::add_system_event_trigger) |
+//! | `reactor.callFromThread` | [`ThreadHandle::call_from_thread`](reactor::ThreadHandle::call_from_thread) (from [`Reactor::thread_handle`](reactor::Reactor::thread_handle)) |
+//! | `reactor.callInThread`, `threads.deferToThread` | [`call_in_thread`](reactor::Reactor::call_in_thread), [`defer_to_thread`](reactor::Reactor::defer_to_thread), [`ReactorThreads`](reactor::ReactorThreads) |
+//! | `reactor.addReader`, `addWriter` | [`add_reader`](reactor::Reactor::add_reader), [`add_writer`](reactor::Reactor::add_writer): take the descriptor, return an [`FdWatch`](reactor::FdWatch) guard |
+//! | `reactor.listenTCP(port, factory, backlog, interface)` | [`listen_tcp`](transport::tcp::listen_tcp)`(&reactor, port, factory)`, [`listen_tcp_with`](transport::tcp::listen_tcp_with) and [`ListenOptions`](transport::tcp::ListenOptions) |
+//! | `reactor.connectTCP(host, port, factory, timeout, bindAddress)` | [`connect_tcp`](transport::tcp::connect_tcp), [`connect_tcp_with`](transport::tcp::connect_tcp_with) and [`ConnectOptions`](transport::tcp::ConnectOptions) |
+//! | `ClientCreator` / `connectProtocol` | [`connect_protocol`](transport::tcp::connect_protocol) |
+//! | `IListeningPort.stopListening` | [`ListeningPort::stop_listening`](transport::listener::ListeningPort::stop_listening) |
+//! | `IConnector` | [`transport::connector::Connector`] |
+//! | `IReactorTCP`, `MemoryReactor` | [`ReactorTcp`](transport::tcp::ReactorTcp), [`testing::MemoryReactor`] |
+//! | `Deferred()`, `d.callback`, `d.errback` | [`Deferred::new`] gives the chain and its [`Resolver`]; [`Resolver::callback`], [`Resolver::errback`] |
+//! | `addCallback`, `addErrback`, `addCallbacks`, `addBoth` | [`add_callback`](Deferred::add_callback), [`add_errback`](Deferred::add_errback), [`add_callbacks`](Deferred::add_callbacks), [`add_both`](Deferred::add_both); [`add_callback_try`](Deferred::add_callback_try) for a callback that can fail, [`add_callback_deferred`](Deferred::add_callback_deferred) for one returning a Deferred |
+//! | `d.addErrback(log.err)` | [`add_errback(log_error)`](defer::log_error), [`add_errback_logged`](Deferred::add_errback_logged) |
+//! | `succeed`, `fail`, `maybeDeferred` | [`Deferred::succeed`], [`Deferred::fail`], [`defer::maybe_deferred`] |
+//! | `d.cancel()`, `d.addTimeout` | [`Deferred::cancel`], [`Deferred::add_timeout`] |
+//! | `DeferredList`, `gatherResults`, `race` | [`defer::DeferredList`], [`defer::gather_results`], [`defer::race`] |
+//! | `DeferredLock`, `DeferredSemaphore`, `DeferredQueue` | [`defer::DeferredLock`], [`defer::DeferredSemaphore`], [`defer::DeferredQueue`] |
+//! | `ensureDeferred`, `await d` | [`Reactor::spawn`](reactor::Reactor::spawn), [`reactor::ensure_deferred`]; a `Deferred` is `.await`able |
+//! | `Failure`, `f.trap`, `f.check`, `f.getErrorMessage()` | [`Failure`], [`Failure::trap`], [`Failure::check`], [`Failure::error_message`] |
+//! | `task.Clock`, `LoopingCall`, `deferLater`, `coiterate`, `react` | [`Clock`], [`task::LoopingCall`], [`task::defer_later`], [`task::Cooperator`], [`task::react`] |
+//! | `Protocol` (`connectionMade`, `dataReceived`, `connectionLost`) | [`protocol::Protocol`] (`connection_made`, `data_received`, `connection_lost`) |
+//! | `self.transport`, `self.factory` | [`cx.transport()`](protocol::Context::transport), [`cx.factory::<F>()`](protocol::Context::factory) |
+//! | `Factory`, `Factory.forProtocol`, `buildProtocol` | [`protocol::Factory`], [`protocol::for_protocol`], [`build_protocol`](protocol::Factory::build_protocol) |
+//! | `ClientFactory`, `ReconnectingClientFactory` | [`protocol::ClientFactory`], [`protocol::reconnect::ReconnectingClientFactory`] |
+//! | `ITransport.write`, `loseConnection`, `abortConnection` | [`Transport::write`](transport::Transport::write), [`lose_connection`](transport::Transport::lose_connection), [`abort_connection`](transport::Transport::abort_connection) |
+//! | `registerProducer`, `IPushProducer`, `IPullProducer` | [`Transport::register_producer`](transport::Transport::register_producer), [`transport::Producer`] |
+//! | `ITCPTransport.setTcpNoDelay`, `setTcpKeepAlive` | [`transport.tcp()`](transport::Transport::tcp) gives a [`TcpExt`](transport::TcpExt) |
+//! | `LineReceiver`, `LineOnlyReceiver` | [`protocols::basic::LineReceiver`], [`protocols::basic::LineOnlyReceiver`] |
+//! | `NetstringReceiver`, `Int8/16/32StringReceiver` | [`protocols::basic::NetstringReceiver`], [`protocols::basic::Int32StringReceiver`] and friends |
+//! | `policies.TimeoutMixin` | [`protocols::policies::IdleTimeout`] (for every protocol, framing receivers included) |
+//! | `WrappingFactory`, `ThrottlingFactory`, `TimeoutFactory`, `LimitTotalConnectionsFactory`, `TrafficLoggingFactory` | the same names in [`protocols::policies`] |
+//! | `portforward.ProxyFactory` | [`protocols::portforward::proxy_factory`] |
+//! | `wire.Echo`, `Discard`, `Chargen`, `QOTD`, `Daytime` | [`protocols::wire`] |
+//! | `proto_helpers.StringTransport`, `iosim.connectedServerAndClient` | [`testing::StringTransport`], [`testing::connected_server_and_client`] |
+//! | `successResultOf`, `failureResultOf`, `assertNoResult` | [`testing::success_result_of`], [`testing::failure_result_of`] (and [`failure_result_of_types`](testing::failure_result_of_types)), [`testing::assert_no_result`] |
 #![warn(missing_docs)]
 #![deny(unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
 

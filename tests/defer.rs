@@ -1,4 +1,5 @@
-//! Twisted's `test_defer.py` behaviours (reference section 10.1 and 10.2), ported.
+//! Twisted's `test_defer.py` behaviours (the Deferred core, cancellation, logging of unhandled
+//! failures, awaiting), ported.
 //!
 //! Each test is named after the Twisted test it comes from and asserts the same observable
 //! result. Not ported, because Rust's types make them impossible or meaningless:
@@ -59,7 +60,7 @@ struct ValueError;
 #[error("key error: {0}")]
 struct KeyError(&'static str);
 
-// ---- 10.1 Deferred core -------------------------------------------------------------------
+// ---- Deferred core ------------------------------------------------------------------------
 
 #[test]
 fn test_callback_with_args() {
@@ -629,7 +630,7 @@ fn test_already_called_debug_names_creator_and_invoker() {
     assert!(!msg.contains(" C:") && !msg.contains(" I:"), "{msg}");
 }
 
-// ---- 10.1 items E1-E12 of section 1.18 ------------------------------------------------------
+// ---- worked examples of callback chains (the `e1_`..`e12_` tests) ---------------------------
 
 #[test]
 fn e1_pair_semantics() {
@@ -840,7 +841,7 @@ fn pause_is_counted() {
     assert_eq!(success_result_of(&d), 1);
 }
 
-// ---- 10.2 Cancellation ----------------------------------------------------------------------
+// ---- Cancellation -------------------------------------------------------------------------
 
 #[test]
 fn test_no_canceller() {
@@ -974,7 +975,7 @@ fn cancel_of_fired_paused_deferred_is_noop() {
     assert_eq!(success_result_of(&d), 1);
 }
 
-// ---- 10.2 Logging ---------------------------------------------------------------------------
+// ---- Logging ------------------------------------------------------------------------------
 
 #[test]
 fn test_error_log() {
@@ -1058,7 +1059,7 @@ fn test_error_log_debug_info() {
     assert!(errors[0].contains("I: first fired at"), "{}", errors[0]);
 }
 
-// ---- 10.2 awaiting Deferreds (asFuture) -----------------------------------------------------
+// ---- awaiting Deferreds (asFuture) --------------------------------------------------------
 
 fn poll_once<F: Future>(f: std::pin::Pin<&mut F>) -> Poll<F::Output> {
     f.poll(&mut Context::from_waker(Waker::noop()))

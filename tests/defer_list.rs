@@ -1,5 +1,5 @@
 //! `DeferredList`, `gather_results`, `race` and `FirstError`: Twisted's `test_defer.py`
-//! behaviours (twisted-semantics.md section 10 items 27-37) and examples E13-E19 of 1.18.
+//! behaviours, ported, and worked examples of each (the `e13_`..`e19_` tests).
 //!
 //! Twisted's `(True, value)` / `(False, failure)` tuples are `Ok(value)` / `Err(failure)`;
 //! `defer.SUCCESS` / `defer.FAILURE` are not ported (a `Result` says it).
@@ -47,7 +47,7 @@ fn first_error(f: &Failure) -> &FirstError {
 }
 
 // ---------------------------------------------------------------------------------------------
-// DeferredList (items 27-34)
+// DeferredList
 
 #[test]
 fn test_deferred_list() {
@@ -540,7 +540,7 @@ fn test_callback_order_preserved() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// gather_results (item 35)
+// gather_results
 
 #[test]
 fn test_gather_results() {
@@ -595,7 +595,7 @@ fn test_cancel_gather_results_with_all_deferreds_callback() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// race (item 36). Twisted's hypothesis ranges (0..=3 Deferreds before and after the winner)
+// race. Twisted's hypothesis ranges (0..=3 Deferreds before and after the winner)
 // are looped over exhaustively.
 
 /// Twisted's `_setupRaceState`: Deferreds whose cancellers count their calls.
@@ -703,7 +703,7 @@ fn race_with_no_inputs_never_fires() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// FirstError (item 37)
+// FirstError
 
 #[test]
 fn first_error_test_repr() {
@@ -751,7 +751,7 @@ fn first_error_test_comparison() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Examples E13-E19 of twisted-semantics.md 1.18
+// Worked examples: what a DeferredList, gather_results and race give in common cases
 
 #[test]
 fn e13_deferred_list_results_in_input_order() {

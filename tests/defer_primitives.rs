@@ -1,6 +1,6 @@
 //! `DeferredLock`, `DeferredSemaphore` and `DeferredQueue`: Twisted's
-//! `test_defer.py::OtherPrimitivesTests` (twisted-semantics.md section 10 items 54-58) and
-//! examples E29, E30 of 1.18.
+//! `test_defer.py::OtherPrimitivesTests`, ported, and two worked examples (the `e29_` and
+//! `e30_` tests).
 //!
 //! Not ported: `run()` with no function raising `TypeError` (`run` takes the function as a
 //! typed argument), and the `async with` tests (Rust has no async context managers; `run`
@@ -24,7 +24,7 @@ fn incr<T>(counter: &Rc<Cell<u32>>) -> impl FnOnce(T) + 'static + use<T> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// DeferredLock (items 54, 55)
+// DeferredLock
 
 #[test]
 fn test_lock() {
@@ -205,7 +205,7 @@ fn lock_run_cancel_reaches_the_pending_result() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// DeferredSemaphore (item 56)
+// DeferredSemaphore
 
 #[test]
 fn test_semaphore() {
@@ -343,7 +343,7 @@ fn semaphore_run_limits_concurrency() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// DeferredQueue (items 57, 58)
+// DeferredQueue
 
 #[test]
 fn test_queue() {
@@ -490,7 +490,7 @@ fn queue_limits_are_reported() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Examples E29, E30 of twisted-semantics.md 1.18
+// Worked examples: a lock handed from holder to waiter, and a queue's size and backlog limits
 
 #[test]
 fn e29_lock_hand_off() {

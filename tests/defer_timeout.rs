@@ -1,4 +1,5 @@
-//! `DeferredAddTimeoutTests` (reference 10.2 items 49-53, examples E27-E28), on `Clock`.
+//! `add_timeout`: Twisted's `test_defer.py::DeferredAddTimeoutTests`, ported to a `Clock`, with
+//! two worked examples (the `e27_` and `e28_` tests).
 
 mod util;
 

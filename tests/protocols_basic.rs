@@ -1,5 +1,5 @@
-//! `protocols::basic`: Twisted's `protocols/test/test_basic.py` behaviours (semantics 10.4,
-//! items 83-97), named after Twisted's tests.
+//! `protocols::basic`: Twisted's `protocols/test/test_basic.py` behaviours, ported and
+//! named after Twisted's tests.
 
 #[path = "util/basic_protocols.rs"]
 mod helpers;

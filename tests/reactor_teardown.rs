@@ -1,8 +1,9 @@
 //! Dropping the last handle of a reactor closes what it owns: connections (their protocols are
 //! released), listening ports, watched descriptors, and the reactor's own descriptors.
 //!
-//! One test in this file on purpose: it counts the process's open descriptors, which tests
-//! running in parallel threads of the same binary would disturb.
+//! The tests of this file count the process's open descriptors, which tests running in
+//! parallel threads of the same binary would disturb: they take one lock and run one at a
+//! time.
 
 mod util;
 
@@ -35,6 +36,9 @@ impl Drop for Flagged {
     }
 }
 
+/// Held by each test of this file: the descriptor counts of one must not see another's.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn open_descriptors() -> usize {
     std::fs::read_dir("/proc/self/fd")
         .expect("/proc/self/fd")
@@ -46,6 +50,7 @@ fn open_descriptors() -> usize {
 /// the waker) is closed.
 #[test]
 fn test_dropping_the_reactor_closes_connections_ports_and_descriptors() {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     bounded(20, || {
         for crash in [true, false] {
             let before = open_descriptors();
@@ -86,5 +91,38 @@ fn test_dropping_the_reactor_closes_connections_ports_and_descriptors() {
             );
             drop(port);
         }
+    });
+}
+
+/// A connection attempt still in progress when the reactor goes is failed and its socket
+/// closed, even while the user still holds its connector.
+#[test]
+fn test_dropping_the_reactor_closes_connection_attempts() {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    bounded(20, || {
+        // A real listener, so the attempt is a real in-progress connect, not a refusal.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let before = open_descriptors();
+        let reactor = Reactor::new().expect("a new reactor");
+        let made = Rc::new(Cell::new(0));
+        let dropped = Rc::new(Cell::new(0));
+        let (m, d) = (made.clone(), dropped.clone());
+        let factory = Rc::new(for_protocol(move || Flagged {
+            made: m.clone(),
+            dropped: d.clone(),
+        }));
+        // No turn runs: the attempt is still waiting for its socket to become writable.
+        let connector = connect_tcp(&reactor, "127.0.0.1", port, factory);
+        assert!(open_descriptors() > before, "no attempt was started");
+        drop(reactor);
+        assert_eq!(made.get(), 0);
+        assert_eq!(
+            open_descriptors(),
+            before,
+            "the attempt's socket outlived the reactor"
+        );
+        drop(connector);
+        drop(listener);
     });
 }

@@ -1,5 +1,4 @@
-//! `Cooperator`: Twisted's `test_cooperator.py` (reference 10.3, items 81-82; section 6.4),
-//! ported to a `Clock`.
+//! `Cooperator`: Twisted's `test_cooperator.py`, ported to a `Clock`.
 //!
 //! Twisted's `FakeScheduler` is a `Clock` here: the cooperator schedules its ticks with
 //! `tick_delay(1.0)`, so `clock.advance(1.0)` is one `scheduler.pump()` (it runs the tick that
@@ -70,7 +69,7 @@ fn items_need_no_annotations() {
 
 // ---- CooperatorTests -----------------------------------------------------------------------
 
-/// Item 81, testStoppedRejectsNewTasks: a stopped cooperator completes new tasks with
+/// testStoppedRejectsNewTasks: a stopped cooperator completes new tasks with
 /// SchedulerStopped at once.
 #[test]
 fn test_stopped_rejects_new_tasks() {
@@ -409,7 +408,7 @@ impl Fixture {
     }
 }
 
-/// Item 82, test_pauseResume: no work while paused; resuming does no work by itself.
+/// test_pauseResume: no work while paused; resuming does no work by itself.
 #[test]
 fn test_pause_resume() {
     let fx = Fixture::new();

@@ -1,4 +1,4 @@
-//! `defer_later`: Twisted's `test_task.py::DeferLaterTests` (reference 10.3, item 78).
+//! `defer_later`: Twisted's `test_task.py::DeferLaterTests`, ported to a `Clock`.
 
 mod util;
 

@@ -1,12 +1,12 @@
-//! `LoopingCall`: Twisted's `test_task.py::LoopTests` and `ReactorLoopTests` (reference 10.3,
-//! items 70-77), ported to a `Clock`, plus re-entrancy cases.
+//! `LoopingCall`: Twisted's `test_task.py::LoopTests` and `ReactorLoopTests`, ported to a
+//! `Clock`, plus re-entrancy cases.
 //!
 //! `ReactorLoopTests` run on the real reactor in Twisted; here they run on a `Clock`, which is
 //! what the time trait is for. Not ported: `test_reprFunction`/`test_reprMethod` (Rust closures
 //! have no names; `Debug` shows the interval) and `test_deferredDeprecation`.
 //!
-//! `ReactTests` (reference 10.3 items 79-80) are not here: `task::react` runs a main function
-//! on the reactor, so they are ported with the reactor.
+//! Twisted's `ReactTests` are not here: `task::react` runs a main function on the reactor, so
+//! they are ported with the reactor.
 
 mod util;
 
@@ -56,7 +56,7 @@ fn closures_need_no_annotations() {
 
 // ---- LoopTests ----------------------------------------------------------------------------
 
-/// Item 70, testBasicFunction: interval 0.1, pump [0.05, 0.1, 0.1] -> 3 calls; stop fires the start
+/// testBasicFunction: interval 0.1, pump [0.05, 0.1, 0.1] -> 3 calls; stop fires the start
 /// Deferred with the LoopingCall; nothing left scheduled.
 #[test]
 fn test_basic_function() {
@@ -80,7 +80,7 @@ fn test_basic_function() {
     assert!(clock.get_delayed_calls().is_empty());
 }
 
-/// Item 71, testDelayedStart: `now = false`, same pump -> 2 calls.
+/// testDelayedStart: `now = false`, same pump -> 2 calls.
 #[test]
 fn test_delayed_start() {
     let clock = Clock::new();
@@ -95,7 +95,7 @@ fn test_delayed_start() {
     assert!(clock.get_delayed_calls().is_empty());
 }
 
-/// Item 72, testBadDelay: a negative interval is refused (Twisted: ValueError), never a panic.
+/// testBadDelay: a negative interval is refused (Twisted: ValueError), never a panic.
 #[test]
 fn test_bad_delay() {
     let lc = LoopingCall::new(Clock::new(), || ());
@@ -140,7 +140,7 @@ fn test_stopping_before_delayed_start() {
     stopping_test(10.0);
 }
 
-/// Item 75, test_reset: interval 2 started at 0, reset at 1 -> nothing at 2, the call at 3.
+/// test_reset: interval 2 started at 0, reset at 1 -> nothing at 2, the call at 3.
 #[test]
 fn test_reset() {
     let clock = Clock::new();
@@ -158,7 +158,7 @@ fn test_reset() {
     lc.stop().unwrap();
 }
 
-/// Item 73, test_reactorTimeSkips: interval 0.5, advance 2 then 1 -> calls at [0, 2, 3].
+/// test_reactorTimeSkips: interval 0.5, advance 2 then 1 -> calls at [0, 2, 3].
 #[test]
 fn test_reactor_time_skips() {
     let clock = Clock::new();
@@ -176,8 +176,9 @@ fn test_reactor_time_skips() {
     lc.stop().unwrap();
 }
 
-/// The reference's worked example (6.1): interval 1, now, advancing 0.5, 0.5, 3.2, 0.8 ->
-/// calls at [0.0, 1.0, 4.2, 5.0]: the call due at 2.0 runs late once, 3.0 and 4.0 are skipped.
+/// A late call runs once and the missed intervals are skipped: interval 1, now, advancing
+/// 0.5, 0.5, 3.2, 0.8 -> calls at [0.0, 1.0, 4.2, 5.0]: the call due at 2.0 runs late once,
+/// 3.0 and 4.0 are skipped.
 #[test]
 fn test_reactor_time_skips_late_call_runs_once() {
     let clock = Clock::new();
@@ -190,7 +191,7 @@ fn test_reactor_time_skips_late_call_runs_once() {
     lc.stop().unwrap();
 }
 
-/// Item 74, test_reactorTimeCountSkips: withCount, interval 0.5 -> counts 1, 1, 3 at 0, 0.51, 2.02.
+/// test_reactorTimeCountSkips: withCount, interval 0.5 -> counts 1, 1, 3 at 0, 0.51, 2.02.
 #[test]
 fn test_reactor_time_count_skips() {
     let clock = Clock::new();
@@ -218,8 +219,8 @@ fn test_reactor_time_count_skips() {
     lc.stop().unwrap();
 }
 
-/// The brief's example: withCount, interval 1, now; advance 3.5 then 0.5 ->
-/// [(0.0, 1), (3.5, 3), (4.0, 1)].
+/// `with_count` reports the skipped intervals: withCount, interval 1, now; advance 3.5 then
+/// 0.5 -> [(0.0, 1), (3.5, 3), (4.0, 1)].
 #[test]
 fn test_with_count_skips_example() {
     let clock = Clock::new();
@@ -407,7 +408,7 @@ fn test_callback_time_skips() {
 
 // ---- ReactorLoopTests -----------------------------------------------------------------------
 
-/// Item 76, testFailure: the callable's error errbacks the start Deferred and ends the loop.
+/// testFailure: the callable's error errbacks the start Deferred and ends the loop.
 #[test]
 fn test_failure() {
     let clock = Clock::new();
@@ -501,7 +502,7 @@ fn test_stop_at_once_later() {
     assert!(!ran.get());
 }
 
-/// Item 77, testWaitDeferred: no new call while the previous call's Deferred is pending.
+/// testWaitDeferred: no new call while the previous call's Deferred is pending.
 #[test]
 fn test_wait_deferred() {
     let clock = Clock::new();

@@ -842,8 +842,8 @@ impl Producer for Chunks {
     }
 }
 
-/// Reference 4.6: a streaming producer is paused when the write buffer goes above 64 KiB (so
-/// a peer that does not read cannot make it grow), and resumed once the peer drains it.
+/// A streaming producer is paused when the write buffer goes above 64 KiB (so a peer that
+/// does not read cannot make it grow), and resumed once the peer drains it.
 #[test]
 fn streaming_producer_paused_and_resumed() {
     bounded(30, || {

@@ -725,7 +725,7 @@ impl Protocol for Fragile {
 }
 
 /// A protocol that panics closes only its own connection, with the panic as its
-/// `connection_lost` reason (design decision 8); the server keeps serving old and new clients.
+/// `connection_lost` reason; the server keeps serving old and new clients.
 #[test]
 fn panicking_protocol_closes_only_its_connection() {
     bounded(20, || {

@@ -1024,6 +1024,7 @@ impl<T: 'static> Deferred<T> {
     /// let d = twistor::Deferred::succeed(2).add_callback(|x| x + 1).add_callback(|x| x * 10);
     /// assert_eq!(twistor::testing::success_result_of(&d), 30);
     /// ```
+    #[doc(alias = "addCallback")]
     #[track_caller]
     pub fn add_callback<U: 'static>(self, f: impl FnOnce(T) -> U + 'static) -> Deferred<U> {
         self.push(move |o| {
@@ -1042,6 +1043,7 @@ impl<T: 'static> Deferred<T> {
     ///     .add_callback_try(|s| Ok(s.parse::<i32>()?));
     /// assert!(twistor::testing::failure_result_of(&d).is::<std::num::ParseIntError>());
     /// ```
+    #[doc(alias = "addCallback")]
     #[track_caller]
     pub fn add_callback_try<U: 'static>(
         self,
@@ -1066,6 +1068,7 @@ impl<T: 'static> Deferred<T> {
     /// fire_inner.callback(41).unwrap();
     /// assert_eq!(twistor::testing::success_result_of(&d), 42);
     /// ```
+    #[doc(alias = "addCallback")]
     #[track_caller]
     pub fn add_callback_deferred<U: 'static>(
         self,
@@ -1088,6 +1091,7 @@ impl<T: 'static> Deferred<T> {
     /// let d = Deferred::<i32>::fail(Failure::msg("boom")).add_errback(|_f| Ok(0));
     /// assert_eq!(twistor::testing::success_result_of(&d), 0);
     /// ```
+    #[doc(alias = "addErrback")]
     #[track_caller]
     pub fn add_errback(self, f: impl FnOnce(Failure) -> Result<T, Failure> + 'static) -> Self {
         self.push(move |o| {
@@ -1125,6 +1129,7 @@ impl<T: 'static> Deferred<T> {
     ///     .add_errback_deferred(|_| Deferred::succeed(7));
     /// assert_eq!(twistor::testing::success_result_of(&d), 7);
     /// ```
+    #[doc(alias = "addErrback")]
     #[track_caller]
     pub fn add_errback_deferred(self, f: impl FnOnce(Failure) -> Deferred<T> + 'static) -> Self {
         self.push(move |o| match o {
@@ -1144,6 +1149,7 @@ impl<T: 'static> Deferred<T> {
     /// );
     /// assert_eq!(twistor::testing::failure_result_of(&d).error_message(), "callback failed");
     /// ```
+    #[doc(alias = "addCallbacks")]
     #[track_caller]
     pub fn add_callbacks<U: 'static>(
         self,
@@ -1164,6 +1170,7 @@ impl<T: 'static> Deferred<T> {
     /// let d = twistor::Deferred::succeed(3).add_both(|r| r.map(|x| x + 1));
     /// assert_eq!(twistor::testing::success_result_of(&d), 4);
     /// ```
+    #[doc(alias = "addBoth")]
     #[track_caller]
     pub fn add_both<U: 'static>(
         self,
@@ -1179,6 +1186,7 @@ impl<T: 'static> Deferred<T> {
     /// let d = Deferred::succeed(3).add_both_deferred(|r| Deferred::succeed(r.is_ok()));
     /// assert!(twistor::testing::success_result_of(&d));
     /// ```
+    #[doc(alias = "addBoth")]
     #[track_caller]
     pub fn add_both_deferred<U: 'static>(
         self,
@@ -1237,6 +1245,7 @@ impl<T: 'static> Deferred<T> {
     /// assert_eq!(twistor::testing::success_result_of(&b), 5);
     /// # drop(rest);
     /// ```
+    #[doc(alias = "chainDeferred")]
     #[track_caller]
     pub fn chain_deferred(self, other: &Resolver<T>) -> Deferred<()> {
         other.inner.st.borrow_mut().chained_to = Some(Rc::downgrade(&self.inner));
@@ -1388,6 +1397,7 @@ impl<T> fmt::Debug for Deferred<T> {
 /// let d = maybe_deferred(|| Deferred::<i32>::succeed(2));
 /// assert_eq!(twistor::testing::success_result_of(&d), 2);
 /// ```
+#[doc(alias = "maybeDeferred")]
 #[track_caller]
 pub fn maybe_deferred<R: IntoDeferred>(f: impl FnOnce() -> R) -> Deferred<R::Output> {
     match catch_unwind(AssertUnwindSafe(f)) {

@@ -176,6 +176,7 @@ impl<T: 'static> DeferredList<T> {
     /// assert_eq!(f.downcast_ref::<FirstError>().unwrap().index, 1);
     /// # fire_a.callback(1).unwrap();
     /// ```
+    #[doc(alias = "fireOnOneErrback")]
     pub fn fire_on_one_errback(mut self, on: bool) -> Self {
         self.fire_on_one_errback = on;
         self
@@ -192,6 +193,7 @@ impl<T: 'static> DeferredList<T> {
     /// r.errback(Failure::msg("bang")).unwrap(); // recorded, not reported
     /// assert!(twistor::testing::success_result_of(&list)[0].is_err());
     /// ```
+    #[doc(alias = "consumeErrors")]
     pub fn consume_errors(mut self, on: bool) -> Self {
         self.consume_errors = on;
         self
@@ -227,6 +229,7 @@ impl<T: 'static> DeferredList<T> {
     ///     FireOnOneResult::Success { value: 4, index: 0 }
     /// ));
     /// ```
+    #[doc(alias = "fireOnOneCallback")]
     #[track_caller]
     pub fn fire_on_one_callback(self) -> Deferred<FireOnOneResult<T>> {
         self.attach(FireOnOneResult::AllDone, Some(success_result::<T>))
@@ -360,6 +363,7 @@ impl<T: 'static, R: 'static> Observer<T, R> {
 /// let first = f.downcast_ref::<FirstError>().unwrap();
 /// assert_eq!((first.index, first.sub_failure.error_message()), (1, "no".to_string()));
 /// ```
+#[doc(alias = "gatherResults")]
 #[track_caller]
 pub fn gather_results<T: 'static>(
     inputs: impl IntoIterator<Item = Deferred<T>>,
@@ -376,6 +380,7 @@ pub fn gather_results<T: 'static>(
 /// let d = gather_results_consume_errors([Deferred::succeed(()), bad]); // nothing reported
 /// assert!(twistor::testing::failure_result_of(&d).is::<FirstError>());
 /// ```
+#[doc(alias = "gatherResults")]
 #[track_caller]
 pub fn gather_results_consume_errors<T: 'static>(
     inputs: impl IntoIterator<Item = Deferred<T>>,

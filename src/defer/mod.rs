@@ -89,11 +89,13 @@ static DEBUG: AtomicBool = AtomicBool::new(false);
 /// assert!(twistor::defer::get_debugging());
 /// twistor::defer::set_debugging(false);
 /// ```
+#[doc(alias = "setDebugging")]
 pub fn set_debugging(on: bool) {
     DEBUG.store(on, Ordering::Relaxed);
 }
 
 /// Whether debug mode is on (Twisted's `getDebugging`).
+#[doc(alias = "getDebugging")]
 pub fn get_debugging() -> bool {
     DEBUG.load(Ordering::Relaxed)
 }

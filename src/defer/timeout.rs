@@ -28,6 +28,7 @@ impl<T: 'static> Deferred<T> {
     /// assert!(failure_result_of(&d).is::<TimeoutError>());
     /// assert!(clock.get_delayed_calls().is_empty());
     /// ```
+    #[doc(alias = "addTimeout")]
     pub fn add_timeout(self, timeout: f64, clock: &impl ReactorTime) -> Deferred<T> {
         self.add_timeout_with(timeout, clock, move |r, t| match r {
             Err(f) if f.is::<CancelledError>() => Err(Failure::new(TimeoutError(t))),
@@ -47,6 +48,7 @@ impl<T: 'static> Deferred<T> {
     /// clock.advance(15.0);
     /// assert_eq!(success_result_of(&d), "OVERRIDDEN");
     /// ```
+    #[doc(alias = "addTimeout")]
     pub fn add_timeout_with(
         self,
         timeout: f64,

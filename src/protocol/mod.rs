@@ -66,24 +66,29 @@ pub mod reconnect;
 /// the same reactor).
 pub trait Protocol: Sized + 'static {
     /// The connection is up (Twisted's `connectionMade`).
+    #[doc(alias = "connectionMade")]
     fn connection_made(&mut self, _cx: &Context<Self>) {}
 
     /// Bytes arrived, in any chunking.
+    #[doc(alias = "dataReceived")]
     fn data_received(&mut self, cx: &Context<Self>, data: &[u8]);
 
     /// The connection is gone, for `reason`: [`ConnectionDone`](crate::error::ConnectionDone)
     /// for a clean close, [`ConnectionLost`](crate::error::ConnectionLost) (or
     /// [`ConnectionAborted`](crate::error::ConnectionAborted)) otherwise. Called exactly once.
+    #[doc(alias = "connectionLost")]
     fn connection_lost(&mut self, _cx: &Context<Self>, _reason: Failure) {}
 
     /// The peer closed its write side (EOF) and the transport supports half-close. The default
     /// is a protocol that is not half-close aware: it closes the connection (Twisted then
     /// reports `ConnectionDone`).
+    #[doc(alias = "readConnectionLost")]
     fn read_connection_lost(&mut self, cx: &Context<Self>) {
         cx.transport().lose_connection();
     }
 
     /// This side's write direction was shut down (after `lose_write_connection`).
+    #[doc(alias = "writeConnectionLost")]
     fn write_connection_lost(&mut self, _cx: &Context<Self>) {}
 }
 
@@ -388,15 +393,18 @@ pub trait Factory: 'static {
     type Protocol: Protocol;
 
     /// A protocol for a connection from/to `addr`, or `None` to refuse the connection.
+    #[doc(alias = "buildProtocol")]
     fn build_protocol(&self, addr: &Address) -> Option<Self::Protocol>;
 
     /// Called when the first port or connector starts using this factory (Twisted's
     /// `startFactory`). The count is kept per `Rc` of the factory: several ports given the
     /// same `Rc` start it once.
+    #[doc(alias = "startFactory")]
     fn start_factory(&self) {}
 
     /// Called when the last port or connector stops using it (Twisted's `stopFactory`). A
     /// panic here fails the Deferred of the `stop_listening` that made the call.
+    #[doc(alias = "stopFactory")]
     fn stop_factory(&self) {}
 }
 
@@ -404,10 +412,13 @@ pub trait Factory: 'static {
 /// an `Rc`, so a factory can keep it and call `connect()` again later.
 pub trait ClientFactory: Factory {
     /// A connection attempt started.
+    #[doc(alias = "startedConnecting")]
     fn started_connecting(&self, _connector: &Rc<dyn Connector>) {}
     /// A connection attempt failed.
+    #[doc(alias = "clientConnectionFailed")]
     fn client_connection_failed(&self, _connector: &Rc<dyn Connector>, _reason: Failure) {}
     /// An established connection was lost (after the protocol's `connection_lost`).
+    #[doc(alias = "clientConnectionLost")]
     fn client_connection_lost(&self, _connector: &Rc<dyn Connector>, _reason: Failure) {}
 }
 
@@ -424,6 +435,7 @@ pub trait ClientFactory: Factory {
 /// let f = for_protocol(|| Echo);
 /// assert!(f.build_protocol(&Address::Memory("x".into())).is_some());
 /// ```
+#[doc(alias = "forProtocol")]
 pub fn for_protocol<P: Protocol>(make: impl Fn() -> P + 'static) -> FactoryFn<P> {
     FactoryFn {
         make: Box::new(move |_| Some(make())),

@@ -30,6 +30,7 @@ pub trait Connectable {
     /// Starts a new attempt.
     fn connect(&self);
     /// Stops an attempt in progress (errors ignored).
+    #[doc(alias = "stopConnecting")]
     fn stop_connecting(&self);
 }
 
@@ -226,11 +227,13 @@ impl<F: Factory> ReconnectingClientFactory<F> {
     }
 
     /// True while it keeps retrying.
+    #[doc(alias = "continueTrying")]
     pub fn continue_trying(&self) -> bool {
         self.continue_trying.get()
     }
 
     /// Call after a successful connection: back to the initial delay, zero retries, trying.
+    #[doc(alias = "resetDelay")]
     pub fn reset_delay(&self) {
         self.delay.set(self.backoff.initial_delay);
         self.retries.set(0);
@@ -238,6 +241,7 @@ impl<F: Factory> ReconnectingClientFactory<F> {
     }
 
     /// Stops retrying: cancels a pending retry and stops an attempt in progress.
+    #[doc(alias = "stopTrying")]
     pub fn stop_trying(&self) {
         let call = self.call.borrow_mut().take();
         if let Some(c) = call {
@@ -251,6 +255,7 @@ impl<F: Factory> ReconnectingClientFactory<F> {
     }
 
     /// The failure hook, for any [`Connectable`].
+    #[doc(alias = "clientConnectionFailed")]
     pub fn connection_failed(&self, connector: Rc<dyn Connectable>, reason: Failure) {
         if self.continue_trying.get() {
             *self.connector.borrow_mut() = Some(connector.clone());
@@ -260,6 +265,7 @@ impl<F: Factory> ReconnectingClientFactory<F> {
     }
 
     /// The connection-lost hook, for any [`Connectable`].
+    #[doc(alias = "clientConnectionLost")]
     pub fn connection_lost(&self, connector: Rc<dyn Connectable>, reason: Failure) {
         if self.continue_trying.get() {
             *self.connector.borrow_mut() = Some(connector.clone());

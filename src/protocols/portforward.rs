@@ -112,6 +112,7 @@ impl Protocol for ProxyClient {
 /// let port = listen_tcp_with(&reactor, 0, f, ListenOptions::on("127.0.0.1")).unwrap();
 /// assert_ne!(port.port(), 0);
 /// ```
+#[doc(alias = "ProxyFactory")]
 pub fn proxy_factory(reactor: &Reactor, dest_host: &str, dest_port: u16) -> FactoryFn<ProxyServer> {
     let reactor = reactor.clone();
     let host = dest_host.to_string();

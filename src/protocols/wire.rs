@@ -118,6 +118,7 @@ impl Protocol for Chargen {
 /// assert_eq!(st.value(), b"An apple a day keeps the doctor away.\r\n");
 /// assert!(st.disconnecting());
 /// ```
+#[doc(alias = "QOTD")]
 #[derive(Debug, Clone)]
 pub struct Qotd {
     quote: Vec<u8>,

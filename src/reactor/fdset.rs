@@ -219,6 +219,7 @@ impl Reactor {
     /// reactor.run_without_signal_handlers().unwrap();
     /// assert!(!watch.is_active());
     /// ```
+    #[doc(alias = "addReader")]
     pub fn add_reader(
         &self,
         source: impl AsFd + 'static,
@@ -246,6 +247,7 @@ impl Reactor {
     ///     .detach();
     /// reactor.run_without_signal_handlers().unwrap();
     /// ```
+    #[doc(alias = "addWriter")]
     pub fn add_writer(
         &self,
         source: impl AsFd + 'static,
@@ -369,6 +371,7 @@ impl Reactor {
     /// assert!(reactor.remove_reader(&*a));
     /// assert!(!reactor.remove_reader(&*a));
     /// ```
+    #[doc(alias = "removeReader")]
     pub fn remove_reader(&self, fd: impl AsFd) -> bool {
         self.token_of(&fd)
             .is_some_and(|t| self.remove_fd(t, Dir::Read, None))
@@ -388,6 +391,7 @@ impl Reactor {
     /// reactor.add_writer(a.clone(), |_| ()).unwrap().detach();
     /// assert!(reactor.remove_writer(&*a));
     /// ```
+    #[doc(alias = "removeWriter")]
     pub fn remove_writer(&self, fd: impl AsFd) -> bool {
         self.token_of(&fd)
             .is_some_and(|t| self.remove_fd(t, Dir::Write, None))
@@ -411,6 +415,7 @@ impl Reactor {
     /// let reactor = twistor::reactor::Reactor::new().unwrap();
     /// assert!(reactor.get_readers().is_empty());
     /// ```
+    #[doc(alias = "getReaders")]
     pub fn get_readers(&self) -> Vec<RawFd> {
         self.watched(Dir::Read)
     }
@@ -421,6 +426,7 @@ impl Reactor {
     /// let reactor = twistor::reactor::Reactor::new().unwrap();
     /// assert!(reactor.get_writers().is_empty());
     /// ```
+    #[doc(alias = "getWriters")]
     pub fn get_writers(&self) -> Vec<RawFd> {
         self.watched(Dir::Write)
     }
@@ -438,6 +444,7 @@ impl Reactor {
     /// assert_eq!(reactor.remove_all().len(), 1);
     /// assert!(!watch.remove());
     /// ```
+    #[doc(alias = "removeAll")]
     pub fn remove_all(&self) -> Vec<RawFd> {
         let all: Vec<(Token, RawFd)> = {
             let reg = self.inner.registry.borrow();

@@ -31,7 +31,8 @@
 //!    ever if there is nothing scheduled; a call from another thread or a signal wakes it.
 //! 5. **I/O**: each ready descriptor's handler runs once; one still ready afterwards runs
 //!    again next turn (level-triggered behaviour on the edge-triggered poller, with one call
-//!    per descriptor per turn for fairness; see `fdset`).
+//!    per descriptor per turn for fairness; see `fdset`). A transport that stopped at its read
+//!    budget runs once more at the end of this step, after the others.
 //!
 //! # Re-entrancy
 //!
@@ -105,6 +106,7 @@ const MAX_TIMEOUT: f64 = 2_147_483.0;
 /// Errors of the reactor's lifecycle (Twisted's `ReactorNotRunning`, `ReactorAlreadyRunning`,
 /// `ReactorNotRestartable`), and of the poller itself.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ReactorError {
     /// `stop()` on a reactor that is not running (never started, already stopped, or a second
     /// `stop()` while the first shutdown is in progress).
@@ -169,7 +171,7 @@ struct Inner {
     /// (an edge-triggered poller would not report them again).
     source_again: RefCell<Vec<Token>>,
     /// Transports written to during the current phase: each is flushed once after it, so one
-    /// turn's writes to a connection go out in one send.
+    /// phase's writes to a connection go out together.
     flushes: RefCell<Vec<Rc<dyn SourceHandler>>>,
     /// What other threads share with the loop: queued calls, task wake-ups, the waker.
     shared: Arc<Shared>,
@@ -516,6 +518,7 @@ impl Reactor {
     /// print!("Hello, ");
     /// reactor.run_without_signal_handlers().unwrap();
     /// ```
+    #[doc(alias = "callWhenRunning")]
     pub fn call_when_running(&self, f: impl FnOnce() + 'static) -> Option<TriggerId> {
         if self.running() {
             match catch_unwind(AssertUnwindSafe(f)) {
@@ -541,6 +544,7 @@ impl Reactor {
     /// reactor.call_when_running(move || { let _ = r.stop(); });
     /// reactor.run_without_signal_handlers().unwrap();
     /// ```
+    #[doc(alias = "addSystemEventTrigger")]
     pub fn add_system_event_trigger<R: Step + 'static>(
         &self,
         phase: Phase,
@@ -559,6 +563,7 @@ impl Reactor {
     /// assert!(reactor.remove_system_event_trigger(id.clone()).is_ok());
     /// assert!(reactor.remove_system_event_trigger(id).is_err());
     /// ```
+    #[doc(alias = "removeSystemEventTrigger")]
     pub fn remove_system_event_trigger(&self, id: TriggerId) -> Result<(), NoSuchTrigger> {
         self.inner.triggers.remove(id)
     }
@@ -575,6 +580,7 @@ impl Reactor {
     /// reactor.fire_system_event("persist");
     /// assert!(fired.get());
     /// ```
+    #[doc(alias = "fireSystemEvent")]
     pub fn fire_system_event(&self, event: &str) {
         self.inner.triggers.fire(event, || ());
     }
@@ -805,6 +811,7 @@ impl Reactor {
     /// reactor.run_without_signal_handlers().unwrap();
     /// assert_eq!(twistor::testing::success_result_of(&result), 21);
     /// ```
+    #[doc(alias = "ensureDeferred")]
     pub fn spawn<T: 'static>(
         &self,
         future: impl Future<Output = Result<T, Failure>> + 'static,
@@ -944,6 +951,7 @@ impl Reactor {
     /// assert!(call.active());
     /// call.cancel().unwrap();
     /// ```
+    #[doc(alias = "callLater")]
     pub fn call_later(&self, delay: f64, f: impl FnOnce() + 'static) -> DelayedCall {
         self.inner.timers.schedule_after(delay, Box::new(f))
     }

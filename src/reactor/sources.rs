@@ -3,12 +3,14 @@
 //!
 //! Unlike the raw descriptors of `fdset`, a transport knows when it has drained its socket (a
 //! short read, or `WouldBlock`), so no `poll(2)` check is needed: a source that stopped
-//! because of its per-turn budget asks to run again next turn ([`Reactor::ready_again`]).
+//! because of its budget asks to run again ([`Reactor::ready_again`]): at the end of the
+//! turn's I/O dispatch, after the other sources the poller reported, or on the next turn if it
+//! asked during that end-of-dispatch run.
 //!
 //! Writes are coalesced: a transport that was written to asks for a flush
 //! ([`Reactor::want_flush`]); the reactor flushes every such transport once, after the timed
-//! calls of a turn and after its I/O dispatch, so everything one turn produced for a connection
-//! goes out in one send.
+//! calls of a turn and after its I/O dispatch, so everything one phase produced for a
+//! connection goes out together.
 
 use std::io;
 use std::os::fd::AsFd;
@@ -70,7 +72,8 @@ impl Reactor {
         drop(entry);
     }
 
-    /// Runs the source again on the next turn (its per-turn budget ran out while still ready).
+    /// Runs the source again (its budget ran out while still ready): at the end of this turn's
+    /// I/O step (`run_sources_again`), or on the next turn if asked during that run.
     pub(crate) fn ready_again(&self, token: Token) {
         self.inner.source_again.borrow_mut().push(token);
     }

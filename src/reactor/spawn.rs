@@ -125,6 +125,7 @@ pub trait ReactorSpawn: ReactorTime {
     /// let d = ReactorSpawn::spawn(&mr, async { Ok::<_, twistor::Failure>(7) });
     /// assert_eq!(success_result_of(&d), 7);
     /// ```
+    #[doc(alias = "ensureDeferred")]
     fn spawn<T: 'static>(
         &self,
         future: impl Future<Output = Result<T, Failure>> + 'static,
@@ -148,6 +149,7 @@ pub trait ReactorSpawn: ReactorTime {
 /// let d = ensure_deferred(r, async { Ok::<_, twistor::Failure>("done") });
 /// assert_eq!(success_result_of(&d), "done");
 /// ```
+#[doc(alias = "ensureDeferred")]
 pub fn ensure_deferred<T: 'static, R: ReactorSpawn + ?Sized>(
     reactor: &R,
     future: impl Future<Output = Result<T, Failure>> + 'static,

@@ -140,6 +140,7 @@ impl Reactor {
     /// let reactor = twistor::reactor::Reactor::new().unwrap();
     /// reactor.suggest_thread_pool_size(4);
     /// ```
+    #[doc(alias = "suggestThreadPoolSize")]
     pub fn suggest_thread_pool_size(&self, size: usize) {
         let mut ext = self.extensions();
         ext.pool_size = Some(size.max(1));
@@ -156,6 +157,7 @@ impl Reactor {
     /// reactor.call_in_thread(move || h.call_from_thread(|r| { let _ = r.stop(); }));
     /// reactor.run_without_signal_handlers().unwrap();
     /// ```
+    #[doc(alias = "callInThread")]
     pub fn call_in_thread(&self, f: impl FnOnce() + Send + 'static) {
         let back = self.thread_handle();
         self.submit(Box::new(move || {
@@ -180,6 +182,7 @@ impl Reactor {
     /// reactor.run_without_signal_handlers().unwrap();
     /// assert_eq!(twistor::testing::success_result_of(&d), 3628800);
     /// ```
+    #[doc(alias = "deferToThread")]
     pub fn defer_to_thread<T: Send + 'static>(
         &self,
         f: impl FnOnce() -> T + Send + 'static,
@@ -199,6 +202,7 @@ impl Reactor {
     /// reactor.run_without_signal_handlers().unwrap();
     /// assert!(twistor::testing::failure_result_of(&d).is::<std::num::ParseIntError>());
     /// ```
+    #[doc(alias = "deferToThread")]
     pub fn defer_to_thread_try<T: Send + 'static, E: Error + Send + 'static>(
         &self,
         f: impl FnOnce() -> Result<T, E> + Send + 'static,
@@ -289,6 +293,7 @@ pub struct WrongResultType(pub &'static str);
 /// let mr = MemoryReactor::new();
 /// assert_eq!(success_result_of(&checksum(&mr, vec![1, 2, 3])), 6);
 /// ```
+#[doc(alias = "IReactorThreads")]
 pub trait ReactorThreads {
     /// Runs `job` off the loop; the Deferred fires on the loop's thread with its result (a
     /// panic fails it with a [`PanicError`]). The object-safe core of

@@ -101,6 +101,7 @@ impl ThreadHandle {
     /// reactor.thread_handle().call_from_thread(|r| { let _ = r.stop(); });
     /// reactor.run_without_signal_handlers().unwrap();
     /// ```
+    #[doc(alias = "callFromThread")]
     pub fn call_from_thread(&self, f: impl FnOnce(&Reactor) + Send + 'static) {
         self.shared.push(ThreadCall::Call(Box::new(f)));
     }

@@ -94,6 +94,7 @@ impl Clock {
     /// assert_eq!(call.get_time(), 1.0);
     /// assert!(call.active());
     /// ```
+    #[doc(alias = "callLater")]
     pub fn call_later<F: FnOnce() + 'static>(&self, delay: f64, f: F) -> DelayedCall {
         self.inner.queue.schedule_after(delay, Box::new(f))
     }
@@ -161,6 +162,7 @@ impl Clock {
     /// c.cancel().unwrap();
     /// assert_eq!(clock.get_delayed_calls(), vec![b, a]);
     /// ```
+    #[doc(alias = "getDelayedCalls")]
     pub fn get_delayed_calls(&self) -> Vec<DelayedCall> {
         self.inner.queue.active_calls()
     }

@@ -99,6 +99,7 @@ pub const DEFAULT_TICK_DELAY: f64 = 0.000_000_01;
 /// assert_eq!(task.stop(), Err(SchedulerError::TaskStopped));
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, thiserror::Error)]
+#[non_exhaustive]
 pub enum SchedulerError {
     /// The cooperator was stopped (the task was failed by `Cooperator::stop`, or added to a
     /// stopped cooperator).
@@ -126,6 +127,7 @@ impl SchedulerError {
     /// assert!(SchedulerError::TaskDone.is_task_finished());
     /// assert!(!SchedulerError::NotPaused.is_task_finished());
     /// ```
+    #[doc(alias = "TaskFinished")]
     pub fn is_task_finished(&self) -> bool {
         matches!(
             self,
@@ -273,6 +275,7 @@ impl CooperatorBuilder {
     /// task.stop().unwrap();
     /// # Ok::<(), twistor::task::BadDuration>(())
     /// ```
+    #[doc(alias = "terminationPredicateFactory")]
     pub fn termination<F, P>(mut self, factory: F) -> Self
     where
         F: Fn() -> P + 'static,
@@ -774,6 +777,7 @@ impl CooperativeTask {
     /// let f = twistor::testing::failure_result_of(&d);
     /// assert_eq!(f.downcast_ref(), Some(&SchedulerError::TaskStopped));
     /// ```
+    #[doc(alias = "whenDone")]
     #[track_caller]
     pub fn when_done(&self) -> Deferred<()> {
         let (d, fire) = Deferred::new();

@@ -41,6 +41,7 @@ use crate::time::{DelayedCall, ReactorTime};
 /// assert!(clock.get_delayed_calls().is_empty());
 /// assert!(twistor::testing::failure_result_of(&d).is::<CancelledError>());
 /// ```
+#[doc(alias = "deferLater")]
 pub fn defer_later<R: IntoDeferred + 'static>(
     clock: impl ReactorTime,
     delay: f64,
@@ -63,6 +64,7 @@ pub fn defer_later<R: IntoDeferred + 'static>(
 /// clock.advance(2.0);
 /// success_result_of(&d);
 /// ```
+#[doc(alias = "deferLater")]
 pub fn defer_later_value<T: 'static>(clock: impl ReactorTime, delay: f64, value: T) -> Deferred<T> {
     let slot: Rc<RefCell<Option<DelayedCall>>> = Rc::new(RefCell::new(None));
     let s = slot.clone();

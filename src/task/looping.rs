@@ -99,6 +99,7 @@ impl Default for LoopingOptions {
 /// );
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, thiserror::Error)]
+#[non_exhaustive]
 pub enum LoopingCallError {
     /// The interval was negative or NaN.
     #[error("interval must be >= 0 (got {0})")]

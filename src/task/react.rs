@@ -121,6 +121,7 @@ pub fn react<T: 'static>(main: impl FnOnce(&Reactor) -> Deferred<T>) -> ! {
 /// let code = react_with(options, |_| Deferred::<()>::fail(SystemExit(7)));
 /// assert_eq!(code, 7);
 /// ```
+#[doc(alias = "react")]
 pub fn react_with<T: 'static>(
     options: ReactOptions,
     main: impl FnOnce(&Reactor) -> Deferred<T>,

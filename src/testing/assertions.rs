@@ -19,6 +19,7 @@ use crate::{Deferred, Failure};
 /// let d = twistor::Deferred::succeed(3);
 /// assert_eq!(twistor::testing::success_result_of(&d), 3);
 /// ```
+#[doc(alias = "successResultOf")]
 #[track_caller]
 pub fn success_result_of<T: 'static>(d: &Deferred<T>) -> T {
     match d.take_result() {
@@ -40,6 +41,7 @@ pub fn success_result_of<T: 'static>(d: &Deferred<T>) -> T {
 /// let d = twistor::Deferred::<u8>::fail(twistor::Failure::msg("x"));
 /// assert_eq!(twistor::testing::failure_result_of(&d).error_message(), "x");
 /// ```
+#[doc(alias = "failureResultOf")]
 #[track_caller]
 pub fn failure_result_of<T: 'static>(d: &Deferred<T>) -> Failure {
     match d.take_result() {
@@ -59,6 +61,7 @@ pub fn failure_result_of<T: 'static>(d: &Deferred<T>) -> Failure {
 /// ```
 /// twistor::testing::assert_no_result(&twistor::Deferred::<u8>::new().0);
 /// ```
+#[doc(alias = "assertNoResult")]
 #[track_caller]
 pub fn assert_no_result<T: 'static>(d: &Deferred<T>) {
     if d.has_result() && d.paused() == 0 {
@@ -117,6 +120,7 @@ impl std::fmt::Debug for ErrorType {
 /// let d = Deferred::<u8>::fail(Failure::msg("not an I/O error"));
 /// failure_result_of_types(&d, &[ErrorType::of::<std::io::Error>()]);
 /// ```
+#[doc(alias = "failureResultOf")]
 #[track_caller]
 pub fn failure_result_of_types<T: 'static>(d: &Deferred<T>, expected: &[ErrorType]) -> Failure {
     let f = failure_result_of(d);

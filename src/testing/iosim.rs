@@ -208,6 +208,7 @@ impl IOPump {
 /// pump.flush();
 /// assert_eq!(client.with(|c, _| c.data.clone()), Some(b"ping".to_vec()));
 /// ```
+#[doc(alias = "connectedServerAndClient")]
 pub fn connected_server_and_client<S: Protocol, C: Protocol>(
     server: S,
     client: C,

@@ -76,6 +76,7 @@ impl ConnectCall {
 /// assert!(mr.tcp_servers()[0].factory::<FactoryFn<P>>().is_some());
 /// assert_eq!(mr.tcp_clients()[0].host, "example.com");
 /// ```
+#[doc(alias = "MemoryReactorClock")]
 #[derive(Default)]
 pub struct MemoryReactor {
     clock: Clock,
@@ -95,11 +96,13 @@ impl MemoryReactor {
     }
 
     /// The `listen_tcp` calls so far.
+    #[doc(alias = "tcpServers")]
     pub fn tcp_servers(&self) -> Vec<Rc<ListenCall>> {
         self.servers.borrow().clone()
     }
 
     /// The `connect_tcp` calls so far.
+    #[doc(alias = "tcpClients")]
     pub fn tcp_clients(&self) -> Vec<Rc<ConnectCall>> {
         self.clients.borrow().clone()
     }

@@ -90,6 +90,7 @@ impl StringTransport {
     /// assert!(!h.alive());
     /// assert!(st.lost_reason().unwrap().is::<twistor::error::ConnectionDone>());
     /// ```
+    #[doc(alias = "StringTransportWithDisconnection")]
     pub fn with_disconnection() -> StringTransport {
         Self::build(true)
     }
@@ -176,11 +177,13 @@ impl StringTransport {
     /// assert!(st.pause_producing().is_err());
     /// assert_eq!(st.read_state(), ReadState::Producing);
     /// ```
+    #[doc(alias = "pauseProducing")]
     pub fn pause_producing(&self) -> Result<(), ProducerError> {
         self.inner.try_pause_producing()
     }
 
     /// Resumes reading, or says why not (see [`pause_producing`](Self::pause_producing)).
+    #[doc(alias = "resumeProducing")]
     pub fn resume_producing(&self) -> Result<(), ProducerError> {
         self.inner.try_resume_producing()
     }

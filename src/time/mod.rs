@@ -49,6 +49,7 @@ pub use queue::{DelayedCall, TimerQueue};
 /// assert_eq!(call.get_time(), 2.0);
 /// assert_eq!(time.get_delayed_calls(), vec![call]);
 /// ```
+#[doc(alias = "IReactorTime")]
 pub trait ReactorTime {
     /// The current time, in seconds (virtual time for a [`Clock`](crate::task::Clock)).
     ///
@@ -89,6 +90,7 @@ pub trait ReactorTime {
     /// let early = clock.call_later(1.0, || ());
     /// assert_eq!(ReactorTime::get_delayed_calls(&clock), vec![early, late]);
     /// ```
+    #[doc(alias = "getDelayedCalls")]
     fn get_delayed_calls(&self) -> Vec<DelayedCall>;
 
     /// Schedules `f` to run once, `delay` seconds from now, and returns a handle that can
@@ -111,6 +113,7 @@ pub trait ReactorTime {
     /// clock.advance(1.0);
     /// assert_eq!(hits.get(), 1);
     /// ```
+    #[doc(alias = "callLater")]
     fn call_later<F: FnOnce() + 'static>(&self, delay: f64, f: F) -> DelayedCall
     where
         Self: Sized,
@@ -155,6 +158,7 @@ forward_reactor_time!(&T, Rc<T>, Box<T>);
 /// );
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, thiserror::Error)]
+#[non_exhaustive]
 pub enum DelayedCallError {
     /// The call has already run (or is running right now: a call is marked called just
     /// before its function starts).

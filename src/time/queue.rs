@@ -597,6 +597,7 @@ impl DelayedCall {
     /// clock.advance(3.0);
     /// assert_eq!(clock.call_later(1.0, || ()).get_time(), 4.0);
     /// ```
+    #[doc(alias = "getTime")]
     pub fn get_time(&self) -> f64 {
         self.inner.time.get()
     }

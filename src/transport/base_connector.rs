@@ -365,6 +365,14 @@ impl<D: Dial> SourceHandler for AttemptHandler<D> {
         self.connector.attempt_ready(reactor, self.id)
     }
     fn flush(&self, _reactor: &Reactor) {}
+    /// The reactor is shutting down or being dropped: the attempt fails now, so its socket is
+    /// closed rather than kept open for as long as someone holds the connector.
+    fn shutdown(&self, _reactor: &Reactor) {
+        self.connector.fail_attempt(
+            self.id,
+            Failure::new(crate::error::ConnectionLost::because("reactor shutdown")),
+        );
+    }
 }
 
 // ---- connect_protocol ------------------------------------------------------------------------

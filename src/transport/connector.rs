@@ -41,17 +41,20 @@ pub enum ConnectorState {
 /// let c: Rc<dyn Connector> = Rc::new(Never);
 /// assert_eq!(c.state(), ConnectorState::Disconnected);
 /// ```
+#[doc(alias = "IConnector")]
 pub trait Connector {
     /// Starts a new attempt (again, after a failure or a lost connection). Ignored unless
     /// disconnected.
     fn connect(&self);
     /// Stops the attempt in progress: `client_connection_failed` gets a
     /// [`UserError`](crate::error::UserError). Errors if not connecting.
+    #[doc(alias = "stopConnecting")]
     fn stop_connecting(&self) -> Result<(), NotConnectingError>;
     /// Stops connecting, or closes the connection (`lose_connection`).
     fn disconnect(&self);
     /// Where it connects to (for TCP, the host as given and the port: a name is kept
     /// unresolved, as [`Address::Name`]).
+    #[doc(alias = "getDestination")]
     fn get_destination(&self) -> Address;
     /// The current state.
     fn state(&self) -> ConnectorState;

@@ -1,8 +1,9 @@
-//! The accept loop every stream listener shares (Twisted's `tcp.Port`): [`Port<L>`] over any
-//! [`Listener`], and the [`ListeningPort`] handle users get.
+//! The accept loop every stream listener shares (Twisted's `tcp.Port`): `Port<L>` over any
+//! `Listener`, and the [`ListeningPort`] handle users get.
 //!
-//! Accepting is batched: up to `ACCEPT_BATCH` connections per readiness event, then the port
-//! asks to run again next turn, so a flood of connections cannot starve established ones. Out
+//! Accepting is batched: up to `ACCEPT_BATCH` connections per run, then the port asks to run
+//! again after the other sources the poller reported this turn (or on the next turn, if it was
+//! already that second run), so a flood of connections cannot starve established ones. Out
 //! of descriptors (`EMFILE` and friends) the listener stays readable, so accepting again at
 //! once would spin: the port backs off for 100 ms instead.
 
@@ -205,6 +206,7 @@ impl PortControl for RecordedPort {
 ///     reactor.iterate(std::time::Duration::from_millis(10)).unwrap();
 /// }
 /// ```
+#[doc(alias = "IListeningPort")]
 pub struct ListeningPort {
     inner: Rc<dyn PortControl>,
 }
@@ -223,6 +225,7 @@ impl ListeningPort {
     }
 
     /// The address it listens on (with the real port when 0 was asked for).
+    #[doc(alias = "getHost")]
     pub fn get_host(&self) -> Address {
         self.inner.host()
     }
@@ -236,6 +239,7 @@ impl ListeningPort {
     /// later turn, after the factory's `stop_factory` if this was its last port; it fails
     /// with the panic of `stop_factory` if that panicked (as Twisted's fails with its
     /// exception).
+    #[doc(alias = "stopListening")]
     pub fn stop_listening(&self, reactor: &Reactor) -> Deferred<()> {
         let (d, fire) = Deferred::new();
         let inner = self.inner.clone();

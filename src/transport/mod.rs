@@ -93,12 +93,16 @@ impl Address {
 /// Something that produces data for a consumer (Twisted's `IPushProducer`/`IPullProducer`):
 /// a transport pauses and resumes a streaming producer as its write buffer fills and drains,
 /// and asks a non-streaming (pull) producer for more each time the buffer empties.
+#[doc(alias = "IPushProducer")]
 pub trait Producer {
     /// Stop producing until `resume_producing` (push producers).
+    #[doc(alias = "pauseProducing")]
     fn pause_producing(&self);
     /// Produce again (push producers), or produce one more chunk (pull producers).
+    #[doc(alias = "resumeProducing")]
     fn resume_producing(&self);
     /// Stop for good: the consumer is going away.
+    #[doc(alias = "stopProducing")]
     fn stop_producing(&self);
 }
 
@@ -118,6 +122,7 @@ pub enum ProducerError {
 }
 
 /// What a concrete transport implements; users hold a [`Transport`] handle.
+#[doc(alias = "ITransport")]
 pub trait TransportImpl {
     /// Queues bytes to send; returns at once.
     fn write(&self, data: &[u8]);
@@ -126,14 +131,17 @@ pub trait TransportImpl {
         self.write(&data)
     }
     /// Queues several chunks (one vectored send when possible).
+    #[doc(alias = "writeSequence")]
     fn write_sequence(&self, chunks: &[&[u8]]) {
         for c in chunks {
             self.write(c);
         }
     }
     /// Stops reading now, sends everything queued, then closes.
+    #[doc(alias = "loseConnection")]
     fn lose_connection(&self);
     /// Drops everything queued and closes now.
+    #[doc(alias = "abortConnection")]
     fn abort_connection(&self);
     /// Closes now with `reason` as the protocol's `connection_lost` reason (a protocol that
     /// panicked).
@@ -141,37 +149,47 @@ pub trait TransportImpl {
         self.abort_connection()
     }
     /// Sends everything queued, then shuts down the write side (half-close).
+    #[doc(alias = "loseWriteConnection")]
     fn lose_write_connection(&self);
     /// The local address.
+    #[doc(alias = "getHost")]
     fn get_host(&self) -> Address;
     /// The remote address.
+    #[doc(alias = "getPeer")]
     fn get_peer(&self) -> Address;
     /// True once `lose_connection` (or `abort_connection`) was called.
     fn disconnecting(&self) -> bool;
     /// Stops delivering received data (reading) until `resume_producing`.
+    #[doc(alias = "pauseProducing")]
     fn pause_producing(&self);
     /// Delivers received data again.
+    #[doc(alias = "resumeProducing")]
     fn resume_producing(&self);
     /// Stops reading for good and closes (Twisted's `stopProducing` on a transport).
+    #[doc(alias = "stopProducing")]
     fn stop_producing(&self);
     /// `pause_producing`, or why it is refused (a stopped or closing transport refuses where
     /// Twisted raises). The default accepts.
+    #[doc(alias = "pauseProducing")]
     fn try_pause_producing(&self) -> Result<(), ProducerError> {
         self.pause_producing();
         Ok(())
     }
     /// `resume_producing`, or why it is refused (see `try_pause_producing`).
+    #[doc(alias = "resumeProducing")]
     fn try_resume_producing(&self) -> Result<(), ProducerError> {
         self.resume_producing();
         Ok(())
     }
     /// Registers a producer of data for this transport (the consumer side).
+    #[doc(alias = "registerProducer")]
     fn register_producer(
         &self,
         producer: Rc<dyn Producer>,
         streaming: bool,
     ) -> Result<(), ProducerError>;
     /// Unregisters the producer.
+    #[doc(alias = "unregisterProducer")]
     fn unregister_producer(&self);
     /// Sets the write buffer's high and low water marks (streaming producers are paused above
     /// `high` and resumed at or below `low`). Ignored by transports without a write buffer.
@@ -202,6 +220,7 @@ pub trait TransportImpl {
 /// t.write_sequence(&[b"wor", b"ld"]);
 /// assert_eq!(st.value(), b"hello world");
 /// ```
+#[doc(alias = "ITransport")]
 #[derive(Clone)]
 pub struct Transport(Rc<dyn TransportImpl>);
 
@@ -218,17 +237,20 @@ impl Transport {
     }
 
     /// Queues several chunks.
+    #[doc(alias = "writeSequence")]
     pub fn write_sequence(&self, chunks: &[&[u8]]) {
         self.0.write_sequence(chunks)
     }
 
     /// Stops reading now, sends everything written so far, then closes; the protocol's
     /// `connection_lost` gets [`ConnectionDone`](crate::error::ConnectionDone).
+    #[doc(alias = "loseConnection")]
     pub fn lose_connection(&self) {
         self.0.lose_connection()
     }
 
     /// Drops unsent data and closes now ([`ConnectionAborted`](crate::error::ConnectionAborted)).
+    #[doc(alias = "abortConnection")]
     pub fn abort_connection(&self) {
         self.0.abort_connection()
     }
@@ -240,16 +262,19 @@ impl Transport {
     }
 
     /// Sends everything written so far, then shuts down the write side only.
+    #[doc(alias = "loseWriteConnection")]
     pub fn lose_write_connection(&self) {
         self.0.lose_write_connection()
     }
 
     /// The local address.
+    #[doc(alias = "getHost")]
     pub fn get_host(&self) -> Address {
         self.0.get_host()
     }
 
     /// The remote address.
+    #[doc(alias = "getPeer")]
     pub fn get_peer(&self) -> Address {
         self.0.get_peer()
     }
@@ -261,6 +286,7 @@ impl Transport {
 
     /// Stops delivering received data until `resume_producing`. A refusal (see
     /// [`try_pause_producing`](Self::try_pause_producing)) is logged.
+    #[doc(alias = "pauseProducing")]
     pub fn pause_producing(&self) {
         if let Err(e) = self.0.try_pause_producing() {
             log::warn!(target: "twistor::transport", "pause_producing refused: {e}");
@@ -268,6 +294,7 @@ impl Transport {
     }
 
     /// Delivers received data again. A refusal is logged.
+    #[doc(alias = "resumeProducing")]
     pub fn resume_producing(&self) {
         if let Err(e) = self.0.try_resume_producing() {
             log::warn!(target: "twistor::transport", "resume_producing refused: {e}");
@@ -287,16 +314,19 @@ impl Transport {
     /// assert_eq!(t.try_pause_producing(), Err(ProducerError::Stopped));
     /// assert_eq!(st.read_state(), ReadState::Stopped);
     /// ```
+    #[doc(alias = "pauseProducing")]
     pub fn try_pause_producing(&self) -> Result<(), ProducerError> {
         self.0.try_pause_producing()
     }
 
     /// Resumes reading, or says why not (see [`try_pause_producing`](Self::try_pause_producing)).
+    #[doc(alias = "resumeProducing")]
     pub fn try_resume_producing(&self) -> Result<(), ProducerError> {
         self.0.try_resume_producing()
     }
 
     /// Stops reading for good and closes.
+    #[doc(alias = "stopProducing")]
     pub fn stop_producing(&self) {
         self.0.stop_producing()
     }
@@ -304,6 +334,7 @@ impl Transport {
     /// Registers a producer: a streaming (push) producer is paused while the write buffer is
     /// above its high-water mark and resumed when it drains below the low-water mark; a pull
     /// producer is asked for more each time the buffer empties.
+    #[doc(alias = "registerProducer")]
     pub fn register_producer(
         &self,
         producer: Rc<dyn Producer>,
@@ -313,6 +344,7 @@ impl Transport {
     }
 
     /// Unregisters the producer.
+    #[doc(alias = "unregisterProducer")]
     pub fn unregister_producer(&self) {
         self.0.unregister_producer()
     }

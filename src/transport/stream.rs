@@ -5,16 +5,30 @@
 //! # The path of a byte
 //!
 //! *In:* the poller reports the socket readable; the connection reads into the thread's read
-//! buffer (up to `READ_BUDGET` bytes per turn), hands each chunk to the protocol's
-//! `data_received`, and stops at `WouldBlock` (the kernel queue is empty; more data makes a new
-//! edge) or at EOF. A short read also empties the queue, unless the poller already reported
-//! the peer's FIN with this event: a FIN that came with the last data makes no edge of its
-//! own, so then it reads on to the end of stream. Out of budget while still readable, it asks
-//! to run again next turn, so one busy peer cannot starve the others.
+//! buffer, `READ_CHUNK` bytes at most per read, and hands each chunk to the protocol's
+//! `data_received`. It reads on until one of these stops it:
+//!
+//! - `WouldBlock`: the kernel queue is empty; more data makes a new edge.
+//! - A short read: it also empties the queue, so no read bound to return `WouldBlock` is
+//!   made. The exception is a connection whose peer's FIN the poller has already reported
+//!   (with this event or an earlier one): a FIN that came with the last data makes no edge of
+//!   its own, so then it reads on to the end of stream.
+//! - EOF: the protocol's `read_connection_lost` runs (by default it closes the connection).
+//! - Reading is no longer allowed: the protocol paused it (`pause_producing`), back-pressure
+//!   stopped it (below), or the connection is closing or closed (`lose_connection`, an abort,
+//!   an I/O error).
+//! - The budget: once `READ_BUDGET` bytes were read in this run it starts no new read and, if
+//!   it may still read, asks the reactor to run it again: at the end of this turn's I/O step,
+//!   after the other sources the poller reported, or on the next turn if it ran out in that
+//!   end-of-step run. So one busy peer cannot starve the others.
+//!
+//! `Interrupted` reads are retried; any other read error closes the connection with
+//! `ConnectionLost`.
 //!
 //! *Out:* `write` appends to the [`WriteBuffer`] and asks the reactor for a flush; after the
-//! current phase of the turn (timed calls, or I/O dispatch) the reactor flushes each written
-//! connection once, so all the writes of one turn leave in one `writev`. What the kernel does
+//! current phase of the turn (thread calls, tasks and timed calls; or I/O dispatch) the reactor
+//! flushes each written connection once, so the writes of one phase leave together, in one
+//! `writev` unless they span more chunks than one `writev` takes. What the kernel does
 //! not take stays buffered until the socket is writable again. The [`ProducerSlot`] pauses a
 //! streaming producer above the high-water mark and resumes it at the low one; a pull
 //! producer is asked for more whenever the buffer empties.

@@ -1,7 +1,7 @@
 //! TCP (Twisted's `IReactorTCP`, `tcp.py`): binding and name resolution, the TCP connector,
 //! the TCP socket options, and `listen_tcp` / `connect_tcp` / `connect_protocol`.
 //!
-//! The connection itself is the shared [`stream`](super::stream) core over a TCP socket, and
+//! The connection itself is the shared `stream` core over a TCP socket, and
 //! the accept loop the shared [`listener`](super::listener) core; this module only adds what
 //! is TCP's own. Every call has a short form with Twisted's defaults and a `_with` form taking
 //! an options struct (`..Default::default()` for the rest):
@@ -182,6 +182,7 @@ impl<F: Factory> IntoFactory for Rc<F> {
 /// let port = listen_tcp(&reactor, 0, for_protocol(|| Echo)).unwrap();
 /// assert_ne!(port.port(), 0);
 /// ```
+#[doc(alias = "listenTCP")]
 pub fn listen_tcp<A>(
     reactor: &Reactor,
     port: u16,
@@ -207,6 +208,7 @@ where
 /// let port = listen_tcp_with(&reactor, 0, for_protocol(|| Quiet), opts).unwrap();
 /// assert_eq!(port.get_host().socket_addr().unwrap().ip().to_string(), "127.0.0.1");
 /// ```
+#[doc(alias = "listenTCP")]
 pub fn listen_tcp_with<A>(
     reactor: &Reactor,
     port: u16,
@@ -556,6 +558,7 @@ impl Connector for TcpConnector {
 /// connect_tcp(&reactor, "127.0.0.1", port.port(), for_protocol(move || Bye(r.clone())));
 /// reactor.run_without_signal_handlers().unwrap();
 /// ```
+#[doc(alias = "connectTCP")]
 pub fn connect_tcp<A>(reactor: &Reactor, host: &str, port: u16, factory: A) -> TcpConnector
 where
     A: IntoFactory,
@@ -578,6 +581,7 @@ where
 /// let c = connect_tcp_with(&reactor, "127.0.0.1", 9, for_protocol(|| Quiet), opts);
 /// c.disconnect();
 /// ```
+#[doc(alias = "connectTCP")]
 pub fn connect_tcp_with<A>(
     reactor: &Reactor,
     host: &str,
@@ -619,6 +623,7 @@ where
 /// reactor.run_without_signal_handlers().unwrap();
 /// twistor::testing::success_result_of(&d);
 /// ```
+#[doc(alias = "connectProtocol")]
 pub fn connect_protocol<P: Protocol>(
     reactor: &Reactor,
     host: &str,
@@ -641,6 +646,7 @@ pub fn connect_protocol<P: Protocol>(
 /// let d = connect_protocol_with(&reactor, "127.0.0.1", 9, Quiet, opts);
 /// d.cancel();
 /// ```
+#[doc(alias = "connectProtocol")]
 pub fn connect_protocol_with<P: Protocol>(
     reactor: &Reactor,
     host: &str,
@@ -661,8 +667,10 @@ pub fn connect_protocol_with<P: Protocol>(
 /// `&impl ReactorTcp` can be tested without sockets (Twisted's `IReactorTCP`). The methods
 /// have the free functions' names and forms: a short one with Twisted's defaults, a `_with`
 /// one with options.
+#[doc(alias = "IReactorTCP")]
 pub trait ReactorTcp {
     /// As [`listen_tcp_with`].
+    #[doc(alias = "listenTCP")]
     fn listen_tcp_with<A>(
         &self,
         port: u16,
@@ -674,6 +682,7 @@ pub trait ReactorTcp {
         A::Factory: Factory;
 
     /// As [`connect_tcp_with`].
+    #[doc(alias = "connectTCP")]
     fn connect_tcp_with<A>(
         &self,
         host: &str,
@@ -686,6 +695,7 @@ pub trait ReactorTcp {
         A::Factory: ClientFactory;
 
     /// As [`listen_tcp`].
+    #[doc(alias = "listenTCP")]
     fn listen_tcp<A>(&self, port: u16, factory: A) -> Result<ListeningPort, CannotListenError>
     where
         A: IntoFactory,
@@ -695,6 +705,7 @@ pub trait ReactorTcp {
     }
 
     /// As [`connect_tcp`].
+    #[doc(alias = "connectTCP")]
     fn connect_tcp<A>(&self, host: &str, port: u16, factory: A) -> TcpConnector
     where
         A: IntoFactory,

@@ -59,21 +59,25 @@ impl TcpExt {
     }
 
     /// Sets `TCP_NODELAY` (Nagle's algorithm off when true).
+    #[doc(alias = "setTcpNoDelay")]
     pub fn set_nodelay(&self, on: bool) -> io::Result<()> {
         self.with(|s| s.set_tcp_nodelay(on))
     }
 
     /// Whether `TCP_NODELAY` is set.
+    #[doc(alias = "getTcpNoDelay")]
     pub fn nodelay(&self) -> io::Result<bool> {
         self.with(|s| s.tcp_nodelay())
     }
 
     /// Sets `SO_KEEPALIVE`.
+    #[doc(alias = "setTcpKeepAlive")]
     pub fn set_keepalive(&self, on: bool) -> io::Result<()> {
         self.with(|s| s.set_keepalive(on))
     }
 
     /// Whether `SO_KEEPALIVE` is set.
+    #[doc(alias = "getTcpKeepAlive")]
     pub fn keepalive(&self) -> io::Result<bool> {
         self.with(|s| s.keepalive())
     }

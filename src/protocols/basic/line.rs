@@ -49,6 +49,7 @@ pub trait LineHandler: Sized + 'static {
     /// st.connect(LineReceiver::new(Banner));
     /// assert_eq!(st.value(), b"220 ready\r\n");
     /// ```
+    #[doc(alias = "connectionMade")]
     fn connection_made(&mut self, _cx: &LineContext<Self>) {}
 
     /// A line arrived, without its delimiter. A line of exactly `max_length` bytes is fine.
@@ -68,6 +69,7 @@ pub trait LineHandler: Sized + 'static {
     /// st.deliver(b"hi\r\n");
     /// assert_eq!(st.value(), b"HI\r\n");
     /// ```
+    #[doc(alias = "lineReceived")]
     fn line_received(&mut self, cx: &LineContext<Self>, line: &[u8]);
 
     /// Bytes arrived in raw mode (after [`LineContext::set_raw_mode`]), in any chunking.
@@ -94,6 +96,7 @@ pub trait LineHandler: Sized + 'static {
     /// st.deliver(b"DATA\r\nabc\r\ndef");
     /// assert_eq!(st.value(), b"abc\r\ndef");
     /// ```
+    #[doc(alias = "rawDataReceived")]
     fn raw_data_received(&mut self, cx: &LineContext<Self>, _data: &[u8]) {
         log::error!(
             target: "twistor::protocols::basic",
@@ -129,6 +132,7 @@ pub trait LineHandler: Sized + 'static {
     /// assert_eq!(st.value(), b"too long\r\n");
     /// assert!(st.disconnecting());
     /// ```
+    #[doc(alias = "lineLengthExceeded")]
     fn line_length_exceeded(&mut self, cx: &LineContext<Self>, _buffer: &[u8]) {
         cx.transport().lose_connection();
     }
@@ -153,6 +157,7 @@ pub trait LineHandler: Sized + 'static {
     /// st.connection_lost(Failure::new(ConnectionDone));
     /// assert!(!h.alive());
     /// ```
+    #[doc(alias = "connectionLost")]
     fn connection_lost(&mut self, _cx: &LineContext<Self>, _reason: Failure) {}
 }
 
@@ -372,6 +377,7 @@ impl<H> ReceiverContext<LineWire, H> {
     /// st.connect(LineReceiver::new(Hello).with_delimiter(b"\n").unwrap());
     /// assert_eq!(st.value(), b"hello\n");
     /// ```
+    #[doc(alias = "sendLine")]
     pub fn send_line(&self, line: &[u8]) {
         self.transport()
             .write_sequence(&[line, &self.wire.delimiter.bytes]);
@@ -397,6 +403,7 @@ impl<H> ReceiverContext<LineWire, H> {
     /// st.deliver(b"go\r\nx\r\ny");
     /// assert_eq!(h.with(|r, _| r.handler().0.clone()).unwrap(), b"x\r\ny");
     /// ```
+    #[doc(alias = "setRawMode")]
     pub fn set_raw_mode(&self) {
         self.wire.raw.set(true);
     }
@@ -433,6 +440,7 @@ impl<H> ReceiverContext<LineWire, H> {
     /// st.deliver(b"BLOB 3\r\nabcdone\r\n");
     /// assert_eq!(h.with(|r, _| r.handler().log.clone()).unwrap(), ["BLOB 3", "raw abc", "done"]);
     /// ```
+    #[doc(alias = "setLineMode")]
     pub fn set_line_mode(&self, extra: &[u8]) {
         self.wire.raw.set(false);
         self.push_back(extra);
@@ -482,6 +490,7 @@ impl<H> ReceiverContext<LineWire, H> {
     /// let (line, rest) = h.with(|r, _| (r.handler().line.clone(), r.handler().rest.clone())).unwrap();
     /// assert_eq!((&line[..], &rest[..]), (&b"foo"[..], &b"bar\r\nbaz"[..]));
     /// ```
+    #[doc(alias = "clearLineBuffer")]
     pub fn clear_line_buffer(&self) -> Vec<u8> {
         self.take_buffer()
     }

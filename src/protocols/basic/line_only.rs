@@ -46,6 +46,7 @@ pub trait LineOnlyHandler: Sized + 'static {
     /// st.connect(LineOnlyReceiver::new(Hi));
     /// assert_eq!(st.value(), b"hi\r\n");
     /// ```
+    #[doc(alias = "connectionMade")]
     fn connection_made(&mut self, _cx: &LineOnlyContext<Self>) {}
 
     /// A line arrived, without its delimiter.
@@ -64,6 +65,7 @@ pub trait LineOnlyHandler: Sized + 'static {
     /// st.deliver(b"a\r\nb\r\nc");
     /// assert_eq!(h.with(|r, _| r.handler().0), Some(2));
     /// ```
+    #[doc(alias = "lineReceived")]
     fn line_received(&mut self, cx: &LineOnlyContext<Self>, line: &[u8]);
 
     /// A complete line longer than `max_length` (`line` is that line), or an unterminated
@@ -86,6 +88,7 @@ pub trait LineOnlyHandler: Sized + 'static {
     /// st.deliver(b"abcd\r\n");
     /// assert!(st.disconnecting());
     /// ```
+    #[doc(alias = "lineLengthExceeded")]
     fn line_length_exceeded(&mut self, cx: &LineOnlyContext<Self>, _line: &[u8]) {
         cx.transport().lose_connection();
     }
@@ -108,6 +111,7 @@ pub trait LineOnlyHandler: Sized + 'static {
     /// st.connect(LineOnlyReceiver::new(N));
     /// st.connection_lost(Failure::new(ConnectionLost::new()));
     /// ```
+    #[doc(alias = "connectionLost")]
     fn connection_lost(&mut self, _cx: &LineOnlyContext<Self>, _reason: Failure) {}
 }
 
@@ -266,6 +270,7 @@ impl<H> ReceiverContext<LineOnlyWire, H> {
     /// st.connect(LineOnlyReceiver::new(Hi).with_delimiter(b";").unwrap());
     /// assert_eq!(st.value(), b"hi;");
     /// ```
+    #[doc(alias = "sendLine")]
     pub fn send_line(&self, line: &[u8]) {
         self.transport()
             .write_sequence(&[line, &self.wire.delimiter.bytes]);

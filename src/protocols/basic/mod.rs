@@ -143,6 +143,7 @@ pub const DEFAULT_DELIMITER: &[u8] = b"\r\n";
 /// ```
 /// assert_eq!(twistor::protocols::basic::DEFAULT_LINE_MAX_LENGTH, 16384);
 /// ```
+#[doc(alias = "MAX_LENGTH")]
 pub const DEFAULT_LINE_MAX_LENGTH: usize = 16384;
 
 /// The default longest string, 99999 bytes (Twisted's `NetstringReceiver.MAX_LENGTH` and
@@ -151,6 +152,7 @@ pub const DEFAULT_LINE_MAX_LENGTH: usize = 16384;
 /// ```
 /// assert_eq!(twistor::protocols::basic::DEFAULT_STRING_MAX_LENGTH, 99999);
 /// ```
+#[doc(alias = "MAX_LENGTH")]
 pub const DEFAULT_STRING_MAX_LENGTH: usize = 99999;
 
 /// The default bound on what a paused receiver holds back: 1 MiB (see the module docs). The

@@ -21,6 +21,7 @@ use crate::transport::Transport;
 /// );
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum NetstringParseError {
     /// The netstring does not start with a digit (`":abc,"`, `"abc,"`).
     #[error("netstring without a length")]

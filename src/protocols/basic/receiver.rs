@@ -332,6 +332,7 @@ impl<W, H> ReceiverContext<W, H> {
     /// h.with(|_, cx| cx.resume_producing()); // delivers "world" when the closure returns
     /// assert_eq!(h.with(|p, _| p.0.len()), Some(2));
     /// ```
+    #[doc(alias = "pauseProducing")]
     pub fn pause_producing(&self) {
         self.flow.pause(self.transport());
     }
@@ -359,6 +360,7 @@ impl<W, H> ReceiverContext<W, H> {
     /// assert_eq!(h.with(|p, _| p.0.len()), Some(2));
     /// assert_eq!(st.read_state(), ReadState::Producing);
     /// ```
+    #[doc(alias = "resumeProducing")]
     pub fn resume_producing(&self) {
         self.flow.resume(self.transport());
     }
@@ -384,6 +386,7 @@ impl<W, H> ReceiverContext<W, H> {
     /// assert_eq!(h.with(|r, _| r.handler().0.len()), Some(2));
     /// assert_eq!(st.read_state(), ReadState::Stopped);
     /// ```
+    #[doc(alias = "stopProducing")]
     pub fn stop_producing(&self) {
         self.flow.stop(self.transport());
     }
@@ -416,6 +419,7 @@ impl<W, H> ReceiverContext<W, H> {
     /// let h = LineHandle::from(st.connect(LineReceiver::new(N)));
     /// assert_eq!(h.with(|_, cx| cx.max_length()), Some(16384));
     /// ```
+    #[doc(alias = "MAX_LENGTH")]
     pub fn max_length(&self) -> usize {
         self.max_length
     }
@@ -437,6 +441,7 @@ impl<W, H> ReceiverContext<W, H> {
     /// st.deliver(b"\x05");
     /// assert_eq!(h.with(|_, cx| cx.broken_peer()), Some(true));
     /// ```
+    #[doc(alias = "brokenPeer")]
     pub fn broken_peer(&self) -> bool {
         self.broken.get()
     }
@@ -623,6 +628,7 @@ impl<F: Framing, H: FrameHandler<F>> Receiver<F, H> {
     /// impl LineHandler for N { fn line_received(&mut self, _: &LineContext<Self>, _: &[u8]) {} }
     /// assert_eq!(LineReceiver::new(N).with_max_length(64).max_length(), 64);
     /// ```
+    #[doc(alias = "MAX_LENGTH")]
     pub fn with_max_length(mut self, max_length: usize) -> Self {
         self.cx.max_length = max_length;
         self
@@ -659,6 +665,7 @@ impl<F: Framing, H: FrameHandler<F>> Receiver<F, H> {
     /// impl StringHandler for N { fn string_received(&mut self, _: &StringContext<Self>, _: &[u8]) {} }
     /// assert_eq!(NetstringReceiver::new(N).max_length(), 99999);
     /// ```
+    #[doc(alias = "MAX_LENGTH")]
     pub fn max_length(&self) -> usize {
         self.cx.max_length
     }
@@ -673,6 +680,7 @@ impl<F: Framing, H: FrameHandler<F>> Receiver<F, H> {
     /// impl StringHandler for N { fn string_received(&mut self, _: &StringContext<Self>, _: &[u8]) {} }
     /// assert!(!NetstringReceiver::new(N).broken_peer());
     /// ```
+    #[doc(alias = "brokenPeer")]
     pub fn broken_peer(&self) -> bool {
         self.cx.broken.get()
     }

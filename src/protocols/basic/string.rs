@@ -45,6 +45,7 @@ pub trait StringHandler: Sized + 'static {
     /// st.connect(NetstringReceiver::new(Hello));
     /// assert_eq!(st.value(), b"5:hello,");
     /// ```
+    #[doc(alias = "connectionMade")]
     fn connection_made(&mut self, _cx: &StringContext<Self>) {}
 
     /// A whole string arrived.
@@ -63,6 +64,7 @@ pub trait StringHandler: Sized + 'static {
     /// st.deliver(b"3:abc,0:,");
     /// assert_eq!(h.with(|r, _| r.handler().0.clone()).unwrap(), [b"abc".to_vec(), vec![]]);
     /// ```
+    #[doc(alias = "stringReceived")]
     fn string_received(&mut self, cx: &StringContext<Self>, string: &[u8]);
 
     /// A length-prefixed string declared `length` bytes, more than `max_length` (Twisted's
@@ -86,6 +88,7 @@ pub trait StringHandler: Sized + 'static {
     /// st.deliver(b"\x0bhello world");
     /// assert_eq!(h.with(|r, _| r.handler().0.clone()).unwrap(), [11]);
     /// ```
+    #[doc(alias = "lengthLimitExceeded")]
     fn length_limit_exceeded(&mut self, cx: &StringContext<Self>, _length: u64) {
         cx.transport().lose_connection();
     }
@@ -136,6 +139,7 @@ pub trait StringHandler: Sized + 'static {
     /// st.connect(NetstringReceiver::new(N));
     /// st.connection_lost(Failure::new(ConnectionDone));
     /// ```
+    #[doc(alias = "connectionLost")]
     fn connection_lost(&mut self, _cx: &StringContext<Self>, _reason: Failure) {}
 }
 
@@ -205,6 +209,7 @@ impl<H> ReceiverContext<StringWire, H> {
     /// assert!(h.with(|_, cx| cx.send_string(&[0; 256])).unwrap().is_err());
     /// assert_eq!(st.value(), b"\x02ok");
     /// ```
+    #[doc(alias = "sendString")]
     pub fn send_string(&self, string: &[u8]) -> Result<(), StringTooLongError> {
         (self.wire.encode)(self.transport(), string)
     }

@@ -172,6 +172,7 @@ impl<F: Factory, O: Factory> LimitTotalConnectionsFactory<F, O> {
     /// impl Protocol for P { fn data_received(&mut self, _: &Context<Self>, _: &[u8]) {} }
     /// assert_eq!(LimitTotalConnectionsFactory::new(for_protocol(|| P), 5).connection_count(), 0);
     /// ```
+    #[doc(alias = "connectionCount")]
     pub fn connection_count(&self) -> usize {
         self.count.0.get()
     }
@@ -185,6 +186,7 @@ impl<F: Factory, O: Factory> LimitTotalConnectionsFactory<F, O> {
     /// impl Protocol for P { fn data_received(&mut self, _: &Context<Self>, _: &[u8]) {} }
     /// assert_eq!(LimitTotalConnectionsFactory::new(for_protocol(|| P), 5).connection_limit(), Some(5));
     /// ```
+    #[doc(alias = "connectionLimit")]
     pub fn connection_limit(&self) -> Option<usize> {
         self.limit
     }

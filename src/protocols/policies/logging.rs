@@ -115,6 +115,7 @@ pub type TrafficLoggingFactory<F> = WrappingFactory<F, TrafficLog>;
 /// impl Protocol for P { fn data_received(&mut self, _: &Context<Self>, _: &[u8]) {} }
 /// let _f = traffic_logging_factory(for_protocol(|| P), None);
 /// ```
+#[doc(alias = "TrafficLoggingFactory")]
 pub fn traffic_logging_factory<F: Factory>(
     factory: F,
     length_limit: Option<usize>,
@@ -151,6 +152,7 @@ pub fn traffic_logging_factory<F: Factory>(
 /// let log = String::from_utf8(out.0.borrow().clone()).unwrap();
 /// assert_eq!(log, "*\nC 1: b'hi\\n'\nS 1: b'hi\\n'\n");
 /// ```
+#[doc(alias = "TrafficLoggingFactory")]
 pub fn traffic_logging_factory_to<F: Factory>(
     factory: F,
     writer: impl Write + 'static,

@@ -183,6 +183,7 @@ impl Default for ThrottleOptions {
 /// let f = throttling_factory(for_protocol(|| P), Clock::new(), options);
 /// assert!(f.build_protocol(&Address::Memory("peer".into())).is_none()); // no room
 /// ```
+#[doc(alias = "ThrottlingFactory")]
 pub fn throttling_factory<F: Factory>(
     factory: F,
     clock: impl ReactorTime + 'static,

@@ -33,6 +33,7 @@ pub trait TimeoutProtocol<C: ProtocolContext<Owner = Self> = Context<Self>>:
     Sized + 'static
 {
     /// The timeout expired: closes the connection (`lose_connection`) by default.
+    #[doc(alias = "timeoutConnection")]
     fn timeout_connection(&mut self, cx: &C) {
         cx.transport().lose_connection();
     }
@@ -102,6 +103,7 @@ pub trait TimeoutProtocol<C: ProtocolContext<Owner = Self> = Context<Self>>:
 /// clock.advance(1.0);
 /// assert!(st.disconnecting());
 /// ```
+#[doc(alias = "TimeoutMixin")]
 pub struct IdleTimeout {
     clock: Rc<dyn ReactorTime>,
     period: Option<f64>,
@@ -146,6 +148,7 @@ impl IdleTimeout {
     ///     assert_eq!(p.0.set_timeout(None, cx), Ok(Some(5.0)));
     /// });
     /// ```
+    #[doc(alias = "setTimeout")]
     pub fn set_timeout<C>(
         &mut self,
         period: Option<f64>,
@@ -189,6 +192,7 @@ impl IdleTimeout {
     /// let mut t = IdleTimeout::new(twistor::Clock::new());
     /// t.reset_timeout(); // no timer: nothing happens
     /// ```
+    #[doc(alias = "resetTimeout")]
     pub fn reset_timeout(&mut self) {
         if let (Some(p), Some(c)) = (self.period, self.call.as_ref())
             && c.active()
@@ -203,6 +207,7 @@ impl IdleTimeout {
     /// use twistor::protocols::policies::IdleTimeout;
     /// assert_eq!(IdleTimeout::new(twistor::Clock::new()).period(), None);
     /// ```
+    #[doc(alias = "timeOut")]
     pub fn period(&self) -> Option<f64> {
         self.period
     }
@@ -308,6 +313,7 @@ pub type TimeoutFactory<F> = WrappingFactory<F, IdlePolicy>;
 /// let _f = timeout_factory(for_protocol(|| P), Clock::new(), 1800.0).unwrap();
 /// assert!(timeout_factory(for_protocol(|| P), Clock::new(), -1.0).is_err());
 /// ```
+#[doc(alias = "TimeoutFactory")]
 pub fn timeout_factory<F: Factory>(
     factory: F,
     clock: impl ReactorTime + 'static,

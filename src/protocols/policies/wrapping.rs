@@ -377,6 +377,7 @@ impl<F: Factory, W: WrapperPolicy> WrappingFactory<F, W> {
     /// let f = WrappingFactory::new(for_protocol(|| P), Pass);
     /// let _inner = f.wrapped_factory();
     /// ```
+    #[doc(alias = "wrappedFactory")]
     pub fn wrapped_factory(&self) -> &F {
         &self.factory
     }
