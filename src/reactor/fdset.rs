@@ -410,22 +410,12 @@ impl Reactor {
     }
 
     /// The numbers of the descriptors watched for reading (Twisted's `getReaders`).
-    ///
-    /// ```
-    /// let reactor = twistor::reactor::Reactor::new().unwrap();
-    /// assert!(reactor.get_readers().is_empty());
-    /// ```
     #[doc(alias = "getReaders")]
     pub fn get_readers(&self) -> Vec<RawFd> {
         self.watched(Dir::Read)
     }
 
     /// The numbers of the descriptors watched for writing (Twisted's `getWriters`).
-    ///
-    /// ```
-    /// let reactor = twistor::reactor::Reactor::new().unwrap();
-    /// assert!(reactor.get_writers().is_empty());
-    /// ```
     #[doc(alias = "getWriters")]
     pub fn get_writers(&self) -> Vec<RawFd> {
         self.watched(Dir::Write)

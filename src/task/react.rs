@@ -88,10 +88,6 @@ impl ReactOptions {
     }
 
     /// The signal-handler setting.
-    ///
-    /// ```
-    /// assert!(twistor::task::ReactOptions::default().installs_signal_handlers());
-    /// ```
     pub fn installs_signal_handlers(&self) -> bool {
         self.install_signal_handlers
     }

@@ -274,12 +274,6 @@ impl TimerQueue {
     }
 
     /// The current time, from the closure given to [`new`](TimerQueue::new).
-    ///
-    /// ```
-    /// use twistor::time::TimerQueue;
-    ///
-    /// assert_eq!(TimerQueue::new(|| 1.25).now(), 1.25);
-    /// ```
     pub fn now(&self) -> f64 {
         (self.shared.now)()
     }

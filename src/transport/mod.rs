@@ -390,23 +390,12 @@ impl Transport {
     }
 
     /// Bytes written but not sent yet (0 for transports that send at once).
-    ///
-    /// ```
-    /// use twistor::testing::StringTransport;
-    /// // A StringTransport keeps what is written, it never sends it.
-    /// assert_eq!(StringTransport::new().transport().buffered(), 0);
-    /// ```
     pub fn buffered(&self) -> usize {
         self.0.buffered()
     }
 
     /// The TCP options of a TCP connection (`TCP_NODELAY`, `SO_KEEPALIVE`), `None` for other
     /// transports.
-    ///
-    /// ```
-    /// use twistor::testing::StringTransport;
-    /// assert!(StringTransport::new().transport().tcp().is_none());
-    /// ```
     pub fn tcp(&self) -> Option<TcpExt> {
         self.0.tcp()
     }

@@ -224,21 +224,11 @@ pub struct LineWire {
 
 impl LineWire {
     /// The line delimiter.
-    ///
-    /// ```
-    /// use twistor::protocols::basic::{Framing, Lines};
-    /// assert_eq!(Lines.wire().delimiter(), b"\r\n");
-    /// ```
     pub fn delimiter(&self) -> &[u8] {
         &self.delimiter.bytes
     }
 
     /// True in line mode, false in raw mode.
-    ///
-    /// ```
-    /// use twistor::protocols::basic::{Framing, Lines};
-    /// assert!(Lines.wire().line_mode());
-    /// ```
     pub fn line_mode(&self) -> bool {
         !self.raw.get()
     }

@@ -164,11 +164,6 @@ pub struct LineOnlyWire {
 
 impl LineOnlyWire {
     /// The line delimiter.
-    ///
-    /// ```
-    /// use twistor::protocols::basic::{Framing, LinesOnly};
-    /// assert_eq!(LinesOnly.wire().delimiter(), b"\r\n");
-    /// ```
     pub fn delimiter(&self) -> &[u8] {
         &self.delimiter.bytes
     }

@@ -103,11 +103,6 @@ pub enum Frame<'a> {
 impl Frame<'_> {
     /// True for the frames after which the peer's stream cannot be trusted: nothing more is
     /// parsed and [`ReceiverContext::broken_peer`] becomes true.
-    ///
-    /// ```
-    /// use twistor::protocols::basic::Frame;
-    /// assert!(!Frame::LineTooLong(b"xxxx").is_fatal());
-    /// ```
     pub fn is_fatal(&self) -> bool {
         matches!(self, Frame::LengthTooLong(_) | Frame::Invalid(_))
     }

@@ -202,11 +202,6 @@ impl IdleTimeout {
     }
 
     /// The current period.
-    ///
-    /// ```
-    /// use twistor::protocols::policies::IdleTimeout;
-    /// assert_eq!(IdleTimeout::new(twistor::Clock::new()).period(), None);
-    /// ```
     #[doc(alias = "timeOut")]
     pub fn period(&self) -> Option<f64> {
         self.period
