@@ -453,19 +453,22 @@ fn other_descriptors_are_closed_in_the_child() {
     let mut fds = [0; 2];
     // SAFETY: plain pipe(2) without flags: inheritable on purpose.
     assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
-    let seen = run_sh_args(&["sh", "-c", "ls /proc/$$/fd"], SpawnOptions::new());
+    // Both ways of spawning: posix_spawn (the default) and fork + exec (forced by `path`).
+    for options in [SpawnOptions::new(), SpawnOptions::new().path("/")] {
+        let seen = run_sh_args(&["sh", "-c", "ls /proc/$$/fd"], options);
+        let listed = String::from_utf8(seen.out).unwrap();
+        let mut listed_fds: Vec<i32> = listed
+            .split_whitespace()
+            .filter_map(|s| s.parse().ok())
+            .collect();
+        listed_fds.sort();
+        assert_eq!(listed_fds, [0, 1, 2], "{listed}");
+    }
     // SAFETY: closing the two descriptors made above.
     unsafe {
         libc::close(fds[0]);
         libc::close(fds[1]);
     }
-    let listed = String::from_utf8(seen.out).unwrap();
-    let mut fds: Vec<i32> = listed
-        .split_whitespace()
-        .filter_map(|s| s.parse().ok())
-        .collect();
-    fds.sort();
-    assert_eq!(fds, [0, 1, 2], "{listed}");
 }
 
 #[test]
@@ -528,17 +531,24 @@ fn child_fds_map_extra_pipes_and_inherited_descriptors() {
     }
 }
 
+fn ignored_signals(options: SpawnOptions) -> u64 {
+    let seen = run_sh_args(&["sh", "-c", "exec grep SigIgn /proc/self/status"], options);
+    let text = String::from_utf8(seen.out).unwrap();
+    let hex = text.trim().trim_start_matches("SigIgn:").trim();
+    u64::from_str_radix(hex, 16).unwrap_or_else(|_| panic!("{text:?}"))
+}
+
 #[test]
 fn signals_the_parent_ignores_are_reset_in_the_child() {
     // The test binary ignores SIGPIPE (every Rust program does).
-    let seen = run_sh_args(
-        &["sh", "-c", "exec grep SigIgn /proc/self/status"],
-        SpawnOptions::new(),
-    );
-    assert_eq!(
-        String::from_utf8(seen.out).unwrap().trim(),
-        "SigIgn:\t0000000000000000"
-    );
+    // SAFETY: reading the disposition of SIGPIPE.
+    let pipe = unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
+    assert_eq!(pipe, libc::SIG_IGN, "the parent ignores SIGPIPE");
+    // posix_spawn (the default request): glibc leaves its two internal real-time signals
+    // (32, 33) ignored; every standard signal is reset.
+    assert_eq!(ignored_signals(SpawnOptions::new()) & 0x7fff_ffff, 0);
+    // fork + exec (a working directory forces it): everything is reset.
+    assert_eq!(ignored_signals(SpawnOptions::new().path("/")), 0);
 }
 
 #[test]

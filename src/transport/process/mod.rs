@@ -11,10 +11,14 @@
 //! and the flush-then-close rule of every stream transport; output gets the read budget and
 //! pause/resume. What is the process's own:
 //!
-//! - spawning (`fork` + `exec` through [`std::process::Command`]): the descriptor map
-//!   (`child_fds`), every other descriptor closed on exec, signals the parent ignores reset to
-//!   their default, an optional pseudo-terminal; an exec failure comes back from
-//!   `spawn_process` as an error, never as a hang;
+//! - spawning: the descriptor map (`child_fds`), every other descriptor closed, signals the
+//!   parent ignores reset to their default, an optional pseudo-terminal; an exec failure
+//!   comes back from `spawn_process` as an error, never as a hang. A request that only maps
+//!   0, 1 and 2 and changes nothing else (no PTY, environment, directory, uid or gid) uses
+//!   glibc's `posix_spawn`, much cheaper for the parent than `fork`; glibc then leaves its
+//!   two internal real-time signals (32 and 33) ignored in the child. Anything else goes
+//!   through `fork` + `exec` ([`std::process::Command`] with a `pre_exec` hook), which resets
+//!   every signal;
 //! - reaping: one `pidfd` per child, registered as a readable source; when it fires the child
 //!   is reaped at once, before any protocol code runs, so no zombie is left even if the
 //!   protocol panics. There is no global `SIGCHLD` handler;
@@ -40,7 +44,7 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::rc::Rc;
 
 use mio::{Interest, Token};
@@ -514,7 +518,7 @@ type Job<P> = Box<dyn FnOnce(&mut P, &ProcessTransport)>;
 struct Process<P: ProcessProtocol> {
     me: std::rc::Weak<Process<P>>,
     pid: u32,
-    child: RefCell<Option<Child>>,
+    reaped: Cell<bool>,
     pidfd: RefCell<Option<OwnedFd>>,
     token: Cell<Option<Token>>,
     pipes: RefCell<BTreeMap<i32, Rc<StreamConnection<Pipe>>>>,
@@ -555,19 +559,18 @@ impl<P: ProcessProtocol> Process<P> {
 
     /// The pidfd fired: reap, then tell the protocol.
     fn reap(&self, reactor: &Reactor) {
-        let status = {
-            let mut child = self.child.borrow_mut();
-            let Some(c) = child.as_mut() else { return };
-            match c.try_wait() {
-                Ok(Some(s)) => s,
-                Ok(None) => return,
-                Err(e) => {
-                    log::error!(target: "twistor::process", "waitpid({}) failed: {e}", self.pid);
-                    return;
-                }
+        if self.reaped.get() {
+            return;
+        }
+        let status = match child::try_reap(self.pid) {
+            Ok(Some(s)) => std::process::ExitStatus::from_raw(s),
+            Ok(None) => return,
+            Err(e) => {
+                log::error!(target: "twistor::process", "waitpid({}) failed: {e}", self.pid);
+                return;
             }
         };
-        self.child.borrow_mut().take();
+        self.reaped.set(true);
         if let Some(t) = self.token.take() {
             reactor.forget_source(t);
         }
@@ -604,7 +607,7 @@ fn exit_reason(status: std::process::ExitStatus) -> Failure {
 
 impl<P: ProcessProtocol> ProcessImpl for Process<P> {
     fn pid(&self) -> Option<u32> {
-        self.child.borrow().as_ref().map(|_| self.pid)
+        (!self.reaped.get()).then_some(self.pid)
     }
 
     fn pipe(&self, fd: i32) -> Option<Rc<StreamConnection<Pipe>>> {
@@ -761,46 +764,21 @@ pub fn spawn_process<P: ProcessProtocol, A: AsRef<OsStr>>(
         }
     }
 
-    let mut cmd = Command::new(executable);
-    match args.split_first() {
-        Some((arg0, rest)) => {
-            cmd.arg0(arg0).args(rest);
-        }
-        None => {
-            cmd.arg0(executable);
-        }
-    }
-    if let Some(env) = &options.env {
-        cmd.env_clear().envs(env.iter().map(|(k, v)| (k, v)));
-    }
-    if let Some(dir) = &options.path {
-        cmd.current_dir(dir);
-    }
-    if let Some(gid) = options.gid {
-        cmd.gid(gid);
-    }
-    if let Some(uid) = options.uid {
-        cmd.uid(uid);
-    }
-    cmd.stdin(Stdio::inherit())
-        .stdout(Stdio::inherit())
-        .stderr(Stdio::inherit());
-    let mut setup = child::ChildSetup { moves, pty_slave };
-    // SAFETY: `apply` only makes async-signal-safe system calls on memory allocated before
-    // the fork.
-    unsafe {
-        cmd.pre_exec(move || setup.apply());
-    }
-    let child = cmd.spawn().map_err(io_err)?;
+    let argv: Vec<&OsStr> = if args.is_empty() {
+        vec![executable]
+    } else {
+        args.iter().map(AsRef::as_ref).collect()
+    };
+    let pid = match fast_moves(&options, &setup_moves(&moves)) {
+        Some(fast) => spawn_fast(executable, &argv, &fast).map_err(io_err)?,
+        None => spawn_forked(executable, &argv, &options, moves, pty_slave).map_err(io_err)?,
+    };
     drop(child_ends);
-    let pid = child.id();
     let pidfd = match child::pidfd_open(pid) {
         Ok(fd) => fd,
         Err(e) => {
             // Without a pidfd the child could not be reaped: don't leave it behind.
-            let mut child = child;
-            let _ = child.kill();
-            let _ = child.wait();
+            child::kill_and_reap(pid);
             return Err(io_err(e));
         }
     };
@@ -809,7 +787,7 @@ pub fn spawn_process<P: ProcessProtocol, A: AsRef<OsStr>>(
     let process = Rc::new_cyclic(|me| Process {
         me: me.clone(),
         pid,
-        child: RefCell::new(Some(child)),
+        reaped: Cell::new(false),
         pidfd: RefCell::new(None),
         token: Cell::new(None),
         pipes: RefCell::new(BTreeMap::new()),
@@ -851,6 +829,78 @@ pub fn spawn_process<P: ProcessProtocol, A: AsRef<OsStr>>(
         }));
     }
     Ok(transport)
+}
+
+/// `(child fd, parent fd)` of each mapping.
+fn setup_moves(moves: &[(RawFd, RawFd, RawFd)]) -> Vec<(RawFd, RawFd)> {
+    moves.iter().map(|m| (m.0, m.1)).collect()
+}
+
+/// The mappings, if `posix_spawn` can do this request (see `child::posix_spawn`).
+fn fast_moves(options: &SpawnOptions, moves: &[(RawFd, RawFd)]) -> Option<Vec<(RawFd, RawFd)>> {
+    if !cfg!(all(target_os = "linux", target_env = "gnu"))
+        || options.use_pty
+        || options.uid.is_some()
+        || options.gid.is_some()
+        || options.env.is_some()
+        || options.path.is_some()
+    {
+        return None;
+    }
+    let mut targets: Vec<RawFd> = moves.iter().map(|m| m.0).collect();
+    targets.sort_unstable();
+    // 0, 1 and 2 all mapped (an unmapped one must be closed, which the fork path does), and
+    // no source is another mapping's target (dup2 in order would clobber it).
+    if targets != [0, 1, 2] || moves.iter().any(|&(t, s)| s != t && s <= 2) {
+        return None;
+    }
+    Some(moves.to_vec())
+}
+
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn spawn_fast(exe: &OsStr, argv: &[&OsStr], moves: &[(RawFd, RawFd)]) -> io::Result<u32> {
+    child::posix_spawn(exe, argv, moves)
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn spawn_fast(_exe: &OsStr, _argv: &[&OsStr], _moves: &[(RawFd, RawFd)]) -> io::Result<u32> {
+    Err(io::ErrorKind::Unsupported.into())
+}
+
+/// `fork` + `exec` through `Command`, with the child set up by `ChildSetup`.
+fn spawn_forked(
+    executable: &OsStr,
+    argv: &[&OsStr],
+    options: &SpawnOptions,
+    moves: Vec<(RawFd, RawFd, RawFd)>,
+    pty_slave: Option<RawFd>,
+) -> io::Result<u32> {
+    let mut cmd = Command::new(executable);
+    cmd.arg0(argv[0]).args(&argv[1..]);
+    if let Some(env) = &options.env {
+        cmd.env_clear().envs(env.iter().map(|(k, v)| (k, v)));
+    }
+    if let Some(dir) = &options.path {
+        cmd.current_dir(dir);
+    }
+    if let Some(gid) = options.gid {
+        cmd.gid(gid);
+    }
+    if let Some(uid) = options.uid {
+        cmd.uid(uid);
+    }
+    cmd.stdin(Stdio::inherit())
+        .stdout(Stdio::inherit())
+        .stderr(Stdio::inherit());
+    let mut setup = child::ChildSetup { moves, pty_slave };
+    // SAFETY: `apply` only makes async-signal-safe system calls on memory allocated before
+    // the fork.
+    unsafe {
+        cmd.pre_exec(move || setup.apply());
+    }
+    // The `Child` is dropped at once: dropping it neither waits nor kills; the pidfd source
+    // reaps the pid.
+    Ok(cmd.spawn()?.id())
 }
 
 /// Spawning from a reactor (Twisted's `IReactorProcess`).
