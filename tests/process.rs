@@ -795,3 +795,92 @@ fn register_producer_without_stdin_stops_it_at_once() {
     t.write(b"dropped: there is no stdin");
     run_until(&reactor, || seen.borrow().ended.is_some());
 }
+
+// ---- twisted.internet.utils ------------------------------------------------------------------
+
+fn wait<T: 'static>(reactor: &Reactor, d: &Deferred<T>) {
+    run_until(reactor, || d.called());
+}
+
+#[test]
+fn get_process_output_fails_on_stderr_output() {
+    use twistor::transport::process::get_process_output;
+    use twistor::transport::process::utils::UnexpectedErrorOutput;
+    let reactor = Reactor::new().unwrap();
+    let d = get_process_output(
+        &reactor,
+        "/bin/sh",
+        &["sh", "-c", "echo out; echo bad >&2"],
+        SpawnOptions::new(),
+    );
+    wait(&reactor, &d);
+    let f = d.peek(|r| r.unwrap().unwrap_err());
+    let e = f.downcast_ref::<UnexpectedErrorOutput>().unwrap();
+    assert_eq!(
+        (e.stdout.as_slice(), e.stderr.as_slice()),
+        (&b"out\n"[..], &b"bad\n"[..])
+    );
+}
+
+#[test]
+fn get_process_value_of_a_killed_child_is_process_terminated() {
+    use twistor::transport::process::get_process_value;
+    let reactor = Reactor::new().unwrap();
+    let d = get_process_value(
+        &reactor,
+        "/bin/sh",
+        &["sh", "-c", "kill -9 $$"],
+        SpawnOptions::new(),
+    );
+    wait(&reactor, &d);
+    let f = d.peek(|r| r.unwrap().unwrap_err());
+    assert_eq!(
+        f.downcast_ref::<ProcessTerminated>().unwrap().signal,
+        Some(9)
+    );
+}
+
+#[test]
+fn get_process_output_and_value_of_a_killed_child_keeps_the_output() {
+    use twistor::transport::process::get_process_output_and_value;
+    use twistor::transport::process::utils::KilledWithOutput;
+    let reactor = Reactor::new().unwrap();
+    let d = get_process_output_and_value(
+        &reactor,
+        "/bin/sh",
+        &["sh", "-c", "echo before; kill -TERM $$"],
+        SpawnOptions::new(),
+    );
+    wait(&reactor, &d);
+    let f = d.peek(|r| r.unwrap().unwrap_err());
+    let k = f.downcast_ref::<KilledWithOutput>().unwrap();
+    assert_eq!(
+        (k.stdout.as_slice(), k.signal),
+        (&b"before\n"[..], libc::SIGTERM)
+    );
+}
+
+#[test]
+fn a_spawn_failure_fails_the_utils_deferred() {
+    use twistor::transport::process::get_process_value;
+    let reactor = Reactor::new().unwrap();
+    let d = get_process_value(&reactor, "/nonexistent", &["x"], SpawnOptions::new());
+    let f = d.peek(|r| r.unwrap().unwrap_err());
+    assert!(f.is::<SpawnError>());
+}
+
+#[test]
+fn exec_failure_on_the_fork_path_is_an_error_too() {
+    let reactor = Reactor::new().unwrap();
+    let e = spawn_process(
+        &reactor,
+        Recorder(Shared::default()),
+        "/nonexistent/program",
+        &["program"],
+        SpawnOptions::new().path("/"),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(e, SpawnError::Io { ref source, .. } if source.kind() == std::io::ErrorKind::NotFound)
+    );
+}
