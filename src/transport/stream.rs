@@ -455,11 +455,9 @@ impl<S: StreamSocket + std::os::fd::AsFd> SocketAccess for StreamConnection<S> {
 
 impl<S: StreamSocket> SourceHandler for StreamConnection<S> {
     fn ready(&self, reactor: &Reactor, ready: Ready) {
-        // An error event makes a read, which reports the error (a pipe's write end learns
-        // this way that the reader closed).
         self.on_ready(
             reactor,
-            ready.is_readable() || ready.is_error(),
+            ready.is_readable(),
             ready.is_writable(),
             ready.is_read_closed(),
         )
