@@ -884,3 +884,16 @@ fn exec_failure_on_the_fork_path_is_an_error_too() {
         matches!(e, SpawnError::Io { ref source, .. } if source.kind() == std::io::ErrorKind::NotFound)
     );
 }
+
+#[test]
+fn uid_and_gid_options_switch_the_user() {
+    // SAFETY: getuid has no preconditions.
+    if unsafe { libc::getuid() } != 0 {
+        return; // switching needs root
+    }
+    let seen = run_sh_args(
+        &["sh", "-c", "echo $(id -u) $(id -g)"],
+        SpawnOptions::new().uid(65534).gid(65534),
+    );
+    assert_eq!(seen.out, b"65534 65534\n");
+}

@@ -68,7 +68,9 @@ fn twistor_batch(reactor: &Reactor, k: usize, pipes: bool) -> usize {
         spawn_process(reactor, Ended(ended.clone()), TRUE, &["true"], opts).expect("spawn");
     }
     while ended.get() < k {
-        reactor.iterate(Duration::from_millis(100)).expect("iterate");
+        reactor
+            .iterate(Duration::from_millis(100))
+            .expect("iterate");
     }
     k
 }
@@ -126,8 +128,14 @@ fn main() {
         .expect("tokio runtime");
     for k in [1, 32] {
         for pipes in [false, true] {
-            let what = format!("{} at a time, {}", k, if pipes { "3 pipes" } else { "stdio inherited" });
-            rate(&format!("std Command ({what})"), secs, || std_batch(k, pipes));
+            let what = format!(
+                "{} at a time, {}",
+                k,
+                if pipes { "3 pipes" } else { "stdio inherited" }
+            );
+            rate(&format!("std Command ({what})"), secs, || {
+                std_batch(k, pipes)
+            });
             rate(&format!("tokio::process ({what})"), secs, || {
                 rt.block_on(tokio_batch(k, pipes))
             });
