@@ -538,6 +538,23 @@ impl<P: ProcessProtocol> Process<P> {
     /// Runs `job` on the protocol now, or right after the callback that is running.
     fn deliver(&self, job: Job<P>) {
         self.queued.borrow_mut().push_back(job);
+        self.drain();
+    }
+
+    /// Runs `f` on the protocol, a panic logged rather than unwound into the reactor.
+    fn guarded(&self, f: impl FnOnce()) {
+        if let Err(e) = catch_unwind(AssertUnwindSafe(f)) {
+            log::error!(
+                target: "twistor::process",
+                "process protocol (pid {}) panicked: {}",
+                self.pid,
+                Failure::from_panic(&*e)
+            );
+        }
+    }
+
+    /// Runs the queued jobs, unless a callback is running (it drains them when it returns).
+    fn drain(&self) {
         let Some(t) = self.transport() else { return };
         loop {
             let Ok(mut p) = self.protocol.try_borrow_mut() else {
@@ -546,14 +563,7 @@ impl<P: ProcessProtocol> Process<P> {
             let Some(job) = self.queued.borrow_mut().pop_front() else {
                 return;
             };
-            if let Err(e) = catch_unwind(AssertUnwindSafe(|| job(&mut p, &t))) {
-                log::error!(
-                    target: "twistor::process",
-                    "process protocol (pid {}) panicked: {}",
-                    self.pid,
-                    Failure::from_panic(&*e)
-                );
-            }
+            self.guarded(|| job(&mut p, &t));
         }
     }
 
@@ -642,9 +652,18 @@ impl<P: ProcessProtocol> ProcessImpl for Process<P> {
 
 impl<P: ProcessProtocol> PipeEvents for Process<P> {
     fn child_data(&self, fd: i32, data: &[u8]) {
+        // The common case (nothing queued, no callback running) hands over the read buffer
+        // itself; only data that must wait is copied.
+        if self.queued.borrow().is_empty()
+            && let Some(t) = self.transport()
+            && let Ok(mut p) = self.protocol.try_borrow_mut()
+        {
+            self.guarded(|| p.child_data_received(&t, fd, data));
+            drop(p);
+            self.drain();
+            return;
+        }
         let data = data.to_vec();
-        // The common case (no callback running) runs at once; the copy is the price of
-        // queueing safely otherwise.
         self.deliver(Box::new(move |p, t| p.child_data_received(t, fd, &data)));
     }
 

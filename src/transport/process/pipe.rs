@@ -36,14 +36,12 @@ impl Pipe {
     }
 }
 
+/// Makes a fresh pipe end or PTY master non-blocking. `F_SETFL` only changes the status
+/// flags, and a fresh descriptor has none set (the access mode is not changed by it), so no
+/// `F_GETFL` first.
 pub(crate) fn set_nonblocking(fd: RawFd) -> io::Result<()> {
     // SAFETY: fcntl on a descriptor this process owns; no memory is passed.
-    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
-    if flags < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: as above.
-    if unsafe { libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) } < 0 {
+    if unsafe { libc::fcntl(fd, libc::F_SETFL, libc::O_NONBLOCK) } < 0 {
         return Err(io::Error::last_os_error());
     }
     Ok(())
