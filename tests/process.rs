@@ -897,3 +897,39 @@ fn uid_and_gid_options_switch_the_user() {
     );
     assert_eq!(seen.out, b"65534 65534\n");
 }
+
+#[test]
+fn close_stdout_gives_the_writing_child_sigpipe() {
+    struct CloseOut(Shared);
+    impl ProcessProtocol for CloseOut {
+        fn connection_made(&mut self, t: &ProcessTransport) {
+            t.close_stdout();
+        }
+        fn out_connection_lost(&mut self, _t: &ProcessTransport) {
+            self.0.borrow_mut().events.push("out lost".into());
+        }
+        fn process_ended(&mut self, _t: &ProcessTransport, r: Failure) {
+            self.0.borrow_mut().ended = Some(r);
+        }
+    }
+    let reactor = Reactor::new().unwrap();
+    let seen = Shared::default();
+    // The child writes once the parent's end is closed: SIGPIPE, whose default disposition
+    // the child has again although this test process ignores it.
+    spawn_process(
+        &reactor,
+        CloseOut(seen.clone()),
+        "/bin/sh",
+        &["sh", "-c", "sleep 0.2; while :; do echo x; done"],
+        SpawnOptions::new(),
+    )
+    .unwrap();
+    run_until(&reactor, || seen.borrow().ended.is_some());
+    let s = seen.borrow();
+    assert_eq!(s.events, ["out lost"]);
+    let r = s.ended.clone().unwrap();
+    assert_eq!(
+        r.downcast_ref::<ProcessTerminated>().unwrap().signal,
+        Some(libc::SIGPIPE)
+    );
+}
