@@ -178,24 +178,28 @@ pub struct CannotListenError {
     pub source: io::Error,
 }
 
-/// True for a clean close ([`ConnectionDone`]).
+/// True for a clean close ([`ConnectionDone`], and a child's
+/// [`ProcessDone`](crate::transport::process::ProcessDone)).
 ///
 /// ```
 /// use twistor::{Failure, error::{is_connection_done, ConnectionDone}};
 /// assert!(is_connection_done(&Failure::new(ConnectionDone)));
 /// ```
 pub fn is_connection_done(f: &Failure) -> bool {
-    f.is::<ConnectionDone>()
+    f.is::<ConnectionDone>() || f.is::<crate::transport::process::ProcessDone>()
 }
 
-/// True for [`ConnectionLost`] and its subclass [`ConnectionAborted`].
+/// True for [`ConnectionLost`] and its subclasses [`ConnectionAborted`] and a child's
+/// [`ProcessTerminated`](crate::transport::process::ProcessTerminated).
 ///
 /// ```
 /// use twistor::{Failure, error::{is_connection_lost, ConnectionAborted}};
 /// assert!(is_connection_lost(&Failure::new(ConnectionAborted)));
 /// ```
 pub fn is_connection_lost(f: &Failure) -> bool {
-    f.is::<ConnectionLost>() || f.is::<ConnectionAborted>()
+    f.is::<ConnectionLost>()
+        || f.is::<ConnectionAborted>()
+        || f.is::<crate::transport::process::ProcessTerminated>()
 }
 
 /// Maps an I/O error of an established connection to Twisted's reason.

@@ -156,6 +156,8 @@
 //! | `ClientCreator` / `connectProtocol` | [`connect_protocol`](transport::tcp::connect_protocol) |
 //! | `IListeningPort.stopListening` | [`ListeningPort::stop_listening`](transport::listener::ListeningPort::stop_listening) |
 //! | `IConnector` | [`transport::connector::Connector`] |
+//! | `reactor.spawnProcess`, `ProcessProtocol`, `IProcessTransport` | [`spawn_process`](transport::process::spawn_process) with [`SpawnOptions`](transport::process::SpawnOptions), [`ProcessProtocol`](transport::process::ProcessProtocol), [`ProcessTransport`](transport::process::ProcessTransport) |
+//! | `utils.getProcessOutput`, `getProcessValue`, `getProcessOutputAndValue` | [`get_process_output`](transport::process::get_process_output), [`get_process_value`](transport::process::get_process_value), [`get_process_output_and_value`](transport::process::get_process_output_and_value) |
 //! | `IReactorTCP`, `MemoryReactor` | [`ReactorTcp`](transport::tcp::ReactorTcp), [`testing::MemoryReactor`] |
 //! | `Deferred()`, `d.callback`, `d.errback` | [`Deferred::new`] gives the chain and its [`Resolver`]; [`Resolver::callback`], [`Resolver::errback`] |
 //! | `addCallback`, `addErrback`, `addCallbacks`, `addBoth` | [`add_callback`](Deferred::add_callback), [`add_errback`](Deferred::add_errback), [`add_callbacks`](Deferred::add_callbacks), [`add_both`](Deferred::add_both); [`add_callback_try`](Deferred::add_callback_try) for a callback that can fail, [`add_callback_deferred`](Deferred::add_callback_deferred) for one returning a Deferred |

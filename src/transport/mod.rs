@@ -29,6 +29,7 @@
 //! use nothing from `protocol/`; `protocol/` depends on them, and the implementations depend
 //! on both: no import cycle.
 //! - [`multicore`]: serving one port from several threads.
+//! - [`process`]: child processes, whose pipes are stream connections.
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -40,6 +41,7 @@ pub mod connector;
 pub(crate) mod factory;
 pub mod listener;
 pub mod multicore;
+pub mod process;
 pub(crate) mod producer;
 pub(crate) mod stream;
 pub mod tcp;
@@ -62,6 +64,13 @@ pub enum Address {
     },
     /// An in-memory endpoint (tests, loopback pumps), with a name.
     Memory(String),
+    /// One pipe of a child process: its pid and the child's descriptor number.
+    Process {
+        /// The child's pid.
+        pid: u32,
+        /// The child's descriptor.
+        fd: i32,
+    },
 }
 
 impl fmt::Display for Address {
@@ -70,6 +79,7 @@ impl fmt::Display for Address {
             Address::Tcp(a) => write!(f, "tcp:{a}"),
             Address::Name { host, port } => write!(f, "tcp:{host}:{port}"),
             Address::Memory(n) => write!(f, "memory:{n}"),
+            Address::Process { pid, fd } => write!(f, "process:{pid}:{fd}"),
         }
     }
 }
