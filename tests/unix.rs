@@ -609,3 +609,36 @@ fn echo_to_a_peer_that_never_reads_stays_bounded() {
         assert!(seen.max_buffered.get() <= DEFAULT_HIGH_WATER + READ_CHUNK);
     });
 }
+
+/// A full accept queue refuses a non-blocking UNIX connect with `EAGAIN`: the connector
+/// tries again (within its timeout) rather than waiting for an event that never comes.
+#[test]
+fn connects_beyond_a_full_accept_queue_get_through() {
+    bounded(30, || {
+        let dir = TempDir::new("backlog");
+        let path = dir.path("b.sock");
+        let reactor = Reactor::new().unwrap();
+        let opts = UnixListenOptions {
+            backlog: 1,
+            ..Default::default()
+        };
+        let _port = listen_unix_with(&reactor, &path, for_protocol(|| Echo), opts).unwrap();
+        let connected = Rc::new(Cell::new(0));
+        struct Count(Rc<Cell<usize>>);
+        impl Protocol for Count {
+            fn connection_made(&mut self, _: &Context<Self>) {
+                self.0.set(self.0.get() + 1);
+            }
+            fn data_received(&mut self, _: &Context<Self>, _: &[u8]) {}
+        }
+        // All dialled before the reactor runs, so nothing is accepted meanwhile: the queue
+        // (backlog 1) fills after two and the rest meet EAGAIN.
+        let c = connected.clone();
+        let factory = Rc::new(for_protocol(move || Count(c.clone())));
+        let connectors: Vec<_> = (0..10)
+            .map(|_| connect_unix(&reactor, &path, factory.clone()))
+            .collect();
+        run_until(&reactor, || connected.get() == 10);
+        drop(connectors);
+    });
+}
