@@ -84,6 +84,29 @@ impl UnixExt {
     }
 
     /// The peer process's pid, uid and gid (`SO_PEERCRED`).
+    ///
+    /// ```
+    /// use twistor::prelude::*;
+    /// use twistor::transport::unix::listen_unix;
+    ///
+    /// struct Who(Reactor);
+    /// impl Protocol for Who {
+    ///     fn connection_made(&mut self, cx: &Context<Self>) {
+    ///         let c = cx.transport().unix().unwrap().peer_credentials().unwrap();
+    ///         assert_eq!(c.pid, std::process::id() as i32); // the client is this process
+    ///         let _ = self.0.stop();
+    ///     }
+    ///     fn data_received(&mut self, _: &Context<Self>, _: &[u8]) {}
+    /// }
+    /// let reactor = Reactor::new().unwrap();
+    /// let name = format!("\0twistor-doc-cred-{}", std::process::id());
+    /// let r = reactor.clone();
+    /// let _port = listen_unix(&reactor, &name, for_protocol(move || Who(r.clone()))).unwrap();
+    /// use std::os::linux::net::SocketAddrExt;
+    /// let addr = std::os::unix::net::SocketAddr::from_abstract_name(&name.as_bytes()[1..]).unwrap();
+    /// let _client = std::os::unix::net::UnixStream::connect_addr(&addr).unwrap();
+    /// reactor.run_without_signal_handlers().unwrap();
+    /// ```
     pub fn peer_credentials(&self) -> io::Result<PeerCredentials> {
         self.conn.upgrade().ok_or_else(closed)?.peer_credentials()
     }
@@ -93,6 +116,41 @@ impl UnixExt {
     /// finds more descriptors than bytes closes the connection with
     /// [`FileDescriptorOverrun`], as Twisted does. More than [`MAX_QUEUED_DESCRIPTORS`]
     /// waiting is refused here.
+    ///
+    /// ```
+    /// use std::io::Read;
+    /// use std::os::fd::AsFd;
+    /// use std::time::{Duration, Instant};
+    /// use twistor::prelude::*;
+    /// use twistor::transport::unix::listen_unix;
+    ///
+    /// // Passes (a duplicate of) its stdout to each client, with one byte.
+    /// struct Pass;
+    /// impl Protocol for Pass {
+    ///     fn connection_made(&mut self, cx: &Context<Self>) {
+    ///         let unix = cx.transport().unix().unwrap();
+    ///         unix.send_file_descriptor(std::io::stdout().as_fd()).unwrap();
+    ///         cx.transport().write(b"!");
+    ///     }
+    ///     fn data_received(&mut self, _: &Context<Self>, _: &[u8]) {}
+    /// }
+    /// let reactor = Reactor::new().unwrap();
+    /// let name = format!("\0twistor-doc-fd-{}", std::process::id());
+    /// let _port = listen_unix(&reactor, &name, for_protocol(|| Pass)).unwrap();
+    /// use std::os::linux::net::SocketAddrExt;
+    /// let addr = std::os::unix::net::SocketAddr::from_abstract_name(&name.as_bytes()[1..]).unwrap();
+    /// let mut client = std::os::unix::net::UnixStream::connect_addr(&addr).unwrap();
+    /// client.set_nonblocking(true).unwrap();
+    /// // A plain read gets the byte (the kernel closes the descriptor it carried; a twistor
+    /// // protocol gets it in `file_descriptor_received`).
+    /// let mut byte = [0u8; 1];
+    /// let deadline = Instant::now() + Duration::from_secs(10);
+    /// while client.read(&mut byte).is_err() {
+    ///     assert!(Instant::now() < deadline);
+    ///     reactor.iterate(Duration::from_millis(5)).unwrap();
+    /// }
+    /// assert_eq!(&byte, b"!");
+    /// ```
     #[doc(alias = "sendFileDescriptor")]
     pub fn send_file_descriptor(&self, fd: BorrowedFd<'_>) -> Result<(), SendDescriptorError> {
         let conn = self.conn.upgrade().ok_or_else(closed)?;
