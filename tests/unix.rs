@@ -642,3 +642,84 @@ fn connects_beyond_a_full_accept_queue_get_through() {
         drop(connectors);
     });
 }
+
+/// Sends two descriptors, then several chunks of data in one flush.
+struct SendsTwoThenData(Rc<RefCell<Vec<OwnedFd>>>, Vec<u8>);
+impl Protocol for SendsTwoThenData {
+    fn connection_made(&mut self, cx: &Context<Self>) {
+        let ext = cx.transport().unix().unwrap();
+        for fd in self.0.borrow_mut().drain(..) {
+            ext.send_file_descriptor(fd.as_fd()).unwrap();
+        }
+        for chunk in self.1.chunks(70_000) {
+            cx.transport().write(chunk);
+        }
+        cx.transport().lose_write_connection();
+    }
+    fn data_received(&mut self, _: &Context<Self>, _: &[u8]) {}
+}
+
+/// Records descriptors and bytes as they come, and the end of stream.
+#[derive(Default)]
+struct Received {
+    fds: RefCell<Vec<OwnedFd>>,
+    data: RefCell<Vec<u8>>,
+    /// How many bytes had arrived when each descriptor did.
+    fd_at: RefCell<Vec<usize>>,
+    eof: Cell<bool>,
+}
+
+struct Receives(Rc<Received>);
+impl Protocol for Receives {
+    fn file_descriptor_received(&mut self, _cx: &Context<Self>, fd: OwnedFd) {
+        self.0.fd_at.borrow_mut().push(self.0.data.borrow().len());
+        self.0.fds.borrow_mut().push(fd);
+    }
+    fn data_received(&mut self, _: &Context<Self>, data: &[u8]) {
+        self.0.data.borrow_mut().extend_from_slice(data);
+    }
+    fn read_connection_lost(&mut self, cx: &Context<Self>) {
+        self.0.eof.set(true);
+        cx.transport().lose_connection();
+    }
+}
+
+/// Descriptors ride on the first bytes of a multi-chunk flush; every byte after them
+/// arrives, in order, and the half-close comes after all of it.
+#[test]
+fn descriptors_then_a_large_write_arrive_in_order() {
+    bounded(30, || {
+        let dir = TempDir::new("fdbig");
+        let path = dir.path("fd.sock");
+        let reactor = Reactor::new().unwrap();
+        let (mut r1, w1) = std::io::pipe().unwrap();
+        let (mut r2, w2) = std::io::pipe().unwrap();
+        let fds = Rc::new(RefCell::new(vec![OwnedFd::from(w1), OwnedFd::from(w2)]));
+        let data: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+        let sent = data.clone();
+        let _port = listen_unix(
+            &reactor,
+            &path,
+            for_protocol(move || SendsTwoThenData(fds.clone(), sent.clone())),
+        )
+        .unwrap();
+        let got = Rc::new(Received::default());
+        let g = got.clone();
+        connect_unix(&reactor, &path, for_protocol(move || Receives(g.clone())));
+        run_until(&reactor, || got.eof.get());
+        assert_eq!(*got.data.borrow(), data);
+        // One descriptor per leading byte: both come before the data that carried them.
+        assert_eq!(got.fd_at.borrow().len(), 2);
+        assert_eq!(got.fd_at.borrow()[0], 0);
+        assert!(got.fd_at.borrow()[1] <= 1);
+        // They are the pipes' write ends, in the order they were queued.
+        let mut received = got.fds.borrow_mut();
+        let (second, first) = (received.pop().unwrap(), received.pop().unwrap());
+        std::fs::File::from(first).write_all(b"one").unwrap();
+        std::fs::File::from(second).write_all(b"two").unwrap();
+        let (mut a, mut b) = (String::new(), String::new());
+        r1.read_to_string(&mut a).unwrap();
+        r2.read_to_string(&mut b).unwrap();
+        assert_eq!((a.as_str(), b.as_str()), ("one", "two"));
+    });
+}

@@ -20,7 +20,9 @@
 //!   more descriptors than bytes closes the connection with [`FileDescriptorOverrun`]. Every
 //!   read uses `recvmsg`; descriptors that arrive go to the protocol's
 //!   `file_descriptor_received` before the bytes that carried them (the default closes them).
-//!   They arrive close-on-exec.
+//!   They arrive close-on-exec. The kernel ends a read after a message that carried
+//!   descriptors even when more is queued, so such a read goes on until one brings none: the
+//!   stream core may take a short read to mean the queue is empty.
 //! - **Credentials.** [`UnixExt::peer_credentials`]: the peer's pid, uid and gid.
 //!
 //! ```
@@ -124,8 +126,35 @@ impl UnixSocket {
         }
     }
 
-    /// `recvmsg`, keeping the descriptors that came along.
-    fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
+    /// Reads like `read(2)`, keeping the descriptors that came along.
+    ///
+    /// The stream core takes a short read to mean the kernel's queue is empty (so it waits for
+    /// the next edge). That holds for a UNIX socket except right after descriptors: the
+    /// kernel ends a read after the message that carried them, whatever follows. So after a
+    /// read that brought descriptors, read on (into the rest of `buf`) until a read brings
+    /// none, the queue is empty, or `buf` is full.
+    fn read_all(&self, buf: &mut [u8]) -> io::Result<usize> {
+        let mut total = 0;
+        loop {
+            match self.recv(&mut buf[total..]) {
+                Ok((0, _)) => return Ok(total),
+                Ok((n, had_fds)) => {
+                    total += n;
+                    if !had_fds || total == buf.len() {
+                        return Ok(total);
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                // What was read is delivered now; the error (or `WouldBlock`) recurs on the
+                // next read.
+                Err(_) if total > 0 => return Ok(total),
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// One `recvmsg`: the bytes read, and whether descriptors came with them.
+    fn recv(&self, buf: &mut [u8]) -> io::Result<(usize, bool)> {
         let mut cmsg = [0u64; CMSG_WORDS];
         let mut iov = libc::iovec {
             iov_base: buf.as_mut_ptr().cast(),
@@ -142,10 +171,11 @@ impl UnixSocket {
         if n < 0 {
             return Err(io::Error::last_os_error());
         }
-        if msg.msg_controllen > 0 {
+        let had_fds = msg.msg_controllen > 0;
+        if had_fds {
             self.take_control(&msg);
         }
-        Ok(n as usize)
+        Ok((n as usize, had_fds))
     }
 
     /// Collects the `SCM_RIGHTS` descriptors of a received message.
@@ -293,7 +323,7 @@ impl AsFd for UnixSocket {
 
 impl StreamSocket for UnixSocket {
     fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
-        self.recv(buf)
+        self.read_all(buf)
     }
     fn write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
         if self.fds_out.borrow().is_empty() {
