@@ -881,6 +881,30 @@ pub trait ReactorUnix {
     where
         A: IntoFactory,
         A::Factory: ClientFactory;
+
+    /// As [`listen_unix`].
+    #[doc(alias = "listenUNIX")]
+    fn listen_unix<A>(
+        &self,
+        path: impl AsRef<Path>,
+        factory: A,
+    ) -> Result<ListeningPort, CannotListenError>
+    where
+        A: IntoFactory,
+        A::Factory: Factory,
+    {
+        self.listen_unix_with(path, factory, UnixListenOptions::default())
+    }
+
+    /// As [`connect_unix`].
+    #[doc(alias = "connectUNIX")]
+    fn connect_unix<A>(&self, path: impl AsRef<Path>, factory: A) -> UnixConnector
+    where
+        A: IntoFactory,
+        A::Factory: ClientFactory,
+    {
+        self.connect_unix_with(path, factory, UnixConnectOptions::default())
+    }
 }
 
 impl ReactorUnix for Reactor {
