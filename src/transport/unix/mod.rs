@@ -458,6 +458,8 @@ pub struct UnixListenOptions {
     /// used for abstract names.
     pub mode: u32,
     /// Take the lock file `<path>.lock` first (Twisted's `wantPID`; see the module docs).
+    /// Not used for abstract names: the kernel already refuses a second listener on one, and
+    /// nothing is left behind to take over.
     pub want_pid: bool,
 }
 
@@ -587,7 +589,7 @@ pub struct UnixConnectOptions {
     /// Give up after this long (Twisted's default: 30 s); `None`: no limit.
     pub timeout: Option<Duration>,
     /// Fail with [`BadFileError`] unless a live process holds `<path>.lock` (Twisted's
-    /// `checkPID`).
+    /// `checkPID`). Not used for abstract names, which have no lock.
     pub check_pid: bool,
 }
 
@@ -842,7 +844,8 @@ pub fn connect_unix_protocol<P: Protocol>(
 // ---- the reactor interface -------------------------------------------------------------------
 
 /// What opens UNIX ports and connections (Twisted's `IReactorUNIX`): code that takes
-/// `&impl ReactorUnix` names its needs as it does with `ReactorTcp`.
+/// `&impl ReactorUnix` names its needs as it does with `ReactorTcp`. Only the [`Reactor`]
+/// implements it so far (the in-memory reactor records TCP calls only).
 ///
 /// ```
 /// use twistor::prelude::*;
