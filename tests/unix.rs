@@ -723,3 +723,47 @@ fn descriptors_then_a_large_write_arrive_in_order() {
         assert_eq!((a.as_str(), b.as_str()), ("one", "two"));
     });
 }
+
+/// Code that takes `&impl ReactorUnix` runs against a `MemoryReactor`, which records the
+/// calls: no socket, no file.
+#[test]
+fn memory_reactor_records_unix_calls() {
+    use twistor::protocol::FactoryFn;
+    use twistor::testing::MemoryReactor;
+    use twistor::transport::connector::ConnectorState;
+    use twistor::transport::unix::ReactorUnix;
+
+    fn start(r: &impl ReactorUnix) -> ListeningPort {
+        let opts = UnixListenOptions {
+            mode: 0o600,
+            want_pid: true,
+            ..Default::default()
+        };
+        let port = r
+            .listen_unix_with("/nonexistent/app.sock", for_protocol(|| Echo), opts)
+            .unwrap();
+        r.connect_unix("/nonexistent/db.sock", for_protocol(|| Echo));
+        port
+    }
+    let mr = MemoryReactor::new();
+    let port = start(&mr);
+    assert_eq!(
+        port.get_host(),
+        Address::Unix(Some("/nonexistent/app.sock".into()))
+    );
+    let servers = mr.unix_servers();
+    assert_eq!(servers.len(), 1);
+    assert_eq!(servers[0].options.mode, 0o600);
+    assert!(servers[0].options.want_pid);
+    assert!(servers[0].factory::<FactoryFn<Echo>>().is_some());
+    let clients = mr.unix_clients();
+    assert_eq!(clients[0].path, Path::new("/nonexistent/db.sock"));
+    assert_eq!(
+        clients[0].connector.path(),
+        Path::new("/nonexistent/db.sock")
+    );
+    // Recorded, not run: it never starts an attempt (as the TCP ones).
+    assert_eq!(clients[0].connector.state(), ConnectorState::Disconnected);
+    assert!(!Path::new("/nonexistent/app.sock").exists());
+    assert!(mr.tcp_servers().is_empty());
+}

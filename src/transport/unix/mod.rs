@@ -721,6 +721,20 @@ impl UnixConnector {
         UnixConnector(BaseConnector::new(reactor, dial, options.timeout, ops))
     }
 
+    /// A connector that is recorded, not run (`MemoryReactor`): it never connects.
+    pub(crate) fn recorded(
+        path: &Path,
+        factory: Rc<dyn super::factory::AnyClientFactory>,
+        options: UnixConnectOptions,
+    ) -> UnixConnector {
+        UnixConnector::unstarted(
+            WeakReactor::none(),
+            path,
+            Box::new(FactoryOps(factory)),
+            options,
+        )
+    }
+
     /// This connector as the trait object factories get.
     pub fn as_dyn(&self) -> Rc<dyn Connector> {
         Rc::new(self.0.clone())
@@ -844,8 +858,8 @@ pub fn connect_unix_protocol<P: Protocol>(
 // ---- the reactor interface -------------------------------------------------------------------
 
 /// What opens UNIX ports and connections (Twisted's `IReactorUNIX`): code that takes
-/// `&impl ReactorUnix` names its needs as it does with `ReactorTcp`. Only the [`Reactor`]
-/// implements it so far (the in-memory reactor records TCP calls only).
+/// `&impl ReactorUnix` names its needs as it does with `ReactorTcp`, and is tested with a
+/// [`MemoryReactor`](crate::testing::MemoryReactor), which records the calls.
 ///
 /// ```
 /// use twistor::prelude::*;
