@@ -50,7 +50,7 @@ mod lock;
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
-use std::io::{self, IoSlice, Write};
+use std::io::{self, IoSlice};
 use std::net::Shutdown;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
@@ -231,11 +231,28 @@ impl UnixSocket {
         }
     }
 
+    /// `send`/`sendmsg` with `MSG_NOSIGNAL`: a peer that has gone makes the write fail with
+    /// `EPIPE` rather than raise `SIGPIPE`, which kills a process that did not ignore it
+    /// (`write(2)` on a UNIX socket, unlike std's TCP writes, has no such flag).
     fn plain_write(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        match bufs {
-            [one] => Write::write(&mut &self.stream, one),
-            _ => Write::write_vectored(&mut &self.stream, bufs),
+        let fd = self.stream.as_raw_fd();
+        let n = match bufs {
+            // SAFETY: sends from a live buffer of the given length.
+            [one] => unsafe { libc::send(fd, one.as_ptr().cast(), one.len(), libc::MSG_NOSIGNAL) },
+            _ => {
+                // SAFETY: an all-zero msghdr is valid; `IoSlice` has `iovec`'s layout on
+                // Unix, and the slices outlive the call.
+                let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+                msg.msg_iov = bufs.as_ptr().cast_mut().cast();
+                msg.msg_iovlen = bufs.len().min(libc::UIO_MAXIOV as usize) as _;
+                // SAFETY: `msg` points at `bufs`, alive for the call.
+                unsafe { libc::sendmsg(fd, &msg, libc::MSG_NOSIGNAL) }
+            }
+        };
+        if n < 0 {
+            return Err(io::Error::last_os_error());
         }
+        Ok(n as usize)
     }
 
     /// Sends the queued descriptors, one per leading byte of `bufs`, then the rest plainly.
