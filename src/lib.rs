@@ -154,6 +154,8 @@
 //! | `reactor.listenTCP(port, factory, backlog, interface)` | [`listen_tcp`](transport::tcp::listen_tcp)`(&reactor, port, factory)`, [`listen_tcp_with`](transport::tcp::listen_tcp_with) and [`ListenOptions`](transport::tcp::ListenOptions) |
 //! | `reactor.connectTCP(host, port, factory, timeout, bindAddress)` | [`connect_tcp`](transport::tcp::connect_tcp), [`connect_tcp_with`](transport::tcp::connect_tcp_with) and [`ConnectOptions`](transport::tcp::ConnectOptions) |
 //! | `ClientCreator` / `connectProtocol` | [`connect_protocol`](transport::tcp::connect_protocol) |
+//! | `reactor.listenUNIX`, `connectUNIX`, `IReactorUNIX` | [`listen_unix`](transport::unix::listen_unix), [`connect_unix`](transport::unix::connect_unix) (`_with` forms: [`UnixListenOptions`](transport::unix::UnixListenOptions), [`UnixConnectOptions`](transport::unix::UnixConnectOptions)), [`ReactorUnix`](transport::unix::ReactorUnix) |
+//! | `sendFileDescriptor`, `fileDescriptorReceived` | [`UnixExt::send_file_descriptor`](transport::UnixExt::send_file_descriptor) (from [`Transport::unix`](transport::Transport::unix)), [`Protocol::file_descriptor_received`](protocol::Protocol::file_descriptor_received) |
 //! | `IListeningPort.stopListening` | [`ListeningPort::stop_listening`](transport::listener::ListeningPort::stop_listening) |
 //! | `IConnector` | [`transport::connector::Connector`] |
 //! | `reactor.spawnProcess`, `ProcessProtocol`, `IProcessTransport` | [`spawn_process`](transport::process::spawn_process) with [`SpawnOptions`](transport::process::SpawnOptions), [`ProcessProtocol`](transport::process::ProcessProtocol), [`ProcessTransport`](transport::process::ProcessTransport) |

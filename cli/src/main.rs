@@ -2,18 +2,26 @@
 //!
 //! ```text
 //! twistor echo --port 8000
+//! twistor echo --unix /tmp/echo.sock
 //! twistor reverse --port 9999 [--max-lines 10]
+//! twistor reverse --unix /tmp/reverse.sock [--want-pid]
 //! twistor reverse-client --port 9999 Hello
+//! twistor reverse-client --unix /tmp/reverse.sock Hello
 //! twistor portforward --port 8080 --dest-host 127.0.0.1 --dest-port 8000
 //! twistor discard --port 9
 //! twistor chargen --port 19
 //! twistor qotd --port 17
 //! twistor daytime --port 13
 //! ```
-//! Each server listens on 127.0.0.1 unless `--interface` says otherwise, logs through `log`
-//! (`RUST_LOG=info` for more), and stops cleanly on Ctrl-C or SIGTERM.
+//! Each server listens on 127.0.0.1 unless `--interface` says otherwise (or on a UNIX socket
+//! with `--unix PATH`, where a leading `@` names a Linux abstract socket; the socket file is
+//! removed on exit), logs through `log` (`RUST_LOG=info` for more), and stops cleanly on
+//! Ctrl-C or SIGTERM.
 
 mod servers;
+mod unix;
+
+use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
@@ -33,8 +41,15 @@ enum Command {
     /// Echo every byte back.
     Echo {
         /// Port to listen on (0: any free port, printed at start).
+        #[arg(long, required_unless_present = "unix")]
+        port: Option<u16>,
+        /// Serve on this UNIX socket instead of a TCP port (`@NAME`: an abstract name).
+        #[arg(long, conflicts_with_all = ["port", "interface", "threads"])]
+        unix: Option<PathBuf>,
+        /// With --unix: take the lock file PATH.lock first (Twisted's wantPID); a lock and
+        /// socket file left by a dead process are taken over.
         #[arg(long)]
-        port: u16,
+        want_pid: bool,
         /// Interface to listen on.
         #[arg(long, default_value = "127.0.0.1")]
         interface: String,
@@ -45,8 +60,15 @@ enum Command {
     /// The paper's line reverser: answers each `\r\n`-terminated line reversed.
     Reverse {
         /// Port to listen on (0: any free port, printed at start).
+        #[arg(long, required_unless_present = "unix")]
+        port: Option<u16>,
+        /// Serve on this UNIX socket instead of a TCP port (`@NAME`: an abstract name).
+        #[arg(long, conflicts_with_all = ["port", "interface", "threads"])]
+        unix: Option<PathBuf>,
+        /// With --unix: take the lock file PATH.lock first (Twisted's wantPID); a lock and
+        /// socket file left by a dead process are taken over.
         #[arg(long)]
-        port: u16,
+        want_pid: bool,
         /// Interface to listen on.
         #[arg(long, default_value = "127.0.0.1")]
         interface: String,
@@ -60,8 +82,11 @@ enum Command {
     /// The paper's client: sends TEXT to a reverse server and prints the reply.
     ReverseClient {
         /// The server's port.
-        #[arg(long)]
-        port: u16,
+        #[arg(long, required_unless_present = "unix")]
+        port: Option<u16>,
+        /// The server's UNIX socket instead of a TCP port (`@NAME`: an abstract name).
+        #[arg(long, conflicts_with_all = ["port", "host"])]
+        unix: Option<PathBuf>,
         /// The server's host.
         #[arg(long, default_value = "127.0.0.1")]
         host: String,
@@ -124,6 +149,18 @@ enum Command {
     },
 }
 
+/// clap requires `--port` unless `--unix` is given; this is only reached if that changes.
+fn missing_port() -> i32 {
+    eprintln!("twistor: give --port or --unix");
+    2
+}
+
+/// A lock file belongs to a socket file: `--want-pid` means nothing for a TCP port.
+fn want_pid_without_unix() -> i32 {
+    eprintln!("twistor: --want-pid needs --unix PATH");
+    2
+}
+
 fn main() {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
     let cli = Cli::parse();
@@ -132,14 +169,39 @@ fn main() {
             port,
             interface,
             threads,
-        } => servers::echo(port, &interface, threads.into()),
+            unix,
+            want_pid,
+        } => match (unix, port) {
+            (Some(path), _) => servers::echo_unix(&path, want_pid),
+            (None, _) if want_pid => want_pid_without_unix(),
+            (None, Some(port)) => servers::echo(port, &interface, threads.into()),
+            (None, None) => missing_port(),
+        },
         Command::Reverse {
             port,
             interface,
             max_lines,
             threads,
-        } => servers::reverse(port, &interface, max_lines.map(|n| n.get()), threads.into()),
-        Command::ReverseClient { port, host, text } => servers::reverse_client(&host, port, &text),
+            unix,
+            want_pid,
+        } => match (unix, port) {
+            (Some(path), _) => servers::reverse_unix(&path, want_pid, max_lines.map(|n| n.get())),
+            (None, _) if want_pid => want_pid_without_unix(),
+            (None, Some(port)) => {
+                servers::reverse(port, &interface, max_lines.map(|n| n.get()), threads.into())
+            }
+            (None, None) => missing_port(),
+        },
+        Command::ReverseClient {
+            port,
+            host,
+            unix,
+            text,
+        } => match (unix, port) {
+            (Some(path), _) => servers::reverse_client_unix(&path, &text),
+            (None, Some(port)) => servers::reverse_client(&host, port, &text),
+            (None, None) => missing_port(),
+        },
         Command::Portforward {
             port,
             interface,

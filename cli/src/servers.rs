@@ -12,7 +12,9 @@ use twistor::reactor::Reactor;
 use twistor::transport::multicore::serve_on_threads;
 use twistor::transport::tcp::{ListenOptions, listen_tcp_with};
 
-fn new_reactor(name: &str) -> Option<Reactor> {
+pub use crate::unix::{echo_unix, reverse_client_unix, reverse_unix};
+
+pub(crate) fn new_reactor(name: &str) -> Option<Reactor> {
     match Reactor::new() {
         Ok(r) => Some(r),
         Err(e) => {
@@ -54,6 +56,11 @@ fn serve_on<F: Factory>(
             return 1;
         }
     }
+    run_server(reactor, name)
+}
+
+/// Runs a server's reactor until a signal stops it; the exit code.
+pub(crate) fn run_server(reactor: &Reactor, name: &str) -> i32 {
     match reactor.run() {
         Ok(()) => {
             if let Some(sig) = reactor.exit_signal() {

@@ -1,9 +1,12 @@
-//! twistor and real Twisted talking to each other over TCP on 127.0.0.1:
+//! twistor and real Twisted talking to each other over TCP on 127.0.0.1 and UNIX sockets:
 //!
 //! * Twisted's `LineReceiver` as a client (`tests/interop/twisted_line_client.py`) against
 //!   `twistor reverse`;
 //! * twistor's `reverse-client` (the paper's `RemoteReverser`) against the paper's server on
 //!   Twisted (`tests/interop/twisted_reverse_server.py`).
+//!
+//! and the same two over a UNIX socket (`connectUNIX` against `twistor reverse --unix`,
+//! `twistor reverse-client --unix` against `listenUNIX`).
 //!
 //! Python comes from `TWISTOR_PYTHON` (`.ci/run` sets it to a venv with Twisted), else from
 //! `python3` on `PATH` if that imports `twisted`. Without one the tests pass with a `SKIPPED`
@@ -121,6 +124,64 @@ fn twistor_reverse_client_against_twisted_reverse_server() {
     let port = port_in(&first).to_string();
     for (text, want) in [("Hello", "olleH"), ("from twistor", "rotsiwt morf")] {
         let done = twistor(&["reverse-client", "--port", &port, text]).wait(WAIT);
+        assert!(done.status.success(), "{done:?}");
+        let got: Vec<&str> = done.lines.iter().map(|(_, l)| l.as_str()).collect();
+        assert_eq!(got, [want], "{done:?}");
+    }
+}
+
+/// A socket path in a fresh directory (removed on drop).
+struct SocketDir(PathBuf);
+
+impl SocketDir {
+    fn new(tag: &str) -> SocketDir {
+        let d = std::env::temp_dir().join(format!("twistor-interop-{tag}-{}", std::process::id()));
+        std::fs::create_dir_all(&d).expect("temp dir");
+        SocketDir(d)
+    }
+    fn socket(&self) -> String {
+        self.0
+            .join("s.sock")
+            .to_str()
+            .expect("UTF-8 path")
+            .to_string()
+    }
+}
+
+impl Drop for SocketDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[test]
+fn twisted_unix_client_against_twistor_reverse_unix() {
+    let Some(python) = python() else { return };
+    let dir = SocketDir::new("client");
+    let path = dir.socket();
+    let mut server = twistor(&["reverse", "--unix", &path]);
+    let (_, first) = server.next_line(WAIT);
+    assert_eq!(first, format!("twistor reverse listening on unix:{path}"));
+    let lines = ["Hello", "over a UNIX socket", "x"];
+    let mut args = vec![path.as_str()];
+    args.extend_from_slice(&lines);
+    let done = run_python(&python, "twisted_unix_line_client.py", &args).wait(WAIT);
+    assert_eq!(done.status.code(), Some(0), "{done:?}");
+    let got: Vec<&str> = done.lines.iter().map(|(_, l)| l.as_str()).collect();
+    let want: Vec<String> = lines.iter().map(|l| l.chars().rev().collect()).collect();
+    assert_eq!(got, want, "{done:?}");
+}
+
+#[test]
+fn twistor_reverse_client_unix_against_twisted_listen_unix() {
+    let Some(python) = python() else { return };
+    let dir = SocketDir::new("server");
+    let path = dir.socket();
+    let mut server = run_python(&python, "twisted_unix_reverse_server.py", &[&path]);
+    let (_, first) = server.next_line(WAIT);
+    assert_eq!(first, path);
+    for (text, want) in [("Hello", "olleH"), ("from twistor", "rotsiwt morf")] {
+        let done = twistor(&["reverse-client", "--unix", &path, text]).wait(WAIT);
         assert!(done.status.success(), "{done:?}");
         let got: Vec<&str> = done.lines.iter().map(|(_, l)| l.as_str()).collect();
         assert_eq!(got, [want], "{done:?}");

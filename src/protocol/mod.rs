@@ -90,6 +90,12 @@ pub trait Protocol: Sized + 'static {
     /// This side's write direction was shut down (after `lose_write_connection`).
     #[doc(alias = "writeConnectionLost")]
     fn write_connection_lost(&mut self, _cx: &Context<Self>) {}
+
+    /// A descriptor passed by the peer over a UNIX socket (Twisted's
+    /// `IFileDescriptorReceiver.fileDescriptorReceived`), before the data that carried it.
+    /// The protocol owns it; the default drops it, which closes it.
+    #[doc(alias = "fileDescriptorReceived")]
+    fn file_descriptor_received(&mut self, _cx: &Context<Self>, _fd: std::os::fd::OwnedFd) {}
 }
 
 /// What a protocol callback can reach: its transport, a handle on itself and the factory
@@ -236,6 +242,8 @@ pub(crate) trait ProtocolDriver {
     fn read_connection_lost(&self);
     /// Calls `write_connection_lost`.
     fn write_connection_lost(&self);
+    /// Calls `file_descriptor_received`.
+    fn file_descriptor_received(&self, fd: std::os::fd::OwnedFd);
 }
 
 impl<P: Protocol> Slot<P> {
@@ -352,6 +360,12 @@ impl<P: Protocol> ProtocolDriver for Slot<P> {
     }
     fn write_connection_lost(&self) {
         self.call(|p, cx| p.write_connection_lost(cx), |f| Box::new(f));
+    }
+    fn file_descriptor_received(&self, fd: std::os::fd::OwnedFd) {
+        self.call(
+            move |p, cx| p.file_descriptor_received(cx, fd),
+            |f| Box::new(f),
+        );
     }
 }
 

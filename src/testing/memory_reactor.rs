@@ -1,9 +1,11 @@
-//! `MemoryReactor`: records `listen_tcp`/`connect_tcp` calls instead of making them, with a
+//! `MemoryReactor`: records `listen_tcp`/`connect_tcp` (and `listen_unix`/`connect_unix`)
+//! calls instead of making them, with a
 //! [`Clock`] for time (Twisted's `MemoryReactorClock`).
 
 use std::any::Any;
 use std::cell::RefCell;
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
 use crate::error::CannotListenError;
@@ -14,6 +16,7 @@ use crate::transport::Address;
 use crate::transport::factory::counted;
 use crate::transport::listener::ListeningPort;
 use crate::transport::tcp::{ConnectOptions, IntoFactory, ListenOptions, ReactorTcp, TcpConnector};
+use crate::transport::unix::{ReactorUnix, UnixConnectOptions, UnixConnector, UnixListenOptions};
 
 /// A recorded `listen_tcp` call.
 #[non_exhaustive]
@@ -82,6 +85,8 @@ pub struct MemoryReactor {
     clock: Clock,
     servers: RefCell<Vec<Rc<ListenCall>>>,
     clients: RefCell<Vec<Rc<ConnectCall>>>,
+    unix_servers: RefCell<Vec<Rc<UnixListenCall>>>,
+    unix_clients: RefCell<Vec<Rc<UnixConnectCall>>>,
 }
 
 impl MemoryReactor {
@@ -105,6 +110,32 @@ impl MemoryReactor {
     #[doc(alias = "tcpClients")]
     pub fn tcp_clients(&self) -> Vec<Rc<ConnectCall>> {
         self.clients.borrow().clone()
+    }
+
+    /// The `listen_unix` calls so far.
+    ///
+    /// ```
+    /// use twistor::prelude::*;
+    /// use twistor::testing::MemoryReactor;
+    /// use twistor::transport::unix::ReactorUnix;
+    ///
+    /// struct P;
+    /// impl Protocol for P { fn data_received(&mut self, _: &Context<Self>, _: &[u8]) {} }
+    /// let mr = MemoryReactor::new();
+    /// mr.listen_unix("/run/app.sock", for_protocol(|| P)).unwrap();
+    /// mr.connect_unix("/run/other.sock", for_protocol(|| P));
+    /// assert_eq!(mr.unix_servers()[0].path, std::path::Path::new("/run/app.sock"));
+    /// assert_eq!(mr.unix_clients()[0].path, std::path::Path::new("/run/other.sock"));
+    /// ```
+    #[doc(alias = "unixServers")]
+    pub fn unix_servers(&self) -> Vec<Rc<UnixListenCall>> {
+        self.unix_servers.borrow().clone()
+    }
+
+    /// The `connect_unix` calls so far.
+    #[doc(alias = "unixClients")]
+    pub fn unix_clients(&self) -> Vec<Rc<UnixConnectCall>> {
+        self.unix_clients.borrow().clone()
     }
 }
 
@@ -159,6 +190,88 @@ impl ReactorTcp for MemoryReactor {
             connector: connector.clone(),
             factory,
         }));
+        connector
+    }
+}
+
+/// A recorded `listen_unix` call.
+#[non_exhaustive]
+pub struct UnixListenCall {
+    /// The path asked for.
+    pub path: PathBuf,
+    /// The options given.
+    pub options: UnixListenOptions,
+    factory: Rc<dyn Any>,
+}
+
+impl UnixListenCall {
+    /// The factory, if it is an `F`.
+    pub fn factory<F: 'static>(&self) -> Option<Rc<F>> {
+        self.factory.clone().downcast::<F>().ok()
+    }
+}
+
+/// A recorded `connect_unix` call.
+#[non_exhaustive]
+pub struct UnixConnectCall {
+    /// The path.
+    pub path: PathBuf,
+    /// The options given (timeout, `check_pid`).
+    pub options: UnixConnectOptions,
+    /// The connector returned (it never connects by itself).
+    pub connector: UnixConnector,
+    factory: Rc<dyn Any>,
+}
+
+impl UnixConnectCall {
+    /// The factory, if it is an `F`.
+    pub fn factory<F: 'static>(&self) -> Option<Rc<F>> {
+        self.factory.clone().downcast::<F>().ok()
+    }
+}
+
+impl ReactorUnix for MemoryReactor {
+    fn listen_unix_with<A>(
+        &self,
+        path: impl AsRef<Path>,
+        factory: A,
+        options: UnixListenOptions,
+    ) -> Result<ListeningPort, CannotListenError>
+    where
+        A: IntoFactory,
+        A::Factory: Factory,
+    {
+        let path = path.as_ref().to_path_buf();
+        let factory: Rc<dyn Any> = factory.into_factory();
+        self.unix_servers.borrow_mut().push(Rc::new(UnixListenCall {
+            path: path.clone(),
+            options,
+            factory,
+        }));
+        Ok(ListeningPort::recorded(Address::Unix(Some(path))))
+    }
+
+    fn connect_unix_with<A>(
+        &self,
+        path: impl AsRef<Path>,
+        factory: A,
+        options: UnixConnectOptions,
+    ) -> UnixConnector
+    where
+        A: IntoFactory,
+        A::Factory: ClientFactory,
+    {
+        let factory = factory.into_factory();
+        let connector =
+            UnixConnector::recorded(path.as_ref(), counted(factory.clone()), options.clone());
+        self.unix_clients
+            .borrow_mut()
+            .push(Rc::new(UnixConnectCall {
+                path: path.as_ref().to_path_buf(),
+                options,
+                connector: connector.clone(),
+                factory,
+            }));
         connector
     }
 }

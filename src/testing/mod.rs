@@ -9,7 +9,9 @@
 //!   (Twisted's `iosim`), and [`AccumulatingProtocol`].
 //!
 //! - [`MemoryReactor`]: records `listen_tcp`/`connect_tcp` (through the
-//!   [`ReactorTcp`](crate::transport::tcp::ReactorTcp) trait) and tells time with a `Clock`.
+//!   [`ReactorTcp`](crate::transport::tcp::ReactorTcp) trait) and `listen_unix`/`connect_unix`
+//!   (through [`ReactorUnix`](crate::transport::unix::ReactorUnix)), and tells time with a
+//!   `Clock`.
 //!
 //! Time in these tests comes from a [`Clock`](crate::Clock).
 
@@ -23,5 +25,5 @@ pub use assertions::{
     ErrorType, assert_no_result, failure_result_of, failure_result_of_types, success_result_of,
 };
 pub use iosim::{AccumulatingProtocol, IOPump, connected_server_and_client};
-pub use memory_reactor::{ConnectCall, ListenCall, MemoryReactor};
+pub use memory_reactor::{ConnectCall, ListenCall, MemoryReactor, UnixConnectCall, UnixListenCall};
 pub use string_transport::{ReadState, StringTransport};

@@ -24,6 +24,8 @@
 //! - `factory`: the factory as transports see it, type-erased, with its start/stop count;
 //! - [`tcp`]: what is TCP's own (binding, name resolution, the TCP connector);
 //! - `tcp_ext`: [`TcpExt`], the TCP options of a connection.
+//! - [`unix`]: what is UNIX sockets' own (paths, lock files, abstract names, descriptor
+//!   passing, peer credentials), and [`UnixExt`].
 //!
 //! `mod.rs`, `connector.rs`, `tcp_ext.rs`, `buffer.rs` and `producer.rs` are interfaces that
 //! use nothing from `protocol/`; `protocol/` depends on them, and the implementations depend
@@ -46,8 +48,10 @@ pub(crate) mod producer;
 pub(crate) mod stream;
 pub mod tcp;
 mod tcp_ext;
+pub mod unix;
 
 pub use tcp_ext::TcpExt;
+pub use unix::UnixExt;
 
 /// The address of one end of a connection (Twisted's `IAddress` implementations).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -71,6 +75,9 @@ pub enum Address {
         /// The child's descriptor.
         fd: i32,
     },
+    /// A UNIX socket: its path (a leading NUL: an abstract name), or `None` for an unbound
+    /// client socket (Twisted's `UNIXAddress`).
+    Unix(Option<std::path::PathBuf>),
 }
 
 impl fmt::Display for Address {
@@ -80,6 +87,12 @@ impl fmt::Display for Address {
             Address::Name { host, port } => write!(f, "tcp:{host}:{port}"),
             Address::Memory(n) => write!(f, "memory:{n}"),
             Address::Process { pid, fd } => write!(f, "process:{pid}:{fd}"),
+            // An abstract name shows its leading NUL as `@`, as `ss` and `netstat` do.
+            Address::Unix(Some(p)) => match p.to_string_lossy().strip_prefix('\0') {
+                Some(name) => write!(f, "unix:@{name}"),
+                None => write!(f, "unix:{}", p.display()),
+            },
+            Address::Unix(None) => write!(f, "unix:"),
         }
     }
 }
@@ -214,6 +227,10 @@ pub trait TransportImpl {
     }
     /// The TCP options, for TCP transports.
     fn tcp(&self) -> Option<TcpExt> {
+        None
+    }
+    /// The UNIX-socket side (credentials, descriptor passing), for UNIX transports.
+    fn unix(&self) -> Option<UnixExt> {
         None
     }
 }
@@ -408,6 +425,12 @@ impl Transport {
     /// transports.
     pub fn tcp(&self) -> Option<TcpExt> {
         self.0.tcp()
+    }
+
+    /// The UNIX-socket side of a UNIX connection (the peer's credentials, descriptor
+    /// passing), `None` for other transports.
+    pub fn unix(&self) -> Option<UnixExt> {
+        self.0.unix()
     }
 
     /// True if both handles are the same transport.

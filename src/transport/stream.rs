@@ -93,6 +93,14 @@ pub(crate) trait StreamSocket:
     fn tcp_ext(_conn: &Weak<StreamConnection<Self>>) -> Option<TcpExt> {
         None
     }
+    /// The UNIX-socket side of this connection, for UNIX sockets.
+    fn unix_ext(_conn: &Weak<StreamConnection<Self>>) -> Option<super::UnixExt> {
+        None
+    }
+    /// Descriptors that came with the last read (`SCM_RIGHTS`), for sockets that carry them.
+    fn received_fds(&self) -> Vec<std::os::fd::OwnedFd> {
+        Vec::new()
+    }
 }
 
 /// Why a connection is closing.
@@ -260,6 +268,11 @@ impl<S: StreamSocket> StreamConnection<S> {
                 && n > 0
                 && let Some(d) = self.driver()
             {
+                // Descriptors go first: the bytes that carried them may refer to them.
+                let fds = self.socket.borrow().as_ref().map(|s| s.received_fds());
+                for fd in fds.into_iter().flatten() {
+                    d.file_descriptor_received(fd);
+                }
                 d.data_received(&buf[..n]);
             }
             READ_BUF.with(|b| *b.borrow_mut() = buf);
@@ -613,5 +626,9 @@ impl<S: StreamSocket> TransportImpl for StreamConnection<S> {
 
     fn tcp(&self) -> Option<TcpExt> {
         S::tcp_ext(&self.me)
+    }
+
+    fn unix(&self) -> Option<super::UnixExt> {
+        S::unix_ext(&self.me)
     }
 }
