@@ -173,6 +173,7 @@ fn abstract_names_make_no_file() {
         assert_eq!(peer, Address::Unix(Some(PathBuf::from(&name))));
         // A second listener on the same name is refused.
         assert!(listen_unix(&reactor, &name, for_protocol(|| Echo)).is_err());
+        let _fork = FORK_LOCK.lock().unwrap_or_else(|p| p.into_inner());
         stop(&reactor, &port);
         // Once stopped, the name is free again.
         let again = listen_unix(&reactor, &name, for_protocol(|| Echo)).unwrap();
@@ -222,8 +223,14 @@ fn want_pid_takes_the_lock_and_stop_releases_it() {
     });
 }
 
+/// Held while a test forks a child and while a test needs a name freed at once: between
+/// `fork` and `exec` the child holds copies of every descriptor of this process (close-on-exec
+/// closes them only at `exec`), so an abstract name being rebound could still be taken.
+static FORK_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// The pid of a process that has exited (and been reaped).
 fn dead_pid() -> u32 {
+    let _fork = FORK_LOCK.lock().unwrap_or_else(|p| p.into_inner());
     let mut child = std::process::Command::new("true").spawn().unwrap();
     let pid = child.id();
     child.wait().unwrap();
