@@ -292,3 +292,45 @@ fn broadcast_on_and_off() {
     port.set_broadcast_allowed(false).unwrap();
     assert!(!port.get_broadcast_allowed().unwrap());
 }
+
+/// Counts datagrams; asks its own handle for work from inside the callback.
+struct Reentrant {
+    seen: u32,
+    later: Log<u32>,
+}
+
+impl DatagramProtocol for Reentrant {
+    fn datagram_received(&mut self, cx: &DatagramContext<Self>, _data: &[u8], _from: SocketAddr) {
+        self.seen += 1;
+        let later = self.later.clone();
+        // The protocol is busy: the closure runs right after this callback, not never.
+        let now = cx.handle().with(move |p, _| later.push(p.seen));
+        assert!(now.is_none());
+    }
+}
+
+#[test]
+fn handle_inside_a_callback_runs_right_after_it_and_write_sequence_is_one_datagram() {
+    bounded(20, || {
+        let reactor = Reactor::new().unwrap();
+        let later = Log::new();
+        let proto = Reentrant {
+            seen: 0,
+            later: later.clone(),
+        };
+        let port = listen_udp_with(&reactor, 0, proto, local()).unwrap();
+        let sender = listen_udp_with(&reactor, 0, Echo, local()).unwrap();
+        let to = port.get_host().socket_addr();
+        sender.write_sequence(&[b"a", b"b"], to).unwrap();
+        sender.write(b"c", to).unwrap();
+        spin_until(&reactor, || later.len() == 2);
+        assert_eq!(later.get(), vec![1, 2]);
+        let handle = port.handle::<Reentrant>().unwrap();
+        assert_eq!(handle.with(|p, _| p.seen), Some(2));
+        stop(&reactor, &port);
+        stop(&reactor, &sender);
+        // The ports were the protocol's only owners.
+        drop(port);
+        assert!(!handle.alive());
+    });
+}

@@ -63,6 +63,23 @@ pub trait DatagramProtocol: Sized + 'static {
 }
 
 /// What a datagram protocol's callbacks can reach: its port and a handle on itself.
+///
+/// ```
+/// use twistor::prelude::*;
+/// use twistor::protocol::datagram::{DatagramContext, DatagramProtocol};
+/// use twistor::transport::udp::listen_udp;
+///
+/// struct Started(bool);
+/// impl DatagramProtocol for Started {
+///     fn start_protocol(&mut self, cx: &DatagramContext<Self>) {
+///         self.0 = cx.transport().is_some();
+///     }
+///     fn datagram_received(&mut self, _: &DatagramContext<Self>, _: &[u8], _: std::net::SocketAddr) {}
+/// }
+/// let reactor = Reactor::new().unwrap();
+/// let port = listen_udp(&reactor, 0, Started(false)).unwrap();
+/// assert_eq!(port.handle::<Started>().unwrap().with(|p, _| p.0), Some(true));
+/// ```
 pub struct DatagramContext<P> {
     transport: RefCell<Option<UdpPort>>,
     handle: DatagramHandle<P>,
@@ -70,12 +87,12 @@ pub struct DatagramContext<P> {
 
 impl<P> DatagramContext<P> {
     /// The port the protocol is serving (the latest one, if several), `None` when it serves
-    /// none (Twisted resets `transport` to `None` when the port stops).
+    /// none (Twisted resets `transport` to `None` when the port stops). See the type's example.
     pub fn transport(&self) -> Option<UdpPort> {
         self.transport.borrow().clone()
     }
 
-    /// A handle on the protocol, for work that finishes later.
+    /// A handle on the protocol, for work that finishes later; see [`DatagramHandle::with`].
     pub fn handle(&self) -> DatagramHandle<P> {
         self.handle.clone()
     }
@@ -150,7 +167,22 @@ impl<P: DatagramProtocol> DatagramHandle<P> {
         Some(r)
     }
 
-    /// True while the protocol exists.
+    /// True while the protocol exists (a port or a [`UdpPort`] keeps it).
+    ///
+    /// ```
+    /// use twistor::prelude::*;
+    /// use twistor::protocol::datagram::{DatagramContext, DatagramProtocol};
+    /// use twistor::transport::udp::listen_udp;
+    ///
+    /// struct Sink;
+    /// impl DatagramProtocol for Sink {
+    ///     fn datagram_received(&mut self, _: &DatagramContext<Self>, _: &[u8], _: std::net::SocketAddr) {}
+    /// }
+    /// let reactor = Reactor::new().unwrap();
+    /// let port = listen_udp(&reactor, 0, Sink).unwrap();
+    /// let handle = port.handle::<Sink>().unwrap();
+    /// assert!(handle.alive());
+    /// ```
     pub fn alive(&self) -> bool {
         self.slot.strong_count() > 0
     }
@@ -278,6 +310,22 @@ impl<P: DatagramProtocol> DatagramDriver for DatagramSlot<P> {
 
 /// What [`listen_udp`](crate::transport::udp::listen_udp) accepts as its protocol: a new
 /// protocol, or a handle on one that served (or serves) another port.
+///
+/// ```
+/// use twistor::prelude::*;
+/// use twistor::protocol::datagram::{DatagramContext, DatagramProtocol};
+/// use twistor::transport::udp::listen_udp;
+///
+/// struct Sink;
+/// impl DatagramProtocol for Sink {
+///     fn datagram_received(&mut self, _: &DatagramContext<Self>, _: &[u8], _: std::net::SocketAddr) {}
+/// }
+/// let reactor = Reactor::new().unwrap();
+/// let first = listen_udp(&reactor, 0, Sink).unwrap();
+/// let handle = first.handle::<Sink>().unwrap();
+/// let second = listen_udp(&reactor, 0, &handle).unwrap();
+/// assert!(second.handle::<Sink>().is_some());
+/// ```
 pub trait IntoDatagramProtocol {
     /// The protocol type.
     type Protocol: DatagramProtocol;

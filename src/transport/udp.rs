@@ -31,7 +31,15 @@ use crate::protocol::datagram::{
 use crate::reactor::sources::SourceHandler;
 use crate::reactor::{Reactor, Ready};
 
-/// Options of [`listen_udp_with`].
+/// Options of [`listen_udp_with`]; build them from `default()` (all IPv4 interfaces, 8192
+/// bytes, Twisted's defaults).
+///
+/// ```
+/// use twistor::transport::udp::UdpListenOptions;
+/// let mut opts = UdpListenOptions::default();
+/// opts.interface = "::1".into();
+/// assert_eq!(opts.max_packet_size, 8192);
+/// ```
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct UdpListenOptions {
@@ -52,6 +60,11 @@ impl Default for UdpListenOptions {
 }
 
 /// Why a write or `connect` on a [`UdpPort`] failed.
+///
+/// ```
+/// use twistor::transport::udp::UdpError;
+/// assert_eq!(UdpError::AlreadyConnected.to_string(), "already connected");
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum UdpError {
@@ -237,6 +250,37 @@ impl SourceHandler for UdpInner {
 }
 
 /// A listening UDP port (Twisted's `udp.Port`); clones share the port.
+///
+/// ```
+/// use std::net::SocketAddr;
+/// use twistor::prelude::*;
+/// use twistor::protocol::datagram::{DatagramContext, DatagramProtocol};
+/// use twistor::transport::udp::{listen_udp_with, UdpListenOptions};
+///
+/// struct Echo;
+/// impl DatagramProtocol for Echo {
+///     fn datagram_received(&mut self, cx: &DatagramContext<Self>, data: &[u8], from: SocketAddr) {
+///         if let Some(port) = cx.transport() {
+///             let _ = port.write(data, Some(from));
+///         }
+///     }
+/// }
+/// let reactor = Reactor::new().unwrap();
+/// let mut opts = UdpListenOptions::default();
+/// opts.interface = "127.0.0.1".into();
+/// let port = listen_udp_with(&reactor, 0, Echo, opts).unwrap();
+/// let client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+/// client.set_nonblocking(true).unwrap();
+/// client.send_to(b"ping", port.get_host().socket_addr().unwrap()).unwrap();
+/// let mut buf = [0u8; 8];
+/// let n = loop {
+///     reactor.iterate(std::time::Duration::from_millis(10)).unwrap();
+///     if let Ok((n, _)) = client.recv_from(&mut buf) {
+///         break n;
+///     }
+/// };
+/// assert_eq!(&buf[..n], b"ping");
+/// ```
 #[derive(Clone)]
 pub struct UdpPort {
     inner: Rc<UdpInner>,
@@ -257,17 +301,61 @@ fn invalid(address: impl ToString, message: &str) -> UdpError {
 
 impl UdpPort {
     /// The address it is bound to (with the real port when 0 was asked for).
+    ///
+    /// ```
+    /// # use twistor::prelude::*;
+    /// # use twistor::protocol::datagram::{DatagramContext, DatagramProtocol};
+    /// # use twistor::transport::udp::listen_udp;
+    /// # struct Sink;
+    /// # impl DatagramProtocol for Sink {
+    /// #     fn datagram_received(&mut self, _: &DatagramContext<Self>, _: &[u8], _: std::net::SocketAddr) {}
+    /// # }
+    /// # let reactor = Reactor::new().unwrap();
+    /// # let port = listen_udp(&reactor, 0, Sink).unwrap();
+    /// assert!(matches!(port.get_host(), twistor::transport::Address::Udp(_)));
+    /// ```
     #[doc(alias = "getHost")]
     pub fn get_host(&self) -> Address {
         Address::Udp(self.inner.host)
     }
 
     /// The port number it is bound to.
+    ///
+    /// ```
+    /// # use twistor::prelude::*;
+    /// # use twistor::protocol::datagram::{DatagramContext, DatagramProtocol};
+    /// # use twistor::transport::udp::listen_udp;
+    /// # struct Sink;
+    /// # impl DatagramProtocol for Sink {
+    /// #     fn datagram_received(&mut self, _: &DatagramContext<Self>, _: &[u8], _: std::net::SocketAddr) {}
+    /// # }
+    /// # let reactor = Reactor::new().unwrap();
+    /// # let port = listen_udp(&reactor, 0, Sink).unwrap();
+    /// assert_eq!(port.port(), port.get_host().socket_addr().unwrap().port());
+    /// ```
     pub fn port(&self) -> u16 {
         self.inner.host.port()
     }
 
     /// A handle on its protocol, if that is a `P`.
+    ///
+    /// ```
+    /// # use twistor::prelude::*;
+    /// # use twistor::protocol::datagram::{DatagramContext, DatagramProtocol};
+    /// # use twistor::transport::udp::listen_udp;
+    /// # struct Sink;
+    /// # impl DatagramProtocol for Sink {
+    /// #     fn datagram_received(&mut self, _: &DatagramContext<Self>, _: &[u8], _: std::net::SocketAddr) {}
+    /// # }
+    /// # let reactor = Reactor::new().unwrap();
+    /// # let port = listen_udp(&reactor, 0, Sink).unwrap();
+    /// assert!(port.handle::<Sink>().is_some());
+    /// # struct Other;
+    /// # impl DatagramProtocol for Other {
+    /// #     fn datagram_received(&mut self, _: &DatagramContext<Self>, _: &[u8], _: std::net::SocketAddr) {}
+    /// # }
+    /// assert!(port.handle::<Other>().is_none());
+    /// ```
     pub fn handle<P: DatagramProtocol>(&self) -> Option<DatagramHandle<P>> {
         let slot = self.inner.slot.clone().downcast::<DatagramSlot<P>>().ok()?;
         Some(DatagramSlot::handle_of(&slot))
@@ -341,6 +429,20 @@ impl UdpPort {
     }
 
     /// Sends the concatenation of `parts` as one datagram (Twisted's `writeSequence`).
+    ///
+    /// ```
+    /// # use twistor::prelude::*;
+    /// # use twistor::protocol::datagram::{DatagramContext, DatagramProtocol};
+    /// # use twistor::transport::udp::listen_udp;
+    /// # struct Sink;
+    /// # impl DatagramProtocol for Sink {
+    /// #     fn datagram_received(&mut self, _: &DatagramContext<Self>, _: &[u8], _: std::net::SocketAddr) {}
+    /// # }
+    /// # let reactor = Reactor::new().unwrap();
+    /// # let port = listen_udp(&reactor, 0, Sink).unwrap();
+    /// let to = port.get_host().socket_addr().map(|a| std::net::SocketAddr::new([127, 0, 0, 1].into(), a.port()));
+    /// port.write_sequence(&[b"one ", b"datagram"], to).unwrap();
+    /// ```
     #[doc(alias = "writeSequence")]
     pub fn write_sequence(
         &self,
@@ -391,6 +493,23 @@ impl UdpPort {
 
     /// Stops the port; the Deferred fires on a later turn, after the protocol's
     /// `stop_protocol` if this was its last port.
+    ///
+    /// ```
+    /// # use twistor::prelude::*;
+    /// # use twistor::protocol::datagram::{DatagramContext, DatagramProtocol};
+    /// # use twistor::transport::udp::listen_udp;
+    /// # struct Sink;
+    /// # impl DatagramProtocol for Sink {
+    /// #     fn datagram_received(&mut self, _: &DatagramContext<Self>, _: &[u8], _: std::net::SocketAddr) {}
+    /// # }
+    /// # let reactor = Reactor::new().unwrap();
+    /// # let port = listen_udp(&reactor, 0, Sink).unwrap();
+    /// let stopped = port.stop_listening(&reactor);
+    /// while !stopped.has_result() {
+    ///     reactor.iterate(std::time::Duration::from_millis(10)).unwrap();
+    /// }
+    /// assert!(port.write(b"x", "127.0.0.1:9".parse().ok()).is_err());
+    /// ```
     #[doc(alias = "stopListening")]
     pub fn stop_listening(&self, reactor: &Reactor) -> Deferred<()> {
         let (d, fire) = Deferred::new();
@@ -404,6 +523,20 @@ impl UdpPort {
     }
 
     /// Allows or forbids sending to broadcast addresses (`SO_BROADCAST`).
+    ///
+    /// ```
+    /// # use twistor::prelude::*;
+    /// # use twistor::protocol::datagram::{DatagramContext, DatagramProtocol};
+    /// # use twistor::transport::udp::listen_udp;
+    /// # struct Sink;
+    /// # impl DatagramProtocol for Sink {
+    /// #     fn datagram_received(&mut self, _: &DatagramContext<Self>, _: &[u8], _: std::net::SocketAddr) {}
+    /// # }
+    /// # let reactor = Reactor::new().unwrap();
+    /// # let port = listen_udp(&reactor, 0, Sink).unwrap();
+    /// port.set_broadcast_allowed(true).unwrap();
+    /// assert!(port.get_broadcast_allowed().unwrap());
+    /// ```
     #[doc(alias = "setBroadcastAllowed")]
     pub fn set_broadcast_allowed(&self, allowed: bool) -> Result<(), UdpError> {
         match self.inner.socket.borrow().as_ref() {
@@ -413,6 +546,19 @@ impl UdpPort {
     }
 
     /// Whether sending to broadcast addresses is allowed.
+    ///
+    /// ```
+    /// # use twistor::prelude::*;
+    /// # use twistor::protocol::datagram::{DatagramContext, DatagramProtocol};
+    /// # use twistor::transport::udp::listen_udp;
+    /// # struct Sink;
+    /// # impl DatagramProtocol for Sink {
+    /// #     fn datagram_received(&mut self, _: &DatagramContext<Self>, _: &[u8], _: std::net::SocketAddr) {}
+    /// # }
+    /// # let reactor = Reactor::new().unwrap();
+    /// # let port = listen_udp(&reactor, 0, Sink).unwrap();
+    /// assert!(!port.get_broadcast_allowed().unwrap());
+    /// ```
     #[doc(alias = "getBroadcastAllowed")]
     pub fn get_broadcast_allowed(&self) -> Result<bool, UdpError> {
         match self.inner.socket.borrow().as_ref() {
@@ -422,6 +568,19 @@ impl UdpPort {
     }
 
     /// Datagrams dropped because the socket buffer was full.
+    ///
+    /// ```
+    /// # use twistor::prelude::*;
+    /// # use twistor::protocol::datagram::{DatagramContext, DatagramProtocol};
+    /// # use twistor::transport::udp::listen_udp;
+    /// # struct Sink;
+    /// # impl DatagramProtocol for Sink {
+    /// #     fn datagram_received(&mut self, _: &DatagramContext<Self>, _: &[u8], _: std::net::SocketAddr) {}
+    /// # }
+    /// # let reactor = Reactor::new().unwrap();
+    /// # let port = listen_udp(&reactor, 0, Sink).unwrap();
+    /// assert_eq!(port.dropped_writes(), 0);
+    /// ```
     pub fn dropped_writes(&self) -> u64 {
         self.inner.dropped.get()
     }
