@@ -66,3 +66,80 @@ pub(crate) fn read_some<S: DatagramSocket>(
     }
     ReadEnd::Budget
 }
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+
+    use super::*;
+
+    /// A socket with an endless backlog of `size`-byte datagrams, or a fixed number of them.
+    struct Endless {
+        size: usize,
+        left: Cell<Option<usize>>,
+        refuse_first: Cell<bool>,
+    }
+
+    impl DatagramSocket for Endless {
+        type Addr = ();
+        fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, ())> {
+            if self.refuse_first.replace(false) {
+                return Err(io::ErrorKind::ConnectionRefused.into());
+            }
+            if let Some(n) = self.left.get() {
+                if n == 0 {
+                    return Err(io::ErrorKind::WouldBlock.into());
+                }
+                self.left.set(Some(n - 1));
+            }
+            Ok((self.size.min(buf.len()), ()))
+        }
+    }
+
+    #[test]
+    fn an_endless_backlog_stops_at_the_budget() {
+        let s = Endless {
+            size: 1000,
+            left: Cell::new(None),
+            refuse_first: Cell::new(false),
+        };
+        let mut buf = vec![0; 2048];
+        let mut seen = 0;
+        let end = read_some(&s, &mut buf, |_, _| seen += 1, || {});
+        assert_eq!(end, ReadEnd::Budget);
+        assert_eq!(seen, READ_BUDGET.div_ceil(1000));
+    }
+
+    #[test]
+    fn empty_datagrams_also_use_the_budget() {
+        let s = Endless {
+            size: 0,
+            left: Cell::new(None),
+            refuse_first: Cell::new(false),
+        };
+        let mut buf = vec![0; 16];
+        let mut seen = 0;
+        assert_eq!(
+            read_some(&s, &mut buf, |_, _| seen += 1, || {}),
+            ReadEnd::Budget
+        );
+        assert_eq!(seen, READ_BUDGET / EVENT_COST);
+    }
+
+    #[test]
+    fn a_drained_socket_ends_the_run_and_refusals_are_reported() {
+        let s = Endless {
+            size: 3000,
+            left: Cell::new(Some(5)),
+            refuse_first: Cell::new(true),
+        };
+        // Longer datagrams are truncated to the buffer.
+        let mut buf = vec![0; 100];
+        let mut lens = Vec::new();
+        let mut refused = 0;
+        let end = read_some(&s, &mut buf, |d, _| lens.push(d.len()), || refused += 1);
+        assert_eq!(end, ReadEnd::Drained);
+        assert_eq!(lens, vec![100; 5]);
+        assert_eq!(refused, 1);
+    }
+}
