@@ -334,3 +334,46 @@ fn handle_inside_a_callback_runs_right_after_it_and_write_sequence_is_one_datagr
         assert!(!handle.alive());
     });
 }
+
+/// Panics when started and when stopped.
+struct BadStart;
+
+impl DatagramProtocol for BadStart {
+    fn start_protocol(&mut self, _cx: &DatagramContext<Self>) {
+        panic!("cannot start");
+    }
+    fn stop_protocol(&mut self, _cx: &DatagramContext<Self>) {
+        panic!("cannot stop");
+    }
+    fn datagram_received(&mut self, cx: &DatagramContext<Self>, data: &[u8], from: SocketAddr) {
+        if let Some(port) = cx.transport() {
+            port.write(data, Some(from)).unwrap();
+        }
+    }
+}
+
+#[test]
+fn panics_in_start_and_stop_protocol_are_contained() {
+    bounded(20, || {
+        util::capture_logs();
+        let reactor = Reactor::new().unwrap();
+        let port = listen_udp_with(&reactor, 0, BadStart, local()).unwrap();
+        // It serves anyway.
+        let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+        client.set_nonblocking(true).unwrap();
+        client
+            .send_to(b"still here", port.get_host().socket_addr().unwrap())
+            .unwrap();
+        let mut buf = [0u8; 32];
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        let n = loop {
+            assert!(std::time::Instant::now() < deadline, "no echo");
+            reactor.iterate(Duration::from_millis(10)).unwrap();
+            if let Ok((n, _)) = client.recv_from(&mut buf) {
+                break n;
+            }
+        };
+        assert_eq!(&buf[..n], b"still here");
+        stop(&reactor, &port);
+    });
+}
