@@ -242,3 +242,30 @@ pub struct InvalidAddressError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("Message is too long to send")]
 pub struct MessageLengthError;
+
+/// Why a write or `connect` on a UDP port failed.
+///
+/// ```
+/// use twistor::error::UdpError;
+/// assert_eq!(UdpError::AlreadyConnected.to_string(), "already connected");
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum UdpError {
+    /// The address is not an IP literal, is of the other family, is missing in unconnected
+    /// mode, or differs from the connected one.
+    #[error(transparent)]
+    InvalidAddress(#[from] InvalidAddressError),
+    /// The datagram is too long to send.
+    #[error(transparent)]
+    MessageLength(#[from] MessageLengthError),
+    /// `connect` on a port already connected (Twisted's `RuntimeError`).
+    #[error("already connected")]
+    AlreadyConnected,
+    /// The port stopped listening.
+    #[error("the port is not listening")]
+    NotListening,
+    /// Any other error of the socket.
+    #[error(transparent)]
+    Io(#[from] io::Error),
+}

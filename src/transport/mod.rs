@@ -24,6 +24,8 @@
 //! - `factory`: the factory as transports see it, type-erased, with its start/stop count;
 //! - [`tcp`]: what is TCP's own (binding, name resolution, the TCP connector);
 //! - `tcp_ext`: [`TcpExt`], the TCP options of a connection.
+//! - `datagram`: the read loop every datagram port shares (read budget, refusals);
+//! - [`udp`]: UDP ports ([`listen_udp`](udp::listen_udp)).
 //! - [`unix`]: what is UNIX sockets' own (paths, lock files, abstract names, descriptor
 //!   passing, peer credentials), and [`UnixExt`].
 //!

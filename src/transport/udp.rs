@@ -1,5 +1,5 @@
 //! UDP ports (Twisted's `IReactorUDP`, `udp.Port`): [`listen_udp`] binds a socket and serves
-//! a [`DatagramProtocol`] with it.
+//! a [`DatagramProtocol`](crate::protocol::datagram::DatagramProtocol) with it.
 //!
 //! Writes leave at once with one `send_to` each; there is no write buffer. A datagram that
 //! meets a full socket buffer is dropped and counted ([`UdpPort::dropped_writes`]): datagrams
@@ -23,11 +23,8 @@ use mio::{Interest, Token};
 
 use super::Address;
 use super::datagram::{ReadEnd, read_some};
-use crate::Deferred;
 use crate::error::{CannotListenError, InvalidAddressError, MessageLengthError};
-use crate::protocol::datagram::{
-    DatagramDriver, DatagramHandle, DatagramProtocol, DatagramSlot, IntoDatagramProtocol,
-};
+use crate::protocol::datagram::{DatagramDriver, DatagramPort, IntoDatagramProtocol, PortOps};
 use crate::reactor::sources::SourceHandler;
 use crate::reactor::{Reactor, Ready};
 
@@ -59,35 +56,12 @@ impl Default for UdpListenOptions {
     }
 }
 
-/// Why a write or `connect` on a [`UdpPort`] failed.
-///
-/// ```
-/// use twistor::transport::udp::UdpError;
-/// assert_eq!(UdpError::AlreadyConnected.to_string(), "already connected");
-/// ```
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum UdpError {
-    /// The address is not an IP literal, is of the other family, is missing in unconnected
-    /// mode, or differs from the connected one.
-    #[error(transparent)]
-    InvalidAddress(#[from] InvalidAddressError),
-    /// The datagram is too long to send.
-    #[error(transparent)]
-    MessageLength(#[from] MessageLengthError),
-    /// `connect` on a port already connected (Twisted's `RuntimeError`).
-    #[error("already connected")]
-    AlreadyConnected,
-    /// The port stopped listening.
-    #[error("the port is not listening")]
-    NotListening,
-    /// Any other error of the socket.
-    #[error(transparent)]
-    Io(#[from] io::Error),
-}
+pub use crate::error::UdpError;
+pub use crate::protocol::datagram::DatagramPort as UdpPort;
 
 /// Binds a UDP port on all IPv4 interfaces (port 0: any free one) and serves `protocol` with
-/// it. `protocol` is a new protocol or a [`DatagramHandle`] on one that served another port.
+/// it. `protocol` is a new protocol or a
+/// [`DatagramHandle`](crate::protocol::datagram::DatagramHandle) on one that served another port.
 ///
 /// ```
 /// use twistor::prelude::*;
@@ -179,8 +153,8 @@ pub fn listen_udp_with<A: IntoDatagramProtocol>(
         .map_err(&cannot)?;
     inner.token.set(Some(token));
     *inner.socket.borrow_mut() = Some(socket);
-    let port = UdpPort { inner };
-    port.inner.driver.do_start(port.clone());
+    let port = DatagramPort::new(inner.clone());
+    inner.driver.do_start(port.clone());
     Ok(port)
 }
 
@@ -249,144 +223,19 @@ impl SourceHandler for UdpInner {
     }
 }
 
-/// A listening UDP port (Twisted's `udp.Port`); clones share the port.
-///
-/// ```
-/// use std::net::SocketAddr;
-/// use twistor::prelude::*;
-/// use twistor::protocol::datagram::{DatagramContext, DatagramProtocol};
-/// use twistor::transport::udp::{listen_udp_with, UdpListenOptions};
-///
-/// struct Echo;
-/// impl DatagramProtocol for Echo {
-///     fn datagram_received(&mut self, cx: &DatagramContext<Self>, data: &[u8], from: SocketAddr) {
-///         if let Some(port) = cx.transport() {
-///             let _ = port.write(data, Some(from));
-///         }
-///     }
-/// }
-/// let reactor = Reactor::new().unwrap();
-/// let mut opts = UdpListenOptions::default();
-/// opts.interface = "127.0.0.1".into();
-/// let port = listen_udp_with(&reactor, 0, Echo, opts).unwrap();
-/// let client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-/// client.set_nonblocking(true).unwrap();
-/// client.send_to(b"ping", port.get_host().socket_addr().unwrap()).unwrap();
-/// let mut buf = [0u8; 8];
-/// let n = loop {
-///     reactor.iterate(std::time::Duration::from_millis(10)).unwrap();
-///     if let Ok((n, _)) = client.recv_from(&mut buf) {
-///         break n;
-///     }
-/// };
-/// assert_eq!(&buf[..n], b"ping");
-/// ```
-#[derive(Clone)]
-pub struct UdpPort {
-    inner: Rc<UdpInner>,
-}
-
-impl std::fmt::Debug for UdpPort {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "<UdpPort udp:{}>", self.inner.host)
+impl PortOps for UdpInner {
+    fn host(&self) -> Address {
+        Address::Udp(self.host)
     }
-}
-
-fn invalid(address: impl ToString, message: &str) -> UdpError {
-    UdpError::InvalidAddress(InvalidAddressError {
-        address: address.to_string(),
-        message: message.into(),
-    })
-}
-
-impl UdpPort {
-    /// The address it is bound to (with the real port when 0 was asked for).
-    ///
-    /// ```
-    /// # use twistor::prelude::*;
-    /// # use twistor::protocol::datagram::{DatagramContext, DatagramProtocol};
-    /// # use twistor::transport::udp::listen_udp;
-    /// # struct Sink;
-    /// # impl DatagramProtocol for Sink {
-    /// #     fn datagram_received(&mut self, _: &DatagramContext<Self>, _: &[u8], _: std::net::SocketAddr) {}
-    /// # }
-    /// # let reactor = Reactor::new().unwrap();
-    /// # let port = listen_udp(&reactor, 0, Sink).unwrap();
-    /// assert!(matches!(port.get_host(), twistor::transport::Address::Udp(_)));
-    /// ```
-    #[doc(alias = "getHost")]
-    pub fn get_host(&self) -> Address {
-        Address::Udp(self.inner.host)
+    fn slot(&self) -> Rc<dyn Any> {
+        self.slot.clone()
     }
-
-    /// The port number it is bound to.
-    ///
-    /// ```
-    /// # use twistor::prelude::*;
-    /// # use twistor::protocol::datagram::{DatagramContext, DatagramProtocol};
-    /// # use twistor::transport::udp::listen_udp;
-    /// # struct Sink;
-    /// # impl DatagramProtocol for Sink {
-    /// #     fn datagram_received(&mut self, _: &DatagramContext<Self>, _: &[u8], _: std::net::SocketAddr) {}
-    /// # }
-    /// # let reactor = Reactor::new().unwrap();
-    /// # let port = listen_udp(&reactor, 0, Sink).unwrap();
-    /// assert_eq!(port.port(), port.get_host().socket_addr().unwrap().port());
-    /// ```
-    pub fn port(&self) -> u16 {
-        self.inner.host.port()
-    }
-
-    /// A handle on its protocol, if that is a `P`.
-    ///
-    /// ```
-    /// # use twistor::prelude::*;
-    /// # use twistor::protocol::datagram::{DatagramContext, DatagramProtocol};
-    /// # use twistor::transport::udp::listen_udp;
-    /// # struct Sink;
-    /// # impl DatagramProtocol for Sink {
-    /// #     fn datagram_received(&mut self, _: &DatagramContext<Self>, _: &[u8], _: std::net::SocketAddr) {}
-    /// # }
-    /// # let reactor = Reactor::new().unwrap();
-    /// # let port = listen_udp(&reactor, 0, Sink).unwrap();
-    /// assert!(port.handle::<Sink>().is_some());
-    /// # struct Other;
-    /// # impl DatagramProtocol for Other {
-    /// #     fn datagram_received(&mut self, _: &DatagramContext<Self>, _: &[u8], _: std::net::SocketAddr) {}
-    /// # }
-    /// assert!(port.handle::<Other>().is_none());
-    /// ```
-    pub fn handle<P: DatagramProtocol>(&self) -> Option<DatagramHandle<P>> {
-        let slot = self.inner.slot.clone().downcast::<DatagramSlot<P>>().ok()?;
-        Some(DatagramSlot::handle_of(&slot))
-    }
-
-    /// Sends one datagram. In unconnected mode `addr` is required (and of the port's family);
-    /// in connected mode it must be `None` or the connected address. A full socket buffer
-    /// drops the datagram and counts it ([`dropped_writes`](Self::dropped_writes)).
-    ///
-    /// ```
-    /// use twistor::prelude::*;
-    /// use twistor::protocol::datagram::{DatagramContext, DatagramProtocol};
-    /// use twistor::transport::udp::{listen_udp, UdpError};
-    ///
-    /// struct Sink;
-    /// impl DatagramProtocol for Sink {
-    ///     fn datagram_received(&mut self, _: &DatagramContext<Self>, _: &[u8], _: std::net::SocketAddr) {}
-    /// }
-    /// let reactor = Reactor::new().unwrap();
-    /// let port = listen_udp(&reactor, 0, Sink).unwrap();
-    /// assert!(matches!(port.write(b"x", None), Err(UdpError::InvalidAddress(_))));
-    /// let too_long = vec![0u8; 65_508];
-    /// let to = "127.0.0.1:9".parse().ok();
-    /// assert!(matches!(port.write(&too_long, to), Err(UdpError::MessageLength(_))));
-    /// ```
-    pub fn write(&self, datagram: &[u8], addr: Option<SocketAddr>) -> Result<(), UdpError> {
-        let socket = self.inner.socket.borrow();
+    fn write(&self, datagram: &[u8], addr: Option<SocketAddr>) -> Result<(), UdpError> {
+        let socket = self.socket.borrow();
         let Some(s) = socket.as_ref() else {
             return Err(UdpError::NotListening);
         };
-        let connected = self.inner.connected.get();
+        let connected = self.connected.get();
         let to = match (connected, addr) {
             (Some(c), Some(a)) if a != c => {
                 return Err(invalid(a, "the port is connected to another address"));
@@ -394,7 +243,7 @@ impl UdpPort {
             (Some(_), _) => None,
             (None, None) => return Err(invalid("None", "an unconnected port needs an address")),
             (None, Some(a)) => {
-                if a.is_ipv6() != self.inner.host.is_ipv6() {
+                if a.is_ipv6() != self.host.is_ipv6() {
                     return Err(invalid(a, "the address family differs from the port's"));
                 }
                 Some(a)
@@ -409,7 +258,7 @@ impl UdpPort {
                 Ok(_) => return Ok(()),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    self.inner.dropped.set(self.inner.dropped.get() + 1);
+                    self.dropped.set(self.dropped.get() + 1);
                     return Ok(());
                 }
                 Err(e) if e.raw_os_error() == Some(libc::EMSGSIZE) => {
@@ -419,7 +268,7 @@ impl UdpPort {
                     // Refusal of an earlier datagram; unconnected, Twisted ignores it.
                     if connected.is_some() {
                         drop(socket);
-                        self.inner.driver.connection_refused();
+                        self.driver.connection_refused();
                     }
                     return Ok(());
                 }
@@ -427,161 +276,48 @@ impl UdpPort {
             }
         }
     }
-
-    /// Sends the concatenation of `parts` as one datagram (Twisted's `writeSequence`).
-    ///
-    /// ```
-    /// # use twistor::prelude::*;
-    /// # use twistor::protocol::datagram::{DatagramContext, DatagramProtocol};
-    /// # use twistor::transport::udp::listen_udp;
-    /// # struct Sink;
-    /// # impl DatagramProtocol for Sink {
-    /// #     fn datagram_received(&mut self, _: &DatagramContext<Self>, _: &[u8], _: std::net::SocketAddr) {}
-    /// # }
-    /// # let reactor = Reactor::new().unwrap();
-    /// # let port = listen_udp(&reactor, 0, Sink).unwrap();
-    /// let to = port.get_host().socket_addr().map(|a| std::net::SocketAddr::new([127, 0, 0, 1].into(), a.port()));
-    /// port.write_sequence(&[b"one ", b"datagram"], to).unwrap();
-    /// ```
-    #[doc(alias = "writeSequence")]
-    pub fn write_sequence(
-        &self,
-        parts: &[&[u8]],
-        addr: Option<SocketAddr>,
-    ) -> Result<(), UdpError> {
-        self.write(&parts.concat(), addr)
-    }
-
-    /// Connects the port to one peer (connected UDP): only its datagrams are received, writes
-    /// need no address, and ICMP errors come back as `connection_refused`. `host` must be an
-    /// IP literal; a second `connect` fails.
-    ///
-    /// ```
-    /// use twistor::prelude::*;
-    /// use twistor::protocol::datagram::{DatagramContext, DatagramProtocol};
-    /// use twistor::transport::udp::{listen_udp, UdpError};
-    ///
-    /// struct Sink;
-    /// impl DatagramProtocol for Sink {
-    ///     fn datagram_received(&mut self, _: &DatagramContext<Self>, _: &[u8], _: std::net::SocketAddr) {}
-    /// }
-    /// let reactor = Reactor::new().unwrap();
-    /// let port = listen_udp(&reactor, 0, Sink).unwrap();
-    /// assert!(matches!(port.connect("localhost", 80), Err(UdpError::InvalidAddress(_))));
-    /// port.connect("127.0.0.1", 80).unwrap();
-    /// assert!(matches!(port.connect("127.0.0.1", 80), Err(UdpError::AlreadyConnected)));
-    /// ```
-    pub fn connect(&self, host: &str, port: u16) -> Result<(), UdpError> {
-        if self.inner.connected.get().is_some() {
+    fn connect(&self, host: &str, port: u16) -> Result<(), UdpError> {
+        if self.connected.get().is_some() {
             return Err(UdpError::AlreadyConnected);
         }
         let ip: IpAddr = host
             .parse()
             .map_err(|_| invalid(host, "not an IP address literal"))?;
         let addr = SocketAddr::new(ip, port);
-        if addr.is_ipv6() != self.inner.host.is_ipv6() {
+        if addr.is_ipv6() != self.host.is_ipv6() {
             return Err(invalid(addr, "the address family differs from the port's"));
         }
-        let socket = self.inner.socket.borrow();
+        let socket = self.socket.borrow();
         let Some(s) = socket.as_ref() else {
             return Err(UdpError::NotListening);
         };
         s.connect(addr)?;
-        self.inner.connected.set(Some(addr));
+        self.connected.set(Some(addr));
         Ok(())
     }
-
-    /// Stops the port; the Deferred fires on a later turn, after the protocol's
-    /// `stop_protocol` if this was its last port.
-    ///
-    /// ```
-    /// # use twistor::prelude::*;
-    /// # use twistor::protocol::datagram::{DatagramContext, DatagramProtocol};
-    /// # use twistor::transport::udp::listen_udp;
-    /// # struct Sink;
-    /// # impl DatagramProtocol for Sink {
-    /// #     fn datagram_received(&mut self, _: &DatagramContext<Self>, _: &[u8], _: std::net::SocketAddr) {}
-    /// # }
-    /// # let reactor = Reactor::new().unwrap();
-    /// # let port = listen_udp(&reactor, 0, Sink).unwrap();
-    /// let stopped = port.stop_listening(&reactor);
-    /// while !stopped.has_result() {
-    ///     reactor.iterate(std::time::Duration::from_millis(10)).unwrap();
-    /// }
-    /// assert!(port.write(b"x", "127.0.0.1:9".parse().ok()).is_err());
-    /// ```
-    #[doc(alias = "stopListening")]
-    pub fn stop_listening(&self, reactor: &Reactor) -> Deferred<()> {
-        let (d, fire) = Deferred::new();
-        let inner = self.inner.clone();
-        let r = reactor.clone();
-        reactor.call_later(0.0, move || {
-            inner.stop(&r);
-            let _ = fire.callback(());
-        });
-        d
+    fn stop(&self, reactor: &Reactor) {
+        UdpInner::stop(self, reactor);
     }
-
-    /// Allows or forbids sending to broadcast addresses (`SO_BROADCAST`).
-    ///
-    /// ```
-    /// # use twistor::prelude::*;
-    /// # use twistor::protocol::datagram::{DatagramContext, DatagramProtocol};
-    /// # use twistor::transport::udp::listen_udp;
-    /// # struct Sink;
-    /// # impl DatagramProtocol for Sink {
-    /// #     fn datagram_received(&mut self, _: &DatagramContext<Self>, _: &[u8], _: std::net::SocketAddr) {}
-    /// # }
-    /// # let reactor = Reactor::new().unwrap();
-    /// # let port = listen_udp(&reactor, 0, Sink).unwrap();
-    /// port.set_broadcast_allowed(true).unwrap();
-    /// assert!(port.get_broadcast_allowed().unwrap());
-    /// ```
-    #[doc(alias = "setBroadcastAllowed")]
-    pub fn set_broadcast_allowed(&self, allowed: bool) -> Result<(), UdpError> {
-        match self.inner.socket.borrow().as_ref() {
+    fn set_broadcast(&self, allowed: bool) -> Result<(), UdpError> {
+        match self.socket.borrow().as_ref() {
             Some(s) => Ok(s.set_broadcast(allowed)?),
             None => Err(UdpError::NotListening),
         }
     }
-
-    /// Whether sending to broadcast addresses is allowed.
-    ///
-    /// ```
-    /// # use twistor::prelude::*;
-    /// # use twistor::protocol::datagram::{DatagramContext, DatagramProtocol};
-    /// # use twistor::transport::udp::listen_udp;
-    /// # struct Sink;
-    /// # impl DatagramProtocol for Sink {
-    /// #     fn datagram_received(&mut self, _: &DatagramContext<Self>, _: &[u8], _: std::net::SocketAddr) {}
-    /// # }
-    /// # let reactor = Reactor::new().unwrap();
-    /// # let port = listen_udp(&reactor, 0, Sink).unwrap();
-    /// assert!(!port.get_broadcast_allowed().unwrap());
-    /// ```
-    #[doc(alias = "getBroadcastAllowed")]
-    pub fn get_broadcast_allowed(&self) -> Result<bool, UdpError> {
-        match self.inner.socket.borrow().as_ref() {
+    fn broadcast(&self) -> Result<bool, UdpError> {
+        match self.socket.borrow().as_ref() {
             Some(s) => Ok(s.broadcast()?),
             None => Err(UdpError::NotListening),
         }
     }
-
-    /// Datagrams dropped because the socket buffer was full.
-    ///
-    /// ```
-    /// # use twistor::prelude::*;
-    /// # use twistor::protocol::datagram::{DatagramContext, DatagramProtocol};
-    /// # use twistor::transport::udp::listen_udp;
-    /// # struct Sink;
-    /// # impl DatagramProtocol for Sink {
-    /// #     fn datagram_received(&mut self, _: &DatagramContext<Self>, _: &[u8], _: std::net::SocketAddr) {}
-    /// # }
-    /// # let reactor = Reactor::new().unwrap();
-    /// # let port = listen_udp(&reactor, 0, Sink).unwrap();
-    /// assert_eq!(port.dropped_writes(), 0);
-    /// ```
-    pub fn dropped_writes(&self) -> u64 {
-        self.inner.dropped.get()
+    fn dropped(&self) -> u64 {
+        self.dropped.get()
     }
+}
+
+fn invalid(address: impl ToString, message: &str) -> UdpError {
+    UdpError::InvalidAddress(InvalidAddressError {
+        address: address.to_string(),
+        message: message.into(),
+    })
 }
