@@ -215,3 +215,57 @@ pub(crate) fn connect_error_from_io(e: io::Error) -> Failure {
         _ => Failure::new(ConnectError::from(e)),
     }
 }
+
+/// An address a datagram port cannot use: not an IP literal, the wrong family, or missing
+/// (Twisted's `InvalidAddressError`).
+///
+/// ```
+/// use twistor::error::InvalidAddressError;
+/// let e = InvalidAddressError { address: "localhost".into(), message: "not an IP literal".into() };
+/// assert_eq!(e.to_string(), "Invalid address localhost: not an IP literal");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("Invalid address {address}: {message}")]
+pub struct InvalidAddressError {
+    /// The address as given.
+    pub address: String,
+    /// What is wrong with it.
+    pub message: String,
+}
+
+/// A datagram longer than the socket can send (`EMSGSIZE`; Twisted's `MessageLengthError`).
+///
+/// ```
+/// use twistor::error::MessageLengthError;
+/// assert_eq!(MessageLengthError.to_string(), "Message is too long to send");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("Message is too long to send")]
+pub struct MessageLengthError;
+
+/// Why a write or `connect` on a UDP port failed.
+///
+/// ```
+/// use twistor::error::UdpError;
+/// assert_eq!(UdpError::AlreadyConnected.to_string(), "already connected");
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum UdpError {
+    /// The address is not an IP literal, is of the other family, is missing in unconnected
+    /// mode, or differs from the connected one.
+    #[error(transparent)]
+    InvalidAddress(#[from] InvalidAddressError),
+    /// The datagram is too long to send.
+    #[error(transparent)]
+    MessageLength(#[from] MessageLengthError),
+    /// `connect` on a port already connected (Twisted's `RuntimeError`).
+    #[error("already connected")]
+    AlreadyConnected,
+    /// The port stopped listening.
+    #[error("the port is not listening")]
+    NotListening,
+    /// Any other error of the socket.
+    #[error(transparent)]
+    Io(#[from] io::Error),
+}

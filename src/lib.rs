@@ -156,6 +156,7 @@
 //! | `ClientCreator` / `connectProtocol` | [`connect_protocol`](transport::tcp::connect_protocol) |
 //! | `reactor.listenUNIX`, `connectUNIX`, `IReactorUNIX` | [`listen_unix`](transport::unix::listen_unix), [`connect_unix`](transport::unix::connect_unix) (`_with` forms: [`UnixListenOptions`](transport::unix::UnixListenOptions), [`UnixConnectOptions`](transport::unix::UnixConnectOptions)), [`ReactorUnix`](transport::unix::ReactorUnix) |
 //! | `sendFileDescriptor`, `fileDescriptorReceived` | [`UnixExt::send_file_descriptor`](transport::UnixExt::send_file_descriptor) (from [`Transport::unix`](transport::Transport::unix)), [`Protocol::file_descriptor_received`](protocol::Protocol::file_descriptor_received) |
+//! | `reactor.listenUDP(port, protocol, interface, maxPacketSize)`, `DatagramProtocol` | [`listen_udp`](transport::udp::listen_udp), [`listen_udp_with`](transport::udp::listen_udp_with) and [`UdpListenOptions`](transport::udp::UdpListenOptions); [`DatagramProtocol`](protocol::datagram::DatagramProtocol), [`UdpPort`](transport::udp::UdpPort) |
 //! | `IListeningPort.stopListening` | [`ListeningPort::stop_listening`](transport::listener::ListeningPort::stop_listening) |
 //! | `IConnector` | [`transport::connector::Connector`] |
 //! | `reactor.spawnProcess`, `ProcessProtocol`, `IProcessTransport` | [`spawn_process`](transport::process::spawn_process) with [`SpawnOptions`](transport::process::SpawnOptions), [`ProcessProtocol`](transport::process::ProcessProtocol), [`ProcessTransport`](transport::process::ProcessTransport) |

@@ -12,6 +12,7 @@
 //! twistor chargen --port 19
 //! twistor qotd --port 17
 //! twistor daytime --port 13
+//! twistor udp-echo --port 8000
 //! ```
 //! Each server listens on 127.0.0.1 unless `--interface` says otherwise (or on a UNIX socket
 //! with `--unix PATH`, where a leading `@` names a Linux abstract socket; the socket file is
@@ -19,6 +20,7 @@
 //! Ctrl-C or SIGTERM.
 
 mod servers;
+mod udp;
 mod unix;
 
 use std::path::PathBuf;
@@ -147,6 +149,15 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1")]
         interface: String,
     },
+    /// Sends every UDP datagram back to its sender.
+    UdpEcho {
+        /// UDP port to listen on (0: any free port, printed at start).
+        #[arg(long)]
+        port: u16,
+        /// Interface to listen on (an IP address).
+        #[arg(long, default_value = "127.0.0.1")]
+        interface: String,
+    },
 }
 
 /// clap requires `--port` unless `--unix` is given; this is only reached if that changes.
@@ -216,6 +227,7 @@ fn main() {
             quote,
         } => servers::qotd(port, &interface, quote.as_deref()),
         Command::Daytime { port, interface } => servers::daytime(port, &interface),
+        Command::UdpEcho { port, interface } => udp::udp_echo(port, &interface),
     };
     std::process::exit(code);
 }

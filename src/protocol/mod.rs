@@ -56,6 +56,7 @@ use crate::Failure;
 use crate::transport::connector::Connector;
 use crate::transport::{Address, Transport};
 
+pub mod datagram;
 pub mod reconnect;
 
 /// A stream protocol (Twisted's `Protocol`, with `IHalfCloseableProtocol`'s two methods).

@@ -24,6 +24,8 @@
 //! - `factory`: the factory as transports see it, type-erased, with its start/stop count;
 //! - [`tcp`]: what is TCP's own (binding, name resolution, the TCP connector);
 //! - `tcp_ext`: [`TcpExt`], the TCP options of a connection.
+//! - `datagram`: the read loop every datagram port shares (read budget, refusals);
+//! - [`udp`]: UDP ports ([`listen_udp`](udp::listen_udp)).
 //! - [`unix`]: what is UNIX sockets' own (paths, lock files, abstract names, descriptor
 //!   passing, peer credentials), and [`UnixExt`].
 //!
@@ -40,6 +42,7 @@ use std::rc::Rc;
 pub(crate) mod base_connector;
 pub(crate) mod buffer;
 pub mod connector;
+pub(crate) mod datagram;
 pub(crate) mod factory;
 pub mod listener;
 pub mod multicore;
@@ -48,6 +51,7 @@ pub(crate) mod producer;
 pub(crate) mod stream;
 pub mod tcp;
 mod tcp_ext;
+pub mod udp;
 pub mod unix;
 
 pub use tcp_ext::TcpExt;
@@ -78,12 +82,15 @@ pub enum Address {
     /// A UNIX socket: its path (a leading NUL: an abstract name), or `None` for an unbound
     /// client socket (Twisted's `UNIXAddress`).
     Unix(Option<std::path::PathBuf>),
+    /// A UDP endpoint, IPv4 or IPv6 (Twisted's `IPv4Address("UDP", ...)`).
+    Udp(SocketAddr),
 }
 
 impl fmt::Display for Address {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Address::Tcp(a) => write!(f, "tcp:{a}"),
+            Address::Udp(a) => write!(f, "udp:{a}"),
             Address::Name { host, port } => write!(f, "tcp:{host}:{port}"),
             Address::Memory(n) => write!(f, "memory:{n}"),
             Address::Process { pid, fd } => write!(f, "process:{pid}:{fd}"),
@@ -98,7 +105,7 @@ impl fmt::Display for Address {
 }
 
 impl Address {
-    /// The socket address, for TCP addresses.
+    /// The socket address, for TCP and UDP addresses.
     ///
     /// ```
     /// use twistor::transport::Address;
@@ -107,7 +114,7 @@ impl Address {
     /// ```
     pub fn socket_addr(&self) -> Option<SocketAddr> {
         match self {
-            Address::Tcp(a) => Some(*a),
+            Address::Tcp(a) | Address::Udp(a) => Some(*a),
             _ => None,
         }
     }

@@ -1,0 +1,323 @@
+//! UDP ports (Twisted's `IReactorUDP`, `udp.Port`): [`listen_udp`] binds a socket and serves
+//! a [`DatagramProtocol`](crate::protocol::datagram::DatagramProtocol) with it.
+//!
+//! Writes leave at once with one `send_to` each; there is no write buffer. A datagram that
+//! meets a full socket buffer is dropped and counted ([`UdpPort::dropped_writes`]): datagrams
+//! may be lost, memory may not grow. Reading takes a budget per readiness event (see the
+//! shared datagram read loop), so a flooded port does not starve other sources.
+//!
+//! Connected mode ([`UdpPort::connect`]) fixes the peer: the kernel then reports the ICMP
+//! errors of earlier datagrams, which reach the protocol as `connection_refused`.
+//!
+//! The port and its protocol refer to each other (the protocol's context names its port) until
+//! the port stops: stop ports you no longer need ([`UdpPort::stop_listening`]); the reactor
+//! stops those still open when it shuts down.
+
+use std::any::Any;
+use std::cell::{Cell, RefCell};
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::rc::Rc;
+
+use mio::{Interest, Token};
+
+use super::Address;
+use super::datagram::{ReadEnd, read_some};
+use crate::error::{CannotListenError, InvalidAddressError, MessageLengthError};
+use crate::protocol::datagram::{DatagramDriver, DatagramPort, IntoDatagramProtocol, PortOps};
+use crate::reactor::sources::SourceHandler;
+use crate::reactor::{Reactor, Ready};
+
+/// Options of [`listen_udp_with`]; build them from `default()` (all IPv4 interfaces, 8192
+/// bytes, Twisted's defaults).
+///
+/// ```
+/// use twistor::transport::udp::UdpListenOptions;
+/// let mut opts = UdpListenOptions::default();
+/// opts.interface = "::1".into();
+/// assert_eq!(opts.max_packet_size, 8192);
+/// ```
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct UdpListenOptions {
+    /// The local IP address to bind, as a literal (`""`: all IPv4 interfaces; `"::"`: all
+    /// IPv6 ones). Names are refused, as Twisted refuses them.
+    pub interface: String,
+    /// The longest datagram read; longer ones are truncated (Twisted's `maxPacketSize`).
+    pub max_packet_size: usize,
+}
+
+impl Default for UdpListenOptions {
+    fn default() -> Self {
+        UdpListenOptions {
+            interface: String::new(),
+            max_packet_size: 8192,
+        }
+    }
+}
+
+pub use crate::error::UdpError;
+pub use crate::protocol::datagram::DatagramPort as UdpPort;
+
+/// Binds a UDP port on all IPv4 interfaces (port 0: any free one) and serves `protocol` with
+/// it. `protocol` is a new protocol or a
+/// [`DatagramHandle`](crate::protocol::datagram::DatagramHandle) on one that served another port.
+///
+/// ```
+/// use twistor::prelude::*;
+/// use twistor::protocol::datagram::{DatagramContext, DatagramProtocol};
+/// use twistor::transport::udp::listen_udp;
+///
+/// struct Sink;
+/// impl DatagramProtocol for Sink {
+///     fn datagram_received(&mut self, _: &DatagramContext<Self>, _: &[u8], _: std::net::SocketAddr) {}
+/// }
+/// let reactor = Reactor::new().unwrap();
+/// let port = listen_udp(&reactor, 0, Sink).unwrap();
+/// assert_eq!(port.get_host().to_string(), format!("udp:0.0.0.0:{}", port.port()));
+/// ```
+#[doc(alias = "listenUDP")]
+pub fn listen_udp<A: IntoDatagramProtocol>(
+    reactor: &Reactor,
+    port: u16,
+    protocol: A,
+) -> Result<UdpPort, CannotListenError> {
+    listen_udp_with(reactor, port, protocol, UdpListenOptions::default())
+}
+
+/// [`listen_udp`] with options (interface, maximum packet size). A bad interface fails with
+/// a `CannotListenError` whose source wraps an [`InvalidAddressError`].
+///
+/// ```
+/// use twistor::prelude::*;
+/// use twistor::protocol::datagram::{DatagramContext, DatagramProtocol};
+/// use twistor::transport::udp::{listen_udp_with, UdpListenOptions};
+///
+/// struct Sink;
+/// impl DatagramProtocol for Sink {
+///     fn datagram_received(&mut self, _: &DatagramContext<Self>, _: &[u8], _: std::net::SocketAddr) {}
+/// }
+/// let reactor = Reactor::new().unwrap();
+/// let mut opts = UdpListenOptions::default();
+/// opts.interface = "127.0.0.1".into();
+/// let port = listen_udp_with(&reactor, 0, Sink, opts).unwrap();
+/// assert!(port.get_host().socket_addr().unwrap().ip().is_loopback());
+/// ```
+#[doc(alias = "listenUDP")]
+pub fn listen_udp_with<A: IntoDatagramProtocol>(
+    reactor: &Reactor,
+    port: u16,
+    protocol: A,
+    options: UdpListenOptions,
+) -> Result<UdpPort, CannotListenError> {
+    let cannot = |source: io::Error| CannotListenError {
+        interface: options.interface.clone(),
+        port,
+        source,
+    };
+    let ip: IpAddr = if options.interface.is_empty() {
+        IpAddr::from([0, 0, 0, 0])
+    } else {
+        options.interface.parse().map_err(|_| {
+            cannot(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                InvalidAddressError {
+                    address: options.interface.clone(),
+                    message: "the interface must be an IP address literal".into(),
+                },
+            ))
+        })?
+    };
+    let Some(slot) = protocol.into_slot() else {
+        return Err(cannot(io::Error::new(
+            io::ErrorKind::NotFound,
+            "the protocol of this handle is gone",
+        )));
+    };
+    let mut socket = mio::net::UdpSocket::bind(SocketAddr::new(ip, port)).map_err(&cannot)?;
+    let host = socket.local_addr().map_err(&cannot)?;
+    let driver: Rc<dyn DatagramDriver> = slot;
+    let inner = Rc::new(UdpInner {
+        socket: RefCell::new(None),
+        token: Cell::new(None),
+        host,
+        connected: Cell::new(None),
+        slot: driver.clone().as_any(),
+        driver,
+        buf: RefCell::new(vec![0; options.max_packet_size.max(1)]),
+        dropped: Cell::new(0),
+        stopped: Cell::new(false),
+    });
+    let token = reactor
+        .register_source(&mut socket, Interest::READABLE, inner.clone())
+        .map_err(&cannot)?;
+    inner.token.set(Some(token));
+    *inner.socket.borrow_mut() = Some(socket);
+    let port = DatagramPort::new(inner.clone());
+    inner.driver.do_start(port.clone());
+    Ok(port)
+}
+
+struct UdpInner {
+    socket: RefCell<Option<mio::net::UdpSocket>>,
+    token: Cell<Option<Token>>,
+    host: SocketAddr,
+    connected: Cell<Option<SocketAddr>>,
+    driver: Rc<dyn DatagramDriver>,
+    /// The same slot as `driver`, for [`UdpPort::handle`].
+    slot: Rc<dyn Any>,
+    buf: RefCell<Vec<u8>>,
+    dropped: Cell<u64>,
+    stopped: Cell<bool>,
+}
+
+impl UdpInner {
+    fn read(&self, reactor: &Reactor) {
+        let socket = self.socket.borrow();
+        let Some(s) = socket.as_ref() else {
+            return;
+        };
+        // Only the reactor reads, never from inside a protocol callback: no nested borrow.
+        let Ok(mut buf) = self.buf.try_borrow_mut() else {
+            return;
+        };
+        let connected = self.connected.get().is_some();
+        let end = read_some(
+            s,
+            &mut buf,
+            |data, from| self.driver.datagram_received(data, from),
+            || {
+                if connected {
+                    self.driver.connection_refused();
+                }
+            },
+        );
+        drop(buf);
+        drop(socket);
+        if end == ReadEnd::Budget
+            && let Some(t) = self.token.get()
+        {
+            reactor.ready_again(t);
+        }
+    }
+
+    fn stop(&self, reactor: &Reactor) {
+        if self.stopped.replace(true) {
+            return;
+        }
+        let socket = self.socket.borrow_mut().take();
+        if let (Some(t), Some(mut s)) = (self.token.take(), socket) {
+            reactor.deregister_source(t, &mut s);
+        }
+        self.driver.do_stop();
+    }
+}
+
+impl SourceHandler for UdpInner {
+    fn ready(&self, reactor: &Reactor, _ready: Ready) {
+        self.read(reactor);
+    }
+    fn flush(&self, _reactor: &Reactor) {}
+    fn shutdown(&self, reactor: &Reactor) {
+        self.stop(reactor);
+    }
+}
+
+impl PortOps for UdpInner {
+    fn host(&self) -> Address {
+        Address::Udp(self.host)
+    }
+    fn slot(&self) -> Rc<dyn Any> {
+        self.slot.clone()
+    }
+    fn write(&self, datagram: &[u8], addr: Option<SocketAddr>) -> Result<(), UdpError> {
+        let socket = self.socket.borrow();
+        let Some(s) = socket.as_ref() else {
+            return Err(UdpError::NotListening);
+        };
+        let connected = self.connected.get();
+        let to = match (connected, addr) {
+            (Some(c), Some(a)) if a != c => {
+                return Err(invalid(a, "the port is connected to another address"));
+            }
+            (Some(_), _) => None,
+            (None, None) => return Err(invalid("None", "an unconnected port needs an address")),
+            (None, Some(a)) => {
+                if a.is_ipv6() != self.host.is_ipv6() {
+                    return Err(invalid(a, "the address family differs from the port's"));
+                }
+                Some(a)
+            }
+        };
+        loop {
+            let sent = match to {
+                Some(a) => s.send_to(datagram, a),
+                None => s.send(datagram),
+            };
+            match sent {
+                Ok(_) => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.dropped.set(self.dropped.get() + 1);
+                    return Ok(());
+                }
+                Err(e) if e.raw_os_error() == Some(libc::EMSGSIZE) => {
+                    return Err(MessageLengthError.into());
+                }
+                Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
+                    // Refusal of an earlier datagram; unconnected, Twisted ignores it.
+                    if connected.is_some() {
+                        drop(socket);
+                        self.driver.connection_refused();
+                    }
+                    return Ok(());
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+    fn connect(&self, host: &str, port: u16) -> Result<(), UdpError> {
+        if self.connected.get().is_some() {
+            return Err(UdpError::AlreadyConnected);
+        }
+        let ip: IpAddr = host
+            .parse()
+            .map_err(|_| invalid(host, "not an IP address literal"))?;
+        let addr = SocketAddr::new(ip, port);
+        if addr.is_ipv6() != self.host.is_ipv6() {
+            return Err(invalid(addr, "the address family differs from the port's"));
+        }
+        let socket = self.socket.borrow();
+        let Some(s) = socket.as_ref() else {
+            return Err(UdpError::NotListening);
+        };
+        s.connect(addr)?;
+        self.connected.set(Some(addr));
+        Ok(())
+    }
+    fn stop(&self, reactor: &Reactor) {
+        UdpInner::stop(self, reactor);
+    }
+    fn set_broadcast(&self, allowed: bool) -> Result<(), UdpError> {
+        match self.socket.borrow().as_ref() {
+            Some(s) => Ok(s.set_broadcast(allowed)?),
+            None => Err(UdpError::NotListening),
+        }
+    }
+    fn broadcast(&self) -> Result<bool, UdpError> {
+        match self.socket.borrow().as_ref() {
+            Some(s) => Ok(s.broadcast()?),
+            None => Err(UdpError::NotListening),
+        }
+    }
+    fn dropped(&self) -> u64 {
+        self.dropped.get()
+    }
+}
+
+fn invalid(address: impl ToString, message: &str) -> UdpError {
+    UdpError::InvalidAddress(InvalidAddressError {
+        address: address.to_string(),
+        message: message.into(),
+    })
+}
