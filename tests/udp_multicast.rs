@@ -192,3 +192,58 @@ fn joined_error(d: twistor::Deferred<()>) -> Option<String> {
     });
     out.take()
 }
+
+#[test]
+fn ipv6_group_join_receive_and_leave() {
+    bounded(20, || {
+        let reactor = Reactor::new().unwrap();
+        let mut o = multiple();
+        o.interface = "::".into();
+        let rec = Recorder::default();
+        let got = rec.data.clone();
+        let Ok(port) = listen_multicast_with(&reactor, 0, rec, o.clone()) else {
+            writeln!(std::io::stderr(), "SKIPPED: no IPv6 on this host").unwrap();
+            return;
+        };
+        let sender = listen_multicast_with(&reactor, 0, Recorder::default(), o).unwrap();
+        // Interface index 1 is the loopback interface on Linux.
+        let group = "ff02::1:3";
+        if let Some(e) = joined_error(port.join_group(group, "1")) {
+            writeln!(std::io::stderr(), "SKIPPED: no IPv6 multicast on lo: {e}").unwrap();
+            return;
+        }
+        // Not an interface index.
+        assert!(failure_result_of(&port.join_group(group, "lo")).is::<MulticastJoinError>());
+        sender.set_outgoing_interface("1").unwrap();
+        assert_eq!(sender.get_outgoing_interface().unwrap(), "1");
+        let to = SocketAddr::V6(std::net::SocketAddrV6::new(
+            group.parse().unwrap(),
+            port.port(),
+            0,
+            1,
+        ));
+        if let Err(e) = sender.write(b"six", Some(to)) {
+            writeln!(
+                std::io::stderr(),
+                "SKIPPED: no IPv6 multicast route on lo: {e}"
+            )
+            .unwrap();
+            success_result_of(&port.leave_group(group, "1"));
+            return;
+        }
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while got.is_empty() && Instant::now() < deadline {
+            reactor.iterate(Duration::from_millis(10)).unwrap();
+        }
+        if got.is_empty() {
+            writeln!(
+                std::io::stderr(),
+                "SKIPPED: the kernel delivered no IPv6 multicast datagram over lo"
+            )
+            .unwrap();
+        } else {
+            assert_eq!(got.get()[0].0, b"six");
+        }
+        success_result_of(&port.leave_group(group, "1"));
+    });
+}
