@@ -269,3 +269,28 @@ pub enum UdpError {
     #[error(transparent)]
     Io(#[from] io::Error),
 }
+
+/// Joining or leaving a multicast group failed: the group is not a multicast address, the
+/// interface is not one of this host's, or the kernel refused (Twisted's
+/// `MulticastJoinError`). The OS error, or why the address was refused, is the source.
+///
+/// ```
+/// use twistor::error::MulticastJoinError;
+/// let e = MulticastJoinError {
+///     group: "127.0.0.1".into(),
+///     interface: "".into(),
+///     source: std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a multicast address"),
+/// };
+/// assert!(e.to_string().contains("127.0.0.1"));
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[error("Couldn't join or leave multicast group {group} on interface {interface:?}: {source}")]
+pub struct MulticastJoinError {
+    /// The group asked for.
+    pub group: String,
+    /// The interface asked for (`""`: the kernel's choice).
+    pub interface: String,
+    /// Why.
+    #[source]
+    pub source: io::Error,
+}

@@ -26,6 +26,8 @@
 //! - `tcp_ext`: [`TcpExt`], the TCP options of a connection.
 //! - `datagram`: the read loop every datagram port shares (read budget, refusals);
 //! - [`udp`]: UDP ports ([`listen_udp`](udp::listen_udp)).
+//! - [`multicast`]: UDP ports that join multicast groups
+//!   ([`listen_multicast`](multicast::listen_multicast)).
 //! - [`unix`]: what is UNIX sockets' own (paths, lock files, abstract names, descriptor
 //!   passing, peer credentials), and [`UnixExt`].
 //!
@@ -45,6 +47,7 @@ pub mod connector;
 pub(crate) mod datagram;
 pub(crate) mod factory;
 pub mod listener;
+pub mod multicast;
 pub mod multicore;
 pub mod process;
 pub(crate) mod producer;

@@ -110,19 +110,41 @@ pub fn listen_udp_with<A: IntoDatagramProtocol>(
     protocol: A,
     options: UdpListenOptions,
 ) -> Result<UdpPort, CannotListenError> {
+    let (port, _) = serve(
+        reactor,
+        port,
+        protocol,
+        &options.interface,
+        options.max_packet_size,
+        mio::net::UdpSocket::bind,
+    )?;
+    Ok(port)
+}
+
+/// Binds with `bind` (which sets whatever socket options a kind of port needs) at the
+/// interface literal and port, and serves `protocol`; the inner port comes back too, for
+/// the operations only some kinds of UDP port have.
+pub(super) fn serve<A: IntoDatagramProtocol>(
+    reactor: &Reactor,
+    port: u16,
+    protocol: A,
+    interface: &str,
+    max_packet_size: usize,
+    bind: impl FnOnce(SocketAddr) -> io::Result<mio::net::UdpSocket>,
+) -> Result<(UdpPort, Rc<UdpInner>), CannotListenError> {
     let cannot = |source: io::Error| CannotListenError {
-        interface: options.interface.clone(),
+        interface: interface.to_owned(),
         port,
         source,
     };
-    let ip: IpAddr = if options.interface.is_empty() {
+    let ip: IpAddr = if interface.is_empty() {
         IpAddr::from([0, 0, 0, 0])
     } else {
-        options.interface.parse().map_err(|_| {
+        interface.parse().map_err(|_| {
             cannot(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 InvalidAddressError {
-                    address: options.interface.clone(),
+                    address: interface.to_owned(),
                     message: "the interface must be an IP address literal".into(),
                 },
             ))
@@ -134,7 +156,7 @@ pub fn listen_udp_with<A: IntoDatagramProtocol>(
             "the protocol of this handle is gone",
         )));
     };
-    let mut socket = mio::net::UdpSocket::bind(SocketAddr::new(ip, port)).map_err(&cannot)?;
+    let mut socket = bind(SocketAddr::new(ip, port)).map_err(&cannot)?;
     let host = socket.local_addr().map_err(&cannot)?;
     let driver: Rc<dyn DatagramDriver> = slot;
     let inner = Rc::new(UdpInner {
@@ -144,7 +166,7 @@ pub fn listen_udp_with<A: IntoDatagramProtocol>(
         connected: Cell::new(None),
         slot: driver.clone().as_any(),
         driver,
-        buf: RefCell::new(vec![0; options.max_packet_size.max(1)]),
+        buf: RefCell::new(vec![0; max_packet_size.max(1)]),
         dropped: Cell::new(0),
         stopped: Cell::new(false),
     });
@@ -155,10 +177,10 @@ pub fn listen_udp_with<A: IntoDatagramProtocol>(
     *inner.socket.borrow_mut() = Some(socket);
     let port = DatagramPort::new(inner.clone());
     inner.driver.do_start(port.clone());
-    Ok(port)
+    Ok((port, inner))
 }
 
-struct UdpInner {
+pub(super) struct UdpInner {
     socket: RefCell<Option<mio::net::UdpSocket>>,
     token: Cell<Option<Token>>,
     host: SocketAddr,
@@ -172,6 +194,22 @@ struct UdpInner {
 }
 
 impl UdpInner {
+    /// Runs `f` on the socket, unless the port has stopped.
+    pub(super) fn with_socket<R>(
+        &self,
+        f: impl FnOnce(&mio::net::UdpSocket) -> io::Result<R>,
+    ) -> Result<R, UdpError> {
+        match self.socket.borrow().as_ref() {
+            Some(s) => Ok(f(s)?),
+            None => Err(UdpError::NotListening),
+        }
+    }
+
+    /// The bound address.
+    pub(super) fn local(&self) -> SocketAddr {
+        self.host
+    }
+
     fn read(&self, reactor: &Reactor) {
         let socket = self.socket.borrow();
         let Some(s) = socket.as_ref() else {
