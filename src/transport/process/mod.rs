@@ -541,10 +541,12 @@ impl<P: ProcessProtocol> Process<P> {
         self.drain();
     }
 
-    /// Runs `f` on the protocol, a panic logged rather than unwound into the reactor.
+    /// Runs `f` on the protocol, a panic reported rather than unwound into the reactor.
+    /// `report_error!`, not `log::error!`: with no logger installed the panic must still
+    /// reach stderr, as every other contained panic does.
     fn guarded(&self, f: impl FnOnce()) {
         if let Err(e) = catch_unwind(AssertUnwindSafe(f)) {
-            log::error!(
+            crate::report_error!(
                 target: "twistor::process",
                 "process protocol (pid {}) panicked: {}",
                 self.pid,
