@@ -21,12 +21,11 @@
 
 use std::any::Any;
 use std::cell::{Cell, RefCell};
-use std::collections::VecDeque;
 use std::fmt;
 use std::net::SocketAddr;
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::rc::{Rc, Weak};
 
+use super::serial::Serial;
 use crate::error::UdpError;
 use crate::reactor::Reactor;
 use crate::transport::Address;
@@ -106,15 +105,12 @@ impl<P> DatagramContext<P> {
     }
 }
 
-type Queued<P> = Box<dyn FnOnce(&mut P, &DatagramContext<P>)>;
-
 /// One datagram protocol and its port count (shared by the ports serving it).
 #[doc(hidden)]
 pub struct DatagramSlot<P> {
-    proto: RefCell<P>,
+    serial: Serial<P, DatagramContext<P>>,
     cx: DatagramContext<P>,
     ports: Cell<usize>,
-    queued: RefCell<VecDeque<Queued<P>>>,
 }
 
 /// A weak handle on a datagram protocol (see the module docs).
@@ -159,14 +155,11 @@ impl<P: DatagramProtocol> DatagramHandle<P> {
     /// ```
     pub fn with<R>(&self, f: impl FnOnce(&mut P, &DatagramContext<P>) -> R + 'static) -> Option<R> {
         let slot = self.slot.upgrade()?;
-        let r = match slot.proto.try_borrow_mut() {
-            Ok(mut p) => f(&mut p, &slot.cx),
-            Err(_) => {
-                let mut f = Some(f);
-                slot.queued.borrow_mut().push_back(Box::new(move |p, cx| {
-                    if let Some(f) = f.take() {
-                        let _ = f(p, cx);
-                    }
+        let r = match slot.serial.try_run(&slot.cx, f) {
+            Ok(r) => r,
+            Err(f) => {
+                slot.serial.queue(Box::new(move |p, cx| {
+                    let _ = f(p, cx);
                 }));
                 return None;
             }
@@ -215,13 +208,12 @@ pub(crate) trait DatagramDriver {
 impl<P: DatagramProtocol> DatagramSlot<P> {
     pub(crate) fn new(proto: P) -> Rc<Self> {
         Rc::new_cyclic(|me| DatagramSlot {
-            proto: RefCell::new(proto),
+            serial: Serial::new(proto),
             cx: DatagramContext {
                 transport: RefCell::new(None),
                 handle: DatagramHandle { slot: me.clone() },
             },
             ports: Cell::new(0),
-            queued: RefCell::new(VecDeque::new()),
         })
     }
 
@@ -231,33 +223,24 @@ impl<P: DatagramProtocol> DatagramSlot<P> {
         }
     }
 
+    /// A panic in a queued job is reported and the queue goes on, as the port does.
     fn run_queued(&self) {
-        loop {
-            let Some(job) = self.queued.borrow_mut().pop_front() else {
-                return;
-            };
-            let Ok(mut p) = self.proto.try_borrow_mut() else {
-                self.queued.borrow_mut().push_front(job);
-                return;
-            };
-            let outcome = catch_unwind(AssertUnwindSafe(|| job(&mut p, &self.cx)));
-            drop(p);
-            if let Err(payload) = outcome {
+        self.serial.drain(
+            &self.cx,
+            || false,
+            |payload| {
                 report_panic(&*payload);
-            }
-        }
+                true
+            },
+        );
     }
 
     /// Runs one callback; a panic is reported and the port goes on serving. An event that
     /// arrives while a callback of the protocol runs (a write inside `datagram_received` that
     /// learns of a refusal, a port started from a callback) runs right after it.
     fn call(&self, f: impl FnOnce(&mut P, &DatagramContext<P>) + 'static) {
-        let outcome = match self.proto.try_borrow_mut() {
-            Ok(mut p) => catch_unwind(AssertUnwindSafe(|| f(&mut p, &self.cx))),
-            Err(_) => {
-                self.queued.borrow_mut().push_back(Box::new(f));
-                return;
-            }
+        let Some(outcome) = self.serial.run_or_queue(&self.cx, f, |f| Box::new(f)) else {
+            return;
         };
         if let Err(payload) = outcome {
             report_panic(&*payload);
@@ -295,13 +278,11 @@ impl<P: DatagramProtocol> DatagramDriver for DatagramSlot<P> {
         }
     }
     fn datagram_received(&self, data: &[u8], from: SocketAddr) {
-        let outcome = match self.proto.try_borrow_mut() {
-            Ok(mut p) => catch_unwind(AssertUnwindSafe(|| {
-                p.datagram_received(&self.cx, data, from)
-            })),
-            // Only the reactor reads, so this needs a callback that runs the reactor: the
-            // datagram is dropped, as the network may drop it.
-            Err(_) => return,
+        // Busy needs a callback that runs the reactor (only the reactor reads): the
+        // datagram is dropped, as the network may drop it.
+        let received = |p: &mut P, cx: &DatagramContext<P>| p.datagram_received(cx, data, from);
+        let Some(outcome) = self.serial.run_or_else(&self.cx, received, drop) else {
+            return;
         };
         if let Err(payload) = outcome {
             report_panic(&*payload);

@@ -47,17 +47,17 @@
 
 use std::any::Any;
 use std::cell::{Cell, RefCell};
-use std::collections::VecDeque;
 use std::fmt;
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::rc::{Rc, Weak};
 
+use self::serial::Serial;
 use crate::Failure;
 use crate::transport::connector::Connector;
 use crate::transport::{Address, Transport};
 
 pub mod datagram;
 pub mod reconnect;
+pub(crate) mod serial;
 
 /// A stream protocol (Twisted's `Protocol`, with `IHalfCloseableProtocol`'s two methods).
 ///
@@ -154,13 +154,12 @@ impl<P> Context<P> {
     }
 }
 
-type Queued<P> = Box<dyn FnOnce(&mut P, &Context<P>)>;
+type Queued<P> = serial::Job<P, Context<P>>;
 
 /// A connected protocol: the protocol, its context and the work queued while it was busy.
 pub(crate) struct Slot<P> {
-    proto: RefCell<P>,
+    serial: Serial<P, Context<P>>,
     cx: Context<P>,
-    queued: RefCell<VecDeque<Queued<P>>>,
     /// `connection_lost` ran: nothing else may be delivered.
     lost: Cell<bool>,
     /// `connection_lost` arrived while a callback was running (the protocol closed itself on
@@ -208,21 +207,18 @@ impl<P: Protocol> Handle<P> {
     /// ```
     pub fn with<R>(&self, f: impl FnOnce(&mut P, &Context<P>) -> R + 'static) -> Option<R> {
         let slot = self.slot.upgrade()?;
-        let r = match slot.proto.try_borrow_mut() {
-            Ok(mut p) => Some(f(&mut p, &slot.cx)),
-            Err(_) => {
+        let r = match slot.serial.try_run(&slot.cx, f) {
+            Ok(r) => r,
+            Err(f) => {
                 // A callback of this protocol is on the stack: run after it.
-                let mut f = Some(f);
-                slot.queued.borrow_mut().push_back(Box::new(move |p, cx| {
-                    if let Some(f) = f.take() {
-                        let _ = f(p, cx);
-                    }
+                slot.serial.queue(Box::new(move |p, cx| {
+                    let _ = f(p, cx);
                 }));
                 return None;
             }
         };
         slot.run_queued();
-        r
+        Some(r)
     }
 
     /// True while the connection exists.
@@ -251,7 +247,7 @@ impl<P: Protocol> Slot<P> {
     /// After a callback (or a `Handle::with`): queued work, then a deferred `connection_lost`.
     fn run_queued(&self) {
         self.run_jobs();
-        if self.proto.try_borrow_mut().is_err() {
+        if self.serial.busy() {
             return; // still inside an outer callback: it finishes the job
         }
         let pending = self.pending_lost.borrow_mut().take();
@@ -260,26 +256,17 @@ impl<P: Protocol> Slot<P> {
         }
     }
 
+    /// The queue stops at `connection_lost` and at the first panic (which closes the
+    /// connection).
     fn run_jobs(&self) {
-        loop {
-            let Some(job) = self.queued.borrow_mut().pop_front() else {
-                return;
-            };
-            let Ok(mut p) = self.proto.try_borrow_mut() else {
-                // Still busy (nested): the outer call drains the rest.
-                self.queued.borrow_mut().push_front(job);
-                return;
-            };
-            if self.lost.get() {
-                return;
-            }
-            let outcome = catch_unwind(AssertUnwindSafe(|| job(&mut p, &self.cx)));
-            drop(p);
-            if let Err(payload) = outcome {
+        self.serial.drain(
+            &self.cx,
+            || self.lost.get(),
+            |payload| {
                 self.panicked(&*payload);
-                return;
-            }
-        }
+                false
+            },
+        );
     }
 
     /// A callback panicked: close the connection with the panic as the reason.
@@ -301,12 +288,8 @@ impl<P: Protocol> Slot<P> {
         if self.lost.get() {
             return;
         }
-        let outcome = match self.proto.try_borrow_mut() {
-            Ok(mut p) => catch_unwind(AssertUnwindSafe(|| f(&mut p, &self.cx))),
-            Err(_) => {
-                self.queued.borrow_mut().push_back(make(f));
-                return;
-            }
+        let Some(outcome) = self.serial.run_or_queue(&self.cx, f, make) else {
+            return;
         };
         match outcome {
             Ok(()) => self.run_queued(),
@@ -332,22 +315,23 @@ impl<P: Protocol> ProtocolDriver for Slot<P> {
         if self.lost.get() {
             return;
         }
-        let r = match self.proto.try_borrow_mut() {
-            Ok(mut p) => catch_unwind(AssertUnwindSafe(|| p.connection_lost(&self.cx, reason))),
-            Err(_) => {
-                // A callback of this protocol is running (it closed its own connection on a
-                // transport that closes at once): deliver right after it returns.
-                let mut pending = self.pending_lost.borrow_mut();
-                if pending.is_none() {
-                    *pending = Some(reason);
-                }
-                return;
+        if self.serial.busy() {
+            // A callback of this protocol is running (it closed its own connection on a
+            // transport that closes at once): deliver right after it returns.
+            let mut pending = self.pending_lost.borrow_mut();
+            if pending.is_none() {
+                *pending = Some(reason);
             }
+            return;
+        }
+        let lost = move |p: &mut P, cx: &Context<P>| p.connection_lost(cx, reason);
+        // Not busy (checked above), so it runs.
+        let Some(r) = self.serial.run_or_else(&self.cx, lost, drop) else {
+            return;
         };
         self.lost.set(true);
-        // Work queued for a gone connection is dropped, with no borrow held.
-        let dropped: Vec<_> = self.queued.borrow_mut().drain(..).collect();
-        drop(dropped);
+        // Work queued for a gone connection is dropped.
+        self.serial.clear();
         if let Err(p) = r {
             crate::report_error!(
                 target: "twistor::protocol",
@@ -386,13 +370,12 @@ pub(crate) fn attach_with_factory<P: Protocol>(
     factory: Option<Rc<dyn Any>>,
 ) -> (Rc<dyn ProtocolDriver>, Handle<P>) {
     let slot = Rc::new_cyclic(|weak: &Weak<Slot<P>>| Slot {
-        proto: RefCell::new(protocol),
+        serial: Serial::new(protocol),
         cx: Context {
             transport,
             handle: Handle { slot: weak.clone() },
             factory,
         },
-        queued: RefCell::new(VecDeque::new()),
         lost: Cell::new(false),
         pending_lost: RefCell::new(None),
     });

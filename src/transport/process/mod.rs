@@ -36,13 +36,12 @@
 //!   exception); the child is reaped regardless.
 
 use std::cell::{Cell, RefCell};
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::ffi::{OsStr, OsString};
 use std::fmt;
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::rc::Rc;
@@ -50,6 +49,7 @@ use std::rc::Rc;
 use mio::{Interest, Token};
 
 use crate::Failure;
+use crate::protocol::serial::{Panic, Serial};
 use crate::reactor::sources::SourceHandler;
 use crate::reactor::{Reactor, Ready};
 use crate::transport::stream::StreamConnection;
@@ -512,7 +512,7 @@ impl fmt::Debug for ProcessTransport {
     }
 }
 
-type Job<P> = Box<dyn FnOnce(&mut P, &ProcessTransport)>;
+type Job<P> = crate::protocol::serial::Job<P, ProcessTransport>;
 
 /// One child: its pid and pidfd, its pipes and its protocol.
 struct Process<P: ProcessProtocol> {
@@ -523,8 +523,7 @@ struct Process<P: ProcessProtocol> {
     token: Cell<Option<Token>>,
     pipes: RefCell<BTreeMap<i32, Rc<StreamConnection<Pipe>>>>,
     stdin_fd: i32,
-    protocol: RefCell<P>,
-    queued: RefCell<VecDeque<Job<P>>>,
+    protocol: Serial<P, ProcessTransport>,
     exit: RefCell<Option<Failure>>,
     ended: Cell<bool>,
 }
@@ -537,34 +536,39 @@ impl<P: ProcessProtocol> Process<P> {
 
     /// Runs `job` on the protocol now, or right after the callback that is running.
     fn deliver(&self, job: Job<P>) {
-        self.queued.borrow_mut().push_back(job);
+        self.protocol.queue(job);
         self.drain();
     }
 
-    /// Runs `f` on the protocol, a panic logged rather than unwound into the reactor.
-    fn guarded(&self, f: impl FnOnce()) {
-        if let Err(e) = catch_unwind(AssertUnwindSafe(f)) {
-            log::error!(
-                target: "twistor::process",
-                "process protocol (pid {}) panicked: {}",
-                self.pid,
-                Failure::from_panic(&*e)
-            );
+    /// Runs `f` on the protocol, a panic reported rather than unwound into the reactor.
+    /// `report_error!`, not `log::error!`: with no logger installed the panic must still
+    /// reach stderr, as every other contained panic does.
+    fn guarded(&self, outcome: Result<(), Panic>) {
+        if let Err(e) = outcome {
+            self.report_panic(e);
         }
+    }
+
+    fn report_panic(&self, e: Panic) {
+        crate::report_error!(
+            target: "twistor::process",
+            "process protocol (pid {}) panicked: {}",
+            self.pid,
+            Failure::from_panic(&*e)
+        );
     }
 
     /// Runs the queued jobs, unless a callback is running (it drains them when it returns).
     fn drain(&self) {
         let Some(t) = self.transport() else { return };
-        loop {
-            let Ok(mut p) = self.protocol.try_borrow_mut() else {
-                return; // the running callback drains the queue
-            };
-            let Some(job) = self.queued.borrow_mut().pop_front() else {
-                return;
-            };
-            self.guarded(|| job(&mut p, &t));
-        }
+        self.protocol.drain(
+            &t,
+            || false,
+            |e| {
+                self.report_panic(e);
+                true
+            },
+        );
     }
 
     /// The pidfd fired: reap, then tell the protocol.
@@ -654,12 +658,13 @@ impl<P: ProcessProtocol> PipeEvents for Process<P> {
     fn child_data(&self, fd: i32, data: &[u8]) {
         // The common case (nothing queued, no callback running) hands over the read buffer
         // itself; only data that must wait is copied.
-        if self.queued.borrow().is_empty()
+        if !self.protocol.has_queued()
             && let Some(t) = self.transport()
-            && let Ok(mut p) = self.protocol.try_borrow_mut()
+            && let Some(outcome) =
+                self.protocol
+                    .run_or_else(&t, |p, t| p.child_data_received(t, fd, data), drop)
         {
-            self.guarded(|| p.child_data_received(&t, fd, data));
-            drop(p);
+            self.guarded(outcome);
             self.drain();
             return;
         }
@@ -811,8 +816,7 @@ pub fn spawn_process<P: ProcessProtocol, A: AsRef<OsStr>>(
         token: Cell::new(None),
         pipes: RefCell::new(BTreeMap::new()),
         stdin_fd,
-        protocol: RefCell::new(protocol),
-        queued: RefCell::new(VecDeque::new()),
+        protocol: Serial::new(protocol),
         exit: RefCell::new(None),
         ended: Cell::new(false),
     });
