@@ -310,28 +310,6 @@ impl UnixSocket {
     }
 }
 
-impl mio::event::Source for UnixSocket {
-    fn register(
-        &mut self,
-        registry: &mio::Registry,
-        token: mio::Token,
-        interests: mio::Interest,
-    ) -> io::Result<()> {
-        self.stream.register(registry, token, interests)
-    }
-    fn reregister(
-        &mut self,
-        registry: &mio::Registry,
-        token: mio::Token,
-        interests: mio::Interest,
-    ) -> io::Result<()> {
-        self.stream.reregister(registry, token, interests)
-    }
-    fn deregister(&mut self, registry: &mio::Registry) -> io::Result<()> {
-        self.stream.deregister(registry)
-    }
-}
-
 impl AsFd for UnixSocket {
     fn as_fd(&self) -> BorrowedFd<'_> {
         self.stream.as_fd()
@@ -423,28 +401,6 @@ impl Drop for UnixPortSocket {
         if let Some(f) = &self.file {
             let _ = std::fs::remove_file(f);
         }
-    }
-}
-
-impl mio::event::Source for UnixPortSocket {
-    fn register(
-        &mut self,
-        registry: &mio::Registry,
-        token: mio::Token,
-        interests: mio::Interest,
-    ) -> io::Result<()> {
-        self.listener.register(registry, token, interests)
-    }
-    fn reregister(
-        &mut self,
-        registry: &mio::Registry,
-        token: mio::Token,
-        interests: mio::Interest,
-    ) -> io::Result<()> {
-        self.listener.reregister(registry, token, interests)
-    }
-    fn deregister(&mut self, registry: &mio::Registry) -> io::Result<()> {
-        self.listener.deregister(registry)
     }
 }
 
