@@ -798,8 +798,10 @@ fn register_producer_without_stdin_stops_it_at_once() {
 
 // ---- twisted.internet.utils ------------------------------------------------------------------
 
-fn wait<T: 'static>(reactor: &Reactor, d: &Deferred<T>) {
+/// The failure `d` fires with; panics if it succeeds.
+fn failure_of<T: std::fmt::Debug + 'static>(reactor: &Reactor, d: &Deferred<T>) -> Failure {
     run_until(reactor, || d.called());
+    d.peek(|r| r.unwrap().unwrap_err())
 }
 
 #[test]
@@ -813,8 +815,7 @@ fn get_process_output_fails_on_stderr_output() {
         &["sh", "-c", "echo out; echo bad >&2"],
         SpawnOptions::new(),
     );
-    wait(&reactor, &d);
-    let f = d.peek(|r| r.unwrap().unwrap_err());
+    let f = failure_of(&reactor, &d);
     let e = f.downcast_ref::<UnexpectedErrorOutput>().unwrap();
     assert_eq!(
         (e.stdout.as_slice(), e.stderr.as_slice()),
@@ -832,8 +833,7 @@ fn get_process_value_of_a_killed_child_is_process_terminated() {
         &["sh", "-c", "kill -9 $$"],
         SpawnOptions::new(),
     );
-    wait(&reactor, &d);
-    let f = d.peek(|r| r.unwrap().unwrap_err());
+    let f = failure_of(&reactor, &d);
     assert_eq!(
         f.downcast_ref::<ProcessTerminated>().unwrap().signal,
         Some(9)
@@ -851,8 +851,7 @@ fn get_process_output_and_value_of_a_killed_child_keeps_the_output() {
         &["sh", "-c", "echo before; kill -TERM $$"],
         SpawnOptions::new(),
     );
-    wait(&reactor, &d);
-    let f = d.peek(|r| r.unwrap().unwrap_err());
+    let f = failure_of(&reactor, &d);
     let k = f.downcast_ref::<KilledWithOutput>().unwrap();
     assert_eq!(
         (k.stdout.as_slice(), k.signal),
