@@ -177,7 +177,7 @@ fn twistor_reverse_client_unix_against_twisted_listen_unix() {
     let Some(python) = python() else { return };
     let dir = SocketDir::new("server");
     let path = dir.socket();
-    let mut server = run_python(&python, "twisted_unix_reverse_server.py", &[&path]);
+    let mut server = run_python(&python, "twisted_reverse_server.py", &["--unix", &path]);
     let (_, first) = server.next_line(WAIT);
     assert_eq!(first, path);
     for (text, want) in [("Hello", "olleH"), ("from twistor", "rotsiwt morf")] {
