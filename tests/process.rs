@@ -679,6 +679,24 @@ struct Flood {
 }
 
 impl Flood {
+    fn new(transport: Option<ProcessTransport>) -> Rc<Flood> {
+        Rc::new(Flood {
+            transport: RefCell::new(transport),
+            paused: Cell::new(false),
+            stopped: Cell::new(false),
+            written: Cell::new(0),
+            pauses: Cell::new(0),
+        })
+    }
+
+    /// Registered as `t`'s streaming producer and already writing.
+    fn streaming_into(t: &ProcessTransport) -> Rc<Flood> {
+        let flood = Flood::new(Some(t.clone()));
+        t.register_producer(flood.clone(), true).unwrap();
+        flood.pump();
+        flood
+    }
+
     fn pump(&self) {
         let Some(t) = self.transport.borrow().clone() else {
             return;
@@ -710,15 +728,7 @@ fn a_child_that_never_reads_stdin_keeps_the_parent_bounded() {
     let reactor = Reactor::new().unwrap();
     let seen = Shared::default();
     let t = sh(&reactor, "exec sleep 30", &seen);
-    let flood = Rc::new(Flood {
-        transport: RefCell::new(Some(t.clone())),
-        paused: Cell::new(false),
-        stopped: Cell::new(false),
-        written: Cell::new(0),
-        pauses: Cell::new(0),
-    });
-    t.register_producer(flood.clone(), true).unwrap();
-    flood.pump();
+    let flood = Flood::streaming_into(&t);
     let start = Instant::now();
     while start.elapsed() < Duration::from_millis(200) {
         reactor.iterate(Duration::from_millis(10)).unwrap();
@@ -746,15 +756,7 @@ fn a_reading_child_takes_100_mib_through_the_producer() {
     let seen = Shared::default();
     // wc counts what it reads; the producer is paused and resumed by the pipe's water marks.
     let t = sh(&reactor, "wc -c", &seen);
-    let flood = Rc::new(Flood {
-        transport: RefCell::new(Some(t.clone())),
-        paused: Cell::new(false),
-        stopped: Cell::new(false),
-        written: Cell::new(0),
-        pauses: Cell::new(0),
-    });
-    t.register_producer(flood.clone(), true).unwrap();
-    flood.pump();
+    let flood = Flood::streaming_into(&t);
     let mut max_buffered = 0;
     run_until(&reactor, || {
         max_buffered = max_buffered.max(t.buffered());
@@ -783,13 +785,7 @@ fn register_producer_without_stdin_stops_it_at_once() {
         SpawnOptions::new().child_fds([(1, ChildFd::Read)]),
     )
     .unwrap();
-    let flood = Rc::new(Flood {
-        transport: RefCell::new(None),
-        paused: Cell::new(false),
-        stopped: Cell::new(false),
-        written: Cell::new(0),
-        pauses: Cell::new(0),
-    });
+    let flood = Flood::new(None);
     t.register_producer(flood.clone(), true).unwrap();
     assert!(flood.stopped.get());
     t.write(b"dropped: there is no stdin");
@@ -798,8 +794,10 @@ fn register_producer_without_stdin_stops_it_at_once() {
 
 // ---- twisted.internet.utils ------------------------------------------------------------------
 
-fn wait<T: 'static>(reactor: &Reactor, d: &Deferred<T>) {
+/// The failure `d` fires with; panics if it succeeds.
+fn failure_of<T: std::fmt::Debug + 'static>(reactor: &Reactor, d: &Deferred<T>) -> Failure {
     run_until(reactor, || d.called());
+    d.peek(|r| r.unwrap().unwrap_err())
 }
 
 #[test]
@@ -813,8 +811,7 @@ fn get_process_output_fails_on_stderr_output() {
         &["sh", "-c", "echo out; echo bad >&2"],
         SpawnOptions::new(),
     );
-    wait(&reactor, &d);
-    let f = d.peek(|r| r.unwrap().unwrap_err());
+    let f = failure_of(&reactor, &d);
     let e = f.downcast_ref::<UnexpectedErrorOutput>().unwrap();
     assert_eq!(
         (e.stdout.as_slice(), e.stderr.as_slice()),
@@ -832,8 +829,7 @@ fn get_process_value_of_a_killed_child_is_process_terminated() {
         &["sh", "-c", "kill -9 $$"],
         SpawnOptions::new(),
     );
-    wait(&reactor, &d);
-    let f = d.peek(|r| r.unwrap().unwrap_err());
+    let f = failure_of(&reactor, &d);
     assert_eq!(
         f.downcast_ref::<ProcessTerminated>().unwrap().signal,
         Some(9)
@@ -851,8 +847,7 @@ fn get_process_output_and_value_of_a_killed_child_keeps_the_output() {
         &["sh", "-c", "echo before; kill -TERM $$"],
         SpawnOptions::new(),
     );
-    wait(&reactor, &d);
-    let f = d.peek(|r| r.unwrap().unwrap_err());
+    let f = failure_of(&reactor, &d);
     let k = f.downcast_ref::<KilledWithOutput>().unwrap();
     assert_eq!(
         (k.stdout.as_slice(), k.signal),

@@ -410,20 +410,30 @@ impl Protocol for WritesThrough {
     }
 }
 
+/// A server that passes the write end of a fresh pipe to its first client. Returns the
+/// read end, and the directory and port, which must live as long as the test body.
+fn serving_a_pipe_end(
+    reactor: &Reactor,
+    dir: &str,
+) -> (TempDir, PathBuf, std::io::PipeReader, ListeningPort) {
+    let dir = TempDir::new(dir);
+    let path = dir.path("fd.sock");
+    let (read_end, write_end) = std::io::pipe().unwrap();
+    let slot = Rc::new(RefCell::new(Some(OwnedFd::from(write_end))));
+    let port = listen_unix(
+        reactor,
+        &path,
+        for_protocol(move || SendsPipe(slot.clone())),
+    )
+    .unwrap();
+    (dir, path, read_end, port)
+}
+
 #[test]
 fn a_passed_pipe_end_can_be_written_through() {
     bounded(30, || {
-        let dir = TempDir::new("fd");
-        let path = dir.path("fd.sock");
         let reactor = Reactor::new().unwrap();
-        let (mut read_end, write_end) = std::io::pipe().unwrap();
-        let slot = Rc::new(RefCell::new(Some(OwnedFd::from(write_end))));
-        let _port = listen_unix(
-            &reactor,
-            &path,
-            for_protocol(move || SendsPipe(slot.clone())),
-        )
-        .unwrap();
+        let (_dir, path, mut read_end, _port) = serving_a_pipe_end(&reactor, "fd");
         let log: Log<String> = Log::new();
         let l = log.clone();
         connect_unix(
@@ -444,17 +454,8 @@ fn a_passed_pipe_end_can_be_written_through() {
 #[test]
 fn received_descriptors_are_closed_by_default() {
     bounded(30, || {
-        let dir = TempDir::new("fdclose");
-        let path = dir.path("fd.sock");
         let reactor = Reactor::new().unwrap();
-        let (mut read_end, write_end) = std::io::pipe().unwrap();
-        let slot = Rc::new(RefCell::new(Some(OwnedFd::from(write_end))));
-        let _port = listen_unix(
-            &reactor,
-            &path,
-            for_protocol(move || SendsPipe(slot.clone())),
-        )
-        .unwrap();
+        let (_dir, path, mut read_end, _port) = serving_a_pipe_end(&reactor, "fdclose");
         // Echo has no `file_descriptor_received`: the default drops (closes) the descriptor.
         let got = Rc::new(Cell::new(false));
         struct Once(Rc<Cell<bool>>);

@@ -5,8 +5,8 @@
 //! * twistor's `reverse-client` (the paper's `RemoteReverser`) against the paper's server on
 //!   Twisted (`tests/interop/twisted_reverse_server.py`).
 //!
-//! and the same two over a UNIX socket (`connectUNIX` against `twistor reverse --unix`,
-//! `twistor reverse-client --unix` against `listenUNIX`).
+//! and the same two over a UNIX socket (the line client's `--unix`: `connectUNIX` against
+//! `twistor reverse --unix`, `twistor reverse-client --unix` against `listenUNIX`).
 //!
 //! Python comes from `TWISTOR_PYTHON` (`.ci/run` sets it to a venv with Twisted), else from
 //! `python3` on `PATH` if that imports `twisted`. Without one the tests pass with a `SKIPPED`
@@ -163,9 +163,9 @@ fn twisted_unix_client_against_twistor_reverse_unix() {
     let (_, first) = server.next_line(WAIT);
     assert_eq!(first, format!("twistor reverse listening on unix:{path}"));
     let lines = ["Hello", "over a UNIX socket", "x"];
-    let mut args = vec![path.as_str()];
+    let mut args = vec!["--unix", path.as_str()];
     args.extend_from_slice(&lines);
-    let done = run_python(&python, "twisted_unix_line_client.py", &args).wait(WAIT);
+    let done = run_python(&python, "twisted_line_client.py", &args).wait(WAIT);
     assert_eq!(done.status.code(), Some(0), "{done:?}");
     let got: Vec<&str> = done.lines.iter().map(|(_, l)| l.as_str()).collect();
     let want: Vec<String> = lines.iter().map(|l| l.chars().rev().collect()).collect();
@@ -177,7 +177,7 @@ fn twistor_reverse_client_unix_against_twisted_listen_unix() {
     let Some(python) = python() else { return };
     let dir = SocketDir::new("server");
     let path = dir.socket();
-    let mut server = run_python(&python, "twisted_unix_reverse_server.py", &[&path]);
+    let mut server = run_python(&python, "twisted_reverse_server.py", &["--unix", &path]);
     let (_, first) = server.next_line(WAIT);
     assert_eq!(first, path);
     for (text, want) in [("Hello", "olleH"), ("from twistor", "rotsiwt morf")] {

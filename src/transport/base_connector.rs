@@ -28,6 +28,42 @@ use crate::reactor::{Reactor, Ready, WeakReactor};
 use crate::time::DelayedCall;
 use crate::{Deferred, Failure, Resolver};
 
+/// The public connectors are newtypes over a `BaseConnector`: one place writes their
+/// `Debug` and `Connector` forwarding, so the TCP and UNIX ones cannot drift apart.
+macro_rules! connector_newtype {
+    ($name:ident) => {
+        impl std::fmt::Debug for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                write!(
+                    f,
+                    concat!("<", stringify!($name), " {} {:?}>"),
+                    self.get_destination(),
+                    self.state()
+                )
+            }
+        }
+
+        impl $crate::transport::connector::Connector for $name {
+            fn connect(&self) {
+                self.0.connect()
+            }
+            fn stop_connecting(&self) -> Result<(), $crate::error::NotConnectingError> {
+                self.0.stop_connecting()
+            }
+            fn disconnect(&self) {
+                self.0.disconnect()
+            }
+            fn get_destination(&self) -> $crate::transport::Address {
+                self.0.get_destination()
+            }
+            fn state(&self) -> $crate::transport::connector::ConnectorState {
+                self.0.state()
+            }
+        }
+    };
+}
+pub(crate) use connector_newtype;
+
 /// What a transport adds to the shared connector: how to dial its destination.
 pub(crate) trait Dial: Sized + 'static {
     type Socket: StreamSocket;

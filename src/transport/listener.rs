@@ -28,7 +28,7 @@ const ACCEPT_BATCH: usize = 64;
 const EMFILE_BACKOFF: f64 = 0.1;
 
 /// A bound, listening, non-blocking socket.
-pub(crate) trait Listener: mio::event::Source + std::os::fd::AsFd + 'static {
+pub(crate) trait Listener: std::os::fd::AsFd + 'static {
     type Stream: StreamSocket;
     /// Accepts one connection: the stream and the peer's address.
     fn accept(&self) -> io::Result<(Self::Stream, Address)>;

@@ -81,9 +81,7 @@ thread_local! {
 }
 
 /// A connected, non-blocking stream socket.
-pub(crate) trait StreamSocket:
-    mio::event::Source + std::os::fd::AsFd + Sized + 'static
-{
+pub(crate) trait StreamSocket: std::os::fd::AsFd + Sized + 'static {
     fn read(&self, buf: &mut [u8]) -> io::Result<usize>;
     fn write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize>;
     fn shutdown_write(&self) -> io::Result<()>;

@@ -28,15 +28,14 @@ use std::time::Duration;
 use mio::net::{TcpListener, TcpStream};
 
 use super::Address;
-use super::base_connector::{BaseConnector, ClientOps, Dial, FactoryOps, connect_one};
-use super::connector::{Connector, ConnectorState};
+use super::base_connector::{
+    BaseConnector, ClientOps, Dial, FactoryOps, connect_one, connector_newtype,
+};
+use super::connector::Connector;
 use super::factory::{AnyClientFactory, AnyFactory, counted};
 use super::listener::{Listener, Port};
 use super::stream::{StreamConnection, StreamSocket};
-use crate::error::{
-    CannotListenError, DnsLookupError, InvalidTimeoutError, NotConnectingError,
-    connect_error_from_io,
-};
+use crate::error::{CannotListenError, DnsLookupError, InvalidTimeoutError, connect_error_from_io};
 use crate::protocol::{ClientFactory, Factory, Handle, Protocol};
 use crate::reactor::{Reactor, WeakReactor};
 use crate::{Deferred, Failure};
@@ -462,16 +461,7 @@ impl Dial for TcpDial {
 #[derive(Clone)]
 pub struct TcpConnector(BaseConnector<TcpDial>);
 
-impl std::fmt::Debug for TcpConnector {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "<TcpConnector {} {:?}>",
-            self.get_destination(),
-            self.state()
-        )
-    }
-}
+connector_newtype!(TcpConnector);
 
 impl TcpConnector {
     fn unstarted(
@@ -514,24 +504,6 @@ impl TcpConnector {
     pub fn destination(&self) -> (String, u16) {
         let d = self.0.dial();
         (d.host.clone(), d.port)
-    }
-}
-
-impl Connector for TcpConnector {
-    fn connect(&self) {
-        self.0.connect()
-    }
-    fn stop_connecting(&self) -> Result<(), NotConnectingError> {
-        self.0.stop_connecting()
-    }
-    fn disconnect(&self) {
-        self.0.disconnect()
-    }
-    fn get_destination(&self) -> Address {
-        self.0.get_destination()
-    }
-    fn state(&self) -> ConnectorState {
-        self.0.state()
     }
 }
 

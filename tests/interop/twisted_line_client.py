@@ -1,12 +1,16 @@
-"""A Twisted LineReceiver client: sends each argument as a line to 127.0.0.1:PORT, prints each
-reply line, exits 0 once every reply arrived (1 on failure, 2 on a 10 s timeout)."""
+"""A Twisted LineReceiver client: sends each argument after PORT (or after `--unix PATH`) as a
+line to 127.0.0.1:PORT (or to the UNIX socket PATH), prints each reply line, exits 0 once every
+reply arrived (1 on failure, 2 on a 10 s timeout)."""
 import sys
 
 from twisted.internet import protocol, reactor
 from twisted.protocols.basic import LineReceiver
 
-port = int(sys.argv[1])
-lines = [a.encode() for a in sys.argv[2:]]
+args = sys.argv[1:]
+unix = args[0] == "--unix"
+if unix:
+    args = args[1:]
+lines = [a.encode() for a in args[1:]]
 result = {"code": 1}
 
 
@@ -41,7 +45,10 @@ def timeout():
     reactor.stop()
 
 
-reactor.connectTCP("127.0.0.1", port, Factory())
+if unix:
+    reactor.connectUNIX(args[0], Factory())
+else:
+    reactor.connectTCP("127.0.0.1", int(args[0]), Factory())
 reactor.callLater(10, timeout)
 reactor.run()
 sys.exit(result["code"])

@@ -5,9 +5,6 @@ use std::io::{self, IoSlice};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::rc::Rc;
 
-use mio::unix::SourceFd;
-use mio::{Interest, Registry, Token};
-
 use crate::Failure;
 use crate::protocol::ProtocolDriver;
 use crate::transport::stream::StreamSocket;
@@ -50,18 +47,6 @@ pub(crate) fn set_nonblocking(fd: RawFd) -> io::Result<()> {
 impl AsFd for Pipe {
     fn as_fd(&self) -> BorrowedFd<'_> {
         self.fd.as_fd()
-    }
-}
-
-impl mio::event::Source for Pipe {
-    fn register(&mut self, r: &Registry, t: Token, i: Interest) -> io::Result<()> {
-        SourceFd(&self.fd.as_raw_fd()).register(r, t, i)
-    }
-    fn reregister(&mut self, r: &Registry, t: Token, i: Interest) -> io::Result<()> {
-        SourceFd(&self.fd.as_raw_fd()).reregister(r, t, i)
-    }
-    fn deregister(&mut self, r: &Registry) -> io::Result<()> {
-        SourceFd(&self.fd.as_raw_fd()).deregister(r)
     }
 }
 

@@ -66,13 +66,15 @@ pub use self::ext::{
     FileDescriptorOverrun, MAX_QUEUED_DESCRIPTORS, PeerCredentials, SendDescriptorError, UnixExt,
 };
 use super::Address;
-use super::base_connector::{BaseConnector, ClientOps, Dial, FactoryOps, connect_one};
-use super::connector::{Connector, ConnectorState};
+use super::base_connector::{
+    BaseConnector, ClientOps, Dial, FactoryOps, connect_one, connector_newtype,
+};
+use super::connector::Connector;
 use super::factory::counted;
 use super::listener::{Listener, ListeningPort, Port};
 use super::stream::{StreamConnection, StreamSocket};
 use super::tcp::IntoFactory;
-use crate::error::{CannotListenError, NotConnectingError, connect_error_from_io};
+use crate::error::{CannotListenError, connect_error_from_io};
 use crate::protocol::{ClientFactory, Factory, Handle, Protocol};
 use crate::reactor::{Reactor, WeakReactor};
 use crate::{Deferred, Failure};
@@ -310,28 +312,6 @@ impl UnixSocket {
     }
 }
 
-impl mio::event::Source for UnixSocket {
-    fn register(
-        &mut self,
-        registry: &mio::Registry,
-        token: mio::Token,
-        interests: mio::Interest,
-    ) -> io::Result<()> {
-        self.stream.register(registry, token, interests)
-    }
-    fn reregister(
-        &mut self,
-        registry: &mio::Registry,
-        token: mio::Token,
-        interests: mio::Interest,
-    ) -> io::Result<()> {
-        self.stream.reregister(registry, token, interests)
-    }
-    fn deregister(&mut self, registry: &mio::Registry) -> io::Result<()> {
-        self.stream.deregister(registry)
-    }
-}
-
 impl AsFd for UnixSocket {
     fn as_fd(&self) -> BorrowedFd<'_> {
         self.stream.as_fd()
@@ -423,28 +403,6 @@ impl Drop for UnixPortSocket {
         if let Some(f) = &self.file {
             let _ = std::fs::remove_file(f);
         }
-    }
-}
-
-impl mio::event::Source for UnixPortSocket {
-    fn register(
-        &mut self,
-        registry: &mio::Registry,
-        token: mio::Token,
-        interests: mio::Interest,
-    ) -> io::Result<()> {
-        self.listener.register(registry, token, interests)
-    }
-    fn reregister(
-        &mut self,
-        registry: &mio::Registry,
-        token: mio::Token,
-        interests: mio::Interest,
-    ) -> io::Result<()> {
-        self.listener.reregister(registry, token, interests)
-    }
-    fn deregister(&mut self, registry: &mio::Registry) -> io::Result<()> {
-        self.listener.deregister(registry)
     }
 }
 
@@ -713,16 +671,7 @@ impl Dial for UnixDial {
 #[derive(Clone)]
 pub struct UnixConnector(BaseConnector<UnixDial>);
 
-impl std::fmt::Debug for UnixConnector {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "<UnixConnector {} {:?}>",
-            self.get_destination(),
-            self.state()
-        )
-    }
-}
+connector_newtype!(UnixConnector);
 
 impl UnixConnector {
     fn unstarted(
@@ -760,24 +709,6 @@ impl UnixConnector {
     /// The path it connects to.
     pub fn path(&self) -> &Path {
         &self.0.dial().path
-    }
-}
-
-impl Connector for UnixConnector {
-    fn connect(&self) {
-        self.0.connect()
-    }
-    fn stop_connecting(&self) -> Result<(), NotConnectingError> {
-        self.0.stop_connecting()
-    }
-    fn disconnect(&self) {
-        self.0.disconnect()
-    }
-    fn get_destination(&self) -> Address {
-        self.0.get_destination()
-    }
-    fn state(&self) -> ConnectorState {
-        self.0.state()
     }
 }
 
