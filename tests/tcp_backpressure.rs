@@ -142,6 +142,12 @@ fn run(total: usize, setup: Setup, reading: Arc<AtomicBool>) -> (Rc<Seen>, u64, 
     // (starting early would not change what is checked). Where it does not, the server
     // takes everything first.
     let bounded_setup = matches!(setup, Setup::Default | Setup::Limits(..));
+    // The stall must come from back-pressure, not from a writer thread starved for a while on
+    // a loaded machine: the reader starts only once the buffer went above the mark in force.
+    let high = match setup {
+        Setup::Limits(high, _) => high,
+        _ => DEFAULT_HIGH_WATER,
+    };
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut last = (0, Instant::now());
     while !seen.lost.get() && Instant::now() < deadline {
@@ -152,7 +158,7 @@ fn run(total: usize, setup: Setup, reading: Arc<AtomicBool>) -> (Rc<Seen>, u64, 
                 last = (got, Instant::now());
             } else if got == total
                 || (bounded_setup
-                    && seen.max_buffered.get() > DEFAULT_HIGH_WATER
+                    && seen.max_buffered.get() > high
                     && last.1.elapsed() > Duration::from_millis(300))
             {
                 reading.store(true, Ordering::SeqCst);
