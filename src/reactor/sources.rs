@@ -38,7 +38,7 @@ impl Reactor {
     /// `deregister_source` or `forget_source` with the returned token.
     pub(crate) fn register_source(
         &self,
-        source: &mut impl AsFd,
+        source: &impl AsFd,
         interest: Interest,
         handler: Rc<dyn SourceHandler>,
     ) -> io::Result<Token> {
@@ -55,7 +55,7 @@ impl Reactor {
         Ok(token)
     }
 
-    pub(crate) fn deregister_source(&self, token: Token, source: &mut impl AsFd) {
+    pub(crate) fn deregister_source(&self, token: Token, source: &impl AsFd) {
         let entry = self.inner.registry.borrow_mut().remove(token);
         if entry.is_some() {
             // May fail if the socket was never registered: nothing to undo then.

@@ -234,7 +234,7 @@ impl<D: Dial> BaseConnector<D> {
     }
 
     /// Attempt `id` has a connecting socket: wait for it to become writable.
-    pub(crate) fn attempt_started(&self, reactor: &Reactor, id: u64, mut socket: D::Socket) {
+    pub(crate) fn attempt_started(&self, reactor: &Reactor, id: u64, socket: D::Socket) {
         if !self.current(id) {
             return;
         }
@@ -242,7 +242,7 @@ impl<D: Dial> BaseConnector<D> {
             connector: self.clone(),
             id,
         });
-        match reactor.register_source(&mut socket, Interest::WRITABLE, handler) {
+        match reactor.register_source(&socket, Interest::WRITABLE, handler) {
             Ok(token) => {
                 if let Some(a) = self.inner.attempt.borrow_mut().as_mut() {
                     a.socket = Some(socket);

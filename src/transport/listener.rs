@@ -51,7 +51,7 @@ impl<L: Listener> Port<L> {
     /// Registers `listener` and counts the port as a user of `factory`.
     pub(crate) fn start(
         reactor: &Reactor,
-        mut listener: L,
+        listener: L,
         host: Address,
         factory: Rc<dyn AnyFactory>,
     ) -> io::Result<ListeningPort> {
@@ -63,7 +63,7 @@ impl<L: Listener> Port<L> {
             me: me.clone(),
             backoff: RefCell::new(None),
         });
-        let token = reactor.register_source(&mut listener, Interest::READABLE, port.clone())?;
+        let token = reactor.register_source(&listener, Interest::READABLE, port.clone())?;
         port.token.set(Some(token));
         *port.listener.borrow_mut() = Some(listener);
         factory.do_start();
@@ -159,8 +159,8 @@ impl<L: Listener> PortControl for Port<L> {
     }
     fn stop(&self, reactor: &Reactor) -> Result<(), Failure> {
         let listener = self.listener.borrow_mut().take();
-        if let (Some(t), Some(mut l)) = (self.token.take(), listener) {
-            reactor.deregister_source(t, &mut l);
+        if let (Some(t), Some(l)) = (self.token.take(), listener) {
+            reactor.deregister_source(t, &l);
             drop(l);
             let backoff = self.backoff.borrow_mut().take();
             if let Some(c) = backoff {

@@ -145,7 +145,7 @@ impl<S: StreamSocket> StreamConnection<S> {
     /// Registers `socket` with the reactor; no protocol yet (see [`start`](Self::start)).
     pub(crate) fn new(
         reactor: &Reactor,
-        mut socket: S,
+        socket: S,
         host: Address,
         peer: Address,
     ) -> io::Result<Rc<Self>> {
@@ -174,7 +174,7 @@ impl<S: StreamSocket> StreamConnection<S> {
             on_closed: RefCell::new(None),
         });
         let token = reactor.register_source(
-            &mut socket,
+            &socket,
             Interest::READABLE | Interest::WRITABLE,
             conn.clone(),
         )?;

@@ -156,7 +156,7 @@ pub(super) fn serve<A: IntoDatagramProtocol>(
             "the protocol of this handle is gone",
         )));
     };
-    let mut socket = bind(SocketAddr::new(ip, port)).map_err(&cannot)?;
+    let socket = bind(SocketAddr::new(ip, port)).map_err(&cannot)?;
     let host = socket.local_addr().map_err(&cannot)?;
     let driver: Rc<dyn DatagramDriver> = slot;
     let inner = Rc::new(UdpInner {
@@ -171,7 +171,7 @@ pub(super) fn serve<A: IntoDatagramProtocol>(
         stopped: Cell::new(false),
     });
     let token = reactor
-        .register_source(&mut socket, Interest::READABLE, inner.clone())
+        .register_source(&socket, Interest::READABLE, inner.clone())
         .map_err(&cannot)?;
     inner.token.set(Some(token));
     *inner.socket.borrow_mut() = Some(socket);
@@ -244,8 +244,8 @@ impl UdpInner {
             return;
         }
         let socket = self.socket.borrow_mut().take();
-        if let (Some(t), Some(mut s)) = (self.token.take(), socket) {
-            reactor.deregister_source(t, &mut s);
+        if let (Some(t), Some(s)) = (self.token.take(), socket) {
+            reactor.deregister_source(t, &s);
         }
         self.driver.do_stop();
     }

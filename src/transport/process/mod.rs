@@ -833,9 +833,8 @@ pub fn spawn_process<P: ProcessProtocol, A: AsRef<OsStr>>(
         process.pipes.borrow_mut().insert(fd, conn.clone());
         conns.push((fd, conn));
     }
-    let mut pidfd = pidfd;
     let token = reactor
-        .register_source(&mut pidfd, Interest::READABLE, process.clone())
+        .register_source(&pidfd, Interest::READABLE, process.clone())
         .map_err(io_err)?;
     process.token.set(Some(token));
     *process.pidfd.borrow_mut() = Some(pidfd);
