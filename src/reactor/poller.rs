@@ -173,6 +173,17 @@ impl Poller {
             .register(&mut SourceFd(&fd.as_raw_fd()), token, interest)
     }
 
+    /// Changes what `fd` (registered under `token`) is watched for.
+    pub(crate) fn reregister(
+        &self,
+        fd: BorrowedFd<'_>,
+        token: Token,
+        interest: Interest,
+    ) -> io::Result<()> {
+        self.registry
+            .reregister(&mut SourceFd(&fd.as_raw_fd()), token, interest)
+    }
+
     /// Stops watching `fd`. Fails harmlessly if it was not watched.
     pub(crate) fn deregister(&self, fd: BorrowedFd<'_>) -> io::Result<()> {
         self.registry.deregister(&mut SourceFd(&fd.as_raw_fd()))

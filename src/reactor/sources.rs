@@ -55,6 +55,19 @@ impl Reactor {
         Ok(token)
     }
 
+    /// Changes what a registered source is watched for (a datagram port watches for
+    /// writability only while its queue waits for room).
+    pub(crate) fn reregister_source(
+        &self,
+        token: Token,
+        source: &impl AsFd,
+        interest: Interest,
+    ) -> io::Result<()> {
+        self.inner
+            .poller
+            .reregister(source.as_fd(), token, interest)
+    }
+
     pub(crate) fn deregister_source(&self, token: Token, source: &impl AsFd) {
         let entry = self.inner.registry.borrow_mut().remove(token);
         if entry.is_some() {

@@ -1,10 +1,19 @@
 //! UDP ports (Twisted's `IReactorUDP`, `udp.Port`): [`listen_udp`] binds a socket and serves
 //! a [`DatagramProtocol`](crate::protocol::datagram::DatagramProtocol) with it.
 //!
-//! Writes leave at once with one `send_to` each; there is no write buffer. A datagram that
-//! meets a full socket buffer is dropped and counted ([`UdpPort::dropped_writes`]): datagrams
-//! may be lost, memory may not grow. Reading takes a budget per readiness event (see the
-//! shared datagram read loop), so a flooded port does not starve other sources.
+//! Datagrams move in batches: one `recvmmsg` reads up to 32 into buffers the port reuses,
+//! and each reaches the protocol without a copy; writes are queued and leave together with one
+//! `sendmmsg` when the reactor flushes the port, after the phase of the turn that made them
+//! (with UDP GSO where the kernel has it, for runs of equal-size datagrams to one address).
+//! Reading takes a budget per readiness event, so a flooded port does not starve other
+//! sources.
+//!
+//! A datagram too long for UDP fails at once with `MessageLengthError`. Errors the kernel
+//! gives only when the datagram is sent (no route, broadcast not allowed) are reported
+//! through the error log (stderr when no logger is installed) and the datagram is dropped.
+//! Writes that meet a full socket buffer wait for room, up to 4096 datagrams or 1 MiB per
+//! port; beyond that a write is dropped and counted ([`UdpPort::dropped_writes`]): datagrams
+//! may be lost, memory may not grow without limit.
 //!
 //! Connected mode ([`UdpPort::connect`]) fixes the peer: the kernel then reports the ICMP
 //! errors of earlier datagrams, which reach the protocol as `connection_refused`.
@@ -17,16 +26,17 @@ use std::any::Any;
 use std::cell::{Cell, RefCell};
 use std::io;
 use std::net::{IpAddr, SocketAddr};
-use std::rc::Rc;
+use std::os::fd::AsRawFd;
+use std::rc::{Rc, Weak};
 
 use mio::{Interest, Token};
 
 use super::Address;
-use super::datagram::{ReadEnd, read_some};
+use super::datagram::{READ_BUDGET, ReadEnd, RecvRing, SendQueue, read_some};
 use crate::error::{CannotListenError, InvalidAddressError, MessageLengthError};
 use crate::protocol::datagram::{DatagramDriver, DatagramPort, IntoDatagramProtocol, PortOps};
 use crate::reactor::sources::SourceHandler;
-use crate::reactor::{Reactor, Ready};
+use crate::reactor::{Reactor, Ready, WeakReactor};
 
 /// Options of [`listen_udp_with`]; build them from `default()` (all IPv4 interfaces, 8192
 /// bytes, Twisted's defaults).
@@ -159,14 +169,20 @@ pub(super) fn serve<A: IntoDatagramProtocol>(
     let socket = bind(SocketAddr::new(ip, port)).map_err(&cannot)?;
     let host = socket.local_addr().map_err(&cannot)?;
     let driver: Rc<dyn DatagramDriver> = slot;
-    let inner = Rc::new(UdpInner {
+    let inner = Rc::new_cyclic(|me| UdpInner {
         socket: RefCell::new(None),
         token: Cell::new(None),
         host,
         connected: Cell::new(None),
         slot: driver.clone().as_any(),
         driver,
-        buf: RefCell::new(vec![0; max_packet_size.max(1)]),
+        max_packet_size: max_packet_size.max(1),
+        ring: RefCell::new(None),
+        queue: RefCell::new(SendQueue::new(true)),
+        me: me.clone(),
+        reactor: reactor.downgrade(),
+        flush_wanted: Cell::new(false),
+        write_wait: Cell::new(false),
         dropped: Cell::new(0),
         stopped: Cell::new(false),
     });
@@ -188,7 +204,17 @@ pub(super) struct UdpInner {
     driver: Rc<dyn DatagramDriver>,
     /// The same slot as `driver`, for [`UdpPort::handle`].
     slot: Rc<dyn Any>,
-    buf: RefCell<Vec<u8>>,
+    max_packet_size: usize,
+    /// Made on the first read, so a port that only sends costs no buffers.
+    ring: RefCell<Option<RecvRing>>,
+    queue: RefCell<SendQueue<SocketAddr>>,
+    me: Weak<UdpInner>,
+    reactor: WeakReactor,
+    /// A flush is asked for and has not run yet.
+    flush_wanted: Cell<bool>,
+    /// The queue waits for the socket to become writable (watched only then: a UDP socket is
+    /// writable nearly always, and every send would wake the poller otherwise).
+    write_wait: Cell<bool>,
     dropped: Cell<u64>,
     stopped: Cell<bool>,
 }
@@ -216,13 +242,15 @@ impl UdpInner {
             return;
         };
         // Only the reactor reads, never from inside a protocol callback: no nested borrow.
-        let Ok(mut buf) = self.buf.try_borrow_mut() else {
+        let Ok(mut ring) = self.ring.try_borrow_mut() else {
             return;
         };
+        let ring = ring.get_or_insert_with(|| RecvRing::new(self.max_packet_size));
         let connected = self.connected.get().is_some();
         let end = read_some(
-            s,
-            &mut buf,
+            s.as_raw_fd(),
+            ring,
+            READ_BUDGET,
             |data, from| self.driver.datagram_received(data, from),
             || {
                 if connected {
@@ -230,7 +258,6 @@ impl UdpInner {
                 }
             },
         );
-        drop(buf);
         drop(socket);
         if end == ReadEnd::Budget
             && let Some(t) = self.token.get()
@@ -239,9 +266,62 @@ impl UdpInner {
         }
     }
 
+    /// Sends what was queued; called by the reactor after the phase that wrote, and when the
+    /// socket becomes writable again.
+    fn send_queued(&self, reactor: &Reactor) {
+        self.flush_wanted.set(false);
+        let flushed = {
+            let socket = self.socket.borrow();
+            let Some(s) = socket.as_ref() else {
+                return;
+            };
+            let Ok(mut queue) = self.queue.try_borrow_mut() else {
+                return;
+            };
+            let flushed = queue.flush(s.as_raw_fd());
+            if flushed.blocked != self.write_wait.get()
+                && let Some(t) = self.token.get()
+            {
+                let interest = if flushed.blocked {
+                    Interest::READABLE | Interest::WRITABLE
+                } else {
+                    Interest::READABLE
+                };
+                if let Err(e) = reactor.reregister_source(t, s, interest) {
+                    crate::report_error!(target: "twistor::udp", "cannot watch the UDP socket: {e}");
+                }
+                self.write_wait.set(flushed.blocked);
+            }
+            flushed
+        };
+        if self.connected.get().is_some() {
+            for _ in 0..flushed.refused {
+                self.driver.connection_refused();
+            }
+        }
+    }
+
+    /// Asks the reactor for a flush, unless one is pending or the queue waits for room.
+    fn want_flush(&self) {
+        if self.flush_wanted.get() || self.write_wait.get() {
+            return;
+        }
+        if let (Some(r), Some(me)) = (self.reactor.upgrade(), self.me.upgrade()) {
+            self.flush_wanted.set(true);
+            r.want_flush(me);
+        }
+    }
+
     fn stop(&self, reactor: &Reactor) {
         if self.stopped.replace(true) {
             return;
+        }
+        // What was written before the stop still leaves, as far as the socket takes it.
+        if let (Some(s), Ok(mut q)) = (self.socket.borrow().as_ref(), self.queue.try_borrow_mut())
+            && !q.is_empty()
+        {
+            q.flush(s.as_raw_fd());
+            q.clear();
         }
         let socket = self.socket.borrow_mut().take();
         if let (Some(t), Some(s)) = (self.token.take(), socket) {
@@ -252,10 +332,17 @@ impl UdpInner {
 }
 
 impl SourceHandler for UdpInner {
-    fn ready(&self, reactor: &Reactor, _ready: Ready) {
-        self.read(reactor);
+    fn ready(&self, reactor: &Reactor, ready: Ready) {
+        if ready.is_writable() && self.write_wait.get() {
+            self.send_queued(reactor);
+        }
+        if ready.is_readable() || !ready.is_writable() {
+            self.read(reactor);
+        }
     }
-    fn flush(&self, _reactor: &Reactor) {}
+    fn flush(&self, reactor: &Reactor) {
+        self.send_queued(reactor);
+    }
     fn shutdown(&self, reactor: &Reactor) {
         self.stop(reactor);
     }
@@ -269,10 +356,9 @@ impl PortOps for UdpInner {
         self.slot.clone()
     }
     fn write(&self, datagram: &[u8], addr: Option<SocketAddr>) -> Result<(), UdpError> {
-        let socket = self.socket.borrow();
-        let Some(s) = socket.as_ref() else {
+        if self.socket.borrow().is_none() {
             return Err(UdpError::NotListening);
-        };
+        }
         let connected = self.connected.get();
         let to = match (connected, addr) {
             (Some(c), Some(a)) if a != c => {
@@ -287,32 +373,15 @@ impl PortOps for UdpInner {
                 Some(a)
             }
         };
-        loop {
-            let sent = match to {
-                Some(a) => s.send_to(datagram, a),
-                None => s.send(datagram),
-            };
-            match sent {
-                Ok(_) => return Ok(()),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    self.dropped.set(self.dropped.get() + 1);
-                    return Ok(());
-                }
-                Err(e) if e.raw_os_error() == Some(libc::EMSGSIZE) => {
-                    return Err(MessageLengthError.into());
-                }
-                Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
-                    // Refusal of an earlier datagram; unconnected, Twisted ignores it.
-                    if connected.is_some() {
-                        drop(socket);
-                        self.driver.connection_refused();
-                    }
-                    return Ok(());
-                }
-                Err(e) => return Err(e.into()),
-            }
+        if datagram.len() > max_datagram(self.host) {
+            return Err(MessageLengthError.into());
         }
+        if self.queue.borrow_mut().push(datagram, to) {
+            self.want_flush();
+        } else {
+            self.dropped.set(self.dropped.get() + 1);
+        }
+        Ok(())
     }
     fn connect(&self, host: &str, port: u16) -> Result<(), UdpError> {
         if self.connected.get().is_some() {
@@ -351,6 +420,12 @@ impl PortOps for UdpInner {
     fn dropped(&self) -> u64 {
         self.dropped.get()
     }
+}
+
+/// The longest UDP payload: an IP packet's 65,535 bytes less the headers (IPv4's 20 and
+/// UDP's 8; IPv6's payload length leaves out its 40-byte header).
+fn max_datagram(host: SocketAddr) -> usize {
+    if host.is_ipv6() { 65_527 } else { 65_507 }
 }
 
 fn invalid(address: impl ToString, message: &str) -> UdpError {
