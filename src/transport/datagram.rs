@@ -42,8 +42,11 @@ pub(crate) const READ_BUDGET: usize = 256 * 1024;
 const EVENT_COST: usize = 64;
 /// Datagrams one `recvmmsg` may take.
 pub(crate) const RING_SLOTS: usize = 32;
-/// The memory one port's receive ring may use; with long datagrams it has fewer slots.
-const RING_BYTES: usize = 256 * 1024;
+/// The address space one port's receive ring may use; with longer datagrams it has fewer
+/// slots. A ring this large is mapped lazily (zeroed allocations of this size come straight
+/// from `mmap`), and the kernel touches only the pages the datagrams fill: 32 slots of 64 KiB
+/// holding short datagrams cost 32 pages, not 2 MiB.
+const RING_BYTES: usize = 2 * 1024 * 1024;
 /// Datagrams waiting for room in the socket buffer, at most.
 pub(crate) const QUEUE_DATAGRAMS: usize = 4096;
 /// Bytes waiting for room in the socket buffer, at most.
@@ -630,7 +633,8 @@ mod tests {
         let (_, got) = read_all(&b, &mut ring, READ_BUDGET);
         assert_eq!(got, vec![vec![7; 100], vec![]]);
         // A ring of long slots has fewer of them.
-        assert_eq!(RecvRing::new(65_536).slots(), 4);
+        assert_eq!(RecvRing::new(65_536).slots(), RING_SLOTS);
+        assert_eq!(RecvRing::new(1 << 20).slots(), 2);
         assert_eq!(RecvRing::new(10 << 20).slots(), 1);
     }
 
