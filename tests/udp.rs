@@ -377,3 +377,98 @@ fn panics_in_start_and_stop_protocol_are_contained() {
         stop(&reactor, &port);
     });
 }
+
+/// Writes `n` numbered datagrams to `to` when started: everything is written in one callback,
+/// before any of it can leave.
+struct Burst {
+    n: u32,
+    to: SocketAddr,
+}
+
+impl DatagramProtocol for Burst {
+    fn start_protocol(&mut self, cx: &DatagramContext<Self>) {
+        let port = cx.transport().unwrap();
+        for i in 0..self.n {
+            port.write(&i.to_be_bytes(), Some(self.to)).unwrap();
+        }
+    }
+    fn datagram_received(&mut self, _: &DatagramContext<Self>, _: &[u8], _: SocketAddr) {}
+}
+
+#[test]
+fn writes_of_one_turn_leave_together_in_order_and_past_the_bound_are_dropped_and_counted() {
+    bounded(20, || {
+        let reactor = Reactor::new().unwrap();
+        let rec = Recorder::default();
+        let data = rec.data.clone();
+        let mut o = local();
+        o.max_packet_size = 16;
+        let receiver = listen_udp_with(&reactor, 0, rec, o).unwrap();
+        let to = receiver.get_host().socket_addr().unwrap();
+        // 100 fit in the queue (and in the receiver's buffer): all arrive, in order.
+        let small = listen_udp_with(&reactor, 0, Burst { n: 100, to }, local()).unwrap();
+        assert_eq!(small.dropped_writes(), 0);
+        spin_until(&reactor, || data.len() == 100);
+        let got: Vec<u32> = data
+            .get()
+            .iter()
+            .map(|(d, _)| u32::from_be_bytes(d[..4].try_into().unwrap()))
+            .collect();
+        assert_eq!(got, (0..100).collect::<Vec<_>>());
+        // 5000 in one callback: the queue holds 4096, the rest are dropped and counted.
+        let big = listen_udp_with(&reactor, 0, Burst { n: 5000, to }, local()).unwrap();
+        assert_eq!(big.dropped_writes(), 5000 - 4096);
+        stop(&reactor, &small);
+        stop(&reactor, &big);
+        stop(&reactor, &receiver);
+    });
+}
+
+#[test]
+fn what_was_written_before_stop_listening_still_leaves() {
+    bounded(20, || {
+        let reactor = Reactor::new().unwrap();
+        let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+        client
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let port = listen_udp_with(&reactor, 0, Echo, local()).unwrap();
+        port.write(b"last words", client.local_addr().ok()).unwrap();
+        let stopped = port.stop_listening(&reactor);
+        spin_until(&reactor, || stopped.has_result());
+        let mut buf = [0u8; 32];
+        let (n, from) = client.recv_from(&mut buf).unwrap();
+        assert_eq!(&buf[..n], b"last words");
+        assert_eq!(Some(from), port.get_host().socket_addr());
+        assert!(matches!(
+            port.write(b"late", client.local_addr().ok()),
+            Err(UdpError::NotListening)
+        ));
+    });
+}
+
+#[test]
+fn a_send_the_kernel_refuses_is_logged_and_the_port_goes_on() {
+    bounded(20, || {
+        util::capture_logs();
+        let reactor = Reactor::new().unwrap();
+        let rec = Recorder::default();
+        let data = rec.data.clone();
+        let receiver = listen_udp_with(&reactor, 0, rec, local()).unwrap();
+        let port = listen_udp(&reactor, 0, Echo).unwrap();
+        // Broadcast without SO_BROADCAST: the kernel refuses it (EACCES) when it is sent.
+        port.write(b"to all", "255.255.255.255:9".parse().ok())
+            .unwrap();
+        port.write(b"to one", receiver.get_host().socket_addr())
+            .unwrap();
+        spin_until(&reactor, || data.len() == 1);
+        assert_eq!(data.get()[0].0, b"to one");
+        let errors = util::captured_errors();
+        assert!(
+            errors.iter().any(|e| e.contains("datagram send failed")),
+            "{errors:?}"
+        );
+        stop(&reactor, &port);
+        stop(&reactor, &receiver);
+    });
+}
