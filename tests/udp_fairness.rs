@@ -56,6 +56,15 @@ impl Protocol for TcpEcho {
     }
 }
 
+/// Clears the flag when dropped, also while a panic unwinds.
+struct StopOnDrop(Arc<AtomicBool>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Relaxed);
+    }
+}
+
 /// Waits until `counter` passes `at_least`, for at most 10 s.
 fn wait_for(counter: &AtomicU64, at_least: u64, what: &str) {
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -92,6 +101,8 @@ fn udp_flood_does_not_starve_tcp_on_the_same_reactor() {
         let (udp_to, tcp_port, stop_reactor) = rx.recv().expect("the reactor thread started");
 
         let flooding = Arc::new(AtomicBool::new(true));
+        // A failing assertion below must not leave eight threads flooding the machine.
+        let _stop_flood = StopOnDrop(flooding.clone());
         let sent = Arc::new(AtomicU64::new(0));
         let senders: Vec<_> = (0..SENDERS)
             .map(|i| {
