@@ -7,6 +7,11 @@
 //! little busy work, so the port, not the flood, is the slow side. The bound is loose: the
 //! flood's threads take most of the CPU, and what the test rules out is a connection that never
 //! gets a turn, not a slow one.
+//!
+//! Threads racing a reader depend on how the machine schedules them (on a busy one the reader
+//! often empties the socket anyway), so a second test floods deterministically: a port that
+//! sends each datagram it reads back to itself never empties its queue, and a read loop that
+//! ran until the queue was empty would never end.
 
 mod util;
 
@@ -158,6 +163,82 @@ fn udp_flood_does_not_starve_tcp_on_the_same_reactor() {
             received.load(Ordering::Relaxed),
         );
         // The port was not starved either: it kept reading while TCP was served.
+        assert!(
+            udp_during > 0,
+            "the UDP port read nothing during the round trips"
+        );
+    });
+}
+
+/// Sends every datagram it receives back to its own port: seeded with a few, the port's
+/// queue never empties (a send on loopback lands in the queue at once, or at the end of the
+/// reactor's turn), so only a bounded read hands the turn on to other sources.
+struct Feeder {
+    received: Arc<AtomicU64>,
+}
+
+impl DatagramProtocol for Feeder {
+    fn datagram_received(&mut self, cx: &DatagramContext<Self>, data: &[u8], _: SocketAddr) {
+        self.received.fetch_add(1, Ordering::Relaxed);
+        if let Some(port) = cx.transport()
+            && let Some(me) = port.get_host().socket_addr()
+        {
+            // A full queue drops the datagram: the flood only gets smaller, never stops.
+            let _ = port.write(data, Some(me));
+        }
+    }
+}
+
+#[test]
+fn a_port_that_never_drains_does_not_starve_tcp_on_the_same_reactor() {
+    bounded(120, || {
+        let received = Arc::new(AtomicU64::new(0));
+        let (tx, rx) = mpsc::channel();
+        let r = received.clone();
+        let reactor_thread = std::thread::spawn(move || {
+            let reactor = Reactor::new().unwrap();
+            let mut o = UdpListenOptions::default();
+            o.interface = "127.0.0.1".into();
+            let udp = listen_udp_with(&reactor, 0, Feeder { received: r }, o).unwrap();
+            let me = udp.get_host().socket_addr();
+            for i in 0..64u8 {
+                udp.write(&[i; 256], me).unwrap();
+            }
+            let tcp = listen_tcp_with(
+                &reactor,
+                0,
+                for_protocol(|| TcpEcho),
+                ListenOptions::on("127.0.0.1"),
+            )
+            .unwrap();
+            let tcp_port = tcp.get_host().socket_addr().unwrap().port();
+            tx.send((tcp_port, reactor.thread_handle())).unwrap();
+            reactor.run_without_signal_handlers().unwrap();
+        });
+        let (tcp_port, stop_reactor) = rx.recv().expect("the reactor thread started");
+        wait_for(&received, 1000, "the port is not feeding itself");
+
+        let mut tcp = connect_local(tcp_port);
+        let udp_before = received.load(Ordering::Relaxed);
+        let start = Instant::now();
+        for i in 0..ROUND_TRIPS {
+            let msg = format!("message {i:04}\n");
+            tcp.write_all(msg.as_bytes()).unwrap();
+            assert_eq!(read_exact_bytes(&mut tcp, msg.len()), msg.as_bytes());
+            assert!(
+                start.elapsed() < BOUND,
+                "only {i} TCP round trips within {BOUND:?} beside the port"
+            );
+        }
+        let elapsed = start.elapsed();
+        let udp_during = received.load(Ordering::Relaxed) - udp_before;
+        stop_reactor.stop();
+        reactor_thread.join().expect("the reactor thread");
+        let _ = writeln!(
+            std::io::stderr(),
+            "udp fairness: {ROUND_TRIPS} TCP round trips in {elapsed:.2?} beside a port that \
+             read {udp_during} datagrams meanwhile"
+        );
         assert!(
             udp_during > 0,
             "the UDP port read nothing during the round trips"
