@@ -6,7 +6,13 @@
 //!   Twisted (`tests/interop/twisted_reverse_server.py`).
 //!
 //! and the same two over a UNIX socket (the line client's `--unix`: `connectUNIX` against
-//! `twistor reverse --unix`, `twistor reverse-client --unix` against `listenUNIX`).
+//! `twistor reverse --unix`, `twistor reverse-client --unix` against `listenUNIX`); and over
+//! UDP:
+//!
+//! * a Twisted `DatagramProtocol` client (`tests/interop/twisted_udp_client.py`) against
+//!   `twistor udp-echo`, datagrams from empty to the largest IPv4 one;
+//! * a connected twistor UDP port in the test process against the Twisted echo server of the
+//!   UDP howto (`tests/interop/twisted_udp_echo.py`), then its refusal once that server is gone.
 //!
 //! Python comes from `TWISTOR_PYTHON` (`.ci/run` sets it to a venv with Twisted), else from
 //! `python3` on `PATH` if that imports `twisted`. Without one the tests pass with a `SKIPPED`
@@ -18,12 +24,18 @@
 #[path = "../../tests/util/mod.rs"]
 mod util;
 
+use std::cell::Cell;
 use std::io::Write;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
 
-use util::{RunningExample, port_in, spawn_program};
+use twistor::protocol::datagram::{DatagramContext, DatagramProtocol};
+use twistor::reactor::Reactor;
+use twistor::transport::udp::{UdpListenOptions, listen_udp_with};
+use util::{Log, RunningExample, bounded, port_in, spawn_program};
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -186,4 +198,95 @@ fn twistor_reverse_client_unix_against_twisted_listen_unix() {
         let got: Vec<&str> = done.lines.iter().map(|(_, l)| l.as_str()).collect();
         assert_eq!(got, [want], "{done:?}");
     }
+}
+
+/// The largest datagram IPv4 carries: 65,535 bytes less the IPv4 and UDP headers.
+const LARGEST_UDP: usize = 65_507;
+
+#[test]
+fn twisted_datagram_client_against_twistor_udp_echo() {
+    let Some(python) = python() else { return };
+    let mut server = twistor(&["udp-echo", "--port", "0", "--interface", "127.0.0.1"]);
+    let (_, first) = server.next_line(WAIT);
+    let port = port_in(&first).to_string();
+    let largest = LARGEST_UDP.to_string();
+    let done = run_python(
+        &python,
+        "twisted_udp_client.py",
+        &[&port, "--max", &largest],
+    )
+    .wait(WAIT);
+    assert_eq!(done.status.code(), Some(0), "{done:?}");
+    let got: Vec<&str> = done.lines.iter().map(|(_, l)| l.as_str()).collect();
+    let sizes = [0, 1, 5, 100, 1400, 1472, 1473, 4096, 8192, LARGEST_UDP];
+    let mut want: Vec<String> = sizes.iter().map(|n| format!("echoed {n} bytes")).collect();
+    want.push(format!("{0} of {0} datagrams echoed", sizes.len()));
+    assert_eq!(got, want, "{done:?}");
+}
+
+/// A connected client: records what comes back, and refusals.
+struct Client {
+    got: Log<(Vec<u8>, SocketAddr)>,
+    refused: Rc<Cell<u32>>,
+}
+
+impl DatagramProtocol for Client {
+    fn datagram_received(&mut self, _cx: &DatagramContext<Self>, data: &[u8], from: SocketAddr) {
+        self.got.push((data.to_vec(), from));
+    }
+    fn connection_refused(&mut self, _cx: &DatagramContext<Self>) {
+        self.refused.set(self.refused.get() + 1);
+    }
+}
+
+/// Turns `reactor` until `done`, failing the test after 10 s with `what`.
+fn turn_until(reactor: &Reactor, what: &str, done: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !done() {
+        assert!(Instant::now() < deadline, "{what} within 10 s");
+        reactor.iterate(Duration::from_millis(10)).unwrap();
+    }
+}
+
+#[test]
+fn twistor_connected_udp_client_against_twisted_udp_echo() {
+    let Some(python) = python() else { return };
+    let mut server = run_python(&python, "twisted_udp_echo.py", &[]);
+    let (_, first) = server.next_line(WAIT);
+    let port = port_in(&first);
+    bounded(60, move || {
+        let reactor = Reactor::new().unwrap();
+        let got = Log::new();
+        let refused = Rc::new(Cell::new(0));
+        let client = Client {
+            got: got.clone(),
+            refused: refused.clone(),
+        };
+        let mut options = UdpListenOptions::default();
+        options.interface = "127.0.0.1".into();
+        options.max_packet_size = 65_536;
+        let udp = listen_udp_with(&reactor, 0, client, options).unwrap();
+        udp.connect("127.0.0.1", port).unwrap();
+        let peer: SocketAddr = ([127, 0, 0, 1], port).into();
+        // One at a time: the reply to each is checked before the next leaves.
+        for n in [0, 1, 1400, 8192, 30_000, LARGEST_UDP] {
+            let datagram: Vec<u8> = (0..n).map(|i| (i * 7 + n) as u8).collect();
+            let before = got.len();
+            udp.write(&datagram, None).unwrap();
+            turn_until(&reactor, &format!("no echo of {n} bytes"), || {
+                got.len() > before
+            });
+            let (data, from) = got.get()[before].clone();
+            assert_eq!(from, peer);
+            assert_eq!(data.len(), n);
+            assert!(data == datagram, "the {n}-byte datagram came back changed");
+        }
+        assert_eq!(refused.get(), 0);
+        // Twisted's server gone, the kernel refuses the next datagram and says so.
+        drop(server);
+        udp.write(b"anyone?", None).unwrap();
+        turn_until(&reactor, "no refusal reported", || refused.get() > 0);
+        let stopped = udp.stop_listening(&reactor);
+        turn_until(&reactor, "the port did not stop", || stopped.has_result());
+    });
 }
