@@ -1,7 +1,7 @@
 //! UNIX datagram sockets on real sockets, bounded in time: Twisted's
 //! `DatagramUnixSocketTests` (`test_exchange`, `test_cannotListen`), abstract names, the
 //! socket files (mode, unlink), unbound senders, connected-mode failures and refusals,
-//! contained panics and the protocol's start/stop cycle.
+//! contained panics and the protocol's start/stop cycle; the `unix_datagram` example.
 
 mod util;
 
@@ -459,4 +459,31 @@ fn a_full_receiver_queue_drops_and_counts() {
         stop(&reactor, &c);
         stop(&reactor, &s);
     });
+}
+
+#[test]
+fn the_example_exchanges_three_datagrams_and_exits() {
+    let name = format!("@twistor-udg-example-{}", std::process::id());
+    for args in [vec![], vec![name.as_str()]] {
+        let done = util::spawn_example("unix_datagram", &args).wait(Duration::from_secs(10));
+        assert_eq!(done.status.code(), Some(0), "{done:?}");
+        let lines: Vec<&str> = done.lines.iter().map(|(_, l)| l.as_str()).collect();
+        assert!(lines[0].starts_with("server on unix:"), "{done:?}");
+        let client: Vec<&str> = lines
+            .iter()
+            .copied()
+            .filter(|l| l.starts_with("client got"))
+            .collect();
+        assert_eq!(
+            client,
+            vec![
+                "client got \"HELLO\"",
+                "client got \"DATAGRAM\"",
+                "client got \"WORLD\""
+            ],
+            "{done:?}"
+        );
+        let server = lines.iter().filter(|l| l.starts_with("server got")).count();
+        assert_eq!(server, 3, "{done:?}");
+    }
 }

@@ -13,11 +13,23 @@
 //! running, otherwise right after the running one returns, and returns `None` once the
 //! protocol is gone.
 //!
+//! # One implementation, any address type
+//!
+//! Everything here is generic over the address type `A` a port's datagrams come from:
+//! [`SocketAddr`] by default (UDP: every `impl DatagramProtocol for X` means that), and
+//! [`UnixDatagramAddress`](crate::transport::unix::UnixDatagramAddress) for UNIX datagram
+//! sockets (`impl DatagramProtocol<UnixDatagramAddress> for X`). The slot, the handle, the
+//! panic containment and the start/stop count exist once, for every `A`; a UNIX socket
+//! connected to one peer serves its
+//! [`ConnectedDatagramProtocol`](super::connected_datagram::ConnectedDatagramProtocol)
+//! through an adapter that is a `DatagramProtocol` over the UNIX address type.
+//!
 //! [`DatagramPort`], the port a protocol's context names, is defined here and names no socket
-//! type: each kind of port (UDP now, UNIX datagrams later) implements a crate-private trait
-//! behind it. So the transports depend on this module and it on no transport, and a port and
-//! its protocol refer to each other only while the port serves it (the protocol's context
-//! forgets the port on `stop_protocol`).
+//! type: each kind of port (UDP, UNIX datagrams) implements a crate-private trait behind it.
+//! So the transports depend on this module and it on no transport, and a port and its
+//! protocol refer to each other only while the port serves it (the protocol's context forgets
+//! the port on `stop_protocol`). What only UDP ports have (a port number, `connect`,
+//! broadcast) is on `DatagramPort<SocketAddr>` alone.
 
 use std::any::Any;
 use std::cell::{Cell, RefCell};
@@ -254,7 +266,7 @@ impl<P: DatagramProtocol<A>, A: 'static> DatagramSlot<P, A> {
 
 fn report_panic(payload: &(dyn Any + Send)) {
     let f = Failure::from_panic(payload);
-    crate::report_error!(target: "twistor::udp", "datagram protocol callback panicked, port keeps serving: {f}");
+    crate::report_error!(target: "twistor::datagram", "datagram protocol callback panicked, port keeps serving: {f}");
 }
 
 impl<P: DatagramProtocol<A>, A: 'static> DatagramDriver<A> for DatagramSlot<P, A> {
@@ -373,7 +385,11 @@ fn unsupported() -> UdpError {
 }
 
 /// A datagram port: a UDP port (Twisted's `udp.Port`, also named
-/// [`UdpPort`](crate::transport::udp::UdpPort)); clones share the port.
+/// [`UdpPort`](crate::transport::udp::UdpPort)) or a UNIX datagram port (`unix.DatagramPort`
+/// and `ConnectedDatagramPort`, also named
+/// [`UnixDatagramPort`](crate::transport::unix::UnixDatagramPort)); clones share the port.
+/// A connected port (connected UDP, or a UNIX port from `connect_unix_datagram`) writes with
+/// no address: Twisted's `ConnectedDatagramPort.write(data)` is `write(data, None)`.
 ///
 /// ```
 /// use std::net::SocketAddr;
