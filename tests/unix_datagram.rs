@@ -487,3 +487,39 @@ fn the_example_exchanges_three_datagrams_and_exits() {
         assert_eq!(server, 3, "{done:?}");
     }
 }
+
+#[test]
+fn socket_files_are_removed_when_the_reactor_shuts_down() {
+    bounded(20, || {
+        let dir = temp_dir("shutdown");
+        let (server, client) = (dir.join("server.sock"), dir.join("client.sock"));
+        let reactor = Reactor::new().unwrap();
+        let s = listen_unix_datagram(&reactor, &server, Server::default()).unwrap();
+        let c = connect_unix_datagram_with(&reactor, &server, Client::default(), bound_to(&client));
+        assert!(server.exists() && client.exists());
+        drop(reactor);
+        assert!(!server.exists());
+        assert!(!client.exists());
+        // The ports are stopped too.
+        assert!(matches!(c.write(b"x", None), Err(UdpError::NotListening)));
+        drop(s);
+        let _ = std::fs::remove_dir_all(&dir);
+    });
+}
+
+#[test]
+fn writing_to_a_socket_that_is_gone_fails_with_the_os_error() {
+    bounded(20, || {
+        let reactor = Reactor::new().unwrap();
+        let dir = temp_dir("gone-write");
+        let s =
+            listen_unix_datagram(&reactor, abstract_name("gone-write"), Server::default()).unwrap();
+        let to = Some(UnixDatagramAddress::new(dir.join("nobody.sock")));
+        match s.write(b"x", to) {
+            Err(UdpError::Io(e)) => assert_eq!(e.kind(), std::io::ErrorKind::NotFound),
+            other => panic!("{other:?}"),
+        }
+        stop(&reactor, &s);
+        let _ = std::fs::remove_dir_all(&dir);
+    });
+}

@@ -21,7 +21,8 @@
 //!   went away refuses the next datagram: the protocol's `connection_refused` runs.
 //! - **Writes** leave at once, one `send`/`send_to` each, as UDP's do. A receiver whose queue
 //!   is full would block the sender: the datagram is dropped and counted instead
-//!   ([`DatagramPort::dropped_writes`]).
+//!   ([`DatagramPort::dropped_writes`]). A listening port's write to a socket that is gone
+//!   fails with the OS error (`ENOENT`, `ECONNREFUSED`), as Twisted's raises it.
 //!
 //! The socket calls (one read, one send) are small functions of their own, so the port can
 //! move onto another I/O core without touching the rest.
