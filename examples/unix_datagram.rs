@@ -79,7 +79,7 @@ fn main() {
     // A command line cannot carry the NUL that starts an abstract name: `@` stands for it.
     let (server_path, client_path): (PathBuf, PathBuf) = match std::env::args().nth(1) {
         Some(arg) if arg.starts_with('@') => {
-            let name = &arg[1..];
+            let name = arg.trim_start_matches('@');
             (
                 format!("\0{name}").into(),
                 format!("\0{name}-client").into(),

@@ -187,3 +187,72 @@ pub(crate) fn connection_failed<P: ConnectedDatagramProtocol>(
 ) {
     slot.call(move |p, cx| p.0.connection_failed(cx, reason));
 }
+
+#[cfg(test)]
+mod tests {
+    use std::cell::RefCell;
+
+    use super::*;
+    use crate::protocol::datagram::DatagramDriver;
+
+    /// Records its callbacks; panics on datagrams starting with `!` and on a failure.
+    struct Rec {
+        log: Rc<RefCell<Vec<String>>>,
+    }
+
+    impl ConnectedDatagramProtocol for Rec {
+        fn datagram_received(&mut self, _: &ConnectedDatagramContext<Self>, data: &[u8]) {
+            if data.starts_with(b"!") {
+                panic!("bad datagram");
+            }
+            self.log
+                .borrow_mut()
+                .push(String::from_utf8_lossy(data).into_owned());
+        }
+        fn connection_failed(&mut self, cx: &ConnectedDatagramContext<Self>, reason: Failure) {
+            assert!(cx.transport().is_none());
+            self.log.borrow_mut().push(format!("failed: {reason}"));
+            panic!("failing in connection_failed");
+        }
+        fn connection_refused(&mut self, _: &ConnectedDatagramContext<Self>) {
+            self.log.borrow_mut().push("refused".into());
+        }
+    }
+
+    #[test]
+    fn the_adapter_forwards_without_the_address_and_contains_panics() {
+        let log = Rc::new(RefCell::new(Vec::new()));
+        let Some(slot) = (Rec { log: log.clone() }).into_slot() else {
+            unreachable!("a new protocol always has a slot")
+        };
+        let from = UnixDatagramAddress::new("/somewhere");
+        slot.datagram_received(b"!boom", from.clone());
+        slot.datagram_received(b"one", from);
+        slot.connection_refused();
+        let err = std::io::Error::from(std::io::ErrorKind::NotFound);
+        connection_failed(&slot, Failure::new(err));
+        slot.datagram_received(b"two", UnixDatagramAddress::unnamed());
+        let log = log.borrow();
+        assert_eq!(log[..2], ["one", "refused"]);
+        assert!(log[2].starts_with("failed: "), "{log:?}");
+        assert_eq!(log[3], "two");
+    }
+
+    #[test]
+    fn a_handle_reaches_the_protocol_through_the_adapter() {
+        let log = Rc::new(RefCell::new(Vec::new()));
+        let Some(slot) = (Rec { log: log.clone() }).into_slot() else {
+            unreachable!("a new protocol always has a slot")
+        };
+        let handle = DatagramSlot::handle_of(&slot);
+        assert!(
+            handle
+                .with(|p, _| p.log.borrow().is_empty())
+                .unwrap_or(false)
+        );
+        assert!((&handle).into_slot().is_some());
+        drop(slot);
+        assert!(!handle.alive());
+        assert!((&handle).into_slot().is_none());
+    }
+}
