@@ -312,8 +312,9 @@ impl<P: DatagramProtocol<A>, A: 'static> DatagramDriver<A> for DatagramSlot<P, A
     }
 }
 
-/// What [`listen_udp`](crate::transport::udp::listen_udp) accepts as its protocol: a new
-/// protocol, or a handle on one that served (or serves) another port.
+/// What [`listen_udp`](crate::transport::udp::listen_udp) (and, over UNIX addresses,
+/// [`listen_unix_datagram`](crate::transport::unix::listen_unix_datagram)) accepts as its
+/// protocol: a new protocol, or a handle on one that served (or serves) another port.
 ///
 /// ```
 /// use twistor::prelude::*;
@@ -512,8 +513,9 @@ impl<A: 'static> DatagramPort<A> {
         Some(DatagramSlot::handle_of(&slot))
     }
 
-    /// Sends one datagram. In unconnected mode `addr` is required (and of the port's family);
-    /// in connected mode it must be `None` or the connected address. A full socket buffer
+    /// Sends one datagram. In unconnected mode `addr` is required (for UDP, of the port's
+    /// family; for UNIX, a named address: an unbound sender cannot be written to); in
+    /// connected mode it must be `None` or the connected address. A full socket buffer
     /// drops the datagram and counts it ([`dropped_writes`](Self::dropped_writes)).
     ///
     /// ```
