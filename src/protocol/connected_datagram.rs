@@ -23,10 +23,42 @@ use crate::transport::unix::UnixDatagramAddress;
 
 /// What a [`ConnectedDatagramProtocol`]'s callbacks can reach: its port (writes take no
 /// address: `write(data, None)`) and a handle on it.
+///
+/// ```
+/// use twistor::protocol::connected_datagram::{ConnectedDatagramContext, ConnectedDatagramProtocol};
+///
+/// struct Ping;
+/// impl ConnectedDatagramProtocol for Ping {
+///     fn start_protocol(&mut self, cx: &ConnectedDatagramContext<Self>) {
+///         if let Some(port) = cx.transport() {
+///             let _ = port.write(b"ping", None);
+///         }
+///     }
+///     fn datagram_received(&mut self, _: &ConnectedDatagramContext<Self>, _: &[u8]) {}
+/// }
+/// ```
 pub type ConnectedDatagramContext<P> = DatagramContext<Connected<P>, UnixDatagramAddress>;
 
 /// A weak handle on a [`ConnectedDatagramProtocol`]; its closure gets the [`Connected`]
 /// adapter, which dereferences to the protocol.
+///
+/// ```
+/// use twistor::prelude::*;
+/// use twistor::protocol::connected_datagram::*;
+/// use twistor::transport::unix::connect_unix_datagram;
+///
+/// struct Counter { failures: u32 }
+/// impl ConnectedDatagramProtocol for Counter {
+///     fn datagram_received(&mut self, _: &ConnectedDatagramContext<Self>, _: &[u8]) {}
+///     fn connection_failed(&mut self, _: &ConnectedDatagramContext<Self>, _: Failure) {
+///         self.failures += 1;
+///     }
+/// }
+/// let reactor = Reactor::new().unwrap();
+/// let port = connect_unix_datagram(&reactor, "/nonexistent/x.sock", Counter { failures: 0 });
+/// let h: ConnectedDatagramHandle<Counter> = port.handle().unwrap();
+/// assert_eq!(h.with(|c, _| c.failures), Some(1));
+/// ```
 pub type ConnectedDatagramHandle<P> = DatagramHandle<Connected<P>, UnixDatagramAddress>;
 
 /// The protocol of a connected UNIX datagram socket (Twisted's `ConnectedDatagramProtocol`).

@@ -166,6 +166,22 @@ impl fmt::Display for UnixDatagramAddress {
 }
 
 /// A UNIX datagram port; [`DatagramPort`] has its methods.
+///
+/// ```
+/// use twistor::prelude::*;
+/// use twistor::protocol::datagram::{DatagramContext, DatagramProtocol};
+/// use twistor::transport::unix::{listen_unix_datagram, UnixDatagramAddress, UnixDatagramPort};
+///
+/// struct Sink;
+/// impl DatagramProtocol<UnixDatagramAddress> for Sink {
+///     fn datagram_received(&mut self, _: &DatagramContext<Self, UnixDatagramAddress>, _: &[u8], _: UnixDatagramAddress) {}
+/// }
+/// let reactor = Reactor::new().unwrap();
+/// let name = format!("\0twistor-doc-port-dgram-{}", std::process::id());
+/// let port: UnixDatagramPort = listen_unix_datagram(&reactor, &name, Sink).unwrap();
+/// assert_eq!(port.get_peer(), None);
+/// assert_eq!(port.dropped_writes(), 0);
+/// ```
 pub type UnixDatagramPort = DatagramPort<UnixDatagramAddress>;
 
 /// Options of [`listen_unix_datagram_with`] (Twisted's `listenUNIXDatagram` arguments).
