@@ -247,3 +247,51 @@ fn ipv6_group_join_receive_and_leave() {
         success_result_of(&port.leave_group(group, "1"));
     });
 }
+
+/// Joins `GROUP` from `start_protocol`, through the port its context names.
+struct JoinsOnStart {
+    joined: Log<Result<(), String>>,
+}
+
+impl DatagramProtocol for JoinsOnStart {
+    fn start_protocol(&mut self, cx: &DatagramContext<Self>) {
+        let Some(port) = cx.transport().and_then(|p| p.multicast()) else {
+            self.joined.push(Err("not a multicast port".into()));
+            return;
+        };
+        let log = self.joined.clone();
+        port.join_group(GROUP, "127.0.0.1").add_both(move |r| {
+            log.push(r.map_err(|f| f.to_string()));
+            Ok(())
+        });
+    }
+    fn datagram_received(&mut self, _: &DatagramContext<Self>, _: &[u8], _: SocketAddr) {}
+}
+
+#[test]
+fn a_protocol_joins_a_group_from_start_protocol() {
+    bounded(20, || {
+        let reactor = Reactor::new().unwrap();
+        let joined = Log::new();
+        let proto = JoinsOnStart {
+            joined: joined.clone(),
+        };
+        let port = listen_multicast(&reactor, 0, proto).unwrap();
+        assert_eq!(joined.get(), vec![Ok(())]);
+        // The socket is a member now: joining again is refused by the kernel.
+        assert!(
+            failure_result_of(&port.join_group(GROUP, "127.0.0.1")).check::<MulticastJoinError>()
+        );
+        // A plain UDP port is not a multicast port.
+        let plain_log = Log::new();
+        let plain = JoinsOnStart {
+            joined: plain_log.clone(),
+        };
+        let _udp = twistor::transport::udp::listen_udp(&reactor, 0, plain).unwrap();
+        assert_eq!(
+            plain_log.get(),
+            vec![Err("not a multicast port".to_string())]
+        );
+        success_result_of(&port.leave_group(GROUP, "127.0.0.1"));
+    });
+}

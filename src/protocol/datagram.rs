@@ -13,11 +13,23 @@
 //! running, otherwise right after the running one returns, and returns `None` once the
 //! protocol is gone.
 //!
+//! # One implementation, any address type
+//!
+//! Everything here is generic over the address type `A` a port's datagrams come from:
+//! [`SocketAddr`] by default (UDP: every `impl DatagramProtocol for X` means that), and
+//! [`UnixDatagramAddress`](crate::transport::unix::UnixDatagramAddress) for UNIX datagram
+//! sockets (`impl DatagramProtocol<UnixDatagramAddress> for X`). The slot, the handle, the
+//! panic containment and the start/stop count exist once, for every `A`; a UNIX socket
+//! connected to one peer serves its
+//! [`ConnectedDatagramProtocol`](super::connected_datagram::ConnectedDatagramProtocol)
+//! through an adapter that is a `DatagramProtocol` over the UNIX address type.
+//!
 //! [`DatagramPort`], the port a protocol's context names, is defined here and names no socket
-//! type: each kind of port (UDP now, UNIX datagrams later) implements a crate-private trait
-//! behind it. So the transports depend on this module and it on no transport, and a port and
-//! its protocol refer to each other only while the port serves it (the protocol's context
-//! forgets the port on `stop_protocol`).
+//! type: each kind of port (UDP, UNIX datagrams) implements a crate-private trait behind it.
+//! So the transports depend on this module and it on no transport, and a port and its
+//! protocol refer to each other only while the port serves it (the protocol's context forgets
+//! the port on `stop_protocol`). What only UDP ports have (a port number, `connect`,
+//! broadcast) is on `DatagramPort<SocketAddr>` alone.
 
 use std::any::Any;
 use std::cell::{Cell, RefCell};
@@ -51,22 +63,22 @@ use crate::{Deferred, Failure};
 /// assert_ne!(port.port(), 0);
 /// ```
 #[doc(alias = "AbstractDatagramProtocol")]
-pub trait DatagramProtocol: Sized + 'static {
+pub trait DatagramProtocol<A = SocketAddr>: Sized + 'static {
     /// The protocol got its first port (Twisted's `startProtocol`).
     #[doc(alias = "startProtocol")]
-    fn start_protocol(&mut self, _cx: &DatagramContext<Self>) {}
+    fn start_protocol(&mut self, _cx: &DatagramContext<Self, A>) {}
 
     /// The protocol lost its last port (Twisted's `stopProtocol`).
     #[doc(alias = "stopProtocol")]
-    fn stop_protocol(&mut self, _cx: &DatagramContext<Self>) {}
+    fn stop_protocol(&mut self, _cx: &DatagramContext<Self, A>) {}
 
     /// A datagram arrived from `from`.
     #[doc(alias = "datagramReceived")]
-    fn datagram_received(&mut self, cx: &DatagramContext<Self>, data: &[u8], from: SocketAddr);
+    fn datagram_received(&mut self, cx: &DatagramContext<Self, A>, data: &[u8], from: A);
 
     /// In connected mode, the peer refused an earlier datagram (an ICMP error came back).
     #[doc(alias = "connectionRefused")]
-    fn connection_refused(&mut self, _cx: &DatagramContext<Self>) {}
+    fn connection_refused(&mut self, _cx: &DatagramContext<Self, A>) {}
 }
 
 /// What a datagram protocol's callbacks can reach: its port and a handle on itself.
@@ -87,38 +99,38 @@ pub trait DatagramProtocol: Sized + 'static {
 /// let port = listen_udp(&reactor, 0, Started(false)).unwrap();
 /// assert_eq!(port.handle::<Started>().unwrap().with(|p, _| p.0), Some(true));
 /// ```
-pub struct DatagramContext<P> {
-    transport: RefCell<Option<DatagramPort>>,
-    handle: DatagramHandle<P>,
+pub struct DatagramContext<P, A = SocketAddr> {
+    transport: RefCell<Option<DatagramPort<A>>>,
+    handle: DatagramHandle<P, A>,
 }
 
-impl<P> DatagramContext<P> {
+impl<P, A> DatagramContext<P, A> {
     /// The port the protocol is serving (the latest one, if several), `None` when it serves
     /// none (Twisted resets `transport` to `None` when the port stops). See the type's example.
-    pub fn transport(&self) -> Option<DatagramPort> {
+    pub fn transport(&self) -> Option<DatagramPort<A>> {
         self.transport.borrow().clone()
     }
 
     /// A handle on the protocol, for work that finishes later; see [`DatagramHandle::with`].
-    pub fn handle(&self) -> DatagramHandle<P> {
+    pub fn handle(&self) -> DatagramHandle<P, A> {
         self.handle.clone()
     }
 }
 
 /// One datagram protocol and its port count (shared by the ports serving it).
 #[doc(hidden)]
-pub struct DatagramSlot<P> {
-    serial: Serial<P, DatagramContext<P>>,
-    cx: DatagramContext<P>,
+pub struct DatagramSlot<P, A = SocketAddr> {
+    serial: Serial<P, DatagramContext<P, A>>,
+    cx: DatagramContext<P, A>,
     ports: Cell<usize>,
 }
 
 /// A weak handle on a datagram protocol (see the module docs).
-pub struct DatagramHandle<P> {
-    slot: Weak<DatagramSlot<P>>,
+pub struct DatagramHandle<P, A = SocketAddr> {
+    slot: Weak<DatagramSlot<P, A>>,
 }
 
-impl<P> Clone for DatagramHandle<P> {
+impl<P, A> Clone for DatagramHandle<P, A> {
     fn clone(&self) -> Self {
         DatagramHandle {
             slot: self.slot.clone(),
@@ -126,13 +138,13 @@ impl<P> Clone for DatagramHandle<P> {
     }
 }
 
-impl<P> fmt::Debug for DatagramHandle<P> {
+impl<P, A> fmt::Debug for DatagramHandle<P, A> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "<DatagramHandle alive={}>", self.slot.strong_count() > 0)
     }
 }
 
-impl<P: DatagramProtocol> DatagramHandle<P> {
+impl<P: DatagramProtocol<A>, A: 'static> DatagramHandle<P, A> {
     /// Runs `f` on the protocol now and returns its result, if no callback of the protocol
     /// is running; if one is, queues `f` to run right after it and returns `None`. Also
     /// `None` once the protocol is gone (no port and no [`DatagramPort`] keeps it).
@@ -153,7 +165,10 @@ impl<P: DatagramProtocol> DatagramHandle<P> {
     /// let h = port.handle::<Count>().unwrap();
     /// assert_eq!(h.with(|p, _| p.0), Some(0));
     /// ```
-    pub fn with<R>(&self, f: impl FnOnce(&mut P, &DatagramContext<P>) -> R + 'static) -> Option<R> {
+    pub fn with<R>(
+        &self,
+        f: impl FnOnce(&mut P, &DatagramContext<P, A>) -> R + 'static,
+    ) -> Option<R> {
         let slot = self.slot.upgrade()?;
         let r = match slot.serial.try_run(&slot.cx, f) {
             Ok(r) => r,
@@ -188,24 +203,24 @@ impl<P: DatagramProtocol> DatagramHandle<P> {
         self.slot.strong_count() > 0
     }
 
-    pub(crate) fn slot(&self) -> Option<Rc<DatagramSlot<P>>> {
+    pub(crate) fn slot(&self) -> Option<Rc<DatagramSlot<P, A>>> {
         self.slot.upgrade()
     }
 }
 
 /// What a datagram port drives: one protocol, type-erased.
-pub(crate) trait DatagramDriver {
+pub(crate) trait DatagramDriver<A = SocketAddr> {
     /// A port starts serving the protocol (Twisted's `makeConnection` + `doStart`).
-    fn do_start(&self, port: DatagramPort);
+    fn do_start(&self, port: DatagramPort<A>);
     /// A port stopped serving it (`doStop`).
     fn do_stop(&self);
-    fn datagram_received(&self, data: &[u8], from: SocketAddr);
+    fn datagram_received(&self, data: &[u8], from: A);
     fn connection_refused(&self);
     /// The slot itself, for [`DatagramPort::handle`].
     fn as_any(self: Rc<Self>) -> Rc<dyn Any>;
 }
 
-impl<P: DatagramProtocol> DatagramSlot<P> {
+impl<P: DatagramProtocol<A>, A: 'static> DatagramSlot<P, A> {
     pub(crate) fn new(proto: P) -> Rc<Self> {
         Rc::new_cyclic(|me| DatagramSlot {
             serial: Serial::new(proto),
@@ -217,7 +232,7 @@ impl<P: DatagramProtocol> DatagramSlot<P> {
         })
     }
 
-    pub(crate) fn handle_of(slot: &Rc<Self>) -> DatagramHandle<P> {
+    pub(crate) fn handle_of(slot: &Rc<Self>) -> DatagramHandle<P, A> {
         DatagramHandle {
             slot: Rc::downgrade(slot),
         }
@@ -238,7 +253,7 @@ impl<P: DatagramProtocol> DatagramSlot<P> {
     /// Runs one callback; a panic is reported and the port goes on serving. An event that
     /// arrives while a callback of the protocol runs (a write inside `datagram_received` that
     /// learns of a refusal, a port started from a callback) runs right after it.
-    fn call(&self, f: impl FnOnce(&mut P, &DatagramContext<P>) + 'static) {
+    pub(crate) fn call(&self, f: impl FnOnce(&mut P, &DatagramContext<P, A>) + 'static) {
         let Some(outcome) = self.serial.run_or_queue(&self.cx, f, |f| Box::new(f)) else {
             return;
         };
@@ -251,11 +266,11 @@ impl<P: DatagramProtocol> DatagramSlot<P> {
 
 fn report_panic(payload: &(dyn Any + Send)) {
     let f = Failure::from_panic(payload);
-    crate::report_error!(target: "twistor::udp", "datagram protocol callback panicked, port keeps serving: {f}");
+    crate::report_error!(target: "twistor::datagram", "datagram protocol callback panicked, port keeps serving: {f}");
 }
 
-impl<P: DatagramProtocol> DatagramDriver for DatagramSlot<P> {
-    fn do_start(&self, port: DatagramPort) {
+impl<P: DatagramProtocol<A>, A: 'static> DatagramDriver<A> for DatagramSlot<P, A> {
+    fn do_start(&self, port: DatagramPort<A>) {
         *self.cx.transport.borrow_mut() = Some(port);
         let n = self.ports.get();
         self.ports.set(n + 1);
@@ -277,10 +292,10 @@ impl<P: DatagramProtocol> DatagramDriver for DatagramSlot<P> {
             drop(port);
         }
     }
-    fn datagram_received(&self, data: &[u8], from: SocketAddr) {
+    fn datagram_received(&self, data: &[u8], from: A) {
         // Busy needs a callback that runs the reactor (only the reactor reads): the
         // datagram is dropped, as the network may drop it.
-        let received = |p: &mut P, cx: &DatagramContext<P>| p.datagram_received(cx, data, from);
+        let received = |p: &mut P, cx: &DatagramContext<P, A>| p.datagram_received(cx, data, from);
         let Some(outcome) = self.serial.run_or_else(&self.cx, received, drop) else {
             return;
         };
@@ -297,8 +312,9 @@ impl<P: DatagramProtocol> DatagramDriver for DatagramSlot<P> {
     }
 }
 
-/// What [`listen_udp`](crate::transport::udp::listen_udp) accepts as its protocol: a new
-/// protocol, or a handle on one that served (or serves) another port.
+/// What [`listen_udp`](crate::transport::udp::listen_udp) (and, over UNIX addresses,
+/// [`listen_unix_datagram`](crate::transport::unix::listen_unix_datagram)) accepts as its
+/// protocol: a new protocol, or a handle on one that served (or serves) another port.
 ///
 /// ```
 /// use twistor::prelude::*;
@@ -315,14 +331,16 @@ impl<P: DatagramProtocol> DatagramDriver for DatagramSlot<P> {
 /// let second = listen_udp(&reactor, 0, &handle).unwrap();
 /// assert!(second.handle::<Sink>().is_some());
 /// ```
-pub trait IntoDatagramProtocol {
+pub trait IntoDatagramProtocol<A = SocketAddr> {
     /// The protocol type.
-    type Protocol: DatagramProtocol;
+    type Protocol: DatagramProtocol<A>;
     /// The shared slot, or `None` if the handle's protocol is gone.
     #[doc(hidden)]
-    fn into_slot(self) -> Option<Rc<DatagramSlot<Self::Protocol>>>;
+    fn into_slot(self) -> Option<Rc<DatagramSlot<Self::Protocol, A>>>;
 }
 
+// One pair of impls per address type: a blanket impl over the address type would conflict
+// (another crate may make `&DatagramHandle<P, Its>` a `DatagramProtocol<Its>`).
 impl<P: DatagramProtocol> IntoDatagramProtocol for P {
     type Protocol = P;
     fn into_slot(self) -> Option<Rc<DatagramSlot<P>>> {
@@ -338,20 +356,41 @@ impl<P: DatagramProtocol> IntoDatagramProtocol for &DatagramHandle<P> {
 }
 
 /// What a datagram port does, behind [`DatagramPort`] (implemented by each kind of port).
-pub(crate) trait PortOps {
+pub(crate) trait PortOps<A = SocketAddr> {
     fn host(&self) -> Address;
+    /// The peer of a connected port.
+    fn peer(&self) -> Option<Address> {
+        None
+    }
     /// The protocol's slot, for [`DatagramPort::handle`].
     fn slot(&self) -> Rc<dyn Any>;
-    fn write(&self, datagram: &[u8], addr: Option<SocketAddr>) -> Result<(), UdpError>;
-    fn connect(&self, host: &str, port: u16) -> Result<(), UdpError>;
+    /// The port itself, for what only some kinds of port have (a multicast port's groups).
+    fn as_any(self: Rc<Self>) -> Rc<dyn Any>;
+    fn write(&self, datagram: &[u8], addr: Option<A>) -> Result<(), UdpError>;
     fn stop(&self, reactor: &Reactor);
-    fn set_broadcast(&self, allowed: bool) -> Result<(), UdpError>;
-    fn broadcast(&self) -> Result<bool, UdpError>;
     fn dropped(&self) -> u64;
+    // Only UDP ports have these; [`DatagramPort`] offers them for `SocketAddr` ports only.
+    fn connect(&self, _host: &str, _port: u16) -> Result<(), UdpError> {
+        Err(unsupported())
+    }
+    fn set_broadcast(&self, _allowed: bool) -> Result<(), UdpError> {
+        Err(unsupported())
+    }
+    fn broadcast(&self) -> Result<bool, UdpError> {
+        Err(unsupported())
+    }
+}
+
+fn unsupported() -> UdpError {
+    UdpError::Io(std::io::Error::from(std::io::ErrorKind::Unsupported))
 }
 
 /// A datagram port: a UDP port (Twisted's `udp.Port`, also named
-/// [`UdpPort`](crate::transport::udp::UdpPort)); clones share the port.
+/// [`UdpPort`](crate::transport::udp::UdpPort)) or a UNIX datagram port (`unix.DatagramPort`
+/// and `ConnectedDatagramPort`, also named
+/// [`UnixDatagramPort`](crate::transport::unix::UnixDatagramPort)); clones share the port.
+/// A connected port (connected UDP, or a UNIX port from `connect_unix_datagram`) writes with
+/// no address: Twisted's `ConnectedDatagramPort.write(data)` is `write(data, None)`.
 ///
 /// ```
 /// use std::net::SocketAddr;
@@ -383,20 +422,32 @@ pub(crate) trait PortOps {
 /// };
 /// assert_eq!(&buf[..n], b"ping");
 /// ```
-#[derive(Clone)]
-pub struct DatagramPort {
-    inner: Rc<dyn PortOps>,
+pub struct DatagramPort<A = SocketAddr> {
+    inner: Rc<dyn PortOps<A>>,
 }
 
-impl std::fmt::Debug for DatagramPort {
+impl<A> Clone for DatagramPort<A> {
+    fn clone(&self) -> Self {
+        DatagramPort {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+impl<A> std::fmt::Debug for DatagramPort<A> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "<DatagramPort {}>", self.inner.host())
     }
 }
 
-impl DatagramPort {
-    pub(crate) fn new(inner: Rc<dyn PortOps>) -> DatagramPort {
+impl<A: 'static> DatagramPort<A> {
+    pub(crate) fn new(inner: Rc<dyn PortOps<A>>) -> DatagramPort<A> {
         DatagramPort { inner }
+    }
+
+    /// The port's implementation, for the views only some kinds of port have.
+    pub(crate) fn ops_any(&self) -> Rc<dyn Any> {
+        self.inner.clone().as_any()
     }
 
     /// The address it is bound to (with the real port when 0 was asked for).
@@ -418,7 +469,8 @@ impl DatagramPort {
         self.inner.host()
     }
 
-    /// The port number it is bound to.
+    /// The peer of a connected port; `None` for a port that is not connected (Twisted's
+    /// `getPeer`, which only connected ports have).
     ///
     /// ```
     /// # use twistor::prelude::*;
@@ -430,10 +482,11 @@ impl DatagramPort {
     /// # }
     /// # let reactor = Reactor::new().unwrap();
     /// # let port = listen_udp(&reactor, 0, Sink).unwrap();
-    /// assert_eq!(port.port(), port.get_host().socket_addr().unwrap().port());
+    /// assert_eq!(port.get_peer(), None);
     /// ```
-    pub fn port(&self) -> u16 {
-        self.inner.host().socket_addr().map_or(0, |a| a.port())
+    #[doc(alias = "getPeer")]
+    pub fn get_peer(&self) -> Option<Address> {
+        self.inner.peer()
     }
 
     /// A handle on its protocol, if that is a `P`.
@@ -455,13 +508,14 @@ impl DatagramPort {
     /// # }
     /// assert!(port.handle::<Other>().is_none());
     /// ```
-    pub fn handle<P: DatagramProtocol>(&self) -> Option<DatagramHandle<P>> {
-        let slot = self.inner.slot().downcast::<DatagramSlot<P>>().ok()?;
+    pub fn handle<P: DatagramProtocol<A>>(&self) -> Option<DatagramHandle<P, A>> {
+        let slot = self.inner.slot().downcast::<DatagramSlot<P, A>>().ok()?;
         Some(DatagramSlot::handle_of(&slot))
     }
 
-    /// Sends one datagram. In unconnected mode `addr` is required (and of the port's family);
-    /// in connected mode it must be `None` or the connected address. A full socket buffer
+    /// Sends one datagram. In unconnected mode `addr` is required (for UDP, of the port's
+    /// family; for UNIX, a named address: an unbound sender cannot be written to); in
+    /// connected mode it must be `None` or the connected address. A full socket buffer
     /// drops the datagram and counts it ([`dropped_writes`](Self::dropped_writes)).
     ///
     /// ```
@@ -480,7 +534,7 @@ impl DatagramPort {
     /// let to = "127.0.0.1:9".parse().ok();
     /// assert!(matches!(port.write(&too_long, to), Err(UdpError::MessageLength(_))));
     /// ```
-    pub fn write(&self, datagram: &[u8], addr: Option<SocketAddr>) -> Result<(), UdpError> {
+    pub fn write(&self, datagram: &[u8], addr: Option<A>) -> Result<(), UdpError> {
         self.inner.write(datagram, addr)
     }
 
@@ -500,35 +554,8 @@ impl DatagramPort {
     /// port.write_sequence(&[b"one ", b"datagram"], to).unwrap();
     /// ```
     #[doc(alias = "writeSequence")]
-    pub fn write_sequence(
-        &self,
-        parts: &[&[u8]],
-        addr: Option<SocketAddr>,
-    ) -> Result<(), UdpError> {
+    pub fn write_sequence(&self, parts: &[&[u8]], addr: Option<A>) -> Result<(), UdpError> {
         self.write(&parts.concat(), addr)
-    }
-
-    /// Connects the port to one peer (connected UDP): only its datagrams are received, writes
-    /// need no address, and ICMP errors come back as `connection_refused`. `host` must be an
-    /// IP literal; a second `connect` fails.
-    ///
-    /// ```
-    /// use twistor::prelude::*;
-    /// use twistor::protocol::datagram::{DatagramContext, DatagramProtocol};
-    /// use twistor::transport::udp::{listen_udp, UdpError};
-    ///
-    /// struct Sink;
-    /// impl DatagramProtocol for Sink {
-    ///     fn datagram_received(&mut self, _: &DatagramContext<Self>, _: &[u8], _: std::net::SocketAddr) {}
-    /// }
-    /// let reactor = Reactor::new().unwrap();
-    /// let port = listen_udp(&reactor, 0, Sink).unwrap();
-    /// assert!(matches!(port.connect("localhost", 80), Err(UdpError::InvalidAddress(_))));
-    /// port.connect("127.0.0.1", 80).unwrap();
-    /// assert!(matches!(port.connect("127.0.0.1", 80), Err(UdpError::AlreadyConnected)));
-    /// ```
-    pub fn connect(&self, host: &str, port: u16) -> Result<(), UdpError> {
-        self.inner.connect(host, port)
     }
 
     /// Stops the port; the Deferred fires on a later turn, after the protocol's
@@ -560,6 +587,68 @@ impl DatagramPort {
             let _ = fire.callback(());
         });
         d
+    }
+
+    /// Datagrams dropped because the socket buffer was full.
+    ///
+    /// ```
+    /// # use twistor::prelude::*;
+    /// # use twistor::protocol::datagram::{DatagramContext, DatagramProtocol};
+    /// # use twistor::transport::udp::listen_udp;
+    /// # struct Sink;
+    /// # impl DatagramProtocol for Sink {
+    /// #     fn datagram_received(&mut self, _: &DatagramContext<Self>, _: &[u8], _: std::net::SocketAddr) {}
+    /// # }
+    /// # let reactor = Reactor::new().unwrap();
+    /// # let port = listen_udp(&reactor, 0, Sink).unwrap();
+    /// assert_eq!(port.dropped_writes(), 0);
+    /// ```
+    pub fn dropped_writes(&self) -> u64 {
+        self.inner.dropped()
+    }
+}
+
+/// What only UDP ports have: a port number, connected mode, broadcast.
+impl DatagramPort<SocketAddr> {
+    /// The port number it is bound to.
+    ///
+    /// ```
+    /// # use twistor::prelude::*;
+    /// # use twistor::protocol::datagram::{DatagramContext, DatagramProtocol};
+    /// # use twistor::transport::udp::listen_udp;
+    /// # struct Sink;
+    /// # impl DatagramProtocol for Sink {
+    /// #     fn datagram_received(&mut self, _: &DatagramContext<Self>, _: &[u8], _: std::net::SocketAddr) {}
+    /// # }
+    /// # let reactor = Reactor::new().unwrap();
+    /// # let port = listen_udp(&reactor, 0, Sink).unwrap();
+    /// assert_eq!(port.port(), port.get_host().socket_addr().unwrap().port());
+    /// ```
+    pub fn port(&self) -> u16 {
+        self.inner.host().socket_addr().map_or(0, |a| a.port())
+    }
+
+    /// Connects the port to one peer (connected UDP): only its datagrams are received, writes
+    /// need no address, and ICMP errors come back as `connection_refused`. `host` must be an
+    /// IP literal; a second `connect` fails.
+    ///
+    /// ```
+    /// use twistor::prelude::*;
+    /// use twistor::protocol::datagram::{DatagramContext, DatagramProtocol};
+    /// use twistor::transport::udp::{listen_udp, UdpError};
+    ///
+    /// struct Sink;
+    /// impl DatagramProtocol for Sink {
+    ///     fn datagram_received(&mut self, _: &DatagramContext<Self>, _: &[u8], _: std::net::SocketAddr) {}
+    /// }
+    /// let reactor = Reactor::new().unwrap();
+    /// let port = listen_udp(&reactor, 0, Sink).unwrap();
+    /// assert!(matches!(port.connect("localhost", 80), Err(UdpError::InvalidAddress(_))));
+    /// port.connect("127.0.0.1", 80).unwrap();
+    /// assert!(matches!(port.connect("127.0.0.1", 80), Err(UdpError::AlreadyConnected)));
+    /// ```
+    pub fn connect(&self, host: &str, port: u16) -> Result<(), UdpError> {
+        self.inner.connect(host, port)
     }
 
     /// Allows or forbids sending to broadcast addresses (`SO_BROADCAST`).
@@ -599,23 +688,5 @@ impl DatagramPort {
     #[doc(alias = "getBroadcastAllowed")]
     pub fn get_broadcast_allowed(&self) -> Result<bool, UdpError> {
         self.inner.broadcast()
-    }
-
-    /// Datagrams dropped because the socket buffer was full.
-    ///
-    /// ```
-    /// # use twistor::prelude::*;
-    /// # use twistor::protocol::datagram::{DatagramContext, DatagramProtocol};
-    /// # use twistor::transport::udp::listen_udp;
-    /// # struct Sink;
-    /// # impl DatagramProtocol for Sink {
-    /// #     fn datagram_received(&mut self, _: &DatagramContext<Self>, _: &[u8], _: std::net::SocketAddr) {}
-    /// # }
-    /// # let reactor = Reactor::new().unwrap();
-    /// # let port = listen_udp(&reactor, 0, Sink).unwrap();
-    /// assert_eq!(port.dropped_writes(), 0);
-    /// ```
-    pub fn dropped_writes(&self) -> u64 {
-        self.inner.dropped()
     }
 }

@@ -55,6 +55,7 @@ use crate::Failure;
 use crate::transport::connector::Connector;
 use crate::transport::{Address, Transport};
 
+pub mod connected_datagram;
 pub mod datagram;
 pub mod reconnect;
 pub(crate) mod serial;

@@ -114,6 +114,7 @@ pub fn listen_multicast_with<A: IntoDatagramProtocol>(
         protocol,
         &options.interface,
         options.max_packet_size,
+        true,
         |addr| bind(addr, multiple),
     )?;
     Ok(MulticastPort { port, inner })
@@ -163,6 +164,44 @@ impl Deref for MulticastPort {
     type Target = UdpPort;
     fn deref(&self) -> &UdpPort {
         &self.port
+    }
+}
+
+/// From the port a protocol's context names back to the multicast port it is.
+impl UdpPort {
+    /// This port as the [`MulticastPort`] it is, if it was opened by [`listen_multicast`]
+    /// (`None` for a plain UDP port). A protocol reaches its group operations this way, from
+    /// its context, and can join a group in `start_protocol`, as Twisted's multicast howto
+    /// does with `self.transport.joinGroup`.
+    ///
+    /// ```
+    /// use twistor::prelude::*;
+    /// use twistor::protocol::datagram::{DatagramContext, DatagramProtocol};
+    /// use twistor::transport::multicast::listen_multicast;
+    /// use twistor::transport::udp::listen_udp;
+    ///
+    /// struct Member(Option<Deferred<()>>);
+    /// impl DatagramProtocol for Member {
+    ///     fn start_protocol(&mut self, cx: &DatagramContext<Self>) {
+    ///         if let Some(m) = cx.transport().and_then(|p| p.multicast()) {
+    ///             self.0 = Some(m.join_group("228.0.0.5", "127.0.0.1"));
+    ///         }
+    ///     }
+    ///     fn datagram_received(&mut self, _: &DatagramContext<Self>, _: &[u8], _: std::net::SocketAddr) {}
+    /// }
+    /// let reactor = Reactor::new().unwrap();
+    /// let port = listen_multicast(&reactor, 0, Member(None)).unwrap();
+    /// let joined = port.handle::<Member>().unwrap().with(|m, _| m.0.is_some());
+    /// assert_eq!(joined, Some(true));
+    /// let plain = listen_udp(&reactor, 0, Member(None)).unwrap();
+    /// assert!(plain.multicast().is_none());
+    /// ```
+    pub fn multicast(&self) -> Option<MulticastPort> {
+        let inner = self.ops_any().downcast::<UdpInner>().ok()?;
+        inner.multicast.then(|| MulticastPort {
+            port: self.clone(),
+            inner,
+        })
     }
 }
 

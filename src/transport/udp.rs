@@ -126,6 +126,7 @@ pub fn listen_udp_with<A: IntoDatagramProtocol>(
         protocol,
         &options.interface,
         options.max_packet_size,
+        false,
         mio::net::UdpSocket::bind,
     )?;
     Ok(port)
@@ -133,13 +134,14 @@ pub fn listen_udp_with<A: IntoDatagramProtocol>(
 
 /// Binds with `bind` (which sets whatever socket options a kind of port needs) at the
 /// interface literal and port, and serves `protocol`; the inner port comes back too, for
-/// the operations only some kinds of UDP port have.
+/// the operations only some kinds of UDP port have (`multicast`: it is a multicast port).
 pub(super) fn serve<A: IntoDatagramProtocol>(
     reactor: &Reactor,
     port: u16,
     protocol: A,
     interface: &str,
     max_packet_size: usize,
+    multicast: bool,
     bind: impl FnOnce(SocketAddr) -> io::Result<mio::net::UdpSocket>,
 ) -> Result<(UdpPort, Rc<UdpInner>), CannotListenError> {
     let cannot = |source: io::Error| CannotListenError {
@@ -185,6 +187,7 @@ pub(super) fn serve<A: IntoDatagramProtocol>(
         write_wait: Cell::new(false),
         dropped: Cell::new(0),
         stopped: Cell::new(false),
+        multicast,
     });
     let token = reactor
         .register_source(&socket, Interest::READABLE, inner.clone())
@@ -217,6 +220,8 @@ pub(super) struct UdpInner {
     write_wait: Cell<bool>,
     dropped: Cell<u64>,
     stopped: Cell<bool>,
+    /// A multicast port, which [`UdpPort::multicast`] gives back as one.
+    pub(super) multicast: bool,
 }
 
 impl UdpInner {
@@ -354,6 +359,9 @@ impl PortOps for UdpInner {
     }
     fn slot(&self) -> Rc<dyn Any> {
         self.slot.clone()
+    }
+    fn as_any(self: Rc<Self>) -> Rc<dyn Any> {
+        self
     }
     fn write(&self, datagram: &[u8], addr: Option<SocketAddr>) -> Result<(), UdpError> {
         if self.socket.borrow().is_none() {

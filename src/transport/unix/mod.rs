@@ -45,6 +45,7 @@
 //! assert!(!path.exists()); // unlinked
 //! ```
 
+mod datagram;
 mod ext;
 mod lock;
 
@@ -61,6 +62,11 @@ use std::time::Duration;
 
 use mio::net::{UnixListener, UnixStream};
 
+pub use self::datagram::{
+    ReactorUnixDatagram, UnixDatagramAddress, UnixDatagramConnectOptions,
+    UnixDatagramListenOptions, UnixDatagramPort, connect_unix_datagram, connect_unix_datagram_with,
+    listen_unix_datagram, listen_unix_datagram_with,
+};
 use self::ext::UnixAccess;
 pub use self::ext::{
     FileDescriptorOverrun, MAX_QUEUED_DESCRIPTORS, PeerCredentials, SendDescriptorError, UnixExt,
