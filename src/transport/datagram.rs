@@ -30,11 +30,18 @@
 //! at most [`QUEUE_DATAGRAMS`] datagrams and [`QUEUE_BYTES`] bytes; a write beyond that is
 //! dropped and counted. Datagrams may be lost; memory may not grow without limit.
 
+use std::cell::{Cell, OnceCell, RefCell};
 use std::collections::VecDeque;
 use std::io;
 use std::mem::{size_of, zeroed};
-use std::os::fd::RawFd;
+use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::ptr;
+use std::rc::Weak;
+
+use mio::{Interest, Token};
+
+use crate::reactor::sources::SourceHandler;
+use crate::reactor::{Reactor, WeakReactor};
 
 /// Bytes read per run before other sources get their turn (Twisted's `maxThroughput`).
 pub(crate) const READ_BUDGET: usize = 256 * 1024;
@@ -544,6 +551,141 @@ fn set_segment(hdr: &mut libc::msghdr, buf: &mut [u64; 4], size: u16) {
 #[cfg(not(any(target_os = "linux", target_os = "android")))]
 fn set_segment(_: &mut libc::msghdr, _: &mut [u64; 4], _: u16) {
     unreachable!("GSO is only tried on Linux")
+}
+
+/// The I/O state of one datagram port, whatever its socket: the receive ring, the send
+/// queue, and the bookkeeping of flushes and writability. The port owns the socket and the
+/// protocol, and passes the socket in.
+pub(crate) struct DatagramIo<A> {
+    max_packet_size: usize,
+    /// Made on the first read, so a port that only sends costs no buffers.
+    ring: RefCell<Option<RecvRing>>,
+    queue: RefCell<SendQueue<A>>,
+    /// The port's registration: its token, itself as the reactor sees it, and the reactor.
+    attached: OnceCell<(Token, Weak<dyn SourceHandler>, WeakReactor)>,
+    /// A flush is asked for and has not run yet.
+    flush_wanted: Cell<bool>,
+    /// The queue waits for the socket to become writable (watched only then: a datagram
+    /// socket is writable nearly always, and every send would wake the poller otherwise).
+    write_wait: Cell<bool>,
+    dropped: Cell<u64>,
+}
+
+impl<A: RawAddress> DatagramIo<A> {
+    /// The state of a port reading datagrams of up to `max_packet_size` bytes; `gso` allows
+    /// UDP segmentation offload.
+    pub(crate) fn new(max_packet_size: usize, gso: bool) -> DatagramIo<A> {
+        DatagramIo {
+            max_packet_size: max_packet_size.max(1),
+            ring: RefCell::new(None),
+            queue: RefCell::new(SendQueue::new(gso)),
+            attached: OnceCell::new(),
+            flush_wanted: Cell::new(false),
+            write_wait: Cell::new(false),
+            dropped: Cell::new(0),
+        }
+    }
+
+    /// Registers `socket` for reading, with `port` as its handler.
+    pub(crate) fn register<H: SourceHandler + 'static>(
+        &self,
+        reactor: &Reactor,
+        socket: &impl AsFd,
+        port: &std::rc::Rc<H>,
+    ) -> io::Result<()> {
+        let token = reactor.register_source(socket, Interest::READABLE, port.clone())?;
+        let me: Weak<dyn SourceHandler> = std::rc::Rc::downgrade(port) as Weak<dyn SourceHandler>;
+        let _ = self.attached.set((token, me, reactor.downgrade()));
+        Ok(())
+    }
+
+    /// The token of the registration, if any.
+    pub(crate) fn token(&self) -> Option<Token> {
+        self.attached.get().map(|a| a.0)
+    }
+
+    /// Reads from `socket` (a readiness event, or a run asked for again) and hands each
+    /// datagram to `deliver`; asks to run again when the budget ran out.
+    pub(crate) fn read(
+        &self,
+        reactor: &Reactor,
+        socket: &impl AsRawFd,
+        deliver: impl FnMut(&[u8], A),
+        refused: impl FnMut(),
+    ) {
+        // Only the reactor reads, never from inside a protocol callback: no nested borrow.
+        let Ok(mut ring) = self.ring.try_borrow_mut() else {
+            return;
+        };
+        let ring = ring.get_or_insert_with(|| RecvRing::new(self.max_packet_size));
+        let end = read_some(socket.as_raw_fd(), ring, READ_BUDGET, deliver, refused);
+        if end == ReadEnd::Budget
+            && let Some(t) = self.token()
+        {
+            reactor.ready_again(t);
+        }
+    }
+
+    /// Queues a datagram and asks for a flush; a full queue drops it and counts it.
+    pub(crate) fn write(&self, data: &[u8], to: Option<A>) {
+        if !self.queue.borrow_mut().push(data, to) {
+            self.dropped.set(self.dropped.get() + 1);
+            return;
+        }
+        if self.flush_wanted.get() || self.write_wait.get() {
+            return;
+        }
+        if let Some((_, me, reactor)) = self.attached.get()
+            && let (Some(r), Some(me)) = (reactor.upgrade(), me.upgrade())
+        {
+            self.flush_wanted.set(true);
+            r.want_flush(me);
+        }
+    }
+
+    /// Sends what was queued (the reactor's flush, or the socket became writable): watches
+    /// for writability while the queue waits for room, and stops watching once it is empty.
+    pub(crate) fn send_queued(&self, reactor: &Reactor, socket: &impl AsFd) -> Flushed {
+        self.flush_wanted.set(false);
+        let Ok(mut queue) = self.queue.try_borrow_mut() else {
+            return Flushed::default();
+        };
+        let flushed = queue.flush(socket.as_fd().as_raw_fd());
+        if flushed.blocked != self.write_wait.get()
+            && let Some(t) = self.token()
+        {
+            let interest = if flushed.blocked {
+                Interest::READABLE | Interest::WRITABLE
+            } else {
+                Interest::READABLE
+            };
+            if let Err(e) = reactor.reregister_source(t, socket, interest) {
+                crate::report_error!(target: "twistor::datagram", "cannot watch the datagram socket: {e}");
+            }
+            self.write_wait.set(flushed.blocked);
+        }
+        flushed
+    }
+
+    /// Whether the queue waits for the socket to become writable.
+    pub(crate) fn waits_for_room(&self) -> bool {
+        self.write_wait.get()
+    }
+
+    /// The port is closing: sends what the socket takes at once, then forgets the rest.
+    pub(crate) fn close(&self, socket: &impl AsRawFd) {
+        if let Ok(mut q) = self.queue.try_borrow_mut() {
+            if !q.is_empty() {
+                q.flush(socket.as_raw_fd());
+            }
+            q.clear();
+        }
+    }
+
+    /// Writes dropped so far (the queue was full).
+    pub(crate) fn dropped(&self) -> u64 {
+        self.dropped.get()
+    }
 }
 
 #[cfg(test)]

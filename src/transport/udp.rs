@@ -26,17 +26,14 @@ use std::any::Any;
 use std::cell::{Cell, RefCell};
 use std::io;
 use std::net::{IpAddr, SocketAddr};
-use std::os::fd::AsRawFd;
-use std::rc::{Rc, Weak};
-
-use mio::{Interest, Token};
+use std::rc::Rc;
 
 use super::Address;
-use super::datagram::{READ_BUDGET, ReadEnd, RecvRing, SendQueue, read_some};
+use super::datagram::DatagramIo;
 use crate::error::{CannotListenError, InvalidAddressError, MessageLengthError};
 use crate::protocol::datagram::{DatagramDriver, DatagramPort, IntoDatagramProtocol, PortOps};
 use crate::reactor::sources::SourceHandler;
-use crate::reactor::{Reactor, Ready, WeakReactor};
+use crate::reactor::{Reactor, Ready};
 
 /// Options of [`listen_udp_with`]; build them from `default()` (all IPv4 interfaces, 8192
 /// bytes, Twisted's defaults).
@@ -171,28 +168,20 @@ pub(super) fn serve<A: IntoDatagramProtocol>(
     let socket = bind(SocketAddr::new(ip, port)).map_err(&cannot)?;
     let host = socket.local_addr().map_err(&cannot)?;
     let driver: Rc<dyn DatagramDriver> = slot;
-    let inner = Rc::new_cyclic(|me| UdpInner {
+    let inner = Rc::new(UdpInner {
         socket: RefCell::new(None),
-        token: Cell::new(None),
         host,
         connected: Cell::new(None),
         slot: driver.clone().as_any(),
         driver,
-        max_packet_size: max_packet_size.max(1),
-        ring: RefCell::new(None),
-        queue: RefCell::new(SendQueue::new(true)),
-        me: me.clone(),
-        reactor: reactor.downgrade(),
-        flush_wanted: Cell::new(false),
-        write_wait: Cell::new(false),
-        dropped: Cell::new(0),
+        io: DatagramIo::new(max_packet_size, true),
         stopped: Cell::new(false),
         multicast,
     });
-    let token = reactor
-        .register_source(&socket, Interest::READABLE, inner.clone())
+    inner
+        .io
+        .register(reactor, &socket, &inner)
         .map_err(&cannot)?;
-    inner.token.set(Some(token));
     *inner.socket.borrow_mut() = Some(socket);
     let port = DatagramPort::new(inner.clone());
     inner.driver.do_start(port.clone());
@@ -201,24 +190,12 @@ pub(super) fn serve<A: IntoDatagramProtocol>(
 
 pub(super) struct UdpInner {
     socket: RefCell<Option<mio::net::UdpSocket>>,
-    token: Cell<Option<Token>>,
     host: SocketAddr,
     connected: Cell<Option<SocketAddr>>,
     driver: Rc<dyn DatagramDriver>,
     /// The same slot as `driver`, for [`UdpPort::handle`].
     slot: Rc<dyn Any>,
-    max_packet_size: usize,
-    /// Made on the first read, so a port that only sends costs no buffers.
-    ring: RefCell<Option<RecvRing>>,
-    queue: RefCell<SendQueue<SocketAddr>>,
-    me: Weak<UdpInner>,
-    reactor: WeakReactor,
-    /// A flush is asked for and has not run yet.
-    flush_wanted: Cell<bool>,
-    /// The queue waits for the socket to become writable (watched only then: a UDP socket is
-    /// writable nearly always, and every send would wake the poller otherwise).
-    write_wait: Cell<bool>,
-    dropped: Cell<u64>,
+    io: DatagramIo<SocketAddr>,
     stopped: Cell<bool>,
     /// A multicast port, which [`UdpPort::multicast`] gives back as one.
     pub(super) multicast: bool,
@@ -246,16 +223,10 @@ impl UdpInner {
         let Some(s) = socket.as_ref() else {
             return;
         };
-        // Only the reactor reads, never from inside a protocol callback: no nested borrow.
-        let Ok(mut ring) = self.ring.try_borrow_mut() else {
-            return;
-        };
-        let ring = ring.get_or_insert_with(|| RecvRing::new(self.max_packet_size));
         let connected = self.connected.get().is_some();
-        let end = read_some(
-            s.as_raw_fd(),
-            ring,
-            READ_BUDGET,
+        self.io.read(
+            reactor,
+            s,
             |data, from| self.driver.datagram_received(data, from),
             || {
                 if connected {
@@ -263,41 +234,14 @@ impl UdpInner {
                 }
             },
         );
-        drop(socket);
-        if end == ReadEnd::Budget
-            && let Some(t) = self.token.get()
-        {
-            reactor.ready_again(t);
-        }
     }
 
     /// Sends what was queued; called by the reactor after the phase that wrote, and when the
     /// socket becomes writable again.
     fn send_queued(&self, reactor: &Reactor) {
-        self.flush_wanted.set(false);
-        let flushed = {
-            let socket = self.socket.borrow();
-            let Some(s) = socket.as_ref() else {
-                return;
-            };
-            let Ok(mut queue) = self.queue.try_borrow_mut() else {
-                return;
-            };
-            let flushed = queue.flush(s.as_raw_fd());
-            if flushed.blocked != self.write_wait.get()
-                && let Some(t) = self.token.get()
-            {
-                let interest = if flushed.blocked {
-                    Interest::READABLE | Interest::WRITABLE
-                } else {
-                    Interest::READABLE
-                };
-                if let Err(e) = reactor.reregister_source(t, s, interest) {
-                    crate::report_error!(target: "twistor::udp", "cannot watch the UDP socket: {e}");
-                }
-                self.write_wait.set(flushed.blocked);
-            }
-            flushed
+        let flushed = match self.socket.borrow().as_ref() {
+            Some(s) => self.io.send_queued(reactor, s),
+            None => return,
         };
         if self.connected.get().is_some() {
             for _ in 0..flushed.refused {
@@ -306,30 +250,16 @@ impl UdpInner {
         }
     }
 
-    /// Asks the reactor for a flush, unless one is pending or the queue waits for room.
-    fn want_flush(&self) {
-        if self.flush_wanted.get() || self.write_wait.get() {
-            return;
-        }
-        if let (Some(r), Some(me)) = (self.reactor.upgrade(), self.me.upgrade()) {
-            self.flush_wanted.set(true);
-            r.want_flush(me);
-        }
-    }
-
     fn stop(&self, reactor: &Reactor) {
         if self.stopped.replace(true) {
             return;
         }
         // What was written before the stop still leaves, as far as the socket takes it.
-        if let (Some(s), Ok(mut q)) = (self.socket.borrow().as_ref(), self.queue.try_borrow_mut())
-            && !q.is_empty()
-        {
-            q.flush(s.as_raw_fd());
-            q.clear();
+        if let Some(s) = self.socket.borrow().as_ref() {
+            self.io.close(s);
         }
         let socket = self.socket.borrow_mut().take();
-        if let (Some(t), Some(s)) = (self.token.take(), socket) {
+        if let (Some(t), Some(s)) = (self.io.token(), socket) {
             reactor.deregister_source(t, &s);
         }
         self.driver.do_stop();
@@ -338,7 +268,7 @@ impl UdpInner {
 
 impl SourceHandler for UdpInner {
     fn ready(&self, reactor: &Reactor, ready: Ready) {
-        if ready.is_writable() && self.write_wait.get() {
+        if ready.is_writable() && self.io.waits_for_room() {
             self.send_queued(reactor);
         }
         if ready.is_readable() || !ready.is_writable() {
@@ -384,11 +314,7 @@ impl PortOps for UdpInner {
         if datagram.len() > max_datagram(self.host) {
             return Err(MessageLengthError.into());
         }
-        if self.queue.borrow_mut().push(datagram, to) {
-            self.want_flush();
-        } else {
-            self.dropped.set(self.dropped.get() + 1);
-        }
+        self.io.write(datagram, to);
         Ok(())
     }
     fn connect(&self, host: &str, port: u16) -> Result<(), UdpError> {
@@ -426,7 +352,7 @@ impl PortOps for UdpInner {
         }
     }
     fn dropped(&self) -> u64 {
-        self.dropped.get()
+        self.io.dropped()
     }
 }
 

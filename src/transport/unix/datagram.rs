@@ -19,13 +19,14 @@
 //!   protocol's `connection_failed` runs before [`connect_unix_datagram`] returns and the port
 //!   it returns is already stopped, as Twisted's `connectUNIXDatagram` does. A peer that
 //!   went away refuses the next datagram: the protocol's `connection_refused` runs.
-//! - **Writes** leave at once, one `send`/`send_to` each, as UDP's do. A receiver whose queue
-//!   is full would block the sender: the datagram is dropped and counted instead
-//!   ([`DatagramPort::dropped_writes`]). A listening port's write to a socket that is gone
-//!   fails with the OS error (`ENOENT`, `ECONNREFUSED`), as Twisted's raises it.
-//!
-//! The socket calls (one read, one send) are small functions of their own, so the port can
-//! move onto another I/O core without touching the rest.
+//! - **Reads and writes** go through the datagram I/O core UDP uses: `recvmmsg` into a reused
+//!   ring, writes queued and sent together with `sendmmsg` when the reactor flushes the port.
+//!   A receiver whose queue is full makes the writes wait (the port watches for room), up to
+//!   4096 datagrams or 1 MiB; past that a write is dropped and counted
+//!   ([`DatagramPort::dropped_writes`]). What can be checked at once fails at once (an
+//!   unnamed or too long address, a stopped port); what the kernel refuses only when the
+//!   datagram is sent (no socket at that name) is logged (stderr when no logger is installed)
+//!   and drops that datagram, as for UDP.
 //!
 //! ```
 //! use twistor::prelude::*;
@@ -52,17 +53,15 @@ use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::io;
 use std::os::fd::OwnedFd;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
 use mio::net::UnixDatagram;
-use mio::{Interest, Token};
 
-use super::{address_of, is_abstract};
-use crate::error::{
-    CannotListenError, InvalidAddressError, MessageLengthError, UdpError, connect_error_from_io,
-};
+use super::is_abstract;
+use crate::error::{CannotListenError, InvalidAddressError, UdpError, connect_error_from_io};
 use crate::protocol::connected_datagram::{IntoConnectedDatagramProtocol, connection_failed};
 use crate::protocol::datagram::{
     DatagramDriver, DatagramHandle, DatagramPort, DatagramProtocol, DatagramSlot,
@@ -71,7 +70,7 @@ use crate::protocol::datagram::{
 use crate::reactor::sources::SourceHandler;
 use crate::reactor::{Reactor, Ready};
 use crate::transport::Address;
-use crate::transport::datagram::{DatagramSocket, ReadEnd, read_some};
+use crate::transport::datagram::{DatagramIo, RawAddress};
 
 /// The address of a UNIX datagram socket (Twisted's `UNIXAddress`): a path, an abstract name
 /// (a leading NUL), or unnamed (a sender that never bound).
@@ -149,13 +148,6 @@ impl UnixDatagramAddress {
     /// ```
     pub fn to_address(&self) -> Address {
         Address::Unix(self.name.clone())
-    }
-
-    fn of(a: &std::os::unix::net::SocketAddr) -> UnixDatagramAddress {
-        match address_of(a) {
-            Address::Unix(name) => UnixDatagramAddress { name },
-            _ => UnixDatagramAddress::unnamed(),
-        }
     }
 }
 
@@ -546,20 +538,57 @@ fn connect(socket: &UnixDatagram, path: &Path) -> io::Result<()> {
     socket2::SockRef::from(socket).connect(&socket2::SockAddr::unix(path)?)
 }
 
-/// One send: to `to`, or to the connected peer.
-fn send(socket: &UnixDatagram, data: &[u8], to: Option<&Path>) -> io::Result<usize> {
-    match to {
-        // socket2, not std: std refuses the NUL that starts an abstract name.
-        Some(p) => socket2::SockRef::from(socket).send_to(data, &socket2::SockAddr::unix(p)?),
-        None => socket.send(data),
-    }
+/// The longest name `sun_path` holds: 108 bytes, less the NUL that ends a path (an abstract
+/// name has none; its leading NUL counts).
+fn fits_sun_path(name: &Path) -> bool {
+    let n = name.as_os_str().as_bytes().len();
+    if is_abstract(name) { n <= 108 } else { n < 108 }
 }
 
-impl DatagramSocket for UnixDatagram {
-    type Addr = UnixDatagramAddress;
-    fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, UnixDatagramAddress)> {
-        let (n, from) = UnixDatagram::recv_from(self, buf)?;
-        Ok((n, UnixDatagramAddress::of(&from)))
+impl RawAddress for UnixDatagramAddress {
+    fn from_raw(raw: &libc::sockaddr_storage, len: libc::socklen_t) -> Option<Self> {
+        let offset = std::mem::offset_of!(libc::sockaddr_un, sun_path);
+        // An unbound sender has no address: the kernel writes none (length 0), or the family
+        // alone.
+        if (len as usize) <= offset {
+            return Some(UnixDatagramAddress::unnamed());
+        }
+        if raw.ss_family as libc::c_int != libc::AF_UNIX {
+            return None;
+        }
+        // SAFETY: the family says `raw` holds a `sockaddr_un`, which fits in it.
+        let un = unsafe { &*(raw as *const _ as *const libc::sockaddr_un) };
+        let n = (len as usize).saturating_sub(offset).min(un.sun_path.len());
+        let bytes: Vec<u8> = un.sun_path[..n].iter().map(|&c| c as u8).collect();
+        let name = if bytes.first() == Some(&0) {
+            // An abstract name: every byte counts, NULs included.
+            bytes
+        } else {
+            bytes.split(|&b| b == 0).next().unwrap_or_default().to_vec()
+        };
+        Some(UnixDatagramAddress::new(std::ffi::OsStr::from_bytes(&name)))
+    }
+
+    fn to_raw(&self, raw: &mut libc::sockaddr_storage) -> libc::socklen_t {
+        // SAFETY: `sockaddr_storage` is larger than, and aligned for, `sockaddr_un`.
+        let un = unsafe { &mut *(raw as *mut _ as *mut libc::sockaddr_un) };
+        un.sun_family = libc::AF_UNIX as libc::sa_family_t;
+        let offset = std::mem::offset_of!(libc::sockaddr_un, sun_path);
+        let bytes = self
+            .name
+            .as_deref()
+            .map_or(&[][..], |p| p.as_os_str().as_bytes());
+        // Writes check the length first (`fits_sun_path`); cut rather than overrun anyway.
+        let n = bytes.len().min(un.sun_path.len());
+        for (d, &b) in un.sun_path.iter_mut().zip(&bytes[..n]) {
+            *d = b as libc::c_char;
+        }
+        let abstract_name = bytes.first() == Some(&0);
+        if !abstract_name && n < un.sun_path.len() {
+            un.sun_path[n] = 0;
+            return (offset + n + 1) as libc::socklen_t;
+        }
+        (offset + n) as libc::socklen_t
     }
 }
 
@@ -569,15 +598,13 @@ struct UnixDatagramInner {
     socket: RefCell<Option<UnixDatagram>>,
     /// Unlinked when the port stops.
     file: RefCell<Option<SocketFile>>,
-    token: Cell<Option<Token>>,
     host: Address,
     /// The peer of a connected port.
     peer: Option<PathBuf>,
     driver: Option<Rc<dyn DatagramDriver<UnixDatagramAddress>>>,
     /// The same slot as `driver`, for [`DatagramPort::handle`].
     slot: Rc<dyn Any>,
-    buf: RefCell<Vec<u8>>,
-    dropped: Cell<u64>,
+    io: DatagramIo<UnixDatagramAddress>,
     stopped: Cell<bool>,
 }
 
@@ -592,13 +619,11 @@ impl UnixDatagramInner {
         UnixDatagramInner {
             socket: RefCell::new(None),
             file: RefCell::new(None),
-            token: Cell::new(None),
             host,
             peer: peer.map(Path::to_path_buf),
             slot: driver.clone().as_any(),
             driver: Some(driver),
-            buf: RefCell::new(vec![0; max_packet_size.max(1)]),
-            dropped: Cell::new(0),
+            io: DatagramIo::new(max_packet_size, false),
             stopped: Cell::new(false),
         }
     }
@@ -609,13 +634,11 @@ impl UnixDatagramInner {
         UnixDatagramInner {
             socket: RefCell::new(None),
             file: RefCell::new(None),
-            token: Cell::new(None),
             host,
             peer: Some(peer.to_path_buf()),
             slot,
             driver: None,
-            buf: RefCell::new(Vec::new()),
-            dropped: Cell::new(0),
+            io: DatagramIo::new(1, false),
             stopped: Cell::new(true),
         }
     }
@@ -628,8 +651,7 @@ impl UnixDatagramInner {
         file: Option<SocketFile>,
     ) -> io::Result<UnixDatagramPort> {
         let inner = Rc::new(self);
-        let token = reactor.register_source(&socket, Interest::READABLE, inner.clone())?;
-        inner.token.set(Some(token));
+        inner.io.register(reactor, &socket, &inner)?;
         *inner.socket.borrow_mut() = Some(socket);
         *inner.file.borrow_mut() = file;
         let port = DatagramPort::new(inner.clone());
@@ -647,14 +669,10 @@ impl UnixDatagramInner {
         let Some(s) = socket.as_ref() else {
             return;
         };
-        // Only the reactor reads, never from inside a protocol callback: no nested borrow.
-        let Ok(mut buf) = self.buf.try_borrow_mut() else {
-            return;
-        };
         let connected = self.peer.is_some();
-        let end = read_some(
+        self.io.read(
+            reactor,
             s,
-            &mut buf,
             |data, from| driver.datagram_received(data, from),
             || {
                 if connected {
@@ -662,25 +680,38 @@ impl UnixDatagramInner {
                 }
             },
         );
-        drop(buf);
-        drop(socket);
-        if end == ReadEnd::Budget
-            && let Some(t) = self.token.get()
+    }
+
+    /// Sends what was queued; called by the reactor after the phase that wrote, and when the
+    /// socket becomes writable again.
+    fn send_queued(&self, reactor: &Reactor) {
+        let flushed = match self.socket.borrow().as_ref() {
+            Some(s) => self.io.send_queued(reactor, s),
+            None => return,
+        };
+        if let Some(d) = &self.driver
+            && self.peer.is_some()
         {
-            reactor.ready_again(t);
+            for _ in 0..flushed.refused {
+                d.connection_refused();
+            }
         }
     }
 
     /// Where a write goes: `None` for the connected peer, else the address given.
-    fn destination(&self, addr: Option<UnixDatagramAddress>) -> Result<Option<PathBuf>, UdpError> {
+    fn destination(
+        &self,
+        addr: Option<UnixDatagramAddress>,
+    ) -> Result<Option<UnixDatagramAddress>, UdpError> {
         match (&self.peer, addr) {
             (Some(peer), Some(a)) if a.name() != Some(peer.as_path()) => {
                 Err(invalid(&a, "the port is connected to another address"))
             }
             (Some(_), _) => Ok(None),
             (None, None) => Err(invalid("None", "an unconnected port needs an address")),
-            (None, Some(a)) => match a.name {
-                Some(p) => Ok(Some(p)),
+            (None, Some(a)) => match &a.name {
+                Some(p) if !fits_sun_path(p) => Err(invalid(&a, "the name is too long")),
+                Some(_) => Ok(Some(a)),
                 None => Err(invalid(
                     &a,
                     "the sender never bound an address: there is nothing to send to",
@@ -693,8 +724,12 @@ impl UnixDatagramInner {
         if self.stopped.replace(true) {
             return;
         }
+        // What was written before the stop still leaves, as far as the socket takes it.
+        if let Some(s) = self.socket.borrow().as_ref() {
+            self.io.close(s);
+        }
         let socket = self.socket.borrow_mut().take();
-        if let (Some(t), Some(s)) = (self.token.take(), socket) {
+        if let (Some(t), Some(s)) = (self.io.token(), socket) {
             reactor.deregister_source(t, &s);
         }
         drop(self.file.borrow_mut().take());
@@ -705,10 +740,17 @@ impl UnixDatagramInner {
 }
 
 impl SourceHandler for UnixDatagramInner {
-    fn ready(&self, reactor: &Reactor, _ready: Ready) {
-        self.read(reactor);
+    fn ready(&self, reactor: &Reactor, ready: Ready) {
+        if ready.is_writable() && self.io.waits_for_room() {
+            self.send_queued(reactor);
+        }
+        if ready.is_readable() || !ready.is_writable() {
+            self.read(reactor);
+        }
     }
-    fn flush(&self, _reactor: &Reactor) {}
+    fn flush(&self, reactor: &Reactor) {
+        self.send_queued(reactor);
+    }
     fn shutdown(&self, reactor: &Reactor) {
         self.stop(reactor);
     }
@@ -729,38 +771,17 @@ impl PortOps<UnixDatagramAddress> for UnixDatagramInner {
     }
     fn write(&self, datagram: &[u8], addr: Option<UnixDatagramAddress>) -> Result<(), UdpError> {
         let to = self.destination(addr)?;
-        let socket = self.socket.borrow();
-        let Some(s) = socket.as_ref() else {
+        if self.socket.borrow().is_none() {
             return Err(UdpError::NotListening);
-        };
-        loop {
-            match send(s, datagram, to.as_deref()) {
-                Ok(_) => return Ok(()),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    self.dropped.set(self.dropped.get() + 1);
-                    return Ok(());
-                }
-                Err(e) if e.raw_os_error() == Some(libc::EMSGSIZE) => {
-                    return Err(MessageLengthError.into());
-                }
-                Err(e) if e.kind() == io::ErrorKind::ConnectionRefused && to.is_none() => {
-                    // The connected peer's socket is gone.
-                    drop(socket);
-                    if let Some(d) = &self.driver {
-                        d.connection_refused();
-                    }
-                    return Ok(());
-                }
-                Err(e) => return Err(e.into()),
-            }
         }
+        self.io.write(datagram, to);
+        Ok(())
     }
     fn stop(&self, reactor: &Reactor) {
         UnixDatagramInner::stop(self, reactor);
     }
     fn dropped(&self) -> u64 {
-        self.dropped.get()
+        self.io.dropped()
     }
 }
 
@@ -796,7 +817,7 @@ mod tests {
         );
         assert_eq!(
             port.destination(Some(UnixDatagramAddress::new("/a"))).ok(),
-            Some(Some(PathBuf::from("/a")))
+            Some(Some(UnixDatagramAddress::new("/a")))
         );
     }
 
