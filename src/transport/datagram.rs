@@ -41,7 +41,7 @@ use std::rc::Weak;
 use mio::{Interest, Token};
 
 use crate::reactor::sources::SourceHandler;
-use crate::reactor::{Reactor, WeakReactor};
+use crate::reactor::{Reactor, Ready, WeakReactor};
 
 /// Bytes read per run before other sources get their turn (Twisted's `maxThroughput`).
 pub(crate) const READ_BUDGET: usize = 256 * 1024;
@@ -667,18 +667,31 @@ impl<A: RawAddress> DatagramIo<A> {
         flushed
     }
 
-    /// Whether the queue waits for the socket to become writable.
-    pub(crate) fn waits_for_room(&self) -> bool {
-        self.write_wait.get()
+    /// Runs a readiness event: `send` when the queue waits for room and the socket has some,
+    /// `read` unless the event is about writability alone.
+    pub(crate) fn on_ready(&self, ready: Ready, send: impl FnOnce(), read: impl FnOnce()) {
+        if ready.is_writable() && self.write_wait.get() {
+            send();
+        }
+        if ready.is_readable() || !ready.is_writable() {
+            read();
+        }
     }
 
-    /// The port is closing: sends what the socket takes at once, then forgets the rest.
-    pub(crate) fn close(&self, socket: &impl AsRawFd) {
+    /// Closes the port's socket: sends what it takes at once of the queue (what was written
+    /// before the stop still leaves), forgets the rest, and stops watching it.
+    pub(crate) fn close<S: AsFd>(&self, reactor: &Reactor, socket: &RefCell<Option<S>>) {
+        let Some(s) = socket.borrow_mut().take() else {
+            return;
+        };
         if let Ok(mut q) = self.queue.try_borrow_mut() {
             if !q.is_empty() {
-                q.flush(socket.as_raw_fd());
+                q.flush(s.as_fd().as_raw_fd());
             }
             q.clear();
+        }
+        if let Some(t) = self.token() {
+            reactor.deregister_source(t, &s);
         }
     }
 

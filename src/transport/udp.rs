@@ -254,26 +254,15 @@ impl UdpInner {
         if self.stopped.replace(true) {
             return;
         }
-        // What was written before the stop still leaves, as far as the socket takes it.
-        if let Some(s) = self.socket.borrow().as_ref() {
-            self.io.close(s);
-        }
-        let socket = self.socket.borrow_mut().take();
-        if let (Some(t), Some(s)) = (self.io.token(), socket) {
-            reactor.deregister_source(t, &s);
-        }
+        self.io.close(reactor, &self.socket);
         self.driver.do_stop();
     }
 }
 
 impl SourceHandler for UdpInner {
     fn ready(&self, reactor: &Reactor, ready: Ready) {
-        if ready.is_writable() && self.io.waits_for_room() {
-            self.send_queued(reactor);
-        }
-        if ready.is_readable() || !ready.is_writable() {
-            self.read(reactor);
-        }
+        self.io
+            .on_ready(ready, || self.send_queued(reactor), || self.read(reactor));
     }
     fn flush(&self, reactor: &Reactor) {
         self.send_queued(reactor);
