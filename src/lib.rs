@@ -191,6 +191,7 @@
 #![deny(unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
 
 pub mod defer;
+pub mod endpoints;
 pub mod error;
 pub mod failure;
 pub mod protocol;
