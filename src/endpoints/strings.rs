@@ -19,8 +19,8 @@
 //! - `unix:PATH` or `unix:path=PATH`, with `[:timeout=SECONDS][:lockfile=0|1]`
 //! - `ssl:HOST:PORT[...]` and `tls:HOST:PORT[...]` are parsed into a [`TlsClientDescription`].
 //!
-//! Positional arguments fill the parameters in the order listed; each may be given by
-//! keyword instead, not both.
+//! Positional arguments fill the parameters in the order listed (for clients, only the host
+//! and port, or the path); each may be given by keyword instead, not both.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -405,7 +405,8 @@ pub fn parse_client(text: &str) -> Result<ClientDescription, EndpointError> {
             )))
         }
         "unix" => {
-            let a = Args::bind(&d, "unix", &["path", "timeout", "lockfile"], &[])?;
+            // Only the path may be positional (Twisted's `_parseClientUNIX`).
+            let a = Args::bind_from(&d, "unix", &["path", "timeout", "lockfile"], &[], &["path"])?;
             let options = UnixConnectOptions {
                 timeout: a.timeout()?,
                 check_pid: a.flag("lockfile", false)?,
@@ -559,19 +560,20 @@ impl<'a> Args<'a> {
         Self::bind_from(d, kind, params, extra, params)
     }
 
-    /// Client TCP-like types: a single positional argument is the port when `host=` is
-    /// given, else the host (Twisted's `_parseClientTCP`).
+    /// Client TCP-like types: only the host and port may be positional, and a single
+    /// positional argument is the port when `host=` is given, else the host (Twisted's
+    /// `_parseClientTCP`).
     fn bind_client(
         d: &'a Description,
         kind: &str,
         params: &[&'static str],
     ) -> Result<Args<'a>, EndpointError> {
-        if d.args.len() == 1 && d.keyword("host").is_some() {
-            let mut order = params.to_vec();
-            order.retain(|p| *p != "host");
-            return Self::bind_from(d, kind, params, &[], &order);
-        }
-        Self::bind_from(d, kind, params, &[], params)
+        let order: &[&'static str] = if d.args.len() == 1 && d.keyword("host").is_some() {
+            &["port"]
+        } else {
+            &["host", "port"]
+        };
+        Self::bind_from(d, kind, params, &[], order)
     }
 
     fn bind_from(
