@@ -18,7 +18,6 @@ use twistor::testing::{
     ConnectCall, MemoryReactor, StringTransport, assert_no_result, failure_result_of,
     success_result_of,
 };
-use twistor::time::ReactorTime;
 use twistor::transport::Address;
 
 struct P;
