@@ -2,6 +2,8 @@
 //! listen and connect round trips, when `connect` fires, failures, cancellation, and
 //! socket activation with an inherited socket.
 
+mod util;
+
 use std::cell::{Cell, RefCell};
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
@@ -373,4 +375,33 @@ fn systemd_refuses_a_socket_that_does_not_listen() {
     let e = SystemdServerEndpoint::with_fds(SocketDomain::Inet, SocketSelector::Index(0), fds);
     let f = failure_result_of(&e.listen(&reactor, for_protocol(|| Echo)));
     assert!(f.to_string().contains("not a stream socket"), "{f}");
+}
+
+// ---- the example -----------------------------------------------------------------------------
+
+#[test]
+fn example_serves_and_connects_from_strings() {
+    let out = util::run_example("endpoints", &[]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(
+        lines[0].starts_with("server listening on tcp:127.0.0.1:"),
+        "{out}"
+    );
+    assert!(
+        lines[1].starts_with("client connected to tcp:127.0.0.1:"),
+        "{out}"
+    );
+    assert_eq!(lines[2], "echoed: hello, endpoints");
+
+    let dir = TempDir::new("example");
+    let path = dir.0.join("example.sock");
+    let out = util::run_example(
+        "endpoints",
+        &[&format!("unix:{}:lockfile=0", path.display())],
+    );
+    assert!(
+        out.contains(&format!("server listening on unix:{}", path.display())),
+        "{out}"
+    );
+    assert!(out.contains("echoed: hello, endpoints"), "{out}");
 }
