@@ -405,3 +405,63 @@ fn example_serves_and_connects_from_strings() {
     );
     assert!(out.contains("echoed: hello, endpoints"), "{out}");
 }
+
+#[test]
+fn tcp6_server_refuses_an_ipv4_interface() {
+    let reactor = Reactor::new().unwrap();
+    let e = Tcp6ServerEndpoint::with_options(0, ListenOptions::on("127.0.0.1"));
+    let f = failure_result_of(&e.listen(&reactor, for_protocol(|| Echo)));
+    assert!(f.is::<CannotListenError>());
+    assert!(f.to_string().contains("needs an IPv6 interface"), "{f}");
+}
+
+#[test]
+fn connect_protocol_connects_the_instance() {
+    let reactor = Reactor::new().unwrap();
+    let port = listen_tcp(&reactor, 0, for_protocol(|| Echo)).unwrap();
+    let endpoint = client_from_string(&format!("tcp:127.0.0.1:{}", port.port())).unwrap();
+    let got = Rc::new(RefCell::new(Vec::new()));
+    let client = Client {
+        made: false,
+        got: got.clone(),
+    };
+    round_trip(
+        &reactor,
+        twistor::endpoints::connect_protocol(&endpoint, &reactor, client),
+    );
+    assert_eq!(&got.borrow()[..], b"hello endpoints");
+}
+
+/// Once an attempt is over, nothing keeps the factory: the connector and the endpoint's
+/// wrapping factory do not hold each other (refused, no protocol, connected then closed).
+#[test]
+fn an_attempt_lets_go_of_its_factory() {
+    let reactor = Reactor::new().unwrap();
+    let port = listen_tcp(&reactor, 0, for_protocol(|| Echo)).unwrap();
+    let open = client_from_string(&format!("tcp:127.0.0.1:{}", port.port())).unwrap();
+
+    let refused = {
+        let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let p = free.local_addr().unwrap().port();
+        drop(free);
+        client_from_string(&format!("tcp:127.0.0.1:{p}")).unwrap()
+    };
+    let f = Rc::new(client_factory());
+    let d = refused.connect(&reactor, f.clone());
+    run_until(&reactor, || d.has_result());
+    failure_result_of(&d);
+    run_until(&reactor, || Rc::strong_count(&f) == 1);
+
+    let f = Rc::new(FactoryFn::<Client>::new(|_| None));
+    let d = open.connect(&reactor, f.clone());
+    run_until(&reactor, || d.has_result());
+    assert!(failure_result_of(&d).is::<NoProtocol>());
+    run_until(&reactor, || Rc::strong_count(&f) == 1);
+
+    let f = Rc::new(client_factory());
+    let d = open.connect(&reactor, f.clone());
+    run_until(&reactor, || d.has_result());
+    let handle = success_result_of(&d);
+    handle.with(|_, cx| cx.transport().lose_connection());
+    run_until(&reactor, || !handle.alive() && Rc::strong_count(&f) == 1);
+}

@@ -150,6 +150,7 @@ impl<F: Factory> Factory for ConnectingFactory<F> {
         }
         let Some(protocol) = self.factory.build_protocol(addr) else {
             let _ = self.attempt.result.errback(NoProtocol);
+            self.attempt.connector.borrow_mut().take();
             return None;
         };
         let attempt = self.attempt.clone();
@@ -177,6 +178,9 @@ impl<F: Factory> ClientFactory for ConnectingFactory<F> {
         // Ignored once cancelled: the canceller already failed the Deferred.
         let _ = self.attempt.result.errback(reason);
         // The connector holds this factory: let go of it, or the two keep each other.
+        self.attempt.connector.borrow_mut().take();
+    }
+    fn client_connection_lost(&self, _connector: &Rc<dyn Connector>, _reason: Failure) {
         self.attempt.connector.borrow_mut().take();
     }
 }
@@ -443,4 +447,39 @@ impl ClientEndpoint for UnixClientEndpoint {
             reactor.connect_unix_with(&self.path, f, self.options.clone())
         })
     }
+}
+
+/// Connects `protocol` itself through `endpoint` (Twisted's `connectProtocol`): a one-shot
+/// factory hands it out for the first connection. Fires with its handle after its
+/// `connection_made`.
+///
+/// ```
+/// use twistor::endpoints::{connect_protocol, Tcp4ClientEndpoint};
+/// use twistor::prelude::*;
+///
+/// struct Greeter { greeted: bool }
+/// impl Protocol for Greeter {
+///     fn connection_made(&mut self, _cx: &Context<Self>) { self.greeted = true; }
+///     fn data_received(&mut self, _: &Context<Self>, _: &[u8]) {}
+/// }
+/// let reactor = Reactor::new().unwrap();
+/// let port = listen_tcp(&reactor, 0, for_protocol(|| Greeter { greeted: false })).unwrap();
+/// let endpoint = Tcp4ClientEndpoint::new("127.0.0.1", port.port());
+/// let d = connect_protocol(&endpoint, &reactor, Greeter { greeted: false });
+/// while !d.has_result() {
+///     reactor.iterate(std::time::Duration::from_millis(10)).unwrap();
+/// }
+/// let handle = twistor::testing::success_result_of(&d);
+/// assert_eq!(handle.with(|p, _| p.greeted), Some(true));
+/// ```
+#[doc(alias = "connectProtocol")]
+pub fn connect_protocol<E, R, P>(endpoint: &E, reactor: &R, protocol: P) -> Deferred<Handle<P>>
+where
+    E: ClientEndpoint,
+    R: EndpointReactor,
+    P: Protocol,
+{
+    let once = RefCell::new(Some(protocol));
+    let factory = crate::protocol::FactoryFn::new(move |_addr: &Address| once.borrow_mut().take());
+    endpoint.connect(reactor, factory)
 }

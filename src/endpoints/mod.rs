@@ -47,7 +47,7 @@ mod systemd;
 
 pub use client::{
     ClientEndpoint, ConnectingFactory, ConnectingProtocol, EndpointReactor, ProtocolOf,
-    Tcp4ClientEndpoint, UnixClientEndpoint,
+    Tcp4ClientEndpoint, UnixClientEndpoint, connect_protocol,
 };
 pub use description::{Description, quote_string_argument};
 pub use error::{AlreadyListened, ConnectingCancelledError, EndpointError, ErrorKind, NoProtocol};

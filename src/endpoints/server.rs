@@ -168,6 +168,17 @@ impl ServerEndpoint for Tcp6ServerEndpoint {
         if options.interface.is_empty() {
             options.interface = "::".into();
         }
+        // An IPv4 address would quietly give an IPv4 port.
+        if options.interface.parse::<std::net::Ipv4Addr>().is_ok() {
+            return Deferred::fail(crate::error::CannotListenError {
+                interface: options.interface.clone(),
+                port: self.port,
+                source: std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    "a TCP6 endpoint needs an IPv6 interface",
+                ),
+            });
+        }
         match listen_tcp_with(reactor, self.port, factory, options) {
             Ok(p) => Deferred::succeed(p),
             Err(e) => Deferred::fail(e),
