@@ -44,7 +44,18 @@ impl<R> EndpointReactor for R where
 {
 }
 
-/// The protocol a client endpoint's factory builds.
+/// The protocol a client endpoint's factory builds: what its handle points to.
+///
+/// ```
+/// use twistor::endpoints::ProtocolOf;
+/// use twistor::protocol::FactoryFn;
+/// use twistor::prelude::*;
+///
+/// struct P;
+/// impl Protocol for P { fn data_received(&mut self, _: &Context<Self>, _: &[u8]) {} }
+/// fn same<T>(_: Option<T>, _: Option<T>) {}
+/// same::<ProtocolOf<FactoryFn<P>>>(None, None::<P>);
+/// ```
 pub type ProtocolOf<A> = <<A as IntoFactory>::Factory as Factory>::Protocol;
 
 /// Where to connect (Twisted's `IStreamClientEndpoint`).

@@ -21,6 +21,14 @@
 //!
 //! Positional arguments fill the parameters in the order listed (for clients, only the host
 //! and port, or the path); each may be given by keyword instead, not both.
+//!
+//! ```
+//! use twistor::endpoints::{parse_client, parse_server, ClientDescription, ServerDescription};
+//!
+//! assert!(parse_server("TCP:80").is_err()); // a built-in server type: lower case only
+//! assert!(matches!(parse_server("TCP6:80"), Ok(ServerDescription::Tcp6(_))));
+//! assert!(matches!(parse_client("TCP:example.com:80"), Ok(ClientDescription::Tcp4(_))));
+//! ```
 
 use std::collections::HashMap;
 use std::net::IpAddr;

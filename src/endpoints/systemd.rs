@@ -27,6 +27,12 @@ use crate::transport::tcp::IntoFactory;
 const FIRST_FD: RawFd = 3;
 
 /// The address family an adopted socket must have (`domain=` in the description).
+///
+/// ```
+/// use twistor::endpoints::{parse_server, ServerDescription, SocketDomain};
+/// let ServerDescription::Systemd(e) = parse_server("systemd:domain=INET6:index=0").unwrap() else { panic!() };
+/// assert_eq!(e.domain(), SocketDomain::Inet6);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum SocketDomain {
@@ -65,6 +71,12 @@ impl SocketDomain {
 }
 
 /// Which inherited socket: by position or by name.
+///
+/// ```
+/// use twistor::endpoints::{parse_server, ServerDescription, SocketSelector};
+/// let ServerDescription::Systemd(e) = parse_server("systemd:domain=UNIX:name=api").unwrap() else { panic!() };
+/// assert_eq!(e.selector(), &SocketSelector::Name("api".into()));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum SocketSelector {
@@ -75,6 +87,14 @@ pub enum SocketSelector {
 }
 
 /// Why an inherited socket cannot be adopted.
+///
+/// ```
+/// use twistor::endpoints::{ListenFds, SocketSelector, SystemdError};
+/// let none = ListenFds::from_parts(vec![], vec![]);
+/// let e = none.take(&SocketSelector::Name("web".into())).unwrap_err();
+/// assert_eq!(e, SystemdError::NoName("web".into()));
+/// assert_eq!(e.to_string(), "no inherited socket named 'web'");
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum SystemdError {
