@@ -339,3 +339,175 @@ fn systemd_without_activation_exits_1() {
         "{done:?}"
     );
 }
+
+// ---- against real Twisted --------------------------------------------------------------------
+
+/// The python to run Twisted with (`TWISTOR_PYTHON`, else `python3` if it has Twisted), or
+/// `None` after saying why the test skips; under CI a missing Twisted fails instead.
+fn python() -> Option<String> {
+    let imports = |p: &str| {
+        std::process::Command::new(p)
+            .args(["-c", "import twisted"])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if let Some(p) = std::env::var_os("TWISTOR_PYTHON") {
+        let p = p.to_string_lossy().into_owned();
+        assert!(imports(&p), "TWISTOR_PYTHON={p} cannot import twisted");
+        return Some(p);
+    }
+    if imports("python3") {
+        return Some("python3".into());
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "the Twisted comparison must run in CI, but there is no python with Twisted"
+    );
+    let _ = writeln!(
+        std::io::stderr(),
+        "SKIPPED: endpoint strings against Twisted: no python with Twisted (set TWISTOR_PYTHON)"
+    );
+    None
+}
+
+/// Runs `code` with the descriptions on stdin, one a line; its stdout lines.
+fn twisted_says(python: &str, code: &str, descriptions: &[&str]) -> Vec<String> {
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(python)
+        .args(["-c", code])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let input = descriptions.join("\n") + "\n";
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// The tokenizer agrees with Twisted's `endpoints._parse` (positional arguments, type
+/// first, and keyword arguments) on escapes, empty parts and `=` inside values.
+#[test]
+fn tokenizer_agrees_with_twisted() {
+    let Some(python) = python() else { return };
+    let corpus = [
+        r"tcp:80:interface=a\:b",
+        "unix:path=/tmp/a=b:mode=660",
+        r"x:a\\b:c\=d:e\f",
+        "x::b:",
+        "",
+        ":",
+        r"tls:example.com:443:endpoint=tcp\:127.0.0.1\:8443",
+        "tcp:host=h:port=80:timeout=5",
+        r"unix:/tmp/x\:y.sock",
+        r"ssl:443:privateKey=C\:\\k.pem",
+        "tcp:80:interface=::1",
+        r"tcp:a\=b=c",
+        r"tcp:80\",
+    ];
+    let code = r#"
+import sys
+from twisted.internet import endpoints
+for line in sys.stdin.read().split("\n")[:-1]:
+    try:
+        args, kw = endpoints._parse(line)
+    except Exception:
+        print("ERR")
+        continue
+    print("OK\t" + "\x1f".join(args) + "\t" + "\x1f".join(k + "=" + v for k, v in sorted(kw.items())))
+"#;
+    let theirs = twisted_says(&python, code, &corpus);
+    assert_eq!(theirs.len(), corpus.len());
+    for (d, twisted) in corpus.iter().zip(theirs) {
+        let ours = match twistor::endpoints::Description::parse(d) {
+            Err(_) => "ERR".to_string(),
+            Ok(p) => {
+                let mut args = vec![p.kind.clone()];
+                args.extend(p.args.iter().cloned());
+                let mut kw: Vec<String> =
+                    p.kwargs.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                kw.sort();
+                format!("OK\t{}\t{}", args.join("\x1f"), kw.join("\x1f"))
+            }
+        };
+        assert_eq!(ours, twisted, "description {d:?}");
+    }
+}
+
+/// Which types each side knows, and in which case: Twisted's server built-ins are
+/// case-sensitive, its plugins and every client type are not.
+#[test]
+fn endpoint_types_and_case_agree_with_twisted() {
+    let Some(python) = python() else { return };
+    let servers = [
+        "tcp:0",
+        "TCP:0",
+        "Tcp:0",
+        "tcp6:0",
+        "TCP6:0",
+        "unix:/tmp/x.sock",
+        "UNIX:/tmp/x.sock",
+        "SSL:443",
+        "foo:1",
+        "6666",
+    ];
+    let clients = [
+        "tcp:h:80",
+        "TCP:h:80",
+        "unix:/x",
+        "UNIX:/x",
+        "Unix:/x",
+        "foo:1",
+        "tcp6:h:80",
+    ];
+    let code = r#"
+import sys
+from twisted.internet import endpoints, reactor
+side = sys.argv[1]
+f = endpoints.serverFromString if side == "server" else endpoints.clientFromString
+for line in sys.stdin.read().split("\n")[:-1]:
+    try:
+        f(reactor, line)
+        print("known")
+    except ValueError as e:
+        print("unknown" if "Unknown endpoint type" in str(e) else "known")
+    except Exception:
+        print("known")
+"#;
+    let run = |side: &str, list: &[&str]| {
+        let code = code.replace("sys.argv[1]", &format!("{side:?}"));
+        twisted_says(&python, &code, list)
+    };
+    for (d, twisted) in servers.iter().zip(run("server", &servers)) {
+        let ours = match twistor::endpoints::parse_server(d) {
+            Err(e) if matches!(e.kind, twistor::endpoints::ErrorKind::UnknownType(_)) => "unknown",
+            _ => "known",
+        };
+        assert_eq!(ours, twisted, "server {d:?}");
+    }
+    for (d, twisted) in clients.iter().zip(run("client", &clients)) {
+        let ours = match twistor::endpoints::parse_client(d) {
+            Err(e) if matches!(e.kind, twistor::endpoints::ErrorKind::UnknownType(_)) => "unknown",
+            _ => "known",
+        };
+        assert_eq!(ours, twisted, "client {d:?}");
+    }
+}
