@@ -553,3 +553,40 @@ fn client_from_string_builds_each_kind() {
         AnyClientEndpoint::Unix(_)
     ));
 }
+
+// ---- properties ------------------------------------------------------------------------------
+
+mod props {
+    use proptest::prelude::*;
+    use twistor::endpoints::{Description, parse_client, parse_server, quote_string_argument};
+
+    proptest! {
+        /// Any value, quoted, comes back as one argument, positional or keyword.
+        #[test]
+        fn quoting_round_trips(value in any::<String>(), key in "[a-zA-Z]{1,8}") {
+            let text = format!("x:{}:{key}={}", quote_string_argument(&value), quote_string_argument(&value));
+            let d = Description::parse(&text).unwrap();
+            prop_assert_eq!(&d.args, &vec![value.clone()]);
+            prop_assert_eq!(d.keyword(&key), Some(value.as_str()));
+        }
+
+        /// Whatever a user types, parsing answers: a description or an error, never a panic.
+        #[test]
+        fn parsing_never_panics(text in r"[a-zA-Z0-9:=\\/._@ -]{0,40}") {
+            let _ = parse_server(&text);
+            let _ = parse_client(&text);
+        }
+
+        /// Every error names the description it is about.
+        #[test]
+        fn errors_name_the_description(text in r"(tcp|unix|ssl|tls|tcp6|systemd|x):[a-z0-9=:]{0,20}") {
+            let prefix = format!("{}: ", text);
+            if let Err(e) = parse_server(&text) {
+                prop_assert!(e.to_string().starts_with(&prefix));
+            }
+            if let Err(e) = parse_client(&text) {
+                prop_assert!(e.to_string().starts_with(&prefix));
+            }
+        }
+    }
+}
