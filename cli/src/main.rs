@@ -64,7 +64,8 @@ enum Command {
         #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
         threads: u16,
         /// Listen on this endpoint too (`tcp:PORT:interface=IP`, `unix:PATH:mode=660`,
-        /// `tcp6:PORT`, `systemd:domain=INET:index=0`); repeatable: serves on all.
+        /// `tcp6:PORT`, `systemd:domain=INET:index=0`); repeatable: serves on all. Unlike
+        /// --port, `tcp:PORT` alone listens on every interface, as in Twisted.
         #[arg(long, value_name = "ENDPOINT", value_parser = endpoint_args::server_endpoint, conflicts_with_all = ["unix", "threads"])]
         listen: Vec<String>,
     },
@@ -90,7 +91,8 @@ enum Command {
         #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
         threads: u16,
         /// Listen on this endpoint too (`tcp:PORT:interface=IP`, `unix:PATH:mode=660`,
-        /// `tcp6:PORT`, `systemd:domain=INET:index=0`); repeatable: serves on all.
+        /// `tcp6:PORT`, `systemd:domain=INET:index=0`); repeatable: serves on all. Unlike
+        /// --port, `tcp:PORT` alone listens on every interface, as in Twisted.
         #[arg(long, value_name = "ENDPOINT", value_parser = endpoint_args::server_endpoint, conflicts_with_all = ["unix", "threads"])]
         listen: Vec<String>,
     },
@@ -120,7 +122,8 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1")]
         interface: String,
         /// Listen on this endpoint too (`tcp:PORT:interface=IP`, `unix:PATH:mode=660`,
-        /// `tcp6:PORT`, `systemd:domain=INET:index=0`); repeatable: serves on all.
+        /// `tcp6:PORT`, `systemd:domain=INET:index=0`); repeatable: serves on all. Unlike
+        /// --port, `tcp:PORT` alone listens on every interface, as in Twisted.
         #[arg(long, value_name = "ENDPOINT", value_parser = endpoint_args::server_endpoint)]
         listen: Vec<String>,
         /// Where to forward to.
@@ -139,7 +142,8 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1")]
         interface: String,
         /// Listen on this endpoint too (`tcp:PORT:interface=IP`, `unix:PATH:mode=660`,
-        /// `tcp6:PORT`, `systemd:domain=INET:index=0`); repeatable: serves on all.
+        /// `tcp6:PORT`, `systemd:domain=INET:index=0`); repeatable: serves on all. Unlike
+        /// --port, `tcp:PORT` alone listens on every interface, as in Twisted.
         #[arg(long, value_name = "ENDPOINT", value_parser = endpoint_args::server_endpoint)]
         listen: Vec<String>,
     },
@@ -152,7 +156,8 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1")]
         interface: String,
         /// Listen on this endpoint too (`tcp:PORT:interface=IP`, `unix:PATH:mode=660`,
-        /// `tcp6:PORT`, `systemd:domain=INET:index=0`); repeatable: serves on all.
+        /// `tcp6:PORT`, `systemd:domain=INET:index=0`); repeatable: serves on all. Unlike
+        /// --port, `tcp:PORT` alone listens on every interface, as in Twisted.
         #[arg(long, value_name = "ENDPOINT", value_parser = endpoint_args::server_endpoint)]
         listen: Vec<String>,
     },
@@ -165,7 +170,8 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1")]
         interface: String,
         /// Listen on this endpoint too (`tcp:PORT:interface=IP`, `unix:PATH:mode=660`,
-        /// `tcp6:PORT`, `systemd:domain=INET:index=0`); repeatable: serves on all.
+        /// `tcp6:PORT`, `systemd:domain=INET:index=0`); repeatable: serves on all. Unlike
+        /// --port, `tcp:PORT` alone listens on every interface, as in Twisted.
         #[arg(long, value_name = "ENDPOINT", value_parser = endpoint_args::server_endpoint)]
         listen: Vec<String>,
         /// The quote (a line; `\r\n` is added). Twisted's apple by default.
@@ -181,7 +187,8 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1")]
         interface: String,
         /// Listen on this endpoint too (`tcp:PORT:interface=IP`, `unix:PATH:mode=660`,
-        /// `tcp6:PORT`, `systemd:domain=INET:index=0`); repeatable: serves on all.
+        /// `tcp6:PORT`, `systemd:domain=INET:index=0`); repeatable: serves on all. Unlike
+        /// --port, `tcp:PORT` alone listens on every interface, as in Twisted.
         #[arg(long, value_name = "ENDPOINT", value_parser = endpoint_args::server_endpoint)]
         listen: Vec<String>,
     },
