@@ -166,6 +166,12 @@
 //! | `IConnector` | [`transport::connector::Connector`] |
 //! | `reactor.spawnProcess`, `ProcessProtocol`, `IProcessTransport` | [`spawn_process`](transport::process::spawn_process) with [`SpawnOptions`](transport::process::SpawnOptions), [`ProcessProtocol`](transport::process::ProcessProtocol), [`ProcessTransport`](transport::process::ProcessTransport) |
 //! | `utils.getProcessOutput`, `getProcessValue`, `getProcessOutputAndValue` | [`get_process_output`](transport::process::get_process_output), [`get_process_value`](transport::process::get_process_value), [`get_process_output_and_value`](transport::process::get_process_output_and_value) |
+//! | `serverFromString`, `clientFromString`, `quoteStringArgument` | [`endpoints::server_from_string`], [`endpoints::client_from_string`], [`endpoints::quote_string_argument`]; typed forms: [`endpoints::parse_server`], [`endpoints::parse_client`] |
+//! | `IStreamServerEndpoint.listen`, `TCP4ServerEndpoint`, `TCP6ServerEndpoint`, `UNIXServerEndpoint` | [`ServerEndpoint::listen`](endpoints::ServerEndpoint::listen), [`endpoints::Tcp4ServerEndpoint`], [`endpoints::Tcp6ServerEndpoint`], [`endpoints::UnixServerEndpoint`] |
+//! | `IStreamClientEndpoint.connect`, `TCP4ClientEndpoint`, `TCP6ClientEndpoint`, `UNIXClientEndpoint` | [`ClientEndpoint::connect`](endpoints::ClientEndpoint::connect) (fires with the protocol's [`Handle`](protocol::Handle)), [`endpoints::Tcp4ClientEndpoint`], [`endpoints::Tcp6ClientEndpoint`], [`endpoints::UnixClientEndpoint`] |
+//! | `HostnameEndpoint`, `IHostnameResolver` | [`endpoints::HostnameEndpoint`] (RFC 8305: families interleaved, staggered attempts), [`endpoints::NameResolver`] |
+//! | `systemd:` endpoints, `AdoptedStreamServerEndpoint` | [`endpoints::SystemdServerEndpoint`], [`endpoints::ListenFds`] |
+//! | `ConnectingCancelledError`, `NoProtocol`, `AlreadyListened` | [`endpoints::ConnectingCancelledError`], [`endpoints::NoProtocol`], [`endpoints::AlreadyListened`] |
 //! | `IReactorTCP`, `MemoryReactor` | [`ReactorTcp`](transport::tcp::ReactorTcp), [`testing::MemoryReactor`] |
 //! | `Deferred()`, `d.callback`, `d.errback` | [`Deferred::new`] gives the chain and its [`Resolver`]; [`Resolver::callback`], [`Resolver::errback`] |
 //! | `addCallback`, `addErrback`, `addCallbacks`, `addBoth` | [`add_callback`](Deferred::add_callback), [`add_errback`](Deferred::add_errback), [`add_callbacks`](Deferred::add_callbacks), [`add_both`](Deferred::add_both); [`add_callback_try`](Deferred::add_callback_try) for a callback that can fail, [`add_callback_deferred`](Deferred::add_callback_deferred) for one returning a Deferred |
@@ -196,6 +202,7 @@
 #![deny(unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
 
 pub mod defer;
+pub mod endpoints;
 pub mod error;
 pub mod failure;
 pub mod protocol;

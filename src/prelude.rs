@@ -15,6 +15,9 @@
 //! ```
 
 pub use crate::defer::Deferred;
+pub use crate::endpoints::{
+    ClientEndpoint, ServerEndpoint, client_from_string, server_from_string,
+};
 pub use crate::failure::Failure;
 pub use crate::protocol::{ClientFactory, Context, Factory, Handle, Protocol, for_protocol};
 pub use crate::reactor::Reactor;

@@ -13,15 +13,20 @@
 //! twistor qotd --port 17
 //! twistor daytime --port 13
 //! twistor udp-echo --port 8000
+//! twistor echo --listen tcp:8000 --listen unix:/tmp/echo.sock
+//! twistor reverse-client --connect tcp:127.0.0.1:9999 Hello
 //! ```
 //! Each server listens on 127.0.0.1 unless `--interface` says otherwise (or on a UNIX socket
 //! with `--unix PATH`, where a leading `@` names a Linux abstract socket; the socket file is
-//! removed on exit), logs through `log` (`RUST_LOG=info` for more), and stops cleanly on
+//! removed on exit; or wherever each `--listen ENDPOINT` says), logs through `log` (`RUST_LOG=info` for more), and stops cleanly on
 //! Ctrl-C or SIGTERM.
 
+mod endpoint_args;
 mod servers;
 mod udp;
 mod unix;
+
+use endpoint_args::Listen;
 
 use std::path::PathBuf;
 
@@ -43,7 +48,7 @@ enum Command {
     /// Echo every byte back.
     Echo {
         /// Port to listen on (0: any free port, printed at start).
-        #[arg(long, required_unless_present = "unix")]
+        #[arg(long, required_unless_present_any = ["unix", "listen"])]
         port: Option<u16>,
         /// Serve on this UNIX socket instead of a TCP port (`@NAME`: an abstract name).
         #[arg(long, conflicts_with_all = ["port", "interface", "threads"])]
@@ -58,11 +63,16 @@ enum Command {
         /// Reactor threads sharing the port (SO_REUSEPORT), one per core.
         #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
         threads: u16,
+        /// Listen on this endpoint too (`tcp:PORT:interface=IP`, `unix:PATH:mode=660`,
+        /// `tcp6:PORT`, `systemd:domain=INET:index=0`); repeatable: serves on all. Unlike
+        /// --port, `tcp:PORT` alone listens on every interface, as in Twisted.
+        #[arg(long, value_name = "ENDPOINT", value_parser = endpoint_args::server_endpoint, conflicts_with_all = ["unix", "threads"])]
+        listen: Vec<String>,
     },
     /// The paper's line reverser: answers each `\r\n`-terminated line reversed.
     Reverse {
         /// Port to listen on (0: any free port, printed at start).
-        #[arg(long, required_unless_present = "unix")]
+        #[arg(long, required_unless_present_any = ["unix", "listen"])]
         port: Option<u16>,
         /// Serve on this UNIX socket instead of a TCP port (`@NAME`: an abstract name).
         #[arg(long, conflicts_with_all = ["port", "interface", "threads"])]
@@ -80,11 +90,16 @@ enum Command {
         /// Reactor threads sharing the port (SO_REUSEPORT), one per core.
         #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
         threads: u16,
+        /// Listen on this endpoint too (`tcp:PORT:interface=IP`, `unix:PATH:mode=660`,
+        /// `tcp6:PORT`, `systemd:domain=INET:index=0`); repeatable: serves on all. Unlike
+        /// --port, `tcp:PORT` alone listens on every interface, as in Twisted.
+        #[arg(long, value_name = "ENDPOINT", value_parser = endpoint_args::server_endpoint, conflicts_with_all = ["unix", "threads"])]
+        listen: Vec<String>,
     },
     /// The paper's client: sends TEXT to a reverse server and prints the reply.
     ReverseClient {
         /// The server's port.
-        #[arg(long, required_unless_present = "unix")]
+        #[arg(long, required_unless_present_any = ["unix", "connect"])]
         port: Option<u16>,
         /// The server's UNIX socket instead of a TCP port (`@NAME`: an abstract name).
         #[arg(long, conflicts_with_all = ["port", "host"])]
@@ -92,17 +107,25 @@ enum Command {
         /// The server's host.
         #[arg(long, default_value = "127.0.0.1")]
         host: String,
+        /// Connect to this endpoint instead (`tcp:HOST:PORT`, `unix:PATH`).
+        #[arg(long, value_name = "ENDPOINT", value_parser = endpoint_args::client_endpoint, conflicts_with_all = ["port", "host", "unix"])]
+        connect: Option<String>,
         /// The text to reverse.
         text: String,
     },
     /// Forwards every connection to DEST_HOST:DEST_PORT.
     Portforward {
         /// Port to listen on.
-        #[arg(long)]
-        port: u16,
+        #[arg(long, required_unless_present = "listen")]
+        port: Option<u16>,
         /// Interface to listen on.
         #[arg(long, default_value = "127.0.0.1")]
         interface: String,
+        /// Listen on this endpoint too (`tcp:PORT:interface=IP`, `unix:PATH:mode=660`,
+        /// `tcp6:PORT`, `systemd:domain=INET:index=0`); repeatable: serves on all. Unlike
+        /// --port, `tcp:PORT` alone listens on every interface, as in Twisted.
+        #[arg(long, value_name = "ENDPOINT", value_parser = endpoint_args::server_endpoint)]
+        listen: Vec<String>,
         /// Where to forward to.
         #[arg(long)]
         dest_host: String,
@@ -113,29 +136,44 @@ enum Command {
     /// Reads and drops everything (RFC 863).
     Discard {
         /// Port to listen on (0: any free port, printed at start).
-        #[arg(long)]
-        port: u16,
+        #[arg(long, required_unless_present = "listen")]
+        port: Option<u16>,
         /// Interface to listen on.
         #[arg(long, default_value = "127.0.0.1")]
         interface: String,
+        /// Listen on this endpoint too (`tcp:PORT:interface=IP`, `unix:PATH:mode=660`,
+        /// `tcp6:PORT`, `systemd:domain=INET:index=0`); repeatable: serves on all. Unlike
+        /// --port, `tcp:PORT` alone listens on every interface, as in Twisted.
+        #[arg(long, value_name = "ENDPOINT", value_parser = endpoint_args::server_endpoint)]
+        listen: Vec<String>,
     },
     /// Writes printable characters forever, as fast as the client reads (RFC 864).
     Chargen {
         /// Port to listen on (0: any free port, printed at start).
-        #[arg(long)]
-        port: u16,
+        #[arg(long, required_unless_present = "listen")]
+        port: Option<u16>,
         /// Interface to listen on.
         #[arg(long, default_value = "127.0.0.1")]
         interface: String,
+        /// Listen on this endpoint too (`tcp:PORT:interface=IP`, `unix:PATH:mode=660`,
+        /// `tcp6:PORT`, `systemd:domain=INET:index=0`); repeatable: serves on all. Unlike
+        /// --port, `tcp:PORT` alone listens on every interface, as in Twisted.
+        #[arg(long, value_name = "ENDPOINT", value_parser = endpoint_args::server_endpoint)]
+        listen: Vec<String>,
     },
     /// Writes a quote, then closes (RFC 865).
     Qotd {
         /// Port to listen on (0: any free port, printed at start).
-        #[arg(long)]
-        port: u16,
+        #[arg(long, required_unless_present = "listen")]
+        port: Option<u16>,
         /// Interface to listen on.
         #[arg(long, default_value = "127.0.0.1")]
         interface: String,
+        /// Listen on this endpoint too (`tcp:PORT:interface=IP`, `unix:PATH:mode=660`,
+        /// `tcp6:PORT`, `systemd:domain=INET:index=0`); repeatable: serves on all. Unlike
+        /// --port, `tcp:PORT` alone listens on every interface, as in Twisted.
+        #[arg(long, value_name = "ENDPOINT", value_parser = endpoint_args::server_endpoint)]
+        listen: Vec<String>,
         /// The quote (a line; `\r\n` is added). Twisted's apple by default.
         #[arg(long)]
         quote: Option<String>,
@@ -143,11 +181,16 @@ enum Command {
     /// Writes the date and time (UTC, as C's asctime), then closes (RFC 867).
     Daytime {
         /// Port to listen on (0: any free port, printed at start).
-        #[arg(long)]
-        port: u16,
+        #[arg(long, required_unless_present = "listen")]
+        port: Option<u16>,
         /// Interface to listen on.
         #[arg(long, default_value = "127.0.0.1")]
         interface: String,
+        /// Listen on this endpoint too (`tcp:PORT:interface=IP`, `unix:PATH:mode=660`,
+        /// `tcp6:PORT`, `systemd:domain=INET:index=0`); repeatable: serves on all. Unlike
+        /// --port, `tcp:PORT` alone listens on every interface, as in Twisted.
+        #[arg(long, value_name = "ENDPOINT", value_parser = endpoint_args::server_endpoint)]
+        listen: Vec<String>,
     },
     /// Sends every UDP datagram back to its sender.
     UdpEcho {
@@ -182,11 +225,19 @@ fn main() {
             threads,
             unix,
             want_pid,
+            listen,
         } => match (unix, port) {
             (Some(path), _) => servers::echo_unix(&path, want_pid),
             (None, _) if want_pid => want_pid_without_unix(),
-            (None, Some(port)) => servers::echo(port, &interface, threads.into()),
-            (None, None) => missing_port(),
+            (None, None) if listen.is_empty() => missing_port(),
+            (None, port) => servers::echo(
+                &Listen {
+                    port,
+                    interface,
+                    listen,
+                },
+                threads.into(),
+            ),
         },
         Command::Reverse {
             port,
@@ -195,20 +246,31 @@ fn main() {
             threads,
             unix,
             want_pid,
+            listen,
         } => match (unix, port) {
             (Some(path), _) => servers::reverse_unix(&path, want_pid, max_lines.map(|n| n.get())),
             (None, _) if want_pid => want_pid_without_unix(),
-            (None, Some(port)) => {
-                servers::reverse(port, &interface, max_lines.map(|n| n.get()), threads.into())
-            }
-            (None, None) => missing_port(),
+            (None, None) if listen.is_empty() => missing_port(),
+            (None, port) => servers::reverse(
+                &Listen {
+                    port,
+                    interface,
+                    listen,
+                },
+                max_lines.map(|n| n.get()),
+                threads.into(),
+            ),
         },
         Command::ReverseClient {
             port,
             host,
             unix,
+            connect,
             text,
         } => match (unix, port) {
+            _ if connect.is_some() => {
+                endpoint_args::reverse_client(connect.as_deref().unwrap_or_default(), &text)
+            }
             (Some(path), _) => servers::reverse_client_unix(&path, &text),
             (None, Some(port)) => servers::reverse_client(&host, port, &text),
             (None, None) => missing_port(),
@@ -216,17 +278,58 @@ fn main() {
         Command::Portforward {
             port,
             interface,
+            listen,
             dest_host,
             dest_port,
-        } => servers::portforward(port, &interface, &dest_host, dest_port),
-        Command::Discard { port, interface } => servers::discard(port, &interface),
-        Command::Chargen { port, interface } => servers::chargen(port, &interface),
+        } => servers::portforward(
+            &Listen {
+                port,
+                interface,
+                listen,
+            },
+            &dest_host,
+            dest_port,
+        ),
+        Command::Discard {
+            port,
+            interface,
+            listen,
+        } => servers::discard(&Listen {
+            port,
+            interface,
+            listen,
+        }),
+        Command::Chargen {
+            port,
+            interface,
+            listen,
+        } => servers::chargen(&Listen {
+            port,
+            interface,
+            listen,
+        }),
         Command::Qotd {
             port,
             interface,
+            listen,
             quote,
-        } => servers::qotd(port, &interface, quote.as_deref()),
-        Command::Daytime { port, interface } => servers::daytime(port, &interface),
+        } => servers::qotd(
+            &Listen {
+                port,
+                interface,
+                listen,
+            },
+            quote.as_deref(),
+        ),
+        Command::Daytime {
+            port,
+            interface,
+            listen,
+        } => servers::daytime(&Listen {
+            port,
+            interface,
+            listen,
+        }),
         Command::UdpEcho { port, interface } => udp::udp_echo(port, &interface),
     };
     std::process::exit(code);

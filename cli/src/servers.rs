@@ -10,7 +10,9 @@ use twistor::protocols::reverse::{RemoteReverser, reverse_factory};
 use twistor::protocols::wire::{Chargen, Daytime, Discard, Echo, Qotd};
 use twistor::reactor::Reactor;
 use twistor::transport::multicore::serve_on_threads;
-use twistor::transport::tcp::{ListenOptions, listen_tcp_with};
+use twistor::transport::tcp::ListenOptions;
+
+use crate::endpoint_args::{self, Listen};
 
 pub use crate::unix::{echo_unix, reverse_client_unix, reverse_unix};
 
@@ -24,38 +26,20 @@ pub(crate) fn new_reactor(name: &str) -> Option<Reactor> {
     }
 }
 
-/// Creates the reactor, listens with `factory`, prints where, runs until a signal.
-fn serve<F: Factory>(name: &str, port: u16, interface: &str, factory: F) -> i32 {
+/// Creates the reactor, listens with `factory` where `listen` says, prints where, runs until
+/// a signal.
+fn serve<F: Factory>(name: &str, listen: &Listen, factory: F) -> i32 {
     let Some(reactor) = new_reactor(name) else {
         return 1;
     };
-    serve_on(&reactor, name, port, interface, factory)
+    serve_on(&reactor, name, listen, factory)
 }
 
-fn serve_on<F: Factory>(
-    reactor: &Reactor,
-    name: &str,
-    port: u16,
-    interface: &str,
-    factory: F,
-) -> i32 {
-    match listen_tcp_with(
-        reactor,
-        port,
-        factory,
-        ListenOptions {
-            backlog: 128,
-            ..ListenOptions::on(interface)
-        },
-    ) {
-        Ok(p) => {
-            println!("twistor {name} listening on {}", p.get_host());
-        }
-        Err(e) => {
-            eprintln!("twistor {name}: {e}");
-            return 1;
-        }
-    }
+fn serve_on<F: Factory>(reactor: &Reactor, name: &str, listen: &Listen, factory: F) -> i32 {
+    let _ports = match endpoint_args::listen_all(reactor, name, &listen.descriptions(), factory) {
+        Ok(ports) => ports,
+        Err(code) => return code,
+    };
     run_server(reactor, name)
 }
 
@@ -76,32 +60,33 @@ pub(crate) fn run_server(reactor: &Reactor, name: &str) -> i32 {
 }
 
 /// `twistor echo`.
-pub fn echo(port: u16, interface: &str, threads: usize) -> i32 {
+pub fn echo(listen: &Listen, threads: usize) -> i32 {
     if threads > 1 {
-        return serve_threads("echo", port, interface, threads, || for_protocol(|| Echo));
+        return serve_threads("echo", listen, threads, || for_protocol(|| Echo));
     }
-    serve("echo", port, interface, for_protocol(|| Echo))
+    serve("echo", listen, for_protocol(|| Echo))
 }
 
 /// `twistor reverse`.
-pub fn reverse(port: u16, interface: &str, max_lines: Option<usize>, threads: usize) -> i32 {
+pub fn reverse(listen: &Listen, max_lines: Option<usize>, threads: usize) -> i32 {
     if threads > 1 {
-        return serve_threads("reverse", port, interface, threads, move || {
+        return serve_threads("reverse", listen, threads, move || {
             reverse_factory(max_lines)
         });
     }
-    serve("reverse", port, interface, reverse_factory(max_lines))
+    serve("reverse", listen, reverse_factory(max_lines))
 }
 
 /// Serves from `threads` reactors sharing the port; this thread runs a reactor of its own
-/// that only waits for SIGINT/SIGTERM, then stops the others.
+/// that only waits for SIGINT/SIGTERM, then stops the others. (`--threads` takes `--port`,
+/// not `--listen`.)
 fn serve_threads<F: Factory>(
     name: &str,
-    port: u16,
-    interface: &str,
+    listen: &Listen,
     threads: usize,
     make: impl Fn() -> F + Send + Sync + 'static,
 ) -> i32 {
+    let (port, interface) = (listen.port.unwrap_or(0), listen.interface.as_str());
     let servers = match serve_on_threads(threads, port, ListenOptions::on(interface), make) {
         Ok(s) => s,
         Err(e) => {
@@ -169,34 +154,34 @@ pub fn reverse_client(host: &str, port: u16, text: &str) -> i32 {
 }
 
 /// `twistor portforward`.
-pub fn portforward(port: u16, interface: &str, dest_host: &str, dest_port: u16) -> i32 {
+pub fn portforward(listen: &Listen, dest_host: &str, dest_port: u16) -> i32 {
     let Some(reactor) = new_reactor("portforward") else {
         return 1;
     };
     let factory = proxy_factory(&reactor, dest_host, dest_port);
-    serve_on(&reactor, "portforward", port, interface, factory)
+    serve_on(&reactor, "portforward", listen, factory)
 }
 
 /// `twistor discard`.
-pub fn discard(port: u16, interface: &str) -> i32 {
-    serve("discard", port, interface, for_protocol(|| Discard))
+pub fn discard(listen: &Listen) -> i32 {
+    serve("discard", listen, for_protocol(|| Discard))
 }
 
 /// `twistor chargen`.
-pub fn chargen(port: u16, interface: &str) -> i32 {
-    serve("chargen", port, interface, for_protocol(Chargen::default))
+pub fn chargen(listen: &Listen) -> i32 {
+    serve("chargen", listen, for_protocol(Chargen::default))
 }
 
 /// `twistor qotd`: `quote` is a line, sent with `\r\n`.
-pub fn qotd(port: u16, interface: &str, quote: Option<&str>) -> i32 {
+pub fn qotd(listen: &Listen, quote: Option<&str>) -> i32 {
     let qotd = match quote {
         Some(q) => Qotd::new(format!("{q}\r\n").as_bytes()),
         None => Qotd::default(),
     };
-    serve("qotd", port, interface, for_protocol(move || qotd.clone()))
+    serve("qotd", listen, for_protocol(move || qotd.clone()))
 }
 
 /// `twistor daytime`.
-pub fn daytime(port: u16, interface: &str) -> i32 {
-    serve("daytime", port, interface, for_protocol(|| Daytime))
+pub fn daytime(listen: &Listen) -> i32 {
+    serve("daytime", listen, for_protocol(|| Daytime))
 }

@@ -63,10 +63,10 @@ pub fn reverse_unix(path: &Path, want_pid: bool, max_lines: Option<usize>) -> i3
 }
 
 /// Sends one line, prints the first line back, stops the reactor.
-struct OneLine {
-    text: String,
-    answered: Rc<Cell<bool>>,
-    reactor: Reactor,
+pub(crate) struct OneLine {
+    pub(crate) text: String,
+    pub(crate) answered: Rc<Cell<bool>>,
+    pub(crate) reactor: Reactor,
 }
 
 impl LineHandler for OneLine {

@@ -715,3 +715,34 @@ impl ReactorTcp for Reactor {
         connect_tcp_with(self, host, port, factory, options)
     }
 }
+
+/// A shared reactor is a reactor (tests hold an `Rc<MemoryReactor>` where a callback needs
+/// to keep one).
+impl<T: ReactorTcp> ReactorTcp for Rc<T> {
+    fn listen_tcp_with<A>(
+        &self,
+        port: u16,
+        factory: A,
+        options: ListenOptions,
+    ) -> Result<ListeningPort, CannotListenError>
+    where
+        A: IntoFactory,
+        A::Factory: Factory,
+    {
+        (**self).listen_tcp_with(port, factory, options)
+    }
+
+    fn connect_tcp_with<A>(
+        &self,
+        host: &str,
+        port: u16,
+        factory: A,
+        options: ConnectOptions,
+    ) -> TcpConnector
+    where
+        A: IntoFactory,
+        A::Factory: ClientFactory,
+    {
+        (**self).connect_tcp_with(host, port, factory, options)
+    }
+}

@@ -519,6 +519,23 @@ where
     Port::start(reactor, socket, host, counted(factory.into_factory())).map_err(cannot)
 }
 
+/// Serves connections on an inherited, already listening UNIX socket (socket activation):
+/// nothing to unlink and no lock, since the socket is not ours to manage.
+pub(crate) fn listen_unix_adopted(
+    reactor: &Reactor,
+    listener: std::os::unix::net::UnixListener,
+    factory: Rc<dyn super::factory::AnyFactory>,
+) -> io::Result<ListeningPort> {
+    listener.set_nonblocking(true)?;
+    let host = address_of(&listener.local_addr()?);
+    let socket = UnixPortSocket {
+        listener: UnixListener::from_std(listener),
+        file: None,
+        _lock: None,
+    };
+    Port::start(reactor, socket, host, factory)
+}
+
 fn bind_unix(path: &Path, options: &UnixListenOptions) -> io::Result<UnixPortSocket> {
     let abstract_name = is_abstract(path);
     let mut lock = None;
@@ -903,5 +920,35 @@ impl ReactorUnix for Reactor {
         A::Factory: ClientFactory,
     {
         connect_unix_with(self, path, factory, options)
+    }
+}
+
+/// A shared reactor is a reactor (tests hold an `Rc<MemoryReactor>` where a callback needs
+/// to keep one).
+impl<T: ReactorUnix> ReactorUnix for Rc<T> {
+    fn listen_unix_with<A>(
+        &self,
+        path: impl AsRef<Path>,
+        factory: A,
+        options: UnixListenOptions,
+    ) -> Result<ListeningPort, CannotListenError>
+    where
+        A: IntoFactory,
+        A::Factory: Factory,
+    {
+        (**self).listen_unix_with(path, factory, options)
+    }
+
+    fn connect_unix_with<A>(
+        &self,
+        path: impl AsRef<Path>,
+        factory: A,
+        options: UnixConnectOptions,
+    ) -> UnixConnector
+    where
+        A: IntoFactory,
+        A::Factory: ClientFactory,
+    {
+        (**self).connect_unix_with(path, factory, options)
     }
 }
