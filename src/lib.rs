@@ -200,6 +200,7 @@ pub mod report;
 pub mod task;
 pub mod testing;
 pub mod time;
+pub mod tls;
 pub mod transport;
 
 pub mod prelude;
