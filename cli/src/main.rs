@@ -3,10 +3,12 @@
 //! ```text
 //! twistor echo --port 8000
 //! twistor echo --unix /tmp/echo.sock
+//! twistor echo --port 8443 --tls-cert cert.pem --tls-key key.pem
 //! twistor reverse --port 9999 [--max-lines 10]
 //! twistor reverse --unix /tmp/reverse.sock [--want-pid]
 //! twistor reverse-client --port 9999 Hello
 //! twistor reverse-client --unix /tmp/reverse.sock Hello
+//! twistor reverse-client --port 9443 --tls --tls-ca ca.pem --tls-hostname localhost Hello
 //! twistor portforward --port 8080 --dest-host 127.0.0.1 --dest-port 8000
 //! twistor discard --port 9
 //! twistor chargen --port 19
@@ -20,6 +22,7 @@
 //! Ctrl-C or SIGTERM.
 
 mod servers;
+mod tls;
 mod udp;
 mod unix;
 
@@ -58,6 +61,8 @@ enum Command {
         /// Reactor threads sharing the port (SO_REUSEPORT), one per core.
         #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
         threads: u16,
+        #[command(flatten)]
+        tls: tls::TlsServerArgs,
     },
     /// The paper's line reverser: answers each `\r\n`-terminated line reversed.
     Reverse {
@@ -80,6 +85,8 @@ enum Command {
         /// Reactor threads sharing the port (SO_REUSEPORT), one per core.
         #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
         threads: u16,
+        #[command(flatten)]
+        tls: tls::TlsServerArgs,
     },
     /// The paper's client: sends TEXT to a reverse server and prints the reply.
     ReverseClient {
@@ -94,6 +101,8 @@ enum Command {
         host: String,
         /// The text to reverse.
         text: String,
+        #[command(flatten)]
+        tls: tls::TlsClientArgs,
     },
     /// Forwards every connection to DEST_HOST:DEST_PORT.
     Portforward {
@@ -182,10 +191,15 @@ fn main() {
             threads,
             unix,
             want_pid,
+            tls,
         } => match (unix, port) {
             (Some(path), _) => servers::echo_unix(&path, want_pid),
             (None, _) if want_pid => want_pid_without_unix(),
-            (None, Some(port)) => servers::echo(port, &interface, threads.into()),
+            (None, Some(port)) => match tls.options("echo") {
+                Ok(Some(opts)) => servers::echo_tls(port, &interface, &opts),
+                Ok(None) => servers::echo(port, &interface, threads.into()),
+                Err(code) => code,
+            },
             (None, None) => missing_port(),
         },
         Command::Reverse {
@@ -195,12 +209,19 @@ fn main() {
             threads,
             unix,
             want_pid,
+            tls,
         } => match (unix, port) {
             (Some(path), _) => servers::reverse_unix(&path, want_pid, max_lines.map(|n| n.get())),
             (None, _) if want_pid => want_pid_without_unix(),
-            (None, Some(port)) => {
-                servers::reverse(port, &interface, max_lines.map(|n| n.get()), threads.into())
-            }
+            (None, Some(port)) => match tls.options("reverse") {
+                Ok(Some(opts)) => {
+                    servers::reverse_tls(port, &interface, max_lines.map(|n| n.get()), &opts)
+                }
+                Ok(None) => {
+                    servers::reverse(port, &interface, max_lines.map(|n| n.get()), threads.into())
+                }
+                Err(code) => code,
+            },
             (None, None) => missing_port(),
         },
         Command::ReverseClient {
@@ -208,9 +229,17 @@ fn main() {
             host,
             unix,
             text,
+            tls,
         } => match (unix, port) {
             (Some(path), _) => servers::reverse_client_unix(&path, &text),
-            (None, Some(port)) => servers::reverse_client(&host, port, &text),
+            (None, Some(port)) => match tls.options(&host) {
+                Ok(Some(opts)) => tls::reverse_client(&host, port, &text, &opts),
+                Ok(None) => servers::reverse_client(&host, port, &text),
+                Err(e) => {
+                    eprintln!("twistor reverse-client: {e}");
+                    2
+                }
+            },
             (None, None) => missing_port(),
         },
         Command::Portforward {

@@ -9,6 +9,7 @@ use twistor::protocols::portforward::proxy_factory;
 use twistor::protocols::reverse::{RemoteReverser, reverse_factory};
 use twistor::protocols::wire::{Chargen, Daytime, Discard, Echo, Qotd};
 use twistor::reactor::Reactor;
+use twistor::tls::ServerOptions;
 use twistor::transport::multicore::serve_on_threads;
 use twistor::transport::tcp::{ListenOptions, listen_tcp_with};
 
@@ -81,6 +82,43 @@ pub fn echo(port: u16, interface: &str, threads: usize) -> i32 {
         return serve_threads("echo", port, interface, threads, || for_protocol(|| Echo));
     }
     serve("echo", port, interface, for_protocol(|| Echo))
+}
+
+/// `twistor echo --tls-cert --tls-key`.
+pub fn echo_tls(port: u16, interface: &str, options: &ServerOptions) -> i32 {
+    serve_tls("echo", port, interface, for_protocol(|| Echo), options)
+}
+
+/// `twistor reverse --tls-cert --tls-key`.
+pub fn reverse_tls(
+    port: u16,
+    interface: &str,
+    max_lines: Option<usize>,
+    options: &ServerOptions,
+) -> i32 {
+    serve_tls(
+        "reverse",
+        port,
+        interface,
+        reverse_factory(max_lines),
+        options,
+    )
+}
+
+fn serve_tls<F: Factory>(
+    name: &str,
+    port: u16,
+    interface: &str,
+    factory: F,
+    options: &ServerOptions,
+) -> i32 {
+    match crate::tls::wrap(factory, options) {
+        Ok(f) => serve(name, port, interface, f),
+        Err(e) => {
+            eprintln!("twistor {name}: {e}");
+            2
+        }
+    }
 }
 
 /// `twistor reverse`.

@@ -8,7 +8,7 @@
 
 use std::path::PathBuf;
 
-use rustls::{AlertDescription, CertificateError};
+use rustls::CertificateError;
 
 /// Why a TLS connection failed or TLS options could not be built.
 ///
@@ -96,6 +96,19 @@ fn presented_list(names: &[String]) -> String {
     }
 }
 
+/// `DnsName("a.example")` / `IpAddress(127.0.0.1)` (how rustls lists a certificate's
+/// names) as `a.example` / `127.0.0.1`.
+fn bare_name(n: &str) -> String {
+    let inner = n
+        .strip_prefix("DnsName(")
+        .or_else(|| n.strip_prefix("IpAddress("))
+        .and_then(|s| s.strip_suffix(')'));
+    match inner {
+        Some(s) => s.trim_matches('"').to_string(),
+        None => n.to_string(),
+    }
+}
+
 impl TlsError {
     /// The client-side form of a certificate error, with the host name it was checked for.
     pub(crate) fn for_host(e: rustls::Error, host: &str) -> TlsError {
@@ -122,8 +135,8 @@ impl From<rustls::Error> for TlsError {
                     expected,
                     presented,
                 } => TlsError::WrongHost {
-                    expected: format!("{expected:?}"),
-                    presented,
+                    expected: expected.to_str().into_owned(),
+                    presented: presented.iter().map(|n| bare_name(n)).collect(),
                 },
                 CertificateError::UnknownIssuer => TlsError::UnknownIssuer,
                 CertificateError::Expired | CertificateError::ExpiredContext { .. } => {
@@ -137,9 +150,6 @@ impl From<rustls::Error> for TlsError {
             },
             E::NoCertificatesPresented => TlsError::CertificateRequired,
             E::NoApplicationProtocol => TlsError::NoApplicationProtocol,
-            E::AlertReceived(AlertDescription::CertificateRequired) => {
-                TlsError::AlertReceived("CertificateRequired".into())
-            }
             E::AlertReceived(a) => TlsError::AlertReceived(format!("{a:?}")),
             E::General(m) => TlsError::Config(m),
             other => TlsError::Protocol(other.to_string()),

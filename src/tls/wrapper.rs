@@ -10,8 +10,9 @@
 //!   outermost callback returns, the buffer is encrypted at once (16 small writes make one
 //!   record, not 16) and the handshake messages, tickets and records of that callback go to
 //!   the real transport as one write, so they leave in one send (the delayed-ACK trap of a
-//!   ticket and the first data in two small sends is avoided). A write made outside any
-//!   callback (a timer, a handle) is encrypted at once.
+//!   ticket and the first data in two small sends is avoided; `TCP_NODELAY` is set on TCP
+//!   connections, since nothing is left for Nagle's algorithm to merge). A write made
+//!   outside any callback (a timer, a handle) is encrypted at once.
 //! * **Nothing before the handshake.** Plaintext written before the handshake completes
 //!   waits, then goes out right after it (Twisted's `test_writeBeforeHandshake`).
 //! * **Closing.** `lose_connection` sends what is buffered, then close_notify, then closes
@@ -598,6 +599,11 @@ impl Protocol for TlsProtocol {
     fn connection_made(&mut self, cx: &Context<Self>) {
         let s = &self.shared;
         *s.lower.borrow_mut() = Some(cx.transport().clone());
+        // Each callback's output already leaves in one write (module docs): Nagle's delay
+        // would only hold a record back waiting for the peer's delayed ACK.
+        if let Some(tcp) = cx.transport().tcp() {
+            let _ = tcp.set_nodelay(true);
+        }
         let _turn = s.turn();
         if let Some(d) = s.inner() {
             d.make_connection();
