@@ -605,3 +605,39 @@ fn connect_ssl_with_a_factory_reports_the_cause_in_connection_lost() {
         assert_eq!(tls_reason(&reason), TlsError::UnknownIssuer);
     });
 }
+
+#[test]
+fn tls_over_a_unix_socket() {
+    bounded(60, || {
+        use twistor::transport::unix::{connect_unix, listen_unix};
+        let reactor = Reactor::new().unwrap();
+        let ca = Ca::new("ca");
+        let dir = std::env::temp_dir().join(format!("twistor-tls-unix-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("s.sock");
+        let (served, make) = recording(true);
+        let server = TlsFactory::server(
+            for_protocol(make),
+            &ca.server(&["localhost"]).server_options(),
+        )
+        .unwrap();
+        let _port = listen_unix(&reactor, &path, server).unwrap();
+        let (all, make) = recording(false);
+        let client =
+            TlsFactory::client(for_protocol(make), &ca.client_options("localhost")).unwrap();
+        let _c = connect_unix(&reactor, &path, client);
+        spin(&reactor, 10.0, "the handshake", || {
+            all.borrow()
+                .first()
+                .is_some_and(|s| s.borrow().handshake.is_some())
+        });
+        let t = all.borrow()[0].borrow().transport.clone().unwrap();
+        t.write(b"over unix");
+        spin(&reactor, 10.0, "the echo", || {
+            all.borrow()[0].borrow().data == b"over unix"
+        });
+        assert!(served.borrow()[0].borrow().handshake.is_some());
+        assert!(t.unix().is_some(), "the UNIX side shows through TLS");
+        let _ = std::fs::remove_dir_all(&dir);
+    });
+}

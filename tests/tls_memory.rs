@@ -583,3 +583,151 @@ fn starttls_feeds_pipelined_tls_bytes_to_tls_not_to_the_protocol() {
     );
     assert!(server.alive());
 }
+
+// ---- more of Twisted's TLSMemoryBIO behaviours -----------------------------------------------
+
+fn resumed_second_time(server: &ServerOptions, client: &ClientOptions) -> (bool, bool) {
+    let mut out = Vec::new();
+    for _ in 0..2 {
+        let p = pair(Recorder::default(), server, Recorder::default(), client);
+        p.pump.flush();
+        // TLS 1.3 tickets come after the handshake: deliver them before closing.
+        p.client.with(|_, cx| cx.transport().write(b"x"));
+        p.pump.flush();
+        let info = p
+            .client
+            .with(|_, cx| cx.transport().tls())
+            .flatten()
+            .unwrap();
+        out.push(info.resumed);
+        p.client.with(|_, cx| cx.transport().lose_connection());
+        p.pump.flush();
+    }
+    (out[0], out[1])
+}
+
+#[test]
+fn sessions_resume_across_connections_made_from_the_same_options() {
+    let ca = Ca::new("ca");
+    let leaf = ca.server(&["localhost"]);
+    let client = ca.client_options("localhost");
+    // Tickets (the default).
+    assert_eq!(
+        resumed_second_time(&leaf.server_options(), &client),
+        (false, true)
+    );
+    // A server-side cache without tickets.
+    let client = ca.client_options("localhost");
+    assert_eq!(
+        resumed_second_time(&leaf.server_options().sessions(64, false), &client),
+        (false, true)
+    );
+    // Neither: every handshake is a full one.
+    let client = ca.client_options("localhost");
+    assert_eq!(
+        resumed_second_time(&leaf.server_options().sessions(0, false), &client),
+        (false, false)
+    );
+}
+
+/// Writes in connection_made, aborts as soon as the handshake completes.
+struct Untrustworthy;
+impl Protocol for Untrustworthy {
+    fn connection_made(&mut self, cx: &Context<Self>) {
+        cx.transport().write(b"untrustworthy");
+    }
+    fn handshake_completed(&mut self, cx: &Context<Self>) {
+        cx.transport().abort_connection();
+    }
+    fn data_received(&mut self, _cx: &Context<Self>, _data: &[u8]) {}
+}
+
+#[test]
+fn aborting_in_handshake_completed_sends_nothing_written_before() {
+    let ca = Ca::new("ca");
+    let leaf = ca.server(&["localhost"]);
+    let (st, server) = TlsProtocol::server(Recorder::default(), &leaf.server_options()).unwrap();
+    let (ct, _) = TlsProtocol::client(Untrustworthy, &ca.client_options("localhost")).unwrap();
+    let (_s, _c, pump) = connected_server_and_client(st, ct);
+    pump.flush();
+    assert!(data(&server).is_empty());
+    assert!(server.with(|r, _| r.lost.is_some()).unwrap());
+}
+
+#[test]
+fn write_sequence_of_single_bytes_and_a_second_lose_connection() {
+    let ca = Ca::new("ca");
+    let leaf = ca.server(&["localhost"]);
+    let p = pair(
+        Recorder::default(),
+        &leaf.server_options(),
+        Recorder::default(),
+        &ca.client_options("localhost"),
+    );
+    p.pump.flush();
+    p.client.with(|_, cx| {
+        cx.transport().write_sequence(&[b"a", b"b", b"c", b"d"]);
+        cx.transport().lose_connection();
+        cx.transport().lose_connection();
+        assert!(cx.transport().disconnecting());
+    });
+    p.pump.flush();
+    assert_eq!(data(&p.server), b"abcd");
+    assert!(lost_reason(&p.client).check::<ConnectionDone>());
+    // After the loss, a third one is harmless too.
+    p.client.with(|_, cx| cx.transport().lose_connection());
+}
+
+struct CountingProducer(std::cell::Cell<u32>);
+impl twistor::transport::Producer for CountingProducer {
+    fn pause_producing(&self) {}
+    fn resume_producing(&self) {}
+    fn stop_producing(&self) {
+        self.0.set(self.0.get() + 1);
+    }
+}
+
+#[test]
+fn a_producer_registered_after_the_connection_is_lost_is_stopped_at_once() {
+    let ca = Ca::new("ca");
+    let leaf = ca.server(&["localhost"]);
+    let p = pair(
+        Recorder::default(),
+        &leaf.server_options(),
+        Recorder::default(),
+        &ca.client_options("localhost"),
+    );
+    p.pump.flush();
+    p.client.with(|_, cx| cx.transport().abort_connection());
+    p.pump.flush();
+    let producer = Rc::new(CountingProducer(std::cell::Cell::new(0)));
+    let pr = producer.clone();
+    let r = p
+        .client
+        .with(move |_, cx| cx.transport().register_producer(pr, true))
+        .unwrap();
+    assert!(r.is_ok());
+    assert_eq!(producer.0.get(), 1);
+}
+
+#[test]
+fn nine_one_byte_records_read_at_once_are_all_delivered() {
+    let ca = Ca::new("ca");
+    let leaf = ca.server(&["localhost"]);
+    let (st, server) = TlsProtocol::server(Recorder::default(), &leaf.server_options()).unwrap();
+    let (ct, client) =
+        TlsProtocol::client(Recorder::default(), &ca.client_options("localhost")).unwrap();
+    let (s, c) = (StringTransport::new(), StringTransport::new());
+    s.connect(st);
+    c.connect(ct);
+    shuttle(&c, &s);
+    // Nine writes from outside any callback: nine records, delivered in one read.
+    for i in 0..9u8 {
+        client.with(move |_, cx| cx.transport().write(&[b'1' + i]));
+    }
+    let all = c.value();
+    assert_eq!(records(&all).len(), 9);
+    c.clear();
+    s.deliver(&all);
+    assert_eq!(data(&server), b"123456789");
+}

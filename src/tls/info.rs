@@ -36,6 +36,8 @@ pub struct TlsInfo {
     pub server_name: Option<String>,
     /// This side is the TLS client.
     pub is_client: bool,
+    /// The session was resumed (an abbreviated handshake, from a ticket or the cache).
+    pub resumed: bool,
 }
 
 impl TlsInfo {
@@ -67,6 +69,7 @@ impl TlsInfo {
                 rustls::Connection::Client(_) => None,
             },
             is_client,
+            resumed: conn.handshake_kind() == Some(rustls::HandshakeKind::Resumed),
         }
     }
 }

@@ -23,6 +23,7 @@
 
 use std::cell::RefCell;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 use std::sync::{Arc, OnceLock};
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -258,6 +259,11 @@ fn system_roots() -> Arc<RootCertStore> {
         .clone()
 }
 
+/// The configuration built from options, shared by their clones (so every connection made
+/// from copies of the same options shares one configuration and its session cache); a
+/// builder method starts a new one.
+type Built<C> = Rc<RefCell<Option<Arc<C>>>>;
+
 /// Whether and how a server asks for client certificates.
 #[derive(Debug, Clone, Default)]
 #[non_exhaustive]
@@ -288,7 +294,7 @@ pub struct ServerOptions {
     alpn: Vec<Vec<u8>>,
     tickets: bool,
     session_cache: usize,
-    built: RefCell<Option<Arc<ServerConfig>>>,
+    built: Built<ServerConfig>,
 }
 
 impl ServerOptions {
@@ -307,7 +313,7 @@ impl ServerOptions {
             alpn: Vec::new(),
             tickets: true,
             session_cache: 256,
-            built: RefCell::new(None),
+            built: Built::default(),
         }
     }
 
@@ -344,7 +350,7 @@ impl ServerOptions {
     /// ```
     pub fn client_auth(mut self, auth: ClientAuth) -> ServerOptions {
         self.client_auth = auth;
-        self.built = RefCell::new(None);
+        self.built = Built::default();
         self
     }
 
@@ -364,7 +370,7 @@ impl ServerOptions {
         S: AsRef<[u8]>,
     {
         self.alpn = protocols.into_iter().map(|p| p.as_ref().to_vec()).collect();
-        self.built = RefCell::new(None);
+        self.built = Built::default();
         self
     }
 
@@ -380,7 +386,7 @@ impl ServerOptions {
     pub fn sessions(mut self, cache: usize, tickets: bool) -> ServerOptions {
         self.session_cache = cache;
         self.tickets = tickets;
-        self.built = RefCell::new(None);
+        self.built = Built::default();
         self
     }
 
@@ -425,7 +431,8 @@ impl ServerOptions {
         if self.tickets {
             config.ticketer = rustls::crypto::ring::Ticketer::new()
                 .map_err(|e| TlsError::Config(e.to_string()))?;
-        } else {
+        } else if self.session_cache == 0 {
+            // TLS 1.3 tickets without a ticketer are keys into the cache: none to give.
             config.send_tls13_tickets = 0;
         }
         let config = Arc::new(config);
@@ -443,7 +450,7 @@ pub struct ClientOptions {
     identity: Option<Identity>,
     alpn: Vec<Vec<u8>>,
     verify: bool,
-    built: RefCell<Option<Arc<ClientConfig>>>,
+    built: Built<ClientConfig>,
 }
 
 /// Client options for talking to `hostname` (Twisted's `optionsForClientTLS`): the server's
@@ -465,7 +472,7 @@ pub fn options_for_client_tls(hostname: &str) -> ClientOptions {
         identity: None,
         alpn: Vec::new(),
         verify: true,
-        built: RefCell::new(None),
+        built: Built::default(),
     }
 }
 
@@ -487,7 +494,7 @@ impl ClientOptions {
     /// ```
     pub fn trust_roots(mut self, roots: TrustRoots) -> ClientOptions {
         self.roots = roots;
-        self.built = RefCell::new(None);
+        self.built = Built::default();
         self
     }
 
@@ -500,7 +507,7 @@ impl ClientOptions {
     /// ```
     pub fn client_certificate(mut self, identity: Identity) -> ClientOptions {
         self.identity = Some(identity);
-        self.built = RefCell::new(None);
+        self.built = Built::default();
         self
     }
 
@@ -515,7 +522,7 @@ impl ClientOptions {
         S: AsRef<[u8]>,
     {
         self.alpn = protocols.into_iter().map(|p| p.as_ref().to_vec()).collect();
-        self.built = RefCell::new(None);
+        self.built = Built::default();
         self
     }
 
@@ -529,7 +536,7 @@ impl ClientOptions {
     /// ```
     pub fn danger_accept_any_certificate(mut self) -> ClientOptions {
         self.verify = false;
-        self.built = RefCell::new(None);
+        self.built = Built::default();
         self
     }
 
