@@ -731,3 +731,62 @@ fn nine_one_byte_records_read_at_once_are_all_delivered() {
     s.deliver(&all);
     assert_eq!(data(&server), b"123456789");
 }
+
+/// Records pause/resume calls.
+#[derive(Default)]
+struct Pausable {
+    calls: RefCell<Vec<&'static str>>,
+}
+impl twistor::transport::Producer for Pausable {
+    fn pause_producing(&self) {
+        self.calls.borrow_mut().push("pause");
+    }
+    fn resume_producing(&self) {
+        self.calls.borrow_mut().push("resume");
+    }
+    fn stop_producing(&self) {
+        self.calls.borrow_mut().push("stop");
+    }
+}
+
+/// Registers its producer, then writes 100 KB before the handshake.
+struct EagerWriter(Rc<Pausable>);
+impl Protocol for EagerWriter {
+    fn connection_made(&mut self, cx: &Context<Self>) {
+        cx.transport()
+            .register_producer(self.0.clone(), true)
+            .unwrap();
+        cx.transport().write(&vec![b'z'; 100_000]);
+    }
+    fn data_received(&mut self, _cx: &Context<Self>, _data: &[u8]) {}
+}
+
+#[test]
+fn a_streaming_producer_is_paused_while_writes_wait_for_the_handshake() {
+    let ca = Ca::new("ca");
+    let leaf = ca.server(&["localhost"]);
+    let producer = Rc::new(Pausable::default());
+    let (st, server) = TlsProtocol::server(Recorder::default(), &leaf.server_options()).unwrap();
+    let (ct, client) = TlsProtocol::client(
+        EagerWriter(producer.clone()),
+        &ca.client_options("localhost"),
+    )
+    .unwrap();
+    let (_s, _c, pump) = connected_server_and_client(st, ct);
+    assert_eq!(*producer.calls.borrow(), ["pause"]);
+    pump.flush();
+    assert_eq!(*producer.calls.borrow(), ["pause", "resume"]);
+    assert_eq!(data(&server).len(), 100_000);
+    // A second producer is refused, as on any transport.
+    let again = client.with(|_, cx| {
+        cx.transport()
+            .register_producer(Rc::new(Pausable::default()), true)
+    });
+    assert!(again.unwrap().is_err());
+    client.with(|_, cx| cx.transport().unregister_producer());
+    let third = client.with(|_, cx| {
+        cx.transport()
+            .register_producer(Rc::new(Pausable::default()), true)
+    });
+    assert!(third.unwrap().is_ok());
+}

@@ -54,7 +54,7 @@ pub use options::{
     ClientAuth, ClientOptions, Identity, ServerOptions, TlsConfig, TrustRoots,
     options_for_client_tls,
 };
-pub use wrapper::TlsProtocol;
+pub use wrapper::{PENDING_HIGH, TlsProtocol};
 
 use crate::defer::Deferred;
 use crate::error::CannotListenError;

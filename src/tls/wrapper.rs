@@ -26,7 +26,12 @@
 //!   closes the real connection and becomes the wrapped protocol's `connection_lost` reason:
 //!   a [`TlsError`] naming the cause. Nothing the peer sends can panic the wrapper.
 //! * **Bounded.** Ciphertext goes to the real transport's write buffer, so its water marks,
-//!   producers and read back-pressure bound a TLS connection as they bound a plain one;
+//!   producers and read back-pressure bound a TLS connection as they bound a plain one.
+//!   Plaintext waiting for the handshake is bounded too: above [`PENDING_HIGH`] bytes a
+//!   streaming producer is paused until the handshake lets it out. The producer is
+//!   registered with the real transport through a membrane that pauses it once if either
+//!   side wants it paused, and resumes it only when neither does (Twisted's
+//!   `_ProducerMembrane` and `test_streamingProducerBothTransportsDecideToPause`);
 //!   what arrives is decrypted and delivered chunk by chunk.
 //! * **No cycle.** The wrapped protocol's transport holds the wrapper state weakly; the real
 //!   transport is dropped at `connection_lost`.
@@ -52,6 +57,53 @@ use crate::transport::{Address, Producer, ProducerError, Transport, TransportImp
 
 type HandshakeHook = Box<dyn FnOnce(Result<(), Failure>)>;
 
+/// Plaintext held for the handshake above which a streaming producer is paused.
+///
+/// ```
+/// assert_eq!(twistor::tls::PENDING_HIGH, 64 * 1024);
+/// ```
+pub const PENDING_HIGH: usize = 64 * 1024;
+
+/// The producer as the real transport sees it: paused while the real transport's buffer or
+/// the TLS layer wants it paused, resumed when both allow.
+struct Membrane {
+    inner: Rc<dyn Producer>,
+    streaming: bool,
+    lower_paused: Cell<bool>,
+    tls_paused: Cell<bool>,
+}
+
+impl Membrane {
+    fn tls_pause(&self) {
+        if self.streaming && !self.tls_paused.replace(true) && !self.lower_paused.get() {
+            self.inner.pause_producing();
+        }
+    }
+    fn tls_resume(&self) {
+        if self.tls_paused.replace(false) && !self.lower_paused.get() {
+            self.inner.resume_producing();
+        }
+    }
+}
+
+impl Producer for Membrane {
+    fn pause_producing(&self) {
+        if !self.lower_paused.replace(true) && !self.tls_paused.get() {
+            self.inner.pause_producing();
+        }
+    }
+    fn resume_producing(&self) {
+        // A pull producer is asked for more each time: pass every call on.
+        let was = self.lower_paused.replace(false);
+        if !self.tls_paused.get() && (was || !self.streaming) {
+            self.inner.resume_producing();
+        }
+    }
+    fn stop_producing(&self) {
+        self.inner.stop_producing();
+    }
+}
+
 /// The state both halves share.
 struct Shared {
     /// The TLS session; `None` while a STARTTLS-capable connection is in clear text.
@@ -73,6 +125,7 @@ struct Shared {
     failed: RefCell<Option<Failure>>,
     lost: Cell<bool>,
     on_handshake: RefCell<Option<HandshakeHook>>,
+    producer: RefCell<Option<Rc<Membrane>>>,
 }
 
 /// Runs the wrapper's flush when the outermost of its callbacks returns.
@@ -112,6 +165,7 @@ impl Shared {
             failed: RefCell::new(None),
             lost: Cell::new(false),
             on_handshake: RefCell::new(None),
+            producer: RefCell::new(None),
         })
     }
 
@@ -252,6 +306,7 @@ impl Shared {
         }
         let Some(lower) = self.lower() else { return };
         let mut close_now = false;
+        let mut resume = false;
         {
             let mut guard = self.conn.borrow_mut();
             let Some(conn) = guard.as_mut() else { return };
@@ -261,6 +316,7 @@ impl Shared {
                 if !p.is_empty() && conn.writer().write_all(&p).is_err() {
                     crate::report_error!(target: "twistor::tls", "TLS refused {} bytes", p.len());
                 }
+                resume = true;
             }
             if self.closing.get()
                 && !self.close_sent.get()
@@ -278,6 +334,12 @@ impl Shared {
         }
         if close_now {
             lower.lose_connection();
+        }
+        if resume {
+            let producer = self.producer.borrow().clone();
+            if let Some(m) = producer {
+                m.tls_resume();
+            }
         }
     }
 
@@ -337,7 +399,14 @@ impl TransportImpl for TlsTransport {
                 return;
             }
             s.pending.borrow_mut().extend_from_slice(data);
-            if s.depth.get() == 0 && !s.handshaking() {
+            if s.handshaking() {
+                if s.pending.borrow().len() > PENDING_HIGH {
+                    let producer = s.producer.borrow().clone();
+                    if let Some(m) = producer {
+                        m.tls_pause();
+                    }
+                }
+            } else if s.depth.get() == 0 {
                 s.flush();
             }
         });
@@ -424,15 +493,30 @@ impl TransportImpl for TlsTransport {
         producer: Rc<dyn Producer>,
         streaming: bool,
     ) -> Result<(), ProducerError> {
-        match self.lower() {
-            Some(l) => l.register_producer(producer, streaming),
-            None => {
-                producer.stop_producing();
-                Ok(())
-            }
+        let (Some(s), Some(l)) = (self.shared.upgrade(), self.lower()) else {
+            // Twisted: a producer for a lost connection is stopped at once.
+            producer.stop_producing();
+            return Ok(());
+        };
+        if s.lost.get() {
+            producer.stop_producing();
+            return Ok(());
         }
+        let membrane = Rc::new(Membrane {
+            inner: producer,
+            streaming,
+            lower_paused: Cell::new(false),
+            tls_paused: Cell::new(false),
+        });
+        l.register_producer(membrane.clone(), streaming)?;
+        if s.handshaking() && s.pending.borrow().len() > PENDING_HIGH {
+            membrane.tls_pause();
+        }
+        *s.producer.borrow_mut() = Some(membrane);
+        Ok(())
     }
     fn unregister_producer(&self) {
+        self.with(|s| s.producer.borrow_mut().take());
         if let Some(l) = self.lower() {
             l.unregister_producer();
         }
@@ -639,6 +723,7 @@ impl Protocol for TlsProtocol {
         let reason = s.final_reason(reason);
         s.lost.set(true);
         s.pending.borrow_mut().clear();
+        s.producer.borrow_mut().take();
         if let Some(hook) = s.on_handshake.borrow_mut().take() {
             hook(Err(reason.clone()));
         }
