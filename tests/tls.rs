@@ -641,3 +641,73 @@ fn tls_over_a_unix_socket() {
         let _ = std::fs::remove_dir_all(&dir);
     });
 }
+
+/// Keeps every byte the real connection reads (the ciphertext under TLS).
+#[derive(Default)]
+struct Wiretap(RefCell<Vec<u8>>);
+impl twistor::protocols::policies::WrapperPolicy for Wiretap {
+    fn data_read(&self, _w: &twistor::protocols::policies::WrapperTransport, data: &[u8]) {
+        self.0.borrow_mut().extend_from_slice(data);
+    }
+}
+
+/// TLS record content types of a byte stream.
+fn record_types(mut bytes: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while bytes.len() >= 5 {
+        let len = u16::from_be_bytes([bytes[3], bytes[4]]) as usize;
+        out.push(bytes[0]);
+        bytes = &bytes[(5 + len).min(bytes.len())..];
+    }
+    out
+}
+
+#[test]
+fn writes_from_a_timer_make_one_record_per_reactor_phase() {
+    bounded(60, || {
+        let reactor = Reactor::new().unwrap();
+        let ca = Ca::new("ca");
+        let (served, make) = recording(true);
+        let tls = TlsFactory::server(
+            for_protocol(make),
+            &ca.server(&["localhost"]).server_options(),
+        )
+        .unwrap()
+        .with_reactor(&reactor);
+        let tapped = twistor::protocols::policies::WrappingFactory::new(tls, Wiretap::default());
+        let port = listen_tcp_with(&reactor, 0, tapped, ListenOptions::on("127.0.0.1")).unwrap();
+        let (d, seen) = client(&reactor, port.port(), &ca.client_options("localhost"));
+        spin(&reactor, 10.0, "the handshake", || {
+            d.has_result()
+                && served
+                    .borrow()
+                    .first()
+                    .is_some_and(|s| s.borrow().handshake.is_some())
+        });
+        let h = twistor::testing::success_result_of(&d);
+        spin_for(&reactor, 0.1);
+        let tap = port
+            .factory::<twistor::protocols::policies::WrappingFactory<
+                TlsFactory<twistor::protocol::FactoryFn<Rec>>,
+                Wiretap,
+            >>()
+            .unwrap();
+        let before = tap.policy().0.borrow().len();
+        reactor.call_later(0.0, move || {
+            h.with(|_, cx| {
+                for _ in 0..16 {
+                    cx.transport().write(b"x");
+                }
+            });
+        });
+        spin(&reactor, 10.0, "the echo", || {
+            seen.borrow().data.len() == 16
+        });
+        let after = tap.policy().0.borrow()[before..].to_vec();
+        assert_eq!(
+            record_types(&after),
+            [23],
+            "16 writes from a timer, one record"
+        );
+    });
+}

@@ -14,6 +14,7 @@ use super::options::{ClientOptions, ServerOptions, TlsConfig};
 use super::wrapper::TlsProtocol;
 use crate::Failure;
 use crate::protocol::{ClientFactory, Factory};
+use crate::reactor::{Reactor, WeakReactor};
 use crate::transport::Address;
 use crate::transport::connector::Connector;
 use crate::transport::tcp::IntoFactory;
@@ -34,6 +35,7 @@ use crate::transport::tcp::IntoFactory;
 pub struct TlsFactory<F: Factory> {
     factory: Rc<F>,
     config: Option<TlsConfig>,
+    reactor: Option<WeakReactor>,
 }
 
 impl<F: Factory> TlsFactory<F> {
@@ -56,6 +58,7 @@ impl<F: Factory> TlsFactory<F> {
         Ok(TlsFactory {
             factory: factory.into_factory(),
             config: Some(TlsConfig::Server(options.clone())),
+            reactor: None,
         })
     }
 
@@ -78,6 +81,7 @@ impl<F: Factory> TlsFactory<F> {
         Ok(TlsFactory {
             factory: factory.into_factory(),
             config: Some(TlsConfig::Client(options.clone())),
+            reactor: None,
         })
     }
 
@@ -95,7 +99,23 @@ impl<F: Factory> TlsFactory<F> {
         TlsFactory {
             factory: factory.into_factory(),
             config: None,
+            reactor: None,
         }
+    }
+
+    /// Its connections merge writes made outside their callbacks per phase of `reactor`
+    /// (see [`TlsProtocol::with_reactor`]); `listen_ssl` and `connect_ssl` set it.
+    ///
+    /// ```
+    /// # use twistor::protocol::{for_protocol, Context, Protocol};
+    /// # struct P;
+    /// # impl Protocol for P { fn data_received(&mut self, _: &Context<Self>, _: &[u8]) {} }
+    /// let reactor = twistor::reactor::Reactor::new().unwrap();
+    /// let _f = twistor::tls::TlsFactory::start_tls_capable(for_protocol(|| P)).with_reactor(&reactor);
+    /// ```
+    pub fn with_reactor(mut self, reactor: &Reactor) -> Self {
+        self.reactor = Some(reactor.downgrade());
+        self
     }
 
     /// The wrapped factory.
@@ -119,19 +139,21 @@ impl<F: Factory> Factory for TlsFactory<F> {
     fn build_protocol(&self, addr: &Address) -> Option<TlsProtocol> {
         let inner = self.factory.build_protocol(addr)?;
         let factory: Rc<dyn Any> = self.factory.clone();
-        match &self.config {
-            None => Some(TlsProtocol::plain_with_factory(inner, Some(factory))),
+        let protocol = match &self.config {
+            None => TlsProtocol::plain_with_factory(inner, Some(factory)),
             Some(config) => match TlsProtocol::with_config(inner, config, Some(factory)) {
-                Ok((p, _)) => Some(p),
+                Ok((p, _)) => p,
                 Err(e) => {
                     crate::report_error!(
                         target: "twistor::tls",
                         "cannot start TLS for a connection with {addr}: {e}"
                     );
-                    None
+                    return None;
                 }
             },
-        }
+        };
+        protocol.set_reactor(self.reactor.clone());
+        Some(protocol)
     }
 
     fn start_factory(&self) {

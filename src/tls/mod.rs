@@ -111,7 +111,7 @@ where
     A: IntoFactory,
     A::Factory: Factory,
 {
-    let f = TlsFactory::server(factory, options)?;
+    let f = TlsFactory::server(factory, options)?.with_reactor(reactor);
     Ok(listen_tcp_with(reactor, port, f, listen)?)
 }
 
@@ -145,7 +145,7 @@ where
     A: IntoFactory,
     A::Factory: ClientFactory,
 {
-    let f = TlsFactory::client(factory, options)?;
+    let f = TlsFactory::client(factory, options)?.with_reactor(reactor);
     Ok(connect_tcp_with(reactor, host, port, f, connect))
 }
 
@@ -179,7 +179,7 @@ pub fn connect_ssl_protocol<P: Protocol>(
     };
     let (d, resolver) = Deferred::new();
     let on_fail = resolver.clone();
-    let tls = tls.on_handshake(move |r| {
+    let tls = tls.with_reactor(reactor).on_handshake(move |r| {
         let _ = match r {
             Ok(()) => resolver.callback(handle),
             Err(f) => resolver.errback(f),

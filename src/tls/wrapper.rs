@@ -12,7 +12,9 @@
 //!   the real transport as one write, so they leave in one send (the delayed-ACK trap of a
 //!   ticket and the first data in two small sends is avoided; `TCP_NODELAY` is set on TCP
 //!   connections, since nothing is left for Nagle's algorithm to merge). A write made
-//!   outside any callback (a timer, a handle) is encrypted at once.
+//!   outside any callback (a timer, a handle, a producer) waits for the end of the reactor's
+//!   current phase when the wrapper knows its reactor ([`TlsProtocol::with_reactor`]; the
+//!   `listen_ssl`/`connect_ssl` helpers set it), else it is encrypted at once.
 //! * **Nothing before the handshake.** Plaintext written before the handshake completes
 //!   waits, then goes out right after it (Twisted's `test_writeBeforeHandshake`).
 //! * **Closing.** `lose_connection` sends what is buffered, then close_notify, then closes
@@ -53,6 +55,8 @@ use super::options::TlsConfig;
 use crate::Failure;
 use crate::error::{ConnectionLost, is_connection_done};
 use crate::protocol::{Context, Handle, Protocol, ProtocolDriver, attach_with_factory};
+use crate::reactor::sources::SourceHandler;
+use crate::reactor::{Reactor, Ready, WeakReactor};
 use crate::transport::{Address, Producer, ProducerError, Transport, TransportImpl};
 
 type HandshakeHook = Box<dyn FnOnce(Result<(), Failure>)>;
@@ -126,6 +130,23 @@ struct Shared {
     lost: Cell<bool>,
     on_handshake: RefCell<Option<HandshakeHook>>,
     producer: RefCell<Option<Rc<Membrane>>>,
+    /// Where a write made outside the wrapper's callbacks waits for the end of the phase.
+    reactor: RefCell<Option<WeakReactor>>,
+    flush_queued: Cell<bool>,
+    flusher: Rc<FlushLater>,
+}
+
+/// The reactor's end-of-phase flush of a wrapper written to outside its callbacks.
+struct FlushLater(Weak<Shared>);
+
+impl SourceHandler for FlushLater {
+    fn ready(&self, _reactor: &Reactor, _ready: Ready) {}
+    fn flush(&self, _reactor: &Reactor) {
+        if let Some(s) = self.0.upgrade() {
+            s.flush_queued.set(false);
+            s.flush();
+        }
+    }
 }
 
 /// Runs the wrapper's flush when the outermost of its callbacks returns.
@@ -151,7 +172,7 @@ impl Shared {
             }
             None => (None, None),
         };
-        Rc::new(Shared {
+        Rc::new_cyclic(|me| Shared {
             conn: RefCell::new(conn),
             host: RefCell::new(host),
             lower: RefCell::new(None),
@@ -166,6 +187,9 @@ impl Shared {
             lost: Cell::new(false),
             on_handshake: RefCell::new(None),
             producer: RefCell::new(None),
+            reactor: RefCell::new(None),
+            flush_queued: Cell::new(false),
+            flusher: Rc::new(FlushLater(me.clone())),
         })
     }
 
@@ -176,6 +200,24 @@ impl Shared {
 
     fn lower(&self) -> Option<Transport> {
         self.lower.borrow().clone()
+    }
+
+    /// Flushes at the end of the reactor's current phase (so the writes a timer or a handle
+    /// makes in one phase become one record), or now without a reactor.
+    fn flush_soon(&self) {
+        let reactor = self
+            .reactor
+            .borrow()
+            .as_ref()
+            .and_then(WeakReactor::upgrade);
+        match reactor {
+            Some(r) => {
+                if !self.flush_queued.replace(true) {
+                    r.want_flush(self.flusher.clone());
+                }
+            }
+            None => self.flush(),
+        }
     }
 
     fn inner(&self) -> Option<Rc<dyn ProtocolDriver>> {
@@ -407,7 +449,7 @@ impl TransportImpl for TlsTransport {
                     }
                 }
             } else if s.depth.get() == 0 {
-                s.flush();
+                s.flush_soon();
             }
         });
     }
@@ -431,7 +473,7 @@ impl TransportImpl for TlsTransport {
                 return;
             }
             if s.depth.get() == 0 {
-                s.flush();
+                s.flush_soon();
             }
         });
     }
@@ -660,6 +702,33 @@ impl TlsProtocol {
         factory: Option<Rc<dyn Any>>,
     ) -> TlsProtocol {
         Self::build(protocol, None, factory).0
+    }
+
+    /// Merges the writes made outside this wrapper's callbacks (from a timer, a handle, a
+    /// producer) per phase of `reactor`'s turn, into one record, as the writes of a callback
+    /// are; without a reactor each such write is encrypted at once. [`listen_ssl`],
+    /// [`connect_ssl`] and [`connect_ssl_protocol`] set it.
+    ///
+    /// [`listen_ssl`]: super::listen_ssl
+    /// [`connect_ssl`]: super::connect_ssl
+    /// [`connect_ssl_protocol`]: super::connect_ssl_protocol
+    ///
+    /// ```
+    /// use twistor::reactor::Reactor;
+    /// use twistor::testing::AccumulatingProtocol;
+    /// use twistor::tls::{TlsProtocol, options_for_client_tls};
+    /// let reactor = Reactor::new().unwrap();
+    /// let opts = options_for_client_tls("example.com");
+    /// let (tls, _h) = TlsProtocol::client(AccumulatingProtocol::default(), &opts).unwrap();
+    /// let _tls = tls.with_reactor(&reactor);
+    /// ```
+    pub fn with_reactor(self, reactor: &Reactor) -> TlsProtocol {
+        *self.shared.reactor.borrow_mut() = Some(reactor.downgrade());
+        self
+    }
+
+    pub(crate) fn set_reactor(&self, reactor: Option<WeakReactor>) {
+        *self.shared.reactor.borrow_mut() = reactor;
     }
 
     /// Calls `hook` once: with `Ok` when the handshake completes, or with the reason if the
