@@ -790,3 +790,72 @@ fn a_streaming_producer_is_paused_while_writes_wait_for_the_handshake() {
     });
     assert!(third.unwrap().is_ok());
 }
+
+#[test]
+fn a_plain_peer_closing_mid_handshake_is_a_lost_connection() {
+    let ca = Ca::new("ca");
+    let (ct, client) =
+        TlsProtocol::client(Recorder::default(), &ca.client_options("localhost")).unwrap();
+    let c = StringTransport::with_disconnection();
+    c.connect(ct);
+    assert!(!c.value().is_empty(), "the ClientHello went out");
+    c.connection_lost(Failure::new(ConnectionDone));
+    let reason = lost_reason(&client);
+    assert!(reason.check::<ConnectionLost>(), "{reason}");
+    assert!(reason.to_string().contains("handshake"), "{reason}");
+}
+
+#[test]
+fn an_ip_address_is_verified_against_ip_names_and_not_sent_as_sni() {
+    let ca = Ca::new("ca");
+    let leaf = ca.server(&["127.0.0.1"]);
+    let p = pair(
+        echo(),
+        &leaf.server_options(),
+        Recorder::default(),
+        &ca.client_options("127.0.0.1"),
+    );
+    p.pump.flush();
+    assert!(p.client.with(|r, _| r.handshakes).unwrap() == 1);
+    let server = p
+        .server
+        .with(|_, cx| cx.transport().tls())
+        .flatten()
+        .unwrap();
+    assert_eq!(server.server_name, None);
+    // The same certificate does not name "localhost".
+    let p = pair(
+        echo(),
+        &leaf.server_options(),
+        Recorder::default(),
+        &ca.client_options("localhost"),
+    );
+    p.pump.flush();
+    assert!(matches!(lost_tls(&p.client), TlsError::WrongHost { .. }));
+}
+
+#[test]
+fn a_key_that_does_not_match_the_certificate_is_refused_when_the_options_are_built() {
+    let ca = Ca::new("ca");
+    let (a, b) = (ca.server(&["localhost"]), ca.server(&["localhost"]));
+    let opts = ServerOptions::from_pem(a.cert_pem.as_bytes(), b.key_pem.as_bytes()).unwrap();
+    assert!(matches!(opts.config(), Err(TlsError::Config(_))));
+}
+
+#[test]
+fn a_pinned_self_signed_server_certificate() {
+    let leaf = self_signed(&["localhost"]);
+    let roots = twistor::tls::TrustRoots::from_pem(leaf.cert_pem.as_bytes()).unwrap();
+    let p = pair(
+        echo(),
+        &leaf.server_options(),
+        Recorder::default(),
+        &twistor::tls::options_for_client_tls("localhost").trust_roots(roots),
+    );
+    p.pump.flush();
+    let lost = p.client.with(|r, _| r.lost.clone()).flatten();
+    eprintln!(
+        "pinned: handshakes={:?} lost={lost:?}",
+        p.client.with(|r, _| r.handshakes)
+    );
+}
