@@ -196,7 +196,9 @@ fn main() {
             (Some(path), _) => servers::echo_unix(&path, want_pid),
             (None, _) if want_pid => want_pid_without_unix(),
             (None, Some(port)) => match tls.options("echo") {
-                Ok(Some(opts)) => servers::echo_tls(port, &interface, &opts),
+                Ok(Some(opts)) => {
+                    servers::echo_tls(port, &interface, &opts, threads.into(), tls.pem())
+                }
                 Ok(None) => servers::echo(port, &interface, threads.into()),
                 Err(code) => code,
             },
@@ -214,9 +216,14 @@ fn main() {
             (Some(path), _) => servers::reverse_unix(&path, want_pid, max_lines.map(|n| n.get())),
             (None, _) if want_pid => want_pid_without_unix(),
             (None, Some(port)) => match tls.options("reverse") {
-                Ok(Some(opts)) => {
-                    servers::reverse_tls(port, &interface, max_lines.map(|n| n.get()), &opts)
-                }
+                Ok(Some(opts)) => servers::reverse_tls(
+                    port,
+                    &interface,
+                    max_lines.map(|n| n.get()),
+                    &opts,
+                    threads.into(),
+                    tls.pem(),
+                ),
                 Ok(None) => {
                     servers::reverse(port, &interface, max_lines.map(|n| n.get()), threads.into())
                 }

@@ -85,7 +85,18 @@ pub fn echo(port: u16, interface: &str, threads: usize) -> i32 {
 }
 
 /// `twistor echo --tls-cert --tls-key`.
-pub fn echo_tls(port: u16, interface: &str, options: &ServerOptions) -> i32 {
+pub fn echo_tls(
+    port: u16,
+    interface: &str,
+    options: &ServerOptions,
+    threads: usize,
+    pem: Option<crate::tls::Pem>,
+) -> i32 {
+    if let (true, Some(pem)) = (threads > 1, pem) {
+        return serve_threads("echo", port, interface, threads, move || {
+            crate::tls::per_thread(&pem, for_protocol(|| Echo))
+        });
+    }
     serve_tls("echo", port, interface, for_protocol(|| Echo), options)
 }
 
@@ -95,7 +106,14 @@ pub fn reverse_tls(
     interface: &str,
     max_lines: Option<usize>,
     options: &ServerOptions,
+    threads: usize,
+    pem: Option<crate::tls::Pem>,
 ) -> i32 {
+    if let (true, Some(pem)) = (threads > 1, pem) {
+        return serve_threads("reverse", port, interface, threads, move || {
+            crate::tls::per_thread(&pem, reverse_factory(max_lines))
+        });
+    }
     serve_tls(
         "reverse",
         port,

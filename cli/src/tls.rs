@@ -20,7 +20,12 @@ use crate::servers::new_reactor;
 #[derive(clap::Args, Clone, Debug, Default)]
 pub struct TlsServerArgs {
     /// Serve TLS on --port with this certificate chain (PEM, leaf first); needs --tls-key.
-    #[arg(long, value_name = "FILE", requires = "tls_key", conflicts_with_all = ["unix", "threads"])]
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "tls_key",
+        conflicts_with = "unix"
+    )]
     pub tls_cert: Option<PathBuf>,
     /// The private key of --tls-cert (PEM: PKCS#8, PKCS#1 or SEC1).
     #[arg(long, value_name = "FILE", requires = "tls_cert")]
@@ -40,6 +45,67 @@ impl TlsServerArgs {
                 eprintln!("twistor {name}: {e}");
                 Err(2)
             }
+        }
+    }
+}
+
+/// The certificate and key files' contents, for building the options again on each thread
+/// of `--threads` (options hold a per-thread configuration).
+#[derive(Clone)]
+pub struct Pem {
+    cert: Vec<u8>,
+    key: Vec<u8>,
+}
+
+impl TlsServerArgs {
+    /// The PEM files, read once (after `options` checked them).
+    pub fn pem(&self) -> Option<Pem> {
+        let (cert, key) = (self.tls_cert.as_ref()?, self.tls_key.as_ref()?);
+        Some(Pem {
+            cert: std::fs::read(cert).ok()?,
+            key: std::fs::read(key).ok()?,
+        })
+    }
+}
+
+/// A TLS factory built on the thread that serves with it; if the options cannot be built
+/// there (they were checked before the threads started), every connection is refused, never
+/// served in clear text.
+pub enum ThreadTls<F: Factory> {
+    /// Serving TLS.
+    Tls(TlsFactory<F>),
+    /// Refusing.
+    Refuse,
+}
+
+/// `factory` with TLS from `pem`, for one thread.
+pub fn per_thread<F: Factory>(pem: &Pem, factory: F) -> ThreadTls<F> {
+    match ServerOptions::from_pem(&pem.cert, &pem.key).and_then(|o| TlsFactory::server(factory, &o))
+    {
+        Ok(f) => ThreadTls::Tls(f),
+        Err(e) => {
+            log::error!("TLS options on a server thread: {e}; refusing connections");
+            ThreadTls::Refuse
+        }
+    }
+}
+
+impl<F: Factory> Factory for ThreadTls<F> {
+    type Protocol = twistor::tls::TlsProtocol;
+    fn build_protocol(&self, addr: &twistor::transport::Address) -> Option<Self::Protocol> {
+        match self {
+            ThreadTls::Tls(f) => f.build_protocol(addr),
+            ThreadTls::Refuse => None,
+        }
+    }
+    fn start_factory(&self) {
+        if let ThreadTls::Tls(f) = self {
+            f.start_factory()
+        }
+    }
+    fn stop_factory(&self) {
+        if let ThreadTls::Tls(f) = self {
+            f.stop_factory()
         }
     }
 }

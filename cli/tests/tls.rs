@@ -221,3 +221,21 @@ fn tls_flags_need_each_other_and_readable_files() {
     assert_eq!(done.status.code(), Some(2), "{done:?}");
     assert!(done.stderr.contains("no private key"), "{done:?}");
 }
+
+#[test]
+fn tls_echo_on_several_threads_answers_every_connection() {
+    let certs = Certs::new("threads");
+    let (_server, port) = start_tls("echo", &certs, &["--threads", "2"]);
+    let port = port.to_string();
+    let ca = certs.path("ca.pem");
+    for i in 0..6 {
+        let text = format!("connection {i}");
+        let done = twistor(&["reverse-client", "--port", &port, "--tls-ca", &ca, &text]).wait(WAIT);
+        assert!(done.status.success(), "{done:?}");
+        // The echo server sends the line back as it came.
+        assert_eq!(
+            done.lines.first().map(|(_, l)| l.as_str()),
+            Some(text.as_str())
+        );
+    }
+}
