@@ -61,6 +61,9 @@ use crate::transport::{Address, Producer, ProducerError, Transport, TransportImp
 
 type HandshakeHook = Box<dyn FnOnce(Result<(), Failure>)>;
 
+/// Buffers up to this size are kept between flushes and reads instead of reallocated.
+const SCRATCH_KEEP: usize = 256 * 1024;
+
 /// Plaintext held for the handshake above which a streaming producer is paused.
 ///
 /// ```
@@ -118,6 +121,8 @@ struct Shared {
     inner: RefCell<Option<Rc<dyn ProtocolDriver>>>,
     /// Plaintext written and not encrypted yet.
     pending: RefCell<Vec<u8>>,
+    /// Decrypted bytes on their way to the protocol (reused).
+    scratch: RefCell<Vec<u8>>,
     /// How many of the wrapper's callbacks are on the stack: writes wait for the outermost.
     depth: Cell<u32>,
     handshake_done: Cell<bool>,
@@ -178,6 +183,7 @@ impl Shared {
             lower: RefCell::new(None),
             inner: RefCell::new(None),
             pending: RefCell::new(Vec::new()),
+            scratch: RefCell::new(Vec::new()),
             depth: Cell::new(0),
             handshake_done: Cell::new(false),
             closing: Cell::new(false),
@@ -249,6 +255,9 @@ impl Shared {
                 }
                 return;
             }
+            // A reused buffer, taken out while the protocol runs: a nested `receive` (a
+            // `start_tls` from `data_received`) gets a fresh one instead of a borrow panic.
+            let mut plain = std::mem::take(&mut *self.scratch.borrow_mut());
             let step = {
                 let mut guard = self.conn.borrow_mut();
                 let Some(conn) = guard.as_mut() else { return };
@@ -261,14 +270,15 @@ impl Shared {
                     }
                 };
                 conn.process_new_packets().map(|state| {
-                    let mut plain = vec![0; state.plaintext_bytes_to_read()];
+                    plain.clear();
+                    plain.resize(state.plaintext_bytes_to_read(), 0);
                     // Exactly what rustls said it holds: cannot come up short.
                     let got = conn.reader().read(&mut plain).unwrap_or(0);
                     plain.truncate(got);
-                    (fed, plain, state.peer_has_closed(), !conn.is_handshaking())
+                    (fed, state.peer_has_closed(), !conn.is_handshaking())
                 })
             };
-            let (fed, plain, peer_closed, handshaken) = match step {
+            let (fed, peer_closed, handshaken) = match step {
                 Ok(s) => s,
                 Err(e) => {
                     self.fail_rustls(e);
@@ -287,6 +297,9 @@ impl Shared {
                 && let Some(d) = self.inner()
             {
                 d.data_received(&plain);
+            }
+            if plain.capacity() <= SCRATCH_KEEP {
+                *self.scratch.borrow_mut() = plain;
             }
             if peer_closed && !self.peer_closed.replace(true) {
                 // Answer the close_notify (in `flush`) and close.
@@ -353,10 +366,15 @@ impl Shared {
             let mut guard = self.conn.borrow_mut();
             let Some(conn) = guard.as_mut() else { return };
             if !conn.is_handshaking() {
-                let p = std::mem::take(&mut *self.pending.borrow_mut());
+                let mut p = self.pending.borrow_mut();
                 // With no buffer limit rustls takes everything.
                 if !p.is_empty() && conn.writer().write_all(&p).is_err() {
                     crate::report_error!(target: "twistor::tls", "TLS refused {} bytes", p.len());
+                }
+                p.clear();
+                // The buffer is kept for the next flush, unless a burst made it large.
+                if p.capacity() > SCRATCH_KEEP {
+                    *p = Vec::new();
                 }
                 resume = true;
             }
