@@ -12,7 +12,7 @@
 //! * STARTTLS: a connection made with [`TlsFactory::start_tls_capable`] (or
 //!   [`TlsProtocol::plain`]) runs in clear text until the protocol calls
 //!   [`Transport::start_tls`](crate::transport::Transport::start_tls).
-//! * What the protocol sees: [`Protocol::handshake_completed`](crate::protocol::Protocol::handshake_completed)
+//! * What the protocol sees: [`handshake_completed`](crate::protocol::Protocol::handshake_completed)
 //!   once the handshake is done, [`Transport::tls`](crate::transport::Transport::tls) for the
 //!   peer certificate and ALPN protocol, and a [`TlsError`] naming the cause as the
 //!   `connection_lost` reason when TLS fails.
