@@ -1,13 +1,13 @@
 //! TLS (Twisted's `twisted.protocols.tls`, `listenSSL`, `connectSSL`, `startTLS`): a
 //! protocol/transport pair over rustls (ring provider) that runs over any stream connection.
 //!
-//! * [`options`](ServerOptions): [`ServerOptions`] (certificate chain and key from PEM,
+//! * Options: [`ServerOptions`] (certificate chain and key from PEM,
 //!   optional client certificates, ALPN, session resumption) and [`ClientOptions`] from
 //!   [`options_for_client_tls`] (host name verification on by default; system, Mozilla or
 //!   PEM trust roots; client certificate; ALPN).
-//! * [`TlsProtocol`]: the wrapper (one TLS session around one protocol; the rules of
-//!   buffering, closing and errors are in its module docs), and [`TlsFactory`], which wraps
-//!   every protocol of a factory.
+//! * [`TlsProtocol`]: the wrapper (one TLS session around one protocol; its docs give the
+//!   rules of buffering, closing and errors), and [`TlsFactory`], which wraps every protocol
+//!   of a factory.
 //! * [`listen_ssl`], [`connect_ssl`], [`connect_ssl_protocol`]: TCP with TLS.
 //! * STARTTLS: a connection made with [`TlsFactory::start_tls_capable`] (or
 //!   [`TlsProtocol::plain`]) runs in clear text until the protocol calls

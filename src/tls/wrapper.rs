@@ -620,8 +620,24 @@ impl TransportImpl for TlsTransport {
 }
 
 /// The protocol of a TLS connection's real transport: it runs TLS and drives the protocol it
-/// wraps (see the module docs). [`TlsFactory`](super::TlsFactory) builds these for every
-/// connection; build one yourself to run TLS over a transport you connect by hand.
+/// wraps. [`TlsFactory`](super::TlsFactory) builds these for every connection; build one
+/// yourself to run TLS over a transport you connect by hand.
+///
+/// What the wrapped protocol can rely on:
+///
+/// * `connection_made` runs before the handshake; what it writes is sent once the handshake
+///   completes. `handshake_completed` runs once, with the peer certificate and ALPN protocol
+///   on [`Transport::tls`].
+/// * The writes of one callback (or, with a reactor, of one reactor phase) become one TLS
+///   record and leave in one send.
+/// * `lose_connection` sends what was written, then close_notify, then closes; the peer sees
+///   [`ConnectionDone`](crate::error::ConnectionDone). `abort_connection` sends no
+///   close_notify (the peer sees [`ConnectionLost`](crate::error::ConnectionLost)), and
+///   neither does a peer that just closes its socket (reported as `ConnectionLost`).
+/// * A TLS failure ends the connection with a [`TlsError`] naming the cause as the
+///   `connection_lost` reason.
+/// * Ciphertext waits in the real transport's write buffer, under its water marks,
+///   producers and read back-pressure.
 ///
 /// ```
 /// use twistor::protocol::{Context, Protocol};
