@@ -859,3 +859,44 @@ fn a_pinned_self_signed_server_certificate() {
         p.client.with(|r, _| r.handshakes)
     );
 }
+
+#[test]
+fn starttls_with_the_roles_reversed() {
+    // Twisted's test_backwardsTLS: the accepting side is the TLS client. Its ClientHello
+    // follows "READY" in the same delivery, so the other side must feed it to TLS.
+    let ca = Ca::new("ca");
+    let leaf = ca.server(&["localhost"]);
+    let accepting_lines = Rc::new(RefCell::new(Vec::new()));
+    let connecting_lines = Rc::new(RefCell::new(Vec::new()));
+    let (st, accepting) = TlsProtocol::plain(Liner {
+        buf: Vec::new(),
+        lines: accepting_lines.clone(),
+        config: Some(ca.client_options("localhost").into()),
+        server: true,
+    });
+    let (ct, connecting) = TlsProtocol::plain(Liner {
+        buf: Vec::new(),
+        lines: connecting_lines.clone(),
+        config: Some(leaf.server_options().into()),
+        server: false,
+    });
+    let (_s, _c, pump) = connected_server_and_client(st, ct);
+    connecting.with(|_, cx| cx.transport().write(b"STARTTLS\n"));
+    pump.flush();
+    accepting.with(|_, cx| cx.transport().write(b"to the tls server\n"));
+    connecting.with(|_, cx| cx.transport().write(b"to the tls client\n"));
+    pump.flush();
+    assert_eq!(
+        connecting_lines.borrow().last(),
+        Some(&("to the tls server".to_string(), true))
+    );
+    assert_eq!(
+        accepting_lines.borrow().last(),
+        Some(&("to the tls client".to_string(), true))
+    );
+    let info = accepting
+        .with(|_, cx| cx.transport().tls())
+        .flatten()
+        .unwrap();
+    assert!(info.is_client && info.handshake_complete);
+}
