@@ -900,3 +900,51 @@ fn starttls_with_the_roles_reversed() {
         .unwrap();
     assert!(info.is_client && info.handshake_complete);
 }
+
+mod aggregation {
+    //! Twisted's `test_writes_get_aggregated`: whatever the sizes of the writes and however
+    //! the pump interleaves, every byte arrives once, in order, both ways.
+    use super::*;
+    use proptest::prelude::*;
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Write(usize),
+        Pump,
+    }
+
+    fn ops() -> impl Strategy<Value = Vec<Op>> {
+        proptest::collection::vec(
+            prop_oneof![
+                3 => (1usize..70_000).prop_map(Op::Write),
+                1 => Just(Op::Pump),
+            ],
+            1..12,
+        )
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+        #[test]
+        fn every_byte_arrives_once_in_order(ops in ops()) {
+            let ca = Ca::new("ca");
+            let leaf = ca.server(&["localhost"]);
+            let p = pair(echo(), &leaf.server_options(), Recorder::default(), &ca.client_options("localhost"));
+            let mut sent = Vec::new();
+            let mut next = 0u8;
+            for op in ops {
+                match op {
+                    Op::Write(n) => {
+                        let chunk: Vec<u8> = (0..n).map(|_| { next = next.wrapping_add(7); next }).collect();
+                        sent.extend_from_slice(&chunk);
+                        p.client.with(move |_, cx| cx.transport().write(&chunk));
+                    }
+                    Op::Pump => { p.pump.pump(); }
+                }
+            }
+            p.pump.flush();
+            prop_assert!(data(&p.server) == sent);
+            prop_assert!(data(&p.client) == sent);
+        }
+    }
+}
