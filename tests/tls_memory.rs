@@ -948,3 +948,34 @@ mod aggregation {
         }
     }
 }
+
+#[test]
+fn small_writes_wait_for_the_clock_and_arrive_as_one_record() {
+    // Twisted's test_smallWriteBuffering.
+    let ca = Ca::new("ca");
+    let leaf = ca.server(&["localhost"]);
+    let clock = twistor::Clock::new();
+    let (st, _) = TlsProtocol::server(Chatty, &leaf.server_options()).unwrap();
+    let (ct, client) =
+        TlsProtocol::client(Recorder::default(), &ca.client_options("localhost")).unwrap();
+    let ct = ct.with_clock(&clock);
+    let (s, c) = (StringTransport::new(), StringTransport::new());
+    s.connect(st);
+    c.connect(ct);
+    shuttle(&c, &s);
+    client.with(|_, cx| {
+        cx.transport().write(b"hel");
+        cx.transport().write(b"lo");
+    });
+    assert!(c.value().is_empty(), "nothing before the clock moves");
+    clock.advance(0.0);
+    let out = c.value();
+    let types: Vec<u8> = records(&out).iter().map(|r| r.0).collect();
+    assert_eq!(types, [23], "two writes, one record");
+    c.clear();
+    s.deliver(&out);
+    // Chatty answers 16 bytes per byte received: all five arrived at once.
+    assert!(!s.value().is_empty());
+    c.deliver(&s.value());
+    assert_eq!(data(&client).len(), 5 * 16);
+}

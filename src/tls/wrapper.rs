@@ -136,21 +136,36 @@ struct Shared {
     on_handshake: RefCell<Option<HandshakeHook>>,
     producer: RefCell<Option<Rc<Membrane>>>,
     /// Where a write made outside the wrapper's callbacks waits for the end of the phase.
-    reactor: RefCell<Option<WeakReactor>>,
+    reactor: RefCell<Option<Later>>,
     flush_queued: Cell<bool>,
     flusher: Rc<FlushLater>,
+}
+
+/// What defers the flush of writes made outside the wrapper's callbacks.
+enum Later {
+    /// To the end of the reactor's current phase.
+    Reactor(WeakReactor),
+    /// To a `call_later(0)` of a test clock (Twisted's `BufferingTLSTransport` with a
+    /// `Clock`): deterministic tests see small writes merged once the clock advances.
+    Clock(crate::task::Clock),
 }
 
 /// The reactor's end-of-phase flush of a wrapper written to outside its callbacks.
 struct FlushLater(Weak<Shared>);
 
-impl SourceHandler for FlushLater {
-    fn ready(&self, _reactor: &Reactor, _ready: Ready) {}
-    fn flush(&self, _reactor: &Reactor) {
+impl FlushLater {
+    fn run(&self) {
         if let Some(s) = self.0.upgrade() {
             s.flush_queued.set(false);
             s.flush();
         }
+    }
+}
+
+impl SourceHandler for FlushLater {
+    fn ready(&self, _reactor: &Reactor, _ready: Ready) {}
+    fn flush(&self, _reactor: &Reactor) {
+        self.run();
     }
 }
 
@@ -211,18 +226,24 @@ impl Shared {
     /// Flushes at the end of the reactor's current phase (so the writes a timer or a handle
     /// makes in one phase become one record), or now without a reactor.
     fn flush_soon(&self) {
-        let reactor = self
-            .reactor
-            .borrow()
-            .as_ref()
-            .and_then(WeakReactor::upgrade);
-        match reactor {
-            Some(r) => {
-                if !self.flush_queued.replace(true) {
-                    r.want_flush(self.flusher.clone());
-                }
+        enum Via {
+            Reactor(Reactor),
+            Clock(crate::task::Clock),
+            Now,
+        }
+        let via = match self.reactor.borrow().as_ref() {
+            Some(Later::Reactor(w)) => w.upgrade().map_or(Via::Now, Via::Reactor),
+            Some(Later::Clock(c)) => Via::Clock(c.clone()),
+            None => Via::Now,
+        };
+        match via {
+            Via::Now => self.flush(),
+            _ if self.flush_queued.replace(true) => {}
+            Via::Reactor(r) => r.want_flush(self.flusher.clone()),
+            Via::Clock(c) => {
+                let flusher = self.flusher.clone();
+                c.call_later(0.0, move || flusher.run());
             }
-            None => self.flush(),
         }
     }
 
@@ -757,12 +778,30 @@ impl TlsProtocol {
     /// let _tls = tls.with_reactor(&reactor);
     /// ```
     pub fn with_reactor(self, reactor: &Reactor) -> TlsProtocol {
-        *self.shared.reactor.borrow_mut() = Some(reactor.downgrade());
+        *self.shared.reactor.borrow_mut() = Some(Later::Reactor(reactor.downgrade()));
+        self
+    }
+
+    /// As [`with_reactor`](Self::with_reactor) for a test [`Clock`](crate::task::Clock):
+    /// writes made outside the wrapper's callbacks are merged and sent on the clock's next
+    /// `advance` (Twisted's small-write buffering, deterministic).
+    ///
+    /// ```
+    /// use twistor::Clock;
+    /// use twistor::testing::AccumulatingProtocol;
+    /// use twistor::tls::{TlsProtocol, options_for_client_tls};
+    /// let clock = Clock::new();
+    /// let opts = options_for_client_tls("example.com");
+    /// let (tls, _h) = TlsProtocol::client(AccumulatingProtocol::default(), &opts).unwrap();
+    /// let _tls = tls.with_clock(&clock);
+    /// ```
+    pub fn with_clock(self, clock: &crate::task::Clock) -> TlsProtocol {
+        *self.shared.reactor.borrow_mut() = Some(Later::Clock(clock.clone()));
         self
     }
 
     pub(crate) fn set_reactor(&self, reactor: Option<WeakReactor>) {
-        *self.shared.reactor.borrow_mut() = reactor;
+        *self.shared.reactor.borrow_mut() = reactor.map(Later::Reactor);
     }
 
     /// Calls `hook` once: with `Ok` when the handshake completes, or with the reason if the
