@@ -979,3 +979,48 @@ fn small_writes_wait_for_the_clock_and_arrive_as_one_record() {
     c.deliver(&s.value());
     assert_eq!(data(&client).len(), 5 * 16);
 }
+
+mod hostile_input {
+    //! Whatever a peer sends, the wrapper does not panic: it closes with a named error.
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+        #[test]
+        fn random_bytes_to_a_server_close_it_with_a_tls_error(
+            chunks in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..3000), 1..6),
+        ) {
+            let leaf = self_signed(&["localhost"]);
+            let (st, server) = TlsProtocol::server(Recorder::default(), &leaf.server_options()).unwrap();
+            let s = StringTransport::with_disconnection();
+            s.connect(st);
+            for c in &chunks {
+                s.deliver(c);
+            }
+            s.connection_lost(Failure::new(ConnectionDone));
+            let reason = lost_reason(&server);
+            prop_assert!(reason.check::<TlsError>() || reason.check::<ConnectionLost>(), "{}", reason);
+            prop_assert!(data(&server).is_empty());
+        }
+
+        #[test]
+        fn random_bytes_after_the_handshake_close_the_client_with_a_tls_error(
+            junk in proptest::collection::vec(any::<u8>(), 1..3000),
+        ) {
+            let ca = Ca::new("ca");
+            let leaf = ca.server(&["localhost"]);
+            let (st, _) = TlsProtocol::server(Recorder::default(), &leaf.server_options()).unwrap();
+            let (ct, client) =
+                TlsProtocol::client(Recorder::default(), &ca.client_options("localhost")).unwrap();
+            let (s, c) = (StringTransport::new(), StringTransport::with_disconnection());
+            s.connect(st);
+            c.connect(ct);
+            shuttle(&c, &s);
+            c.deliver(&junk);
+            c.connection_lost(Failure::new(ConnectionDone));
+            let reason = lost_reason(&client);
+            prop_assert!(reason.check::<TlsError>() || reason.check::<ConnectionLost>(), "{}", reason);
+        }
+    }
+}
