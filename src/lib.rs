@@ -194,6 +194,11 @@
 //! | `NetstringReceiver`, `Int8/16/32StringReceiver` | [`protocols::basic::NetstringReceiver`], [`protocols::basic::Int32StringReceiver`] and friends |
 //! | `policies.TimeoutMixin` | [`protocols::policies::IdleTimeout`] (for every protocol, framing receivers included) |
 //! | `WrappingFactory`, `ThrottlingFactory`, `TimeoutFactory`, `LimitTotalConnectionsFactory`, `TrafficLoggingFactory` | the same names in [`protocols::policies`] |
+//! | `reactor.listenSSL`, `reactor.connectSSL`, `TLSMemoryBIOFactory` | [`tls::listen_ssl`], [`tls::connect_ssl`] (and [`tls::connect_ssl_protocol`], whose Deferred fires after the handshake), [`tls::TlsFactory`] |
+//! | `CertificateOptions`, `optionsForClientTLS`, `platformTrust`, `trustRootFromCertificates` | [`tls::ServerOptions`], [`tls::options_for_client_tls`] ([`tls::ClientOptions`]), [`tls::TrustRoots`] |
+//! | `TLSMemoryBIOProtocol`, `ITLSTransport.startTLS` | [`tls::TlsProtocol`], [`Transport::start_tls`](transport::Transport::start_tls) (on a [`TlsFactory::start_tls_capable`](tls::TlsFactory::start_tls_capable) connection) |
+//! | `IHandshakeListener.handshakeCompleted`, `getPeerCertificate`, `negotiatedProtocol` | [`Protocol::handshake_completed`](protocol::Protocol::handshake_completed), [`Transport::tls`](transport::Transport::tls) ([`tls::TlsInfo`]) |
+//! | `SSL.Error`, `VerificationError` | [`tls::TlsError`], naming the cause |
 //! | `portforward.ProxyFactory` | [`protocols::portforward::proxy_factory`] |
 //! | `wire.Echo`, `Discard`, `Chargen`, `QOTD`, `Daytime` | [`protocols::wire`] |
 //! | `proto_helpers.StringTransport`, `iosim.connectedServerAndClient` | [`testing::StringTransport`], [`testing::connected_server_and_client`] |
@@ -212,6 +217,7 @@ pub mod report;
 pub mod task;
 pub mod testing;
 pub mod time;
+pub mod tls;
 pub mod transport;
 
 pub mod prelude;

@@ -3,10 +3,12 @@
 //! ```text
 //! twistor echo --port 8000
 //! twistor echo --unix /tmp/echo.sock
+//! twistor echo --port 8443 --tls-cert cert.pem --tls-key key.pem
 //! twistor reverse --port 9999 [--max-lines 10]
 //! twistor reverse --unix /tmp/reverse.sock [--want-pid]
 //! twistor reverse-client --port 9999 Hello
 //! twistor reverse-client --unix /tmp/reverse.sock Hello
+//! twistor reverse-client --port 9443 --tls --tls-ca ca.pem --tls-hostname localhost Hello
 //! twistor portforward --port 8080 --dest-host 127.0.0.1 --dest-port 8000
 //! twistor discard --port 9
 //! twistor chargen --port 19
@@ -23,6 +25,7 @@
 
 mod endpoint_args;
 mod servers;
+mod tls;
 mod udp;
 mod unix;
 
@@ -68,6 +71,8 @@ enum Command {
         /// --port, `tcp:PORT` alone listens on every interface, as in Twisted.
         #[arg(long, value_name = "ENDPOINT", value_parser = endpoint_args::server_endpoint, conflicts_with_all = ["unix", "threads"])]
         listen: Vec<String>,
+        #[command(flatten)]
+        tls: tls::TlsServerArgs,
     },
     /// The paper's line reverser: answers each `\r\n`-terminated line reversed.
     Reverse {
@@ -95,6 +100,8 @@ enum Command {
         /// --port, `tcp:PORT` alone listens on every interface, as in Twisted.
         #[arg(long, value_name = "ENDPOINT", value_parser = endpoint_args::server_endpoint, conflicts_with_all = ["unix", "threads"])]
         listen: Vec<String>,
+        #[command(flatten)]
+        tls: tls::TlsServerArgs,
     },
     /// The paper's client: sends TEXT to a reverse server and prints the reply.
     ReverseClient {
@@ -112,6 +119,8 @@ enum Command {
         connect: Option<String>,
         /// The text to reverse.
         text: String,
+        #[command(flatten)]
+        tls: tls::TlsClientArgs,
     },
     /// Forwards every connection to DEST_HOST:DEST_PORT.
     Portforward {
@@ -226,18 +235,23 @@ fn main() {
             unix,
             want_pid,
             listen,
+            tls,
         } => match (unix, port) {
             (Some(path), _) => servers::echo_unix(&path, want_pid),
             (None, _) if want_pid => want_pid_without_unix(),
             (None, None) if listen.is_empty() => missing_port(),
-            (None, port) => servers::echo(
-                &Listen {
+            (None, port) => {
+                let listen = Listen {
                     port,
                     interface,
                     listen,
-                },
-                threads.into(),
-            ),
+                };
+                match tls.options("echo") {
+                    Ok(Some(opts)) => servers::echo_tls(&listen, &opts, threads.into(), tls.pem()),
+                    Ok(None) => servers::echo(&listen, threads.into()),
+                    Err(code) => code,
+                }
+            }
         },
         Command::Reverse {
             port,
@@ -247,19 +261,26 @@ fn main() {
             unix,
             want_pid,
             listen,
+            tls,
         } => match (unix, port) {
             (Some(path), _) => servers::reverse_unix(&path, want_pid, max_lines.map(|n| n.get())),
             (None, _) if want_pid => want_pid_without_unix(),
             (None, None) if listen.is_empty() => missing_port(),
-            (None, port) => servers::reverse(
-                &Listen {
+            (None, port) => {
+                let listen = Listen {
                     port,
                     interface,
                     listen,
-                },
-                max_lines.map(|n| n.get()),
-                threads.into(),
-            ),
+                };
+                let max_lines = max_lines.map(|n| n.get());
+                match tls.options("reverse") {
+                    Ok(Some(opts)) => {
+                        servers::reverse_tls(&listen, max_lines, &opts, threads.into(), tls.pem())
+                    }
+                    Ok(None) => servers::reverse(&listen, max_lines, threads.into()),
+                    Err(code) => code,
+                }
+            }
         },
         Command::ReverseClient {
             port,
@@ -267,12 +288,20 @@ fn main() {
             unix,
             connect,
             text,
+            tls,
         } => match (unix, port) {
             _ if connect.is_some() => {
                 endpoint_args::reverse_client(connect.as_deref().unwrap_or_default(), &text)
             }
             (Some(path), _) => servers::reverse_client_unix(&path, &text),
-            (None, Some(port)) => servers::reverse_client(&host, port, &text),
+            (None, Some(port)) => match tls.options(&host) {
+                Ok(Some(opts)) => tls::reverse_client(&host, port, &text, &opts),
+                Ok(None) => servers::reverse_client(&host, port, &text),
+                Err(e) => {
+                    eprintln!("twistor reverse-client: {e}");
+                    2
+                }
+            },
             (None, None) => missing_port(),
         },
         Command::Portforward {

@@ -9,6 +9,7 @@ use twistor::protocols::portforward::proxy_factory;
 use twistor::protocols::reverse::{RemoteReverser, reverse_factory};
 use twistor::protocols::wire::{Chargen, Daytime, Discard, Echo, Qotd};
 use twistor::reactor::Reactor;
+use twistor::tls::ServerOptions;
 use twistor::transport::multicore::serve_on_threads;
 use twistor::transport::tcp::ListenOptions;
 
@@ -65,6 +66,47 @@ pub fn echo(listen: &Listen, threads: usize) -> i32 {
         return serve_threads("echo", listen, threads, || for_protocol(|| Echo));
     }
     serve("echo", listen, for_protocol(|| Echo))
+}
+
+/// `twistor echo --tls-cert --tls-key`: TLS on every endpoint it listens on.
+pub fn echo_tls(
+    listen: &Listen,
+    options: &ServerOptions,
+    threads: usize,
+    pem: Option<crate::tls::Pem>,
+) -> i32 {
+    if let (true, Some(pem)) = (threads > 1, pem) {
+        return serve_threads("echo", listen, threads, move || {
+            crate::tls::per_thread(&pem, for_protocol(|| Echo))
+        });
+    }
+    serve_tls("echo", listen, for_protocol(|| Echo), options)
+}
+
+/// `twistor reverse --tls-cert --tls-key`.
+pub fn reverse_tls(
+    listen: &Listen,
+    max_lines: Option<usize>,
+    options: &ServerOptions,
+    threads: usize,
+    pem: Option<crate::tls::Pem>,
+) -> i32 {
+    if let (true, Some(pem)) = (threads > 1, pem) {
+        return serve_threads("reverse", listen, threads, move || {
+            crate::tls::per_thread(&pem, reverse_factory(max_lines))
+        });
+    }
+    serve_tls("reverse", listen, reverse_factory(max_lines), options)
+}
+
+fn serve_tls<F: Factory>(name: &str, listen: &Listen, factory: F, options: &ServerOptions) -> i32 {
+    match crate::tls::wrap(factory, options) {
+        Ok(f) => serve(name, listen, f),
+        Err(e) => {
+            eprintln!("twistor {name}: {e}");
+            2
+        }
+    }
 }
 
 /// `twistor reverse`.

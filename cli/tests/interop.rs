@@ -290,3 +290,116 @@ fn twistor_connected_udp_client_against_twisted_udp_echo() {
         turn_until(&reactor, "the port did not stop", || stopped.has_result());
     });
 }
+
+// ---- TLS: Twisted's TLS (pyOpenSSL) against twistor's ----------------------------------------
+
+#[path = "tlscerts/mod.rs"]
+mod tlscerts;
+
+/// `python()`, if it also has Twisted's TLS extra (`pip install 'twisted[tls]'`).
+fn python_tls() -> Option<String> {
+    let python = python()?;
+    let ok = Command::new(&python)
+        .args(["-c", "import OpenSSL, service_identity"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if ok {
+        return Some(python);
+    }
+    let why =
+        format!("{python} lacks Twisted's TLS extra ({python} -m pip install 'twisted[tls]')");
+    if std::env::var_os("CI").is_some() {
+        panic!("the TLS interop tests must run in CI, but {why}");
+    }
+    let _ = writeln!(std::io::stderr(), "SKIPPED: TLS interop test: {why}");
+    None
+}
+
+#[test]
+fn twisted_tls_client_against_twistor_echo_with_tls() {
+    let Some(python) = python_tls() else { return };
+    let certs = tlscerts::Certs::new("interop-echo");
+    let (cert, key, ca) = (
+        certs.path("server.pem"),
+        certs.path("server.key"),
+        certs.path("ca.pem"),
+    );
+    let mut server = twistor(&[
+        "echo",
+        "--port",
+        "0",
+        "--tls-cert",
+        &cert,
+        "--tls-key",
+        &key,
+    ]);
+    let (_, first) = server.next_line(WAIT);
+    let port = port_in(&first).to_string();
+    let done = run_python(
+        &python,
+        "twisted_tls_client.py",
+        &[&port, &ca, "localhost", "hello twisted"],
+    )
+    .wait(WAIT);
+    assert_eq!(done.status.code(), Some(0), "{done:?}");
+    assert_eq!(
+        done.lines.first().map(|(_, l)| l.as_str()),
+        Some("hello twisted"),
+        "{done:?}"
+    );
+    // Twisted's verification refuses a name the certificate does not carry.
+    let done = run_python(
+        &python,
+        "twisted_tls_client.py",
+        &[&port, &ca, "wrong.example", "x"],
+    )
+    .wait(WAIT);
+    assert_eq!(done.status.code(), Some(1), "{done:?}");
+}
+
+#[test]
+fn twistor_reverse_client_tls_against_twisted_listen_ssl() {
+    let Some(python) = python_tls() else { return };
+    let certs = tlscerts::Certs::new("interop-reverse");
+    let (cert, key, ca) = (
+        certs.path("server.pem"),
+        certs.path("server.key"),
+        certs.path("ca.pem"),
+    );
+    let mut server = run_python(&python, "twisted_tls_server.py", &[&cert, &key]);
+    let (_, first) = server.next_line(WAIT);
+    let port = port_in(&first).to_string();
+    let done = twistor(&[
+        "reverse-client",
+        "--port",
+        &port,
+        "--tls-ca",
+        &ca,
+        "--tls-hostname",
+        "localhost",
+        "Hello TLS",
+    ])
+    .wait(WAIT);
+    assert!(done.status.success(), "{done:?}");
+    assert_eq!(
+        done.lines.first().map(|(_, l)| l.as_str()),
+        Some("SLT olleH"),
+        "{done:?}"
+    );
+    let done = twistor(&[
+        "reverse-client",
+        "--port",
+        &port,
+        "--tls-ca",
+        &ca,
+        "--tls-hostname",
+        "wrong.example",
+        "x",
+    ])
+    .wait(WAIT);
+    assert_eq!(done.status.code(), Some(1), "{done:?}");
+    assert!(done.stderr.contains("wrong.example"), "{done:?}");
+}

@@ -98,6 +98,13 @@ pub trait Protocol: Sized + 'static {
     /// The protocol owns it; the default drops it, which closes it.
     #[doc(alias = "fileDescriptorReceived")]
     fn file_descriptor_received(&mut self, _cx: &Context<Self>, _fd: std::os::fd::OwnedFd) {}
+
+    /// The TLS handshake under this protocol completed (Twisted's
+    /// `IHandshakeListener.handshakeCompleted`): the peer certificate and the negotiated ALPN
+    /// protocol are now on [`Transport::tls`]. Called once per TLS session; never on a
+    /// connection without TLS.
+    #[doc(alias = "handshakeCompleted")]
+    fn handshake_completed(&mut self, _cx: &Context<Self>) {}
 }
 
 /// What a protocol callback can reach: its transport, a handle on itself and the factory
@@ -242,6 +249,8 @@ pub(crate) trait ProtocolDriver {
     fn write_connection_lost(&self);
     /// Calls `file_descriptor_received`.
     fn file_descriptor_received(&self, fd: std::os::fd::OwnedFd);
+    /// Calls `handshake_completed` (drivers of protocols that never run over TLS ignore it).
+    fn handshake_completed(&self) {}
 }
 
 impl<P: Protocol> Slot<P> {
@@ -352,6 +361,9 @@ impl<P: Protocol> ProtocolDriver for Slot<P> {
             move |p, cx| p.file_descriptor_received(cx, fd),
             |f| Box::new(f),
         );
+    }
+    fn handshake_completed(&self) {
+        self.call(|p, cx| p.handshake_completed(cx), |f| Box::new(f));
     }
 }
 

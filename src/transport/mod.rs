@@ -243,6 +243,19 @@ pub trait TransportImpl {
     fn unix(&self) -> Option<UnixExt> {
         None
     }
+    /// What TLS negotiated, for transports that run TLS (or may start it).
+    fn tls(&self) -> Option<crate::tls::TlsInfo> {
+        None
+    }
+    /// Starts TLS on this live connection (STARTTLS); transports that cannot refuse.
+    #[doc(alias = "startTLS")]
+    fn start_tls(
+        &self,
+        _config: crate::tls::TlsConfig,
+        _already_received: &[u8],
+    ) -> Result<(), crate::tls::TlsError> {
+        Err(crate::tls::TlsError::StartTlsUnsupported)
+    }
 }
 
 /// A protocol's handle on its connection: cheap to clone, usable from any callback.
@@ -441,6 +454,44 @@ impl Transport {
     /// passing), `None` for other transports.
     pub fn unix(&self) -> Option<UnixExt> {
         self.0.unix()
+    }
+
+    /// What TLS negotiated on this connection (peer certificates, ALPN protocol, version),
+    /// `None` for a connection without TLS. Before the handshake completes it says so
+    /// (`handshake_complete` is false).
+    ///
+    /// ```
+    /// use twistor::testing::StringTransport;
+    /// assert!(StringTransport::new().transport().tls().is_none());
+    /// ```
+    pub fn tls(&self) -> Option<crate::tls::TlsInfo> {
+        self.0.tls()
+    }
+
+    /// Starts TLS on this live connection (STARTTLS; Twisted's `startTLS`), in the role
+    /// `config` gives (client or server). Bytes written before the call leave in clear, bytes
+    /// written after it are encrypted. `already_received` is what the protocol received from
+    /// the peer but has not consumed yet (a line receiver's buffer after the `STARTTLS`
+    /// line): it is fed to TLS, never taken as clear text. Only connections made through
+    /// [`TlsFactory::start_tls_capable`](crate::tls::TlsFactory::start_tls_capable) (or
+    /// [`TlsProtocol::plain`](crate::tls::TlsProtocol::plain)) can switch; others return
+    /// [`TlsError::StartTlsUnsupported`](crate::tls::TlsError::StartTlsUnsupported).
+    ///
+    /// ```
+    /// use twistor::testing::StringTransport;
+    /// use twistor::tls::{TlsConfig, TlsError, options_for_client_tls};
+    ///
+    /// let t = StringTransport::new().transport();
+    /// let config = TlsConfig::from(options_for_client_tls("example.com"));
+    /// assert!(matches!(t.start_tls(config, b""), Err(TlsError::StartTlsUnsupported)));
+    /// ```
+    #[doc(alias = "startTLS")]
+    pub fn start_tls(
+        &self,
+        config: crate::tls::TlsConfig,
+        already_received: &[u8],
+    ) -> Result<(), crate::tls::TlsError> {
+        self.0.start_tls(config, already_received)
     }
 
     /// True if both handles are the same transport.

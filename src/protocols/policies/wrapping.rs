@@ -179,6 +179,16 @@ impl TransportImpl for WrapperTransport {
     fn tcp(&self) -> Option<crate::transport::TcpExt> {
         self.real.tcp()
     }
+    fn tls(&self) -> Option<crate::tls::TlsInfo> {
+        self.real.tls()
+    }
+    fn start_tls(
+        &self,
+        config: crate::tls::TlsConfig,
+        already_received: &[u8],
+    ) -> Result<(), crate::tls::TlsError> {
+        self.real.start_tls(config, already_received)
+    }
 }
 
 /// Connects a wrapped protocol, of whatever type, to its wrapper transport.
