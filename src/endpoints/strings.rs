@@ -598,8 +598,20 @@ pub fn server_from_string(text: &str) -> Result<AnyServerEndpoint, EndpointError
                     ..Default::default()
                 },
             );
+            let options = ServerOptions::new(identity);
+            // Built now, so a key that does not match its certificate is named here.
+            options.config().map_err(|e| {
+                EndpointError::new(
+                    text,
+                    ErrorKind::BadValue {
+                        part: "privateKey".into(),
+                        value: private_key.display().to_string(),
+                        reason: format!("cannot serve its certificate: {e}"),
+                    },
+                )
+            })?;
             AnyServerEndpoint::Tls(Box::new(TlsServerEndpoint::new(
-                ServerOptions::new(identity),
+                options,
                 AnyServerEndpoint::Tcp4(tcp),
             )))
         }
