@@ -122,6 +122,14 @@ fn connect_with(
     }
 }
 
+/// The failure of a connect that must fail.
+fn failed(r: Result<Handle<Hello>, Failure>, what: &str) -> Failure {
+    match r {
+        Ok(_) => panic!("{what}"),
+        Err(f) => f,
+    }
+}
+
 /// The echo of "hello" through `handle`.
 fn echoed(reactor: &Reactor, handle: &Handle<Hello>) {
     assert_eq!(handle.with(|p, _| p.handshake), Some(true));
@@ -216,13 +224,14 @@ fn wrong_host_and_unknown_ca_fail_the_connect_deferred_naming_the_cause() {
         let inner = quote_string_argument(&format!("tcp:127.0.0.1:{p}"));
 
         let lost = Rc::new(RefCell::new(None));
-        let f = connect_with(
-            &reactor,
-            &format!("tls:wrong.example:{p}:trustRoots={ca}:endpoint={inner}"),
-            lost.clone(),
-        )
-        .err()
-        .expect("a wrong host must fail the connect");
+        let f = failed(
+            connect_with(
+                &reactor,
+                &format!("tls:wrong.example:{p}:trustRoots={ca}:endpoint={inner}"),
+                lost.clone(),
+            ),
+            "a wrong host must fail the connect",
+        );
         match f.downcast_ref::<TlsError>() {
             Some(TlsError::WrongHost {
                 expected,
@@ -246,17 +255,19 @@ fn wrong_host_and_unknown_ca_fail_the_connect_deferred_naming_the_cause() {
             "{reason}"
         );
 
-        let f = connect(&reactor, &format!("tls:127.0.0.1:{p}:trustRoots={other}"))
-            .err()
-            .expect("an unknown CA must fail the connect");
+        let f = failed(
+            connect(&reactor, &format!("tls:127.0.0.1:{p}:trustRoots={other}")),
+            "an unknown CA must fail the connect",
+        );
         assert!(
             matches!(f.downcast_ref::<TlsError>(), Some(TlsError::UnknownIssuer)),
             "{f}"
         );
         // ssl: without hostname= still verifies (against HOST), unlike Twisted's.
-        let f = connect(&reactor, &format!("ssl:127.0.0.1:{p}:caCertsDir={other}"))
-            .err()
-            .expect("ssl: verifies by default");
+        let f = failed(
+            connect(&reactor, &format!("ssl:127.0.0.1:{p}:caCertsDir={other}")),
+            "ssl: verifies by default",
+        );
         assert!(
             matches!(f.downcast_ref::<TlsError>(), Some(TlsError::UnknownIssuer)),
             "{f}"
@@ -265,9 +276,10 @@ fn wrong_host_and_unknown_ca_fail_the_connect_deferred_naming_the_cause() {
         let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let free = closed.local_addr().unwrap().port();
         drop(closed);
-        let f = connect(&reactor, &format!("tls:127.0.0.1:{free}:trustRoots={ca}"))
-            .err()
-            .expect("nobody listens");
+        let f = failed(
+            connect(&reactor, &format!("tls:127.0.0.1:{free}:trustRoots={ca}")),
+            "nobody listens",
+        );
         assert!(f.downcast_ref::<TlsError>().is_none(), "{f}");
     });
 }
@@ -333,12 +345,13 @@ fn extra_cert_chain_sends_the_intermediate() {
             &reactor,
             &format!("ssl:0:privateKey={key}:certKey={cert}:interface=127.0.0.1"),
         );
-        let f = connect(
-            &reactor,
-            &format!("tls:localhost:{}:trustRoots={roots}", without.port()),
-        )
-        .err()
-        .expect("no chain, no trust");
+        let f = failed(
+            connect(
+                &reactor,
+                &format!("tls:localhost:{}:trustRoots={roots}", without.port()),
+            ),
+            "no chain, no trust",
+        );
         assert!(
             matches!(f.downcast_ref::<TlsError>(), Some(TlsError::UnknownIssuer)),
             "{f}"
@@ -422,7 +435,7 @@ fn cancelling_a_tls_connect_fails_it_with_connecting_cancelled() {
         let silent = listen_tcp_with(
             &reactor,
             0,
-            for_protocol(|| twistor::testing::AccumulatingProtocol::default()),
+            for_protocol(twistor::testing::AccumulatingProtocol::default),
             ListenOptions::on("127.0.0.1"),
         )
         .unwrap();
