@@ -12,19 +12,19 @@
 //! - `systemd:domain=INET|INET6|UNIX:index=N` or `:name=NAME` (exactly one of the two)
 //! - `ssl:PORT[:privateKey=PATH][:certKey=PATH][:sslmethod=NAME][:interface=IP][:backlog=N]
 //!   [:extraCertChain=PATH][:dhParameters=PATH]`: TLS over `tcp:` (a
-//!   [`TlsServerEndpoint`](super::TlsServerEndpoint)). `privateKey` defaults to `server.pem`,
+//!   [`TlsServerEndpoint`]). `privateKey` defaults to `server.pem`,
 //!   `certKey` to the `privateKey` file (one PEM holding both); the certificates of
 //!   `extraCertChain` follow the leaf. See [`TlsServerDescription`] for `sslmethod` and
 //!   `dhParameters`.
 //! - `tls:DIRECTORY[:PORT][:BACKLOG][:INTERFACE]` (certificates picked by SNI) parses, but
-//!   building it gives [`ErrorKind::TlsUnavailable`](super::ErrorKind::TlsUnavailable).
+//!   building it gives [`ErrorKind::TlsUnavailable`].
 //!
 //! Client descriptions:
 //! - `tcp:HOST:PORT` or `tcp:host=HOST:port=PORT`, with `[:timeout=SECONDS][:bindAddress=IP]`
 //! - `unix:PATH` or `unix:path=PATH`, with `[:timeout=SECONDS][:lockfile=0|1]`
 //! - `tls:HOST:PORT[:timeout=SECONDS][:bindAddress=IP][:trustRoots=PATH][:certificate=PATH]
 //!   [:privateKey=PATH][:endpoint=DESCRIPTION]`: TLS (see
-//!   [`wrap_client_tls`](super::wrap_client_tls)) over a
+//!   [`wrap_client_tls`]) over a
 //!   [`HostnameEndpoint`] to `HOST:PORT`, or over the endpoint `endpoint=` describes (its
 //!   colons escaped, see [`quote_string_argument`](super::quote_string_argument)), `HOST`
 //!   then only naming the server to verify.

@@ -85,7 +85,7 @@ impl<E> TlsServerEndpoint<E> {
     /// #     cert.signing_key.serialize_pem().as_bytes()).unwrap();
     /// use twistor::endpoints::{TlsServerEndpoint, UnixServerEndpoint};
     /// let e = TlsServerEndpoint::new(opts, UnixServerEndpoint::new("/tmp/tls.sock"));
-    /// assert_eq!(e.inner().address(), std::path::Path::new("/tmp/tls.sock"));
+    /// assert_eq!(e.inner().path(), std::path::Path::new("/tmp/tls.sock"));
     /// ```
     pub fn new(options: ServerOptions, inner: E) -> Self {
         TlsServerEndpoint { options, inner }
