@@ -2,7 +2,8 @@
 //! certificates made at run time into a temporary directory: `ssl:` server strings answered
 //! by `tls:` and `ssl:` client strings, verification failures named through the connect
 //! Deferred, TLS over a UNIX socket, an intermediate sent from `extraCertChain`, files that
-//! cannot be used named with their keyword, and cancelling a connect.
+//! cannot be used named with their keyword, cancelling a connect (before and during the
+//! handshake), options that cannot verify, and a factory that builds nothing.
 
 mod tcputil;
 mod tlsutil;
@@ -462,5 +463,68 @@ fn cancelling_a_tls_connect_fails_it_with_connecting_cancelled() {
         spin(&reactor, SECS, "the connection to close", || {
             lost.borrow().is_some()
         });
+    });
+}
+
+#[test]
+fn cancelling_before_the_inner_endpoint_connects_cancels_its_attempt() {
+    let mr = Rc::new(twistor::testing::MemoryReactor::new());
+    let options = twistor::tls::options_for_client_tls("example.com")
+        .trust_roots(twistor::tls::TrustRoots::Webpki);
+    let endpoint = wrap_client_tls(
+        options,
+        twistor::endpoints::Tcp4ClientEndpoint::new("10.0.0.1", 443),
+    );
+    let d = endpoint.connect(&mr, for_protocol(Hello::default));
+    twistor::testing::assert_no_result(&d);
+    assert_eq!(mr.tcp_clients().len(), 1);
+    d.cancel();
+    let f = failure_result_of(&d);
+    let cancelled = f
+        .downcast_ref::<ConnectingCancelledError>()
+        .expect("cancelled");
+    assert_eq!(
+        cancelled.address,
+        twistor::transport::Address::Tcp("10.0.0.1:443".parse().unwrap())
+    );
+}
+
+#[test]
+fn options_that_cannot_verify_fail_connect_before_any_attempt() {
+    let mr = Rc::new(twistor::testing::MemoryReactor::new());
+    let endpoint = wrap_client_tls(
+        twistor::tls::options_for_client_tls("not a host name!"),
+        twistor::endpoints::Tcp4ClientEndpoint::new("10.0.0.1", 443),
+    );
+    let d = endpoint.connect(&mr, for_protocol(Hello::default));
+    let f = failure_result_of(&d);
+    assert!(
+        matches!(
+            f.downcast_ref::<TlsError>(),
+            Some(TlsError::InvalidHostName(_))
+        ),
+        "{f}"
+    );
+    assert!(mr.tcp_clients().is_empty());
+}
+
+#[test]
+fn a_factory_that_builds_nothing_fails_connect_with_no_protocol() {
+    bounded(60, || {
+        let files = Files::new("noproto");
+        let (_ca, _leaf, cert, key, ca) = server_files(&files);
+        let reactor = Reactor::new().unwrap();
+        let port = listen(
+            &reactor,
+            &format!("ssl:0:privateKey={key}:certKey={cert}:interface=127.0.0.1"),
+        );
+        let endpoint =
+            client_from_string(&format!("tls:127.0.0.1:{}:trustRoots={ca}", port.port())).unwrap();
+        let nothing =
+            twistor::protocol::FactoryFn::new(|_: &twistor::transport::Address| None::<Hello>);
+        let d = endpoint.connect(&reactor, nothing);
+        spin(&reactor, SECS, "the connect", || d.has_result());
+        let f = failure_result_of(&d);
+        assert!(f.is::<twistor::endpoints::NoProtocol>(), "{f}");
     });
 }
