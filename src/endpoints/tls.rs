@@ -404,17 +404,28 @@ fn read(keyword: &'static str, path: &Path) -> Result<Vec<u8>, BadFile> {
     std::fs::read(path).map_err(|e| bad(keyword, path, format!("cannot be read ({e})")))
 }
 
-/// The certificates of a PEM file; none is an error.
-fn certificates(
+/// The certificates of a PEM file (other blocks skipped; none is not an error here).
+fn certificates_in(
     keyword: &'static str,
     path: &Path,
 ) -> Result<Vec<rustls::pki_types::CertificateDer<'static>>, BadFile> {
     match TrustRoots::from_pem(&read(keyword, path)?) {
         Ok(TrustRoots::Certificates(c)) => Ok(c),
-        Ok(_) => Ok(Vec::new()),
-        Err(TlsError::NoCertificate(_)) => Err(bad(keyword, path, "holds no PEM certificate")),
+        Ok(_) | Err(TlsError::NoCertificate(_)) => Ok(Vec::new()),
         Err(e) => Err(bad(keyword, path, format!("is not usable: {e}"))),
     }
+}
+
+/// The certificates of a PEM file; none is an error.
+fn certificates(
+    keyword: &'static str,
+    path: &Path,
+) -> Result<Vec<rustls::pki_types::CertificateDer<'static>>, BadFile> {
+    let certs = certificates_in(keyword, path)?;
+    if certs.is_empty() {
+        return Err(bad(keyword, path, "holds no PEM certificate"));
+    }
+    Ok(certs)
 }
 
 /// An identity from a certificate file (leaf first; `extra` appended after it) and a key
@@ -461,11 +472,7 @@ pub(crate) fn trust_roots_from(keyword: &'static str, path: &Path) -> Result<Tru
     files.sort();
     let mut roots = Vec::new();
     for f in files {
-        match certificates(keyword, &f) {
-            Ok(c) => roots.extend(c),
-            Err(e) if e.reason == "holds no PEM certificate" => {}
-            Err(e) => return Err(e),
-        }
+        roots.extend(certificates_in(keyword, &f)?);
     }
     if roots.is_empty() {
         return Err(bad(
