@@ -528,3 +528,19 @@ fn a_factory_that_builds_nothing_fails_connect_with_no_protocol() {
         assert!(f.is::<twistor::endpoints::NoProtocol>(), "{f}");
     });
 }
+
+#[test]
+fn a_server_endpoint_with_unusable_options_fails_listen() {
+    let a = Ca::new("a").server(&["localhost"]);
+    let b = Ca::new("b").server(&["localhost"]);
+    let mismatched = twistor::tls::ServerOptions::new(
+        twistor::tls::Identity::from_pem(a.cert_pem.as_bytes(), b.key_pem.as_bytes()).unwrap(),
+    );
+    let reactor = Reactor::new().unwrap();
+    let endpoint = TlsServerEndpoint::new(
+        mismatched,
+        twistor::endpoints::Tcp4ServerEndpoint::with_options(0, ListenOptions::on("127.0.0.1")),
+    );
+    let f = failure_result_of(&endpoint.listen(&reactor, for_protocol(|| Echo)));
+    assert!(f.downcast_ref::<TlsError>().is_some(), "{f}");
+}
