@@ -171,6 +171,7 @@
 //! | `IStreamClientEndpoint.connect`, `TCP4ClientEndpoint`, `TCP6ClientEndpoint`, `UNIXClientEndpoint` | [`ClientEndpoint::connect`](endpoints::ClientEndpoint::connect) (fires with the protocol's [`Handle`](protocol::Handle)), [`endpoints::Tcp4ClientEndpoint`], [`endpoints::Tcp6ClientEndpoint`], [`endpoints::UnixClientEndpoint`] |
 //! | `HostnameEndpoint`, `IHostnameResolver` | [`endpoints::HostnameEndpoint`] (RFC 8305: families interleaved, staggered attempts), [`endpoints::NameResolver`] |
 //! | `systemd:` endpoints, `AdoptedStreamServerEndpoint` | [`endpoints::SystemdServerEndpoint`], [`endpoints::ListenFds`] |
+//! | `wrapClientTLS`, `wrapServerTLS`, `SSL4ClientEndpoint`, `SSL4ServerEndpoint` | [`endpoints::wrap_client_tls`] ([`endpoints::TlsClientEndpoint`]; `connect` fires after the handshake, failing with the [`tls::TlsError`] naming why), [`endpoints::TlsServerEndpoint`]; strings `ssl:PORT:privateKey=..:certKey=..`, `tls:HOST:PORT:trustRoots=..`, `ssl:HOST:PORT:caCertsDir=..:hostname=..` (always verified) |
 //! | `ConnectingCancelledError`, `NoProtocol`, `AlreadyListened` | [`endpoints::ConnectingCancelledError`], [`endpoints::NoProtocol`], [`endpoints::AlreadyListened`] |
 //! | `IReactorTCP`, `MemoryReactor` | [`ReactorTcp`](transport::tcp::ReactorTcp), [`testing::MemoryReactor`] |
 //! | `Deferred()`, `d.callback`, `d.errback` | [`Deferred::new`] gives the chain and its [`Resolver`]; [`Resolver::callback`], [`Resolver::errback`] |

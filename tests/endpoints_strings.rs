@@ -203,7 +203,7 @@ fn server_systemd_forms() {
 #[test]
 fn server_ssl_parses_every_keyword() {
     let d = parse_server(
-        "ssl:8443:privateKey=key.pem:certKey=cert.pem:sslmethod=TLSv1_2_METHOD:interface=127.0.0.1\
+        "ssl:8443:privateKey=key.pem:certKey=cert.pem:sslmethod=SSLv23_METHOD:interface=127.0.0.1\
          :backlog=10:extraCertChain=chain.pem:dhParameters=dh.pem",
     )
     .unwrap();
@@ -224,7 +224,7 @@ fn server_ssl_parses_every_keyword() {
     assert_eq!(port, 8443);
     assert_eq!(private_key, Path::new("key.pem"));
     assert_eq!(cert_key, Path::new("cert.pem"));
-    assert_eq!(ssl_method.as_deref(), Some("TLSv1_2_METHOD"));
+    assert_eq!(ssl_method.as_deref(), Some("SSLv23_METHOD"));
     assert_eq!(interface, "127.0.0.1");
     assert_eq!(backlog, 10);
     assert_eq!(extra_cert_chain.as_deref(), Some(Path::new("chain.pem")));
@@ -288,13 +288,76 @@ fn server_tls_directory_forms() {
 }
 
 #[test]
-fn tls_servers_parse_but_do_not_build_without_tls() {
-    let e = server_from_string("ssl:8443:privateKey=key.pem:certKey=cert.pem").unwrap_err();
-    assert_eq!(e.kind, ErrorKind::TlsUnavailable("ssl".into()));
-    assert!(e.to_string().contains("need the tls module"), "{e}");
-    // A bad keyword is still reported as such, not as missing TLS.
+fn ssl_server_files_are_read_when_built_and_named_when_bad() {
+    // Files are read by server_from_string, not by the parser.
+    assert!(parse_server("ssl:8443:privateKey=/nonexistent/k.pem").is_ok());
+    let e = server_from_string("ssl:8443:privateKey=/nonexistent/k.pem").unwrap_err();
+    // certKey defaults to privateKey, and the certificate is read first.
+    assert!(
+        matches!(&e.kind, ErrorKind::BadValue { part, value, .. }
+            if part == "certKey" && value == "/nonexistent/k.pem"),
+        "{e}"
+    );
+    assert!(e.to_string().contains("cannot be read"), "{e}");
+    // The default file is server.pem in the working directory.
+    let e = server_from_string("ssl:8443").unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("certKey 'server.pem' cannot be read"),
+        "{e}"
+    );
+    // A file with no certificate in it.
+    let dir = std::env::temp_dir().join(format!("twistor-epstr-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let empty = dir.join("empty.pem");
+    std::fs::write(&empty, "not a PEM file\n").unwrap();
+    let e = server_from_string(&format!("ssl:0:privateKey={}", empty.display())).unwrap_err();
+    assert!(e.to_string().contains("holds no PEM certificate"), "{e}");
+    let e = client_from_string(&format!("tls:h:1:trustRoots={}", empty.display())).unwrap_err();
+    assert!(
+        e.to_string().starts_with(&format!(
+            "tls:h:1:trustRoots={}: trustRoots '",
+            empty.display()
+        )),
+        "{e}"
+    );
+    assert!(e.to_string().contains("holds no PEM certificate"), "{e}");
+    // A directory of trust roots with no certificate at all.
+    let e = client_from_string(&format!("tls:h:1:trustRoots={}", dir.display())).unwrap_err();
+    assert!(
+        e.to_string().contains("is a directory with no certificate"),
+        "{e}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    // A bad keyword is still reported as such.
     let e = server_from_string("ssl:8443:colour=red").unwrap_err();
     assert!(matches!(e.kind, ErrorKind::UnknownKeyword { .. }), "{e}");
+}
+
+#[test]
+fn sslmethod_takes_only_the_negotiating_names_and_dh_parameters_are_ignored() {
+    for m in ["TLS_METHOD", "SSLv23_METHOD", "TLS_SERVER_METHOD"] {
+        assert!(
+            parse_server(&format!("ssl:443:sslmethod={m}")).is_ok(),
+            "{m}"
+        );
+    }
+    for m in ["TLSv1_2_METHOD", "SSLv3_METHOD", "TLSv1_METHOD", "nonsense"] {
+        let e = server_err(&format!("ssl:443:sslmethod={m}"));
+        assert!(
+            e.contains(&format!("sslmethod '{m}' cannot be honoured")),
+            "{e}"
+        );
+        assert!(e.contains("TLS 1.2 and 1.3"), "{e}");
+    }
+    assert!(parse_server("ssl:443:dhParameters=/nonexistent/dh.pem").is_ok());
+}
+
+#[test]
+fn tls_directory_servers_parse_but_are_refused_clearly() {
+    let e = server_from_string("tls:/etc/certs").unwrap_err();
+    assert_eq!(e.kind, ErrorKind::TlsUnavailable("tls".into()));
+    assert!(e.to_string().contains("not supported"), "{e}");
 }
 
 #[test]
@@ -505,9 +568,78 @@ fn client_tls_parses_every_keyword_and_the_inner_endpoint() {
 }
 
 #[test]
-fn tls_clients_parse_but_do_not_build_without_tls() {
-    let e = client_from_string("tls:example.com:443").unwrap_err();
-    assert_eq!(e.kind, ErrorKind::TlsUnavailable("tls".into()));
+fn tls_clients_build_verifying_the_host_over_the_right_endpoint() {
+    // tls: over a HostnameEndpoint with the description's timeout, verifying HOST.
+    let AnyClientEndpoint::Tls(e) =
+        client_from_string("tls:example.com:443:timeout=7:bindAddress=127.0.0.1").unwrap()
+    else {
+        panic!()
+    };
+    assert_eq!(e.options().hostname(), "example.com");
+    let AnyClientEndpoint::Hostname(h) = e.inner() else {
+        panic!("{:?}", e.inner())
+    };
+    assert_eq!((h.host(), h.port()), ("example.com", 443));
+    assert_eq!(h.options().timeout, Some(Duration::from_secs(7)));
+    assert_eq!(h.options().bind_address, Some("127.0.0.1".parse().unwrap()));
+    // endpoint= replaces the connection; HOST only names the server to verify.
+    let AnyClientEndpoint::Tls(e) =
+        client_from_string(r"tls:example.com:443:endpoint=unix\:/run/app.sock").unwrap()
+    else {
+        panic!()
+    };
+    assert_eq!(e.options().hostname(), "example.com");
+    assert!(
+        matches!(e.inner(), AnyClientEndpoint::Unix(u) if u.path() == Path::new("/run/app.sock"))
+    );
+    // ssl: over tcp:, verifying hostname= if given, else HOST (never nothing).
+    let AnyClientEndpoint::Tls(e) = client_from_string("ssl:127.0.0.1:443").unwrap() else {
+        panic!()
+    };
+    assert_eq!(e.options().hostname(), "127.0.0.1");
+    assert!(matches!(e.inner(), AnyClientEndpoint::Tcp4(t) if t.host() == "127.0.0.1"));
+    let AnyClientEndpoint::Tls(e) =
+        client_from_string("ssl:127.0.0.1:443:hostname=a.example").unwrap()
+    else {
+        panic!()
+    };
+    assert_eq!(e.options().hostname(), "a.example");
+}
+
+#[test]
+fn tls_client_bad_names_and_lone_keys_are_refused() {
+    let e = client_from_string("ssl:127.0.0.1:443:hostname=not a name").unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("hostname 'not a name' is neither a DNS name nor an IP address"),
+        "{e}"
+    );
+    let e = client_from_string("tls:bad_host!:443").unwrap_err();
+    assert!(e.to_string().contains("host 'bad_host!'"), "{e}");
+    let e = client_from_string("tls:h:443:privateKey=/k.pem").unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("client certificate for its privateKey"),
+        "{e}"
+    );
+    let e = client_from_string("ssl:h:443:privateKey=/k.pem").unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("client certificate for its privateKey"),
+        "{e}"
+    );
+    let e = client_from_string("tls:h:443:certificate=/nonexistent/c.pem").unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("certificate '/nonexistent/c.pem' cannot be read"),
+        "{e}"
+    );
+    let e = client_from_string("ssl:h:443:caCertsDir=/nonexistent/ca").unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("caCertsDir '/nonexistent/ca' cannot be read"),
+        "{e}"
+    );
 }
 
 #[test]

@@ -10,8 +10,8 @@ use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 use twistor::endpoints::{
-    AnyClientEndpoint, AnyServerEndpoint, ClientEndpoint, ServerEndpoint, client_from_string,
-    quote_string_argument, server_from_string,
+    AnyClientEndpoint, AnyServerEndpoint, ClientEndpoint, Description, ServerEndpoint,
+    client_from_string, quote_string_argument, server_from_string,
 };
 use twistor::protocol::{Factory, for_protocol};
 use twistor::protocols::basic::LineReceiver;
@@ -21,8 +21,8 @@ use twistor::transport::listener::ListeningPort;
 use crate::servers::new_reactor;
 use crate::unix::OneLine;
 
-/// clap's check of a `--listen` value: the description must build (so a TLS one is refused
-/// until TLS is built in).
+/// clap's check of a `--listen` value: the description must build (an `ssl:` one reads its
+/// certificate and key files here, so a bad file is refused before anything listens).
 pub fn server_endpoint(s: &str) -> Result<String, String> {
     server_from_string(s)
         .map(|_| s.to_string())
@@ -103,8 +103,26 @@ pub fn listen_all<F: Factory>(
     Ok(ports)
 }
 
+/// `--tls-cert` beside an `ssl:` `--listen` would wrap TLS in TLS: refused (exit 2),
+/// naming the description.
+pub fn refuse_tls_twice(name: &str, listen: &[String]) -> Result<(), i32> {
+    let ssl = listen
+        .iter()
+        .find(|d| Description::parse(d).is_ok_and(|p| p.kind == "ssl"));
+    match ssl {
+        Some(d) => {
+            eprintln!(
+                "twistor {name}: --listen {d} serves TLS with its own certificate; \
+                 --tls-cert/--tls-key cannot wrap it again"
+            );
+            Err(2)
+        }
+        None => Ok(()),
+    }
+}
+
 /// `twistor reverse-client --connect ENDPOINT TEXT`: prints the reply, exits 0 (1 if the
-/// server could not be reached or closed without answering).
+/// server could not be reached, failed TLS verification or closed without answering).
 pub fn reverse_client(description: &str, text: &str) -> i32 {
     let endpoint: AnyClientEndpoint = match client_from_string(description) {
         Ok(e) => e,
@@ -113,6 +131,11 @@ pub fn reverse_client(description: &str, text: &str) -> i32 {
             return 2;
         }
     };
+    reverse_client_over(endpoint, text)
+}
+
+/// `reverse-client` over any client endpoint.
+pub fn reverse_client_over<E: ClientEndpoint + 'static>(endpoint: E, text: &str) -> i32 {
     let Some(reactor) = new_reactor("reverse-client") else {
         return 1;
     };

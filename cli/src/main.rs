@@ -17,6 +17,9 @@
 //! twistor udp-echo --port 8000
 //! twistor echo --listen tcp:8000 --listen unix:/tmp/echo.sock
 //! twistor reverse-client --connect tcp:127.0.0.1:9999 Hello
+//! twistor echo --listen ssl:8443:privateKey=key.pem:certKey=cert.pem --listen tcp:8000
+//! twistor reverse-client --connect tls:localhost:8443:trustRoots=ca.pem Hello
+//! twistor echo --unix /tmp/echo.sock --tls-cert cert.pem --tls-key key.pem
 //! ```
 //! Each server listens on 127.0.0.1 unless `--interface` says otherwise (or on a UNIX socket
 //! with `--unix PATH`, where a leading `@` names a Linux abstract socket; the socket file is
@@ -67,7 +70,8 @@ enum Command {
         #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
         threads: u16,
         /// Listen on this endpoint too (`tcp:PORT:interface=IP`, `unix:PATH:mode=660`,
-        /// `tcp6:PORT`, `systemd:domain=INET:index=0`); repeatable: serves on all. Unlike
+        /// `tcp6:PORT`, `systemd:domain=INET:index=0`, `ssl:PORT:privateKey=K:certKey=C`);
+        /// repeatable: serves on all. Unlike
         /// --port, `tcp:PORT` alone listens on every interface, as in Twisted.
         #[arg(long, value_name = "ENDPOINT", value_parser = endpoint_args::server_endpoint, conflicts_with_all = ["unix", "threads"])]
         listen: Vec<String>,
@@ -96,7 +100,8 @@ enum Command {
         #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
         threads: u16,
         /// Listen on this endpoint too (`tcp:PORT:interface=IP`, `unix:PATH:mode=660`,
-        /// `tcp6:PORT`, `systemd:domain=INET:index=0`); repeatable: serves on all. Unlike
+        /// `tcp6:PORT`, `systemd:domain=INET:index=0`, `ssl:PORT:privateKey=K:certKey=C`);
+        /// repeatable: serves on all. Unlike
         /// --port, `tcp:PORT` alone listens on every interface, as in Twisted.
         #[arg(long, value_name = "ENDPOINT", value_parser = endpoint_args::server_endpoint, conflicts_with_all = ["unix", "threads"])]
         listen: Vec<String>,
@@ -114,7 +119,8 @@ enum Command {
         /// The server's host.
         #[arg(long, default_value = "127.0.0.1")]
         host: String,
-        /// Connect to this endpoint instead (`tcp:HOST:PORT`, `unix:PATH`).
+        /// Connect to this endpoint instead (`tcp:HOST:PORT`, `unix:PATH`,
+        /// `tls:HOST:PORT:trustRoots=CA.pem`).
         #[arg(long, value_name = "ENDPOINT", value_parser = endpoint_args::client_endpoint, conflicts_with_all = ["port", "host", "unix"])]
         connect: Option<String>,
         /// The text to reverse.
@@ -131,7 +137,8 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1")]
         interface: String,
         /// Listen on this endpoint too (`tcp:PORT:interface=IP`, `unix:PATH:mode=660`,
-        /// `tcp6:PORT`, `systemd:domain=INET:index=0`); repeatable: serves on all. Unlike
+        /// `tcp6:PORT`, `systemd:domain=INET:index=0`, `ssl:PORT:privateKey=K:certKey=C`);
+        /// repeatable: serves on all. Unlike
         /// --port, `tcp:PORT` alone listens on every interface, as in Twisted.
         #[arg(long, value_name = "ENDPOINT", value_parser = endpoint_args::server_endpoint)]
         listen: Vec<String>,
@@ -151,7 +158,8 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1")]
         interface: String,
         /// Listen on this endpoint too (`tcp:PORT:interface=IP`, `unix:PATH:mode=660`,
-        /// `tcp6:PORT`, `systemd:domain=INET:index=0`); repeatable: serves on all. Unlike
+        /// `tcp6:PORT`, `systemd:domain=INET:index=0`, `ssl:PORT:privateKey=K:certKey=C`);
+        /// repeatable: serves on all. Unlike
         /// --port, `tcp:PORT` alone listens on every interface, as in Twisted.
         #[arg(long, value_name = "ENDPOINT", value_parser = endpoint_args::server_endpoint)]
         listen: Vec<String>,
@@ -165,7 +173,8 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1")]
         interface: String,
         /// Listen on this endpoint too (`tcp:PORT:interface=IP`, `unix:PATH:mode=660`,
-        /// `tcp6:PORT`, `systemd:domain=INET:index=0`); repeatable: serves on all. Unlike
+        /// `tcp6:PORT`, `systemd:domain=INET:index=0`, `ssl:PORT:privateKey=K:certKey=C`);
+        /// repeatable: serves on all. Unlike
         /// --port, `tcp:PORT` alone listens on every interface, as in Twisted.
         #[arg(long, value_name = "ENDPOINT", value_parser = endpoint_args::server_endpoint)]
         listen: Vec<String>,
@@ -179,7 +188,8 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1")]
         interface: String,
         /// Listen on this endpoint too (`tcp:PORT:interface=IP`, `unix:PATH:mode=660`,
-        /// `tcp6:PORT`, `systemd:domain=INET:index=0`); repeatable: serves on all. Unlike
+        /// `tcp6:PORT`, `systemd:domain=INET:index=0`, `ssl:PORT:privateKey=K:certKey=C`);
+        /// repeatable: serves on all. Unlike
         /// --port, `tcp:PORT` alone listens on every interface, as in Twisted.
         #[arg(long, value_name = "ENDPOINT", value_parser = endpoint_args::server_endpoint)]
         listen: Vec<String>,
@@ -196,7 +206,8 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1")]
         interface: String,
         /// Listen on this endpoint too (`tcp:PORT:interface=IP`, `unix:PATH:mode=660`,
-        /// `tcp6:PORT`, `systemd:domain=INET:index=0`); repeatable: serves on all. Unlike
+        /// `tcp6:PORT`, `systemd:domain=INET:index=0`, `ssl:PORT:privateKey=K:certKey=C`);
+        /// repeatable: serves on all. Unlike
         /// --port, `tcp:PORT` alone listens on every interface, as in Twisted.
         #[arg(long, value_name = "ENDPOINT", value_parser = endpoint_args::server_endpoint)]
         listen: Vec<String>,
@@ -237,7 +248,11 @@ fn main() {
             listen,
             tls,
         } => match (unix, port) {
-            (Some(path), _) => servers::echo_unix(&path, want_pid),
+            (Some(path), _) => match tls.options("echo") {
+                Ok(Some(opts)) => unix::echo_unix_tls(&path, want_pid, &opts),
+                Ok(None) => servers::echo_unix(&path, want_pid),
+                Err(code) => code,
+            },
             (None, _) if want_pid => want_pid_without_unix(),
             (None, None) if listen.is_empty() => missing_port(),
             (None, port) => {
@@ -247,6 +262,11 @@ fn main() {
                     listen,
                 };
                 match tls.options("echo") {
+                    Ok(Some(_))
+                        if endpoint_args::refuse_tls_twice("echo", &listen.listen).is_err() =>
+                    {
+                        2
+                    }
                     Ok(Some(opts)) => servers::echo_tls(&listen, &opts, threads.into(), tls.pem()),
                     Ok(None) => servers::echo(&listen, threads.into()),
                     Err(code) => code,
@@ -263,7 +283,13 @@ fn main() {
             listen,
             tls,
         } => match (unix, port) {
-            (Some(path), _) => servers::reverse_unix(&path, want_pid, max_lines.map(|n| n.get())),
+            (Some(path), _) => match tls.options("reverse") {
+                Ok(Some(opts)) => {
+                    unix::reverse_unix_tls(&path, want_pid, max_lines.map(|n| n.get()), &opts)
+                }
+                Ok(None) => servers::reverse_unix(&path, want_pid, max_lines.map(|n| n.get())),
+                Err(code) => code,
+            },
             (None, _) if want_pid => want_pid_without_unix(),
             (None, None) if listen.is_empty() => missing_port(),
             (None, port) => {
@@ -274,6 +300,11 @@ fn main() {
                 };
                 let max_lines = max_lines.map(|n| n.get());
                 match tls.options("reverse") {
+                    Ok(Some(_))
+                        if endpoint_args::refuse_tls_twice("reverse", &listen.listen).is_err() =>
+                    {
+                        2
+                    }
                     Ok(Some(opts)) => {
                         servers::reverse_tls(&listen, max_lines, &opts, threads.into(), tls.pem())
                     }
@@ -293,7 +324,14 @@ fn main() {
             _ if connect.is_some() => {
                 endpoint_args::reverse_client(connect.as_deref().unwrap_or_default(), &text)
             }
-            (Some(path), _) => servers::reverse_client_unix(&path, &text),
+            (Some(path), _) => match tls.options("localhost") {
+                Ok(Some(opts)) => unix::reverse_client_unix_tls(&path, &text, opts),
+                Ok(None) => servers::reverse_client_unix(&path, &text),
+                Err(e) => {
+                    eprintln!("twistor reverse-client: {e}");
+                    2
+                }
+            },
             (None, Some(port)) => match tls.options(&host) {
                 Ok(Some(opts)) => tls::reverse_client(&host, port, &text, &opts),
                 Ok(None) => servers::reverse_client(&host, port, &text),

@@ -1,6 +1,8 @@
-//! TLS for the subcommands: `--tls-cert FILE --tls-key FILE` serves TLS on `--port`
-//! (`echo`, `reverse`); `--tls` (with `--tls-ca FILE`, `--tls-hostname NAME`) makes
-//! `reverse-client` connect with TLS.
+//! TLS for the subcommands: `--tls-cert FILE --tls-key FILE` serves TLS on `--port`,
+//! `--unix` and the plain `--listen` endpoints (`echo`, `reverse`; an `ssl:` `--listen`
+//! carries its own certificate and is refused beside them); `--tls` (with `--tls-ca FILE`,
+//! `--tls-hostname NAME`) makes `reverse-client` connect with TLS over `--port` or
+//! `--unix`.
 
 use std::cell::Cell;
 use std::path::PathBuf;
@@ -19,13 +21,9 @@ use crate::servers::new_reactor;
 /// The server side's flags.
 #[derive(clap::Args, Clone, Debug, Default)]
 pub struct TlsServerArgs {
-    /// Serve TLS on --port with this certificate chain (PEM, leaf first); needs --tls-key.
-    #[arg(
-        long,
-        value_name = "FILE",
-        requires = "tls_key",
-        conflicts_with = "unix"
-    )]
+    /// Serve TLS on --port, --unix and every plain --listen with this certificate chain
+    /// (PEM, leaf first); needs --tls-key.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,
     /// The private key of --tls-cert (PEM: PKCS#8, PKCS#1 or SEC1).
     #[arg(long, value_name = "FILE", requires = "tls_cert")]
@@ -118,14 +116,16 @@ pub fn wrap<F: Factory>(factory: F, options: &ServerOptions) -> Result<TlsFactor
 /// The client side's flags.
 #[derive(clap::Args, Clone, Debug, Default)]
 pub struct TlsClientArgs {
-    /// Connect with TLS, verifying the server against the system's trust roots and --host.
-    #[arg(long)]
+    /// Connect with TLS, verifying the server against the system's trust roots and --host
+    /// (with --unix: against --tls-hostname, else "localhost"). With --connect, write
+    /// `tls:HOST:PORT:trustRoots=FILE` instead.
+    #[arg(long, conflicts_with = "connect")]
     pub tls: bool,
     /// Trust the certificates of this PEM file instead of the system's roots (implies --tls).
-    #[arg(long, value_name = "FILE", conflicts_with = "unix")]
+    #[arg(long, value_name = "FILE", conflicts_with = "connect")]
     pub tls_ca: Option<PathBuf>,
     /// Verify the server's certificate against this name instead of --host (implies --tls).
-    #[arg(long, value_name = "NAME", conflicts_with = "unix")]
+    #[arg(long, value_name = "NAME", conflicts_with = "connect")]
     pub tls_hostname: Option<String>,
 }
 

@@ -7,12 +7,14 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
 use twistor::Failure;
+use twistor::endpoints::{UnixClientEndpoint, wrap_client_tls};
 use twistor::protocol::Handle;
 use twistor::protocol::{Factory, for_protocol};
 use twistor::protocols::basic::{LineContext, LineHandler, LineReceiver};
 use twistor::protocols::reverse::reverse_factory;
 use twistor::protocols::wire::Echo;
 use twistor::reactor::Reactor;
+use twistor::tls::{ClientOptions, ServerOptions};
 use twistor::transport::unix::{
     UnixConnectOptions, UnixListenOptions, connect_unix_protocol, listen_unix_with,
 };
@@ -55,6 +57,50 @@ fn serve_unix<F: Factory>(name: &str, path: &Path, want_pid: bool, factory: F) -
 /// `twistor echo --unix PATH`.
 pub fn echo_unix(path: &Path, want_pid: bool) -> i32 {
     serve_unix("echo", path, want_pid, for_protocol(|| Echo))
+}
+
+/// `twistor echo --unix PATH --tls-cert C --tls-key K`.
+pub fn echo_unix_tls(path: &Path, want_pid: bool, options: &ServerOptions) -> i32 {
+    serve_unix_tls("echo", path, want_pid, for_protocol(|| Echo), options)
+}
+
+/// `twistor reverse --unix PATH --tls-cert C --tls-key K`.
+pub fn reverse_unix_tls(
+    path: &Path,
+    want_pid: bool,
+    max_lines: Option<usize>,
+    options: &ServerOptions,
+) -> i32 {
+    serve_unix_tls(
+        "reverse",
+        path,
+        want_pid,
+        reverse_factory(max_lines),
+        options,
+    )
+}
+
+fn serve_unix_tls<F: Factory>(
+    name: &str,
+    path: &Path,
+    want_pid: bool,
+    factory: F,
+    options: &ServerOptions,
+) -> i32 {
+    match crate::tls::wrap(factory, options) {
+        Ok(f) => serve_unix(name, path, want_pid, f),
+        Err(e) => {
+            eprintln!("twistor {name}: {e}");
+            2
+        }
+    }
+}
+
+/// `twistor reverse-client --unix PATH --tls...`: TLS over the socket, the server verified
+/// as the options say.
+pub fn reverse_client_unix_tls(path: &Path, text: &str, options: ClientOptions) -> i32 {
+    let endpoint = wrap_client_tls(options, UnixClientEndpoint::new(socket_path(path)));
+    crate::endpoint_args::reverse_client_over(endpoint, text)
 }
 
 /// `twistor reverse --unix PATH`.

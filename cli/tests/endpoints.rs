@@ -1,7 +1,9 @@
 //! `--listen ENDPOINT` and `--connect ENDPOINT`, run as processes over real sockets
 //! (127.0.0.1 with port 0, UNIX sockets in a temporary directory): where the server says it
-//! listens, several endpoints at once, socket activation, and bad descriptions exiting 2.
+//! listens, several endpoints at once, TLS (`ssl:` servers, `tls:` clients, TLS over UNIX
+//! sockets), socket activation, and bad descriptions exiting 2.
 
+mod tlscerts;
 #[path = "../../tests/util/mod.rs"]
 mod util;
 
@@ -10,6 +12,7 @@ use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use tlscerts::Certs;
 use util::{RunningExample, connect_local, port_in, read_exact_bytes, spawn_program};
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -186,6 +189,204 @@ fn reverse_client_connects_to_an_endpoint() {
     terminate(server);
 }
 
+/// `reverse-client --connect DESCRIPTION TEXT` against an echo server: the text comes back.
+fn client_says(description: &str, text: &str) -> util::Finished {
+    twistor(&["reverse-client", "--connect", description, text]).wait(WAIT)
+}
+
+#[test]
+fn echo_serves_ssl_and_tcp_listen_endpoints_at_once() {
+    let certs = Certs::new("cli-ssl-listen");
+    let (cert, key, ca) = (
+        certs.path("server.pem"),
+        certs.path("server.key"),
+        certs.path("ca.pem"),
+    );
+    let mut server = twistor(&[
+        "echo",
+        "--listen",
+        &format!("ssl:0:privateKey={key}:certKey={cert}:interface=127.0.0.1"),
+        "--listen",
+        "tcp:0:interface=127.0.0.1",
+    ]);
+    let (_, first) = server.next_line(WAIT);
+    let (_, second) = server.next_line(WAIT);
+    assert!(
+        first.starts_with("twistor echo listening on tcp:127.0.0.1:"),
+        "{first}"
+    );
+    let (tls_port, tcp_port) = (port_in(&first), port_in(&second));
+    echo_over_tcp(tcp_port);
+    // Verified against the IP (its subjectAltName) and against a name.
+    for host in ["127.0.0.1", "localhost"] {
+        let done = client_says(&format!("tls:{host}:{tls_port}:trustRoots={ca}"), "Hello");
+        assert_eq!(done.status.code(), Some(0), "{done:?}");
+        assert_eq!(done.lines.first().map(|l| l.1.as_str()), Some("Hello"));
+    }
+    // ssl: client strings verify too, the CA given as a directory.
+    let done = client_says(
+        &format!(
+            "ssl:127.0.0.1:{tls_port}:caCertsDir={}:hostname=localhost",
+            certs.dir().display()
+        ),
+        "abc",
+    );
+    assert_eq!(done.status.code(), Some(0), "{done:?}");
+    assert_eq!(done.lines.first().map(|l| l.1.as_str()), Some("abc"));
+    // openssl s_client, if there is one, gets the echo too.
+    if let Some(out) = openssl_echo(tls_port, &ca) {
+        // -quiet prints the echo and the verification steps, and stops on a failed one.
+        assert!(out.starts_with("ping\n"), "{out}");
+        assert!(out.contains("depth=0"), "{out}");
+        assert!(!out.contains("verify error"), "{out}");
+    }
+    terminate(server);
+}
+
+/// `openssl s_client` sending "ping" to 127.0.0.1:`port`; its output, or `None` without
+/// openssl.
+fn openssl_echo(port: u16, ca: &str) -> Option<String> {
+    use std::process::{Command, Stdio};
+    let mut child = Command::new("openssl")
+        .args(["s_client", "-connect", &format!("127.0.0.1:{port}")])
+        .args(["-CAfile", ca, "-verify_hostname", "localhost", "-quiet"])
+        .arg("-verify_return_error")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .ok()?;
+    let mut stdin = child.stdin.take()?;
+    stdin.write_all(b"ping\n").ok()?;
+    let mut stdout = child.stdout.take()?;
+    let mut got = Vec::new();
+    let mut buf = [0u8; 64];
+    // The echo, then close: -quiet prints only the application data.
+    let deadline = std::time::Instant::now() + WAIT;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        while let Ok(n) = stdout.read(&mut buf) {
+            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    while !got.ends_with(b"ping\n") && std::time::Instant::now() < deadline {
+        if let Ok(chunk) = rx.recv_timeout(Duration::from_millis(100)) {
+            got.extend(chunk);
+        }
+    }
+    drop(stdin);
+    let _ = child.kill();
+    let out = child.wait_with_output().ok()?;
+    let mut text = String::from_utf8_lossy(&got).into_owned();
+    text.push_str(&String::from_utf8_lossy(&out.stderr));
+    Some(text)
+}
+
+#[test]
+fn tls_client_strings_name_what_failed_and_exit_1() {
+    let certs = Certs::new("cli-tls-fail");
+    let (cert, key, ca) = (
+        certs.path("server.pem"),
+        certs.path("server.key"),
+        certs.path("ca.pem"),
+    );
+    let mut server = twistor(&[
+        "echo",
+        "--listen",
+        &format!("ssl:0:privateKey={key}:certKey={cert}:interface=127.0.0.1"),
+    ]);
+    let (_, first) = server.next_line(WAIT);
+    let port = port_in(&first);
+    let done = client_says(
+        &format!(r"tls:wrong.example:{port}:trustRoots={ca}:endpoint=tcp\:127.0.0.1\:{port}"),
+        "x",
+    );
+    assert_eq!(done.status.code(), Some(1), "{done:?}");
+    assert!(
+        done.stderr
+            .contains("not valid for the host name \"wrong.example\""),
+        "{done:?}"
+    );
+    // The system's roots do not know the test CA.
+    let done = client_says(&format!("tls:127.0.0.1:{port}"), "x");
+    assert_eq!(done.status.code(), Some(1), "{done:?}");
+    assert!(done.stderr.contains("unknown authority"), "{done:?}");
+    // --tls-cert would wrap an ssl: endpoint in TLS twice: refused.
+    let done = twistor(&[
+        "echo",
+        "--listen",
+        &format!("ssl:0:privateKey={key}:certKey={cert}:interface=127.0.0.1"),
+        "--tls-cert",
+        &cert,
+        "--tls-key",
+        &key,
+    ])
+    .wait(WAIT);
+    assert_eq!(done.status.code(), Some(2), "{done:?}");
+    assert!(done.stderr.contains("cannot wrap it again"), "{done:?}");
+    terminate(server);
+}
+
+#[test]
+fn tls_over_a_unix_socket_with_the_tls_flags_and_a_tls_string() {
+    let certs = Certs::new("cli-unix-tls");
+    let dir = Dir::new("unix-tls");
+    let path = dir.path("echo.sock");
+    let (cert, key, ca) = (
+        certs.path("server.pem"),
+        certs.path("server.key"),
+        certs.path("ca.pem"),
+    );
+    let mut server = twistor(&[
+        "echo",
+        "--unix",
+        &path,
+        "--tls-cert",
+        &cert,
+        "--tls-key",
+        &key,
+    ]);
+    let (_, first) = server.next_line(WAIT);
+    assert!(
+        first.starts_with("twistor echo listening on unix:"),
+        "{first}"
+    );
+    // Verified against "localhost" by default over a UNIX socket.
+    let done = twistor(&["reverse-client", "--unix", &path, "--tls-ca", &ca, "Hello"]).wait(WAIT);
+    assert_eq!(done.status.code(), Some(0), "{done:?}");
+    assert_eq!(done.lines.first().map(|l| l.1.as_str()), Some("Hello"));
+    let done = twistor(&[
+        "reverse-client",
+        "--unix",
+        &path,
+        "--tls-ca",
+        &ca,
+        "--tls-hostname",
+        "wrong.example",
+        "x",
+    ])
+    .wait(WAIT);
+    assert_eq!(done.status.code(), Some(1), "{done:?}");
+    assert!(done.stderr.contains("wrong.example"), "{done:?}");
+    let inner = twistor::endpoints::quote_string_argument(&format!("unix:{path}"));
+    let done = client_says(
+        &format!("tls:localhost:0:trustRoots={ca}:endpoint={inner}"),
+        "abc",
+    );
+    assert_eq!(done.status.code(), Some(0), "{done:?}");
+    assert_eq!(done.lines.first().map(|l| l.1.as_str()), Some("abc"));
+    // Plain text to the TLS socket gets no echo.
+    let mut c = UnixStream::connect(&path).unwrap();
+    c.set_read_timeout(Some(WAIT)).unwrap();
+    c.write_all(b"plain\r\n").unwrap();
+    let mut buf = Vec::new();
+    let _ = c.read_to_end(&mut buf);
+    assert!(!buf.windows(5).any(|w| w == b"plain"), "{buf:?}");
+    terminate(server);
+}
+
 #[test]
 fn reverse_client_to_nothing_exits_1() {
     let port = util::unused_port();
@@ -219,7 +420,18 @@ fn bad_endpoint_strings_exit_2_with_the_parser_message() {
             &["qotd", "--listen", "unix:/tmp/x:mode=9"],
             "mode '9' is not an octal file mode",
         ),
-        (&["echo", "--listen", "ssl:8443"], "need the tls module"),
+        (
+            &["echo", "--listen", "ssl:8443"],
+            "certKey 'server.pem' cannot be read",
+        ),
+        (
+            &["echo", "--listen", "ssl:0:sslmethod=SSLv3_METHOD"],
+            "sslmethod 'SSLv3_METHOD' cannot be honoured",
+        ),
+        (
+            &["reverse-client", "--connect", "tls:h:1", "--tls", "x"],
+            "cannot be used with",
+        ),
         (
             &["reverse-client", "--connect", "foo:1", "x"],
             "unknown endpoint type 'foo'",

@@ -1,5 +1,5 @@
 //! Client endpoints (Twisted's `IStreamClientEndpoint`): where to connect, kept apart from
-//! what to connect, so the same code connects over TCP, UNIX or (later) TLS.
+//! what to connect, so the same code connects over TCP, UNIX or TLS.
 //!
 //! `connect` fires with the protocol's [`Handle`] once its `connection_made` has run, or
 //! fails with why the attempt failed. Cancelling the Deferred before then stops the attempt

@@ -87,7 +87,9 @@ pub enum ErrorKind {
     },
     /// The description ends with a lone backslash.
     TrailingBackslash,
-    /// A TLS endpoint was asked for, but this build has no TLS support to construct it.
+    /// A TLS endpoint form that parses but cannot be built: `tls:DIRECTORY` servers, which
+    /// pick a certificate per SNI name from a directory, are not supported (kept so such a
+    /// description gets this clear refusal rather than an unknown-type error).
     TlsUnavailable(String),
 }
 
@@ -115,7 +117,11 @@ impl fmt::Display for ErrorKind {
                 write!(f, "ends with a lone backslash (escape it as '\\\\')")
             }
             ErrorKind::TlsUnavailable(kind) => {
-                write!(f, "{kind} endpoints need the tls module, not built in")
+                write!(
+                    f,
+                    "{kind} server endpoints (certificates picked by SNI from a directory) \
+                     are not supported; use ssl:PORT:privateKey=..:certKey=.."
+                )
             }
         }
     }

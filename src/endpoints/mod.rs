@@ -9,9 +9,10 @@
 //!   its `connection_made`; cancelling it stops the attempt with
 //!   [`ConnectingCancelledError`].
 //! - [`server_from_string`] and [`client_from_string`] read descriptions; see the
-//!   [`strings`] module for the forms, the escaping and the case rules. TLS descriptions are
-//!   parsed and checked into [`TlsServerDescription`] / [`TlsClientDescription`]; building
-//!   them needs TLS support.
+//!   [`strings`] module for the forms, the escaping and the case rules (`ssl:` servers,
+//!   `tls:` and `ssl:` clients included).
+//! - [`TlsServerEndpoint`] and [`wrap_client_tls`] put TLS on top of any other endpoint; a
+//!   TLS client's `connect` fires once the server is verified, or fails naming why not.
 //! - [`HostnameEndpoint`] races a name's addresses (RFC 8305, Happy Eyeballs).
 //! - [`SystemdServerEndpoint`] listens on a socket inherited by socket activation.
 //!
@@ -44,6 +45,7 @@ mod hostname;
 mod server;
 pub mod strings;
 mod systemd;
+mod tls;
 
 pub use client::{
     ClientEndpoint, ConnectingFactory, ConnectingProtocol, EndpointReactor, ProtocolOf,
@@ -59,3 +61,4 @@ pub use strings::{
     server_from_string,
 };
 pub use systemd::{ListenFds, SocketDomain, SocketSelector, SystemdError, SystemdServerEndpoint};
+pub use tls::{TlsClientEndpoint, TlsServerEndpoint, wrap_client_tls};

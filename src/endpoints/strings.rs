@@ -11,13 +11,29 @@
 //! - `unix:ADDRESS[:mode=OCTAL][:backlog=N][:lockfile=0|1]` (mode 666, lock file on)
 //! - `systemd:domain=INET|INET6|UNIX:index=N` or `:name=NAME` (exactly one of the two)
 //! - `ssl:PORT[:privateKey=PATH][:certKey=PATH][:sslmethod=NAME][:interface=IP][:backlog=N]
-//!   [:extraCertChain=PATH][:dhParameters=PATH]` and `tls:DIRECTORY[:PORT][:BACKLOG][:INTERFACE]`
-//!   are parsed into a [`TlsServerDescription`].
+//!   [:extraCertChain=PATH][:dhParameters=PATH]`: TLS over `tcp:` (a
+//!   [`TlsServerEndpoint`]). `privateKey` defaults to `server.pem`,
+//!   `certKey` to the `privateKey` file (one PEM holding both); the certificates of
+//!   `extraCertChain` follow the leaf. See [`TlsServerDescription`] for `sslmethod` and
+//!   `dhParameters`.
+//! - `tls:DIRECTORY[:PORT][:BACKLOG][:INTERFACE]` (certificates picked by SNI) parses, but
+//!   building it gives [`ErrorKind::TlsUnavailable`].
 //!
 //! Client descriptions:
 //! - `tcp:HOST:PORT` or `tcp:host=HOST:port=PORT`, with `[:timeout=SECONDS][:bindAddress=IP]`
 //! - `unix:PATH` or `unix:path=PATH`, with `[:timeout=SECONDS][:lockfile=0|1]`
-//! - `ssl:HOST:PORT[...]` and `tls:HOST:PORT[...]` are parsed into a [`TlsClientDescription`].
+//! - `tls:HOST:PORT[:timeout=SECONDS][:bindAddress=IP][:trustRoots=PATH][:certificate=PATH]
+//!   [:privateKey=PATH][:endpoint=DESCRIPTION]`: TLS (see
+//!   [`wrap_client_tls`]) over a
+//!   [`HostnameEndpoint`] to `HOST:PORT`, or over the endpoint `endpoint=` describes (its
+//!   colons escaped, see [`quote_string_argument`](super::quote_string_argument)), `HOST`
+//!   then only naming the server to verify.
+//! - `ssl:HOST:PORT[:timeout=SECONDS][:bindAddress=IP][:caCertsDir=PATH][:hostname=NAME]
+//!   [:certKey=PATH][:privateKey=PATH]`: TLS over `tcp:`.
+//!
+//! TLS clients always verify the server (see [`TlsClientDescription`]). Files named by TLS
+//! descriptions are read when the endpoint is built; a bad one is an error naming its
+//! keyword and path.
 //!
 //! Positional arguments fill the parameters in the order listed (for clients, only the host
 //! and port, or the path); each may be given by keyword instead, not both.
@@ -32,7 +48,7 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::client::{
@@ -40,17 +56,34 @@ use super::client::{
 };
 use super::description::Description;
 use super::error::{EndpointError, ErrorKind};
-use super::hostname::{HostnameEndpoint, Tcp6ClientEndpoint};
+use super::hostname::{HostnameEndpoint, HostnameOptions, Tcp6ClientEndpoint};
 use super::server::{ServerEndpoint, Tcp4ServerEndpoint, Tcp6ServerEndpoint, UnixServerEndpoint};
 use super::systemd::{SocketDomain, SocketSelector, SystemdServerEndpoint};
+use super::tls::{self, TlsClientEndpoint, TlsServerEndpoint, wrap_client_tls};
 use crate::Deferred;
 use crate::protocol::{Factory, Handle};
 use crate::reactor::Reactor;
+use crate::tls::{ClientOptions, Identity, ServerOptions, options_for_client_tls};
 use crate::transport::listener::ListeningPort;
 use crate::transport::tcp::{ConnectOptions, IntoFactory, ListenOptions};
 use crate::transport::unix::{UnixConnectOptions, UnixListenOptions};
 
-/// A TLS server description, parsed and checked; building the endpoint needs TLS support.
+/// The `sslmethod` names (OpenSSL's method constants) that mean "negotiate the best
+/// version", which is what a TLS server here always does; a name pinning one version
+/// (`TLSv1_2_METHOD`, `SSLv3_METHOD`...) is refused rather than silently widened.
+const NEGOTIATING_METHODS: &[&str] = &[
+    "TLS_METHOD",
+    "TLS_SERVER_METHOD",
+    "SSLv23_METHOD",
+    "SSLv23_SERVER_METHOD",
+];
+
+/// A TLS server description, parsed and checked ([`server_from_string`] builds it).
+///
+/// `sslmethod` takes only the names meaning "negotiate" (TLS 1.2 and 1.3 are negotiated,
+/// nothing older exists here); `dhParameters` is accepted and ignored, since key exchange is
+/// always (EC)DHE over named groups, with no Diffie-Hellman parameters to load, so
+/// descriptions written for Twisted keep working with the same forward secrecy.
 ///
 /// ```
 /// use twistor::endpoints::{parse_server, ServerDescription, TlsServerDescription};
@@ -96,7 +129,12 @@ pub enum TlsServerDescription {
     },
 }
 
-/// A TLS client description, parsed and checked; building the endpoint needs TLS support.
+/// A TLS client description, parsed and checked ([`client_from_string`] builds it).
+///
+/// Both forms verify the server: `tls:` against `HOST`, `ssl:` against `hostname=` or else
+/// `HOST`, with the trust roots given (`trustRoots=` / `caCertsDir=`, a PEM file or a
+/// directory of `.pem` files) or else the system's. (Twisted's `ssl:` without `hostname=`
+/// verifies nothing; no description turns verification off here.)
 ///
 /// ```
 /// use twistor::endpoints::{parse_client, ClientDescription, TlsClientDescription};
@@ -200,6 +238,8 @@ pub enum AnyServerEndpoint {
     Unix(UnixServerEndpoint),
     /// An inherited socket.
     Systemd(SystemdServerEndpoint),
+    /// TLS over another server endpoint (`ssl:`).
+    Tls(Box<TlsServerEndpoint<AnyServerEndpoint>>),
 }
 
 impl ServerEndpoint for AnyServerEndpoint {
@@ -213,6 +253,7 @@ impl ServerEndpoint for AnyServerEndpoint {
             AnyServerEndpoint::Tcp6(e) => e.listen(reactor, factory),
             AnyServerEndpoint::Unix(e) => e.listen(reactor, factory),
             AnyServerEndpoint::Systemd(e) => e.listen(reactor, factory),
+            AnyServerEndpoint::Tls(e) => e.listen(reactor, factory),
         }
     }
 }
@@ -236,6 +277,8 @@ pub enum AnyClientEndpoint {
     Hostname(HostnameEndpoint),
     /// A UNIX socket.
     Unix(UnixClientEndpoint),
+    /// TLS over another client endpoint (`ssl:`, `tls:`).
+    Tls(Box<TlsClientEndpoint<AnyClientEndpoint>>),
 }
 
 impl ClientEndpoint for AnyClientEndpoint {
@@ -250,6 +293,7 @@ impl ClientEndpoint for AnyClientEndpoint {
             AnyClientEndpoint::Tcp6(e) => e.connect(reactor, factory),
             AnyClientEndpoint::Hostname(e) => e.connect(reactor, factory),
             AnyClientEndpoint::Unix(e) => e.connect(reactor, factory),
+            AnyClientEndpoint::Tls(e) => e.connect(reactor, factory),
         }
     }
 }
@@ -358,6 +402,16 @@ pub fn parse_server(text: &str) -> Result<ServerDescription, EndpointError> {
                 &[],
             )?;
             let private_key = PathBuf::from(a.get("privateKey").unwrap_or("server.pem"));
+            if let Some(m) = a.get("sslmethod")
+                && !NEGOTIATING_METHODS.contains(&m)
+            {
+                return Err(a.bad(
+                    "sslmethod",
+                    m,
+                    "cannot be honoured: TLS 1.2 and 1.3 are always negotiated (the names \
+                     that mean that, such as TLS_METHOD or SSLv23_METHOD, are accepted)",
+                ));
+            }
             Ok(ServerDescription::Tls(TlsServerDescription::Ssl {
                 port: a.port("port")?,
                 cert_key: a.get("certKey").map_or(private_key.clone(), PathBuf::from),
@@ -491,8 +545,9 @@ pub fn parse_client(text: &str) -> Result<ClientDescription, EndpointError> {
     }
 }
 
-/// A server endpoint from a description (Twisted's `serverFromString`). TLS descriptions
-/// parse, but give [`ErrorKind::TlsUnavailable`] here.
+/// A server endpoint from a description (Twisted's `serverFromString`). The files an
+/// `ssl:` description names are read here: one that cannot be read or holds no usable
+/// certificate or key is an [`ErrorKind::BadValue`] naming the keyword and the path.
 ///
 /// ```
 /// use twistor::endpoints::{server_from_string, ServerEndpoint};
@@ -505,6 +560,8 @@ pub fn parse_client(text: &str) -> Result<ClientDescription, EndpointError> {
 /// let port = twistor::testing::success_result_of(&endpoint.listen(&reactor, for_protocol(|| Quiet)));
 /// assert_ne!(port.port(), 0);
 /// assert!(server_from_string("tcp:80:colour=red").unwrap_err().to_string().contains("'colour'"));
+/// let e = server_from_string("ssl:443:privateKey=/nonexistent/key.pem").unwrap_err();
+/// assert!(e.to_string().contains("certKey '/nonexistent/key.pem' cannot be read"));
 /// ```
 #[doc(alias = "serverFromString")]
 pub fn server_from_string(text: &str) -> Result<AnyServerEndpoint, EndpointError> {
@@ -513,15 +570,61 @@ pub fn server_from_string(text: &str) -> Result<AnyServerEndpoint, EndpointError
         ServerDescription::Tcp6(e) => AnyServerEndpoint::Tcp6(e),
         ServerDescription::Unix(e) => AnyServerEndpoint::Unix(e),
         ServerDescription::Systemd(e) => AnyServerEndpoint::Systemd(e),
-        ServerDescription::Tls(_) => {
+        ServerDescription::Tls(TlsServerDescription::Ssl {
+            port,
+            private_key,
+            cert_key,
+            ssl_method: _,
+            interface,
+            backlog,
+            extra_cert_chain,
+            dh_parameters: _,
+        }) => {
+            let identity = tls::identity_from_files(
+                "certKey",
+                &cert_key,
+                "privateKey",
+                &private_key,
+                extra_cert_chain
+                    .as_deref()
+                    .map(|path| ("extraCertChain", path)),
+            )
+            .map_err(|b| bad_file(text, b))?;
+            let tcp = Tcp4ServerEndpoint::with_options(
+                port,
+                ListenOptions {
+                    interface,
+                    backlog,
+                    ..Default::default()
+                },
+            );
+            let options = ServerOptions::new(identity);
+            // Built now, so a key that does not match its certificate is named here.
+            options.config().map_err(|e| {
+                EndpointError::new(
+                    text,
+                    ErrorKind::BadValue {
+                        part: "privateKey".into(),
+                        value: private_key.display().to_string(),
+                        reason: format!("cannot serve its certificate: {e}"),
+                    },
+                )
+            })?;
+            AnyServerEndpoint::Tls(Box::new(TlsServerEndpoint::new(
+                options,
+                AnyServerEndpoint::Tcp4(tcp),
+            )))
+        }
+        ServerDescription::Tls(TlsServerDescription::Directory { .. }) => {
             let kind = Description::parse(text)?.kind;
             return Err(EndpointError::new(text, ErrorKind::TlsUnavailable(kind)));
         }
     })
 }
 
-/// A client endpoint from a description (Twisted's `clientFromString`). TLS descriptions
-/// parse, but give [`ErrorKind::TlsUnavailable`] here.
+/// A client endpoint from a description (Twisted's `clientFromString`). The files a TLS
+/// description names are read here: one that cannot be read or holds no usable certificate
+/// or key is an [`ErrorKind::BadValue`] naming the keyword and the path.
 ///
 /// ```
 /// use twistor::endpoints::{client_from_string, ClientEndpoint};
@@ -537,15 +640,151 @@ pub fn server_from_string(text: &str) -> Result<AnyServerEndpoint, EndpointError
 ///     reactor.iterate(std::time::Duration::from_millis(10)).unwrap();
 /// }
 /// assert!(twistor::testing::success_result_of(&d).alive());
+/// let e = client_from_string("tls:example.com:443:trustRoots=/nonexistent").unwrap_err();
+/// assert!(e.to_string().contains("trustRoots '/nonexistent' cannot be read"));
 /// ```
 #[doc(alias = "clientFromString")]
 pub fn client_from_string(text: &str) -> Result<AnyClientEndpoint, EndpointError> {
-    Ok(match parse_client(text)? {
+    build_client(text, parse_client(text)?)
+}
+
+fn bad_file(text: &str, b: tls::BadFile) -> EndpointError {
+    EndpointError::new(
+        text,
+        ErrorKind::BadValue {
+            part: b.keyword.to_string(),
+            value: b.path,
+            reason: b.reason,
+        },
+    )
+}
+
+/// The client certificate of a TLS client description: `cert` alone is one PEM holding the
+/// certificate and its key; a key without a certificate is refused rather than ignored.
+fn client_identity(
+    text: &str,
+    cert: Option<(&'static str, &Path)>,
+    key: Option<&Path>,
+) -> Result<Option<Identity>, EndpointError> {
+    match (cert, key) {
+        (None, None) => Ok(None),
+        (None, Some(_)) => {
+            let kind = Description::parse(text)?.kind;
+            Err(EndpointError::new(
+                text,
+                ErrorKind::Missing {
+                    kind,
+                    part: "client certificate for its privateKey".into(),
+                },
+            ))
+        }
+        (Some((keyword, cert)), key) => {
+            tls::identity_from_files(keyword, cert, "privateKey", key.unwrap_or(cert), None)
+                .map(Some)
+                .map_err(|b| bad_file(text, b))
+        }
+    }
+}
+
+/// Client options verifying `name`, trusting `roots` (the system's if `None`).
+fn client_options(
+    text: &str,
+    part: &str,
+    name: &str,
+    roots: Option<(&'static str, &Path)>,
+    identity: Option<Identity>,
+) -> Result<ClientOptions, EndpointError> {
+    let mut options = options_for_client_tls(name);
+    if let Some((keyword, path)) = roots {
+        let roots = tls::trust_roots_from(keyword, path).map_err(|b| bad_file(text, b))?;
+        options = options.trust_roots(roots);
+    }
+    if let Some(identity) = identity {
+        options = options.client_certificate(identity);
+    }
+    options.server_name().map_err(|_| {
+        EndpointError::new(
+            text,
+            ErrorKind::BadValue {
+                part: part.to_string(),
+                value: name.to_string(),
+                reason: "is neither a DNS name nor an IP address to verify the server against"
+                    .into(),
+            },
+        )
+    })?;
+    Ok(options)
+}
+
+fn build_client(
+    text: &str,
+    description: ClientDescription,
+) -> Result<AnyClientEndpoint, EndpointError> {
+    Ok(match description {
         ClientDescription::Tcp4(e) => AnyClientEndpoint::Tcp4(e),
         ClientDescription::Unix(e) => AnyClientEndpoint::Unix(e),
-        ClientDescription::Tls(_) => {
-            let kind = Description::parse(text)?.kind;
-            return Err(EndpointError::new(text, ErrorKind::TlsUnavailable(kind)));
+        ClientDescription::Tls(TlsClientDescription::Ssl {
+            host,
+            port,
+            options,
+            cert_key,
+            private_key,
+            ca_certs_dir,
+            hostname,
+        }) => {
+            let identity = client_identity(
+                text,
+                cert_key.as_deref().map(|p| ("certKey", p)),
+                private_key.as_deref(),
+            )?;
+            let (part, name) = match &hostname {
+                Some(n) => ("hostname", n.as_str()),
+                None => ("host", host.as_str()),
+            };
+            let tls = client_options(
+                text,
+                part,
+                name,
+                ca_certs_dir.as_deref().map(|p| ("caCertsDir", p)),
+                identity,
+            )?;
+            let tcp = Tcp4ClientEndpoint::with_options(host, port, options);
+            AnyClientEndpoint::Tls(Box::new(wrap_client_tls(tls, AnyClientEndpoint::Tcp4(tcp))))
+        }
+        ClientDescription::Tls(TlsClientDescription::Tls {
+            host,
+            port,
+            options,
+            certificate,
+            private_key,
+            trust_roots,
+            endpoint,
+        }) => {
+            let identity = client_identity(
+                text,
+                certificate.as_deref().map(|p| ("certificate", p)),
+                private_key.as_deref(),
+            )?;
+            let tls = client_options(
+                text,
+                "host",
+                &host,
+                trust_roots.as_deref().map(|p| ("trustRoots", p)),
+                identity,
+            )?;
+            let inner = match endpoint {
+                Some(inner) => build_client(text, *inner)?,
+                None => AnyClientEndpoint::Hostname(HostnameEndpoint::with_options(
+                    host,
+                    port,
+                    HostnameOptions {
+                        timeout: options.timeout,
+                        bind_address: options.bind_address.map(|a| a.ip()),
+                        ..Default::default()
+                    },
+                )),
+            };
+            AnyClientEndpoint::Tls(Box::new(wrap_client_tls(tls, inner)))
         }
     })
 }
