@@ -54,6 +54,7 @@ pub use options::{
     ClientAuth, ClientOptions, Identity, ServerOptions, TlsConfig, TrustRoots,
     options_for_client_tls,
 };
+pub(crate) use wrapper::TlsLayer;
 pub use wrapper::{PENDING_HIGH, TlsProtocol};
 
 use crate::defer::Deferred;
