@@ -14,7 +14,7 @@ use std::rc::Rc;
 use tcputil::spin;
 use tlsutil::Ca;
 use twistor::Failure;
-use twistor::error::ConnectionDone;
+use twistor::error::{ConnectionAborted, ConnectionDone, ConnectionLost};
 use twistor::prelude::*;
 use twistor::tls::{TlsConfig, TlsError, TlsInfo};
 use twistor::transport::tcp::{connect_tcp, listen_tcp_with};
@@ -36,6 +36,8 @@ struct Seen {
     lost: Option<Failure>,
     transport: Option<Transport>,
     second_start: Option<Result<(), TlsError>>,
+    /// Bytes received under TLS by a `raw` side.
+    raw: Vec<u8>,
 }
 
 type Shared = Rc<RefCell<Seen>>;
@@ -54,6 +56,9 @@ struct Side {
     after: &'static [u8],
     /// Runs once the handshake completed.
     on_handshake: Option<Hook>,
+    /// Under TLS: keep the bytes (no line parsing), echoing them if `echo`.
+    raw: bool,
+    echo: bool,
 }
 
 impl Side {
@@ -67,6 +72,8 @@ impl Side {
             reply: b"",
             after: b"",
             on_handshake: None,
+            raw: false,
+            echo: false,
         }
     }
 
@@ -91,6 +98,13 @@ impl Protocol for Side {
     }
     fn data_received(&mut self, cx: &Context<Self>, data: &[u8]) {
         self.seen.borrow_mut().chunks.push(data.len());
+        if self.raw && self.config.is_none() {
+            self.seen.borrow_mut().raw.extend_from_slice(data);
+            if self.echo {
+                cx.transport().write(data);
+            }
+            return;
+        }
         self.buf.extend_from_slice(data);
         while let Some(i) = self.buf.iter().position(|&b| b == b'\n') {
             let line = String::from_utf8_lossy(&self.buf[..i]).into_owned();
@@ -408,5 +422,72 @@ fn a_verification_failure_after_starttls_reaches_connection_lost_with_the_cause(
             "{reason}"
         );
         assert!(!cli.borrow().handshake && !srv.borrow().handshake);
+    });
+}
+
+#[test]
+fn abort_after_starttls_sends_no_close_notify() {
+    bounded(60, || {
+        let ca = Ca::new("ca");
+        let server_cfg: TlsConfig = ca.server(&["localhost"]).server_options().into();
+        let client_cfg: TlsConfig = ca.client_options("localhost").into();
+        let (srv, cli) = (shared(), shared());
+        let (s, c) = (srv.clone(), cli.clone());
+        let make_server = move || Side {
+            switch_on: "STARTTLS",
+            ..Side::new(&s, server_cfg.clone())
+        };
+        let make_client = move || Side {
+            greeting: b"STARTTLS\n",
+            on_handshake: Some(Box::new(|t: &Transport| {
+                t.write(b"dropped\n");
+                t.abort_connection();
+            })),
+            ..Side::new(&c, client_cfg.clone())
+        };
+        let (s2, c2) = (srv.clone(), cli.clone());
+        run(false, make_server, make_client, "the abort", move || {
+            s2.borrow().lost.is_some() && c2.borrow().lost.is_some()
+        });
+        let reason = cli.borrow().lost.clone().unwrap();
+        assert!(reason.check::<ConnectionAborted>(), "{reason}");
+        let reason = srv.borrow().lost.clone().unwrap();
+        assert!(reason.check::<ConnectionLost>(), "{reason}");
+        assert_eq!(lines(&srv), [l("STARTTLS", false)]);
+    });
+}
+
+#[test]
+fn four_mib_echoed_through_starttls_under_small_water_marks_arrive_whole() {
+    bounded(120, || {
+        const TOTAL: usize = 4 << 20;
+        let ca = Ca::new("ca");
+        let server_cfg: TlsConfig = ca.server(&["localhost"]).server_options().into();
+        let client_cfg: TlsConfig = ca.client_options("localhost").into();
+        let (srv, cli) = (shared(), shared());
+        let (s, c) = (srv.clone(), cli.clone());
+        let make_server = move || Side {
+            switch_on: "STARTTLS",
+            raw: true,
+            echo: true,
+            ..Side::new(&s, server_cfg.clone())
+        };
+        let make_client = move || Side {
+            greeting: b"STARTTLS\n",
+            raw: true,
+            on_handshake: Some(Box::new(|t: &Transport| {
+                // Read back-pressure on both sides holds the echo to these marks.
+                t.set_write_buffer_limits(16 << 10, 4 << 10);
+                t.write_owned(tcputil::pattern(TOTAL));
+            })),
+            ..Side::new(&c, client_cfg.clone())
+        };
+        let (s2, c2) = (srv.clone(), cli.clone());
+        run(false, make_server, make_client, "the echo", move || {
+            assert!(s2.borrow().lost.is_none() && c2.borrow().lost.is_none());
+            c2.borrow().raw.len() >= TOTAL
+        });
+        assert!(cli.borrow().raw == tcputil::pattern(TOTAL));
+        assert_eq!(srv.borrow().raw.len(), TOTAL);
     });
 }

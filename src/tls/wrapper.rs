@@ -43,6 +43,14 @@
 //! A wrapper made with [`TlsProtocol::plain`] passes bytes through unchanged until
 //! [`Transport::start_tls`] switches it: from then on the bytes written are encrypted, and
 //! the bytes the caller says it received but did not consume are fed to TLS first.
+//!
+//! A plain stream connection switches without a wrapper: it builds a `TlsLayer`, the same
+//! session state (`Shared`) with the connection in the wrapper's place. The connection hands
+//! it the bytes it reads and routes the protocol's writes, closes and producer to the
+//! layer's transport (a `TlsTransport`, as here); the layer writes its records to the
+//! connection's clear-text side. So both forms follow every rule above, from one state
+//! machine. The layer switches only once the connection routes through it, so whatever the
+//! protocol does in reaction to the first bytes fed to TLS already goes through TLS.
 
 use std::any::Any;
 use std::cell::{Cell, RefCell};

@@ -52,6 +52,30 @@
 //! `ConnectionLost`. The protocol's `connection_lost` runs exactly once, then the port's or
 //! connector's bookkeeping (the factory's user count, `client_connection_lost`).
 //!
+//! # STARTTLS
+//!
+//! `start_tls` on a connection fills its TLS slot with a `TlsLayer` (the TLS wrapper's session
+//! state, driven from here) and sets one flag; every read and every write of a connection
+//! that never switches tests only that flag. Once it is set:
+//!
+//! - Bytes read go to the layer, which decrypts them for the protocol; the peer's end of
+//!   stream goes to the layer too (a FIN without close_notify is a truncation).
+//! - The protocol's writes, `lose_connection` (close_notify after the flush), aborts,
+//!   half-close (a full close under TLS), producers (through the layer's membrane) and
+//!   `buffered` go through the layer's transport; the layer's records go to this
+//!   connection's clear-text side (the `plain_*` methods, behind `ClearSide`), so the write
+//!   buffer, water marks and read back-pressure bound them as they bound clear text. What was
+//!   written before the switch is ahead of them in the buffer: it leaves in clear.
+//! - Addresses, pausing reading, water marks and the TCP/UNIX options stay the connection's.
+//! - At the close the layer, not the protocol's driver, reports `connection_lost`, with the
+//!   TLS reason (a failed verification, a missing close_notify); the layer is dropped then,
+//!   which breaks the connection → layer → protocol → transport → connection cycle.
+//!
+//! Bytes the connection already handed to the protocol cannot be taken back: a peer that
+//! pipelined its first TLS bytes behind the command has them in the protocol's buffer, and
+//! the protocol passes them as `start_tls`'s `already_received`. Bytes not read yet are read
+//! after the switch and go to TLS by the rule above.
+//!
 //! [`Transport::set_read_backpressure(false)`]: super::Transport::set_read_backpressure
 
 use std::cell::{Cell, RefCell};
@@ -509,6 +533,7 @@ impl<S: StreamSocket> SourceHandler for StreamConnection<S> {
 /// The connection's clear-text side: what the protocol's calls do without TLS, and what a
 /// TLS layer writes its records to.
 impl<S: StreamSocket> StreamConnection<S> {
+    #[inline]
     fn plain_write(&self, data: &[u8]) {
         if self.closed.get() || self.write_shut.get() || data.is_empty() {
             return;
@@ -657,23 +682,28 @@ impl<S: StreamSocket> StreamConnection<S> {
 impl<S: StreamSocket> TransportImpl for StreamConnection<S> {
     #[inline]
     fn write(&self, data: &[u8]) {
-        match self.secure() {
-            None => self.plain_write(data),
-            Some(t) => t.write(data),
+        if self.tls_on.get() {
+            self.tls_write(data);
+        } else {
+            self.plain_write(data);
         }
     }
 
+    #[inline]
     fn write_sequence(&self, chunks: &[&[u8]]) {
-        match self.secure() {
-            None => self.plain_write_sequence(chunks),
-            Some(t) => t.write_sequence(chunks),
+        if self.tls_on.get() {
+            self.tls_write_sequence(chunks);
+        } else {
+            self.plain_write_sequence(chunks);
         }
     }
 
+    #[inline]
     fn write_owned(&self, data: Vec<u8>) {
-        match self.secure() {
-            None => self.plain_write_owned(data),
-            Some(t) => t.write_owned(data),
+        if self.tls_on.get() {
+            self.tls_write_owned(data);
+        } else {
+            self.plain_write_owned(data);
         }
     }
 
@@ -792,12 +822,39 @@ impl<S: StreamSocket> StreamConnection<S> {
         self.layer().map(|l| l.transport().clone())
     }
 
+    // The writes of a switched connection, out of line: the plain path stays as small as it
+    // was before STARTTLS existed.
+    #[cold]
+    #[inline(never)]
+    fn tls_write(&self, data: &[u8]) {
+        if let Some(t) = self.secure() {
+            t.write(data);
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn tls_write_sequence(&self, chunks: &[&[u8]]) {
+        if let Some(t) = self.secure() {
+            t.write_sequence(chunks);
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn tls_write_owned(&self, data: Vec<u8>) {
+        if let Some(t) = self.secure() {
+            t.write_owned(data);
+        }
+    }
+
     #[cold]
     fn layer(&self) -> Option<TlsLayer> {
         self.tls.borrow().clone()
     }
 
     #[cold]
+    #[inline(never)]
     fn tls_received(&self, data: &[u8]) {
         if let Some(layer) = self.layer() {
             layer.data_received(data);
