@@ -491,3 +491,121 @@ fn four_mib_echoed_through_starttls_under_small_water_marks_arrive_whole() {
         assert_eq!(srv.borrow().raw.len(), TOTAL);
     });
 }
+
+/// A pull producer: 64 KiB each time the transport asks, `total` bytes in all, then it
+/// unregisters.
+struct Pull {
+    transport: Transport,
+    left: std::cell::Cell<usize>,
+}
+
+impl twistor::transport::Producer for Pull {
+    fn pause_producing(&self) {}
+    fn resume_producing(&self) {
+        let n = self.left.get().min(64 << 10);
+        if n == 0 {
+            return;
+        }
+        self.left.set(self.left.get() - n);
+        self.transport.write(&vec![b'p'; n]);
+        if self.left.get() == 0 {
+            self.transport.unregister_producer();
+        }
+    }
+    fn stop_producing(&self) {}
+}
+
+#[test]
+fn a_producer_registered_after_starttls_is_driven_through_tls() {
+    bounded(60, || {
+        const TOTAL: usize = 2 << 20;
+        let ca = Ca::new("ca");
+        let server_cfg: TlsConfig = ca.server(&["localhost"]).server_options().into();
+        let client_cfg: TlsConfig = ca.client_options("localhost").into();
+        let (srv, cli) = (shared(), shared());
+        let (s, c) = (srv.clone(), cli.clone());
+        let make_server = move || Side {
+            switch_on: "STARTTLS",
+            raw: true,
+            ..Side::new(&s, server_cfg.clone())
+        };
+        let make_client = move || Side {
+            greeting: b"STARTTLS\n",
+            on_handshake: Some(Box::new(|t: &Transport| {
+                let p = Rc::new(Pull {
+                    transport: t.clone(),
+                    left: std::cell::Cell::new(TOTAL),
+                });
+                t.register_producer(p.clone(), false).unwrap();
+                // A pull producer produces when asked; ask for the first chunk.
+                twistor::transport::Producer::resume_producing(&*p);
+            })),
+            ..Side::new(&c, client_cfg.clone())
+        };
+        let (s2, c2) = (srv.clone(), cli.clone());
+        run(false, make_server, make_client, "the transfer", move || {
+            assert!(s2.borrow().lost.is_none() && c2.borrow().lost.is_none());
+            s2.borrow().raw.len() >= TOTAL
+        });
+        assert_eq!(srv.borrow().raw.len(), TOTAL);
+        assert!(srv.borrow().raw.iter().all(|&b| b == b'p'));
+        assert!(cli.borrow().handshake);
+    });
+}
+
+#[test]
+fn lose_write_connection_after_starttls_closes_both_ways_with_close_notify() {
+    bounded(60, || {
+        let ca = Ca::new("ca");
+        let server_cfg: TlsConfig = ca.server(&["localhost"]).server_options().into();
+        let client_cfg: TlsConfig = ca.client_options("localhost").into();
+        let (srv, cli) = (shared(), shared());
+        let (s, c) = (srv.clone(), cli.clone());
+        let make_server = move || Side {
+            switch_on: "STARTTLS",
+            ..Side::new(&s, server_cfg.clone())
+        };
+        let make_client = move || Side {
+            greeting: b"STARTTLS\n",
+            on_handshake: Some(Box::new(|t: &Transport| {
+                t.write(b"half\n");
+                t.lose_write_connection();
+                assert!(t.disconnecting());
+            })),
+            ..Side::new(&c, client_cfg.clone())
+        };
+        let (s2, c2) = (srv.clone(), cli.clone());
+        run(false, make_server, make_client, "the close", move || {
+            s2.borrow().lost.is_some() && c2.borrow().lost.is_some()
+        });
+        assert_eq!(lines(&srv), [l("STARTTLS", false), l("half", true)]);
+        for side in [&srv, &cli] {
+            let reason = side.borrow().lost.clone().unwrap();
+            assert!(reason.check::<ConnectionDone>(), "{reason}");
+        }
+    });
+}
+
+#[test]
+fn a_connection_that_never_switches_has_no_tls() {
+    bounded(60, || {
+        let ca = Ca::new("ca");
+        let (srv, cli) = (shared(), shared());
+        let (s, c) = (srv.clone(), cli.clone());
+        let cfg: TlsConfig = ca.client_options("localhost").into();
+        let cfg2 = cfg.clone();
+        let make_server = move || Side::new(&s, cfg.clone());
+        let make_client = move || Side {
+            greeting: b"hello\n",
+            switch_on: "never",
+            ..Side::new(&c, cfg2.clone())
+        };
+        let (s2, c2) = (srv.clone(), cli.clone());
+        run(false, make_server, make_client, "the line", move || {
+            s2.borrow().lines.len() == 1 && c2.borrow().transport.is_some()
+        });
+        assert_eq!(lines(&srv), [l("hello", false)]);
+        let t = srv.borrow().transport.clone().unwrap();
+        assert!(t.tls().is_none());
+    });
+}
