@@ -11,7 +11,7 @@ use std::rc::Rc;
 use twistor::Failure;
 use twistor::protocols::basic::{LineContext, LineHandler, LineReceiver};
 use twistor::reactor::Reactor;
-use twistor::tls::{ClientOptions, TlsFactory, TrustRoots, options_for_client_tls};
+use twistor::tls::{ClientOptions, TrustRoots, options_for_client_tls};
 use twistor::transport::tcp::connect_tcp;
 
 #[derive(PartialEq)]
@@ -114,7 +114,8 @@ fn main() {
     let (o, r) = (ok.clone(), reactor.clone());
     let texts: Vec<String> = args[2..].to_vec();
     let options = options_for_client_tls("localhost").trust_roots(roots);
-    let factory = TlsFactory::start_tls_capable(twistor::protocol::FactoryFn::new(move |_| {
+    // A plain factory: any stream connection can switch to TLS.
+    let factory = twistor::protocol::FactoryFn::new(move |_| {
         Some(LineReceiver::new(StartTlsClient {
             stage: Stage::Greeting,
             texts: texts.clone(),
@@ -123,7 +124,7 @@ fn main() {
             ok: o.clone(),
             reactor: r.clone(),
         }))
-    }));
+    });
     let _connector = connect_tcp(
         &reactor,
         "127.0.0.1",

@@ -17,7 +17,7 @@ mod tls_common;
 use twistor::protocol::FactoryFn;
 use twistor::protocols::basic::{LineContext, LineHandler, LineReceiver};
 use twistor::reactor::Reactor;
-use twistor::tls::{ServerOptions, TlsFactory};
+use twistor::tls::ServerOptions;
 use twistor::transport::tcp::{ListenOptions, listen_tcp_with};
 
 struct StartTlsServer {
@@ -75,11 +75,12 @@ fn main() {
         }
     };
     let options = certs.server.clone();
-    let factory = TlsFactory::start_tls_capable(FactoryFn::new(move |_| {
+    // A plain factory: any stream connection can switch to TLS.
+    let factory = FactoryFn::new(move |_| {
         Some(LineReceiver::new(StartTlsServer {
             options: options.clone(),
         }))
-    }));
+    });
     match listen_tcp_with(&reactor, port, factory, ListenOptions::on("127.0.0.1")) {
         Ok(p) => {
             println!("starttls server on {}", p.get_host());

@@ -544,7 +544,7 @@ fn starttls_both_roles_with_data_in_flight_around_the_switch() {
     // A second start_tls is refused.
     let opts = ca.client_options("localhost");
     let again = client.with(move |_, cx| cx.transport().start_tls(opts.into(), b""));
-    assert!(matches!(again, Some(Err(TlsError::StartTlsUnsupported))));
+    assert!(matches!(again, Some(Err(TlsError::AlreadyStarted))));
 }
 
 #[test]

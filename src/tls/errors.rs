@@ -83,9 +83,16 @@ pub enum TlsError {
     /// The host name is neither a DNS name nor an IP address.
     #[error("TLS: {0:?} is not a valid host name")]
     InvalidHostName(String),
-    /// `start_tls` on a transport that cannot switch to TLS, or that already runs TLS.
+    /// `start_tls` on a transport that cannot switch to TLS (an in-memory test transport).
     #[error("TLS: this transport cannot start TLS")]
     StartTlsUnsupported,
+    /// `start_tls` on a connection that already runs TLS (a second `start_tls`).
+    #[error("TLS: this connection already runs TLS")]
+    AlreadyStarted,
+    /// `start_tls` after `lose_connection`, `lose_write_connection` or an abort: a closing
+    /// connection does not start a handshake.
+    #[error("TLS: cannot start TLS on a connection that is closing or closed")]
+    StartTlsClosing,
 }
 
 fn presented_list(names: &[String]) -> String {

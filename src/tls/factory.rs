@@ -86,7 +86,11 @@ impl<F: Factory> TlsFactory<F> {
     }
 
     /// Connections start in clear text and may switch with
-    /// [`Transport::start_tls`](crate::transport::Transport::start_tls) (STARTTLS).
+    /// [`Transport::start_tls`](crate::transport::Transport::start_tls) (STARTTLS), over any
+    /// transport, the in-memory test transports included. Stream connections from a plain
+    /// factory can switch too; this wrapper differs in that
+    /// [`Transport::tls`](crate::transport::Transport::tls) says `active: false` before the
+    /// switch instead of `None`.
     ///
     /// ```
     /// # use twistor::protocol::{for_protocol, Context, Protocol};

@@ -9,9 +9,12 @@
 //!   rules of buffering, closing and errors), and [`TlsFactory`], which wraps every protocol
 //!   of a factory.
 //! * [`listen_ssl`], [`connect_ssl`], [`connect_ssl_protocol`]: TCP with TLS.
-//! * STARTTLS: a connection made with [`TlsFactory::start_tls_capable`] (or
-//!   [`TlsProtocol::plain`]) runs in clear text until the protocol calls
-//!   [`Transport::start_tls`](crate::transport::Transport::start_tls).
+//! * STARTTLS: any stream connection (TCP or UNIX, from a plain factory) runs in clear text
+//!   until the protocol calls [`Transport::start_tls`](crate::transport::Transport::start_tls);
+//!   the connection then runs the same TLS session state as [`TlsProtocol`] inside itself, so
+//!   a connection that never switches pays nothing but one flag test per read and write.
+//!   [`TlsFactory::start_tls_capable`] and [`TlsProtocol::plain`] (a wrapper in pass-through
+//!   mode) do the same over any transport, the in-memory ones included.
 //! * What the protocol sees: [`handshake_completed`](crate::protocol::Protocol::handshake_completed)
 //!   once the handshake is done, [`Transport::tls`](crate::transport::Transport::tls) for the
 //!   peer certificate and ALPN protocol, and a [`TlsError`] naming the cause as the
@@ -54,6 +57,7 @@ pub use options::{
     ClientAuth, ClientOptions, Identity, ServerOptions, TlsConfig, TrustRoots,
     options_for_client_tls,
 };
+pub(crate) use wrapper::TlsLayer;
 pub use wrapper::{PENDING_HIGH, TlsProtocol};
 
 use crate::defer::Deferred;

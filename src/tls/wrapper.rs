@@ -43,6 +43,14 @@
 //! A wrapper made with [`TlsProtocol::plain`] passes bytes through unchanged until
 //! [`Transport::start_tls`] switches it: from then on the bytes written are encrypted, and
 //! the bytes the caller says it received but did not consume are fed to TLS first.
+//!
+//! A plain stream connection switches without a wrapper: it builds a `TlsLayer`, the same
+//! session state (`Shared`) with the connection in the wrapper's place. The connection hands
+//! it the bytes it reads and routes the protocol's writes, closes and producer to the
+//! layer's transport (a `TlsTransport`, as here); the layer writes its records to the
+//! connection's clear-text side. So both forms follow every rule above, from one state
+//! machine. The layer switches only once the connection routes through it, so whatever the
+//! protocol does in reaction to the first bytes fed to TLS already goes through TLS.
 
 use std::any::Any;
 use std::cell::{Cell, RefCell};
@@ -445,6 +453,66 @@ impl Shared {
         }
     }
 
+    /// Switches a clear-text session to TLS with `conn`, then feeds `already_received` (what
+    /// the peer sent after its own switch that the protocol had not consumed) to TLS. The
+    /// turn's end sends the ClientHello of a client.
+    fn switch(&self, conn: (rustls::Connection, Option<String>), already_received: &[u8]) {
+        let (mut conn, host) = conn;
+        // Bounded by the real transport's buffer instead (module docs).
+        conn.set_buffer_limit(None);
+        *self.conn.borrow_mut() = Some(conn);
+        *self.host.borrow_mut() = host;
+        let _turn = self.turn();
+        self.receive(already_received);
+    }
+
+    /// Why `start_tls` cannot switch this session now, if it cannot.
+    fn refuse_start(&self) -> Result<(), TlsError> {
+        if self.is_tls() {
+            Err(TlsError::AlreadyStarted)
+        } else if self.closing.get() || self.lost.get() {
+            Err(TlsError::StartTlsClosing)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Bytes from the real connection.
+    fn on_data(&self, data: &[u8]) {
+        let _turn = self.turn();
+        self.receive(data);
+    }
+
+    /// The real connection's peer closed its write side.
+    fn on_read_closed(&self, lower: &Transport) {
+        if !self.is_tls() {
+            if let Some(d) = self.inner() {
+                d.read_connection_lost();
+            }
+            return;
+        }
+        // No half-close over TLS: the reason (clean or truncated) is settled at
+        // `connection_lost` from whether close_notify came.
+        lower.lose_connection();
+    }
+
+    /// The real connection is gone: tells the wrapped protocol, with the TLS reason.
+    fn on_lost(&self, reason: Failure) {
+        let reason = self.final_reason(reason);
+        self.lost.set(true);
+        self.pending.borrow_mut().clear();
+        self.producer.borrow_mut().take();
+        if let Some(hook) = self.on_handshake.borrow_mut().take() {
+            hook(Err(reason.clone()));
+        }
+        // The wrapped protocol is kept (it holds nothing that leads back here), so it lives
+        // as long as this wrapper: in-memory transports keep it for inspection.
+        if let Some(d) = self.inner() {
+            d.connection_lost(reason);
+        }
+        self.lower.borrow_mut().take();
+    }
+
     fn info(&self) -> TlsInfo {
         match self.conn.borrow().as_ref() {
             Some(c) => TlsInfo::of(c, matches!(c, rustls::Connection::Client(_))),
@@ -626,16 +694,9 @@ impl TransportImpl for TlsTransport {
         self.with(|s| s.info())
     }
     fn start_tls(&self, config: TlsConfig, already_received: &[u8]) -> Result<(), TlsError> {
-        let s = self.shared.upgrade().ok_or(TlsError::StartTlsUnsupported)?;
-        if s.is_tls() || s.closing.get() || s.lost.get() {
-            return Err(TlsError::StartTlsUnsupported);
-        }
-        let (mut conn, host) = config.connection()?;
-        conn.set_buffer_limit(None);
-        *s.conn.borrow_mut() = Some(conn);
-        *s.host.borrow_mut() = host;
-        let _turn = s.turn();
-        s.receive(already_received);
+        let s = self.shared.upgrade().ok_or(TlsError::StartTlsClosing)?;
+        s.refuse_start()?;
+        s.switch(config.connection()?, already_received);
         Ok(())
     }
 }
@@ -825,11 +886,7 @@ impl Protocol for TlsProtocol {
     fn connection_made(&mut self, cx: &Context<Self>) {
         let s = &self.shared;
         *s.lower.borrow_mut() = Some(cx.transport().clone());
-        // Each callback's output already leaves in one write (module docs): Nagle's delay
-        // would only hold a record back waiting for the peer's delayed ACK.
-        if let Some(tcp) = cx.transport().tcp() {
-            let _ = tcp.set_nodelay(true);
-        }
+        no_delay(cx.transport());
         let _turn = s.turn();
         if let Some(d) = s.inner() {
             d.make_connection();
@@ -837,21 +894,11 @@ impl Protocol for TlsProtocol {
     }
 
     fn data_received(&mut self, _cx: &Context<Self>, data: &[u8]) {
-        let _turn = self.shared.turn();
-        self.shared.receive(data);
+        self.shared.on_data(data);
     }
 
     fn read_connection_lost(&mut self, cx: &Context<Self>) {
-        let s = &self.shared;
-        if !s.is_tls() {
-            if let Some(d) = s.inner() {
-                d.read_connection_lost();
-            }
-            return;
-        }
-        // No half-close over TLS: the reason (clean or truncated) is settled at
-        // `connection_lost` from whether close_notify came.
-        cx.transport().lose_connection();
+        self.shared.on_read_closed(cx.transport());
     }
 
     fn write_connection_lost(&mut self, _cx: &Context<Self>) {
@@ -861,20 +908,7 @@ impl Protocol for TlsProtocol {
     }
 
     fn connection_lost(&mut self, _cx: &Context<Self>, reason: Failure) {
-        let s = &self.shared;
-        let reason = s.final_reason(reason);
-        s.lost.set(true);
-        s.pending.borrow_mut().clear();
-        s.producer.borrow_mut().take();
-        if let Some(hook) = s.on_handshake.borrow_mut().take() {
-            hook(Err(reason.clone()));
-        }
-        // The wrapped protocol is kept (it holds nothing that leads back here), so it lives
-        // as long as this wrapper: in-memory transports keep it for inspection.
-        if let Some(d) = s.inner() {
-            d.connection_lost(reason);
-        }
-        s.lower.borrow_mut().take();
+        self.shared.on_lost(reason);
     }
 
     fn file_descriptor_received(&mut self, _cx: &Context<Self>, fd: std::os::fd::OwnedFd) {
@@ -883,3 +917,77 @@ impl Protocol for TlsProtocol {
         }
     }
 }
+
+/// Each callback's output already leaves in one write (module docs): Nagle's delay would
+/// only hold a record back waiting for the peer's delayed ACK.
+fn no_delay(lower: &Transport) {
+    if let Some(tcp) = lower.tcp() {
+        let _ = tcp.set_nodelay(true);
+    }
+}
+
+/// TLS started inside a stream connection that was made without it (`start_tls` on a plain
+/// `listen_tcp`/`connect_tcp`/UNIX connection): the same session state as [`TlsProtocol`],
+/// driven by the connection itself instead of through a protocol wrapper.
+///
+/// The connection routes the bytes it reads to [`data_received`](Self::data_received) and
+/// the protocol's writes, closes and producer to [`transport`](Self::transport); `lower` is
+/// the connection's own clear-text side, which the protocol no longer sees.
+#[derive(Clone)]
+pub(crate) struct TlsLayer {
+    shared: Rc<Shared>,
+    transport: Transport,
+}
+
+impl TlsLayer {
+    /// A session in the role `config` gives, over `lower`, for the protocol `inner`; nothing
+    /// is sent or read until [`begin`](Self::begin).
+    pub(crate) fn new(
+        inner: Rc<dyn ProtocolDriver>,
+        lower: Transport,
+        reactor: WeakReactor,
+        config: &TlsConfig,
+    ) -> Result<(TlsLayer, PendingSwitch), TlsError> {
+        let conn = config.connection()?;
+        let shared = Shared::new(None);
+        *shared.inner.borrow_mut() = Some(inner);
+        *shared.reactor.borrow_mut() = Some(Later::Reactor(reactor));
+        no_delay(&lower);
+        *shared.lower.borrow_mut() = Some(lower);
+        let transport = Transport::new(Rc::new(TlsTransport {
+            shared: Rc::downgrade(&shared),
+        }));
+        Ok((TlsLayer { shared, transport }, PendingSwitch(conn)))
+    }
+
+    /// Switches to TLS and feeds `already_received` to it. Called once the connection routes
+    /// through this layer, so whatever the protocol does in reaction goes through TLS.
+    pub(crate) fn begin(&self, switch: PendingSwitch, already_received: &[u8]) {
+        self.shared.switch(switch.0, already_received);
+    }
+
+    /// The transport the protocol's calls go to while TLS runs.
+    pub(crate) fn transport(&self) -> &Transport {
+        &self.transport
+    }
+
+    /// Ciphertext read from the connection.
+    pub(crate) fn data_received(&self, data: &[u8]) {
+        self.shared.on_data(data);
+    }
+
+    /// The peer's end of stream.
+    pub(crate) fn read_connection_lost(&self) {
+        if let Some(lower) = self.shared.lower() {
+            self.shared.on_read_closed(&lower);
+        }
+    }
+
+    /// The connection is gone: the protocol's `connection_lost`, with the TLS reason.
+    pub(crate) fn connection_lost(&self, reason: Failure) {
+        self.shared.on_lost(reason);
+    }
+}
+
+/// The rustls session a [`TlsLayer`] switches to at [`TlsLayer::begin`].
+pub(crate) struct PendingSwitch((rustls::Connection, Option<String>));

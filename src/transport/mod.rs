@@ -247,7 +247,8 @@ pub trait TransportImpl {
     fn tls(&self) -> Option<crate::tls::TlsInfo> {
         None
     }
-    /// Starts TLS on this live connection (STARTTLS); transports that cannot refuse.
+    /// Starts TLS on this live connection (STARTTLS; see [`Transport::start_tls`]);
+    /// transports that cannot refuse with `StartTlsUnsupported`.
     #[doc(alias = "startTLS")]
     fn start_tls(
         &self,
@@ -469,13 +470,29 @@ impl Transport {
     }
 
     /// Starts TLS on this live connection (STARTTLS; Twisted's `startTLS`), in the role
-    /// `config` gives (client or server). Bytes written before the call leave in clear, bytes
-    /// written after it are encrypted. `already_received` is what the protocol received from
-    /// the peer but has not consumed yet (a line receiver's buffer after the `STARTTLS`
-    /// line): it is fed to TLS, never taken as clear text. Only connections made through
-    /// [`TlsFactory::start_tls_capable`](crate::tls::TlsFactory::start_tls_capable) (or
-    /// [`TlsProtocol::plain`](crate::tls::TlsProtocol::plain)) can switch; others return
-    /// [`TlsError::StartTlsUnsupported`](crate::tls::TlsError::StartTlsUnsupported).
+    /// `config` gives (client or server). Every stream connection can switch: TCP and UNIX,
+    /// accepted or connected, from a plain factory; so can one made through
+    /// [`TlsFactory::start_tls_capable`](crate::tls::TlsFactory::start_tls_capable) or
+    /// [`TlsProtocol::plain`](crate::tls::TlsProtocol::plain).
+    ///
+    /// * Bytes written before the call leave in clear (even if not sent yet), bytes written
+    ///   after it are encrypted; before the handshake completes they wait for it.
+    /// * Bytes read after the call go through TLS before the protocol sees them.
+    /// * `already_received` is what the protocol received from the peer but has not consumed
+    ///   yet: a connection hands each read to the protocol whole, so when the peer pipelined
+    ///   its first TLS bytes behind the command (in the same read), they sit in the
+    ///   protocol's own buffer (a line receiver's, after the `STARTTLS` line). Pass them here:
+    ///   they are fed to TLS first, never taken as clear text.
+    /// * Once switched, `lose_connection` sends what was written, then close_notify, then
+    ///   closes; `lose_write_connection` does the same (TLS has no half-close every peer
+    ///   honours); producers and water marks keep working.
+    ///
+    /// Errors: [`TlsError::AlreadyStarted`](crate::tls::TlsError::AlreadyStarted) for a
+    /// second call, [`TlsError::StartTlsClosing`](crate::tls::TlsError::StartTlsClosing)
+    /// after `lose_connection` (or an abort, a half-close),
+    /// [`TlsError::StartTlsUnsupported`](crate::tls::TlsError::StartTlsUnsupported) on a
+    /// transport with no stream under it (the in-memory test transports), or the
+    /// configuration's error (an invalid host name).
     ///
     /// ```
     /// use twistor::testing::StringTransport;

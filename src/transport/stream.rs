@@ -52,6 +52,30 @@
 //! `ConnectionLost`. The protocol's `connection_lost` runs exactly once, then the port's or
 //! connector's bookkeeping (the factory's user count, `client_connection_lost`).
 //!
+//! # STARTTLS
+//!
+//! `start_tls` on a connection fills its TLS slot with a `TlsLayer` (the TLS wrapper's session
+//! state, driven from here) and sets one flag; every read and every write of a connection
+//! that never switches tests only that flag. Once it is set:
+//!
+//! - Bytes read go to the layer, which decrypts them for the protocol; the peer's end of
+//!   stream goes to the layer too (a FIN without close_notify is a truncation).
+//! - The protocol's writes, `lose_connection` (close_notify after the flush), aborts,
+//!   half-close (a full close under TLS), producers (through the layer's membrane) and
+//!   `buffered` go through the layer's transport; the layer's records go to this
+//!   connection's clear-text side (the `plain_*` methods, behind `ClearSide`), so the write
+//!   buffer, water marks and read back-pressure bound them as they bound clear text. What was
+//!   written before the switch is ahead of them in the buffer: it leaves in clear.
+//! - Addresses, pausing reading, water marks and the TCP/UNIX options stay the connection's.
+//! - At the close the layer, not the protocol's driver, reports `connection_lost`, with the
+//!   TLS reason (a failed verification, a missing close_notify); the layer is dropped then,
+//!   which breaks the connection → layer → protocol → transport → connection cycle.
+//!
+//! Bytes the connection already handed to the protocol cannot be taken back: a peer that
+//! pipelined its first TLS bytes behind the command has them in the protocol's buffer, and
+//! the protocol passes them as `start_tls`'s `already_received`. Bytes not read yet are read
+//! after the switch and go to TLS by the rule above.
+//!
 //! [`Transport::set_read_backpressure(false)`]: super::Transport::set_read_backpressure
 
 use std::cell::{Cell, RefCell};
@@ -69,6 +93,7 @@ use crate::error::{ConnectionAborted, ConnectionDone, ConnectionLost, lost_from_
 use crate::protocol::ProtocolDriver;
 use crate::reactor::sources::SourceHandler;
 use crate::reactor::{Reactor, Ready, WeakReactor};
+use crate::tls::{TlsConfig, TlsError, TlsInfo, TlsLayer};
 
 /// Bytes read from one connection per turn before others get their turn.
 const READ_BUDGET: usize = 256 * 1024;
@@ -139,6 +164,10 @@ pub(crate) struct StreamConnection<S: StreamSocket> {
     peer: Address,
     /// Runs after the protocol's `connection_lost` (factory/connector bookkeeping).
     on_closed: RefCell<Option<OnClosed>>,
+    /// Set once `start_tls` switched this connection: the one flag the plain paths test.
+    tls_on: Cell<bool>,
+    /// The TLS session the protocol's reads and writes go through after `start_tls`.
+    tls: RefCell<Option<TlsLayer>>,
 }
 
 impl<S: StreamSocket> StreamConnection<S> {
@@ -172,6 +201,8 @@ impl<S: StreamSocket> StreamConnection<S> {
             host,
             peer,
             on_closed: RefCell::new(None),
+            tls_on: Cell::new(false),
+            tls: RefCell::new(None),
         });
         let token = reactor.register_source(
             &socket,
@@ -271,7 +302,11 @@ impl<S: StreamSocket> StreamConnection<S> {
                 for fd in fds.into_iter().flatten() {
                     d.file_descriptor_received(fd);
                 }
-                d.data_received(&buf[..n]);
+                if self.tls_on.get() {
+                    self.tls_received(&buf[..n]);
+                } else {
+                    d.data_received(&buf[..n]);
+                }
             }
             READ_BUF.with(|b| *b.borrow_mut() = buf);
             match result {
@@ -279,7 +314,9 @@ impl<S: StreamSocket> StreamConnection<S> {
                 Ok(Some(0)) => {
                     self.readable.set(false);
                     self.read_closed.set(true);
-                    if let Some(d) = self.driver() {
+                    if let Some(layer) = self.layer() {
+                        layer.read_connection_lost();
+                    } else if let Some(d) = self.driver() {
                         d.read_connection_lost();
                     }
                     return;
@@ -420,8 +457,14 @@ impl<S: StreamSocket> StreamConnection<S> {
     fn notify(&self, reason: Failure) {
         self.producer.stop();
         let driver = self.protocol.borrow_mut().take();
-        if let Some(d) = driver {
-            d.connection_lost(reason.clone());
+        let layer = self.tls.borrow_mut().take();
+        self.tls_on.set(false);
+        match (layer, driver) {
+            // The layer tells the protocol, with the TLS reason (a failed verification, a
+            // missing close_notify).
+            (Some(layer), Some(_)) => layer.connection_lost(reason.clone()),
+            (_, Some(d)) => d.connection_lost(reason.clone()),
+            _ => {}
         }
         let on_closed = self.on_closed.borrow_mut().take();
         if let Some(f) = on_closed {
@@ -487,8 +530,11 @@ impl<S: StreamSocket> SourceHandler for StreamConnection<S> {
     }
 }
 
-impl<S: StreamSocket> TransportImpl for StreamConnection<S> {
-    fn write(&self, data: &[u8]) {
+/// The connection's clear-text side: what the protocol's calls do without TLS, and what a
+/// TLS layer writes its records to.
+impl<S: StreamSocket> StreamConnection<S> {
+    #[inline]
+    fn plain_write(&self, data: &[u8]) {
         if self.closed.get() || self.write_shut.get() || data.is_empty() {
             return;
         }
@@ -496,7 +542,7 @@ impl<S: StreamSocket> TransportImpl for StreamConnection<S> {
         self.after_append();
     }
 
-    fn write_sequence(&self, chunks: &[&[u8]]) {
+    fn plain_write_sequence(&self, chunks: &[&[u8]]) {
         if self.closed.get() || self.write_shut.get() {
             return;
         }
@@ -509,7 +555,7 @@ impl<S: StreamSocket> TransportImpl for StreamConnection<S> {
         self.after_append();
     }
 
-    fn write_owned(&self, data: Vec<u8>) {
+    fn plain_write_owned(&self, data: Vec<u8>) {
         if self.closed.get() || self.write_shut.get() || data.is_empty() {
             return;
         }
@@ -517,7 +563,7 @@ impl<S: StreamSocket> TransportImpl for StreamConnection<S> {
         self.after_append();
     }
 
-    fn lose_connection(&self) {
+    fn plain_lose_connection(&self) {
         if self.closed.get() || self.closing.get() != Closing::Open {
             return;
         }
@@ -526,7 +572,7 @@ impl<S: StreamSocket> TransportImpl for StreamConnection<S> {
         self.queue_flush();
     }
 
-    fn abort_connection(&self) {
+    fn plain_abort_connection(&self) {
         if self.closed.replace(true) {
             return;
         }
@@ -546,13 +592,13 @@ impl<S: StreamSocket> TransportImpl for StreamConnection<S> {
         }
     }
 
-    fn abort_with(&self, reason: Failure) {
+    fn plain_abort_with(&self, reason: Failure) {
         if let Some(r) = self.reactor.upgrade() {
             self.close(&r, reason)
         }
     }
 
-    fn lose_write_connection(&self) {
+    fn plain_lose_write_connection(&self) {
         if self.closed.get() {
             return;
         }
@@ -560,28 +606,154 @@ impl<S: StreamSocket> TransportImpl for StreamConnection<S> {
         self.queue_flush();
     }
 
-    fn get_host(&self) -> Address {
+    fn plain_get_host(&self) -> Address {
         self.host.clone()
     }
 
-    fn get_peer(&self) -> Address {
+    fn plain_get_peer(&self) -> Address {
         self.peer.clone()
     }
 
-    fn disconnecting(&self) -> bool {
+    fn plain_disconnecting(&self) -> bool {
         self.closing.get() != Closing::Open || self.closed.get()
     }
 
-    fn pause_producing(&self) {
+    fn plain_pause_producing(&self) {
         self.reading_paused.set(true);
     }
 
-    fn resume_producing(&self) {
+    fn plain_resume_producing(&self) {
         if self.reading_paused.replace(false) {
             // Data may be waiting already: look on the next turn.
             self.readable.set(true);
             self.run_again();
         }
+    }
+
+    fn plain_stop_producing(&self) {
+        self.reading_paused.set(true);
+        self.plain_lose_connection();
+    }
+
+    fn plain_register_producer(
+        &self,
+        producer: Rc<dyn Producer>,
+        streaming: bool,
+    ) -> Result<(), ProducerError> {
+        self.producer
+            .register(producer, streaming, self.closed.get())?;
+        // The producer now does flow control: reading is no longer held back for it.
+        self.lift_backpressure(true);
+        Ok(())
+    }
+
+    fn plain_unregister_producer(&self) {
+        self.producer.unregister();
+    }
+
+    fn plain_set_write_buffer_limits(&self, high: usize, low: usize) {
+        self.buffer.borrow_mut().set_limits(high, low);
+        self.producer
+            .buffer_drained(&self.buffer, self.closing.get() == Closing::Open);
+        let drained = self.buffer.borrow().at_or_below_low();
+        self.lift_backpressure(drained);
+    }
+
+    fn plain_set_read_backpressure(&self, on: bool) {
+        self.read_backpressure.set(on);
+        self.lift_backpressure(!on);
+    }
+
+    fn plain_buffered(&self) -> usize {
+        self.pending()
+    }
+
+    fn plain_tcp(&self) -> Option<TcpExt> {
+        S::tcp_ext(&self.me)
+    }
+
+    fn plain_unix(&self) -> Option<super::UnixExt> {
+        S::unix_ext(&self.me)
+    }
+}
+
+/// What the protocol's transport does: the clear-text side, or the TLS layer once
+/// `start_tls` switched the connection (see [`StreamConnection::start_tls_here`]).
+impl<S: StreamSocket> TransportImpl for StreamConnection<S> {
+    #[inline]
+    fn write(&self, data: &[u8]) {
+        if self.tls_on.get() {
+            self.tls_write(data);
+        } else {
+            self.plain_write(data);
+        }
+    }
+
+    #[inline]
+    fn write_sequence(&self, chunks: &[&[u8]]) {
+        if self.tls_on.get() {
+            self.tls_write_sequence(chunks);
+        } else {
+            self.plain_write_sequence(chunks);
+        }
+    }
+
+    #[inline]
+    fn write_owned(&self, data: Vec<u8>) {
+        if self.tls_on.get() {
+            self.tls_write_owned(data);
+        } else {
+            self.plain_write_owned(data);
+        }
+    }
+
+    fn lose_connection(&self) {
+        match self.secure() {
+            None => self.plain_lose_connection(),
+            Some(t) => t.lose_connection(),
+        }
+    }
+
+    fn abort_connection(&self) {
+        match self.secure() {
+            None => self.plain_abort_connection(),
+            Some(t) => t.abort_connection(),
+        }
+    }
+
+    fn abort_with(&self, reason: Failure) {
+        self.plain_abort_with(reason)
+    }
+
+    fn lose_write_connection(&self) {
+        match self.secure() {
+            None => self.plain_lose_write_connection(),
+            // TLS has no half-close every peer honours: the layer closes both ways.
+            Some(t) => t.lose_write_connection(),
+        }
+    }
+
+    fn get_host(&self) -> Address {
+        self.plain_get_host()
+    }
+
+    fn get_peer(&self) -> Address {
+        self.plain_get_peer()
+    }
+
+    fn disconnecting(&self) -> bool {
+        match self.secure() {
+            None => self.plain_disconnecting(),
+            Some(t) => t.disconnecting() || self.plain_disconnecting(),
+        }
+    }
+
+    fn pause_producing(&self) {
+        self.plain_pause_producing()
+    }
+
+    fn resume_producing(&self) {
+        self.plain_resume_producing()
     }
 
     fn stop_producing(&self) {
@@ -594,39 +766,205 @@ impl<S: StreamSocket> TransportImpl for StreamConnection<S> {
         producer: Rc<dyn Producer>,
         streaming: bool,
     ) -> Result<(), ProducerError> {
-        self.producer
-            .register(producer, streaming, self.closed.get())?;
-        // The producer now does flow control: reading is no longer held back for it.
-        self.lift_backpressure(true);
-        Ok(())
+        match self.secure() {
+            None => self.plain_register_producer(producer, streaming),
+            // Through the layer's membrane: paused while the handshake holds plaintext too.
+            Some(t) => t.register_producer(producer, streaming),
+        }
     }
 
     fn unregister_producer(&self) {
-        self.producer.unregister();
+        match self.secure() {
+            None => self.plain_unregister_producer(),
+            Some(t) => t.unregister_producer(),
+        }
     }
 
     fn set_write_buffer_limits(&self, high: usize, low: usize) {
-        self.buffer.borrow_mut().set_limits(high, low);
-        self.producer
-            .buffer_drained(&self.buffer, self.closing.get() == Closing::Open);
-        let drained = self.buffer.borrow().at_or_below_low();
-        self.lift_backpressure(drained);
+        self.plain_set_write_buffer_limits(high, low)
     }
 
     fn set_read_backpressure(&self, on: bool) {
-        self.read_backpressure.set(on);
-        self.lift_backpressure(!on);
+        self.plain_set_read_backpressure(on)
     }
 
     fn buffered(&self) -> usize {
-        self.pending()
+        match self.secure() {
+            None => self.plain_buffered(),
+            Some(t) => t.buffered(),
+        }
     }
 
     fn tcp(&self) -> Option<TcpExt> {
-        S::tcp_ext(&self.me)
+        self.plain_tcp()
     }
 
     fn unix(&self) -> Option<super::UnixExt> {
-        S::unix_ext(&self.me)
+        self.plain_unix()
+    }
+
+    fn tls(&self) -> Option<TlsInfo> {
+        self.secure()?.tls()
+    }
+
+    fn start_tls(&self, config: TlsConfig, already_received: &[u8]) -> Result<(), TlsError> {
+        self.start_tls_here(&config, already_received)
+    }
+}
+
+impl<S: StreamSocket> StreamConnection<S> {
+    /// The TLS layer's transport once `start_tls` ran; `None` (one flag test) otherwise.
+    #[inline]
+    fn secure(&self) -> Option<Transport> {
+        if !self.tls_on.get() {
+            return None;
+        }
+        self.layer().map(|l| l.transport().clone())
+    }
+
+    // The writes of a switched connection, out of line: the plain path stays as small as it
+    // was before STARTTLS existed.
+    #[cold]
+    #[inline(never)]
+    fn tls_write(&self, data: &[u8]) {
+        if let Some(t) = self.secure() {
+            t.write(data);
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn tls_write_sequence(&self, chunks: &[&[u8]]) {
+        if let Some(t) = self.secure() {
+            t.write_sequence(chunks);
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn tls_write_owned(&self, data: Vec<u8>) {
+        if let Some(t) = self.secure() {
+            t.write_owned(data);
+        }
+    }
+
+    #[cold]
+    fn layer(&self) -> Option<TlsLayer> {
+        self.tls.borrow().clone()
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn tls_received(&self, data: &[u8]) {
+        if let Some(layer) = self.layer() {
+            layer.data_received(data);
+        }
+    }
+
+    /// STARTTLS on this connection: from now on the protocol's writes go through a TLS
+    /// session whose records are appended to this connection's write buffer (after what the
+    /// protocol wrote in clear before), and what is read goes through it before the protocol
+    /// sees it. `already_received` is fed to TLS first.
+    fn start_tls_here(&self, config: &TlsConfig, already_received: &[u8]) -> Result<(), TlsError> {
+        if self.tls_on.get() {
+            return Err(TlsError::AlreadyStarted);
+        }
+        if self.plain_disconnecting() || self.write_shutdown_requested.get() {
+            return Err(TlsError::StartTlsClosing);
+        }
+        let Some(inner) = self.driver() else {
+            return Err(TlsError::StartTlsClosing);
+        };
+        let lower = Transport::new(Rc::new(ClearSide(self.me.clone())));
+        let (layer, switch) = TlsLayer::new(inner, lower, self.reactor.clone(), config)?;
+        *self.tls.borrow_mut() = Some(layer.clone());
+        self.tls_on.set(true);
+        layer.begin(switch, already_received);
+        Ok(())
+    }
+}
+
+/// The clear-text side of a connection that switched to TLS: the layer's "real transport".
+/// It holds the connection weakly (the connection holds the layer).
+struct ClearSide<S: StreamSocket>(Weak<StreamConnection<S>>);
+
+impl<S: StreamSocket> ClearSide<S> {
+    fn with<R>(&self, f: impl FnOnce(&StreamConnection<S>) -> R) -> Option<R> {
+        self.0.upgrade().map(|c| f(&c))
+    }
+}
+
+impl<S: StreamSocket> TransportImpl for ClearSide<S> {
+    fn write(&self, data: &[u8]) {
+        self.with(|c| c.plain_write(data));
+    }
+    fn write_owned(&self, data: Vec<u8>) {
+        self.with(|c| c.plain_write_owned(data));
+    }
+    fn write_sequence(&self, chunks: &[&[u8]]) {
+        self.with(|c| c.plain_write_sequence(chunks));
+    }
+    fn lose_connection(&self) {
+        self.with(|c| c.plain_lose_connection());
+    }
+    fn abort_connection(&self) {
+        self.with(|c| c.plain_abort_connection());
+    }
+    fn abort_with(&self, reason: Failure) {
+        self.with(|c| c.plain_abort_with(reason));
+    }
+    fn lose_write_connection(&self) {
+        self.with(|c| c.plain_lose_write_connection());
+    }
+    fn get_host(&self) -> Address {
+        self.with(|c| c.plain_get_host())
+            .unwrap_or(Address::Memory("closed".into()))
+    }
+    fn get_peer(&self) -> Address {
+        self.with(|c| c.plain_get_peer())
+            .unwrap_or(Address::Memory("closed".into()))
+    }
+    fn disconnecting(&self) -> bool {
+        self.with(|c| c.plain_disconnecting()).unwrap_or(true)
+    }
+    fn pause_producing(&self) {
+        self.with(|c| c.plain_pause_producing());
+    }
+    fn resume_producing(&self) {
+        self.with(|c| c.plain_resume_producing());
+    }
+    fn stop_producing(&self) {
+        self.with(|c| c.plain_stop_producing());
+    }
+    fn register_producer(
+        &self,
+        producer: Rc<dyn Producer>,
+        streaming: bool,
+    ) -> Result<(), ProducerError> {
+        match self.0.upgrade() {
+            Some(c) => c.plain_register_producer(producer, streaming),
+            None => {
+                producer.stop_producing();
+                Ok(())
+            }
+        }
+    }
+    fn unregister_producer(&self) {
+        self.with(|c| c.plain_unregister_producer());
+    }
+    fn set_write_buffer_limits(&self, high: usize, low: usize) {
+        self.with(|c| c.plain_set_write_buffer_limits(high, low));
+    }
+    fn set_read_backpressure(&self, on: bool) {
+        self.with(|c| c.plain_set_read_backpressure(on));
+    }
+    fn buffered(&self) -> usize {
+        self.with(|c| c.plain_buffered()).unwrap_or(0)
+    }
+    fn tcp(&self) -> Option<TcpExt> {
+        self.with(|c| c.plain_tcp()).flatten()
+    }
+    fn unix(&self) -> Option<super::UnixExt> {
+        self.with(|c| c.plain_unix()).flatten()
     }
 }
