@@ -726,6 +726,9 @@ impl Reactor {
                     }
                 }
             }
+            // What this handler wrote leaves before the next handler runs (see
+            // `sources.rs`): an expensive handler does not hold back cheaper ones' replies.
+            self.run_flushes();
         }
         for (token, dir) in again {
             if !done.contains(&(token, dir)) {

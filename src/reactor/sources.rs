@@ -8,9 +8,16 @@
 //! asked during that end-of-dispatch run.
 //!
 //! Writes are coalesced: a transport that was written to asks for a flush
-//! ([`Reactor::want_flush`]); the reactor flushes every such transport once, after the timed
-//! calls of a turn and after its I/O dispatch, so everything one phase produced for a
-//! connection goes out together.
+//! ([`Reactor::want_flush`]); the reactor flushes the transports that asked after the timed
+//! calls of a turn and after each readiness handler of its I/O dispatch, so everything one
+//! handler produced for a connection goes out together, and before the next handler runs.
+//! Flushing per handler rather than once after the whole dispatch costs no extra system call
+//! for a connection that writes to itself (each connection's handler runs once per turn), and
+//! keeps an expensive handler (a TLS handshake, ~0.3 ms) from holding back the replies the
+//! cheaper handlers before it produced: with 20 handshakes ready in one turn, flushing after
+//! the whole dispatch made the first client wait for all 20 (measured: 2,240 handshakes/s
+//! against 2,800 with the per-handler flush, tokio-rustls 2,870–2,990 in the same runs). Writes
+//! one connection's handler makes to another connection leave when that handler returns.
 
 use std::io;
 use std::os::fd::AsFd;
