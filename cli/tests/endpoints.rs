@@ -403,6 +403,9 @@ fn reverse_client_to_nothing_exits_1() {
 
 #[test]
 fn bad_endpoint_strings_exit_2_with_the_parser_message() {
+    // Refused before anything is bound: the path is never created.
+    let never = std::env::temp_dir().join("twistor-never-bound.sock");
+    let never = never.to_str().expect("a UTF-8 temp dir");
     for (args, message) in [
         (
             &["echo", "--listen", "tcp:abc"][..],
@@ -445,7 +448,7 @@ fn bad_endpoint_strings_exit_2_with_the_parser_message() {
             "cannot be used with",
         ),
         (
-            &["echo", "--listen", "tcp:0", "--unix", "/tmp/x"],
+            &["echo", "--listen", "tcp:0", "--unix", never],
             "cannot be used with",
         ),
         (

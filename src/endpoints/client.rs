@@ -404,7 +404,8 @@ impl UnixClientEndpoint {
     /// To `path`, with Twisted's defaults.
     ///
     /// ```
-    /// let e = twistor::endpoints::UnixClientEndpoint::new("/tmp/x.sock");
+    /// let path = std::env::temp_dir().join("x.sock");
+    /// let e = twistor::endpoints::UnixClientEndpoint::new(&path);
     /// assert!(!e.options().check_pid);
     /// ```
     pub fn new(path: impl AsRef<Path>) -> Self {
@@ -416,7 +417,8 @@ impl UnixClientEndpoint {
     /// ```
     /// use twistor::transport::unix::UnixConnectOptions;
     /// let o = UnixConnectOptions { check_pid: true, ..Default::default() };
-    /// assert!(twistor::endpoints::UnixClientEndpoint::with_options("/tmp/x.sock", o).options().check_pid);
+    /// let path = std::env::temp_dir().join("x.sock");
+    /// assert!(twistor::endpoints::UnixClientEndpoint::with_options(&path, o).options().check_pid);
     /// ```
     pub fn with_options(path: impl AsRef<Path>, options: UnixConnectOptions) -> Self {
         UnixClientEndpoint {
@@ -428,8 +430,9 @@ impl UnixClientEndpoint {
     /// The path.
     ///
     /// ```
-    /// let e = twistor::endpoints::UnixClientEndpoint::new("/tmp/x.sock");
-    /// assert_eq!(e.path().to_str(), Some("/tmp/x.sock"));
+    /// let path = std::env::temp_dir().join("x.sock");
+    /// let e = twistor::endpoints::UnixClientEndpoint::new(&path);
+    /// assert_eq!(e.path(), path.as_path());
     /// ```
     pub fn path(&self) -> &Path {
         &self.path
