@@ -156,14 +156,26 @@ impl Reactor {
         }
     }
 
+    /// Runs the flushes asked for (called after each readiness handler and after the timed
+    /// calls, so it must cost nothing when none is pending). The list's allocation is handed
+    /// back once drained, so flushing allocates nothing from turn to turn.
     pub(crate) fn run_flushes(&self) {
         loop {
-            let flushes = std::mem::take(&mut *self.inner.flushes.borrow_mut());
-            if flushes.is_empty() {
-                return;
-            }
-            for f in flushes {
+            let mut batch = {
+                let mut pending = self.inner.flushes.borrow_mut();
+                if pending.is_empty() {
+                    return;
+                }
+                std::mem::take(&mut *pending)
+            };
+            // A flush may ask for more (a flush that runs protocol code): those land in the
+            // emptied list and are run by the next pass.
+            for f in batch.drain(..) {
                 f.flush(self);
+            }
+            let mut pending = self.inner.flushes.borrow_mut();
+            if pending.is_empty() {
+                *pending = batch;
             }
         }
     }

@@ -559,14 +559,16 @@ impl RawAddress for UnixDatagramAddress {
         // SAFETY: the family says `raw` holds a `sockaddr_un`, which fits in it.
         let un = unsafe { &*(raw as *const _ as *const libc::sockaddr_un) };
         let n = (len as usize).saturating_sub(offset).min(un.sun_path.len());
-        let bytes: Vec<u8> = un.sun_path[..n].iter().map(|&c| c as u8).collect();
+        // SAFETY: `c_char` and `u8` have the same size and alignment; `n` is within `sun_path`.
+        let bytes: &[u8] = unsafe { std::slice::from_raw_parts(un.sun_path.as_ptr().cast(), n) };
         let name = if bytes.first() == Some(&0) {
             // An abstract name: every byte counts, NULs included.
             bytes
         } else {
-            bytes.split(|&b| b == 0).next().unwrap_or_default().to_vec()
+            bytes.split(|&b| b == 0).next().unwrap_or_default()
         };
-        Some(UnixDatagramAddress::new(std::ffi::OsStr::from_bytes(&name)))
+        // The one allocation per datagram: the address handed to the protocol.
+        Some(UnixDatagramAddress::new(std::ffi::OsStr::from_bytes(name)))
     }
 
     fn to_raw(&self, raw: &mut libc::sockaddr_storage) -> libc::socklen_t {
