@@ -54,7 +54,7 @@
 
 use std::any::Any;
 use std::cell::{Cell, RefCell};
-use std::io::{Read, Write};
+use std::io::{BufRead, Write};
 use std::rc::{Rc, Weak};
 
 use super::TlsInfo;
@@ -71,6 +71,10 @@ type HandshakeHook = Box<dyn FnOnce(Result<(), Failure>)>;
 
 /// Buffers up to this size are kept between flushes and reads instead of reallocated.
 const SCRATCH_KEEP: usize = 256 * 1024;
+
+/// Ciphertext of one flush above which the buffer itself goes to the real transport (which
+/// queues a chunk that large without copying it) instead of a copy of it.
+const HAND_OVER: usize = 16 * 1024;
 
 /// Plaintext held for the handshake above which a streaming producer is paused.
 ///
@@ -131,6 +135,8 @@ struct Shared {
     pending: RefCell<Vec<u8>>,
     /// Decrypted bytes on their way to the protocol (reused).
     scratch: RefCell<Vec<u8>>,
+    /// Ciphertext on its way to the real transport (reused: no allocation per flush).
+    out: RefCell<Vec<u8>>,
     /// How many of the wrapper's callbacks are on the stack: writes wait for the outermost.
     depth: Cell<u32>,
     handshake_done: Cell<bool>,
@@ -207,6 +213,7 @@ impl Shared {
             inner: RefCell::new(None),
             pending: RefCell::new(Vec::new()),
             scratch: RefCell::new(Vec::new()),
+            out: RefCell::new(Vec::new()),
             depth: Cell::new(0),
             handshake_done: Cell::new(false),
             closing: Cell::new(false),
@@ -300,10 +307,17 @@ impl Shared {
                 };
                 conn.process_new_packets().map(|state| {
                     plain.clear();
-                    plain.resize(state.plaintext_bytes_to_read(), 0);
-                    // Exactly what rustls said it holds: cannot come up short.
-                    let got = conn.reader().read(&mut plain).unwrap_or(0);
-                    plain.truncate(got);
+                    plain.reserve(state.plaintext_bytes_to_read());
+                    // Chunk by chunk out of rustls' records: no zero-filling first.
+                    let mut reader = conn.reader();
+                    while let Ok(chunk) = reader.fill_buf() {
+                        if chunk.is_empty() {
+                            break;
+                        }
+                        let n = chunk.len();
+                        plain.extend_from_slice(chunk);
+                        reader.consume(n);
+                    }
                     (fed, state.peer_has_closed(), !conn.is_handshaking())
                 })
             };
@@ -359,18 +373,21 @@ impl Shared {
         *self.failed.borrow_mut() = Some(Failure::new(err));
         self.closing.set(true);
         self.pending.borrow_mut().clear();
-        let out = self.drain_tls();
         if let Some(lower) = self.lower() {
-            if !out.is_empty() {
-                lower.write_owned(out);
-            }
+            self.send_tls(&lower);
             lower.lose_connection();
         }
     }
 
-    /// What rustls has to send.
-    fn drain_tls(&self) -> Vec<u8> {
-        let mut out = Vec::new();
+    /// Hands what rustls has to send to the real transport in one write.
+    ///
+    /// The bytes pass through `out`, a buffer kept between flushes, and are copied into the
+    /// transport's write buffer (where small writes coalesce anyway) after the session's
+    /// borrow ends: the transport may call back into the protocol (a producer paused at the
+    /// high-water mark), which may ask the session for its state. More than [`HAND_OVER`]
+    /// bytes are handed over whole instead, so a bulk transfer is not copied again.
+    fn send_tls(&self, lower: &Transport) {
+        let mut out = std::mem::take(&mut *self.out.borrow_mut());
         if let Some(conn) = self.conn.borrow_mut().as_mut() {
             while conn.wants_write() {
                 match conn.write_tls(&mut out) {
@@ -379,7 +396,15 @@ impl Shared {
                 }
             }
         }
-        out
+        if out.len() > HAND_OVER {
+            lower.write_owned(out);
+            return;
+        }
+        if !out.is_empty() {
+            lower.write(&out);
+            out.clear();
+        }
+        *self.out.borrow_mut() = out;
     }
 
     /// Encrypts the pending plaintext (after the handshake), sends close_notify if closing,
@@ -417,10 +442,7 @@ impl Shared {
                 close_now = true;
             }
         }
-        let out = self.drain_tls();
-        if !out.is_empty() {
-            lower.write_owned(out);
-        }
+        self.send_tls(&lower);
         if close_now {
             lower.lose_connection();
         }
