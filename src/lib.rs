@@ -220,6 +220,7 @@ pub mod testing;
 pub mod time;
 pub mod tls;
 pub mod transport;
+pub mod web;
 
 pub mod prelude;
 
