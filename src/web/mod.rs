@@ -8,6 +8,7 @@
 pub mod chunked;
 pub mod date;
 pub mod headers;
+pub mod static_files;
 pub mod status;
 
 pub use headers::{Headers, InvalidHeaderName};
