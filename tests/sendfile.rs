@@ -494,3 +494,108 @@ fn fallback_over_tls_on_iosim() {
     assert!(got == want);
     assert_eq!(*outcome.result.borrow(), Some(Ok(())));
 }
+
+/// Queues two files with writes around them, then closes at once: everything goes out in
+/// the order it was queued, and the close waits for the files.
+struct TwoFiles {
+    a: PathBuf,
+    b: PathBuf,
+    done: Rc<Cell<u32>>,
+}
+
+impl Protocol for TwoFiles {
+    fn connection_made(&mut self, cx: &Context<Self>) {
+        let t = cx.transport();
+        t.write(b"<1>");
+        let d1 = t.send_file(File::open(&self.a).unwrap(), 0, 100_000);
+        t.write_sequence(&[b"<2", b">"]);
+        let d2 = t.send_file(File::open(&self.b).unwrap(), 5, 70_000);
+        t.write_owned(b"<3>".to_vec());
+        t.lose_connection();
+        for d in [d1, d2] {
+            let done = self.done.clone();
+            let _ = d.add_callback(move |()| done.set(done.get() + 1));
+        }
+    }
+    fn data_received(&mut self, _cx: &Context<Self>, _data: &[u8]) {}
+}
+
+fn two_files_expected(a: &TempFile, b: &TempFile) -> Vec<u8> {
+    let mut want = b"<1>".to_vec();
+    want.extend(a.bytes(0, 100_000));
+    want.extend_from_slice(b"<2>");
+    want.extend(b.bytes(5, 70_000));
+    want.extend_from_slice(b"<3>");
+    want
+}
+
+#[test]
+fn tcp_two_files_and_writes_between_keep_their_order_and_close_waits() {
+    bounded(60, || {
+        let (a, b) = (
+            TempFile::new("two-a", 100_000),
+            TempFile::new("two-b", 80_000),
+        );
+        let reactor = Reactor::new().unwrap();
+        let done = Rc::new(Cell::new(0));
+        let (pa, pb, d) = (a.0.clone(), b.0.clone(), done.clone());
+        let port = listen_tcp_with(
+            &reactor,
+            0,
+            for_protocol(move || TwoFiles {
+                a: pa.clone(),
+                b: pb.clone(),
+                done: d.clone(),
+            }),
+            ListenOptions::on("127.0.0.1"),
+        )
+        .unwrap();
+        let conn = std::net::TcpStream::connect(("127.0.0.1", port.port())).unwrap();
+        let c = std::thread::spawn(move || read_all(conn));
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline && !c.is_finished() {
+            reactor.iterate(Duration::from_millis(5)).unwrap();
+        }
+        assert!(c.join().unwrap() == two_files_expected(&a, &b));
+        assert_eq!(done.get(), 2);
+    });
+}
+
+#[test]
+fn unix_socket_uses_the_same_queue() {
+    bounded(60, || {
+        let (a, b) = (
+            TempFile::new("unix-a", 100_000),
+            TempFile::new("unix-b", 80_000),
+        );
+        let reactor = Reactor::new().unwrap();
+        let done = Rc::new(Cell::new(0));
+        let (pa, pb, d) = (a.0.clone(), b.0.clone(), done.clone());
+        let path =
+            std::env::temp_dir().join(format!("twistor-sendfile-{}.sock", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        let _port = twistor::transport::unix::listen_unix(
+            &reactor,
+            &path,
+            for_protocol(move || TwoFiles {
+                a: pa.clone(),
+                b: pb.clone(),
+                done: d.clone(),
+            }),
+        )
+        .unwrap();
+        let mut conn = std::os::unix::net::UnixStream::connect(&path).unwrap();
+        let c = std::thread::spawn(move || {
+            let mut out = Vec::new();
+            let _ = conn.read_to_end(&mut out);
+            out
+        });
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline && !c.is_finished() {
+            reactor.iterate(Duration::from_millis(5)).unwrap();
+        }
+        assert!(c.join().unwrap() == two_files_expected(&a, &b));
+        assert_eq!(done.get(), 2);
+        let _ = std::fs::remove_file(&path);
+    });
+}
