@@ -12,6 +12,8 @@
 //!   overlapping ranges merged and their number bounded; the `multipart/byteranges` framing
 //!   with its exact length.
 //! - [`listing`]: a directory's HTML listing, every name escaped.
+//! - [`response`]: [`StaticFiles`](response::StaticFiles), the pieces applied in order to
+//!   one request: status, headers and a body that is sent with `send_file`.
 //!
 //! A response applies them in this order: resolve the path (404, redirect, listing); stat and
 //! open the file; preconditions (304/412, evaluated before `Range` as in Twisted); `If-Range`
@@ -32,3 +34,4 @@ pub mod content_type;
 pub mod listing;
 pub mod path;
 pub mod range;
+pub mod response;
