@@ -51,6 +51,11 @@ impl Default for ContentTypes {
 
 impl ContentTypes {
     /// Twisted's map: its additions, then `mime_guess`, default `text/html`.
+    ///
+    /// ```
+    /// use twistor::web::static_files::content_type::ContentTypes;
+    /// assert_eq!(ContentTypes::new().type_and_encoding("a.css").0, "text/css");
+    /// ```
     pub fn new() -> ContentTypes {
         ContentTypes::default()
     }

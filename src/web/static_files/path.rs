@@ -40,6 +40,13 @@ use std::path::{Path, PathBuf};
 pub const DEFAULT_INDEX_NAMES: &[&str] = &["index", "index.html", "index.htm"];
 
 /// How a request path is resolved.
+///
+/// ```
+/// use twistor::web::static_files::path::ResolveOptions;
+/// let o = ResolveOptions { ignored_exts: vec!["html".into()], ..ResolveOptions::default() };
+/// assert_eq!(o.index_names, ["index", "index.html", "index.htm"]);
+/// assert!(!o.follow_symlinks_out);
+/// ```
 #[derive(Debug, Clone)]
 pub struct ResolveOptions {
     /// Index files tried in order for a directory's trailing slash.

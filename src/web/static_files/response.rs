@@ -6,16 +6,16 @@
 //! always set) and a [`Body`] that [`Body::send`] writes on a transport with
 //! [`Transport::send_file`].
 //!
-//! What each outcome gets (Twisted's answer in brackets where it differs):
+//! What each outcome gets (Twisted's answer where it differs):
 //!
 //! | request | status |
 //! |---|---|
 //! | method other than GET or HEAD | 405 with `Allow: GET, HEAD` |
 //! | traversal, missing file, non-UTF-8 segment, symlink out of the root | 404 |
 //! | directory without a trailing slash | 302 to the slashed path, query kept |
-//! | directory with one, no index file | 200 listing, or 403 when listings are off [always listed] |
+//! | directory with one, no index file | 200 listing, or 403 when listings are off (Twisted: always listed) |
 //! | unreadable file | 403 |
-//! | failed `If-Match` / `If-Unmodified-Since` | 412 [ignored] |
+//! | failed `If-Match` / `If-Unmodified-Since` | 412 (Twisted: ignored) |
 //! | `If-None-Match` / `If-Modified-Since` says fresh | 304 with the validators, no body |
 //! | HEAD | 200 with the full `Content-Length`, no body (ranges ignored, as in Twisted) |
 //! | `Range` | 206, 206 multipart, or 416 (see [`range`](super::range)) |
@@ -79,6 +79,15 @@ pub enum Body {
 impl Body {
     /// Writes the body on `transport` after what was written before (the head), files with
     /// [`Transport::send_file`]; the Deferred fires once all of it was handed over.
+    ///
+    /// ```
+    /// use twistor::testing::StringTransport;
+    /// use twistor::web::static_files::response::Body;
+    /// let st = StringTransport::new();
+    /// let d = Body::Bytes(b"<p>hi</p>".to_vec()).send(&st.transport());
+    /// assert!(d.called());
+    /// assert_eq!(st.value(), b"<p>hi</p>");
+    /// ```
     pub fn send(self, transport: &Transport) -> Deferred<()> {
         match self {
             Body::Empty => Deferred::succeed(()),
@@ -124,6 +133,14 @@ impl StaticFiles {
     /// Serves `root` with Twisted's defaults: index names `index`, `index.html`,
     /// `index.htm`; default type `text/html`; listings on; no symlinks out of the root; at
     /// most 16 ranges.
+    ///
+    /// ```
+    /// use twistor::web::static_files::response::StaticFiles;
+    /// let mut files = StaticFiles::new("/srv/www");
+    /// files.listings = false;
+    /// files.resolve.follow_symlinks_out = true;
+    /// assert_eq!(files.root(), std::path::Path::new("/srv/www"));
+    /// ```
     pub fn new(root: impl Into<PathBuf>) -> StaticFiles {
         StaticFiles {
             root: root.into(),
