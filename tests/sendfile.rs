@@ -599,3 +599,38 @@ fn unix_socket_uses_the_same_queue() {
         let _ = std::fs::remove_file(&path);
     });
 }
+
+struct Idle;
+
+impl twistor::transport::Producer for Idle {
+    fn pause_producing(&self) {}
+    fn resume_producing(&self) {}
+    fn stop_producing(&self) {}
+}
+
+#[test]
+fn fallback_with_another_producer_registered_fails_and_unregistered_one_works() {
+    let f = TempFile::new("busy", 100_000);
+    let st = StringTransport::new();
+    let t = st.transport();
+    t.register_producer(Rc::new(Idle), true).unwrap();
+    let d = t.send_file(f.open(), 0, 100_000);
+    let failure = twistor::testing::failure_result_of(&d);
+    assert!(
+        failure.to_string().contains("already registered"),
+        "{failure}"
+    );
+    // The protocol's own producer drives an unregistered file producer instead.
+    let (p, d) = twistor::transport::sendfile::FileProducer::unregistered(&t, f.open(), 1, 99_999);
+    let mut calls = 0;
+    while !d.called() {
+        twistor::transport::Producer::resume_producing(&*p);
+        calls += 1;
+    }
+    assert_eq!(calls, 2);
+    assert!(st.value() == f.bytes(1, 99_999));
+    assert!(
+        st.producer().is_some(),
+        "the protocol's producer stays registered"
+    );
+}

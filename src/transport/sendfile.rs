@@ -18,8 +18,10 @@
 //! - **Everything else** (TLS, which must encrypt in user space; the in-memory test
 //!   transports): a pull producer ([`FileProducer`]) reads 64 KiB at a time into the normal
 //!   write path, one chunk each time the transport's buffer empties, so the water marks bound
-//!   it as any producer. It holds the transport's producer slot while it runs; write the next
-//!   thing (the next pipelined response) when the Deferred fires, as with any producer.
+//!   it as any producer. It holds the transport's producer slot while it runs (so it fails
+//!   with `AlreadyRegistered` if another producer holds it); write the next thing (the next
+//!   pipelined response) when the Deferred fires, as with any producer. A protocol that keeps
+//!   its own producer registered drives [`FileProducer::unregistered`] from it instead.
 //!
 //! The cost for connections that never send a file is one flag test per write (the diverted
 //! flag), next to the TLS flag test that is already there.
@@ -290,13 +292,15 @@ pub struct FileProducer {
     offset: Cell<u64>,
     remaining: Cell<u64>,
     done: RefCell<Option<Resolver<()>>>,
+    /// Registered on the transport by `start` (and so unregistered when done).
+    registered: bool,
 }
 
 impl FileProducer {
     /// Registers a producer sending `file` on `transport`; its Deferred fires when it is all
     /// written (or fails: a short file, a read error, a connection that closed, a producer
     /// already registered).
-    pub fn start(transport: &Transport, file: QueuedFile) {
+    pub(crate) fn start(transport: &Transport, file: QueuedFile) {
         let QueuedFile {
             file,
             offset,
@@ -307,13 +311,9 @@ impl FileProducer {
             let _ = done.callback(());
             return;
         }
-        let p = Rc::new(FileProducer {
-            transport: transport.clone(),
-            file,
-            offset: Cell::new(offset),
-            remaining: Cell::new(remaining),
-            done: RefCell::new(Some(done)),
-        });
+        let p = Rc::new(FileProducer::make(
+            transport, file, offset, remaining, done, true,
+        ));
         if let Err(e) = transport.register_producer(p.clone(), false)
             && let Some(done) = p.done.borrow_mut().take()
         {
@@ -321,10 +321,69 @@ impl FileProducer {
         }
     }
 
+    /// A producer of `offset..offset + len` of `file` for `transport` that is **not**
+    /// registered: for a protocol that keeps its own producer registered on the transport
+    /// (an HTTP channel does) and calls this one's `resume_producing` each time it is asked
+    /// for more. Each call writes one chunk of at most 64 KiB; the Deferred fires after the
+    /// last.
+    ///
+    /// ```
+    /// use std::io::Write;
+    /// use twistor::testing::StringTransport;
+    /// use twistor::transport::Producer;
+    /// use twistor::transport::sendfile::FileProducer;
+    ///
+    /// let path = std::env::temp_dir().join(format!("twistor-doc-fpu-{}", std::process::id()));
+    /// std::fs::File::create(&path).unwrap().write_all(&[7u8; 100_000]).unwrap();
+    /// let st = StringTransport::new();
+    /// let (p, d) = FileProducer::unregistered(&st.transport(), std::fs::File::open(&path).unwrap(), 0, 100_000);
+    /// p.resume_producing();
+    /// assert_eq!(st.value().len(), 65_536);
+    /// p.resume_producing();
+    /// assert!(d.called());
+    /// assert_eq!(st.value().len(), 100_000);
+    /// std::fs::remove_file(&path).unwrap();
+    /// ```
+    pub fn unregistered(
+        transport: &Transport,
+        file: File,
+        offset: u64,
+        len: u64,
+    ) -> (Rc<FileProducer>, Deferred<()>) {
+        let (d, done) = Deferred::new();
+        let p = Rc::new(FileProducer::make(
+            transport, file, offset, len, done, false,
+        ));
+        if len == 0 {
+            p.end(Ok(()));
+        }
+        (p, d)
+    }
+
+    fn make(
+        transport: &Transport,
+        file: File,
+        offset: u64,
+        len: u64,
+        done: Resolver<()>,
+        registered: bool,
+    ) -> FileProducer {
+        FileProducer {
+            transport: transport.clone(),
+            file,
+            offset: Cell::new(offset),
+            remaining: Cell::new(len),
+            done: RefCell::new(Some(done)),
+            registered,
+        }
+    }
+
     fn end(&self, result: Result<(), io::Error>) {
         let done = self.done.borrow_mut().take();
         if let Some(done) = done {
-            self.transport.unregister_producer();
+            if self.registered {
+                self.transport.unregister_producer();
+            }
             fire(&done, result);
         }
     }
