@@ -407,9 +407,6 @@ impl<S: StreamSocket> StreamConnection<S> {
             }
             self.advance_queue(reactor);
         }
-        if self.closed.get() {
-            return;
-        }
         if !self.diverted.get() {
             self.producer
                 .buffer_drained(&self.buffer, self.closing.get() == Closing::Open);
