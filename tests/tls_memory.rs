@@ -1024,3 +1024,75 @@ mod hostile_input {
         }
     }
 }
+
+/// Writes its pieces, in order, when anything arrives.
+struct Pieces(Vec<Vec<u8>>);
+impl Protocol for Pieces {
+    fn data_received(&mut self, cx: &Context<Self>, _data: &[u8]) {
+        for p in &self.0 {
+            cx.transport().write(p);
+        }
+    }
+}
+
+/// Writes of a full record or more skip the pending buffer when nothing waits in it; mixed
+/// with small writes, before the handshake and outside callbacks, the order is kept.
+#[test]
+fn large_and_small_writes_mixed_arrive_in_order() {
+    let ca = Ca::new("ca");
+    let leaf = ca.server(&["localhost"]);
+    let piece = |len: usize, seed: u8| -> Vec<u8> {
+        (0..len).map(|i| (i as u8).wrapping_mul(7) ^ seed).collect()
+    };
+    let pieces = vec![
+        piece(40 << 10, 1),
+        piece(10, 2),
+        piece(20 << 10, 3),
+        piece(16 << 10, 4),
+        piece(5, 5),
+        piece(70 << 10, 6),
+    ];
+    let mut expect_server: Vec<u8> = Vec::new();
+    let greeting = piece(33 << 10, 9);
+    expect_server.extend_from_slice(&greeting);
+    let (st, server) = TlsProtocol::server(Recorder::default(), &leaf.server_options()).unwrap();
+    let (ct, client) = TlsProtocol::client(
+        Recorder {
+            greeting,
+            ..Default::default()
+        },
+        &ca.client_options("localhost"),
+    )
+    .unwrap();
+    let (_s, _c, pump) = connected_server_and_client(st, ct);
+    pump.flush();
+    // Outside any callback: each write is flushed at once, in order.
+    let outside = pieces.clone();
+    client.with(move |_, cx| {
+        for p in &outside {
+            cx.transport().write(p);
+        }
+    });
+    pump.flush();
+    for p in &pieces {
+        expect_server.extend_from_slice(p);
+    }
+    assert!(
+        data(&server) == expect_server,
+        "client to server out of order"
+    );
+
+    // Inside a callback: the server answers a byte with all the pieces.
+    let (st, _server) =
+        TlsProtocol::server(Pieces(pieces.clone()), &leaf.server_options()).unwrap();
+    let (ct, client) =
+        TlsProtocol::client(Recorder::default(), &ca.client_options("localhost")).unwrap();
+    let (_s, _c, pump) = connected_server_and_client(st, ct);
+    pump.flush();
+    client.with(|_, cx| cx.transport().write(b"?"));
+    pump.flush();
+    assert!(
+        data(&client) == pieces.concat(),
+        "server to client out of order"
+    );
+}

@@ -14,7 +14,9 @@
 //!   connections, since nothing is left for Nagle's algorithm to merge). A write made
 //!   outside any callback (a timer, a handle, a producer) waits for the end of the reactor's
 //!   current phase when the wrapper knows its reactor ([`TlsProtocol::with_reactor`]; the
-//!   `listen_ssl`/`connect_ssl` helpers set it), else it is encrypted at once.
+//!   `listen_ssl`/`connect_ssl` helpers set it), else it is encrypted at once. A write of a
+//!   full record's plaintext or more (16 KiB) with nothing pending before it is encrypted at
+//!   once instead of being copied into the pending buffer: it makes whole records either way.
 //! * **Nothing before the handshake.** Plaintext written before the handshake completes
 //!   waits, then goes out right after it (Twisted's `test_writeBeforeHandshake`).
 //! * **Closing.** `lose_connection` sends what is buffered, then close_notify, then closes
@@ -75,6 +77,10 @@ const SCRATCH_KEEP: usize = 256 * 1024;
 /// Ciphertext of one flush above which the buffer itself goes to the real transport (which
 /// queues a chunk that large without copying it) instead of a copy of it.
 const HAND_OVER: usize = 16 * 1024;
+
+/// A write at least this large (a full TLS record's plaintext) is encrypted at once instead
+/// of being copied into the pending plaintext first.
+const WHOLE_RECORDS: usize = 16 * 1024;
 
 /// Plaintext held for the handshake above which a streaming producer is paused.
 ///
@@ -379,6 +385,25 @@ impl Shared {
         }
     }
 
+    /// Encrypts `data` now, without a stop in `pending`, when nothing is waiting before it and
+    /// the handshake is over; returns whether it did. For writes of [`WHOLE_RECORDS`] bytes
+    /// or more: they fill whole records anyway, so merging them with later writes would not
+    /// save a record, and the copy into `pending` is saved.
+    fn write_direct(&self, data: &[u8]) -> bool {
+        let mut guard = self.conn.borrow_mut();
+        let Some(conn) = guard.as_mut() else {
+            return false;
+        };
+        if conn.is_handshaking() {
+            return false;
+        }
+        // With no buffer limit rustls takes everything.
+        if conn.writer().write_all(data).is_err() {
+            crate::report_error!(target: "twistor::tls", "TLS refused {} bytes", data.len());
+        }
+        true
+    }
+
     /// Hands what rustls has to send to the real transport in one write.
     ///
     /// The bytes pass through `out`, a buffer kept between flushes, and are copied into the
@@ -566,6 +591,13 @@ impl TransportImpl for TlsTransport {
             if !s.is_tls() {
                 if let Some(l) = s.lower() {
                     l.write(data);
+                }
+                return;
+            }
+            if data.len() >= WHOLE_RECORDS && s.pending.borrow().is_empty() && s.write_direct(data)
+            {
+                if s.depth.get() == 0 {
+                    s.flush_soon();
                 }
                 return;
             }
