@@ -261,7 +261,6 @@ fn parse_checked(raw: Vec<u8>, limits: &HttpLimits) -> Result<Head, Reject> {
     let keep_alive = !conn_close && (http11 || conn_keep);
     let method = span(&raw, method.as_bytes());
     let target = span(&raw, target.as_bytes());
-    drop(req);
     Ok(Head {
         raw,
         method,
