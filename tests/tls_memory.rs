@@ -1024,3 +1024,83 @@ mod hostile_input {
         }
     }
 }
+
+/// A handshaken client (paced by `clock`, over a disconnecting string transport) and server;
+/// returns the client's handle, the server's and both transports.
+fn clocked_pair(
+    clock: &twistor::Clock,
+) -> (
+    Handle<Recorder>,
+    Handle<Recorder>,
+    StringTransport,
+    StringTransport,
+) {
+    let ca = Ca::new("ca");
+    let leaf = ca.server(&["localhost"]);
+    let (st, server) = TlsProtocol::server(Recorder::default(), &leaf.server_options()).unwrap();
+    let (ct, client) =
+        TlsProtocol::client(Recorder::default(), &ca.client_options("localhost")).unwrap();
+    let ct = ct.with_clock(clock);
+    let (s, c) = (
+        StringTransport::new(),
+        StringTransport::with_disconnection(),
+    );
+    s.connect(st);
+    c.connect(ct);
+    shuttle(&c, &s);
+    assert_eq!(client.with(|r, _| r.handshakes), Some(1));
+    (client, server, c, s)
+}
+
+fn is_lost(h: &Handle<Recorder>) -> bool {
+    h.with(|p, _| p.lost.is_some()).unwrap_or(false)
+}
+
+#[test]
+fn a_peer_that_never_answers_close_notify_is_closed_after_the_time_bound() {
+    let clock = twistor::Clock::new();
+    let (client, _server, c, _s) = clocked_pair(&clock);
+    client.with(|_, cx| cx.transport().lose_connection());
+    clock.advance(0.0);
+    // close_notify (one record: TLS 1.3 hides an alert's type) went out and the write side
+    // is shut down; the connection stays open for the peer's answer.
+    assert_eq!(records(&c.value()).len(), 1);
+    assert!(c.write_closed());
+    assert!(!c.disconnecting());
+    clock.advance(twistor::tls::CLOSE_NOTIFY_TIMEOUT - 0.5);
+    assert!(!is_lost(&client), "closed before the time bound");
+    clock.advance(1.0);
+    assert!(c.disconnecting());
+    let reason = lost_reason(&client);
+    assert!(reason.check::<ConnectionDone>(), "{reason}");
+}
+
+#[test]
+fn data_arriving_after_our_close_notify_is_not_delivered_and_the_peers_answer_closes() {
+    let clock = twistor::Clock::new();
+    let (client, server, c, s) = clocked_pair(&clock);
+    client.with(|_, cx| cx.transport().lose_connection());
+    clock.advance(0.0);
+    assert!(c.write_closed() && !is_lost(&client));
+    // The server writes before it sees the close_notify: the client reads it and drops it.
+    server.with(|_, cx| cx.transport().write(b"late"));
+    let late = s.value();
+    s.clear();
+    assert!(!late.is_empty());
+    c.deliver(&late);
+    assert!(data(&client).is_empty());
+    assert!(!is_lost(&client));
+    // The server answers the close_notify; the answer ends the client's wait at once.
+    let notify = c.value();
+    c.clear();
+    s.deliver(&notify);
+    assert!(s.disconnecting());
+    c.deliver(&s.value());
+    assert!(data(&client).is_empty());
+    let reason = lost_reason(&client);
+    assert!(reason.check::<ConnectionDone>(), "{reason}");
+    assert!(
+        clock.get_delayed_calls().is_empty(),
+        "the time bound is cancelled"
+    );
+}

@@ -58,7 +58,7 @@ pub use options::{
     options_for_client_tls,
 };
 pub(crate) use wrapper::TlsLayer;
-pub use wrapper::{PENDING_HIGH, TlsProtocol};
+pub use wrapper::{CLOSE_NOTIFY_TIMEOUT, PENDING_HIGH, TlsProtocol};
 
 use crate::defer::Deferred;
 use crate::error::CannotListenError;
