@@ -544,3 +544,28 @@ fn a_server_endpoint_with_unusable_options_fails_listen() {
     let f = failure_result_of(&endpoint.listen(&reactor, for_protocol(|| Echo)));
     assert!(f.downcast_ref::<TlsError>().is_some(), "{f}");
 }
+
+#[test]
+fn sslmethod_tlsv1_2_serves_tls_1_2_only_and_tls_method_negotiates_1_3() {
+    bounded(60, || {
+        let files = Files::new("sslmethod");
+        let (_ca, _leaf, cert, key, ca) = server_files(&files);
+        let reactor = Reactor::new().unwrap();
+        for (method, version) in [("TLSv1_2_METHOD", "TLSv1_2"), ("TLS_METHOD", "TLSv1_3")] {
+            let port = listen(
+                &reactor,
+                &format!(
+                    "ssl:0:privateKey={key}:certKey={cert}:interface=127.0.0.1:sslmethod={method}"
+                ),
+            );
+            let h = connect(
+                &reactor,
+                &format!("tls:127.0.0.1:{}:trustRoots={ca}", port.port()),
+            )
+            .unwrap();
+            echoed(&reactor, &h);
+            let seen = h.with(|_, cx| cx.transport().tls()).flatten().unwrap();
+            assert_eq!(seen.version.as_deref(), Some(version), "{method}");
+        }
+    });
+}

@@ -1104,3 +1104,90 @@ fn data_arriving_after_our_close_notify_is_not_delivered_and_the_peers_answer_cl
         "the time bound is cancelled"
     );
 }
+
+fn negotiated(server: ServerOptions, client: ClientOptions) -> Pair {
+    let p = pair(Recorder::default(), &server, Recorder::default(), &client);
+    p.pump.flush();
+    p
+}
+
+fn version_seen(h: &Handle<Recorder>) -> Option<twistor::tls::TlsVersion> {
+    h.with(|r, _| r.info_at_handshake.clone())
+        .flatten()
+        .and_then(|i| i.tls_version())
+}
+
+#[test]
+fn tls_info_reports_the_version_the_options_allowed() {
+    use twistor::tls::TlsVersion;
+    let ca = Ca::new("ca");
+    let leaf = ca.server(&["localhost"]);
+    let p = negotiated(leaf.server_options(), ca.client_options("localhost"));
+    assert_eq!(version_seen(&p.client), Some(TlsVersion::Tls13));
+    let info = p.server.with(|r, _| r.info_at_handshake.clone()).flatten();
+    assert_eq!(info.and_then(|i| i.version).as_deref(), Some("TLSv1_3"));
+    // A server capped at 1.2 makes a default client speak 1.2, and so does a capped client.
+    let p = negotiated(
+        leaf.server_options().max_version(TlsVersion::Tls12),
+        ca.client_options("localhost"),
+    );
+    assert_eq!(version_seen(&p.client), Some(TlsVersion::Tls12));
+    assert_eq!(version_seen(&p.server), Some(TlsVersion::Tls12));
+    let p = negotiated(
+        leaf.server_options(),
+        ca.client_options("localhost")
+            .max_version(TlsVersion::Tls12),
+    );
+    assert_eq!(version_seen(&p.server), Some(TlsVersion::Tls12));
+    let p = negotiated(
+        leaf.server_options().min_version(TlsVersion::Tls13),
+        ca.client_options("localhost"),
+    );
+    assert_eq!(version_seen(&p.server), Some(TlsVersion::Tls13));
+}
+
+#[test]
+fn a_tls_1_2_only_server_and_a_tls_1_3_only_client_fail_with_no_common_version() {
+    use twistor::tls::TlsVersion;
+    let ca = Ca::new("ca");
+    let leaf = ca.server(&["localhost"]);
+    let p = negotiated(
+        leaf.server_options().max_version(TlsVersion::Tls12),
+        ca.client_options("localhost")
+            .min_version(TlsVersion::Tls13),
+    );
+    for h in [&p.server, &p.client] {
+        let e = lost_tls(h);
+        assert!(matches!(e, TlsError::NoCommonVersion(_)), "{e:?}");
+        assert!(
+            e.to_string().contains("no protocol version in common"),
+            "{e}"
+        );
+    }
+    // The other way round too.
+    let p = negotiated(
+        leaf.server_options().min_version(TlsVersion::Tls13),
+        ca.client_options("localhost")
+            .max_version(TlsVersion::Tls12),
+    );
+    for h in [&p.server, &p.client] {
+        let e = lost_tls(h);
+        assert!(matches!(e, TlsError::NoCommonVersion(_)), "{e:?}");
+    }
+}
+
+#[test]
+fn a_minimum_above_the_maximum_is_refused_when_the_options_are_built() {
+    use twistor::tls::TlsVersion;
+    let leaf = self_signed(&["localhost"]);
+    let o = leaf
+        .server_options()
+        .min_version(TlsVersion::Tls13)
+        .max_version(TlsVersion::Tls12);
+    let e = o.config().unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("minimum TLSv1_3 is above the maximum TLSv1_2"),
+        "{e}"
+    );
+}

@@ -429,7 +429,7 @@ fn bad_endpoint_strings_exit_2_with_the_parser_message() {
         ),
         (
             &["echo", "--listen", "ssl:0:sslmethod=SSLv3_METHOD"],
-            "sslmethod 'SSLv3_METHOD' cannot be honoured",
+            "sslmethod 'SSLv3_METHOD' pins SSL 3.0, which is insecure",
         ),
         (
             &["reverse-client", "--connect", "tls:h:1", "--tls", "x"],

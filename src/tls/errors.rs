@@ -55,6 +55,10 @@ pub enum TlsError {
     /// No ALPN protocol both sides accept.
     #[error("TLS: no application protocol (ALPN) in common with the peer")]
     NoApplicationProtocol,
+    /// The two sides have no TLS protocol version in common (a TLS 1.2-only server and a
+    /// TLS 1.3-only client): found locally, or told by the peer's `protocol_version` alert.
+    #[error("TLS: no protocol version in common with the peer ({0})")]
+    NoCommonVersion(String),
     /// The peer ended the handshake with this alert: its view of what went wrong (it rejected
     /// our certificate, found no common protocol version...).
     #[error("TLS: the peer sent the alert {0:?}")]
@@ -157,7 +161,17 @@ impl From<rustls::Error> for TlsError {
             },
             E::NoCertificatesPresented => TlsError::CertificateRequired,
             E::NoApplicationProtocol => TlsError::NoApplicationProtocol,
+            E::AlertReceived(rustls::AlertDescription::ProtocolVersion) => {
+                TlsError::NoCommonVersion("the peer sent the alert ProtocolVersion".into())
+            }
             E::AlertReceived(a) => TlsError::AlertReceived(format!("{a:?}")),
+            E::PeerIncompatible(
+                p @ (rustls::PeerIncompatible::ServerDoesNotSupportTls12Or13
+                | rustls::PeerIncompatible::ServerTlsVersionIsDisabledByOurConfig
+                | rustls::PeerIncompatible::SupportedVersionsExtensionRequired
+                | rustls::PeerIncompatible::Tls12NotOffered
+                | rustls::PeerIncompatible::Tls12NotOfferedOrEnabled),
+            ) => TlsError::NoCommonVersion(format!("{p:?}")),
             E::General(m) => TlsError::Config(m),
             other => TlsError::Protocol(other.to_string()),
         }

@@ -54,7 +54,7 @@ pub use errors::TlsError;
 pub use factory::TlsFactory;
 pub use info::TlsInfo;
 pub use options::{
-    ClientAuth, ClientOptions, Identity, ServerOptions, TlsConfig, TrustRoots,
+    ClientAuth, ClientOptions, Identity, ServerOptions, TlsConfig, TlsVersion, TrustRoots,
     options_for_client_tls,
 };
 pub(crate) use wrapper::TlsLayer;

@@ -19,7 +19,8 @@
 //! `/etc/pki/tls/certs/ca-bundle.crt`, ...).
 //!
 //! Everything runs on the ring crypto provider, chosen explicitly (never the process default),
-//! with TLS 1.2 and 1.3.
+//! with TLS 1.2 and 1.3 unless the options narrow the versions ([`TlsVersion`]); older
+//! versions do not exist in rustls.
 
 use std::cell::RefCell;
 use std::path::{Path, PathBuf};
@@ -259,6 +260,70 @@ fn system_roots() -> Arc<RootCertStore> {
         .clone()
 }
 
+/// A TLS protocol version rustls speaks. Older ones (SSL 3, TLS 1.0, 1.1) are insecure and
+/// not implemented.
+///
+/// ```
+/// use twistor::tls::TlsVersion;
+/// assert!(TlsVersion::Tls12 < TlsVersion::Tls13);
+/// assert_eq!(TlsVersion::Tls13.to_string(), "TLSv1_3");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum TlsVersion {
+    /// TLS 1.2.
+    Tls12,
+    /// TLS 1.3.
+    Tls13,
+}
+
+impl std::fmt::Display for TlsVersion {
+    /// The name [`TlsInfo::version`](super::TlsInfo::version) reports.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            TlsVersion::Tls12 => "TLSv1_2",
+            TlsVersion::Tls13 => "TLSv1_3",
+        })
+    }
+}
+
+/// The versions a configuration allows: `min..=max`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Versions {
+    min: TlsVersion,
+    max: TlsVersion,
+}
+
+impl Default for Versions {
+    fn default() -> Versions {
+        Versions {
+            min: TlsVersion::Tls12,
+            max: TlsVersion::Tls13,
+        }
+    }
+}
+
+impl Versions {
+    /// The rustls versions, or an error if the minimum is above the maximum.
+    fn rustls(self) -> Result<Vec<&'static rustls::SupportedProtocolVersion>, TlsError> {
+        let all = [
+            (TlsVersion::Tls12, &rustls::version::TLS12),
+            (TlsVersion::Tls13, &rustls::version::TLS13),
+        ];
+        let v: Vec<_> = all
+            .into_iter()
+            .filter(|(n, _)| (self.min..=self.max).contains(n))
+            .map(|(_, v)| v)
+            .collect();
+        if v.is_empty() {
+            return Err(TlsError::Config(format!(
+                "no TLS version allowed: the minimum {} is above the maximum {}",
+                self.min, self.max
+            )));
+        }
+        Ok(v)
+    }
+}
+
 /// The configuration built from options, shared by their clones (so every connection made
 /// from copies of the same options shares one configuration and its session cache); a
 /// builder method starts a new one.
@@ -294,6 +359,7 @@ pub struct ServerOptions {
     alpn: Vec<Vec<u8>>,
     tickets: bool,
     session_cache: usize,
+    versions: Versions,
     built: Built<ServerConfig>,
 }
 
@@ -313,6 +379,7 @@ impl ServerOptions {
             alpn: Vec::new(),
             tickets: true,
             session_cache: 256,
+            versions: Versions::default(),
             built: Built::default(),
         }
     }
@@ -390,6 +457,38 @@ impl ServerOptions {
         self
     }
 
+    /// Refuses peers that cannot speak at least `version` (Twisted's `raiseMinimumTo`). The
+    /// default allows TLS 1.2 and 1.3.
+    ///
+    /// ```
+    /// # use twistor::tls::{ServerOptions, TlsVersion};
+    /// # fn f(o: ServerOptions) -> ServerOptions {
+    /// o.min_version(TlsVersion::Tls13) // TLS 1.3 only
+    /// # }
+    /// ```
+    #[doc(alias = "raiseMinimumTo")]
+    pub fn min_version(mut self, version: TlsVersion) -> ServerOptions {
+        self.versions.min = version;
+        self.built = Built::default();
+        self
+    }
+
+    /// Speaks no version above `version` (Twisted's `lowerMaximumSecurityTo`). A minimum
+    /// above the maximum makes [`config`](Self::config) fail.
+    ///
+    /// ```
+    /// # use twistor::tls::{ServerOptions, TlsVersion};
+    /// # fn f(o: ServerOptions) -> ServerOptions {
+    /// o.max_version(TlsVersion::Tls12) // TLS 1.2 only
+    /// # }
+    /// ```
+    #[doc(alias = "lowerMaximumSecurityTo")]
+    pub fn max_version(mut self, version: TlsVersion) -> ServerOptions {
+        self.versions.max = version;
+        self.built = Built::default();
+        self
+    }
+
     /// The rustls configuration (built once, then shared).
     ///
     /// ```
@@ -403,7 +502,7 @@ impl ServerOptions {
         }
         let provider = provider();
         let builder = ServerConfig::builder_with_provider(provider.clone())
-            .with_safe_default_protocol_versions()
+            .with_protocol_versions(&self.versions.rustls()?)
             .map_err(|e| TlsError::Config(e.to_string()))?;
         let builder = match &self.client_auth {
             ClientAuth::None => builder.with_no_client_auth(),
@@ -450,6 +549,7 @@ pub struct ClientOptions {
     identity: Option<Identity>,
     alpn: Vec<Vec<u8>>,
     verify: bool,
+    versions: Versions,
     built: Built<ClientConfig>,
 }
 
@@ -472,6 +572,7 @@ pub fn options_for_client_tls(hostname: &str) -> ClientOptions {
         identity: None,
         alpn: Vec::new(),
         verify: true,
+        versions: Versions::default(),
         built: Built::default(),
     }
 }
@@ -526,6 +627,38 @@ impl ClientOptions {
         self
     }
 
+    /// Refuses servers that cannot speak at least `version` (Twisted's `raiseMinimumTo`).
+    /// The default allows TLS 1.2 and 1.3.
+    ///
+    /// ```
+    /// use twistor::tls::{TlsVersion, options_for_client_tls};
+    /// let _o = options_for_client_tls("example.com").min_version(TlsVersion::Tls13);
+    /// ```
+    #[doc(alias = "raiseMinimumTo")]
+    pub fn min_version(mut self, version: TlsVersion) -> ClientOptions {
+        self.versions.min = version;
+        self.built = Built::default();
+        self
+    }
+
+    /// Offers no version above `version` (Twisted's `lowerMaximumSecurityTo`). A minimum
+    /// above the maximum makes [`config`](Self::config) fail.
+    ///
+    /// ```
+    /// use twistor::tls::{TlsError, TlsVersion, TrustRoots, options_for_client_tls};
+    /// let o = options_for_client_tls("example.com")
+    ///     .trust_roots(TrustRoots::Webpki)
+    ///     .min_version(TlsVersion::Tls13)
+    ///     .max_version(TlsVersion::Tls12);
+    /// assert!(matches!(o.config(), Err(TlsError::Config(_))));
+    /// ```
+    #[doc(alias = "lowerMaximumSecurityTo")]
+    pub fn max_version(mut self, version: TlsVersion) -> ClientOptions {
+        self.versions.max = version;
+        self.built = Built::default();
+        self
+    }
+
     /// **Turns verification off**: any certificate, from any issuer, for any name, expired or
     /// not, is accepted (the handshake signatures are still checked). The connection is then
     /// encrypted but not authenticated: anyone on the path can impersonate the server. For
@@ -561,7 +694,7 @@ impl ClientOptions {
         self.server_name()?;
         let provider = provider();
         let builder = ClientConfig::builder_with_provider(provider.clone())
-            .with_safe_default_protocol_versions()
+            .with_protocol_versions(&self.versions.rustls()?)
             .map_err(|e| TlsError::Config(e.to_string()))?;
         let builder = if self.verify {
             builder.with_root_certificates(self.roots.store()?)
