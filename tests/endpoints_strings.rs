@@ -371,10 +371,18 @@ fn sslmethod_negotiates_pins_tls_1_2_or_names_why_an_old_version_is_refused() {
 }
 
 #[test]
-fn tls_directory_servers_parse_but_are_refused_clearly() {
-    let e = server_from_string("tls:/etc/certs").unwrap_err();
-    assert_eq!(e.kind, ErrorKind::TlsUnavailable("tls".into()));
-    assert!(e.to_string().contains("not supported"), "{e}");
+fn a_tls_directory_that_cannot_be_read_is_named() {
+    let e = server_from_string("tls:/nonexistent/certs").unwrap_err();
+    assert!(
+        matches!(&e.kind, ErrorKind::BadValue { part, .. } if part == "directory"),
+        "{e}"
+    );
+    assert!(
+        e.to_string().contains(
+            "directory '/nonexistent/certs' cannot serve: TLS: cannot read /nonexistent/certs"
+        ),
+        "{e}"
+    );
 }
 
 #[test]

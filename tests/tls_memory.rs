@@ -1191,3 +1191,43 @@ fn a_minimum_above_the_maximum_is_refused_when_the_options_are_built() {
         "{e}"
     );
 }
+
+#[test]
+fn sni_options_pick_by_name_and_refuse_an_unknown_one_without_a_default() {
+    let ca = Ca::new("ca");
+    let (a, b) = (ca.server(&["a.example"]), ca.server(&["b.example"]));
+    let so = ServerOptions::sni(
+        [("A.example", a.identity()), ("b.example", b.identity())],
+        None,
+    );
+    for (host, leaf) in [("a.example", &a), ("b.example", &b)] {
+        let p = pair(
+            Recorder::default(),
+            &so,
+            Recorder::default(),
+            &ca.client_options(host),
+        );
+        p.pump.flush();
+        let info = p.client.with(|r, _| r.info_at_handshake.clone()).flatten();
+        let der = rustls::pki_types::CertificateDer::from_pem_slice(leaf.cert_pem.as_bytes());
+        assert_eq!(
+            info.unwrap().peer_certificate(),
+            Some(&der.unwrap()),
+            "{host}"
+        );
+        let sinfo = p.server.with(|r, _| r.info_at_handshake.clone()).flatten();
+        assert_eq!(sinfo.unwrap().server_name.as_deref(), Some(host));
+    }
+    let p = pair(
+        Recorder::default(),
+        &so,
+        Recorder::default(),
+        &ca.client_options("c.example"),
+    );
+    p.pump.flush();
+    assert_eq!(lost_tls(&p.server), TlsError::UnknownServerName);
+    assert_eq!(
+        lost_tls(&p.client),
+        TlsError::AlertReceived("AccessDenied".into())
+    );
+}

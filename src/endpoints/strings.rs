@@ -16,8 +16,11 @@
 //!   `certKey` to the `privateKey` file (one PEM holding both); the certificates of
 //!   `extraCertChain` follow the leaf. See [`TlsServerDescription`] for `sslmethod` and
 //!   `dhParameters`.
-//! - `tls:DIRECTORY[:PORT][:BACKLOG][:INTERFACE]` (certificates picked by SNI) parses, but
-//!   building it gives [`ErrorKind::TlsUnavailable`].
+//! - `tls:DIRECTORY[:PORT][:BACKLOG][:INTERFACE]`: TLS over `tcp6:` (port 443, interface
+//!   `::`; over `tcp:` if the interface is an IPv4 address) presenting the certificate the
+//!   client names with SNI, from a directory of `NAME.pem` files, each the chain and key for
+//!   host `NAME`, with `DEFAULT.pem` for clients naming none or an unknown host (see
+//!   [`ServerOptions::from_sni_directory`]).
 //!
 //! Client descriptions:
 //! - `tcp:HOST:PORT` or `tcp:host=HOST:port=PORT`, with `[:timeout=SECONDS][:bindAddress=IP]`
@@ -640,9 +643,34 @@ pub fn server_from_string(text: &str) -> Result<AnyServerEndpoint, EndpointError
                 AnyServerEndpoint::Tcp4(tcp),
             )))
         }
-        ServerDescription::Tls(TlsServerDescription::Directory { .. }) => {
-            let kind = Description::parse(text)?.kind;
-            return Err(EndpointError::new(text, ErrorKind::TlsUnavailable(kind)));
+        ServerDescription::Tls(TlsServerDescription::Directory {
+            directory,
+            port,
+            backlog,
+            interface,
+        }) => {
+            let options = ServerOptions::from_sni_directory(&directory).map_err(|e| {
+                EndpointError::new(
+                    text,
+                    ErrorKind::BadValue {
+                        part: "directory".into(),
+                        value: directory.display().to_string(),
+                        reason: format!("cannot serve: {e}"),
+                    },
+                )
+            })?;
+            let listen = ListenOptions {
+                interface: interface.clone(),
+                backlog,
+                ..Default::default()
+            };
+            // An IPv4 interface listens over IPv4; anything else (the default `::`) over IPv6.
+            let inner = if interface.parse::<std::net::Ipv4Addr>().is_ok() {
+                AnyServerEndpoint::Tcp4(Tcp4ServerEndpoint::with_options(port, listen))
+            } else {
+                AnyServerEndpoint::Tcp6(Tcp6ServerEndpoint::with_options(port, listen))
+            };
+            AnyServerEndpoint::Tls(Box::new(TlsServerEndpoint::new(options, inner)))
         }
     })
 }

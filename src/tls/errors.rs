@@ -84,6 +84,19 @@ pub enum TlsError {
         /// What went wrong.
         message: String,
     },
+    /// A file of an SNI directory cannot serve (no certificate or key, a key that does not
+    /// match, a directory with no `NAME.pem` file at all).
+    #[error("TLS: {path} cannot serve as a NAME.pem certificate and key: {message}")]
+    SniFile {
+        /// The file (or the directory).
+        path: PathBuf,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// A server choosing its certificate by SNI has none for the name the client asked for
+    /// (or the client sent none) and no default: the client was sent `access_denied`.
+    #[error("TLS: no certificate for the server name the client asked for, and no default")]
+    UnknownServerName,
     /// The host name is neither a DNS name nor an IP address.
     #[error("TLS: {0:?} is not a valid host name")]
     InvalidHostName(String),
@@ -172,6 +185,10 @@ impl From<rustls::Error> for TlsError {
                 | rustls::PeerIncompatible::Tls12NotOffered
                 | rustls::PeerIncompatible::Tls12NotOfferedOrEnabled),
             ) => TlsError::NoCommonVersion(format!("{p:?}")),
+            // What rustls says when a certificate resolver found nothing (SNI options).
+            E::General(m) if m == "no server certificate chain resolved" => {
+                TlsError::UnknownServerName
+            }
             E::General(m) => TlsError::Config(m),
             other => TlsError::Protocol(other.to_string()),
         }

@@ -129,6 +129,14 @@ impl Identity {
     pub fn chain(&self) -> &[CertificateDer<'static>] {
         &self.chain
     }
+
+    /// The chain and key as rustls serves them; fails if the key does not match the leaf.
+    fn certified_key(
+        &self,
+        provider: &CryptoProvider,
+    ) -> Result<rustls::sign::CertifiedKey, rustls::Error> {
+        rustls::sign::CertifiedKey::from_der(self.chain.clone(), self.key.clone_key(), provider)
+    }
 }
 
 /// Which certificate authorities to trust.
@@ -354,7 +362,7 @@ pub enum ClientAuth {
 /// ```
 #[derive(Debug, Clone)]
 pub struct ServerOptions {
-    identity: Identity,
+    certs: ServerCerts,
     client_auth: ClientAuth,
     alpn: Vec<Vec<u8>>,
     tickets: bool,
@@ -373,8 +381,12 @@ impl ServerOptions {
     /// # }
     /// ```
     pub fn new(identity: Identity) -> ServerOptions {
+        ServerOptions::with_certs(ServerCerts::Single(identity))
+    }
+
+    fn with_certs(certs: ServerCerts) -> ServerOptions {
         ServerOptions {
-            identity,
+            certs,
             client_auth: ClientAuth::None,
             alpn: Vec::new(),
             tickets: true,
@@ -405,6 +417,88 @@ impl ServerOptions {
         key: impl AsRef<Path>,
     ) -> Result<ServerOptions, TlsError> {
         Ok(ServerOptions::new(Identity::from_pem_files(chain, key)?))
+    }
+
+    /// Presents a certificate picked by the name the client asks for with SNI: each of
+    /// `names` (a host name, matched in any case) with its identity; `default` answers
+    /// clients that send no name or an unknown one. Without a default such a client's
+    /// handshake fails (it gets an `access_denied` alert; the server's reason is
+    /// [`TlsError::UnknownServerName`]).
+    ///
+    /// ```
+    /// # fn f(a: twistor::tls::Identity, b: twistor::tls::Identity) {
+    /// use twistor::tls::ServerOptions;
+    /// let opts = ServerOptions::sni([("a.example", a), ("b.example", b)], None);
+    /// # }
+    /// ```
+    pub fn sni<I, S>(names: I, default: Option<Identity>) -> ServerOptions
+    where
+        I: IntoIterator<Item = (S, Identity)>,
+        S: AsRef<str>,
+    {
+        let names = names
+            .into_iter()
+            .map(|(n, id)| (n.as_ref().to_ascii_lowercase(), id))
+            .collect();
+        ServerOptions::with_certs(ServerCerts::Sni { names, default })
+    }
+
+    /// The SNI options of a directory (the convention of txsni, Twisted's SNI endpoint):
+    /// every `NAME.pem` file holds the certificate chain (leaf first) and the private key for
+    /// host `NAME`, and `DEFAULT.pem`, if present, answers clients without SNI or with an
+    /// unknown name (see [`sni`](Self::sni)). Other files are ignored. A `.pem` file that
+    /// cannot be read, lacks a certificate or a key, or whose key does not match its
+    /// certificate is an error naming the file; so is a directory with no `.pem` file.
+    ///
+    /// ```
+    /// use twistor::tls::{ServerOptions, TlsError};
+    /// let e = ServerOptions::from_sni_directory("/nonexistent").unwrap_err();
+    /// assert!(matches!(e, TlsError::Io { .. }));
+    /// ```
+    pub fn from_sni_directory(dir: impl AsRef<Path>) -> Result<ServerOptions, TlsError> {
+        let dir = dir.as_ref();
+        let io = |path: &Path, e: std::io::Error| TlsError::Io {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        };
+        let mut files = std::fs::read_dir(dir)
+            .map_err(|e| io(dir, e))?
+            .map(|entry| entry.map(|e| e.path()).map_err(|e| io(dir, e)))
+            .collect::<Result<Vec<_>, _>>()?;
+        files.sort();
+        let mut names = Vec::new();
+        let mut default = None;
+        for path in files {
+            let Some(name) = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .and_then(|n| n.strip_suffix(".pem"))
+                .filter(|n| !n.is_empty())
+            else {
+                continue;
+            };
+            let bad = |message: String| TlsError::SniFile {
+                path: path.clone(),
+                message,
+            };
+            let pem = read_file(&path)?;
+            let id = Identity::from_pem(&pem, &pem).map_err(|e| bad(e.to_string()))?;
+            // The key must sign for the certificate: found now, not at a client's handshake.
+            id.certified_key(&provider())
+                .map_err(|e| bad(format!("its key cannot serve its certificate: {e}")))?;
+            if name == "DEFAULT" {
+                default = Some(id);
+            } else {
+                names.push((name.to_string(), id));
+            }
+        }
+        if names.is_empty() && default.is_none() {
+            return Err(TlsError::SniFile {
+                path: dir.to_path_buf(),
+                message: "holds no NAME.pem file".into(),
+            });
+        }
+        Ok(ServerOptions::sni(names, default))
     }
 
     /// Asks for client certificates.
@@ -518,9 +612,31 @@ impl ServerOptions {
                 )
             }
         };
-        let mut config = builder
-            .with_single_cert(self.identity.chain.clone(), self.identity.key.clone_key())
-            .map_err(|e| TlsError::Config(format!("certificate and key: {e}")))?;
+        let mut config = match &self.certs {
+            ServerCerts::Single(id) => builder
+                .with_single_cert(id.chain.clone(), id.key.clone_key())
+                .map_err(|e| TlsError::Config(format!("certificate and key: {e}")))?,
+            ServerCerts::Sni { names, default } => {
+                // `provider` went to the client verifier above.
+                let provider = self::provider();
+                let certified = |name: &str, id: &Identity| {
+                    id.certified_key(&provider).map(Arc::new).map_err(|e| {
+                        TlsError::Config(format!("certificate and key for {name}: {e}"))
+                    })
+                };
+                let resolver = SniResolver {
+                    names: names
+                        .iter()
+                        .map(|(n, id)| Ok((n.clone(), certified(n, id)?)))
+                        .collect::<Result<_, TlsError>>()?,
+                    default: default
+                        .as_ref()
+                        .map(|id| certified("the default", id))
+                        .transpose()?,
+                };
+                builder.with_cert_resolver(Arc::new(resolver))
+            }
+        };
         config.alpn_protocols = self.alpn.clone();
         config.session_storage = if self.session_cache == 0 {
             Arc::new(rustls::server::NoServerSessionStorage {})
@@ -537,6 +653,38 @@ impl ServerOptions {
         let config = Arc::new(config);
         *self.built.borrow_mut() = Some(config.clone());
         Ok(config)
+    }
+}
+
+/// The certificates a server presents.
+#[derive(Debug, Clone)]
+enum ServerCerts {
+    /// The same to every client.
+    Single(Identity),
+    /// Picked by SNI name (lower case), else the default.
+    Sni {
+        names: std::collections::HashMap<String, Identity>,
+        default: Option<Identity>,
+    },
+}
+
+/// Picks a server's certificate by the SNI name the client sent.
+#[derive(Debug)]
+struct SniResolver {
+    names: std::collections::HashMap<String, Arc<rustls::sign::CertifiedKey>>,
+    default: Option<Arc<rustls::sign::CertifiedKey>>,
+}
+
+impl rustls::server::ResolvesServerCert for SniResolver {
+    fn resolve(
+        &self,
+        hello: rustls::server::ClientHello<'_>,
+    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        hello
+            .server_name()
+            .and_then(|n| self.names.get(&n.to_ascii_lowercase()))
+            .or(self.default.as_ref())
+            .cloned()
     }
 }
 
