@@ -38,6 +38,8 @@ struct Seen {
     second_start: Option<Result<(), TlsError>>,
     /// Bytes received under TLS by a `raw` side.
     raw: Vec<u8>,
+    /// `write_connection_lost` was called.
+    write_lost: bool,
 }
 
 type Shared = Rc<RefCell<Seen>>;
@@ -125,6 +127,9 @@ impl Protocol for Side {
         if let Some(f) = self.on_handshake.as_mut() {
             f(cx.transport());
         }
+    }
+    fn write_connection_lost(&mut self, _cx: &Context<Self>) {
+        self.seen.borrow_mut().write_lost = true;
     }
     fn connection_lost(&mut self, _cx: &Context<Self>, reason: Failure) {
         self.seen.borrow_mut().lost = Some(reason);
@@ -658,5 +663,8 @@ fn lose_connection_right_after_a_bulk_write_under_tls_delivers_everything() {
             let reason = side.borrow().lost.clone().unwrap();
             assert!(reason.check::<ConnectionDone>(), "{reason}");
         }
+        // The half-close while waiting for the server's close_notify is the TLS layer's own:
+        // the protocol asked for a full close and is not told of a write shutdown.
+        assert!(!cli.borrow().write_lost);
     });
 }

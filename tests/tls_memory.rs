@@ -1231,3 +1231,20 @@ fn sni_options_pick_by_name_and_refuse_an_unknown_one_without_a_default() {
         TlsError::AlertReceived("AccessDenied".into())
     );
 }
+
+#[test]
+fn abort_during_the_wait_for_close_notify_closes_at_once_without_waiting() {
+    let clock = twistor::Clock::new();
+    let (client, _server, c, _s) = clocked_pair(&clock);
+    client.with(|_, cx| cx.transport().lose_connection());
+    clock.advance(0.0);
+    assert!(c.write_closed() && !is_lost(&client));
+    client.with(|_, cx| cx.transport().abort_connection());
+    assert!(c.disconnecting());
+    let reason = lost_reason(&client);
+    assert!(reason.check::<ConnectionAborted>(), "{reason}");
+    assert!(
+        clock.get_delayed_calls().is_empty(),
+        "the time bound is cancelled"
+    );
+}
