@@ -695,3 +695,20 @@ fn a_tls_directory_with_a_bad_file_is_refused_naming_the_file() {
     let e = server_error(&files);
     assert!(e.contains("holds no NAME.pem file"), "{e}");
 }
+
+#[test]
+fn a_tls_client_string_with_an_internationalized_host_verifies_its_a_label() {
+    bounded(60, || {
+        let (files, sni) = (Files::new("idna"), Files::new("idna-sni"));
+        let ca = Ca::new("idna CA");
+        let leaf = ca.server(&["xn--bcher-kva.example"]);
+        write_sni(&sni, "xn--bcher-kva.example", &leaf);
+        let ca_file = files.write("ca.crt", &ca.cert_pem);
+        let reactor = Reactor::new().unwrap();
+        let dir = sni.dir().display().to_string();
+        let port = listen(&reactor, &format!("tls:{dir}:0:interface=127.0.0.1"));
+        let h = connect_sni(&reactor, "bücher.example", port.port(), &ca_file).unwrap();
+        echoed(&reactor, &h);
+        assert_eq!(presented(&h), der(&leaf));
+    });
+}

@@ -1248,3 +1248,27 @@ fn abort_during_the_wait_for_close_notify_closes_at_once_without_waiting() {
         "the time bound is cancelled"
     );
 }
+
+#[test]
+fn an_internationalized_host_is_sent_and_verified_as_its_a_label() {
+    let ca = Ca::new("ca");
+    let leaf = ca.server(&["xn--bcher-kva.example"]);
+    let p = negotiated(leaf.server_options(), ca.client_options("bücher.example"));
+    assert_eq!(p.client.with(|r, _| r.handshakes), Some(1));
+    let sinfo = p.server.with(|r, _| r.info_at_handshake.clone()).flatten();
+    assert_eq!(
+        sinfo.unwrap().server_name.as_deref(),
+        Some("xn--bcher-kva.example")
+    );
+    // Upper case maps too (UTS #46), and the check still fails for another name.
+    let p = negotiated(leaf.server_options(), ca.client_options("BÜCHER.example"));
+    assert_eq!(p.client.with(|r, _| r.handshakes), Some(1));
+    let p = negotiated(leaf.server_options(), ca.client_options("bucher.example"));
+    assert!(matches!(lost_tls(&p.client), TlsError::WrongHost { .. }));
+    // A name IDNA refuses is named, not sent.
+    let bad = ca.client_options("a\u{FFFD}b.example");
+    let e = TlsProtocol::client(Recorder::default(), &bad)
+        .err()
+        .unwrap();
+    assert_eq!(e, TlsError::InvalidHostName("a\u{FFFD}b.example".into()));
+}

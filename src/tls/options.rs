@@ -703,7 +703,9 @@ pub struct ClientOptions {
 
 /// Client options for talking to `hostname` (Twisted's `optionsForClientTLS`): the server's
 /// certificate must chain to the system's trust roots and name `hostname` (a DNS name, or
-/// an IP address matched against IP subjectAltNames); SNI is sent for DNS names only.
+/// an IP address matched against IP subjectAltNames); SNI is sent for DNS names only. An
+/// internationalized name (`bücher.example`) is sent and verified as its A-label
+/// (`xn--bcher-kva.example`).
 ///
 /// ```
 /// use twistor::tls::{TrustRoots, options_for_client_tls};
@@ -821,10 +823,18 @@ impl ClientOptions {
         self
     }
 
-    /// The server name rustls verifies and sends (as SNI when it is a DNS name).
+    /// The server name rustls verifies and sends (as SNI when it is a DNS name). A name
+    /// with non-ASCII characters (`bücher.example`) becomes its A-label
+    /// (`xn--bcher-kva.example`, IDNA's UTS #46 processing, as Twisted's `_idnaBytes`),
+    /// which is what certificates and SNI carry.
     pub(crate) fn server_name(&self) -> Result<ServerName<'static>, TlsError> {
-        ServerName::try_from(self.hostname.clone())
-            .map_err(|_| TlsError::InvalidHostName(self.hostname.clone()))
+        let invalid = || TlsError::InvalidHostName(self.hostname.clone());
+        let ascii = if self.hostname.is_ascii() {
+            self.hostname.clone()
+        } else {
+            idna::domain_to_ascii(&self.hostname).map_err(|_| invalid())?
+        };
+        ServerName::try_from(ascii).map_err(|_| invalid())
     }
 
     /// The rustls configuration (built once, then shared: sessions resume across the
