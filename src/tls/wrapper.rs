@@ -476,6 +476,7 @@ impl Shared {
             lower.lose_connection();
             return;
         }
+        // The flusher holds the wrapper weakly: the timer must not keep it alive either.
         let weak = self.flusher.0.clone();
         let expire = move || {
             if let Some(s) = weak.upgrade() {
