@@ -107,6 +107,15 @@ impl Cookie {
     }
 }
 
+/// Appends `data` to `out`, as a chunk when the response is chunked.
+fn frame(out: &mut Vec<u8>, data: &[u8], chunked: bool) {
+    if chunked {
+        write_chunk(out, data);
+    } else {
+        out.extend_from_slice(data);
+    }
+}
+
 /// Percent-decodes `s` (and `+` as a space when `plus` is set); malformed escapes are kept
 /// as they are.
 pub fn percent_decode(s: &[u8], plus: bool) -> Vec<u8> {
@@ -175,6 +184,8 @@ struct Response {
     etag: Option<Vec<u8>>,
     prepath: Vec<Vec<u8>>,
     postpath: VecDeque<Vec<u8>>,
+    /// The body is gzip-compressed on its way out (see [`Request::encode_gzip`]).
+    gzip: Option<flate2::write::GzEncoder<Vec<u8>>>,
 }
 
 struct Inner {
@@ -266,6 +277,7 @@ impl Request {
                 etag: None,
                 prepath: Vec::new(),
                 postpath,
+                gzip: None,
             }),
             head,
         }))
@@ -542,6 +554,22 @@ impl Request {
         self.0.response.borrow().started
     }
 
+    /// Compresses the response body with gzip (`Content-Encoding: gzip`, no
+    /// `Content-Length`: chunked on HTTP/1.1). Only before the head is sent; HEAD, 204 and
+    /// 304 responses stay without a body. [`EncodingResourceWrapper`] calls it when the
+    /// client accepts gzip.
+    ///
+    /// [`EncodingResourceWrapper`]: crate::web::encoding::EncodingResourceWrapper
+    pub fn encode_gzip(&self, level: u32) {
+        let mut r = self.0.response.borrow_mut();
+        if !r.started && r.gzip.is_none() {
+            r.gzip = Some(flate2::write::GzEncoder::new(
+                Vec::new(),
+                flate2::Compression::new(level.min(9)),
+            ));
+        }
+    }
+
     /// Whether `finish` was called.
     pub fn finished(&self) -> bool {
         self.0.response.borrow().finished
@@ -570,6 +598,18 @@ impl Request {
             }
         }
         r.headers.remove("transfer-encoding");
+        if r.gzip.is_some() {
+            if forbidden || is_head {
+                // No body: nothing to compress (and no trailer to send).
+                r.gzip = None;
+            } else {
+                // The compressed length is not known in advance.
+                r.headers.remove("content-length");
+                r.declared = None;
+                r.headers.add("Content-Encoding", "gzip");
+            }
+        }
+        let known_len = if r.gzip.is_some() { None } else { known_len };
         if r.headers.has_token("connection", "close") {
             r.keep_alive = false;
         }
@@ -611,7 +651,7 @@ impl Request {
         }
         out.extend_from_slice(self.0.site.server_header());
         if !r.headers.contains("date") {
-            out.extend_from_slice(&self.0.site.date_header());
+            self.0.site.write_date_header(out);
         }
         r.headers.write_to(out);
         if let Some(n) = write_len {
@@ -688,7 +728,12 @@ impl Request {
                     }
                 }
                 r.sent += d.len() as u64;
-                if r.chunked {
+                if let Some(gz) = &mut r.gzip {
+                    let _ = gz.write_all(d);
+                    let compressed = std::mem::take(gz.get_mut());
+                    frame(&mut out, &compressed, r.chunked);
+                    body = b"";
+                } else if r.chunked {
                     write_chunk(&mut out, d);
                     body = b"";
                 } else {
@@ -729,7 +774,12 @@ impl Request {
             }
             if !r.started {
                 self.head_into(&mut r, &mut out, Some(0));
-            } else if r.chunked {
+            }
+            if let Some(gz) = r.gzip.take() {
+                let tail = gz.finish().unwrap_or_default();
+                frame(&mut out, &tail, r.chunked);
+            }
+            if r.chunked {
                 out.extend_from_slice(LAST_CHUNK);
             }
             let short = r.body_allowed && r.declared.is_some_and(|d| r.sent < d);

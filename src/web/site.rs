@@ -193,9 +193,9 @@ impl Site {
         f(&c)
     }
 
-    /// `Date: ...\r\n`, cached for the current second.
-    pub(crate) fn date_header(&self) -> Vec<u8> {
-        self.with_clocks(|c| c.date_header.clone())
+    /// Appends `Date: ...\r\n`, cached for the current second.
+    pub(crate) fn write_date_header(&self, out: &mut Vec<u8>) {
+        self.with_clocks(|c| out.extend_from_slice(&c.date_header))
     }
 
     /// Finds the resource and renders the request; a panic or a failure gives a 500.

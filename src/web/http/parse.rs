@@ -66,6 +66,11 @@ fn reject(code: u16, why: &'static str) -> Reject {
     Reject { code, why }
 }
 
+/// The end of a head, searched with one prebuilt finder (building one per search costs more
+/// than the search on a small head).
+static HEAD_END: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+    std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"\r\n\r\n"));
+
 /// What [`parse_head`] found.
 #[derive(Debug)]
 pub(crate) enum Parsed {
@@ -92,7 +97,7 @@ pub(crate) fn parse_head(
         }
     }
     let from = (*scanned).max(start).saturating_sub(3).max(start);
-    let Some(end) = memchr::memmem::find(&buf[from..], b"\r\n\r\n").map(|i| from + i + 4) else {
+    let Some(end) = HEAD_END.find(&buf[from..]).map(|i| from + i + 4) else {
         *scanned = buf.len();
         let pending = &buf[start..];
         match memchr::memchr(b'\n', pending) {
