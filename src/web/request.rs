@@ -107,6 +107,21 @@ impl Cookie {
     }
 }
 
+/// Appends `n` in decimal (without the formatting machinery: this runs for every response).
+pub(crate) fn push_u64(out: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[i..]);
+}
+
 /// Appends `data` to `out`, as a chunk when the response is chunked.
 fn frame(out: &mut Vec<u8>, data: &[u8], chunked: bool) {
     if chunked {
@@ -636,7 +651,8 @@ impl Request {
             }
         }
         out.extend_from_slice(b"HTTP/1.1 ");
-        let _ = write!(out, "{} ", r.code);
+        push_u64(out, u64::from(r.code));
+        out.push(b' ');
         match &r.reason {
             Some(m) => out.extend_from_slice(m.as_bytes()),
             None => out.extend_from_slice(status::reason_phrase(r.code).as_bytes()),
@@ -655,7 +671,9 @@ impl Request {
         }
         r.headers.write_to(out);
         if let Some(n) = write_len {
-            let _ = write!(out, "Content-Length: {n}\r\n");
+            out.extend_from_slice(b"Content-Length: ");
+            push_u64(out, n as u64);
+            out.extend_from_slice(b"\r\n");
         }
         if r.chunked {
             out.extend_from_slice(b"Transfer-Encoding: chunked\r\n");
@@ -910,6 +928,20 @@ impl Request {
         }
         for n in notify {
             let _ = n.errback(reason.clone());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::push_u64;
+
+    #[test]
+    fn decimal_without_fmt() {
+        for n in [0u64, 7, 10, 404, 65_535, u64::MAX] {
+            let mut out = Vec::new();
+            push_u64(&mut out, n);
+            assert_eq!(out, n.to_string().as_bytes());
         }
     }
 }

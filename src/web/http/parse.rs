@@ -291,7 +291,7 @@ mod tests {
         let Ok(Parsed::Done(h, n)) = parse(b"GET /a?b=1 HTTP/1.1\r\nHost: x\r\n\r\nrest") else {
             panic!("not parsed")
         };
-        assert_eq!(n, 33);
+        assert_eq!(n, 32);
         assert_eq!(h.method(), b"GET");
         assert_eq!(h.target(), b"/a?b=1");
         assert!(h.http11 && h.keep_alive);
