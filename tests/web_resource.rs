@@ -415,3 +415,59 @@ fn spawn_is_available_from_the_memory_reactor() {
     let d = ReactorSpawn::spawn(&mr, async { Ok::<_, twistor::Failure>(1) });
     assert_eq!(twistor::testing::success_result_of(&d), 1);
 }
+
+#[test]
+fn gzip_applies_only_when_accepted_and_never_to_head() {
+    use std::io::Read;
+    use twistor::web::encoding::EncodingResourceWrapper;
+    let reactor = Rc::new(MemoryReactor::new());
+    let wrapped = Rc::new(EncodingResourceWrapper::new(Rc::new(Leaf)));
+    let site = Site::with_options(wrapped, reactor, HttpLimits::default(), AccessLog::Off);
+    let get = |req: &str| {
+        let st = StringTransport::new();
+        st.connect(site.channel());
+        st.deliver(req.as_bytes());
+        st.value()
+    };
+    let out = get("GET /a HTTP/1.1\r\nHost: x\r\nAccept-Encoding: deflate, gzip\r\n\r\n");
+    let text = String::from_utf8_lossy(&out).into_owned();
+    assert!(
+        text.contains("\r\nVary: Accept-Encoding\r\n")
+            && text.contains("\r\nContent-Encoding: gzip\r\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("\r\nTransfer-Encoding: chunked\r\n") && !text.contains("Content-Length"),
+        "{text}"
+    );
+    // De-chunk, then gunzip.
+    let body_start = out.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    let mut dec = twistor::web::chunked::ChunkedDecoder::new();
+    let mut gz = Vec::new();
+    let p = dec
+        .feed(&out[body_start..], &mut |d| gz.extend_from_slice(d))
+        .unwrap();
+    assert!(p.done);
+    let mut plain = String::new();
+    flate2::read::GzDecoder::new(&gz[..])
+        .read_to_string(&mut plain)
+        .unwrap();
+    assert_eq!(plain, "pre= post=a");
+
+    let out = String::from_utf8_lossy(&get(
+        "GET /a HTTP/1.1\r\nHost: x\r\nAccept-Encoding: gzip;q=0\r\n\r\n",
+    ))
+    .into_owned();
+    assert!(
+        out.ends_with("Content-Length: 11\r\n\r\npre= post=a") && !out.contains("Content-Encoding"),
+        "{out}"
+    );
+    let out = String::from_utf8_lossy(&get(
+        "HEAD /a HTTP/1.1\r\nHost: x\r\nAccept-Encoding: gzip\r\n\r\n",
+    ))
+    .into_owned();
+    assert!(
+        out.ends_with("\r\n\r\n"),
+        "no gzip trailer after a HEAD: {out:?}"
+    );
+}

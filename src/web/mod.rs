@@ -10,6 +10,7 @@
 
 pub mod chunked;
 pub mod date;
+pub mod encoding;
 pub mod headers;
 pub mod http;
 pub mod request;

@@ -107,6 +107,30 @@ impl Cookie {
     }
 }
 
+/// Appends `n` in decimal (without the formatting machinery: this runs for every response).
+pub(crate) fn push_u64(out: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[i..]);
+}
+
+/// Appends `data` to `out`, as a chunk when the response is chunked.
+fn frame(out: &mut Vec<u8>, data: &[u8], chunked: bool) {
+    if chunked {
+        write_chunk(out, data);
+    } else {
+        out.extend_from_slice(data);
+    }
+}
+
 /// Percent-decodes `s` (and `+` as a space when `plus` is set); malformed escapes are kept
 /// as they are.
 pub fn percent_decode(s: &[u8], plus: bool) -> Vec<u8> {
@@ -175,6 +199,8 @@ struct Response {
     etag: Option<Vec<u8>>,
     prepath: Vec<Vec<u8>>,
     postpath: VecDeque<Vec<u8>>,
+    /// The body is gzip-compressed on its way out (see [`Request::encode_gzip`]).
+    gzip: Option<flate2::write::GzEncoder<Vec<u8>>>,
 }
 
 struct Inner {
@@ -266,6 +292,7 @@ impl Request {
                 etag: None,
                 prepath: Vec::new(),
                 postpath,
+                gzip: None,
             }),
             head,
         }))
@@ -542,6 +569,22 @@ impl Request {
         self.0.response.borrow().started
     }
 
+    /// Compresses the response body with gzip (`Content-Encoding: gzip`, no
+    /// `Content-Length`: chunked on HTTP/1.1). Only before the head is sent; HEAD, 204 and
+    /// 304 responses stay without a body. [`EncodingResourceWrapper`] calls it when the
+    /// client accepts gzip.
+    ///
+    /// [`EncodingResourceWrapper`]: crate::web::encoding::EncodingResourceWrapper
+    pub fn encode_gzip(&self, level: u32) {
+        let mut r = self.0.response.borrow_mut();
+        if !r.started && r.gzip.is_none() {
+            r.gzip = Some(flate2::write::GzEncoder::new(
+                Vec::new(),
+                flate2::Compression::new(level.min(9)),
+            ));
+        }
+    }
+
     /// Whether `finish` was called.
     pub fn finished(&self) -> bool {
         self.0.response.borrow().finished
@@ -570,6 +613,18 @@ impl Request {
             }
         }
         r.headers.remove("transfer-encoding");
+        if r.gzip.is_some() {
+            if forbidden || is_head {
+                // No body: nothing to compress (and no trailer to send).
+                r.gzip = None;
+            } else {
+                // The compressed length is not known in advance.
+                r.headers.remove("content-length");
+                r.declared = None;
+                r.headers.add("Content-Encoding", "gzip");
+            }
+        }
+        let known_len = if r.gzip.is_some() { None } else { known_len };
         if r.headers.has_token("connection", "close") {
             r.keep_alive = false;
         }
@@ -596,7 +651,8 @@ impl Request {
             }
         }
         out.extend_from_slice(b"HTTP/1.1 ");
-        let _ = write!(out, "{} ", r.code);
+        push_u64(out, u64::from(r.code));
+        out.push(b' ');
         match &r.reason {
             Some(m) => out.extend_from_slice(m.as_bytes()),
             None => out.extend_from_slice(status::reason_phrase(r.code).as_bytes()),
@@ -611,11 +667,13 @@ impl Request {
         }
         out.extend_from_slice(self.0.site.server_header());
         if !r.headers.contains("date") {
-            out.extend_from_slice(&self.0.site.date_header());
+            self.0.site.write_date_header(out);
         }
         r.headers.write_to(out);
         if let Some(n) = write_len {
-            let _ = write!(out, "Content-Length: {n}\r\n");
+            out.extend_from_slice(b"Content-Length: ");
+            push_u64(out, n as u64);
+            out.extend_from_slice(b"\r\n");
         }
         if r.chunked {
             out.extend_from_slice(b"Transfer-Encoding: chunked\r\n");
@@ -688,7 +746,12 @@ impl Request {
                     }
                 }
                 r.sent += d.len() as u64;
-                if r.chunked {
+                if let Some(gz) = &mut r.gzip {
+                    let _ = gz.write_all(d);
+                    let compressed = std::mem::take(gz.get_mut());
+                    frame(&mut out, &compressed, r.chunked);
+                    body = b"";
+                } else if r.chunked {
                     write_chunk(&mut out, d);
                     body = b"";
                 } else {
@@ -729,7 +792,12 @@ impl Request {
             }
             if !r.started {
                 self.head_into(&mut r, &mut out, Some(0));
-            } else if r.chunked {
+            }
+            if let Some(gz) = r.gzip.take() {
+                let tail = gz.finish().unwrap_or_default();
+                frame(&mut out, &tail, r.chunked);
+            }
+            if r.chunked {
                 out.extend_from_slice(LAST_CHUNK);
             }
             let short = r.body_allowed && r.declared.is_some_and(|d| r.sent < d);
@@ -860,6 +928,20 @@ impl Request {
         }
         for n in notify {
             let _ = n.errback(reason.clone());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::push_u64;
+
+    #[test]
+    fn decimal_without_fmt() {
+        for n in [0u64, 7, 10, 404, 65_535, u64::MAX] {
+            let mut out = Vec::new();
+            push_u64(&mut out, n);
+            assert_eq!(out, n.to_string().as_bytes());
         }
     }
 }

@@ -18,6 +18,7 @@ use crate::protocol::Factory;
 use crate::reactor::{ReactorSpawn, ensure_deferred};
 use crate::transport::Address;
 use crate::web::http::{HttpChannel, HttpLimits};
+use crate::web::request::push_u64;
 use crate::web::resource::{Render, Resource, get_child_for_request};
 use crate::web::{Request, date, status};
 
@@ -193,9 +194,9 @@ impl Site {
         f(&c)
     }
 
-    /// `Date: ...\r\n`, cached for the current second.
-    pub(crate) fn date_header(&self) -> Vec<u8> {
-        self.with_clocks(|c| c.date_header.clone())
+    /// Appends `Date: ...\r\n`, cached for the current second.
+    pub(crate) fn write_date_header(&self, out: &mut Vec<u8>) {
+        self.with_clocks(|c| out.extend_from_slice(&c.date_header))
     }
 
     /// Finds the resource and renders the request; a panic or a failure gives a 500.
@@ -325,16 +326,20 @@ fn format_line(out: &mut Vec<u8>, r: &Request, time: &str) {
         }
         None => out.push(b'-'),
     }
-    let _ = write!(out, "\" - - [{time}] \"");
+    out.extend_from_slice(b"\" - - [");
+    out.extend_from_slice(time.as_bytes());
+    out.extend_from_slice(b"] \"");
     escape_into(out, r.method());
     out.push(b' ');
     escape_into(out, r.uri());
-    let _ = write!(out, " {}\" {} ", r.version(), r.code());
+    out.push(b' ');
+    out.extend_from_slice(r.version().as_bytes());
+    out.extend_from_slice(b"\" ");
+    push_u64(out, u64::from(r.code()));
+    out.push(b' ');
     match r.sent_length() {
         0 => out.push(b'-'),
-        n => {
-            let _ = write!(out, "{n}");
-        }
+        n => push_u64(out, n),
     }
     for h in ["referer", "user-agent"] {
         out.extend_from_slice(b" \"");

@@ -176,7 +176,7 @@ impl HttpChannel {
             )
             .as_bytes(),
         );
-        out.extend_from_slice(&self.site.date_header());
+        self.site.write_date_header(&mut out);
         out.extend_from_slice(b"\r\n");
         out.extend_from_slice(body.as_bytes());
         cx.transport().write_owned(out);

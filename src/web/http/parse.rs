@@ -66,6 +66,11 @@ fn reject(code: u16, why: &'static str) -> Reject {
     Reject { code, why }
 }
 
+/// The end of a head, searched with one prebuilt finder (building one per search costs more
+/// than the search on a small head).
+static HEAD_END: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+    std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"\r\n\r\n"));
+
 /// What [`parse_head`] found.
 #[derive(Debug)]
 pub(crate) enum Parsed {
@@ -92,7 +97,7 @@ pub(crate) fn parse_head(
         }
     }
     let from = (*scanned).max(start).saturating_sub(3).max(start);
-    let Some(end) = memchr::memmem::find(&buf[from..], b"\r\n\r\n").map(|i| from + i + 4) else {
+    let Some(end) = HEAD_END.find(&buf[from..]).map(|i| from + i + 4) else {
         *scanned = buf.len();
         let pending = &buf[start..];
         match memchr::memchr(b'\n', pending) {
@@ -286,7 +291,7 @@ mod tests {
         let Ok(Parsed::Done(h, n)) = parse(b"GET /a?b=1 HTTP/1.1\r\nHost: x\r\n\r\nrest") else {
             panic!("not parsed")
         };
-        assert_eq!(n, 33);
+        assert_eq!(n, 32);
         assert_eq!(h.method(), b"GET");
         assert_eq!(h.target(), b"/a?b=1");
         assert!(h.http11 && h.keep_alive);
