@@ -6,6 +6,7 @@
 //! chunked transfer coding, strict where leniency let requests be smuggled).
 
 pub mod chunked;
+pub mod client;
 pub mod date;
 pub mod headers;
 pub mod status;
