@@ -37,7 +37,7 @@
 //!     }
 //! }
 //! let reactor = Reactor::new().unwrap();
-//! let port = listen_tcp_with(&reactor, 0, for_protocol(|| Canned), ListenOptions::on("127.0.0.1")).unwrap();
+//! let port = twistor::transport::tcp::listen_tcp_with(&reactor, 0, for_protocol(|| Canned), ListenOptions::on("127.0.0.1")).unwrap();
 //! let pool = HttpConnectionPool::new(Rc::new(reactor.clone()));
 //! let agent = Agent::with_options(&reactor, AgentOptions::default(), Some(pool.clone()));
 //! let url = format!("http://127.0.0.1:{}/", port.port());

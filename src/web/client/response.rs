@@ -239,20 +239,23 @@ impl Response {
     /// reason (see the module docs). A second call fails with [`BodyAlreadyDelivered`].
     ///
     /// ```
+    /// use std::cell::RefCell;
+    /// use std::rc::Rc;
     /// use twistor::prelude::*;
     /// use twistor::web::client::Response;
     /// use twistor::web::client::error::ResponseDone;
     ///
-    /// #[derive(Default)]
-    /// struct Collect { body: Vec<u8>, done: bool }
+    /// // The body protocol is dropped when its body ends: it reports through a shared cell.
+    /// struct Collect(Rc<RefCell<(Vec<u8>, bool)>>);
     /// impl Protocol for Collect {
-    ///     fn data_received(&mut self, _cx: &Context<Self>, d: &[u8]) { self.body.extend_from_slice(d) }
-    ///     fn connection_lost(&mut self, _cx: &Context<Self>, why: Failure) { self.done = why.is::<ResponseDone>() }
+    ///     fn data_received(&mut self, _cx: &Context<Self>, d: &[u8]) { self.0.borrow_mut().0.extend_from_slice(d) }
+    ///     fn connection_lost(&mut self, _cx: &Context<Self>, why: Failure) { self.0.borrow_mut().1 = why.is::<ResponseDone>() }
     /// }
     /// let r = Response::from_bytes(200, "OK", b"abc".to_vec());
-    /// let h = r.deliver_body(Collect::default()).unwrap();
-    /// assert_eq!(h.with(|p, _| (p.body.clone(), p.done)), Some((b"abc".to_vec(), true)));
-    /// assert!(r.deliver_body(Collect::default()).is_err());
+    /// let seen = Rc::new(RefCell::new((Vec::new(), false)));
+    /// r.deliver_body(Collect(seen.clone())).unwrap();
+    /// assert_eq!(*seen.borrow(), (b"abc".to_vec(), true));
+    /// assert!(r.deliver_body(Collect(seen.clone())).is_err());
     /// ```
     #[doc(alias = "deliverBody")]
     pub fn deliver_body<P: Protocol>(

@@ -215,7 +215,7 @@ impl Uri {
     /// assert_eq!(base.join("r3").unwrap().to_string(), "http://a.example/d1/d2/r3#f");
     /// assert_eq!(base.join("../x?q").unwrap().to_string(), "http://a.example/d1/x?q#f");
     /// assert_eq!(base.join("//b.example:81/baz").unwrap().to_string(), "http://b.example:81/baz#f");
-    /// assert_eq!(base.join("https://c.example/").unwrap().to_string(), "https://c.example/");
+    /// assert_eq!(base.join("https://c.example/#g").unwrap().to_string(), "https://c.example/#g");
     /// ```
     pub fn join(&self, reference: &str) -> Result<Uri, InvalidUri> {
         let r = reference.trim();
