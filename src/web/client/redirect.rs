@@ -14,7 +14,8 @@
 //! scheme, host or port, `Authorization`, `Cookie`, `Cookie2`, `Proxy-Authorization`,
 //! `WWW-Authenticate` and the extra sensitive names are dropped; an explicit `Host` is kept,
 //! otherwise it is recomputed for each hop. The body of each redirect response is read and
-//! dropped (so its connection can be reused); [`Response::previous_response`] links the chain.
+//! dropped before the next hop (so its connection can be reused; over 64 KiB the connection is
+//! aborted instead); [`Response::previous_response`] links the chain.
 
 use std::rc::Rc;
 
@@ -24,7 +25,7 @@ use crate::{Deferred, Failure};
 use super::agent::HttpAgent;
 use super::error::{InfiniteRedirection, PageRedirect, RedirectWithNoLocation, ResponseFailed};
 use super::producer::BodyProducer;
-use super::response::{Response, read_body};
+use super::response::{Response, read_body_limited};
 use super::uri::Uri;
 
 const SENSITIVE: [&str; 5] = [
@@ -170,21 +171,25 @@ fn hop<A: HttpAgent + 'static>(
         if next_body.is_none() && next_method != method {
             headers.remove("content-type");
         }
-        // The redirect's own body is not wanted: drain it so its connection is freed.
-        let _ = read_body(&response).add_errback_logged();
-        hop(
-            inner,
-            next_method,
-            next,
-            headers,
-            explicit_host,
-            next_body,
-            count + 1,
-        )
-        .add_callback(move |mut last| {
-            attach_previous(&mut last, response);
-            last
-        })
+        // The redirect's own body is not wanted: drain it (up to 64 KiB, else the connection
+        // is aborted) before the next hop, so that hop can reuse the connection.
+        read_body_limited(&response, 64 * 1024)
+            .add_both(|_| Ok(()))
+            .add_callback_deferred(move |()| {
+                hop(
+                    inner,
+                    next_method,
+                    next,
+                    headers,
+                    explicit_host,
+                    next_body,
+                    count + 1,
+                )
+                .add_callback(move |mut last| {
+                    attach_previous(&mut last, response);
+                    last
+                })
+            })
     })
 }
 
