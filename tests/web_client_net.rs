@@ -121,10 +121,7 @@ fn fetch(
 ) -> Result<(Response, Vec<u8>), Failure> {
     let d = agent.request("GET", url, None, None);
     wait(reactor, &d);
-    let r = match result_of(&d) {
-        Ok(r) => r,
-        Err(f) => return Err(f),
-    };
+    let r = result_of(&d)?;
     let b = read_body(&r);
     wait(reactor, &b);
     result_of(&b).map(|body| (r, body))
