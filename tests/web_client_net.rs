@@ -4,6 +4,8 @@
 //! connections and HTTPS with a CA made at run time.
 
 mod tlsutil;
+#[allow(dead_code)]
+mod util;
 
 use std::cell::Cell;
 use std::io::Write;
@@ -322,4 +324,10 @@ fn https_verified_with_a_named_ca_and_refused_without() {
         f.is::<twistor::tls::TlsError>() || format!("{f:?}").contains("certificate"),
         "{f:?}"
     );
+}
+
+#[test]
+fn example_follows_its_redirect() {
+    let out = util::bounded(20, || util::run_example("web_client", &[]));
+    assert_eq!(out, "200 OK\nHello from the page!\n");
 }
