@@ -4,7 +4,6 @@
 //! connections and HTTPS with a CA made at run time.
 
 mod tlsutil;
-#[allow(dead_code)]
 mod util;
 
 use std::cell::Cell;
