@@ -149,6 +149,48 @@ fn wrong_body_lengths_fail_generation() {
     }
 }
 
+/// Declares a length, writes whenever the test says.
+struct Manual {
+    length: u64,
+    consumer: RefCell<Option<BodyConsumer>>,
+    stopped: std::cell::Cell<bool>,
+}
+impl BodyProducer for Manual {
+    fn length(&self) -> Option<u64> {
+        Some(self.length)
+    }
+    fn start_producing(&self, consumer: BodyConsumer) -> Deferred<()> {
+        *self.consumer.borrow_mut() = Some(consumer);
+        Deferred::new().0
+    }
+    fn stop_producing(&self) {
+        self.stopped.set(true);
+    }
+}
+
+#[test]
+fn too_many_bytes_fail_at_once_and_stop_the_producer() {
+    let (st, h) = connected();
+    let p = Rc::new(Manual {
+        length: 2,
+        consumer: RefCell::new(None),
+        stopped: Default::default(),
+    });
+    let mut r = ClientRequest::new("PUT", "/", host_headers());
+    r.body = Some(p.clone());
+    let d = send(&h, r);
+    let consumer = p.consumer.borrow().clone().unwrap();
+    consumer.write(b"abc");
+    let f = failure_result_of(&d);
+    assert_eq!(
+        reasons(&f)[0].downcast_ref::<WrongBodyLength>(),
+        Some(&WrongBodyLength::TooMany)
+    );
+    assert!(p.stopped.get(), "the producer is stopped");
+    assert!(st.lost_reason().unwrap().is::<ConnectionAborted>());
+    assert!(!st.value().ends_with(b"abc"), "the excess is not sent");
+}
+
 #[test]
 fn host_header_required_once() {
     for hosts in [0, 2] {

@@ -54,6 +54,9 @@ struct ConsumerState {
     framing: RefCell<Framing>,
     error: RefCell<Option<WrongBodyLength>>,
     closed: Cell<bool>,
+    /// Run once when the producer writes past its declared length (the protocol fails the
+    /// request and stops the producer at once, not when the producer says it is done).
+    on_overflow: RefCell<Option<Box<dyn FnOnce()>>>,
 }
 
 /// Where a [`BodyProducer`] writes: frames what it is given (chunks, or a length check) and
@@ -83,6 +86,7 @@ impl BodyConsumer {
                 framing: RefCell::new(framing),
                 error: RefCell::new(None),
                 closed: Cell::new(false),
+                on_overflow: RefCell::new(None),
             }),
         }
     }
@@ -102,23 +106,38 @@ impl BodyConsumer {
         if self.st.closed.get() || data.is_empty() {
             return;
         }
-        let mut framing = self.st.framing.borrow_mut();
-        match &mut *framing {
-            Framing::Chunked => {
-                let mut out = Vec::with_capacity(data.len() + 12);
-                write_chunk(&mut out, data);
-                self.st.transport.write_owned(out);
-            }
-            Framing::Length { remaining } => {
-                if data.len() as u64 > *remaining {
+        let overflow = {
+            let mut framing = self.st.framing.borrow_mut();
+            match &mut *framing {
+                Framing::Chunked => {
+                    let mut out = Vec::with_capacity(data.len() + 12);
+                    write_chunk(&mut out, data);
+                    self.st.transport.write_owned(out);
+                    false
+                }
+                Framing::Length { remaining } if data.len() as u64 > *remaining => {
                     *self.st.error.borrow_mut() = Some(WrongBodyLength::TooMany);
                     self.st.closed.set(true);
-                    return;
+                    true
                 }
-                *remaining -= data.len() as u64;
-                self.st.transport.write(data);
+                Framing::Length { remaining } => {
+                    *remaining -= data.len() as u64;
+                    self.st.transport.write(data);
+                    false
+                }
+            }
+        };
+        if overflow {
+            let hook = self.st.on_overflow.borrow_mut().take();
+            if let Some(f) = hook {
+                f();
             }
         }
+    }
+
+    /// Runs `f` once if the producer writes more than the declared length.
+    pub(crate) fn set_on_overflow(&self, f: impl FnOnce() + 'static) {
+        *self.st.on_overflow.borrow_mut() = Some(Box::new(f));
     }
 
     /// Whether the producer broke the length rule (then it should stop).

@@ -42,6 +42,7 @@ use crate::{Deferred, Failure, Resolver};
 use super::error::{
     BadRequest, DataLoss, PotentialDataLoss, RequestGenerationFailed, RequestNotSent,
     RequestTransmissionFailed, ResponseDone, ResponseFailed, ResponseNeverReceived,
+    WrongBodyLength,
 };
 use super::parser::{BodyFraming, framing, parse_head};
 use super::producer::{BodyConsumer, BodyProducer};
@@ -342,6 +343,11 @@ impl HttpClientProtocol {
                     Some(n) => BodyConsumer::with_length(transport.clone(), n),
                     None => BodyConsumer::chunked(transport.clone()),
                 };
+                let me = cx.handle();
+                consumer.set_on_overflow(move || {
+                    let f = Failure::new(WrongBodyLength::TooMany);
+                    me.with(move |p, cx| p.body_done(cx, Err(f)));
+                });
                 flight.producer = Some(producer.clone());
                 flight.consumer = Some(consumer.clone());
                 self.current = Some(flight);
