@@ -860,6 +860,23 @@ fn response_timeout_before_head_and_during_body() {
 }
 
 #[test]
+fn response_timeout_disarmed_when_the_body_ends() {
+    let clock = Clock::new();
+    let opts = AgentOptions {
+        response_timeout: Some(Duration::from_secs(5)),
+        ..Default::default()
+    };
+    let (a, mem) = agent(&clock, false, opts);
+    let d = a.request("GET", "http://example.com/", None, None);
+    answer(
+        &mem.last(),
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+    );
+    assert_eq!(success_result_of(&read_body(&success_result_of(&d))), b"ok");
+    assert!(clock.get_delayed_calls().is_empty(), "no timer left behind");
+}
+
+#[test]
 fn connect_failure_reaches_the_caller() {
     let clock = Clock::new();
     let (a, mem) = agent(&clock, false, AgentOptions::default());

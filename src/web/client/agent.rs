@@ -33,13 +33,13 @@ use crate::web::headers::is_token;
 use crate::{Deferred, Failure};
 
 use super::error::{
-    BadRequest, RequestNotSent, RequestTransmissionFailed, ResponseNeverReceived, ResponseTimeout,
-    SchemeNotSupported,
+    BadRequest, BodyAlreadyDelivered, RequestNotSent, RequestTransmissionFailed,
+    ResponseNeverReceived, ResponseTimeout, SchemeNotSupported,
 };
 use super::pool::{Connection, HttpConnectionPool, PoolKey};
 use super::producer::BodyProducer;
 use super::protocol::{ClientRequest, HeadLimits, HttpClientProtocol, send_on};
-use super::response::Response;
+use super::response::{BodySink, BodySource, Response};
 use super::uri::Uri;
 
 /// Something that makes HTTP requests: [`Agent`] and the agents that wrap one.
@@ -278,6 +278,39 @@ impl Watch {
     }
 }
 
+/// A body whose end disarms the response timeout.
+struct TimedBody {
+    inner: Rc<dyn BodySource>,
+    watch: Rc<Watch>,
+}
+
+struct DisarmSink {
+    out: Box<dyn BodySink>,
+    watch: Rc<Watch>,
+}
+
+impl BodySink for DisarmSink {
+    fn data(&mut self, data: &[u8]) {
+        self.out.data(data);
+    }
+    fn end(&mut self, reason: Failure) {
+        self.watch.disarm();
+        self.out.end(reason);
+    }
+}
+
+impl BodySource for TimedBody {
+    fn deliver(&self, sink: Box<dyn BodySink>) -> Result<(), BodyAlreadyDelivered> {
+        self.inner.deliver(Box::new(DisarmSink {
+            out: sink,
+            watch: self.watch.clone(),
+        }))
+    }
+    fn control(&self) -> Rc<dyn crate::transport::Producer> {
+        self.inner.control()
+    }
+}
+
 impl AgentInner {
     fn connect(self: &Rc<Self>, uri: &Uri) -> Deferred<Connection> {
         let protocol = HttpClientProtocol::with_limits(self.limits);
@@ -415,6 +448,11 @@ impl HttpAgent for Agent {
         d.add_both(move |res| match res {
             Ok(mut r) => {
                 r.request_uri = Some(parsed);
+                if w.timer.borrow().is_some() {
+                    // The timeout covers the body too: it is disarmed when the body ends.
+                    let inner = r.body.clone();
+                    r.body = Rc::new(TimedBody { inner, watch: w });
+                }
                 Ok(r)
             }
             Err(f) => {

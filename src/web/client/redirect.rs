@@ -17,6 +17,7 @@
 //! dropped before the next hop (so its connection can be reused; over 64 KiB the connection is
 //! aborted instead); [`Response::previous_response`] links the chain.
 
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 use crate::web::Headers;
@@ -38,9 +39,9 @@ const SENSITIVE: [&str; 5] = [
 
 struct Inner<A> {
     agent: A,
-    limit: usize,
+    limit: Cell<usize>,
     browser_like: bool,
-    sensitive: Vec<String>,
+    sensitive: RefCell<Vec<String>>,
 }
 
 /// Follows redirects (see the module docs).
@@ -61,41 +62,40 @@ pub struct BrowserLikeRedirectAgent<A>(RedirectAgent<A>);
 impl<A: HttpAgent + 'static> RedirectAgent<A> {
     /// Wraps `agent`, limit 20.
     pub fn new(agent: A) -> Self {
+        Self::build(agent, false)
+    }
+
+    fn build(agent: A, browser_like: bool) -> Self {
         RedirectAgent {
             inner: Rc::new(Inner {
                 agent,
-                limit: 20,
-                browser_like: false,
-                sensitive: Vec::new(),
+                limit: Cell::new(20),
+                browser_like,
+                sensitive: RefCell::new(Vec::new()),
             }),
-        }
-    }
-
-    fn map(self, f: impl FnOnce(&mut Inner<A>)) -> Self {
-        let mut inner =
-            Rc::try_unwrap(self.inner).unwrap_or_else(|_| unreachable!("not shared yet"));
-        f(&mut inner);
-        RedirectAgent {
-            inner: Rc::new(inner),
         }
     }
 
     /// At most `limit` redirects are followed.
     pub fn limit(self, limit: usize) -> Self {
-        self.map(|i| i.limit = limit)
+        self.inner.limit.set(limit);
+        self
     }
 
     /// Another header to drop when a redirect leaves the origin.
     pub fn sensitive_header(self, name: &str) -> Self {
-        let n = name.to_ascii_lowercase();
-        self.map(|i| i.sensitive.push(n))
+        self.inner
+            .sensitive
+            .borrow_mut()
+            .push(name.to_ascii_lowercase());
+        self
     }
 }
 
 impl<A: HttpAgent + 'static> BrowserLikeRedirectAgent<A> {
     /// Wraps `agent`, limit 20.
     pub fn new(agent: A) -> Self {
-        BrowserLikeRedirectAgent(RedirectAgent::new(agent).map(|i| i.browser_like = true))
+        BrowserLikeRedirectAgent(RedirectAgent::build(agent, true))
     }
 
     /// At most `limit` redirects are followed.
@@ -129,11 +129,9 @@ fn hop<A: HttpAgent + 'static>(
         let Some(location) = response.headers.get_str("location").map(str::to_string) else {
             return fail(RedirectWithNoLocation { code });
         };
-        if count >= inner.limit {
-            return fail(InfiniteRedirection {
-                limit: inner.limit,
-                location,
-            });
+        let limit = inner.limit.get();
+        if count >= limit {
+            return fail(InfiniteRedirection { limit, location });
         }
         let safe = method == "GET" || method == "HEAD";
         let (next_method, next_body) = match code {
@@ -157,11 +155,10 @@ fn hop<A: HttpAgent + 'static>(
         };
         let mut headers = sent_headers;
         if !next.same_origin(&uri) {
-            for name in SENSITIVE
-                .iter()
-                .copied()
-                .chain(inner.sensitive.iter().map(String::as_str))
-            {
+            for name in SENSITIVE {
+                headers.remove(name);
+            }
+            for name in inner.sensitive.borrow().iter() {
                 headers.remove(name);
             }
         }
