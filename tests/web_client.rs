@@ -552,6 +552,27 @@ fn quiescent_only_after_complete_persistent_response() {
 }
 
 #[test]
+fn unexpected_bytes_on_an_idle_connection_close_it() {
+    let (called, st) = quiescent_after(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", true);
+    assert!(called);
+    st.deliver(b"HTTP/1.1 408 Request Timeout\r\n\r\n");
+    assert!(st.lost_reason().is_some(), "not kept for the next request");
+}
+
+#[test]
+fn caller_connection_close_makes_the_request_non_persistent() {
+    let clock = Clock::new();
+    let (a, mem) = agent(&clock, true, AgentOptions::default());
+    let mut h = Headers::new();
+    h.add("Connection", "close");
+    let d = a.request("GET", "http://example.com/", Some(h), None);
+    assert!(head_of(&mem.last()).contains("Connection: close\r\n"));
+    answer(&mem.last(), b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+    success_result_of(&d);
+    assert_eq!(a.pool().idle_count(), 0);
+}
+
+#[test]
 fn response_before_request_body_done_is_delivered_and_not_reused() {
     let (st, h) = connected();
     let (producer, writer) = StreamProducer::new();

@@ -407,12 +407,14 @@ impl HttpAgent for Agent {
         if !headers.contains("host") {
             headers.add("Host", parsed.host_header());
         }
+        // A caller's `Connection: close` makes the request non-persistent.
+        let persistent = self.inner.pool.persistent() && !headers.has_token("connection", "close");
         let request = ClientRequest {
             method: method.to_string(),
             target: parsed.origin_form(),
             headers,
             body,
-            persistent: self.inner.pool.persistent(),
+            persistent,
         };
         let key: PoolKey = (
             parsed.scheme().to_string(),

@@ -575,7 +575,12 @@ impl HttpClientProtocol {
 impl Protocol for HttpClientProtocol {
     fn data_received(&mut self, cx: &Context<Self>, data: &[u8]) {
         let Some(flight) = self.current.as_mut() else {
-            // Bytes on an idle connection: nothing asked for them.
+            // Bytes on an idle connection answer nothing that was asked (a 408 before a
+            // close, garbage): the connection cannot be trusted with the next request.
+            if self.state.get() == ClientState::Quiescent {
+                self.state.set(ClientState::Aborting);
+                cx.transport().abort_connection();
+            }
             return;
         };
         flight.got_bytes = true;
