@@ -478,14 +478,55 @@ fn body_protocol_back_pressure_and_stop() {
         }
     }
     let r = success_result_of(&d);
-    let _h = r.deliver_body(Slow).unwrap();
+    assert_eq!(st.read_state(), ReadState::Paused);
+    let h = r.deliver_body(Slow).unwrap();
     assert_eq!(
         st.read_state(),
-        ReadState::Producing,
-        "resumed by deliver_body after the pause"
+        ReadState::Paused,
+        "the body protocol's pause holds"
     );
+    h.with(|_, cx| cx.transport().resume_producing());
+    assert_eq!(st.read_state(), ReadState::Producing);
     st.deliver(b"x");
     assert!(st.lost_reason().unwrap().is::<ConnectionAborted>());
+}
+
+#[test]
+fn late_flow_control_does_not_touch_a_reused_connection() {
+    let clock = Clock::new();
+    let (a, mem) = agent(&clock, true, AgentOptions::default());
+    let d = a.request("GET", "http://example.com/", None, None);
+    answer(
+        &mem.last(),
+        b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\na",
+    );
+    let first = success_result_of(&d);
+    let st = mem.last();
+    // The connection is back in the pool and serves a second request, whose body is paused.
+    let d2 = a.request("GET", "http://example.com/", None, None);
+    answer(&st, b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nab");
+    let second = success_result_of(&d2);
+    assert_eq!(st.read_state(), ReadState::Paused);
+    // The first body's protocol kept its transport: using it now must not resume (or
+    // abort) the connection under the second response.
+    struct Keep(Rc<RefCell<Option<Transport>>>);
+    impl Protocol for Keep {
+        fn connection_made(&mut self, cx: &Context<Self>) {
+            *self.0.borrow_mut() = Some(cx.transport().clone());
+        }
+        fn data_received(&mut self, _: &Context<Self>, _: &[u8]) {}
+    }
+    let kept: Rc<RefCell<Option<Transport>>> = Rc::default();
+    first.deliver_body(Keep(kept.clone())).unwrap();
+    let t = kept.borrow().clone().unwrap();
+    t.resume_producing();
+    assert_eq!(st.read_state(), ReadState::Paused);
+    t.stop_producing();
+    t.lose_connection();
+    assert!(st.lost_reason().is_none());
+    let rest = read_body(&second);
+    st.deliver(b"cde");
+    assert_eq!(success_result_of(&rest), b"abcde");
 }
 
 #[test]

@@ -14,7 +14,7 @@
 //!
 //! [`ResponseFailed`]: super::error::ResponseFailed
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 use crate::protocol::{Handle, Protocol, ProtocolDriver};
@@ -49,19 +49,50 @@ struct ChanState {
     ended: bool,
 }
 
+/// Flow control that does nothing once the body ended: by then the connection may be back
+/// in its pool, carrying another response, which a late pause or stop must not touch.
+struct Guarded {
+    ended: Rc<Cell<bool>>,
+    inner: Rc<dyn Producer>,
+}
+
+impl Producer for Guarded {
+    fn pause_producing(&self) {
+        if !self.ended.get() {
+            self.inner.pause_producing();
+        }
+    }
+    fn resume_producing(&self) {
+        if !self.ended.get() {
+            self.inner.resume_producing();
+        }
+    }
+    fn stop_producing(&self) {
+        if !self.ended.get() {
+            self.inner.stop_producing();
+        }
+    }
+}
+
 /// A body coming from a connection: buffered until delivered, then passed through.
 pub(crate) struct BodyChannel {
     st: RefCell<ChanState>,
+    ended: Rc<Cell<bool>>,
     sink: RefCell<Option<Box<dyn BodySink>>>,
     control: Rc<dyn Producer>,
 }
 
 impl BodyChannel {
     pub(crate) fn new(control: Rc<dyn Producer>) -> Rc<BodyChannel> {
+        let ended = Rc::new(Cell::new(false));
         Rc::new(BodyChannel {
             st: RefCell::new(ChanState::default()),
+            control: Rc::new(Guarded {
+                ended: ended.clone(),
+                inner: control,
+            }),
+            ended,
             sink: RefCell::new(None),
-            control,
         })
     }
 
@@ -91,6 +122,7 @@ impl BodyChannel {
                 return;
             }
             st.ended = true;
+            self.ended.set(true);
             if !st.delivered {
                 st.end = Some(reason);
                 return;
@@ -118,10 +150,7 @@ impl BodySource for BodyChannel {
         }
         match end {
             Some(reason) => sink.end(reason),
-            None => {
-                *self.sink.borrow_mut() = Some(sink);
-                self.control.resume_producing();
-            }
+            None => *self.sink.borrow_mut() = Some(sink),
         }
         Ok(())
     }
@@ -239,7 +268,7 @@ impl Response {
     /// reason (see the module docs). A second call fails with [`BodyAlreadyDelivered`].
     ///
     /// ```
-    /// use std::cell::RefCell;
+    /// use std::cell::{Cell, RefCell};
     /// use std::rc::Rc;
     /// use twistor::prelude::*;
     /// use twistor::web::client::Response;
@@ -262,9 +291,11 @@ impl Response {
         &self,
         protocol: P,
     ) -> Result<Handle<P>, BodyAlreadyDelivered> {
-        let transport = Transport::new(Rc::new(BodyTransport {
-            control: self.body.control(),
-        }));
+        let control = self.body.control();
+        // Reading resumes before the protocol sees its transport, so a pause it makes in
+        // `connection_made` holds.
+        control.resume_producing();
+        let transport = Transport::new(Rc::new(BodyTransport { control }));
         let (driver, handle) = crate::protocol::attach(protocol, transport);
         driver.make_connection();
         // The sink holds the driver: it keeps the protocol alive until the body ends.
@@ -385,6 +416,7 @@ impl BodySink for Collector {
 
 fn collect(response: &Response, limit: Option<u64>, strict: bool) -> Deferred<Vec<u8>> {
     let control = response.body.control();
+    control.resume_producing();
     let stop = control.clone();
     let (d, r) = Deferred::with_canceller(move |_r| stop.stop_producing());
     let sink = Collector {
