@@ -330,3 +330,49 @@ fn example_follows_its_redirect() {
     let out = util::bounded(20, || util::run_example("web_client", &[]));
     assert_eq!(out, "200 OK\nHello from the page!\n");
 }
+
+#[test]
+fn a_paused_body_stops_reading_from_the_socket() {
+    let big = "y".repeat(16 << 20);
+    let s = serve(move |_, _| Action::Reply(ok(&big)));
+    let agent = Agent::new(&s.reactor);
+    let d = agent.request("GET", &s.url("/"), None, None);
+    wait(&s.reactor, &d);
+    let response = result_of(&d).unwrap();
+    struct Count(Rc<Cell<usize>>, Rc<Cell<bool>>);
+    impl Protocol for Count {
+        fn connection_made(&mut self, cx: &Context<Self>) {
+            cx.transport().pause_producing();
+        }
+        fn data_received(&mut self, _: &Context<Self>, d: &[u8]) {
+            self.0.set(self.0.get() + d.len());
+        }
+        fn connection_lost(&mut self, _: &Context<Self>, why: Failure) {
+            self.1.set(why.is::<ResponseDone>());
+        }
+    }
+    let (got, done) = (Rc::new(Cell::new(0)), Rc::new(Cell::new(false)));
+    let h = response
+        .deliver_body(Count(got.clone(), done.clone()))
+        .unwrap();
+    let until = Instant::now() + Duration::from_millis(300);
+    while Instant::now() < until {
+        s.reactor.iterate(Duration::from_millis(10)).unwrap();
+    }
+    assert!(
+        got.get() < 4 << 20,
+        "paused, yet {} bytes were read",
+        got.get()
+    );
+    h.with(|_, cx| cx.transport().resume_producing());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !done.get() {
+        assert!(
+            Instant::now() < deadline,
+            "body not complete: {}",
+            got.get()
+        );
+        s.reactor.iterate(Duration::from_millis(10)).unwrap();
+    }
+    assert_eq!(got.get(), 16 << 20);
+}

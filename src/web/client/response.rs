@@ -8,7 +8,9 @@
 //! arrived with the head are kept and handed over first. The body protocol sees a transport
 //! whose `pause_producing`/`resume_producing` pause and resume reading from the connection
 //! (back-pressure from the consumer up to the socket) and whose `stop_producing` or
-//! `lose_connection` aborts the connection. Its `connection_lost` gets
+//! `lose_connection` aborts the connection; once the body ended they do nothing (the
+//! connection may be back in its pool, serving another response). Reading resumes before the
+//! protocol's `connection_made`, so a pause made there holds. Its `connection_lost` gets
 //! [`ResponseDone`], [`PotentialDataLoss`] (a body delimited by the connection close), or
 //! [`ResponseFailed`].
 //!
