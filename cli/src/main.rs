@@ -14,6 +14,7 @@
 //! twistor chargen --port 19
 //! twistor qotd --port 17
 //! twistor daytime --port 13
+//! twistor get -i https://example.com/
 //! twistor udp-echo --port 8000
 //! twistor web --port 8080 --hello [--threads 2] [--logfile access.log]
 //! twistor echo --listen tcp:8000 --listen unix:/tmp/echo.sock
@@ -28,6 +29,7 @@
 //! Ctrl-C or SIGTERM.
 
 mod endpoint_args;
+mod get;
 mod servers;
 mod tls;
 mod udp;
@@ -53,6 +55,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Fetches a URL and writes the body to stdout (redirects followed, gzip decoded).
+    Get(get::GetArgs),
     /// Echo every byte back.
     Echo {
         /// Port to listen on (0: any free port, printed at start).
@@ -267,6 +271,7 @@ fn main() {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
     let cli = Cli::parse();
     let code = match cli.command {
+        Command::Get(args) => get::get(&args),
         Command::Echo {
             port,
             interface,

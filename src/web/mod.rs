@@ -9,6 +9,7 @@
 //! [`http::HttpChannel`] per connection, which hands each [`Request`] to the site.
 
 pub mod chunked;
+pub mod client;
 pub mod date;
 pub mod encoding;
 pub mod headers;
