@@ -179,6 +179,31 @@ pub fn parse_query(q: &[u8]) -> HashMap<Vec<u8>, Vec<Vec<u8>>> {
     args
 }
 
+/// What every request of one connection shares: its addresses, whether it is TLS, and the
+/// client's IP as the access log writes it (formatted once per connection).
+#[derive(Debug)]
+pub(crate) struct Connection {
+    pub peer: Address,
+    pub host: Address,
+    pub secure: bool,
+    pub client_ip: String,
+}
+
+impl Connection {
+    pub(crate) fn of(transport: &Transport) -> Connection {
+        let peer = transport.get_peer();
+        let client_ip = peer
+            .socket_addr()
+            .map_or_else(|| "-".to_string(), |a| a.ip().to_string());
+        Connection {
+            host: transport.get_host(),
+            secure: transport.tls().is_some(),
+            peer,
+            client_ip,
+        }
+    }
+}
+
 /// The response side, changed as the application answers.
 struct Response {
     code: u16,
@@ -211,9 +236,7 @@ struct Inner {
     transport: Transport,
     channel: Option<Handle<HttpChannel>>,
     site: Site,
-    peer: Address,
-    host: Address,
-    secure: bool,
+    conn: Rc<Connection>,
     response: RefCell<Response>,
 }
 
@@ -240,6 +263,7 @@ impl Request {
         transport: Transport,
         channel: Handle<HttpChannel>,
         site: Site,
+        conn: Rc<Connection>,
     ) -> Request {
         let target = head.target();
         // The origin form's path; an absolute-form target (`http://host/p`) is reduced to
@@ -263,12 +287,9 @@ impl Request {
         };
         let t0 = head.target.start as usize;
         let path = t0 + path_start..t0 + path_start + path_len;
-        let secure = transport.tls().is_some();
         Request(Rc::new(Inner {
             path,
-            peer: transport.get_peer(),
-            host: transport.get_host(),
-            secure,
+            conn,
             transport,
             channel: Some(channel),
             site,
@@ -379,12 +400,12 @@ impl Request {
 
     /// The peer's address (Twisted's `getClientAddress`).
     pub fn get_client_address(&self) -> &Address {
-        &self.0.peer
+        &self.0.conn.peer
     }
 
     /// The local address the request came in on (Twisted's `getHost`).
     pub fn get_host(&self) -> &Address {
-        &self.0.host
+        &self.0.conn.host
     }
 
     /// The `Host` header without its port (brackets of an IPv6 literal removed), else the
@@ -401,15 +422,21 @@ impl Request {
             }
             None => self
                 .0
+                .conn
                 .host
                 .socket_addr()
                 .map_or_else(String::new, |a| a.ip().to_string()),
         }
     }
 
+    /// The client's IP as text (`-` for a peer without one, such as a UNIX socket).
+    pub(crate) fn client_ip(&self) -> &str {
+        &self.0.conn.client_ip
+    }
+
     /// Whether the request came over TLS.
     pub fn is_secure(&self) -> bool {
-        self.0.secure
+        self.0.conn.secure
     }
 
     /// The cookies the client sent (`Cookie` headers split on `;`, later ones win).
