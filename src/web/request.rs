@@ -241,6 +241,46 @@ struct Inner {
 }
 
 /// An HTTP request being answered; clones share it (see the module docs).
+///
+/// ```
+/// use std::rc::Rc;
+/// use twistor::testing::{MemoryReactor, StringTransport};
+/// use twistor::web::resource::{Render, Resource};
+/// use twistor::web::request::Cookie;
+/// use twistor::web::{Request, Site};
+///
+/// struct Show;
+/// impl Resource for Show {
+///     fn is_leaf(&self) -> bool { true }
+///     fn render_get(&self, r: &Request) -> Option<Render> {
+///         assert_eq!(r.method(), b"GET");
+///         assert_eq!(r.uri(), b"/a%20b/c?x=1&x=2");
+///         assert_eq!(r.path(), b"/a%20b/c");
+///         assert_eq!(r.args()[&b"x"[..]], vec![b"1".to_vec(), b"2".to_vec()]);
+///         assert_eq!(r.postpath(), vec![b"a b".to_vec(), b"c".to_vec()]);
+///         assert_eq!(r.get_header("user-agent"), Some(&b"doc"[..]));
+///         assert_eq!(r.get_cookie(b"k"), Some(b"v".to_vec()));
+///         assert_eq!(r.get_request_hostname(), "example.com");
+///         assert!(!r.is_secure());
+///         r.set_response_code(201);
+///         r.set_header("Content-Type", "text/plain");
+///         r.add_cookie(Cookie::new("seen", "1"));
+///         // Answer later: keep a clone, write and finish it when ready.
+///         let later = r.clone();
+///         later.write(b"made");
+///         later.finish();
+///         Some(Render::NotDoneYet)
+///     }
+/// }
+/// let site = Site::new(Rc::new(Show), Rc::new(MemoryReactor::new()));
+/// let st = StringTransport::new();
+/// st.connect(site.channel());
+/// st.deliver(b"GET /a%20b/c?x=1&x=2 HTTP/1.1\r\nHost: example.com:8080\r\nUser-Agent: doc\r\nCookie: k=v\r\n\r\n");
+/// let out = String::from_utf8(st.value()).unwrap();
+/// assert!(out.starts_with("HTTP/1.1 201 Created\r\n"));
+/// assert!(out.contains("\r\nSet-Cookie: seen=1\r\n"));
+/// assert!(out.ends_with("\r\n\r\n4\r\nmade\r\n0\r\n\r\n"));
+/// ```
 #[derive(Clone)]
 pub struct Request(Rc<Inner>);
 
@@ -377,6 +417,7 @@ impl Request {
     }
 
     /// The last value of request header `name` (case-insensitive), trimmed.
+    #[doc(alias = "getHeader")]
     pub fn get_header(&self, name: &str) -> Option<&[u8]> {
         let h = &self.0.head;
         h.headers
@@ -399,17 +440,20 @@ impl Request {
     }
 
     /// The peer's address (Twisted's `getClientAddress`).
+    #[doc(alias = "getClientAddress")]
     pub fn get_client_address(&self) -> &Address {
         &self.0.conn.peer
     }
 
     /// The local address the request came in on (Twisted's `getHost`).
+    #[doc(alias = "getHost")]
     pub fn get_host(&self) -> &Address {
         &self.0.conn.host
     }
 
     /// The `Host` header without its port (brackets of an IPv6 literal removed), else the
     /// local address.
+    #[doc(alias = "getRequestHostname")]
     pub fn get_request_hostname(&self) -> String {
         match self.get_header("host") {
             Some(h) => {
@@ -435,6 +479,7 @@ impl Request {
     }
 
     /// Whether the request came over TLS.
+    #[doc(alias = "isSecure")]
     pub fn is_secure(&self) -> bool {
         self.0.conn.secure
     }
@@ -491,6 +536,7 @@ impl Request {
 
     /// Sets the status (the reason phrase is the standard one). Ignored once the head was
     /// sent.
+    #[doc(alias = "setResponseCode")]
     pub fn set_response_code(&self, code: u16) {
         let mut r = self.0.response.borrow_mut();
         r.code = code;
@@ -510,6 +556,7 @@ impl Request {
     }
 
     /// Replaces response header `name`.
+    #[doc(alias = "setHeader")]
     pub fn set_header(&self, name: &str, value: impl AsRef<[u8]>) {
         self.0.response.borrow_mut().headers.set(name, value);
     }
@@ -535,6 +582,7 @@ impl Request {
     }
 
     /// Adds a `Set-Cookie` header.
+    #[doc(alias = "addCookie")]
     pub fn add_cookie(&self, cookie: Cookie) {
         self.0
             .response
@@ -552,6 +600,7 @@ impl Request {
     /// Records the resource's modification time (rounded to whole seconds). Returns true
     /// when the request's `If-Modified-Since` shows the client's copy is current: the code is
     /// then 304 and the resource should finish without a body.
+    #[doc(alias = "setLastModified")]
     pub fn set_last_modified(&self, when: SystemTime) -> bool {
         let secs = when
             .duration_since(UNIX_EPOCH)
@@ -574,6 +623,7 @@ impl Request {
 
     /// Records the entity tag. Returns true when `If-None-Match` lists it (or `*`): the code
     /// is then 304 for GET/HEAD, 412 otherwise.
+    #[doc(alias = "setETag")]
     pub fn set_etag(&self, tag: &[u8]) -> bool {
         self.0.response.borrow_mut().etag = Some(tag.to_vec());
         let hit = self.get_header("if-none-match").is_some_and(|v| {
@@ -908,6 +958,7 @@ impl Request {
     /// paused while the client reads slower than it produces; a pull producer is asked for
     /// each chunk. The producer writes with [`write`](Self::write) and must be unregistered
     /// before [`finish`](Self::finish). If the client goes away it is stopped.
+    #[doc(alias = "registerProducer")]
     pub fn register_producer(
         &self,
         producer: Rc<dyn Producer>,
@@ -933,6 +984,7 @@ impl Request {
     }
 
     /// Unregisters the producer.
+    #[doc(alias = "unregisterProducer")]
     pub fn unregister_producer(&self) {
         let had = self.0.response.borrow_mut().producer.take();
         if had.is_some() {
