@@ -179,6 +179,31 @@ pub fn parse_query(q: &[u8]) -> HashMap<Vec<u8>, Vec<Vec<u8>>> {
     args
 }
 
+/// What every request of one connection shares: its addresses, whether it is TLS, and the
+/// client's IP as the access log writes it (formatted once per connection).
+#[derive(Debug)]
+pub(crate) struct Connection {
+    pub peer: Address,
+    pub host: Address,
+    pub secure: bool,
+    pub client_ip: String,
+}
+
+impl Connection {
+    pub(crate) fn of(transport: &Transport) -> Connection {
+        let peer = transport.get_peer();
+        let client_ip = peer
+            .socket_addr()
+            .map_or_else(|| "-".to_string(), |a| a.ip().to_string());
+        Connection {
+            host: transport.get_host(),
+            secure: transport.tls().is_some(),
+            peer,
+            client_ip,
+        }
+    }
+}
+
 /// The response side, changed as the application answers.
 struct Response {
     code: u16,
@@ -211,13 +236,51 @@ struct Inner {
     transport: Transport,
     channel: Option<Handle<HttpChannel>>,
     site: Site,
-    peer: Address,
-    host: Address,
-    secure: bool,
+    conn: Rc<Connection>,
     response: RefCell<Response>,
 }
 
 /// An HTTP request being answered; clones share it (see the module docs).
+///
+/// ```
+/// use std::rc::Rc;
+/// use twistor::testing::{MemoryReactor, StringTransport};
+/// use twistor::web::resource::{Render, Resource};
+/// use twistor::web::request::Cookie;
+/// use twistor::web::{Request, Site};
+///
+/// struct Show;
+/// impl Resource for Show {
+///     fn is_leaf(&self) -> bool { true }
+///     fn render_get(&self, r: &Request) -> Option<Render> {
+///         assert_eq!(r.method(), b"GET");
+///         assert_eq!(r.uri(), b"/a%20b/c?x=1&x=2");
+///         assert_eq!(r.path(), b"/a%20b/c");
+///         assert_eq!(r.args()[&b"x"[..]], vec![b"1".to_vec(), b"2".to_vec()]);
+///         assert_eq!(r.postpath(), vec![b"a b".to_vec(), b"c".to_vec()]);
+///         assert_eq!(r.get_header("user-agent"), Some(&b"doc"[..]));
+///         assert_eq!(r.get_cookie(b"k"), Some(b"v".to_vec()));
+///         assert_eq!(r.get_request_hostname(), "example.com");
+///         assert!(!r.is_secure());
+///         r.set_response_code(201);
+///         r.set_header("Content-Type", "text/plain");
+///         r.add_cookie(Cookie::new("seen", "1"));
+///         // Answer later: keep a clone, write and finish it when ready.
+///         let later = r.clone();
+///         later.write(b"made");
+///         later.finish();
+///         Some(Render::NotDoneYet)
+///     }
+/// }
+/// let site = Site::new(Rc::new(Show), Rc::new(MemoryReactor::new()));
+/// let st = StringTransport::new();
+/// st.connect(site.channel());
+/// st.deliver(b"GET /a%20b/c?x=1&x=2 HTTP/1.1\r\nHost: example.com:8080\r\nUser-Agent: doc\r\nCookie: k=v\r\n\r\n");
+/// let out = String::from_utf8(st.value()).unwrap();
+/// assert!(out.starts_with("HTTP/1.1 201 Created\r\n"));
+/// assert!(out.contains("\r\nSet-Cookie: seen=1\r\n"));
+/// assert!(out.ends_with("\r\n\r\n4\r\nmade\r\n0\r\n\r\n"));
+/// ```
 #[derive(Clone)]
 pub struct Request(Rc<Inner>);
 
@@ -240,6 +303,7 @@ impl Request {
         transport: Transport,
         channel: Handle<HttpChannel>,
         site: Site,
+        conn: Rc<Connection>,
     ) -> Request {
         let target = head.target();
         // The origin form's path; an absolute-form target (`http://host/p`) is reduced to
@@ -263,12 +327,9 @@ impl Request {
         };
         let t0 = head.target.start as usize;
         let path = t0 + path_start..t0 + path_start + path_len;
-        let secure = transport.tls().is_some();
         Request(Rc::new(Inner {
             path,
-            peer: transport.get_peer(),
-            host: transport.get_host(),
-            secure,
+            conn,
             transport,
             channel: Some(channel),
             site,
@@ -356,6 +417,7 @@ impl Request {
     }
 
     /// The last value of request header `name` (case-insensitive), trimmed.
+    #[doc(alias = "getHeader")]
     pub fn get_header(&self, name: &str) -> Option<&[u8]> {
         let h = &self.0.head;
         h.headers
@@ -378,17 +440,20 @@ impl Request {
     }
 
     /// The peer's address (Twisted's `getClientAddress`).
+    #[doc(alias = "getClientAddress")]
     pub fn get_client_address(&self) -> &Address {
-        &self.0.peer
+        &self.0.conn.peer
     }
 
     /// The local address the request came in on (Twisted's `getHost`).
+    #[doc(alias = "getHost")]
     pub fn get_host(&self) -> &Address {
-        &self.0.host
+        &self.0.conn.host
     }
 
     /// The `Host` header without its port (brackets of an IPv6 literal removed), else the
     /// local address.
+    #[doc(alias = "getRequestHostname")]
     pub fn get_request_hostname(&self) -> String {
         match self.get_header("host") {
             Some(h) => {
@@ -401,15 +466,22 @@ impl Request {
             }
             None => self
                 .0
+                .conn
                 .host
                 .socket_addr()
                 .map_or_else(String::new, |a| a.ip().to_string()),
         }
     }
 
+    /// The client's IP as text (`-` for a peer without one, such as a UNIX socket).
+    pub(crate) fn client_ip(&self) -> &str {
+        &self.0.conn.client_ip
+    }
+
     /// Whether the request came over TLS.
+    #[doc(alias = "isSecure")]
     pub fn is_secure(&self) -> bool {
-        self.0.secure
+        self.0.conn.secure
     }
 
     /// The cookies the client sent (`Cookie` headers split on `;`, later ones win).
@@ -464,6 +536,7 @@ impl Request {
 
     /// Sets the status (the reason phrase is the standard one). Ignored once the head was
     /// sent.
+    #[doc(alias = "setResponseCode")]
     pub fn set_response_code(&self, code: u16) {
         let mut r = self.0.response.borrow_mut();
         r.code = code;
@@ -483,6 +556,7 @@ impl Request {
     }
 
     /// Replaces response header `name`.
+    #[doc(alias = "setHeader")]
     pub fn set_header(&self, name: &str, value: impl AsRef<[u8]>) {
         self.0.response.borrow_mut().headers.set(name, value);
     }
@@ -508,6 +582,7 @@ impl Request {
     }
 
     /// Adds a `Set-Cookie` header.
+    #[doc(alias = "addCookie")]
     pub fn add_cookie(&self, cookie: Cookie) {
         self.0
             .response
@@ -525,6 +600,7 @@ impl Request {
     /// Records the resource's modification time (rounded to whole seconds). Returns true
     /// when the request's `If-Modified-Since` shows the client's copy is current: the code is
     /// then 304 and the resource should finish without a body.
+    #[doc(alias = "setLastModified")]
     pub fn set_last_modified(&self, when: SystemTime) -> bool {
         let secs = when
             .duration_since(UNIX_EPOCH)
@@ -547,6 +623,7 @@ impl Request {
 
     /// Records the entity tag. Returns true when `If-None-Match` lists it (or `*`): the code
     /// is then 304 for GET/HEAD, 412 otherwise.
+    #[doc(alias = "setETag")]
     pub fn set_etag(&self, tag: &[u8]) -> bool {
         self.0.response.borrow_mut().etag = Some(tag.to_vec());
         let hit = self.get_header("if-none-match").is_some_and(|v| {
@@ -881,6 +958,7 @@ impl Request {
     /// paused while the client reads slower than it produces; a pull producer is asked for
     /// each chunk. The producer writes with [`write`](Self::write) and must be unregistered
     /// before [`finish`](Self::finish). If the client goes away it is stopped.
+    #[doc(alias = "registerProducer")]
     pub fn register_producer(
         &self,
         producer: Rc<dyn Producer>,
@@ -906,6 +984,7 @@ impl Request {
     }
 
     /// Unregisters the producer.
+    #[doc(alias = "unregisterProducer")]
     pub fn unregister_producer(&self) {
         let had = self.0.response.borrow_mut().producer.take();
         if had.is_some() {

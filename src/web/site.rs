@@ -320,12 +320,7 @@ fn escape_into(out: &mut Vec<u8>, s: &[u8]) {
 /// `"ip" - - [time] "METHOD uri VERSION" code length "referer" "user-agent"\n`.
 fn format_line(out: &mut Vec<u8>, r: &Request, time: &str) {
     out.push(b'"');
-    match r.get_client_address().socket_addr() {
-        Some(a) => {
-            let _ = write!(out, "{}", a.ip());
-        }
-        None => out.push(b'-'),
-    }
+    out.extend_from_slice(r.client_ip().as_bytes());
     out.extend_from_slice(b"\" - - [");
     out.extend_from_slice(time.as_bytes());
     out.extend_from_slice(b"] \"");

@@ -4,7 +4,9 @@ use crate::Failure;
 use crate::protocol::{Context, Protocol};
 use crate::time::DelayedCall;
 use crate::web::chunked::ChunkedDecoder;
-use crate::web::request::Request;
+use std::rc::Rc;
+
+use crate::web::request::{Connection, Request};
 use crate::web::site::Site;
 use crate::web::status;
 
@@ -66,6 +68,8 @@ pub struct HttpChannel {
     timer: Option<DelayedCall>,
     paused: bool,
     current: Option<Request>,
+    /// Made at the first request (a TLS transport says so by then).
+    conn: Option<Rc<Connection>>,
 }
 
 impl HttpChannel {
@@ -79,6 +83,7 @@ impl HttpChannel {
             timer: None,
             paused: false,
             current: None,
+            conn: None,
         }
     }
 
@@ -298,12 +303,17 @@ impl HttpChannel {
         self.phase = Phase::Dispatched;
         // No timeout while the application answers (a long poll is legitimate).
         self.deadline = f64::INFINITY;
+        let conn = self
+            .conn
+            .get_or_insert_with(|| Rc::new(Connection::of(cx.transport())))
+            .clone();
         let request = Request::new(
             head,
             body,
             cx.transport().clone(),
             cx.handle(),
             self.site.clone(),
+            conn,
         );
         self.current = Some(request.clone());
         self.check_pipelined(cx);
