@@ -35,11 +35,14 @@ struct TestResolver {
     fail: bool,
     calls: Cell<u32>,
     held: std::cell::RefCell<Option<Deferred<Vec<SocketAddr>>>>,
+    /// The names asked for.
+    asked: std::cell::RefCell<Vec<String>>,
 }
 
 impl NameResolver for TestResolver {
-    fn resolve(&self, _host: &str, port: u16) -> Deferred<Vec<SocketAddr>> {
+    fn resolve(&self, host: &str, port: u16) -> Deferred<Vec<SocketAddr>> {
         self.calls.set(self.calls.get() + 1);
+        self.asked.borrow_mut().push(host.to_string());
         if let Some(d) = self.held.borrow_mut().take() {
             return d;
         }
@@ -376,4 +379,28 @@ fn tcp6_client_endpoint_tries_only_ipv6() {
         .with_resolver(r)
         .connect(&mr, for_protocol(|| P));
     assert!(failure_result_of(&d).is::<DnsLookupError>());
+}
+
+#[test]
+fn an_internationalized_host_is_looked_up_as_its_a_label() {
+    let mr = Rc::new(MemoryReactor::new());
+    let r = Rc::new(TestResolver {
+        addrs: addrs(&["192.0.2.1"]),
+        ..Default::default()
+    });
+    let e = HostnameEndpoint::new("bücher.example", 80).with_resolver(r.clone());
+    let _d = e.connect(&mr, for_protocol(|| P));
+    assert_eq!(*r.asked.borrow(), ["xn--bcher-kva.example"]);
+    assert_eq!(hosts(&mr), ["192.0.2.1"]);
+    // A name IDNA refuses is a lookup error naming it, and nothing is asked.
+    let r = Rc::new(TestResolver::default());
+    let e = HostnameEndpoint::new("a\u{FFFD}b.example", 80).with_resolver(r.clone());
+    let f = failure_result_of(&e.connect(&mr, for_protocol(|| P)));
+    assert!(f.is::<DnsLookupError>(), "{f}");
+    assert!(
+        f.to_string()
+            .contains("not a valid internationalized host name"),
+        "{f}"
+    );
+    assert!(r.asked.borrow().is_empty());
 }

@@ -335,29 +335,54 @@ fn ssl_server_files_are_read_when_built_and_named_when_bad() {
 }
 
 #[test]
-fn sslmethod_takes_only_the_negotiating_names_and_dh_parameters_are_ignored() {
-    for m in ["TLS_METHOD", "SSLv23_METHOD", "TLS_SERVER_METHOD"] {
+fn sslmethod_negotiates_pins_tls_1_2_or_names_why_an_old_version_is_refused() {
+    for m in [
+        "TLS_METHOD",
+        "SSLv23_METHOD",
+        "TLS_SERVER_METHOD",
+        "SSLv23_CLIENT_METHOD",
+        "TLSv1_2_METHOD",
+        "TLSv1_2_SERVER_METHOD",
+    ] {
         assert!(
             parse_server(&format!("ssl:443:sslmethod={m}")).is_ok(),
             "{m}"
         );
     }
-    for m in ["TLSv1_2_METHOD", "SSLv3_METHOD", "TLSv1_METHOD", "nonsense"] {
+    for (m, version) in [
+        ("TLSv1_METHOD", "TLS 1.0"),
+        ("TLSv1_1_METHOD", "TLS 1.1"),
+        ("SSLv3_METHOD", "SSL 3.0"),
+        ("SSLv2_SERVER_METHOD", "SSL 2.0"),
+    ] {
         let e = server_err(&format!("ssl:443:sslmethod={m}"));
         assert!(
-            e.contains(&format!("sslmethod '{m}' cannot be honoured")),
+            e.contains(&format!("sslmethod '{m}' pins {version}")),
             "{e}"
         );
-        assert!(e.contains("TLS 1.2 and 1.3"), "{e}");
+        assert!(e.contains("insecure") && e.contains("rustls"), "{e}");
     }
+    let e = server_err("ssl:443:sslmethod=nonsense");
+    assert!(
+        e.contains("sslmethod 'nonsense' is not a TLS method name"),
+        "{e}"
+    );
     assert!(parse_server("ssl:443:dhParameters=/nonexistent/dh.pem").is_ok());
 }
 
 #[test]
-fn tls_directory_servers_parse_but_are_refused_clearly() {
-    let e = server_from_string("tls:/etc/certs").unwrap_err();
-    assert_eq!(e.kind, ErrorKind::TlsUnavailable("tls".into()));
-    assert!(e.to_string().contains("not supported"), "{e}");
+fn a_tls_directory_that_cannot_be_read_is_named() {
+    let e = server_from_string("tls:/nonexistent/certs").unwrap_err();
+    assert!(
+        matches!(&e.kind, ErrorKind::BadValue { part, .. } if part == "directory"),
+        "{e}"
+    );
+    assert!(
+        e.to_string().contains(
+            "directory '/nonexistent/certs' cannot serve: TLS: cannot read /nonexistent/certs"
+        ),
+        "{e}"
+    );
 }
 
 #[test]

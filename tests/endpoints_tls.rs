@@ -544,3 +544,171 @@ fn a_server_endpoint_with_unusable_options_fails_listen() {
     let f = failure_result_of(&endpoint.listen(&reactor, for_protocol(|| Echo)));
     assert!(f.downcast_ref::<TlsError>().is_some(), "{f}");
 }
+
+#[test]
+fn sslmethod_tlsv1_2_serves_tls_1_2_only_and_tls_method_negotiates_1_3() {
+    bounded(60, || {
+        let files = Files::new("sslmethod");
+        let (_ca, _leaf, cert, key, ca) = server_files(&files);
+        let reactor = Reactor::new().unwrap();
+        for (method, version) in [("TLSv1_2_METHOD", "TLSv1_2"), ("TLS_METHOD", "TLSv1_3")] {
+            let port = listen(
+                &reactor,
+                &format!(
+                    "ssl:0:privateKey={key}:certKey={cert}:interface=127.0.0.1:sslmethod={method}"
+                ),
+            );
+            let h = connect(
+                &reactor,
+                &format!("tls:127.0.0.1:{}:trustRoots={ca}", port.port()),
+            )
+            .unwrap();
+            echoed(&reactor, &h);
+            let seen = h.with(|_, cx| cx.transport().tls()).flatten().unwrap();
+            assert_eq!(seen.version.as_deref(), Some(version), "{method}");
+        }
+    });
+}
+
+/// Writes `leaf` as one `NAME.pem` (chain, then key) into `files`.
+fn write_sni(files: &Files, name: &str, leaf: &Leaf) {
+    files.write(
+        &format!("{name}.pem"),
+        &format!("{}{}", leaf.cert_pem, leaf.key_pem),
+    );
+}
+
+/// Connects to `port` on 127.0.0.1 verifying `host` (sent as SNI when it is a DNS name).
+fn connect_sni(
+    reactor: &Reactor,
+    host: &str,
+    port: u16,
+    ca: &str,
+) -> Result<Handle<Hello>, Failure> {
+    let inner = quote_string_argument(&format!("tcp:127.0.0.1:{port}"));
+    connect(
+        reactor,
+        &format!("tls:{host}:443:trustRoots={ca}:endpoint={inner}"),
+    )
+}
+
+fn presented(h: &Handle<Hello>) -> Vec<u8> {
+    h.with(|_, cx| cx.transport().tls())
+        .flatten()
+        .and_then(|t| t.peer_certificate().map(|c| c.to_vec()))
+        .unwrap_or_default()
+}
+
+fn der(leaf: &Leaf) -> Vec<u8> {
+    use rustls::pki_types::pem::PemObject;
+    rustls::pki_types::CertificateDer::from_pem_slice(leaf.cert_pem.as_bytes())
+        .unwrap()
+        .to_vec()
+}
+
+#[test]
+fn tls_directory_server_presents_each_names_certificate_by_sni() {
+    bounded(60, || {
+        let files = Files::new("sni");
+        let ca = Ca::new("sni CA");
+        let (a, b) = (ca.server(&["a.example"]), ca.server(&["b.example"]));
+        write_sni(&files, "a.example", &a);
+        write_sni(&files, "B.Example", &b);
+        files.write("README", "not a certificate, ignored");
+        let ca_file = files.write("ca.crt", &ca.cert_pem);
+        let reactor = Reactor::new().unwrap();
+        let dir = files.dir().display().to_string();
+        let port = listen(&reactor, &format!("tls:{dir}:0:50:127.0.0.1"));
+        let p = port.port();
+        let h = connect_sni(&reactor, "a.example", p, &ca_file).unwrap();
+        echoed(&reactor, &h);
+        assert_eq!(presented(&h), der(&a));
+        // Names match in any case.
+        let h = connect_sni(&reactor, "b.example", p, &ca_file).unwrap();
+        echoed(&reactor, &h);
+        assert_eq!(presented(&h), der(&b));
+        // An unknown name, and no name at all (an IP address sends no SNI), without
+        // DEFAULT.pem: the handshake fails and the client is told so by an alert.
+        for host in ["c.example", "127.0.0.1"] {
+            let f = failed(connect_sni(&reactor, host, p, &ca_file), host);
+            assert!(
+                matches!(f.downcast_ref::<TlsError>(), Some(TlsError::AlertReceived(a)) if a == "AccessDenied"),
+                "{host}: {f}"
+            );
+        }
+    });
+}
+
+#[test]
+fn tls_directory_default_pem_answers_unknown_names_and_clients_without_sni() {
+    bounded(60, || {
+        let files = Files::new("snidefault");
+        let ca = Ca::new("sni CA");
+        let a = ca.server(&["a.example"]);
+        let fallback = ca.server(&["c.example", "127.0.0.1"]);
+        write_sni(&files, "a.example", &a);
+        write_sni(&files, "DEFAULT", &fallback);
+        let ca_file = files.write("ca.crt", &ca.cert_pem);
+        let reactor = Reactor::new().unwrap();
+        let dir = files.dir().display().to_string();
+        let port = listen(&reactor, &format!("tls:{dir}:0:interface=127.0.0.1"));
+        let p = port.port();
+        let h = connect_sni(&reactor, "a.example", p, &ca_file).unwrap();
+        echoed(&reactor, &h);
+        assert_eq!(presented(&h), der(&a));
+        for host in ["c.example", "127.0.0.1"] {
+            let h = connect_sni(&reactor, host, p, &ca_file).unwrap();
+            echoed(&reactor, &h);
+            assert_eq!(presented(&h), der(&fallback), "{host}");
+        }
+    });
+}
+
+#[test]
+fn a_tls_directory_with_a_bad_file_is_refused_naming_the_file() {
+    let ca = Ca::new("sni CA");
+    let (a, b) = (ca.server(&["a.example"]), ca.server(&["b.example"]));
+    let server_error = |files: &Files| {
+        let dir = files.dir().display().to_string();
+        match server_from_string(&format!("tls:{dir}:0")) {
+            Ok(_) => panic!("served from a bad directory"),
+            Err(e) => e.to_string(),
+        }
+    };
+    // A certificate without its key.
+    let files = Files::new("snibad");
+    write_sni(&files, "a.example", &a);
+    let bad = files.write("b.example.pem", &b.cert_pem);
+    let e = server_error(&files);
+    assert!(e.contains(&bad) && e.contains("no private key"), "{e}");
+    // A key that is not the certificate's.
+    let files = Files::new("snimismatch");
+    let bad = files.write("a.example.pem", &format!("{}{}", a.cert_pem, b.key_pem));
+    let e = server_error(&files);
+    assert!(
+        e.contains(&bad) && e.contains("cannot serve its certificate"),
+        "{e}"
+    );
+    // No NAME.pem at all.
+    let files = Files::new("sniempty");
+    files.write("README", "nothing");
+    let e = server_error(&files);
+    assert!(e.contains("holds no NAME.pem file"), "{e}");
+}
+
+#[test]
+fn a_tls_client_string_with_an_internationalized_host_verifies_its_a_label() {
+    bounded(60, || {
+        let (files, sni) = (Files::new("idna"), Files::new("idna-sni"));
+        let ca = Ca::new("idna CA");
+        let leaf = ca.server(&["xn--bcher-kva.example"]);
+        write_sni(&sni, "xn--bcher-kva.example", &leaf);
+        let ca_file = files.write("ca.crt", &ca.cert_pem);
+        let reactor = Reactor::new().unwrap();
+        let dir = sni.dir().display().to_string();
+        let port = listen(&reactor, &format!("tls:{dir}:0:interface=127.0.0.1"));
+        let h = connect_sni(&reactor, "bücher.example", port.port(), &ca_file).unwrap();
+        echoed(&reactor, &h);
+        assert_eq!(presented(&h), der(&leaf));
+    });
+}

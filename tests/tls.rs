@@ -713,3 +713,92 @@ fn writes_from_a_timer_make_one_record_per_reactor_phase() {
         );
     });
 }
+
+/// Writes `left` bytes, one chunk each time the transport asks, then `lose_connection`.
+struct PullThenClose {
+    transport: Transport,
+    left: std::cell::Cell<usize>,
+}
+
+impl Producer for PullThenClose {
+    fn pause_producing(&self) {}
+    fn resume_producing(&self) {
+        let n = self.left.get().min(64 << 10);
+        if n == 0 {
+            return;
+        }
+        self.left.set(self.left.get() - n);
+        self.transport.write(&vec![b'p'; n]);
+        if self.left.get() == 0 {
+            self.transport.unregister_producer();
+            self.transport.lose_connection();
+        }
+    }
+    fn stop_producing(&self) {}
+}
+
+/// A client that, once the handshake completes, writes `total` bytes through a pull
+/// producer and closes right after the last write.
+struct BulkThenClose {
+    seen: Shared,
+    total: usize,
+}
+
+impl Protocol for BulkThenClose {
+    fn data_received(&mut self, _cx: &Context<Self>, data: &[u8]) {
+        self.seen.borrow_mut().data.extend_from_slice(data);
+    }
+    fn handshake_completed(&mut self, cx: &Context<Self>) {
+        let p = Rc::new(PullThenClose {
+            transport: cx.transport().clone(),
+            left: std::cell::Cell::new(self.total),
+        });
+        cx.transport().register_producer(p.clone(), false).unwrap();
+        p.resume_producing();
+    }
+    fn connection_lost(&mut self, _cx: &Context<Self>, reason: Failure) {
+        self.seen.borrow_mut().lost = Some(reason);
+    }
+}
+
+/// The wrapper form of the TLS 1.3 close race: the client writes 2 MiB and closes before
+/// the server has read it. The server's session tickets reach the client after its
+/// close_notify; a client that closed its socket there would draw a reset from its kernel
+/// and the server would lose what it had not read. The client half-closes and reads on
+/// until the server's close_notify instead.
+#[test]
+fn lose_connection_right_after_a_bulk_write_through_connect_ssl_delivers_everything() {
+    bounded(60, || {
+        const TOTAL: usize = 2 << 20;
+        let reactor = Reactor::new().unwrap();
+        let ca = Ca::new("ca");
+        let (port, served) = serve(&reactor, &ca.server(&["localhost"]).server_options(), false);
+        let seen = Shared::default();
+        let s = seen.clone();
+        let _c = connect_ssl(
+            &reactor,
+            "127.0.0.1",
+            port.port(),
+            for_protocol(move || BulkThenClose {
+                seen: s.clone(),
+                total: TOTAL,
+            }),
+            &ca.client_options("localhost"),
+            ConnectOptions::default(),
+        )
+        .unwrap();
+        spin(&reactor, 15.0, "both sides closed", || {
+            seen.borrow().lost.is_some()
+                && served
+                    .borrow()
+                    .first()
+                    .is_some_and(|s| s.borrow().lost.is_some())
+        });
+        let server_seen = served.borrow()[0].clone();
+        assert_eq!(server_seen.borrow().data.len(), TOTAL);
+        let reason = server_seen.borrow().lost.clone().unwrap();
+        assert!(reason.check::<ConnectionDone>(), "{reason}");
+        let reason = seen.borrow().lost.clone().unwrap();
+        assert!(reason.check::<ConnectionDone>(), "{reason}");
+    });
+}

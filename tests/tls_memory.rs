@@ -1024,3 +1024,323 @@ mod hostile_input {
         }
     }
 }
+
+/// Writes its pieces, in order, when anything arrives.
+struct Pieces(Vec<Vec<u8>>);
+impl Protocol for Pieces {
+    fn data_received(&mut self, cx: &Context<Self>, _data: &[u8]) {
+        for p in &self.0 {
+            cx.transport().write(p);
+        }
+    }
+}
+
+/// Writes of a full record or more skip the pending buffer when nothing waits in it; mixed
+/// with small writes, before the handshake and outside callbacks, the order is kept.
+#[test]
+fn large_and_small_writes_mixed_arrive_in_order() {
+    let ca = Ca::new("ca");
+    let leaf = ca.server(&["localhost"]);
+    let piece = |len: usize, seed: u8| -> Vec<u8> {
+        (0..len).map(|i| (i as u8).wrapping_mul(7) ^ seed).collect()
+    };
+    let pieces = vec![
+        piece(40 << 10, 1),
+        piece(10, 2),
+        piece(20 << 10, 3),
+        piece(16 << 10, 4),
+        piece(5, 5),
+        piece(70 << 10, 6),
+    ];
+    let mut expect_server: Vec<u8> = Vec::new();
+    let greeting = piece(33 << 10, 9);
+    expect_server.extend_from_slice(&greeting);
+    let (st, server) = TlsProtocol::server(Recorder::default(), &leaf.server_options()).unwrap();
+    let (ct, client) = TlsProtocol::client(
+        Recorder {
+            greeting,
+            ..Default::default()
+        },
+        &ca.client_options("localhost"),
+    )
+    .unwrap();
+    let (_s, _c, pump) = connected_server_and_client(st, ct);
+    pump.flush();
+    // Outside any callback: each write is flushed at once, in order.
+    let outside = pieces.clone();
+    client.with(move |_, cx| {
+        for p in &outside {
+            cx.transport().write(p);
+        }
+    });
+    pump.flush();
+    for p in &pieces {
+        expect_server.extend_from_slice(p);
+    }
+    assert!(
+        data(&server) == expect_server,
+        "client to server out of order"
+    );
+
+    // Inside a callback: the server answers a byte with all the pieces.
+    let (st, _server) =
+        TlsProtocol::server(Pieces(pieces.clone()), &leaf.server_options()).unwrap();
+    let (ct, client) =
+        TlsProtocol::client(Recorder::default(), &ca.client_options("localhost")).unwrap();
+    let (_s, _c, pump) = connected_server_and_client(st, ct);
+    pump.flush();
+    client.with(|_, cx| cx.transport().write(b"?"));
+    pump.flush();
+    assert!(
+        data(&client) == pieces.concat(),
+        "server to client out of order"
+    );
+}
+
+/// A handshaken client (paced by `clock`, over a disconnecting string transport) and server;
+/// returns the client's handle, the server's and both transports.
+fn clocked_pair(
+    clock: &twistor::Clock,
+) -> (
+    Handle<Recorder>,
+    Handle<Recorder>,
+    StringTransport,
+    StringTransport,
+) {
+    let ca = Ca::new("ca");
+    let leaf = ca.server(&["localhost"]);
+    let (st, server) = TlsProtocol::server(Recorder::default(), &leaf.server_options()).unwrap();
+    let (ct, client) =
+        TlsProtocol::client(Recorder::default(), &ca.client_options("localhost")).unwrap();
+    let ct = ct.with_clock(clock);
+    let (s, c) = (
+        StringTransport::new(),
+        StringTransport::with_disconnection(),
+    );
+    s.connect(st);
+    c.connect(ct);
+    shuttle(&c, &s);
+    assert_eq!(client.with(|r, _| r.handshakes), Some(1));
+    (client, server, c, s)
+}
+
+fn is_lost(h: &Handle<Recorder>) -> bool {
+    h.with(|p, _| p.lost.is_some()).unwrap_or(false)
+}
+
+#[test]
+fn a_peer_that_never_answers_close_notify_is_closed_after_the_time_bound() {
+    let clock = twistor::Clock::new();
+    let (client, _server, c, _s) = clocked_pair(&clock);
+    client.with(|_, cx| cx.transport().lose_connection());
+    clock.advance(0.0);
+    // close_notify (one record: TLS 1.3 hides an alert's type) went out and the write side
+    // is shut down; the connection stays open for the peer's answer.
+    assert_eq!(records(&c.value()).len(), 1);
+    assert!(c.write_closed());
+    assert!(!c.disconnecting());
+    clock.advance(twistor::tls::CLOSE_NOTIFY_TIMEOUT - 0.5);
+    assert!(!is_lost(&client), "closed before the time bound");
+    clock.advance(1.0);
+    assert!(c.disconnecting());
+    let reason = lost_reason(&client);
+    assert!(reason.check::<ConnectionDone>(), "{reason}");
+}
+
+#[test]
+fn data_arriving_after_our_close_notify_is_not_delivered_and_the_peers_answer_closes() {
+    let clock = twistor::Clock::new();
+    let (client, server, c, s) = clocked_pair(&clock);
+    client.with(|_, cx| cx.transport().lose_connection());
+    clock.advance(0.0);
+    assert!(c.write_closed() && !is_lost(&client));
+    // The server writes before it sees the close_notify: the client reads it and drops it.
+    server.with(|_, cx| cx.transport().write(b"late"));
+    let late = s.value();
+    s.clear();
+    assert!(!late.is_empty());
+    c.deliver(&late);
+    assert!(data(&client).is_empty());
+    assert!(!is_lost(&client));
+    // The server answers the close_notify; the answer ends the client's wait at once.
+    let notify = c.value();
+    c.clear();
+    s.deliver(&notify);
+    assert!(s.disconnecting());
+    c.deliver(&s.value());
+    assert!(data(&client).is_empty());
+    let reason = lost_reason(&client);
+    assert!(reason.check::<ConnectionDone>(), "{reason}");
+    assert!(
+        clock.get_delayed_calls().is_empty(),
+        "the time bound is cancelled"
+    );
+}
+
+fn negotiated(server: ServerOptions, client: ClientOptions) -> Pair {
+    let p = pair(Recorder::default(), &server, Recorder::default(), &client);
+    p.pump.flush();
+    p
+}
+
+fn version_seen(h: &Handle<Recorder>) -> Option<twistor::tls::TlsVersion> {
+    h.with(|r, _| r.info_at_handshake.clone())
+        .flatten()
+        .and_then(|i| i.tls_version())
+}
+
+#[test]
+fn tls_info_reports_the_version_the_options_allowed() {
+    use twistor::tls::TlsVersion;
+    let ca = Ca::new("ca");
+    let leaf = ca.server(&["localhost"]);
+    let p = negotiated(leaf.server_options(), ca.client_options("localhost"));
+    assert_eq!(version_seen(&p.client), Some(TlsVersion::Tls13));
+    let info = p.server.with(|r, _| r.info_at_handshake.clone()).flatten();
+    assert_eq!(info.and_then(|i| i.version).as_deref(), Some("TLSv1_3"));
+    // A server capped at 1.2 makes a default client speak 1.2, and so does a capped client.
+    let p = negotiated(
+        leaf.server_options().max_version(TlsVersion::Tls12),
+        ca.client_options("localhost"),
+    );
+    assert_eq!(version_seen(&p.client), Some(TlsVersion::Tls12));
+    assert_eq!(version_seen(&p.server), Some(TlsVersion::Tls12));
+    let p = negotiated(
+        leaf.server_options(),
+        ca.client_options("localhost")
+            .max_version(TlsVersion::Tls12),
+    );
+    assert_eq!(version_seen(&p.server), Some(TlsVersion::Tls12));
+    let p = negotiated(
+        leaf.server_options().min_version(TlsVersion::Tls13),
+        ca.client_options("localhost"),
+    );
+    assert_eq!(version_seen(&p.server), Some(TlsVersion::Tls13));
+}
+
+#[test]
+fn a_tls_1_2_only_server_and_a_tls_1_3_only_client_fail_with_no_common_version() {
+    use twistor::tls::TlsVersion;
+    let ca = Ca::new("ca");
+    let leaf = ca.server(&["localhost"]);
+    let p = negotiated(
+        leaf.server_options().max_version(TlsVersion::Tls12),
+        ca.client_options("localhost")
+            .min_version(TlsVersion::Tls13),
+    );
+    for h in [&p.server, &p.client] {
+        let e = lost_tls(h);
+        assert!(matches!(e, TlsError::NoCommonVersion(_)), "{e:?}");
+        assert!(
+            e.to_string().contains("no protocol version in common"),
+            "{e}"
+        );
+    }
+    // The other way round too.
+    let p = negotiated(
+        leaf.server_options().min_version(TlsVersion::Tls13),
+        ca.client_options("localhost")
+            .max_version(TlsVersion::Tls12),
+    );
+    for h in [&p.server, &p.client] {
+        let e = lost_tls(h);
+        assert!(matches!(e, TlsError::NoCommonVersion(_)), "{e:?}");
+    }
+}
+
+#[test]
+fn a_minimum_above_the_maximum_is_refused_when_the_options_are_built() {
+    use twistor::tls::TlsVersion;
+    let leaf = self_signed(&["localhost"]);
+    let o = leaf
+        .server_options()
+        .min_version(TlsVersion::Tls13)
+        .max_version(TlsVersion::Tls12);
+    let e = o.config().unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("minimum TLSv1_3 is above the maximum TLSv1_2"),
+        "{e}"
+    );
+}
+
+#[test]
+fn sni_options_pick_by_name_and_refuse_an_unknown_one_without_a_default() {
+    let ca = Ca::new("ca");
+    let (a, b) = (ca.server(&["a.example"]), ca.server(&["b.example"]));
+    let so = ServerOptions::sni(
+        [("A.example", a.identity()), ("b.example", b.identity())],
+        None,
+    );
+    for (host, leaf) in [("a.example", &a), ("b.example", &b)] {
+        let p = pair(
+            Recorder::default(),
+            &so,
+            Recorder::default(),
+            &ca.client_options(host),
+        );
+        p.pump.flush();
+        let info = p.client.with(|r, _| r.info_at_handshake.clone()).flatten();
+        let der = rustls::pki_types::CertificateDer::from_pem_slice(leaf.cert_pem.as_bytes());
+        assert_eq!(
+            info.unwrap().peer_certificate(),
+            Some(&der.unwrap()),
+            "{host}"
+        );
+        let sinfo = p.server.with(|r, _| r.info_at_handshake.clone()).flatten();
+        assert_eq!(sinfo.unwrap().server_name.as_deref(), Some(host));
+    }
+    let p = pair(
+        Recorder::default(),
+        &so,
+        Recorder::default(),
+        &ca.client_options("c.example"),
+    );
+    p.pump.flush();
+    assert_eq!(lost_tls(&p.server), TlsError::UnknownServerName);
+    assert_eq!(
+        lost_tls(&p.client),
+        TlsError::AlertReceived("AccessDenied".into())
+    );
+}
+
+#[test]
+fn abort_during_the_wait_for_close_notify_closes_at_once_without_waiting() {
+    let clock = twistor::Clock::new();
+    let (client, _server, c, _s) = clocked_pair(&clock);
+    client.with(|_, cx| cx.transport().lose_connection());
+    clock.advance(0.0);
+    assert!(c.write_closed() && !is_lost(&client));
+    client.with(|_, cx| cx.transport().abort_connection());
+    assert!(c.disconnecting());
+    let reason = lost_reason(&client);
+    assert!(reason.check::<ConnectionAborted>(), "{reason}");
+    assert!(
+        clock.get_delayed_calls().is_empty(),
+        "the time bound is cancelled"
+    );
+}
+
+#[test]
+fn an_internationalized_host_is_sent_and_verified_as_its_a_label() {
+    let ca = Ca::new("ca");
+    let leaf = ca.server(&["xn--bcher-kva.example"]);
+    let p = negotiated(leaf.server_options(), ca.client_options("bücher.example"));
+    assert_eq!(p.client.with(|r, _| r.handshakes), Some(1));
+    let sinfo = p.server.with(|r, _| r.info_at_handshake.clone()).flatten();
+    assert_eq!(
+        sinfo.unwrap().server_name.as_deref(),
+        Some("xn--bcher-kva.example")
+    );
+    // Upper case maps too (UTS #46), and the check still fails for another name.
+    let p = negotiated(leaf.server_options(), ca.client_options("BÜCHER.example"));
+    assert_eq!(p.client.with(|r, _| r.handshakes), Some(1));
+    let p = negotiated(leaf.server_options(), ca.client_options("bucher.example"));
+    assert!(matches!(lost_tls(&p.client), TlsError::WrongHost { .. }));
+    // A name IDNA refuses is named, not sent.
+    let bad = ca.client_options("a\u{FFFD}b.example");
+    let e = TlsProtocol::client(Recorder::default(), &bad)
+        .err()
+        .unwrap();
+    assert_eq!(e, TlsError::InvalidHostName("a\u{FFFD}b.example".into()));
+}

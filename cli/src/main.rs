@@ -14,7 +14,9 @@
 //! twistor chargen --port 19
 //! twistor qotd --port 17
 //! twistor daytime --port 13
+//! twistor get -i https://example.com/
 //! twistor udp-echo --port 8000
+//! twistor web --port 8080 --hello [--threads 2] [--logfile access.log]
 //! twistor echo --listen tcp:8000 --listen unix:/tmp/echo.sock
 //! twistor reverse-client --connect tcp:127.0.0.1:9999 Hello
 //! twistor echo --listen ssl:8443:privateKey=key.pem:certKey=cert.pem --listen tcp:8000
@@ -27,10 +29,12 @@
 //! Ctrl-C or SIGTERM.
 
 mod endpoint_args;
+mod get;
 mod servers;
 mod tls;
 mod udp;
 mod unix;
+mod web;
 
 use endpoint_args::Listen;
 
@@ -51,6 +55,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Fetches a URL and writes the body to stdout (redirects followed, gzip decoded).
+    Get(get::GetArgs),
     /// Echo every byte back.
     Echo {
         /// Port to listen on (0: any free port, printed at start).
@@ -221,6 +227,32 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1")]
         interface: String,
     },
+    /// An HTTP/1.1 server (Twisted's `twist web`): `--hello` answers `GET /` with
+    /// `Hello, World!`; the access log goes to stderr or `--logfile`.
+    Web {
+        /// Port to listen on (0: any free port, printed at start).
+        #[arg(long, required_unless_present = "listen")]
+        port: Option<u16>,
+        /// Interface to listen on.
+        #[arg(long, default_value = "127.0.0.1")]
+        interface: String,
+        /// Reactor threads sharing the port (SO_REUSEPORT), one per core.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
+        threads: u16,
+        /// Listen on this endpoint too (`tcp:PORT`, `ssl:PORT:privateKey=K:certKey=C`,
+        /// `unix:PATH`, ...); repeatable: serves on all.
+        #[arg(long, value_name = "ENDPOINT", value_parser = endpoint_args::server_endpoint, conflicts_with = "threads")]
+        listen: Vec<String>,
+        /// Answer `GET /` with the 13 bytes `Hello, World!` (text/plain).
+        #[arg(long)]
+        hello: bool,
+        /// Serve this directory under /static/ (not available in this build yet: answers 404).
+        #[arg(long, value_name = "DIR")]
+        path: Option<PathBuf>,
+        /// Append the access log (combined log format) to this file (`-`: stderr, the default).
+        #[arg(long, value_name = "FILE")]
+        logfile: Option<PathBuf>,
+    },
 }
 
 /// clap requires `--port` unless `--unix` is given; this is only reached if that changes.
@@ -239,6 +271,7 @@ fn main() {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
     let cli = Cli::parse();
     let code = match cli.command {
+        Command::Get(args) => get::get(&args),
         Command::Echo {
             port,
             interface,
@@ -398,6 +431,27 @@ fn main() {
             listen,
         }),
         Command::UdpEcho { port, interface } => udp::udp_echo(port, &interface),
+        Command::Web {
+            port,
+            interface,
+            threads,
+            listen,
+            hello,
+            path,
+            logfile,
+        } => web::web(
+            &Listen {
+                port,
+                interface,
+                listen,
+            },
+            threads.into(),
+            web::WebOptions {
+                hello,
+                path,
+                logfile,
+            },
+        ),
     };
     std::process::exit(code);
 }

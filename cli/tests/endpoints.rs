@@ -243,6 +243,37 @@ fn echo_serves_ssl_and_tcp_listen_endpoints_at_once() {
     terminate(server);
 }
 
+#[test]
+fn echo_serves_a_tls_directory_endpoint_by_sni() {
+    let certs = Certs::new("cli-sni-listen");
+    let ca = certs.path("ca.pem");
+    let sni = certs.dir().join("sni");
+    std::fs::create_dir_all(&sni).unwrap();
+    let pem = std::fs::read_to_string(certs.path("server.pem")).unwrap()
+        + &std::fs::read_to_string(certs.path("server.key")).unwrap();
+    std::fs::write(sni.join("localhost.pem"), pem).unwrap();
+    let mut server = twistor(&[
+        "echo",
+        "--listen",
+        &format!("tls:{}:0:interface=127.0.0.1", sni.display()),
+    ]);
+    let (_, line) = server.next_line(WAIT);
+    let port = port_in(&line);
+    let done = client_says(&format!("tls:localhost:{port}:trustRoots={ca}"), "Hello");
+    assert_eq!(done.status.code(), Some(0), "{done:?}");
+    assert_eq!(done.lines.first().map(|l| l.1.as_str()), Some("Hello"));
+    terminate(server);
+    // A directory without a usable NAME.pem is a bad description, named.
+    let done = twistor(&[
+        "echo",
+        "--listen",
+        &format!("tls:{}:0", certs.dir().display()),
+    ])
+    .wait(WAIT);
+    assert_eq!(done.status.code(), Some(2), "{done:?}");
+    assert!(done.stderr.contains("ca.pem"), "{done:?}");
+}
+
 /// `openssl s_client` sending "ping" to 127.0.0.1:`port`; its output, or `None` without
 /// openssl.
 fn openssl_echo(port: u16, ca: &str) -> Option<String> {
@@ -429,7 +460,7 @@ fn bad_endpoint_strings_exit_2_with_the_parser_message() {
         ),
         (
             &["echo", "--listen", "ssl:0:sslmethod=SSLv3_METHOD"],
-            "sslmethod 'SSLv3_METHOD' cannot be honoured",
+            "sslmethod 'SSLv3_METHOD' pins SSL 3.0, which is insecure",
         ),
         (
             &["reverse-client", "--connect", "tls:h:1", "--tls", "x"],

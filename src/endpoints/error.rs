@@ -87,10 +87,6 @@ pub enum ErrorKind {
     },
     /// The description ends with a lone backslash.
     TrailingBackslash,
-    /// A TLS endpoint form that parses but cannot be built: `tls:DIRECTORY` servers, which
-    /// pick a certificate per SNI name from a directory, are not supported (kept so such a
-    /// description gets this clear refusal rather than an unknown-type error).
-    TlsUnavailable(String),
 }
 
 impl fmt::Display for ErrorKind {
@@ -115,13 +111,6 @@ impl fmt::Display for ErrorKind {
             } => write!(f, "{part} '{value}' {reason}"),
             ErrorKind::TrailingBackslash => {
                 write!(f, "ends with a lone backslash (escape it as '\\\\')")
-            }
-            ErrorKind::TlsUnavailable(kind) => {
-                write!(
-                    f,
-                    "{kind} server endpoints (certificates picked by SNI from a directory) \
-                     are not supported; use ssl:PORT:privateKey=..:certKey=.."
-                )
             }
         }
     }

@@ -3,8 +3,9 @@
 //!
 //! The race, and its invariants:
 //! - The name is resolved off the loop (on the reactor's thread pool), or by an injected
-//!   [`NameResolver`]; an IP address is used as it is. A failed lookup, or one with no
-//!   address, fails with [`DnsLookupError`].
+//!   [`NameResolver`]; an IP address is used as it is, and a non-ASCII name is looked up as
+//!   its A-label (`bücher.example` as `xn--bcher-kva.example`). A failed lookup, one with
+//!   no address, or a name IDNA refuses, fails with [`DnsLookupError`].
 //! - The addresses are interleaved by family, IPv6 first (RFC 8305 section 4), each family in
 //!   the resolver's order.
 //! - The first attempt starts at once; another starts every `attempt_delay` (default 0.3 s),
@@ -211,10 +212,25 @@ impl HostnameEndpoint {
         if let Ok(ip) = self.host.parse::<IpAddr>() {
             return Deferred::succeed(vec![SocketAddr::new(ip, self.port)]);
         }
+        // DNS knows only A-labels: `bücher.example` is looked up as `xn--bcher-kva.example`
+        // (Twisted encodes the name the same way before resolving it).
+        let host = if self.host.is_ascii() {
+            self.host.clone()
+        } else {
+            match idna::domain_to_ascii(&self.host) {
+                Ok(h) => h,
+                Err(_) => {
+                    return Deferred::fail(DnsLookupError(format!(
+                        "{:?} is not a valid internationalized host name",
+                        self.host
+                    )));
+                }
+            }
+        };
         if let Some(r) = &self.resolver {
-            return r.resolve(&self.host, self.port);
+            return r.resolve(&host, self.port);
         }
-        let name = (self.host.clone(), self.port);
+        let name = (host, self.port);
         ReactorThreads::defer_to_thread(reactor, move || {
             name.to_socket_addrs()
                 .map(|a| a.collect::<Vec<_>>())

@@ -16,8 +16,11 @@
 //!   `certKey` to the `privateKey` file (one PEM holding both); the certificates of
 //!   `extraCertChain` follow the leaf. See [`TlsServerDescription`] for `sslmethod` and
 //!   `dhParameters`.
-//! - `tls:DIRECTORY[:PORT][:BACKLOG][:INTERFACE]` (certificates picked by SNI) parses, but
-//!   building it gives [`ErrorKind::TlsUnavailable`].
+//! - `tls:DIRECTORY[:PORT][:BACKLOG][:INTERFACE]`: TLS over `tcp6:` (port 443, interface
+//!   `::`; over `tcp:` if the interface is an IPv4 address) presenting the certificate the
+//!   client names with SNI, from a directory of `NAME.pem` files, each the chain and key for
+//!   host `NAME`, with `DEFAULT.pem` for clients naming none or an unknown host (see
+//!   [`ServerOptions::from_sni_directory`]).
 //!
 //! Client descriptions:
 //! - `tcp:HOST:PORT` or `tcp:host=HOST:port=PORT`, with `[:timeout=SECONDS][:bindAddress=IP]`
@@ -63,25 +66,49 @@ use super::tls::{self, TlsClientEndpoint, TlsServerEndpoint, wrap_client_tls};
 use crate::Deferred;
 use crate::protocol::{Factory, Handle};
 use crate::reactor::Reactor;
-use crate::tls::{ClientOptions, Identity, ServerOptions, options_for_client_tls};
+use crate::tls::{ClientOptions, Identity, ServerOptions, TlsVersion, options_for_client_tls};
 use crate::transport::listener::ListeningPort;
 use crate::transport::tcp::{ConnectOptions, IntoFactory, ListenOptions};
 use crate::transport::unix::{UnixConnectOptions, UnixListenOptions};
 
-/// The `sslmethod` names (OpenSSL's method constants) that mean "negotiate the best
-/// version", which is what a TLS server here always does; a name pinning one version
-/// (`TLSv1_2_METHOD`, `SSLv3_METHOD`...) is refused rather than silently widened.
-const NEGOTIATING_METHODS: &[&str] = &[
-    "TLS_METHOD",
-    "TLS_SERVER_METHOD",
-    "SSLv23_METHOD",
-    "SSLv23_SERVER_METHOD",
-];
+/// The TLS versions an `sslmethod` name (an OpenSSL method constant, with or without its
+/// `_SERVER`/`_CLIENT` suffix) allows: `None` for the names meaning "negotiate the best
+/// version" (TLS 1.2 and 1.3), `Some(Tls12)` for `TLSv1_2_METHOD`. A name pinning a version
+/// older than TLS 1.2 is refused with the reason, rather than silently widened.
+fn ssl_method_versions(name: &str) -> Result<Option<TlsVersion>, String> {
+    let base = name
+        .strip_suffix("_SERVER_METHOD")
+        .or_else(|| name.strip_suffix("_CLIENT_METHOD"))
+        .or_else(|| name.strip_suffix("_METHOD"));
+    match base {
+        Some("TLS" | "SSLv23") => Ok(None),
+        Some("TLSv1_2") => Ok(Some(TlsVersion::Tls12)),
+        Some(old @ ("TLSv1" | "TLSv1_1" | "SSLv3" | "SSLv2")) => {
+            let version = match old {
+                "TLSv1" => "TLS 1.0",
+                "TLSv1_1" => "TLS 1.1",
+                "SSLv3" => "SSL 3.0",
+                _ => "SSL 2.0",
+            };
+            Err(format!(
+                "pins {version}, which is insecure and not implemented by rustls (only TLS \
+                 1.2 and 1.3 are: use TLSv1_2_METHOD, or TLS_METHOD to negotiate)"
+            ))
+        }
+        _ => Err(
+            "is not a TLS method name (TLS_METHOD, SSLv23_METHOD or TLSv1_2_METHOD, \
+                  optionally with _SERVER or _CLIENT before _METHOD)"
+                .into(),
+        ),
+    }
+}
 
 /// A TLS server description, parsed and checked ([`server_from_string`] builds it).
 ///
-/// `sslmethod` takes only the names meaning "negotiate" (TLS 1.2 and 1.3 are negotiated,
-/// nothing older exists here); `dhParameters` is accepted and ignored, since key exchange is
+/// `sslmethod` picks the versions: `TLS_METHOD` and `SSLv23_METHOD` (and their `_SERVER` /
+/// `_CLIENT` forms) negotiate TLS 1.2 or 1.3, `TLSv1_2_METHOD` allows TLS 1.2 only, and the
+/// names pinning an older version (`TLSv1_METHOD`, `TLSv1_1_METHOD`, `SSLv3_METHOD`,
+/// `SSLv2_METHOD`) are refused, naming the method and why; `dhParameters` is accepted and ignored, since key exchange is
 /// always (EC)DHE over named groups, with no Diffie-Hellman parameters to load, so
 /// descriptions written for Twisted keep working with the same forward secrecy.
 ///
@@ -402,15 +429,8 @@ pub fn parse_server(text: &str) -> Result<ServerDescription, EndpointError> {
                 &[],
             )?;
             let private_key = PathBuf::from(a.get("privateKey").unwrap_or("server.pem"));
-            if let Some(m) = a.get("sslmethod")
-                && !NEGOTIATING_METHODS.contains(&m)
-            {
-                return Err(a.bad(
-                    "sslmethod",
-                    m,
-                    "cannot be honoured: TLS 1.2 and 1.3 are always negotiated (the names \
-                     that mean that, such as TLS_METHOD or SSLv23_METHOD, are accepted)",
-                ));
+            if let Some(m) = a.get("sslmethod") {
+                ssl_method_versions(m).map_err(|reason| a.bad("sslmethod", m, &reason))?;
             }
             Ok(ServerDescription::Tls(TlsServerDescription::Ssl {
                 port: a.port("port")?,
@@ -574,7 +594,7 @@ pub fn server_from_string(text: &str) -> Result<AnyServerEndpoint, EndpointError
             port,
             private_key,
             cert_key,
-            ssl_method: _,
+            ssl_method,
             interface,
             backlog,
             extra_cert_chain,
@@ -598,7 +618,15 @@ pub fn server_from_string(text: &str) -> Result<AnyServerEndpoint, EndpointError
                     ..Default::default()
                 },
             );
-            let options = ServerOptions::new(identity);
+            let mut options = ServerOptions::new(identity);
+            // Checked when parsed.
+            if let Some(max) = ssl_method
+                .as_deref()
+                .and_then(|m| ssl_method_versions(m).ok())
+                .flatten()
+            {
+                options = options.max_version(max);
+            }
             // Built now, so a key that does not match its certificate is named here.
             options.config().map_err(|e| {
                 EndpointError::new(
@@ -615,9 +643,34 @@ pub fn server_from_string(text: &str) -> Result<AnyServerEndpoint, EndpointError
                 AnyServerEndpoint::Tcp4(tcp),
             )))
         }
-        ServerDescription::Tls(TlsServerDescription::Directory { .. }) => {
-            let kind = Description::parse(text)?.kind;
-            return Err(EndpointError::new(text, ErrorKind::TlsUnavailable(kind)));
+        ServerDescription::Tls(TlsServerDescription::Directory {
+            directory,
+            port,
+            backlog,
+            interface,
+        }) => {
+            let options = ServerOptions::from_sni_directory(&directory).map_err(|e| {
+                EndpointError::new(
+                    text,
+                    ErrorKind::BadValue {
+                        part: "directory".into(),
+                        value: directory.display().to_string(),
+                        reason: format!("cannot serve: {e}"),
+                    },
+                )
+            })?;
+            let listen = ListenOptions {
+                interface: interface.clone(),
+                backlog,
+                ..Default::default()
+            };
+            // An IPv4 interface listens over IPv4; anything else (the default `::`) over IPv6.
+            let inner = if interface.parse::<std::net::Ipv4Addr>().is_ok() {
+                AnyServerEndpoint::Tcp4(Tcp4ServerEndpoint::with_options(port, listen))
+            } else {
+                AnyServerEndpoint::Tcp6(Tcp6ServerEndpoint::with_options(port, listen))
+            };
+            AnyServerEndpoint::Tls(Box::new(TlsServerEndpoint::new(options, inner)))
         }
     })
 }

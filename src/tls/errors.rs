@@ -55,6 +55,10 @@ pub enum TlsError {
     /// No ALPN protocol both sides accept.
     #[error("TLS: no application protocol (ALPN) in common with the peer")]
     NoApplicationProtocol,
+    /// The two sides have no TLS protocol version in common (a TLS 1.2-only server and a
+    /// TLS 1.3-only client): found locally, or told by the peer's `protocol_version` alert.
+    #[error("TLS: no protocol version in common with the peer ({0})")]
+    NoCommonVersion(String),
     /// The peer ended the handshake with this alert: its view of what went wrong (it rejected
     /// our certificate, found no common protocol version...).
     #[error("TLS: the peer sent the alert {0:?}")]
@@ -80,6 +84,19 @@ pub enum TlsError {
         /// What went wrong.
         message: String,
     },
+    /// A file of an SNI directory cannot serve (no certificate or key, a key that does not
+    /// match, a directory with no `NAME.pem` file at all).
+    #[error("TLS: {path} cannot serve as a NAME.pem certificate and key: {message}")]
+    SniFile {
+        /// The file (or the directory).
+        path: PathBuf,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// A server choosing its certificate by SNI has none for the name the client asked for
+    /// (or the client sent none) and no default: the client was sent `access_denied`.
+    #[error("TLS: no certificate for the server name the client asked for, and no default")]
+    UnknownServerName,
     /// The host name is neither a DNS name nor an IP address.
     #[error("TLS: {0:?} is not a valid host name")]
     InvalidHostName(String),
@@ -157,7 +174,21 @@ impl From<rustls::Error> for TlsError {
             },
             E::NoCertificatesPresented => TlsError::CertificateRequired,
             E::NoApplicationProtocol => TlsError::NoApplicationProtocol,
+            E::AlertReceived(rustls::AlertDescription::ProtocolVersion) => {
+                TlsError::NoCommonVersion("the peer sent the alert ProtocolVersion".into())
+            }
             E::AlertReceived(a) => TlsError::AlertReceived(format!("{a:?}")),
+            E::PeerIncompatible(
+                p @ (rustls::PeerIncompatible::ServerDoesNotSupportTls12Or13
+                | rustls::PeerIncompatible::ServerTlsVersionIsDisabledByOurConfig
+                | rustls::PeerIncompatible::SupportedVersionsExtensionRequired
+                | rustls::PeerIncompatible::Tls12NotOffered
+                | rustls::PeerIncompatible::Tls12NotOfferedOrEnabled),
+            ) => TlsError::NoCommonVersion(format!("{p:?}")),
+            // What rustls says when a certificate resolver found nothing (SNI options).
+            E::General(m) if m == "no server certificate chain resolved" => {
+                TlsError::UnknownServerName
+            }
             E::General(m) => TlsError::Config(m),
             other => TlsError::Protocol(other.to_string()),
         }

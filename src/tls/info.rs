@@ -51,6 +51,19 @@ impl TlsInfo {
         self.peer_certificates.first()
     }
 
+    /// The negotiated protocol version as a [`TlsVersion`](super::TlsVersion) (none before
+    /// the handshake chose one).
+    ///
+    /// ```
+    /// assert_eq!(twistor::tls::TlsInfo::default().tls_version(), None);
+    /// ```
+    pub fn tls_version(&self) -> Option<super::TlsVersion> {
+        use super::TlsVersion as V;
+        [V::Tls12, V::Tls13]
+            .into_iter()
+            .find(|v| self.version.as_deref() == Some(v.to_string().as_str()))
+    }
+
     pub(crate) fn of(conn: &rustls::Connection, is_client: bool) -> TlsInfo {
         TlsInfo {
             active: true,

@@ -54,11 +54,11 @@ pub use errors::TlsError;
 pub use factory::TlsFactory;
 pub use info::TlsInfo;
 pub use options::{
-    ClientAuth, ClientOptions, Identity, ServerOptions, TlsConfig, TrustRoots,
+    ClientAuth, ClientOptions, Identity, ServerOptions, TlsConfig, TlsVersion, TrustRoots,
     options_for_client_tls,
 };
 pub(crate) use wrapper::TlsLayer;
-pub use wrapper::{PENDING_HIGH, TlsProtocol};
+pub use wrapper::{CLOSE_NOTIFY_TIMEOUT, PENDING_HIGH, TlsProtocol};
 
 use crate::defer::Deferred;
 use crate::error::CannotListenError;

@@ -19,7 +19,8 @@
 //! `/etc/pki/tls/certs/ca-bundle.crt`, ...).
 //!
 //! Everything runs on the ring crypto provider, chosen explicitly (never the process default),
-//! with TLS 1.2 and 1.3.
+//! with TLS 1.2 and 1.3 unless the options narrow the versions ([`TlsVersion`]); older
+//! versions do not exist in rustls.
 
 use std::cell::RefCell;
 use std::path::{Path, PathBuf};
@@ -127,6 +128,14 @@ impl Identity {
     /// ```
     pub fn chain(&self) -> &[CertificateDer<'static>] {
         &self.chain
+    }
+
+    /// The chain and key as rustls serves them; fails if the key does not match the leaf.
+    fn certified_key(
+        &self,
+        provider: &CryptoProvider,
+    ) -> Result<rustls::sign::CertifiedKey, rustls::Error> {
+        rustls::sign::CertifiedKey::from_der(self.chain.clone(), self.key.clone_key(), provider)
     }
 }
 
@@ -259,6 +268,70 @@ fn system_roots() -> Arc<RootCertStore> {
         .clone()
 }
 
+/// A TLS protocol version rustls speaks. Older ones (SSL 3, TLS 1.0, 1.1) are insecure and
+/// not implemented.
+///
+/// ```
+/// use twistor::tls::TlsVersion;
+/// assert!(TlsVersion::Tls12 < TlsVersion::Tls13);
+/// assert_eq!(TlsVersion::Tls13.to_string(), "TLSv1_3");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum TlsVersion {
+    /// TLS 1.2.
+    Tls12,
+    /// TLS 1.3.
+    Tls13,
+}
+
+impl std::fmt::Display for TlsVersion {
+    /// The name [`TlsInfo::version`](super::TlsInfo::version) reports.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            TlsVersion::Tls12 => "TLSv1_2",
+            TlsVersion::Tls13 => "TLSv1_3",
+        })
+    }
+}
+
+/// The versions a configuration allows: `min..=max`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Versions {
+    min: TlsVersion,
+    max: TlsVersion,
+}
+
+impl Default for Versions {
+    fn default() -> Versions {
+        Versions {
+            min: TlsVersion::Tls12,
+            max: TlsVersion::Tls13,
+        }
+    }
+}
+
+impl Versions {
+    /// The rustls versions, or an error if the minimum is above the maximum.
+    fn rustls(self) -> Result<Vec<&'static rustls::SupportedProtocolVersion>, TlsError> {
+        let all = [
+            (TlsVersion::Tls12, &rustls::version::TLS12),
+            (TlsVersion::Tls13, &rustls::version::TLS13),
+        ];
+        let v: Vec<_> = all
+            .into_iter()
+            .filter(|(n, _)| (self.min..=self.max).contains(n))
+            .map(|(_, v)| v)
+            .collect();
+        if v.is_empty() {
+            return Err(TlsError::Config(format!(
+                "no TLS version allowed: the minimum {} is above the maximum {}",
+                self.min, self.max
+            )));
+        }
+        Ok(v)
+    }
+}
+
 /// The configuration built from options, shared by their clones (so every connection made
 /// from copies of the same options shares one configuration and its session cache); a
 /// builder method starts a new one.
@@ -289,11 +362,12 @@ pub enum ClientAuth {
 /// ```
 #[derive(Debug, Clone)]
 pub struct ServerOptions {
-    identity: Identity,
+    certs: ServerCerts,
     client_auth: ClientAuth,
     alpn: Vec<Vec<u8>>,
     tickets: bool,
     session_cache: usize,
+    versions: Versions,
     built: Built<ServerConfig>,
 }
 
@@ -307,12 +381,17 @@ impl ServerOptions {
     /// # }
     /// ```
     pub fn new(identity: Identity) -> ServerOptions {
+        ServerOptions::with_certs(ServerCerts::Single(identity))
+    }
+
+    fn with_certs(certs: ServerCerts) -> ServerOptions {
         ServerOptions {
-            identity,
+            certs,
             client_auth: ClientAuth::None,
             alpn: Vec::new(),
             tickets: true,
             session_cache: 256,
+            versions: Versions::default(),
             built: Built::default(),
         }
     }
@@ -338,6 +417,88 @@ impl ServerOptions {
         key: impl AsRef<Path>,
     ) -> Result<ServerOptions, TlsError> {
         Ok(ServerOptions::new(Identity::from_pem_files(chain, key)?))
+    }
+
+    /// Presents a certificate picked by the name the client asks for with SNI: each of
+    /// `names` (a host name, matched in any case) with its identity; `default` answers
+    /// clients that send no name or an unknown one. Without a default such a client's
+    /// handshake fails (it gets an `access_denied` alert; the server's reason is
+    /// [`TlsError::UnknownServerName`]).
+    ///
+    /// ```
+    /// # fn f(a: twistor::tls::Identity, b: twistor::tls::Identity) {
+    /// use twistor::tls::ServerOptions;
+    /// let opts = ServerOptions::sni([("a.example", a), ("b.example", b)], None);
+    /// # }
+    /// ```
+    pub fn sni<I, S>(names: I, default: Option<Identity>) -> ServerOptions
+    where
+        I: IntoIterator<Item = (S, Identity)>,
+        S: AsRef<str>,
+    {
+        let names = names
+            .into_iter()
+            .map(|(n, id)| (n.as_ref().to_ascii_lowercase(), id))
+            .collect();
+        ServerOptions::with_certs(ServerCerts::Sni { names, default })
+    }
+
+    /// The SNI options of a directory (the convention of txsni, Twisted's SNI endpoint):
+    /// every `NAME.pem` file holds the certificate chain (leaf first) and the private key for
+    /// host `NAME`, and `DEFAULT.pem`, if present, answers clients without SNI or with an
+    /// unknown name (see [`sni`](Self::sni)). Other files are ignored. A `.pem` file that
+    /// cannot be read, lacks a certificate or a key, or whose key does not match its
+    /// certificate is an error naming the file; so is a directory with no `.pem` file.
+    ///
+    /// ```
+    /// use twistor::tls::{ServerOptions, TlsError};
+    /// let e = ServerOptions::from_sni_directory("/nonexistent").unwrap_err();
+    /// assert!(matches!(e, TlsError::Io { .. }));
+    /// ```
+    pub fn from_sni_directory(dir: impl AsRef<Path>) -> Result<ServerOptions, TlsError> {
+        let dir = dir.as_ref();
+        let io = |path: &Path, e: std::io::Error| TlsError::Io {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        };
+        let mut files = std::fs::read_dir(dir)
+            .map_err(|e| io(dir, e))?
+            .map(|entry| entry.map(|e| e.path()).map_err(|e| io(dir, e)))
+            .collect::<Result<Vec<_>, _>>()?;
+        files.sort();
+        let mut names = Vec::new();
+        let mut default = None;
+        for path in files {
+            let Some(name) = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .and_then(|n| n.strip_suffix(".pem"))
+                .filter(|n| !n.is_empty())
+            else {
+                continue;
+            };
+            let bad = |message: String| TlsError::SniFile {
+                path: path.clone(),
+                message,
+            };
+            let pem = read_file(&path)?;
+            let id = Identity::from_pem(&pem, &pem).map_err(|e| bad(e.to_string()))?;
+            // The key must sign for the certificate: found now, not at a client's handshake.
+            id.certified_key(&provider())
+                .map_err(|e| bad(format!("its key cannot serve its certificate: {e}")))?;
+            if name == "DEFAULT" {
+                default = Some(id);
+            } else {
+                names.push((name.to_string(), id));
+            }
+        }
+        if names.is_empty() && default.is_none() {
+            return Err(TlsError::SniFile {
+                path: dir.to_path_buf(),
+                message: "holds no NAME.pem file".into(),
+            });
+        }
+        Ok(ServerOptions::sni(names, default))
     }
 
     /// Asks for client certificates.
@@ -390,6 +551,38 @@ impl ServerOptions {
         self
     }
 
+    /// Refuses peers that cannot speak at least `version` (Twisted's `raiseMinimumTo`). The
+    /// default allows TLS 1.2 and 1.3.
+    ///
+    /// ```
+    /// # use twistor::tls::{ServerOptions, TlsVersion};
+    /// # fn f(o: ServerOptions) -> ServerOptions {
+    /// o.min_version(TlsVersion::Tls13) // TLS 1.3 only
+    /// # }
+    /// ```
+    #[doc(alias = "raiseMinimumTo")]
+    pub fn min_version(mut self, version: TlsVersion) -> ServerOptions {
+        self.versions.min = version;
+        self.built = Built::default();
+        self
+    }
+
+    /// Speaks no version above `version` (Twisted's `lowerMaximumSecurityTo`). A minimum
+    /// above the maximum makes [`config`](Self::config) fail.
+    ///
+    /// ```
+    /// # use twistor::tls::{ServerOptions, TlsVersion};
+    /// # fn f(o: ServerOptions) -> ServerOptions {
+    /// o.max_version(TlsVersion::Tls12) // TLS 1.2 only
+    /// # }
+    /// ```
+    #[doc(alias = "lowerMaximumSecurityTo")]
+    pub fn max_version(mut self, version: TlsVersion) -> ServerOptions {
+        self.versions.max = version;
+        self.built = Built::default();
+        self
+    }
+
     /// The rustls configuration (built once, then shared).
     ///
     /// ```
@@ -403,7 +596,7 @@ impl ServerOptions {
         }
         let provider = provider();
         let builder = ServerConfig::builder_with_provider(provider.clone())
-            .with_safe_default_protocol_versions()
+            .with_protocol_versions(&self.versions.rustls()?)
             .map_err(|e| TlsError::Config(e.to_string()))?;
         let builder = match &self.client_auth {
             ClientAuth::None => builder.with_no_client_auth(),
@@ -419,9 +612,31 @@ impl ServerOptions {
                 )
             }
         };
-        let mut config = builder
-            .with_single_cert(self.identity.chain.clone(), self.identity.key.clone_key())
-            .map_err(|e| TlsError::Config(format!("certificate and key: {e}")))?;
+        let mut config = match &self.certs {
+            ServerCerts::Single(id) => builder
+                .with_single_cert(id.chain.clone(), id.key.clone_key())
+                .map_err(|e| TlsError::Config(format!("certificate and key: {e}")))?,
+            ServerCerts::Sni { names, default } => {
+                // `provider` went to the client verifier above.
+                let provider = self::provider();
+                let certified = |name: &str, id: &Identity| {
+                    id.certified_key(&provider).map(Arc::new).map_err(|e| {
+                        TlsError::Config(format!("certificate and key for {name}: {e}"))
+                    })
+                };
+                let resolver = SniResolver {
+                    names: names
+                        .iter()
+                        .map(|(n, id)| Ok((n.clone(), certified(n, id)?)))
+                        .collect::<Result<_, TlsError>>()?,
+                    default: default
+                        .as_ref()
+                        .map(|id| certified("the default", id))
+                        .transpose()?,
+                };
+                builder.with_cert_resolver(Arc::new(resolver))
+            }
+        };
         config.alpn_protocols = self.alpn.clone();
         config.session_storage = if self.session_cache == 0 {
             Arc::new(rustls::server::NoServerSessionStorage {})
@@ -441,6 +656,38 @@ impl ServerOptions {
     }
 }
 
+/// The certificates a server presents.
+#[derive(Debug, Clone)]
+enum ServerCerts {
+    /// The same to every client.
+    Single(Identity),
+    /// Picked by SNI name (lower case), else the default.
+    Sni {
+        names: std::collections::HashMap<String, Identity>,
+        default: Option<Identity>,
+    },
+}
+
+/// Picks a server's certificate by the SNI name the client sent.
+#[derive(Debug)]
+struct SniResolver {
+    names: std::collections::HashMap<String, Arc<rustls::sign::CertifiedKey>>,
+    default: Option<Arc<rustls::sign::CertifiedKey>>,
+}
+
+impl rustls::server::ResolvesServerCert for SniResolver {
+    fn resolve(
+        &self,
+        hello: rustls::server::ClientHello<'_>,
+    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        hello
+            .server_name()
+            .and_then(|n| self.names.get(&n.to_ascii_lowercase()))
+            .or(self.default.as_ref())
+            .cloned()
+    }
+}
+
 /// What a TLS client trusts and presents (Twisted's `optionsForClientTLS`). Made by
 /// [`options_for_client_tls`].
 #[derive(Debug, Clone)]
@@ -450,12 +697,15 @@ pub struct ClientOptions {
     identity: Option<Identity>,
     alpn: Vec<Vec<u8>>,
     verify: bool,
+    versions: Versions,
     built: Built<ClientConfig>,
 }
 
 /// Client options for talking to `hostname` (Twisted's `optionsForClientTLS`): the server's
 /// certificate must chain to the system's trust roots and name `hostname` (a DNS name, or
-/// an IP address matched against IP subjectAltNames); SNI is sent for DNS names only.
+/// an IP address matched against IP subjectAltNames); SNI is sent for DNS names only. An
+/// internationalized name (`bücher.example`) is sent and verified as its A-label
+/// (`xn--bcher-kva.example`).
 ///
 /// ```
 /// use twistor::tls::{TrustRoots, options_for_client_tls};
@@ -472,6 +722,7 @@ pub fn options_for_client_tls(hostname: &str) -> ClientOptions {
         identity: None,
         alpn: Vec::new(),
         verify: true,
+        versions: Versions::default(),
         built: Built::default(),
     }
 }
@@ -526,6 +777,38 @@ impl ClientOptions {
         self
     }
 
+    /// Refuses servers that cannot speak at least `version` (Twisted's `raiseMinimumTo`).
+    /// The default allows TLS 1.2 and 1.3.
+    ///
+    /// ```
+    /// use twistor::tls::{TlsVersion, options_for_client_tls};
+    /// let _o = options_for_client_tls("example.com").min_version(TlsVersion::Tls13);
+    /// ```
+    #[doc(alias = "raiseMinimumTo")]
+    pub fn min_version(mut self, version: TlsVersion) -> ClientOptions {
+        self.versions.min = version;
+        self.built = Built::default();
+        self
+    }
+
+    /// Offers no version above `version` (Twisted's `lowerMaximumSecurityTo`). A minimum
+    /// above the maximum makes [`config`](Self::config) fail.
+    ///
+    /// ```
+    /// use twistor::tls::{TlsError, TlsVersion, TrustRoots, options_for_client_tls};
+    /// let o = options_for_client_tls("example.com")
+    ///     .trust_roots(TrustRoots::Webpki)
+    ///     .min_version(TlsVersion::Tls13)
+    ///     .max_version(TlsVersion::Tls12);
+    /// assert!(matches!(o.config(), Err(TlsError::Config(_))));
+    /// ```
+    #[doc(alias = "lowerMaximumSecurityTo")]
+    pub fn max_version(mut self, version: TlsVersion) -> ClientOptions {
+        self.versions.max = version;
+        self.built = Built::default();
+        self
+    }
+
     /// **Turns verification off**: any certificate, from any issuer, for any name, expired or
     /// not, is accepted (the handshake signatures are still checked). The connection is then
     /// encrypted but not authenticated: anyone on the path can impersonate the server. For
@@ -540,10 +823,18 @@ impl ClientOptions {
         self
     }
 
-    /// The server name rustls verifies and sends (as SNI when it is a DNS name).
+    /// The server name rustls verifies and sends (as SNI when it is a DNS name). A name
+    /// with non-ASCII characters (`bücher.example`) becomes its A-label
+    /// (`xn--bcher-kva.example`, IDNA's UTS #46 processing, as Twisted's `_idnaBytes`),
+    /// which is what certificates and SNI carry.
     pub(crate) fn server_name(&self) -> Result<ServerName<'static>, TlsError> {
-        ServerName::try_from(self.hostname.clone())
-            .map_err(|_| TlsError::InvalidHostName(self.hostname.clone()))
+        let invalid = || TlsError::InvalidHostName(self.hostname.clone());
+        let ascii = if self.hostname.is_ascii() {
+            self.hostname.clone()
+        } else {
+            idna::domain_to_ascii(&self.hostname).map_err(|_| invalid())?
+        };
+        ServerName::try_from(ascii).map_err(|_| invalid())
     }
 
     /// The rustls configuration (built once, then shared: sessions resume across the
@@ -561,7 +852,7 @@ impl ClientOptions {
         self.server_name()?;
         let provider = provider();
         let builder = ClientConfig::builder_with_provider(provider.clone())
-            .with_safe_default_protocol_versions()
+            .with_protocol_versions(&self.versions.rustls()?)
             .map_err(|e| TlsError::Config(e.to_string()))?;
         let builder = if self.verify {
             builder.with_root_certificates(self.roots.store()?)

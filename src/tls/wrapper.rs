@@ -14,16 +14,29 @@
 //!   connections, since nothing is left for Nagle's algorithm to merge). A write made
 //!   outside any callback (a timer, a handle, a producer) waits for the end of the reactor's
 //!   current phase when the wrapper knows its reactor ([`TlsProtocol::with_reactor`]; the
-//!   `listen_ssl`/`connect_ssl` helpers set it), else it is encrypted at once.
+//!   `listen_ssl`/`connect_ssl` helpers set it), else it is encrypted at once. A write of a
+//!   full record's plaintext or more (16 KiB) with nothing pending before it is encrypted at
+//!   once instead of being copied into the pending buffer: it makes whole records either way.
 //! * **Nothing before the handshake.** Plaintext written before the handshake completes
 //!   waits, then goes out right after it (Twisted's `test_writeBeforeHandshake`).
-//! * **Closing.** `lose_connection` sends what is buffered, then close_notify, then closes
-//!   the real connection (it does not wait for the peer's close_notify: Twisted's wait can
-//!   last for ever). Before the handshake with nothing written it aborts, as Twisted does. A
-//!   received close_notify is answered and the connection closed; both sides then report
-//!   [`ConnectionDone`](crate::error::ConnectionDone). A peer that closes without close_notify is reported as
-//!   [`ConnectionLost`](crate::error::ConnectionLost) (a truncation attack looks the same). `abort_connection` sends no
-//!   close_notify.
+//! * **Closing.** `lose_connection` sends what is buffered, then close_notify, then
+//!   half-closes the real connection (`lose_write_connection`: its buffer is flushed, then
+//!   writing is shut down) and reads on, delivering nothing more to the protocol, until the
+//!   peer's close_notify or end of stream, and then closes. Closing the socket at once loses
+//!   data: under TLS 1.3 the server sends its session tickets after the client's Finished,
+//!   so a client that writes and closes quickly receives them on a closed socket, its
+//!   kernel answers with a reset, and the server's kernel discards what the server had not
+//!   read yet. The wait is bounded by [`CLOSE_NOTIFY_TIMEOUT`] on the reactor (or test
+//!   clock) the wrapper knows, after which the connection is closed anyway (Twisted's wait
+//!   has no bound); a wrapper that knows neither closes at once. A real transport that
+//!   cannot half-close closes, which ends the wait too. Before the handshake with nothing
+//!   written `lose_connection` aborts, as Twisted does. A received close_notify is answered
+//!   and the connection closed at once; both sides then report
+//!   [`ConnectionDone`](crate::error::ConnectionDone). A peer that closes without
+//!   close_notify is reported as [`ConnectionLost`](crate::error::ConnectionLost) (a
+//!   truncation attack looks the same). `abort_connection` sends no close_notify and closes
+//!   at once. The real connection's write shutdown during the wait is not reported to the
+//!   protocol as `write_connection_lost`: it asked for a full close.
 //! * **Errors.** A TLS failure (verification, a bad message, an alert) sends rustls' alert,
 //!   closes the real connection and becomes the wrapped protocol's `connection_lost` reason:
 //!   a [`TlsError`] naming the cause. Nothing the peer sends can panic the wrapper.
@@ -65,6 +78,7 @@ use crate::error::{ConnectionLost, is_connection_done};
 use crate::protocol::{Context, Handle, Protocol, ProtocolDriver, attach_with_factory};
 use crate::reactor::sources::SourceHandler;
 use crate::reactor::{Reactor, Ready, WeakReactor};
+use crate::time::DelayedCall;
 use crate::transport::{Address, Producer, ProducerError, Transport, TransportImpl};
 
 type HandshakeHook = Box<dyn FnOnce(Result<(), Failure>)>;
@@ -76,12 +90,26 @@ const SCRATCH_KEEP: usize = 256 * 1024;
 /// queues a chunk that large without copying it) instead of a copy of it.
 const HAND_OVER: usize = 16 * 1024;
 
+/// A write at least this large (a full TLS record's plaintext) is encrypted at once instead
+/// of being copied into the pending plaintext first.
+const WHOLE_RECORDS: usize = 16 * 1024;
+
 /// Plaintext held for the handshake above which a streaming producer is paused.
 ///
 /// ```
 /// assert_eq!(twistor::tls::PENDING_HIGH, 64 * 1024);
 /// ```
 pub const PENDING_HIGH: usize = 64 * 1024;
+
+/// Seconds `lose_connection` waits, once close_notify is sent and the write side shut
+/// down, for the peer's close_notify or end of stream before closing anyway: a peer that
+/// never answers cannot hold the connection open, and one that answers at once loses
+/// nothing (module docs, "Closing").
+///
+/// ```
+/// assert_eq!(twistor::tls::CLOSE_NOTIFY_TIMEOUT, 5.0);
+/// ```
+pub const CLOSE_NOTIFY_TIMEOUT: f64 = 5.0;
 
 /// The producer as the real transport sees it: paused while the real transport's buffer or
 /// the TLS layer wants it paused, resumed when both allow.
@@ -153,6 +181,8 @@ struct Shared {
     reactor: RefCell<Option<Later>>,
     flush_queued: Cell<bool>,
     flusher: Rc<FlushLater>,
+    /// Closes the real connection if the peer does not answer our close_notify in time.
+    close_timer: RefCell<Option<DelayedCall>>,
 }
 
 /// What defers the flush of writes made outside the wrapper's callbacks.
@@ -226,6 +256,7 @@ impl Shared {
             reactor: RefCell::new(None),
             flush_queued: Cell::new(false),
             flusher: Rc::new(FlushLater(me.clone())),
+            close_timer: RefCell::new(None),
         })
     }
 
@@ -336,7 +367,10 @@ impl Shared {
                     d.handshake_completed();
                 }
             }
+            // After our close_notify the protocol has closed: what still arrives is read
+            // only to reach the peer's close_notify, never delivered.
             if !plain.is_empty()
+                && !self.close_sent.get()
                 && let Some(d) = self.inner()
             {
                 d.data_received(&plain);
@@ -345,9 +379,14 @@ impl Shared {
                 *self.scratch.borrow_mut() = plain;
             }
             if peer_closed && !self.peer_closed.replace(true) {
-                // Answer the close_notify (in `flush`) and close.
-                self.closing.set(true);
-                self.pending.borrow_mut().clear();
+                if self.close_sent.get() {
+                    // The answer to our close_notify: the exchange is complete.
+                    self.close_lower();
+                } else {
+                    // Answer the close_notify (in `flush`) and close.
+                    self.closing.set(true);
+                    self.pending.borrow_mut().clear();
+                }
             }
             // `fed == 0`: rustls takes nothing after a close_notify; the rest is dropped.
             if data.is_empty() || fed == 0 {
@@ -377,6 +416,25 @@ impl Shared {
             self.send_tls(&lower);
             lower.lose_connection();
         }
+    }
+
+    /// Encrypts `data` now, without a stop in `pending`, when nothing is waiting before it and
+    /// the handshake is over; returns whether it did. For writes of [`WHOLE_RECORDS`] bytes
+    /// or more: they fill whole records anyway, so merging them with later writes would not
+    /// save a record, and the copy into `pending` is saved.
+    fn write_direct(&self, data: &[u8]) -> bool {
+        let mut guard = self.conn.borrow_mut();
+        let Some(conn) = guard.as_mut() else {
+            return false;
+        };
+        if conn.is_handshaking() {
+            return false;
+        }
+        // With no buffer limit rustls takes everything.
+        if conn.writer().write_all(data).is_err() {
+            crate::report_error!(target: "twistor::tls", "TLS refused {} bytes", data.len());
+        }
+        true
     }
 
     /// Hands what rustls has to send to the real transport in one write.
@@ -444,13 +502,70 @@ impl Shared {
         }
         self.send_tls(&lower);
         if close_now {
-            lower.lose_connection();
+            self.after_close_notify(&lower);
         }
         if resume {
             let producer = self.producer.borrow().clone();
             if let Some(m) = producer {
                 m.tls_resume();
             }
+        }
+    }
+
+    /// Our close_notify is queued on `lower`. Answering the peer's, close now. Otherwise
+    /// half-close and read on until the peer's close_notify or end of stream, for at most
+    /// [`CLOSE_NOTIFY_TIMEOUT`]: closing the socket at once would make the kernel answer
+    /// what the peer still sends (TLS 1.3 session tickets) with a reset, which destroys the
+    /// data the peer had not read yet. Without a reactor or clock to bound the wait, close
+    /// now.
+    fn after_close_notify(&self, lower: &Transport) {
+        if self.peer_closed.get() {
+            lower.lose_connection();
+            return;
+        }
+        // The flusher holds the wrapper weakly: the timer must not keep it alive either.
+        let weak = self.flusher.0.clone();
+        let expire = move || {
+            if let Some(s) = weak.upgrade() {
+                s.close_timer.borrow_mut().take();
+                if !s.lost.get() {
+                    log::debug!(target: "twistor::tls", "no close_notify from the peer in time: closing");
+                    s.close_lower();
+                }
+            }
+        };
+        let timer = match self.reactor.borrow().as_ref() {
+            Some(Later::Reactor(w)) => w
+                .upgrade()
+                .map(|r| r.call_later(CLOSE_NOTIFY_TIMEOUT, expire)),
+            Some(Later::Clock(c)) => Some(c.call_later(CLOSE_NOTIFY_TIMEOUT, expire)),
+            None => None,
+        };
+        match timer {
+            Some(t) => {
+                *self.close_timer.borrow_mut() = Some(t);
+                // Sends what is queued (the close_notify last), then shuts down writing; a
+                // transport that cannot half-close closes, which ends the wait too.
+                lower.lose_write_connection();
+            }
+            None => lower.lose_connection(),
+        }
+    }
+
+    /// Ends the wait for the peer's close_notify: closes the real connection.
+    fn close_lower(&self) {
+        self.cancel_close_timer();
+        if let Some(lower) = self.lower() {
+            lower.lose_connection();
+        }
+    }
+
+    fn cancel_close_timer(&self) {
+        let timer = self.close_timer.borrow_mut().take();
+        if let Some(t) = timer
+            && t.active()
+        {
+            let _ = t.cancel();
         }
     }
 
@@ -518,8 +633,20 @@ impl Shared {
         lower.lose_connection();
     }
 
+    /// The real connection shut down its write side. After our close_notify that is our own
+    /// doing (the wait for the peer's answer), not the protocol's: it is not told.
+    fn on_write_closed(&self) {
+        if self.close_sent.get() && self.is_tls() {
+            return;
+        }
+        if let Some(d) = self.inner() {
+            d.write_connection_lost();
+        }
+    }
+
     /// The real connection is gone: tells the wrapped protocol, with the TLS reason.
     fn on_lost(&self, reason: Failure) {
+        self.cancel_close_timer();
         let reason = self.final_reason(reason);
         self.lost.set(true);
         self.pending.borrow_mut().clear();
@@ -566,6 +693,13 @@ impl TransportImpl for TlsTransport {
             if !s.is_tls() {
                 if let Some(l) = s.lower() {
                     l.write(data);
+                }
+                return;
+            }
+            if data.len() >= WHOLE_RECORDS && s.pending.borrow().is_empty() && s.write_direct(data)
+            {
+                if s.depth.get() == 0 {
+                    s.flush_soon();
                 }
                 return;
             }
@@ -734,7 +868,8 @@ impl TransportImpl for TlsTransport {
 ///   on [`Transport::tls`].
 /// * The writes of one callback (or, with a reactor, of one reactor phase) become one TLS
 ///   record and leave in one send.
-/// * `lose_connection` sends what was written, then close_notify, then closes; the peer sees
+/// * `lose_connection` sends what was written, then close_notify, then closes once the
+///   peer answers (or ends its stream, or after [`CLOSE_NOTIFY_TIMEOUT`]); the peer sees
 ///   [`ConnectionDone`](crate::error::ConnectionDone). `abort_connection` sends no
 ///   close_notify (the peer sees [`ConnectionLost`](crate::error::ConnectionLost)), and
 ///   neither does a peer that just closes its socket (reported as `ConnectionLost`).
@@ -924,9 +1059,7 @@ impl Protocol for TlsProtocol {
     }
 
     fn write_connection_lost(&mut self, _cx: &Context<Self>) {
-        if let Some(d) = self.shared.inner() {
-            d.write_connection_lost();
-        }
+        self.shared.on_write_closed();
     }
 
     fn connection_lost(&mut self, _cx: &Context<Self>, reason: Failure) {
@@ -1003,6 +1136,11 @@ impl TlsLayer {
         if let Some(lower) = self.shared.lower() {
             self.shared.on_read_closed(&lower);
         }
+    }
+
+    /// The connection's write side is shut down.
+    pub(crate) fn write_connection_lost(&self) {
+        self.shared.on_write_closed();
     }
 
     /// The connection is gone: the protocol's `connection_lost`, with the TLS reason.

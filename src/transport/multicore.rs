@@ -72,6 +72,36 @@ pub fn serve_on_threads<F: Factory>(
     options: ListenOptions,
     make_factory: impl Fn() -> F + Send + Sync + 'static,
 ) -> Result<ServerThreads, CannotListenError> {
+    serve_on_threads_with_reactor(threads, port, options, move |_| make_factory())
+}
+
+/// [`serve_on_threads`] for a factory that needs its thread's reactor (to schedule timers or
+/// run tasks there): `make_factory` gets it.
+///
+/// ```
+/// use twistor::prelude::*;
+/// use twistor::transport::multicore::serve_on_threads_with_reactor;
+/// use twistor::transport::tcp::ListenOptions;
+///
+/// struct Quiet;
+/// impl Protocol for Quiet {
+///     fn data_received(&mut self, _cx: &Context<Self>, _d: &[u8]) {}
+/// }
+/// let opts = ListenOptions { interface: "127.0.0.1".into(), ..Default::default() };
+/// let servers = serve_on_threads_with_reactor(1, 0, opts, |reactor: &Reactor| {
+///     let _timers_go_here = reactor.clone();
+///     for_protocol(|| Quiet)
+/// })
+/// .unwrap();
+/// servers.stop();
+/// servers.join();
+/// ```
+pub fn serve_on_threads_with_reactor<F: Factory>(
+    threads: usize,
+    port: u16,
+    options: ListenOptions,
+    make_factory: impl Fn(&Reactor) -> F + Send + Sync + 'static,
+) -> Result<ServerThreads, CannotListenError> {
     let threads = threads.max(1);
     let options = ListenOptions {
         reuse_port: true,
@@ -101,7 +131,7 @@ pub fn serve_on_threads<F: Factory>(
                         return;
                     }
                 };
-                if let Err(e) = listen_on(&reactor, listener, counted(Rc::new(make()))) {
+                if let Err(e) = listen_on(&reactor, listener, counted(Rc::new(make(&reactor)))) {
                     log::error!(target: "twistor::tcp", "reactor thread {i}: cannot listen: {e}");
                     return;
                 }

@@ -421,7 +421,9 @@ impl<S: StreamSocket> StreamConnection<S> {
                 if let Some(s) = self.socket.borrow().as_ref() {
                     let _ = s.shutdown_write();
                 }
-                if let Some(d) = self.driver() {
+                if let Some(layer) = self.layer() {
+                    layer.write_connection_lost();
+                } else if let Some(d) = self.driver() {
                     d.write_connection_lost();
                 }
             }

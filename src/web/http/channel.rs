@@ -1,0 +1,389 @@
+//! The server side of one HTTP/1.1 connection (Twisted's `HTTPChannel`).
+
+use crate::Failure;
+use crate::protocol::{Context, Protocol};
+use crate::time::DelayedCall;
+use crate::web::chunked::ChunkedDecoder;
+use std::rc::Rc;
+
+use crate::web::request::{Connection, Request};
+use crate::web::site::Site;
+use crate::web::status;
+
+use super::parse::{Framing, Head, Parsed, Reject, parse_head};
+
+/// Where the channel is in the life of the current request.
+enum Phase {
+    /// Between requests: the idle timeout runs.
+    Idle,
+    /// Some bytes of a head arrived: the head deadline runs.
+    Head,
+    /// The head is in, the body is being read.
+    Body(Box<Pending>),
+    /// A request is being answered: later bytes are only buffered.
+    Dispatched,
+    /// The connection is closing: input is ignored.
+    Closing,
+}
+
+/// A request whose body is being read.
+struct Pending {
+    head: Box<Head>,
+    body: Vec<u8>,
+    remaining: u64,
+    chunked: Option<ChunkedDecoder>,
+}
+
+/// The HTTP/1.1 server protocol: parses requests, hands them to its [`Site`] one at a time,
+/// in order, and enforces the site's [`HttpLimits`](super::HttpLimits).
+///
+/// Built by [`Site`] (a [`Factory`](crate::protocol::Factory)); tests connect one to a
+/// [`StringTransport`](crate::testing::StringTransport) with [`Site::channel`].
+///
+/// ```
+/// use std::rc::Rc;
+/// use twistor::testing::{MemoryReactor, StringTransport};
+/// use twistor::web::resource::{Render, Resource};
+/// use twistor::web::{Request, Site};
+///
+/// struct Hello;
+/// impl Resource for Hello {
+///     fn is_leaf(&self) -> bool { true }
+///     fn render_get(&self, _r: &Request) -> Option<Render> { Some(Render::Static(b"hi")) }
+/// }
+/// let site = Site::new(Rc::new(Hello), Rc::new(MemoryReactor::new()));
+/// let st = StringTransport::new();
+/// st.connect(site.channel());
+/// st.deliver(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+/// let out = String::from_utf8(st.value()).unwrap();
+/// assert!(out.starts_with("HTTP/1.1 200 OK\r\n"));
+/// assert!(out.ends_with("Content-Length: 2\r\n\r\nhi"));
+/// ```
+pub struct HttpChannel {
+    site: Site,
+    buf: Vec<u8>,
+    scanned: usize,
+    phase: Phase,
+    deadline: f64,
+    timer: Option<DelayedCall>,
+    paused: bool,
+    current: Option<Request>,
+    /// Made at the first request (a TLS transport says so by then).
+    conn: Option<Rc<Connection>>,
+}
+
+impl HttpChannel {
+    pub(crate) fn new(site: Site) -> HttpChannel {
+        HttpChannel {
+            site,
+            buf: Vec::new(),
+            scanned: 0,
+            phase: Phase::Idle,
+            deadline: f64::INFINITY,
+            timer: None,
+            paused: false,
+            current: None,
+            conn: None,
+        }
+    }
+
+    fn now(&self) -> f64 {
+        self.site.time().seconds()
+    }
+
+    /// Sets the deadline of the current phase, (re)arming the connection's one timer only
+    /// when it would fire too late: moving a deadline later costs nothing, the timer
+    /// re-arms itself when it fires early.
+    fn set_deadline(&mut self, cx: &Context<Self>, secs: Option<f64>) {
+        self.deadline = secs.map_or(f64::INFINITY, |s| self.now() + s);
+        if !self.deadline.is_finite() {
+            return;
+        }
+        if let Some(t) = &self.timer
+            && t.active()
+        {
+            if t.get_time() <= self.deadline {
+                return;
+            }
+            let _ = t.cancel();
+        }
+        self.arm(cx);
+    }
+
+    fn arm(&mut self, cx: &Context<Self>) {
+        let me = cx.handle();
+        let delay = (self.deadline - self.now()).max(0.0);
+        self.timer = Some(self.site.time().call_later_boxed(
+            delay,
+            Box::new(move || {
+                me.with(|ch, cx| ch.timer_fired(cx));
+            }),
+        ));
+    }
+
+    fn timer_fired(&mut self, cx: &Context<Self>) {
+        self.timer = None;
+        if !self.deadline.is_finite() {
+            return;
+        }
+        if self.now() + 1e-9 < self.deadline {
+            self.arm(cx);
+            return;
+        }
+        match self.phase {
+            Phase::Idle => {
+                log::info!(target: "twistor::web", "closing idle connection from {}", cx.transport().get_peer());
+                self.close(cx);
+            }
+            Phase::Head | Phase::Body(_) => {
+                log::info!(target: "twistor::web", "request from {} timed out", cx.transport().get_peer());
+                self.reject(
+                    cx,
+                    Reject {
+                        code: status::REQUEST_TIMEOUT,
+                        why: "request timed out",
+                    },
+                );
+            }
+            Phase::Dispatched | Phase::Closing => {}
+        }
+    }
+
+    fn close(&mut self, cx: &Context<Self>) {
+        self.phase = Phase::Closing;
+        self.buf = Vec::new();
+        self.deadline = f64::INFINITY;
+        if let Some(t) = self.timer.take() {
+            let _ = t.cancel();
+        }
+        cx.transport().lose_connection();
+    }
+
+    /// Answers a request that cannot be served with `code` and closes. Only ever called when
+    /// no response is outstanding, so earlier pipelined responses are already out.
+    fn reject(&mut self, cx: &Context<Self>, r: Reject) {
+        log::info!(
+            target: "twistor::web",
+            "refusing a request from {}: {} ({})",
+            cx.transport().get_peer(),
+            r.code,
+            r.why
+        );
+        let reason = status::reason_phrase(r.code);
+        let body = format!("{} {}: {}\n", r.code, reason, r.why);
+        let mut out = Vec::with_capacity(160 + body.len());
+        out.extend_from_slice(
+            format!(
+                "HTTP/1.1 {} {}\r\nConnection: close\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\n",
+                r.code,
+                reason,
+                body.len()
+            )
+            .as_bytes(),
+        );
+        self.site.write_date_header(&mut out);
+        out.extend_from_slice(b"\r\n");
+        out.extend_from_slice(body.as_bytes());
+        cx.transport().write_owned(out);
+        self.close(cx);
+    }
+
+    /// Parses what is buffered, as far as it goes.
+    fn process(&mut self, cx: &Context<Self>) {
+        loop {
+            match &mut self.phase {
+                Phase::Closing | Phase::Dispatched => return,
+                Phase::Idle | Phase::Head => {
+                    if self.buf.is_empty() {
+                        return;
+                    }
+                    if matches!(self.phase, Phase::Idle) {
+                        self.phase = Phase::Head;
+                        self.set_deadline(cx, self.site.limits().head_timeout);
+                    }
+                    let parsed = parse_head(&self.buf, &mut self.scanned, self.site.limits());
+                    match parsed {
+                        Err(r) => return self.reject(cx, r),
+                        Ok(Parsed::Incomplete) => return,
+                        Ok(Parsed::Done(head, used)) => {
+                            self.buf.drain(..used);
+                            self.head_received(cx, head);
+                        }
+                    }
+                }
+                Phase::Body(p) => {
+                    let max = self.site.limits().max_body;
+                    let (used, done) = if let Some(dec) = &mut p.chunked {
+                        let body = &mut p.body;
+                        let mut over = false;
+                        let r = dec.feed(&self.buf, &mut |d| {
+                            if body.len() as u64 + d.len() as u64 > max {
+                                over = true;
+                            } else {
+                                body.extend_from_slice(d);
+                            }
+                        });
+                        if over {
+                            return self.reject(
+                                cx,
+                                Reject {
+                                    code: status::CONTENT_TOO_LARGE,
+                                    why: "request body too large",
+                                },
+                            );
+                        }
+                        match r {
+                            Ok(pr) => (pr.consumed, pr.done),
+                            Err(_) => {
+                                return self.reject(
+                                    cx,
+                                    Reject {
+                                        code: status::BAD_REQUEST,
+                                        why: "malformed chunked body",
+                                    },
+                                );
+                            }
+                        }
+                    } else {
+                        let n = (p.remaining as usize).min(self.buf.len());
+                        p.body.extend_from_slice(&self.buf[..n]);
+                        p.remaining -= n as u64;
+                        (n, p.remaining == 0)
+                    };
+                    self.buf.drain(..used);
+                    if !done {
+                        return;
+                    }
+                    let Phase::Body(p) = std::mem::replace(&mut self.phase, Phase::Dispatched)
+                    else {
+                        return;
+                    };
+                    self.dispatch(cx, p.head, p.body);
+                }
+            }
+        }
+    }
+
+    fn head_received(&mut self, cx: &Context<Self>, head: Box<Head>) {
+        let limits = self.site.limits();
+        let remaining = match head.framing {
+            Framing::None | Framing::Length(0) => {
+                self.phase = Phase::Dispatched;
+                return self.dispatch(cx, head, Vec::new());
+            }
+            Framing::Length(n) if n > limits.max_body => {
+                return self.reject(
+                    cx,
+                    Reject {
+                        code: status::CONTENT_TOO_LARGE,
+                        why: "request body too large",
+                    },
+                );
+            }
+            Framing::Length(n) => n,
+            Framing::Chunked => 0,
+        };
+        if head.expect_continue && head.http11 {
+            // The body is about to be read (nothing else is outstanding on this connection),
+            // so the client may send it now.
+            cx.transport().write(b"HTTP/1.1 100 Continue\r\n\r\n");
+        }
+        let chunked = (head.framing == Framing::Chunked).then(ChunkedDecoder::new);
+        let cap = remaining.min(64 * 1024) as usize;
+        self.phase = Phase::Body(Box::new(Pending {
+            head,
+            body: Vec::with_capacity(cap),
+            remaining,
+            chunked,
+        }));
+        self.set_deadline(cx, self.site.limits().body_timeout);
+    }
+
+    fn dispatch(&mut self, cx: &Context<Self>, head: Box<Head>, body: Vec<u8>) {
+        self.phase = Phase::Dispatched;
+        // No timeout while the application answers (a long poll is legitimate).
+        self.deadline = f64::INFINITY;
+        let conn = self
+            .conn
+            .get_or_insert_with(|| Rc::new(Connection::of(cx.transport())))
+            .clone();
+        let request = Request::new(
+            head,
+            body,
+            cx.transport().clone(),
+            cx.handle(),
+            self.site.clone(),
+            conn,
+        );
+        self.current = Some(request.clone());
+        self.check_pipelined(cx);
+        self.site.handle(request);
+    }
+
+    /// While a request is answered, later input is only buffered, up to a bound.
+    fn check_pipelined(&mut self, cx: &Context<Self>) {
+        if !self.paused && self.buf.len() > self.site.limits().max_pipelined {
+            self.paused = true;
+            cx.transport().pause_producing();
+        }
+    }
+
+    /// The current request's response is complete; `keep` says whether the connection can
+    /// carry another one.
+    pub(crate) fn request_done(&mut self, cx: &Context<Self>, keep: bool) {
+        self.current = None;
+        if matches!(self.phase, Phase::Closing) {
+            return;
+        }
+        if !keep {
+            return self.close(cx);
+        }
+        self.phase = Phase::Idle;
+        if self.paused {
+            self.paused = false;
+            cx.transport().resume_producing();
+        }
+        self.set_deadline(cx, self.site.limits().idle_timeout);
+        self.process(cx);
+    }
+}
+
+impl Protocol for HttpChannel {
+    fn connection_made(&mut self, cx: &Context<Self>) {
+        if let Some(tcp) = cx.transport().tcp() {
+            // Responses are written whole; Nagle would only delay the last segment.
+            let _ = tcp.set_nodelay(true);
+        }
+        self.set_deadline(cx, self.site.limits().idle_timeout);
+    }
+
+    fn data_received(&mut self, cx: &Context<Self>, data: &[u8]) {
+        match &self.phase {
+            Phase::Closing => {}
+            Phase::Dispatched => {
+                self.buf.extend_from_slice(data);
+                self.check_pipelined(cx);
+            }
+            Phase::Body(_) => {
+                self.buf.extend_from_slice(data);
+                self.set_deadline(cx, self.site.limits().body_timeout);
+                self.process(cx);
+            }
+            Phase::Idle | Phase::Head => {
+                self.buf.extend_from_slice(data);
+                self.process(cx);
+            }
+        }
+    }
+
+    fn connection_lost(&mut self, _cx: &Context<Self>, reason: Failure) {
+        self.phase = Phase::Closing;
+        self.buf = Vec::new();
+        if let Some(t) = self.timer.take() {
+            let _ = t.cancel();
+        }
+        if let Some(r) = self.current.take() {
+            r.connection_lost(reason);
+        }
+    }
+}

@@ -1,0 +1,1026 @@
+//! One HTTP request and its response (Twisted's `http.Request` and `server.Request`).
+//!
+//! A [`Request`] is a cheap clonable handle: a resource that answers later keeps a clone and
+//! calls [`write`](Request::write) / [`finish`](Request::finish) when it is ready. The
+//! request's head and body are immutable once parsed (kept as the bytes received, with
+//! offsets: no allocation per header); the response side lives behind a `RefCell` that is
+//! never borrowed across a call out (to the transport, a Deferred, the channel), so any of
+//! those may call back into the request.
+//!
+//! # Response framing
+//!
+//! The head goes out on the first `write` (or at `finish`). Its framing follows from what is
+//! known then: a `Content-Length` header set by the application (or the length of a body
+//! rendered at once) is used; otherwise HTTP/1.1 responses are chunked and HTTP/1.0 ones are
+//! delimited by closing the connection. HEAD responses and codes 1xx/204/304 never carry body
+//! bytes; 1xx/204/304 never carry `Content-Length`. Bytes beyond a declared length are refused
+//! (logged as an error), and a response finished short of it closes the connection so the
+//! client cannot mistake the next response for the rest of this one.
+
+use std::cell::RefCell;
+use std::collections::{HashMap, VecDeque};
+use std::fmt;
+use std::io::Write as _;
+use std::rc::Rc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::protocol::Handle;
+use crate::transport::{Address, Producer, ProducerError, Transport};
+use crate::web::chunked::{LAST_CHUNK, write_chunk};
+use crate::web::http::HttpChannel;
+use crate::web::http::parse::Head;
+use crate::web::site::Site;
+use crate::web::{Headers, date, status};
+use crate::{Deferred, Failure, Resolver};
+
+/// A cookie for [`Request::add_cookie`]: name, value and attributes. Characters that would
+/// end the cookie or the header (`;`, CR, LF) are replaced by spaces.
+///
+/// ```
+/// use twistor::web::request::Cookie;
+/// let c = Cookie::new("sid", "abc").path("/").http_only().same_site("Lax");
+/// assert_eq!(c.to_header(), b"sid=abc; Path=/; HttpOnly; SameSite=Lax");
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct Cookie {
+    name: String,
+    value: String,
+    attrs: Vec<String>,
+}
+
+fn cookie_safe(s: &str) -> String {
+    s.replace([';', '\r', '\n'], " ")
+}
+
+impl Cookie {
+    /// A cookie `name=value` with no attributes.
+    pub fn new(name: &str, value: &str) -> Cookie {
+        Cookie {
+            name: cookie_safe(name),
+            value: cookie_safe(value),
+            attrs: Vec::new(),
+        }
+    }
+    /// `; Path=p`.
+    pub fn path(mut self, p: &str) -> Cookie {
+        self.attrs.push(format!("Path={}", cookie_safe(p)));
+        self
+    }
+    /// `; Domain=d`.
+    pub fn domain(mut self, d: &str) -> Cookie {
+        self.attrs.push(format!("Domain={}", cookie_safe(d)));
+        self
+    }
+    /// `; Max-Age=secs`.
+    pub fn max_age(mut self, secs: u64) -> Cookie {
+        self.attrs.push(format!("Max-Age={secs}"));
+        self
+    }
+    /// `; Expires=<HTTP date>`.
+    pub fn expires(mut self, t: SystemTime) -> Cookie {
+        self.attrs.push(format!("Expires={}", date::http_date(t)));
+        self
+    }
+    /// `; Secure`.
+    pub fn secure(mut self) -> Cookie {
+        self.attrs.push("Secure".into());
+        self
+    }
+    /// `; HttpOnly`.
+    pub fn http_only(mut self) -> Cookie {
+        self.attrs.push("HttpOnly".into());
+        self
+    }
+    /// `; SameSite=v` (`Strict`, `Lax` or `None`).
+    pub fn same_site(mut self, v: &str) -> Cookie {
+        self.attrs.push(format!("SameSite={}", cookie_safe(v)));
+        self
+    }
+    /// The `Set-Cookie` value.
+    pub fn to_header(&self) -> Vec<u8> {
+        let mut s = format!("{}={}", self.name, self.value);
+        for a in &self.attrs {
+            s.push_str("; ");
+            s.push_str(a);
+        }
+        s.into_bytes()
+    }
+}
+
+/// Appends `n` in decimal (without the formatting machinery: this runs for every response).
+pub(crate) fn push_u64(out: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[i..]);
+}
+
+/// Appends `data` to `out`, as a chunk when the response is chunked.
+fn frame(out: &mut Vec<u8>, data: &[u8], chunked: bool) {
+    if chunked {
+        write_chunk(out, data);
+    } else {
+        out.extend_from_slice(data);
+    }
+}
+
+/// Percent-decodes `s` (and `+` as a space when `plus` is set); malformed escapes are kept
+/// as they are.
+pub fn percent_decode(s: &[u8], plus: bool) -> Vec<u8> {
+    let mut out = Vec::with_capacity(s.len());
+    let mut i = 0;
+    while i < s.len() {
+        match s[i] {
+            b'%' if i + 2 < s.len() => {
+                let hex = |b: u8| (b as char).to_digit(16);
+                match (hex(s[i + 1]), hex(s[i + 2])) {
+                    (Some(h), Some(l)) => {
+                        out.push((h * 16 + l) as u8);
+                        i += 3;
+                        continue;
+                    }
+                    _ => out.push(b'%'),
+                }
+            }
+            b'+' if plus => out.push(b' '),
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    out
+}
+
+/// Parses `a=1&b=2;c=3` (Twisted's `parse_qs`): pairs split on `&` and `;`, pairs without
+/// `=` dropped, `+` and `%XX` decoded, repeated names kept in order.
+///
+/// ```
+/// let args = twistor::web::request::parse_query(b"a=1&a=2&b=&c&d=%41+B;e=f");
+/// assert_eq!(args[&b"a"[..]], vec![b"1".to_vec(), b"2".to_vec()]);
+/// assert_eq!(args[&b"b"[..]], vec![b"".to_vec()]);
+/// assert!(!args.contains_key(&b"c"[..]));
+/// assert_eq!(args[&b"d"[..]], vec![b"A B".to_vec()]);
+/// ```
+pub fn parse_query(q: &[u8]) -> HashMap<Vec<u8>, Vec<Vec<u8>>> {
+    let mut args: HashMap<Vec<u8>, Vec<Vec<u8>>> = HashMap::new();
+    for pair in q.split(|&b| b == b'&' || b == b';') {
+        if let Some(eq) = memchr::memchr(b'=', pair) {
+            args.entry(percent_decode(&pair[..eq], true))
+                .or_default()
+                .push(percent_decode(&pair[eq + 1..], true));
+        }
+    }
+    args
+}
+
+/// What every request of one connection shares: its addresses, whether it is TLS, and the
+/// client's IP as the access log writes it (formatted once per connection).
+#[derive(Debug)]
+pub(crate) struct Connection {
+    pub peer: Address,
+    pub host: Address,
+    pub secure: bool,
+    pub client_ip: String,
+}
+
+impl Connection {
+    pub(crate) fn of(transport: &Transport) -> Connection {
+        let peer = transport.get_peer();
+        let client_ip = peer
+            .socket_addr()
+            .map_or_else(|| "-".to_string(), |a| a.ip().to_string());
+        Connection {
+            host: transport.get_host(),
+            secure: transport.tls().is_some(),
+            peer,
+            client_ip,
+        }
+    }
+}
+
+/// The response side, changed as the application answers.
+struct Response {
+    code: u16,
+    reason: Option<String>,
+    headers: Headers,
+    cookies: Vec<Vec<u8>>,
+    started: bool,
+    finished: bool,
+    lost: Option<Failure>,
+    chunked: bool,
+    body_allowed: bool,
+    declared: Option<u64>,
+    sent: u64,
+    keep_alive: bool,
+    producer: Option<Rc<dyn Producer>>,
+    notify: Vec<Resolver<()>>,
+    last_modified: Option<u64>,
+    etag: Option<Vec<u8>>,
+    prepath: Vec<Vec<u8>>,
+    postpath: VecDeque<Vec<u8>>,
+    /// The body is gzip-compressed on its way out (see [`Request::encode_gzip`]).
+    gzip: Option<flate2::write::GzEncoder<Vec<u8>>>,
+}
+
+struct Inner {
+    head: Box<Head>,
+    body: Vec<u8>,
+    /// The path's bytes in the head.
+    path: std::ops::Range<usize>,
+    transport: Transport,
+    channel: Option<Handle<HttpChannel>>,
+    site: Site,
+    conn: Rc<Connection>,
+    response: RefCell<Response>,
+}
+
+/// An HTTP request being answered; clones share it (see the module docs).
+///
+/// ```
+/// use std::rc::Rc;
+/// use twistor::testing::{MemoryReactor, StringTransport};
+/// use twistor::web::resource::{Render, Resource};
+/// use twistor::web::request::Cookie;
+/// use twistor::web::{Request, Site};
+///
+/// struct Show;
+/// impl Resource for Show {
+///     fn is_leaf(&self) -> bool { true }
+///     fn render_get(&self, r: &Request) -> Option<Render> {
+///         assert_eq!(r.method(), b"GET");
+///         assert_eq!(r.uri(), b"/a%20b/c?x=1&x=2");
+///         assert_eq!(r.path(), b"/a%20b/c");
+///         assert_eq!(r.args()[&b"x"[..]], vec![b"1".to_vec(), b"2".to_vec()]);
+///         assert_eq!(r.postpath(), vec![b"a b".to_vec(), b"c".to_vec()]);
+///         assert_eq!(r.get_header("user-agent"), Some(&b"doc"[..]));
+///         assert_eq!(r.get_cookie(b"k"), Some(b"v".to_vec()));
+///         assert_eq!(r.get_request_hostname(), "example.com");
+///         assert!(!r.is_secure());
+///         r.set_response_code(201);
+///         r.set_header("Content-Type", "text/plain");
+///         r.add_cookie(Cookie::new("seen", "1"));
+///         // Answer later: keep a clone, write and finish it when ready.
+///         let later = r.clone();
+///         later.write(b"made");
+///         later.finish();
+///         Some(Render::NotDoneYet)
+///     }
+/// }
+/// let site = Site::new(Rc::new(Show), Rc::new(MemoryReactor::new()));
+/// let st = StringTransport::new();
+/// st.connect(site.channel());
+/// st.deliver(b"GET /a%20b/c?x=1&x=2 HTTP/1.1\r\nHost: example.com:8080\r\nUser-Agent: doc\r\nCookie: k=v\r\n\r\n");
+/// let out = String::from_utf8(st.value()).unwrap();
+/// assert!(out.starts_with("HTTP/1.1 201 Created\r\n"));
+/// assert!(out.contains("\r\nSet-Cookie: seen=1\r\n"));
+/// assert!(out.ends_with("\r\n\r\n4\r\nmade\r\n0\r\n\r\n"));
+/// ```
+#[derive(Clone)]
+pub struct Request(Rc<Inner>);
+
+impl fmt::Debug for Request {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "<Request {} {} {}>",
+            String::from_utf8_lossy(self.method()),
+            String::from_utf8_lossy(self.uri()),
+            self.version()
+        )
+    }
+}
+
+impl Request {
+    pub(crate) fn new(
+        head: Box<Head>,
+        body: Vec<u8>,
+        transport: Transport,
+        channel: Handle<HttpChannel>,
+        site: Site,
+        conn: Rc<Connection>,
+    ) -> Request {
+        let target = head.target();
+        // The origin form's path; an absolute-form target (`http://host/p`) is reduced to
+        // its path, as RFC 9112 section 3.2.2 asks of servers.
+        let path_start = if target.starts_with(b"http://") || target.starts_with(b"https://") {
+            let after = memchr::memmem::find(target, b"//").map_or(0, |i| i + 2);
+            memchr::memchr(b'/', &target[after..]).map_or(target.len(), |i| after + i)
+        } else {
+            0
+        };
+        let path_len =
+            memchr::memchr(b'?', &target[path_start..]).unwrap_or(target.len() - path_start);
+        let path = &target[path_start..path_start + path_len];
+        let postpath: VecDeque<Vec<u8>> = if path.first() == Some(&b'/') {
+            path[1..]
+                .split(|&b| b == b'/')
+                .map(|s| percent_decode(s, false))
+                .collect()
+        } else {
+            VecDeque::new()
+        };
+        let t0 = head.target.start as usize;
+        let path = t0 + path_start..t0 + path_start + path_len;
+        Request(Rc::new(Inner {
+            path,
+            conn,
+            transport,
+            channel: Some(channel),
+            site,
+            body,
+            response: RefCell::new(Response {
+                code: 200,
+                reason: None,
+                headers: Headers::new(),
+                cookies: Vec::new(),
+                started: false,
+                finished: false,
+                lost: None,
+                chunked: false,
+                body_allowed: true,
+                declared: None,
+                sent: 0,
+                keep_alive: head.keep_alive,
+                producer: None,
+                notify: Vec::new(),
+                last_modified: None,
+                etag: None,
+                prepath: Vec::new(),
+                postpath,
+                gzip: None,
+            }),
+            head,
+        }))
+    }
+
+    // ----- the request -----
+
+    /// The method, exactly as sent (case-sensitive): `b"GET"`.
+    pub fn method(&self) -> &[u8] {
+        self.0.head.method()
+    }
+
+    /// The request target as sent, with its query string: `b"/a/b?x=1"`.
+    pub fn uri(&self) -> &[u8] {
+        self.0.head.target()
+    }
+
+    /// The target's path, still percent-encoded: `b"/a/b"`.
+    pub fn path(&self) -> &[u8] {
+        &self.0.head.raw[self.0.path.clone()]
+    }
+
+    /// The query string after the first `?` (empty if none).
+    pub fn query(&self) -> &[u8] {
+        let end = self.0.head.target.end as usize;
+        self.0.head.raw.get(self.0.path.end + 1..end).unwrap_or(b"")
+    }
+
+    /// The query arguments, decoded (see [`parse_query`]), plus, for a `POST` with
+    /// `Content-Type: application/x-www-form-urlencoded`, the form fields of the body
+    /// (appended after the query's).
+    pub fn args(&self) -> HashMap<Vec<u8>, Vec<Vec<u8>>> {
+        let mut args = parse_query(self.query());
+        let form = self.method() == b"POST"
+            && self.get_header("content-type").is_some_and(|ct| {
+                ct.split(|&b| b == b';').next().is_some_and(|t| {
+                    t.trim_ascii()
+                        .eq_ignore_ascii_case(b"application/x-www-form-urlencoded")
+                })
+            });
+        if form {
+            for (k, v) in parse_query(&self.0.body) {
+                args.entry(k).or_default().extend(v);
+            }
+        }
+        args
+    }
+
+    /// The first value of argument `name`, if any.
+    pub fn arg(&self, name: &[u8]) -> Option<Vec<u8>> {
+        self.args().remove(name).and_then(|v| v.into_iter().next())
+    }
+
+    /// `"HTTP/1.1"` or `"HTTP/1.0"`.
+    pub fn version(&self) -> &'static str {
+        if self.0.head.http11 {
+            "HTTP/1.1"
+        } else {
+            "HTTP/1.0"
+        }
+    }
+
+    /// The last value of request header `name` (case-insensitive), trimmed.
+    #[doc(alias = "getHeader")]
+    pub fn get_header(&self, name: &str) -> Option<&[u8]> {
+        let h = &self.0.head;
+        h.headers
+            .iter()
+            .rev()
+            .find(|(n, _)| h.slice(n).eq_ignore_ascii_case(name.as_bytes()))
+            .map(|(_, v)| h.slice(v))
+    }
+
+    /// Every request header, in the order received.
+    pub fn headers(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
+        let h = &self.0.head;
+        h.headers.iter().map(move |(n, v)| (h.slice(n), h.slice(v)))
+    }
+
+    /// The request body. Bodies are read whole before the request is answered and held in
+    /// memory, up to the site's [`HttpLimits::max_body`](crate::web::http::HttpLimits).
+    pub fn body(&self) -> &[u8] {
+        &self.0.body
+    }
+
+    /// The peer's address (Twisted's `getClientAddress`).
+    #[doc(alias = "getClientAddress")]
+    pub fn get_client_address(&self) -> &Address {
+        &self.0.conn.peer
+    }
+
+    /// The local address the request came in on (Twisted's `getHost`).
+    #[doc(alias = "getHost")]
+    pub fn get_host(&self) -> &Address {
+        &self.0.conn.host
+    }
+
+    /// The `Host` header without its port (brackets of an IPv6 literal removed), else the
+    /// local address.
+    #[doc(alias = "getRequestHostname")]
+    pub fn get_request_hostname(&self) -> String {
+        match self.get_header("host") {
+            Some(h) => {
+                let h = String::from_utf8_lossy(h);
+                if let Some(rest) = h.strip_prefix('[') {
+                    rest.split(']').next().unwrap_or("").to_string()
+                } else {
+                    h.split(':').next().unwrap_or("").to_string()
+                }
+            }
+            None => self
+                .0
+                .conn
+                .host
+                .socket_addr()
+                .map_or_else(String::new, |a| a.ip().to_string()),
+        }
+    }
+
+    /// The client's IP as text (`-` for a peer without one, such as a UNIX socket).
+    pub(crate) fn client_ip(&self) -> &str {
+        &self.0.conn.client_ip
+    }
+
+    /// Whether the request came over TLS.
+    #[doc(alias = "isSecure")]
+    pub fn is_secure(&self) -> bool {
+        self.0.conn.secure
+    }
+
+    /// The cookies the client sent (`Cookie` headers split on `;`, later ones win).
+    pub fn received_cookies(&self) -> HashMap<Vec<u8>, Vec<u8>> {
+        let mut out = HashMap::new();
+        for (n, v) in self.headers() {
+            if !n.eq_ignore_ascii_case(b"cookie") {
+                continue;
+            }
+            for part in v.split(|&b| b == b';') {
+                let part = part.trim_ascii_start();
+                if let Some(eq) = memchr::memchr(b'=', part) {
+                    out.insert(part[..eq].to_vec(), part[eq + 1..].to_vec());
+                }
+            }
+        }
+        out
+    }
+
+    /// One received cookie.
+    pub fn get_cookie(&self, name: &[u8]) -> Option<Vec<u8>> {
+        self.received_cookies().remove(name)
+    }
+
+    /// The path segments traversal consumed so far.
+    pub fn prepath(&self) -> Vec<Vec<u8>> {
+        self.0.response.borrow().prepath.clone()
+    }
+
+    /// The path segments not consumed by traversal (percent-decoded).
+    pub fn postpath(&self) -> Vec<Vec<u8>> {
+        self.0.response.borrow().postpath.iter().cloned().collect()
+    }
+
+    /// Moves the next segment from `postpath` to `prepath`.
+    pub(crate) fn next_segment(&self) -> Option<Vec<u8>> {
+        let mut r = self.0.response.borrow_mut();
+        let seg = r.postpath.pop_front()?;
+        r.prepath.push(seg.clone());
+        Some(seg)
+    }
+
+    /// Puts a segment back at the front of `postpath` (a virtual host delegating to a leaf).
+    pub(crate) fn push_back_segment(&self) {
+        let mut r = self.0.response.borrow_mut();
+        if let Some(seg) = r.prepath.pop() {
+            r.postpath.push_front(seg);
+        }
+    }
+
+    // ----- the response -----
+
+    /// Sets the status (the reason phrase is the standard one). Ignored once the head was
+    /// sent.
+    #[doc(alias = "setResponseCode")]
+    pub fn set_response_code(&self, code: u16) {
+        let mut r = self.0.response.borrow_mut();
+        r.code = code;
+        r.reason = None;
+    }
+
+    /// Sets the status with a custom reason phrase (CR/LF replaced by spaces).
+    pub fn set_response_code_with_message(&self, code: u16, message: &str) {
+        let mut r = self.0.response.borrow_mut();
+        r.code = code;
+        r.reason = Some(message.replace(['\r', '\n'], " "));
+    }
+
+    /// The status code set so far.
+    pub fn code(&self) -> u16 {
+        self.0.response.borrow().code
+    }
+
+    /// Replaces response header `name`.
+    #[doc(alias = "setHeader")]
+    pub fn set_header(&self, name: &str, value: impl AsRef<[u8]>) {
+        self.0.response.borrow_mut().headers.set(name, value);
+    }
+
+    /// Adds a value to response header `name`.
+    pub fn add_header(&self, name: &str, value: impl AsRef<[u8]>) {
+        self.0.response.borrow_mut().headers.add(name, value);
+    }
+
+    /// The last value of response header `name`, if set.
+    pub fn response_header(&self, name: &str) -> Option<Vec<u8>> {
+        self.0
+            .response
+            .borrow()
+            .headers
+            .get_last(name)
+            .map(<[u8]>::to_vec)
+    }
+
+    /// Removes response header `name`.
+    pub fn remove_header(&self, name: &str) {
+        self.0.response.borrow_mut().headers.remove(name);
+    }
+
+    /// Adds a `Set-Cookie` header.
+    #[doc(alias = "addCookie")]
+    pub fn add_cookie(&self, cookie: Cookie) {
+        self.0
+            .response
+            .borrow_mut()
+            .cookies
+            .push(cookie.to_header());
+    }
+
+    /// `302 Found` with `Location: url` (Twisted's `redirect`); does not finish.
+    pub fn redirect(&self, url: &[u8]) {
+        self.set_response_code(status::FOUND);
+        self.set_header("Location", url);
+    }
+
+    /// Records the resource's modification time (rounded to whole seconds). Returns true
+    /// when the request's `If-Modified-Since` shows the client's copy is current: the code is
+    /// then 304 and the resource should finish without a body.
+    #[doc(alias = "setLastModified")]
+    pub fn set_last_modified(&self, when: SystemTime) -> bool {
+        let secs = when
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() + u64::from(d.subsec_nanos() > 0));
+        {
+            let mut r = self.0.response.borrow_mut();
+            r.last_modified = Some(r.last_modified.map_or(secs, |s| s.max(secs)));
+        }
+        let since = self
+            .get_header("if-modified-since")
+            .and_then(|v| v.split(|&b| b == b';').next())
+            .and_then(date::parse_http_date)
+            .and_then(|t| t.duration_since(UNIX_EPOCH).ok());
+        if since.is_some_and(|s| s.as_secs() >= secs) {
+            self.set_response_code(status::NOT_MODIFIED);
+            return true;
+        }
+        false
+    }
+
+    /// Records the entity tag. Returns true when `If-None-Match` lists it (or `*`): the code
+    /// is then 304 for GET/HEAD, 412 otherwise.
+    #[doc(alias = "setETag")]
+    pub fn set_etag(&self, tag: &[u8]) -> bool {
+        self.0.response.borrow_mut().etag = Some(tag.to_vec());
+        let hit = self.get_header("if-none-match").is_some_and(|v| {
+            v.split(|&b| b == b',' || b == b' ')
+                .any(|t| t == tag || t == b"*")
+        });
+        if hit {
+            let get = matches!(self.method(), b"GET" | b"HEAD");
+            self.set_response_code(if get {
+                status::NOT_MODIFIED
+            } else {
+                status::PRECONDITION_FAILED
+            });
+        }
+        hit
+    }
+
+    /// Whether the response head was sent.
+    pub fn started_writing(&self) -> bool {
+        self.0.response.borrow().started
+    }
+
+    /// Compresses the response body with gzip (`Content-Encoding: gzip`, no
+    /// `Content-Length`: chunked on HTTP/1.1). Only before the head is sent; HEAD, 204 and
+    /// 304 responses stay without a body. [`EncodingResourceWrapper`] calls it when the
+    /// client accepts gzip.
+    ///
+    /// [`EncodingResourceWrapper`]: crate::web::encoding::EncodingResourceWrapper
+    pub fn encode_gzip(&self, level: u32) {
+        let mut r = self.0.response.borrow_mut();
+        if !r.started && r.gzip.is_none() {
+            r.gzip = Some(flate2::write::GzEncoder::new(
+                Vec::new(),
+                flate2::Compression::new(level.min(9)),
+            ));
+        }
+    }
+
+    /// Whether `finish` was called.
+    pub fn finished(&self) -> bool {
+        self.0.response.borrow().finished
+    }
+
+    /// Body bytes written so far (before any chunk framing).
+    pub fn sent_length(&self) -> u64 {
+        self.0.response.borrow().sent
+    }
+
+    /// Writes the head into `out` (the first write), deciding the framing.
+    fn head_into(&self, r: &mut Response, out: &mut Vec<u8>, known_len: Option<usize>) {
+        r.started = true;
+        let forbidden = status::body_forbidden(r.code);
+        let is_head = self.method() == b"HEAD";
+        if let Some(v) = r.headers.get_last("content-length") {
+            match std::str::from_utf8(v)
+                .ok()
+                .and_then(|s| s.trim().parse::<u64>().ok())
+            {
+                Some(n) => r.declared = Some(n),
+                None => {
+                    crate::report_error!(target: "twistor::web", "ignoring a malformed Content-Length response header");
+                    r.headers.remove("content-length");
+                }
+            }
+        }
+        r.headers.remove("transfer-encoding");
+        if r.gzip.is_some() {
+            if forbidden || is_head {
+                // No body: nothing to compress (and no trailer to send).
+                r.gzip = None;
+            } else {
+                // The compressed length is not known in advance.
+                r.headers.remove("content-length");
+                r.declared = None;
+                r.headers.add("Content-Encoding", "gzip");
+            }
+        }
+        let known_len = if r.gzip.is_some() { None } else { known_len };
+        if r.headers.has_token("connection", "close") {
+            r.keep_alive = false;
+        }
+        let mut write_len = None;
+        if forbidden {
+            r.headers.remove("content-length");
+            r.declared = None;
+            r.body_allowed = false;
+        } else {
+            if r.declared.is_none()
+                && let Some(n) = known_len
+            {
+                r.declared = Some(n as u64);
+                write_len = Some(n);
+            }
+            if is_head {
+                r.body_allowed = false;
+            } else if r.declared.is_none() {
+                if self.0.head.http11 {
+                    r.chunked = true;
+                } else {
+                    r.keep_alive = false;
+                }
+            }
+        }
+        out.extend_from_slice(b"HTTP/1.1 ");
+        push_u64(out, u64::from(r.code));
+        out.push(b' ');
+        match &r.reason {
+            Some(m) => out.extend_from_slice(m.as_bytes()),
+            None => out.extend_from_slice(status::reason_phrase(r.code).as_bytes()),
+        }
+        out.extend_from_slice(b"\r\n");
+        if !r.headers.contains("connection") {
+            if !r.keep_alive {
+                out.extend_from_slice(b"Connection: close\r\n");
+            } else if !self.0.head.http11 {
+                out.extend_from_slice(b"Connection: keep-alive\r\n");
+            }
+        }
+        out.extend_from_slice(self.0.site.server_header());
+        if !r.headers.contains("date") {
+            self.0.site.write_date_header(out);
+        }
+        r.headers.write_to(out);
+        if let Some(n) = write_len {
+            out.extend_from_slice(b"Content-Length: ");
+            push_u64(out, n as u64);
+            out.extend_from_slice(b"\r\n");
+        }
+        if r.chunked {
+            out.extend_from_slice(b"Transfer-Encoding: chunked\r\n");
+        }
+        if let Some(lm) = r.last_modified
+            && !r.headers.contains("last-modified")
+        {
+            let t = UNIX_EPOCH + std::time::Duration::from_secs(lm);
+            let _ = write!(out, "Last-Modified: {}\r\n", date::http_date(t));
+        }
+        if let Some(tag) = &r.etag
+            && !r.headers.contains("etag")
+        {
+            out.extend_from_slice(b"ETag: ");
+            out.extend_from_slice(tag);
+            out.extend_from_slice(b"\r\n");
+        }
+        for c in &r.cookies {
+            out.extend_from_slice(b"Set-Cookie: ");
+            out.extend_from_slice(c);
+            out.extend_from_slice(b"\r\n");
+        }
+        out.extend_from_slice(b"\r\n");
+    }
+
+    /// Checks that writing is possible; logs why not otherwise.
+    fn writable(&self, r: &Response, what: &str) -> bool {
+        if r.lost.is_some() {
+            log::debug!(target: "twistor::web", "{what} on {self:?} after the client went away: ignored");
+            return false;
+        }
+        if r.finished {
+            crate::report_error!(target: "twistor::web", "{what} on {self:?} after finish: ignored");
+            return false;
+        }
+        true
+    }
+
+    /// Writes body bytes (the head first, if not sent yet). Harmless after the client left
+    /// (logged at debug level).
+    pub fn write(&self, data: &[u8]) {
+        self.write_inner(data, None);
+    }
+
+    fn write_inner(&self, data: &[u8], known_len: Option<usize>) {
+        let mut out = Vec::new();
+        let body: &[u8];
+        {
+            let mut r = self.0.response.borrow_mut();
+            if !self.writable(&r, "write") {
+                return;
+            }
+            if !r.started {
+                out.reserve(256 + if r.chunked { 0 } else { data.len() });
+                self.head_into(&mut r, &mut out, known_len);
+            }
+            if !r.body_allowed || data.is_empty() {
+                body = b"";
+            } else {
+                let mut d = data;
+                if let Some(limit) = r.declared {
+                    let room = limit.saturating_sub(r.sent);
+                    if (d.len() as u64) > room {
+                        crate::report_error!(
+                            target: "twistor::web",
+                            "{self:?}: {} bytes written beyond the declared Content-Length of {limit}: refused",
+                            d.len() as u64 - room
+                        );
+                        d = &d[..room as usize];
+                    }
+                }
+                r.sent += d.len() as u64;
+                if let Some(gz) = &mut r.gzip {
+                    let _ = gz.write_all(d);
+                    let compressed = std::mem::take(gz.get_mut());
+                    frame(&mut out, &compressed, r.chunked);
+                    body = b"";
+                } else if r.chunked {
+                    write_chunk(&mut out, d);
+                    body = b"";
+                } else {
+                    body = d;
+                }
+            }
+        }
+        // No borrow held: a transport may pause a producer (user code) from inside write.
+        let t = &self.0.transport;
+        match (out.is_empty(), body.is_empty()) {
+            (true, true) => {}
+            (false, true) => t.write_owned(out),
+            (true, false) => t.write(body),
+            (false, false) if body.len() <= 16 * 1024 => {
+                out.extend_from_slice(body);
+                t.write_owned(out);
+            }
+            (false, false) => t.write_sequence(&[&out, body]),
+        }
+    }
+
+    /// Writes `body` as the whole response and finishes: `Content-Length` is its length
+    /// (unless the application set one), the head and body go out in one write.
+    pub fn write_and_finish(&self, body: &[u8]) {
+        let started = self.0.response.borrow().started;
+        self.write_inner(body, (!started).then_some(body.len()));
+        self.finish();
+    }
+
+    /// Ends the response. Harmless after the client left (logged at debug level); a second
+    /// call is logged as an error and ignored.
+    pub fn finish(&self) {
+        let mut out = Vec::new();
+        let (keep, producer, notify) = {
+            let mut r = self.0.response.borrow_mut();
+            if !self.writable(&r, "finish") {
+                return;
+            }
+            if !r.started {
+                self.head_into(&mut r, &mut out, Some(0));
+            }
+            if let Some(gz) = r.gzip.take() {
+                let tail = gz.finish().unwrap_or_default();
+                frame(&mut out, &tail, r.chunked);
+            }
+            if r.chunked {
+                out.extend_from_slice(LAST_CHUNK);
+            }
+            let short = r.body_allowed && r.declared.is_some_and(|d| r.sent < d);
+            if short {
+                crate::report_error!(
+                    target: "twistor::web",
+                    "{self:?} finished after {} of its {} declared bytes: closing the connection",
+                    r.sent,
+                    r.declared.unwrap_or(0)
+                );
+            }
+            r.finished = true;
+            (
+                r.keep_alive && !short,
+                r.producer.take(),
+                std::mem::take(&mut r.notify),
+            )
+        };
+        if !out.is_empty() {
+            self.0.transport.write_owned(out);
+        }
+        if producer.is_some() {
+            crate::report_error!(target: "twistor::web", "{self:?} finished with its producer still registered: unregistering it");
+            self.0.transport.unregister_producer();
+        }
+        self.0.site.log_access(self);
+        if let Some(ch) = &self.0.channel {
+            ch.with(move |ch, cx| ch.request_done(cx, keep));
+        }
+        for n in notify {
+            let _ = n.callback(());
+        }
+    }
+
+    /// The response failed after its head went out (or the application gave up): the
+    /// connection is closed without completing the body, so the client sees a truncated
+    /// response rather than a complete-looking wrong one.
+    pub fn abort(&self) {
+        let (producer, notify) = {
+            let mut r = self.0.response.borrow_mut();
+            if r.finished || r.lost.is_some() {
+                return;
+            }
+            r.finished = true;
+            (r.producer.take(), std::mem::take(&mut r.notify))
+        };
+        if let Some(p) = producer {
+            self.0.transport.unregister_producer();
+            p.stop_producing();
+        }
+        if let Some(ch) = &self.0.channel {
+            ch.with(move |ch, cx| ch.request_done(cx, false));
+        }
+        for n in notify {
+            let _ = n.errback(Failure::msg("the response was aborted"));
+        }
+    }
+
+    /// A Deferred that fires when the response is complete, or fails with the reason the
+    /// connection was lost first. Already finished or lost: fired at once.
+    #[doc(alias = "notifyFinish")]
+    pub fn notify_finish(&self) -> Deferred<()> {
+        let mut r = self.0.response.borrow_mut();
+        if let Some(f) = &r.lost {
+            return Deferred::fail(f.clone());
+        }
+        if r.finished {
+            return Deferred::succeed(());
+        }
+        let (d, res) = Deferred::new();
+        r.notify.push(res);
+        d
+    }
+
+    /// Whether the client went away before the response was finished.
+    pub fn lost(&self) -> bool {
+        self.0.response.borrow().lost.is_some()
+    }
+
+    /// Registers a producer of the response body on the connection: a streaming producer is
+    /// paused while the client reads slower than it produces; a pull producer is asked for
+    /// each chunk. The producer writes with [`write`](Self::write) and must be unregistered
+    /// before [`finish`](Self::finish). If the client goes away it is stopped.
+    #[doc(alias = "registerProducer")]
+    pub fn register_producer(
+        &self,
+        producer: Rc<dyn Producer>,
+        streaming: bool,
+    ) -> Result<(), ProducerError> {
+        {
+            let mut r = self.0.response.borrow_mut();
+            if r.producer.is_some() {
+                return Err(ProducerError::AlreadyRegistered);
+            }
+            if r.lost.is_some() {
+                drop(r);
+                producer.stop_producing();
+                return Ok(());
+            }
+            r.producer = Some(producer.clone());
+        }
+        let res = self.0.transport.register_producer(producer, streaming);
+        if res.is_err() {
+            self.0.response.borrow_mut().producer = None;
+        }
+        res
+    }
+
+    /// Unregisters the producer.
+    #[doc(alias = "unregisterProducer")]
+    pub fn unregister_producer(&self) {
+        let had = self.0.response.borrow_mut().producer.take();
+        if had.is_some() {
+            self.0.transport.unregister_producer();
+        }
+    }
+
+    /// The connection went away: fail `notify_finish`, stop the producer.
+    pub(crate) fn connection_lost(&self, reason: Failure) {
+        let (producer, notify) = {
+            let mut r = self.0.response.borrow_mut();
+            if r.finished || r.lost.is_some() {
+                return;
+            }
+            r.lost = Some(reason.clone());
+            (r.producer.take(), std::mem::take(&mut r.notify))
+        };
+        if let Some(p) = producer {
+            p.stop_producing();
+        }
+        for n in notify {
+            let _ = n.errback(reason.clone());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::push_u64;
+
+    #[test]
+    fn decimal_without_fmt() {
+        for n in [0u64, 7, 10, 404, 65_535, u64::MAX] {
+            let mut out = Vec::new();
+            push_u64(&mut out, n);
+            assert_eq!(out, n.to_string().as_bytes());
+        }
+    }
+}

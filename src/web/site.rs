@@ -1,0 +1,348 @@
+//! The site: a [`Factory`] of HTTP channels serving a resource tree (Twisted's
+//! `server.Site`).
+//!
+//! Per request it finds the resource (see [`resource`](crate::web::resource)), renders it,
+//! turns the render's answer into the response and writes one access-log line when the
+//! response is finished. The `Date` header is formatted once per second, not per request;
+//! the access log is buffered and written out when its buffer fills, at least once a second
+//! while requests come, and when the site is dropped.
+
+use std::cell::{Cell, RefCell};
+use std::io::Write;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::rc::Rc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::Failure;
+use crate::protocol::Factory;
+use crate::reactor::{ReactorSpawn, ensure_deferred};
+use crate::transport::Address;
+use crate::web::http::{HttpChannel, HttpLimits};
+use crate::web::request::push_u64;
+use crate::web::resource::{Render, Resource, get_child_for_request};
+use crate::web::{Request, date, status};
+
+/// The fixed page of a failed render (no details: they go to the log).
+const FAILED_PAGE: &[u8] = b"<html><head><title>Processing Failed</title></head><body><b>Processing Failed</b></body></html>";
+
+/// Where access-log lines go.
+pub enum AccessLog {
+    /// Through `log`, target `twistor::web::access`, level info (the default).
+    Log,
+    /// To a writer (a file, stderr), buffered.
+    Writer(Box<dyn Write>),
+    /// Nowhere.
+    Off,
+}
+
+struct LogState {
+    sink: AccessLog,
+    buf: Vec<u8>,
+    last_flush: u64,
+}
+
+impl LogState {
+    fn flush(&mut self) {
+        if let AccessLog::Writer(w) = &mut self.sink
+            && !self.buf.is_empty()
+        {
+            let _ = w.write_all(&self.buf);
+            let _ = w.flush();
+        }
+        self.buf.clear();
+    }
+}
+
+impl Drop for LogState {
+    fn drop(&mut self) {
+        self.flush();
+    }
+}
+
+struct Clocks {
+    secs: u64,
+    date_header: Vec<u8>,
+    log_time: String,
+}
+
+struct Inner {
+    root: Rc<dyn Resource>,
+    reactor: Rc<dyn ReactorSpawn>,
+    limits: HttpLimits,
+    server_header: Vec<u8>,
+    clocks: RefCell<Clocks>,
+    log: RefCell<LogState>,
+    served: Cell<u64>,
+}
+
+/// An HTTP server: the factory of [`HttpChannel`]s for one resource tree. Cheap to clone.
+///
+/// ```
+/// use std::rc::Rc;
+/// use twistor::prelude::*;
+/// use twistor::web::resource::{Render, Resource};
+/// use twistor::web::{Request, Site};
+///
+/// struct Hello;
+/// impl Resource for Hello {
+///     fn is_leaf(&self) -> bool { true }
+///     fn render_get(&self, _r: &Request) -> Option<Render> { Some("Hello, World!".into()) }
+/// }
+/// let reactor = Reactor::new().unwrap();
+/// let site = Site::new(Rc::new(Hello), Rc::new(reactor.clone()));
+/// let port = listen_tcp(&reactor, 0, Rc::new(site)).unwrap();
+/// assert!(port.port() > 0);
+/// ```
+#[derive(Clone)]
+pub struct Site(Rc<Inner>);
+
+impl Site {
+    /// A site serving `root`, timing and running `async` renders on `reactor` (the real
+    /// [`Reactor`](crate::reactor::Reactor), or a
+    /// [`MemoryReactor`](crate::testing::MemoryReactor) in tests), with the default limits
+    /// and the access log through `log`.
+    pub fn new(root: Rc<dyn Resource>, reactor: Rc<dyn ReactorSpawn>) -> Site {
+        Site::with_options(root, reactor, HttpLimits::default(), AccessLog::Log)
+    }
+
+    /// A site with its limits and access log.
+    ///
+    /// ```
+    /// use std::rc::Rc;
+    /// use twistor::testing::MemoryReactor;
+    /// use twistor::web::site::AccessLog;
+    /// use twistor::web::{HttpLimits, Site, resource::Tree};
+    /// let limits = HttpLimits { max_body: 1024, ..Default::default() };
+    /// let site = Site::with_options(Rc::new(Tree::new()), Rc::new(MemoryReactor::new()), limits, AccessLog::Off);
+    /// assert_eq!(site.limits().max_body, 1024);
+    /// ```
+    pub fn with_options(
+        root: Rc<dyn Resource>,
+        reactor: Rc<dyn ReactorSpawn>,
+        limits: HttpLimits,
+        log: AccessLog,
+    ) -> Site {
+        Site(Rc::new(Inner {
+            root,
+            reactor,
+            limits,
+            server_header: b"Server: twistor\r\n".to_vec(),
+            clocks: RefCell::new(Clocks {
+                secs: u64::MAX,
+                date_header: Vec::new(),
+                log_time: String::new(),
+            }),
+            log: RefCell::new(LogState {
+                sink: log,
+                buf: Vec::with_capacity(8192),
+                last_flush: 0,
+            }),
+            served: Cell::new(0),
+        }))
+    }
+
+    /// The limits every connection enforces.
+    pub fn limits(&self) -> &HttpLimits {
+        &self.0.limits
+    }
+
+    /// A channel for one connection (what the factory builds; tests connect it to an
+    /// in-memory transport).
+    pub fn channel(&self) -> HttpChannel {
+        HttpChannel::new(self.clone())
+    }
+
+    /// How many responses were finished.
+    pub fn served(&self) -> u64 {
+        self.0.served.get()
+    }
+
+    /// Writes buffered access-log lines out now.
+    pub fn flush_log(&self) {
+        self.0.log.borrow_mut().flush();
+    }
+
+    pub(crate) fn time(&self) -> &dyn ReactorSpawn {
+        &*self.0.reactor
+    }
+
+    pub(crate) fn server_header(&self) -> &[u8] {
+        &self.0.server_header
+    }
+
+    /// Refreshes the cached date strings when the second changed.
+    fn with_clocks<R>(&self, f: impl FnOnce(&Clocks) -> R) -> R {
+        let now = SystemTime::now();
+        let secs = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let mut c = self.0.clocks.borrow_mut();
+        if c.secs != secs {
+            let d = date::http_date(now);
+            c.secs = secs;
+            c.date_header.clear();
+            c.date_header.extend_from_slice(b"Date: ");
+            c.date_header.extend_from_slice(d.as_bytes());
+            c.date_header.extend_from_slice(b"\r\n");
+            // "Sun, 06 Nov 1994 08:49:37 GMT" -> "06/Nov/1994:08:49:37 +0000"
+            c.log_time = format!(
+                "{}/{}/{}:{} +0000",
+                &d[5..7],
+                &d[8..11],
+                &d[12..16],
+                &d[17..25]
+            );
+        }
+        f(&c)
+    }
+
+    /// Appends `Date: ...\r\n`, cached for the current second.
+    pub(crate) fn write_date_header(&self, out: &mut Vec<u8>) {
+        self.with_clocks(|c| out.extend_from_slice(&c.date_header))
+    }
+
+    /// Finds the resource and renders the request; a panic or a failure gives a 500.
+    pub(crate) fn handle(&self, request: Request) {
+        if request.path() == b"*" || request.uri() == b"*" {
+            if request.method() == b"OPTIONS" {
+                request.write_and_finish(b"");
+            } else {
+                request.set_response_code(status::NOT_ALLOWED);
+                request.set_header("Allow", "OPTIONS");
+                request.write_and_finish(b"");
+            }
+            return;
+        }
+        let root = self.0.root.clone();
+        let rendered = catch_unwind(AssertUnwindSafe(|| {
+            let resource = get_child_for_request(root, &request);
+            resource.render(&request)
+        }));
+        match rendered {
+            Ok(r) => self.answer(request, r),
+            Err(p) => processing_failed(&request, Failure::from_panic(&*p)),
+        }
+    }
+
+    fn answer(&self, request: Request, render: Render) {
+        match render {
+            Render::Body(b) => request.write_and_finish(&b),
+            Render::Static(b) => request.write_and_finish(b),
+            Render::NotDoneYet => {}
+            Render::Later(d) => {
+                let (ok, err) = (request.clone(), request);
+                let _ = d.add_callbacks(
+                    move |b| {
+                        ok.write_and_finish(&b);
+                        Ok(())
+                    },
+                    move |f| {
+                        processing_failed(&err, f);
+                        Ok(())
+                    },
+                );
+            }
+            Render::Async(fut) => {
+                let d = ensure_deferred(&*self.0.reactor, fut);
+                self.answer(request, Render::Later(d));
+            }
+        }
+    }
+
+    /// One combined-log-format line for a finished request.
+    pub(crate) fn log_access(&self, request: &Request) {
+        self.0.served.set(self.0.served.get() + 1);
+        let mut log = self.0.log.borrow_mut();
+        if matches!(log.sink, AccessLog::Off) {
+            return;
+        }
+        let start = log.buf.len();
+        let secs = self.with_clocks(|c| {
+            format_line(&mut log.buf, request, &c.log_time);
+            c.secs
+        });
+        match &log.sink {
+            AccessLog::Log => {
+                let line = String::from_utf8_lossy(&log.buf[start..log.buf.len() - 1]).into_owned();
+                log.buf.truncate(start);
+                log::info!(target: "twistor::web::access", "{line}");
+            }
+            AccessLog::Writer(_) => {
+                if log.buf.len() >= 8192 || secs != log.last_flush {
+                    log.last_flush = secs;
+                    log.flush();
+                }
+            }
+            AccessLog::Off => {}
+        }
+    }
+}
+
+impl Factory for Site {
+    type Protocol = HttpChannel;
+    fn build_protocol(&self, _addr: &Address) -> Option<HttpChannel> {
+        Some(self.channel())
+    }
+    fn stop_factory(&self) {
+        self.flush_log();
+    }
+}
+
+/// Logs the failure and answers 500 (or cuts the response if its head is already out).
+pub(crate) fn processing_failed(request: &Request, f: Failure) {
+    crate::report_error!(target: "twistor::web", "rendering {request:?} failed: {f}");
+    if request.finished() || request.lost() {
+        return;
+    }
+    if request.started_writing() {
+        request.abort();
+        return;
+    }
+    request.set_response_code(status::INTERNAL_SERVER_ERROR);
+    request.remove_header("content-length");
+    request.set_header("Content-Type", "text/html");
+    request.write_and_finish(FAILED_PAGE);
+}
+
+/// Appends `s` escaped as the log format wants: `"` and `\` backslashed, control and
+/// non-ASCII bytes as `\xNN`.
+fn escape_into(out: &mut Vec<u8>, s: &[u8]) {
+    for &b in s {
+        match b {
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            0x20..=0x7e => out.push(b),
+            _ => {
+                let _ = write!(out, "\\x{b:02x}");
+            }
+        }
+    }
+}
+
+/// `"ip" - - [time] "METHOD uri VERSION" code length "referer" "user-agent"\n`.
+fn format_line(out: &mut Vec<u8>, r: &Request, time: &str) {
+    out.push(b'"');
+    out.extend_from_slice(r.client_ip().as_bytes());
+    out.extend_from_slice(b"\" - - [");
+    out.extend_from_slice(time.as_bytes());
+    out.extend_from_slice(b"] \"");
+    escape_into(out, r.method());
+    out.push(b' ');
+    escape_into(out, r.uri());
+    out.push(b' ');
+    out.extend_from_slice(r.version().as_bytes());
+    out.extend_from_slice(b"\" ");
+    push_u64(out, u64::from(r.code()));
+    out.push(b' ');
+    match r.sent_length() {
+        0 => out.push(b'-'),
+        n => push_u64(out, n),
+    }
+    for h in ["referer", "user-agent"] {
+        out.extend_from_slice(b" \"");
+        match r.get_header(h) {
+            Some(v) => escape_into(out, v),
+            None => out.push(b'-'),
+        }
+        out.push(b'"');
+    }
+    out.push(b'\n');
+}
