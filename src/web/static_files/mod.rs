@@ -31,6 +31,7 @@
 
 pub mod conditional;
 pub mod content_type;
+pub mod file;
 pub mod listing;
 pub mod path;
 pub mod range;
