@@ -17,6 +17,7 @@ pub mod http;
 pub mod request;
 pub mod resource;
 pub mod site;
+pub mod static_files;
 pub mod status;
 pub mod vhost;
 
