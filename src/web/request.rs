@@ -850,6 +850,106 @@ impl Request {
         }
     }
 
+    /// Sends bytes `offset..offset + len` of `file` as body (the head first, if not sent
+    /// yet) with [`Transport::send_file`]: `sendfile(2)`, no copy through user space, on a
+    /// plain TCP or UNIX connection. Only for a body that goes out as it is: a response
+    /// with a declared `Content-Length` (set the header first), not gzip-encoded, not a
+    /// HEAD, 204 or 304. Returns `Err(file)` otherwise (send it through [`Request::write`]
+    /// then), and a Deferred that fires once the bytes were handed to the connection, or
+    /// fails (the file ended early, the client went away). Writes made after it are sent
+    /// after it. The caller still calls [`Request::finish`], typically when the Deferred
+    /// fires.
+    ///
+    /// ```
+    /// use std::io::Write;
+    /// use std::rc::Rc;
+    /// use twistor::testing::{MemoryReactor, StringTransport};
+    /// use twistor::web::resource::{Render, Resource};
+    /// use twistor::web::{Request, Site};
+    ///
+    /// let path = std::env::temp_dir().join(format!("twistor-doc-rsf-{}", std::process::id()));
+    /// std::fs::File::create(&path).unwrap().write_all(b"0123456789").unwrap();
+    /// struct Part(std::path::PathBuf);
+    /// impl Resource for Part {
+    ///     fn is_leaf(&self) -> bool { true }
+    ///     fn render_get(&self, r: &Request) -> Option<Render> {
+    ///         r.set_header("Content-Length", "4");
+    ///         let file = std::fs::File::open(&self.0).unwrap();
+    ///         let done = r.send_file(file, 3, 4).ok().unwrap();
+    ///         let r = r.clone();
+    ///         done.add_callback(move |()| r.finish());
+    ///         Some(Render::NotDoneYet)
+    ///     }
+    /// }
+    /// let site = Site::new(Rc::new(Part(path.clone())), Rc::new(MemoryReactor::new()));
+    /// let st = StringTransport::new();
+    /// st.connect(site.channel());
+    /// st.deliver(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    /// // The in-memory transport pulls the file in chunks as a producer.
+    /// while let Some((p, _)) = st.producer() {
+    ///     p.resume_producing();
+    /// }
+    /// assert!(String::from_utf8(st.value()).unwrap().ends_with("\r\n\r\n3456"));
+    /// std::fs::remove_file(&path).unwrap();
+    /// ```
+    pub fn send_file(
+        &self,
+        file: std::fs::File,
+        offset: u64,
+        len: u64,
+    ) -> Result<Deferred<()>, std::fs::File> {
+        let mut out = Vec::new();
+        {
+            let mut r = self.0.response.borrow_mut();
+            if !self.writable(&r, "send_file") {
+                let why = if r.lost.is_some() {
+                    "the client went away"
+                } else {
+                    "the response is finished"
+                };
+                return Ok(Deferred::fail(Failure::msg(why)));
+            }
+            let identity = |r: &Response| r.gzip.is_none() && !r.chunked && r.declared.is_some();
+            if !r.started {
+                // Decide the framing as the first write would, without sending anything
+                // yet if the file cannot go as it is.
+                let preview = r.gzip.is_none()
+                    && r.headers.get_last("content-length").is_some()
+                    && !status::body_forbidden(r.code)
+                    && self.method() != b"HEAD";
+                if !preview {
+                    return Err(file);
+                }
+                self.head_into(&mut r, &mut out, None);
+            }
+            if !r.body_allowed || !identity(&r) {
+                drop(r);
+                if !out.is_empty() {
+                    self.0.transport.write_owned(out);
+                }
+                return Err(file);
+            }
+            let room = r.declared.unwrap_or(0).saturating_sub(r.sent);
+            if len > room {
+                crate::report_error!(
+                    target: "twistor::web",
+                    "{self:?}: send_file of {len} bytes beyond the declared Content-Length: refused"
+                );
+                drop(r);
+                if !out.is_empty() {
+                    self.0.transport.write_owned(out);
+                }
+                return Err(file);
+            }
+            r.sent += len;
+        }
+        // No borrow held: the transport may call back into user code.
+        if !out.is_empty() {
+            self.0.transport.write_owned(out);
+        }
+        Ok(self.0.transport.send_file(file, offset, len))
+    }
+
     /// Writes `body` as the whole response and finishes: `Content-Length` is its length
     /// (unless the application set one), the head and body go out in one write.
     pub fn write_and_finish(&self, body: &[u8]) {

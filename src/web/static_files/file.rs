@@ -2,9 +2,14 @@
 //! between [`StaticFiles`] and a [`Request`].
 //!
 //! The response's status and headers come from [`StaticFiles::respond`]; bodies made in
-//! memory (listings, error pages) are written at once, file bodies by a pull producer
-//! registered on the request, one chunk of at most 64 KiB each time the connection's buffer
-//! empties (so a slow client holds at most that much per response in user space).
+//! memory (listings, error pages) are written at once. File bodies go with
+//! [`Request::send_file`], range after range, each once the one before it was handed over:
+//! on a plain TCP or UNIX connection that is `sendfile(2)`, no copy through user space;
+//! elsewhere (TLS, the test transports) the transport reads 64 KiB chunks as its buffer
+//! empties. A response whose body cannot go as it is (gzip-encoded by a wrapper, so chunked)
+//! is written by a pull producer registered on the request, one chunk of at most 64 KiB
+//! each time the connection's buffer empties. Either way a slow client holds at most a
+//! chunk per response in user space.
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
@@ -91,6 +96,9 @@ impl Resource for File {
                 file
             }
         };
+        let Some(items) = send_direct(request.clone(), file.clone(), items) else {
+            return Render::NotDoneYet;
+        };
         let producer = Rc::new(BodyProducer {
             request: request.clone(),
             file,
@@ -101,6 +109,55 @@ impl Resource for File {
         }
         Render::NotDoneYet
     }
+}
+
+/// Sends the items in order, each range with [`Request::send_file`] (`sendfile(2)` on a
+/// plain connection) once the one before it went out, and finishes the request after the
+/// last, or aborts it if one fails. Returns the items left when the response cannot carry
+/// the file as it is (gzip, chunked): the framing is decided by the first write, so that
+/// happens at the first range or never.
+fn send_direct(
+    request: Request,
+    file: Rc<std::fs::File>,
+    mut items: VecDeque<Item>,
+) -> Option<VecDeque<Item>> {
+    while let Some(item) = items.pop_front() {
+        match item {
+            Item::Bytes(b) => request.write(&b),
+            Item::Range(r) => {
+                let Ok(copy) = file.try_clone() else {
+                    items.push_front(Item::Range(r));
+                    return Some(items);
+                };
+                match request.send_file(copy, r.start, r.len()) {
+                    Ok(done) => {
+                        let failed = request.clone();
+                        done.add_callbacks(
+                            move |()| {
+                                let r = request.clone();
+                                if send_direct(request, file, items).is_some() {
+                                    r.abort();
+                                }
+                                Ok(())
+                            },
+                            move |f| {
+                                log::warn!(target: "twistor::web", "static: {f}");
+                                failed.abort();
+                                Ok(())
+                            },
+                        );
+                        return None;
+                    }
+                    Err(_) => {
+                        items.push_front(Item::Range(r));
+                        return Some(items);
+                    }
+                }
+            }
+        }
+    }
+    request.finish();
+    None
 }
 
 enum Item {
