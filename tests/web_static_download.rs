@@ -115,7 +115,7 @@ fn download(len: u64, secs: u64) {
             r.read_exact(&mut buf[..want]).unwrap();
             checksum(&mut got, &buf[..want]);
             left -= want as u64;
-            if left % (64 << 20) == 0 {
+            if left.is_multiple_of(64 << 20) {
                 peak = peak.max(rss_kib());
             }
         }
