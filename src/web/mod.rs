@@ -14,6 +14,7 @@ pub mod date;
 pub mod encoding;
 pub mod headers;
 pub mod http;
+pub mod proxy;
 pub mod request;
 pub mod resource;
 pub mod site;
