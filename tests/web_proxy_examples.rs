@@ -10,61 +10,24 @@
 mod util;
 
 use std::io::Write;
-use std::process::{Command, Output, Stdio};
+use std::path::Path;
 use std::time::Duration;
 
-use util::{RunningExample, port_in, run_example, spawn_example};
+use util::{
+    Finished, RunningExample, port_in, python_with, run_example, skip_without, spawn_example,
+    spawn_program,
+};
 
 const WAIT: Duration = Duration::from_secs(10);
 
-/// Skips (visibly) or, under CI, fails.
-fn skip(why: &str) {
-    if std::env::var_os("CI").is_some() {
-        panic!("this test must run in CI, but {why}");
-    }
-    // Not `eprintln!`: the harness captures it and a skip would go unseen.
-    let _ = writeln!(std::io::stderr(), "SKIPPED: {why}");
+/// Runs `program args` to its end (killed after `WAIT`).
+fn run(program: &str, args: &[&str]) -> Finished {
+    spawn_program(Path::new(program), program, args).wait(WAIT)
 }
 
-/// A python that can `import module`, if any.
-fn python_with(module: &str) -> Option<String> {
-    let candidates = match std::env::var("TWISTOR_PYTHON") {
-        Ok(p) => vec![p, "python3".to_string()],
-        Err(_) => vec!["python3".to_string()],
-    };
-    candidates.into_iter().find(|p| {
-        Command::new(p)
-            .args(["-c", &format!("import {module}")])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
-    })
-}
-
-/// Runs `program args`, killed after `WAIT`.
-fn run(program: &str, args: &[&str]) -> Output {
-    let child = Command::new(program)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
-    let pid = child.id();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(child.wait_with_output());
-    });
-    match rx.recv_timeout(WAIT) {
-        Ok(out) => out.unwrap(),
-        Err(_) => {
-            // SAFETY: plain kill(2) of the child this test started.
-            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
-            panic!("{program} {args:?} did not finish in {WAIT:?}");
-        }
-    }
+/// What a finished program printed.
+fn stdout_lines(done: &Finished) -> Vec<&str> {
+    done.lines.iter().map(|(_, l)| l.as_str()).collect()
 }
 
 /// The proxy example, running: (process, proxy port, backend port).
@@ -149,15 +112,14 @@ except urllib.error.HTTPError as e:
 #[test]
 fn python_http_client_and_urllib_through_the_proxy_and_direct() {
     let Some(py) = python_with("http.client") else {
-        return skip("no python3");
+        return skip_without("no python3");
     };
     let (p, proxy, backend) = proxy_example();
     for port in [proxy, backend] {
         let out = run(&py, &["-c", PY_HTTP_CLIENT, &port.to_string()]);
-        assert!(out.status.success(), "{}", text(&out.stderr));
-        let lines: Vec<String> = text(&out.stdout).lines().map(String::from).collect();
+        assert!(out.status.success(), "{out:?}");
         assert_eq!(
-            lines,
+            stdout_lines(&out),
             [
                 "GET 200 b'Hello from the backend!\\n'",
                 "CHUNKED 200 chunked b'one two three\\n'",
@@ -202,16 +164,15 @@ task.react(lambda reactor: defer.ensureDeferred(main(reactor, sys.argv[1].encode
 #[test]
 fn twisted_agent_through_the_proxy_and_direct() {
     let Some(py) = python_with("twisted.web.client") else {
-        return skip("no python with Twisted: set TWISTOR_PYTHON to one");
+        return skip_without("no python with Twisted: set TWISTOR_PYTHON to one");
     };
     let (p, proxy, backend) = proxy_example();
     for port in [proxy, backend] {
         let url = format!("http://127.0.0.1:{port}/");
         let out = run(&py, &["-c", PY_TWISTED_AGENT, &url]);
-        assert!(out.status.success(), "{}", text(&out.stderr));
-        let lines: Vec<String> = text(&out.stdout).lines().map(String::from).collect();
+        assert!(out.status.success(), "{out:?}");
         assert_eq!(
-            lines,
+            stdout_lines(&out),
             [
                 "GET 200 b'Hello from the backend!\\n'",
                 // Twisted's client gives every HEAD response a length of 0.
@@ -227,8 +188,12 @@ fn twisted_agent_through_the_proxy_and_direct() {
 
 #[test]
 fn curl_chunked_upload_to_the_echo_resource() {
-    if run("curl", &["--version"]).stdout.is_empty() {
-        return skip("no curl on PATH");
+    if std::process::Command::new("curl")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        return skip_without("no curl on PATH");
     }
     let (p, proxy, backend) = proxy_example();
     let dir = std::env::temp_dir().join(format!("twistor-proxy-upload-{}", std::process::id()));
@@ -237,6 +202,7 @@ fn curl_chunked_upload_to_the_echo_resource() {
     let data: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect();
     std::fs::write(&file, &data).unwrap();
     let at = format!("@{}", file.display());
+    let answer = dir.join("answer.bin");
     for port in [proxy, backend] {
         let out = run(
             "curl",
@@ -247,17 +213,20 @@ fn curl_chunked_upload_to_the_echo_resource() {
                 "Transfer-Encoding: chunked",
                 "--data-binary",
                 &at,
+                "-o",
+                answer.to_str().unwrap(),
                 &format!("http://127.0.0.1:{port}/echo"),
             ],
         );
-        assert!(out.status.success(), "{}", text(&out.stderr));
+        assert!(out.status.success(), "{out:?}");
         assert!(
-            text(&out.stderr).contains("> Transfer-Encoding: chunked"),
+            out.stderr.contains("> Transfer-Encoding: chunked"),
             "{}",
-            text(&out.stderr)
+            out.stderr
         );
-        assert_eq!(out.stdout.len(), data.len(), "port {port}");
-        assert!(out.stdout == data, "port {port}: the echo differs");
+        let got = std::fs::read(&answer).unwrap();
+        assert_eq!(got.len(), data.len(), "port {port}");
+        assert!(got == data, "port {port}: the echo differs");
     }
     let _ = std::fs::remove_dir_all(&dir);
     stop(p);
