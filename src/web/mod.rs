@@ -17,6 +17,7 @@ pub mod http;
 pub mod proxy;
 pub mod request;
 pub mod resource;
+pub mod session;
 pub mod site;
 pub mod status;
 pub mod vhost;
