@@ -230,11 +230,17 @@ impl ReverseProxyResource {
                 let _ = out.try_add(n, value);
             }
         }
-        if !forwarded_for.is_empty() {
-            forwarded_for.extend_from_slice(b", ");
+        // A client without an IP (a UNIX socket) adds nothing.
+        let ip = request.client_ip();
+        if ip != "-" {
+            if !forwarded_for.is_empty() {
+                forwarded_for.extend_from_slice(b", ");
+            }
+            forwarded_for.extend_from_slice(ip.as_bytes());
         }
-        forwarded_for.extend_from_slice(request.client_ip().as_bytes());
-        out.add("X-Forwarded-For", forwarded_for);
+        if !forwarded_for.is_empty() {
+            out.add("X-Forwarded-For", forwarded_for);
+        }
         out
     }
 }
