@@ -35,7 +35,7 @@ use std::rc::Rc;
 
 use crate::endpoints::EndpointReactor;
 use crate::protocol::{Context, Protocol};
-use crate::transport::{Producer, Transport};
+use crate::protocols::portforward::ReadingOf;
 use crate::web::client::error::{PotentialDataLoss, ResponseDone};
 use crate::web::client::{
     Agent, AgentOptions, BodyProducer, BytesProducer, HttpAgent, HttpConnectionPool, Response,
@@ -352,21 +352,6 @@ impl Protocol for Discard {
     fn data_received(&mut self, _cx: &Context<Self>, _data: &[u8]) {}
 }
 
-/// The client connection's flow control applied to the backend's body.
-struct BackendFlow(Transport);
-
-impl Producer for BackendFlow {
-    fn pause_producing(&self) {
-        self.0.pause_producing();
-    }
-    fn resume_producing(&self) {
-        self.0.resume_producing();
-    }
-    fn stop_producing(&self) {
-        self.0.stop_producing();
-    }
-}
-
 /// Writes the backend's body to the client as it arrives.
 struct BodyRelay {
     request: Request,
@@ -376,7 +361,7 @@ impl Protocol for BodyRelay {
     fn connection_made(&mut self, cx: &Context<Self>) {
         // The client's transport pauses this producer while its write buffer is full, and
         // stops it if the client goes away (which aborts the backend connection).
-        let flow = Rc::new(BackendFlow(cx.transport().clone()));
+        let flow = Rc::new(ReadingOf(cx.transport().clone()));
         if let Err(e) = self.request.register_producer(flow, true) {
             log::warn!(target: "twistor::web::proxy", "{:?}: no back-pressure on the backend body: {e}", self.request);
         }
