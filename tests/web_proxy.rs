@@ -311,6 +311,12 @@ impl Resource for Backend {
                 r.finish();
                 Some(Render::NotDoneYet)
             }
+            b"/b/cut" => {
+                // Sends one chunk, then drops the connection without the last chunk.
+                r.write(b"0123456789");
+                r.abort();
+                Some(Render::NotDoneYet)
+            }
             b"/b/big" | b"/b/forever" => {
                 let total = if r.path() == b"/b/big" {
                     r.set_header("Content-Length", BIG.to_string());
@@ -600,4 +606,23 @@ fn a_client_that_goes_away_stops_the_backend_transfer() {
     // The client's socket is closed (the thread ended): the backend's request must end too.
     let lost = s.forever_lost.clone();
     run_until(&s.reactor, || lost.get());
+}
+
+#[test]
+fn a_backend_that_fails_mid_body_cuts_the_client_response() {
+    let s = setup();
+    let port = s.proxy_port;
+    let rx = client(move || {
+        let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        c.set_read_timeout(Some(WAIT)).unwrap();
+        c.write_all(b"GET /cut HTTP/1.1\r\nHost: front\r\n\r\n")
+            .unwrap();
+        util::read_to_eof(&mut c)
+    });
+    let got = String::from_utf8(wait_for(&s.reactor, &rx)).unwrap();
+    // The chunk that came is relayed, then the connection closes without the last chunk:
+    // the client sees a truncated response, not a complete one.
+    assert!(got.starts_with("HTTP/1.1 200 OK\r\n"), "{got}");
+    assert!(got.contains("Transfer-Encoding: chunked\r\n"), "{got}");
+    assert!(got.ends_with("\r\n\r\na\r\n0123456789\r\n"), "{got}");
 }
