@@ -246,7 +246,8 @@ enum Command {
         /// Answer `GET /` with the 13 bytes `Hello, World!` (text/plain).
         #[arg(long)]
         hello: bool,
-        /// Serve this directory under /static/ (not available in this build yet: answers 404).
+        /// Serve this directory: at / alone, under /static/ with --hello (ranges, conditional
+        /// requests, listings; symlinks out of it refused).
         #[arg(long, value_name = "DIR")]
         path: Option<PathBuf>,
         /// Append the access log (combined log format) to this file (`-`: stderr, the default).

@@ -7,8 +7,10 @@ use std::rc::Rc;
 use twistor::reactor::Reactor;
 use twistor::transport::multicore::serve_on_threads_with_reactor;
 use twistor::transport::tcp::ListenOptions;
-use twistor::web::resource::{NoResource, Render, Resource, Tree};
+use twistor::web::resource::{Render, Resource, Tree};
 use twistor::web::site::AccessLog;
+use twistor::web::static_files::file::File;
+use twistor::web::static_files::response::StaticFiles;
 use twistor::web::{HttpLimits, Request, Site};
 
 use crate::endpoint_args::{self, Listen};
@@ -35,18 +37,23 @@ impl Resource for Hello {
     }
 }
 
+/// `--path DIR` alone is served at `/`; with `--hello` it moves to `/static/`.
 fn root(opts: &WebOptions) -> Rc<dyn Resource> {
+    let files: Option<Rc<dyn Resource>> = opts
+        .path
+        .as_ref()
+        .map(|p| Rc::new(File::new(StaticFiles::new(p))) as Rc<dyn Resource>);
+    if !opts.hello
+        && let Some(files) = &files
+    {
+        return files.clone();
+    }
     let root = Tree::new();
     if opts.hello {
         root.put_child(b"", Rc::new(Hello));
     }
-    if opts.path.is_some() {
-        root.put_child(
-            b"static",
-            Rc::new(NoResource::with_message(
-                "Serving files (--path) is not available in this build.",
-            )),
-        );
+    if let Some(files) = files {
+        root.put_child(b"static", files);
     }
     Rc::new(root)
 }
@@ -75,11 +82,11 @@ fn site(reactor: &Reactor, opts: &WebOptions) -> Result<Site, String> {
 
 /// `twistor web`.
 pub fn web(listen: &Listen, threads: usize, opts: WebOptions) -> i32 {
-    if let Some(p) = &opts.path {
-        eprintln!(
-            "twistor web: --path {}: serving files is not available in this build yet; /static/ answers 404",
-            p.display()
-        );
+    if let Some(p) = &opts.path
+        && !p.is_dir()
+    {
+        eprintln!("twistor web: --path {}: not a directory", p.display());
+        return 2;
     }
     if !opts.hello && opts.path.is_none() {
         eprintln!("twistor web: nothing to serve (give --hello or --path DIR): every page is 404");

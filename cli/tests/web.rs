@@ -99,17 +99,30 @@ fn several_threads_serve_one_port() {
 }
 
 #[test]
-fn path_is_accepted_with_a_clear_message() {
-    let (server, port) = start(&["--path", ".", "--logfile", "/dev/null"]);
-    let mut c = connect_local(port);
-    c.set_read_timeout(Some(WAIT)).unwrap();
-    c.write_all(b"GET /static/x HTTP/1.1\r\nHost: t\r\n\r\n")
+fn path_serves_files_at_the_root_or_under_static_with_hello() {
+    let dir = std::env::temp_dir().join(format!("twistor-cli-web-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("a.txt"), b"file a").unwrap();
+    let d = dir.to_str().unwrap();
+    for (args, path) in [
+        (vec!["--path", d], "/a.txt"),
+        (vec!["--hello", "--path", d], "/static/a.txt"),
+    ] {
+        let mut all = args.clone();
+        all.extend_from_slice(&["--logfile", "/dev/null"]);
+        let (server, port) = start(&all);
+        let mut c = connect_local(port);
+        c.set_read_timeout(Some(WAIT)).unwrap();
+        c.write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: t\r\nRange: bytes=5-\r\n\r\n").as_bytes(),
+        )
         .unwrap();
-    let (head, body) = response(&mut c);
-    assert!(head.starts_with("HTTP/1.1 404 "), "{head}");
-    assert!(String::from_utf8_lossy(&body).contains("not available"));
-    let done = stop(server);
-    assert!(done.stderr.contains("--path"), "{done:?}");
+        let (head, body) = response(&mut c);
+        assert!(head.starts_with("HTTP/1.1 206 "), "{head}");
+        assert_eq!(body, b"a");
+        stop(server);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// Any Python 3 will do: `http.client` is in its standard library.

@@ -34,6 +34,8 @@
 //! `mod.rs`, `connector.rs`, `tcp_ext.rs`, `buffer.rs` and `producer.rs` are interfaces that
 //! use nothing from `protocol/`; `protocol/` depends on them, and the implementations depend
 //! on both: no import cycle.
+//! - [`sendfile`]: [`Transport::send_file`], `sendfile(2)` on plain sockets and a chunked
+//!   producer elsewhere.
 //! - [`multicore`]: serving one port from several threads.
 //! - [`process`]: child processes, whose pipes are stream connections.
 
@@ -51,6 +53,7 @@ pub mod multicast;
 pub mod multicore;
 pub mod process;
 pub(crate) mod producer;
+pub mod sendfile;
 pub(crate) mod stream;
 pub mod tcp;
 mod tcp_ext;
@@ -242,6 +245,12 @@ pub trait TransportImpl {
     /// The UNIX-socket side (credentials, descriptor passing), for UNIX transports.
     fn unix(&self) -> Option<UnixExt> {
         None
+    }
+    /// Queues `file` to be sent without a copy through user space (see
+    /// [`Transport::send_file`]); a transport that cannot hands it back, and the file goes
+    /// through the normal write path instead.
+    fn send_file(&self, file: sendfile::QueuedFile) -> Result<(), sendfile::QueuedFile> {
+        Err(file)
     }
     /// What TLS negotiated, for transports that run TLS (or may start it).
     fn tls(&self) -> Option<crate::tls::TlsInfo> {
@@ -440,7 +449,8 @@ impl Transport {
         self.0.write_owned(data)
     }
 
-    /// Bytes written but not sent yet (0 for transports that send at once).
+    /// Bytes written but not sent yet (0 for transports that send at once); the bytes of a
+    /// file queued with [`send_file`](Self::send_file) are not counted: they are not in memory.
     pub fn buffered(&self) -> usize {
         self.0.buffered()
     }
@@ -509,6 +519,37 @@ impl Transport {
         already_received: &[u8],
     ) -> Result<(), crate::tls::TlsError> {
         self.0.start_tls(config, already_received)
+    }
+
+    /// Sends the bytes `offset..offset + len` of `file`, after everything written before
+    /// and before everything written after (see [`sendfile`] for the rules): with
+    /// `sendfile(2)` and no copy through user space on a plain TCP or UNIX connection, in
+    /// 64 KiB chunks through the normal write path elsewhere (TLS, the test transports). The
+    /// Deferred fires once the last byte was handed to the transport, or fails: a file that
+    /// ends early or cannot be read (the connection stays open: the caller decides, an HTTP
+    /// server closes it), a connection that closes first.
+    ///
+    /// ```
+    /// use std::io::Write;
+    /// use twistor::testing::StringTransport;
+    ///
+    /// let path = std::env::temp_dir().join(format!("twistor-doc-sf-{}", std::process::id()));
+    /// std::fs::File::create(&path).unwrap().write_all(b"0123456789").unwrap();
+    /// let st = StringTransport::new();
+    /// let d = st.transport().send_file(std::fs::File::open(&path).unwrap(), 2, 3);
+    /// while let Some((p, _)) = st.producer() {
+    ///     p.resume_producing();
+    /// }
+    /// assert_eq!(st.value(), b"234");
+    /// assert!(d.called());
+    /// std::fs::remove_file(&path).unwrap();
+    /// ```
+    pub fn send_file(&self, file: std::fs::File, offset: u64, len: u64) -> crate::Deferred<()> {
+        let (queued, d) = sendfile::QueuedFile::new(file, offset, len);
+        if let Err(queued) = self.0.send_file(queued) {
+            sendfile::FileProducer::start(self, queued);
+        }
+        d
     }
 
     /// True if both handles are the same transport.

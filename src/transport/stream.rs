@@ -86,6 +86,7 @@ use mio::{Interest, Token};
 
 use super::buffer::WriteBuffer;
 use super::producer::ProducerSlot;
+use super::sendfile::{self, QueuedFile, SendQueue, Step};
 use super::tcp_ext::{SocketAccess, TcpExt};
 use super::{Address, Producer, ProducerError, Transport, TransportImpl};
 use crate::Failure;
@@ -168,6 +169,11 @@ pub(crate) struct StreamConnection<S: StreamSocket> {
     tls_on: Cell<bool>,
     /// The TLS session the protocol's reads and writes go through after `start_tls`.
     tls: RefCell<Option<TlsLayer>>,
+    /// Files (and the writes behind them) waiting for the write buffer to empty; see the
+    /// `sendfile` module.
+    send_queue: SendQueue,
+    /// Set while `send_queue` is not empty: the one flag the plain write paths test for it.
+    diverted: Cell<bool>,
 }
 
 impl<S: StreamSocket> StreamConnection<S> {
@@ -203,6 +209,8 @@ impl<S: StreamSocket> StreamConnection<S> {
             on_closed: RefCell::new(None),
             tls_on: Cell::new(false),
             tls: RefCell::new(None),
+            send_queue: SendQueue::default(),
+            diverted: Cell::new(false),
         });
         let token = reactor.register_source(
             &socket,
@@ -389,6 +397,41 @@ impl<S: StreamSocket> StreamConnection<S> {
         if self.closed.get() {
             return;
         }
+        loop {
+            self.send_buffer(reactor);
+            if self.closed.get() {
+                return;
+            }
+            if !self.diverted.get() || self.pending() > 0 || !self.writable.get() {
+                break;
+            }
+            self.advance_queue(reactor);
+        }
+        if !self.diverted.get() {
+            self.producer
+                .buffer_drained(&self.buffer, self.closing.get() == Closing::Open);
+        }
+        let drained = self.buffer.borrow().at_or_below_low();
+        self.lift_backpressure(drained);
+        if self.pending() == 0 && !self.diverted.get() {
+            if self.closing.get() == Closing::AfterFlush {
+                self.close(reactor, Failure::new(ConnectionDone));
+            } else if self.write_shutdown_requested.get() && !self.write_shut.get() {
+                self.write_shut.set(true);
+                if let Some(s) = self.socket.borrow().as_ref() {
+                    let _ = s.shutdown_write();
+                }
+                if let Some(layer) = self.layer() {
+                    layer.write_connection_lost();
+                } else if let Some(d) = self.driver() {
+                    d.write_connection_lost();
+                }
+            }
+        }
+    }
+
+    /// Sends the write buffer until it is empty or the socket is full.
+    fn send_buffer(&self, reactor: &Reactor) {
         while self.pending() > 0 && self.writable.get() {
             let r = {
                 let socket = self.socket.borrow();
@@ -415,24 +458,55 @@ impl<S: StreamSocket> StreamConnection<S> {
                 }
             }
         }
-        self.producer
-            .buffer_drained(&self.buffer, self.closing.get() == Closing::Open);
-        let drained = self.buffer.borrow().at_or_below_low();
-        self.lift_backpressure(drained);
-        if self.pending() == 0 {
-            if self.closing.get() == Closing::AfterFlush {
-                self.close(reactor, Failure::new(ConnectionDone));
-            } else if self.write_shutdown_requested.get() && !self.write_shut.get() {
-                self.write_shut.set(true);
-                if let Some(s) = self.socket.borrow().as_ref() {
-                    let _ = s.shutdown_write();
+    }
+
+    /// One step of the send queue, with the write buffer empty (see the `sendfile` module).
+    #[cold]
+    fn advance_queue(&self, reactor: &Reactor) {
+        let step = {
+            let socket = self.socket.borrow();
+            let Some(s) = socket.as_ref() else { return };
+            self.send_queue.step(s.as_fd())
+        };
+        match step {
+            Step::Empty => self.diverted.set(false),
+            Step::Bytes(b) => self.buffer.borrow_mut().push_owned(b),
+            Step::Sent => {}
+            Step::WouldBlock => self.writable.set(false),
+            // No borrow is held: the callbacks may write, queue another file or close.
+            Step::Finished(done, result) => sendfile::fire(&done, result),
+            Step::SocketError(e) => self.close(reactor, lost_from_io(e)),
+        }
+    }
+
+    /// Queues a file behind everything written so far (the plain-socket `send_file`).
+    fn plain_send_file(&self, file: QueuedFile) {
+        if self.closed.get() || self.write_shut.get() || self.write_shutdown_requested.get() {
+            let done = file.into_done();
+            match self.reactor.upgrade() {
+                Some(r) => {
+                    r.call_later(0.0, move || sendfile::fail_closed(&done));
                 }
-                if let Some(layer) = self.layer() {
-                    layer.write_connection_lost();
-                } else if let Some(d) = self.driver() {
-                    d.write_connection_lost();
-                }
+                None => sendfile::fail_closed(&done),
             }
+            return;
+        }
+        self.send_queue.push_file(file);
+        self.diverted.set(true);
+        self.queue_flush();
+    }
+
+    /// Fails every queued file, on a later turn (the caller may be the protocol itself).
+    fn fail_queued_files(&self) {
+        let pending = self.send_queue.drain_resolvers();
+        self.diverted.set(false);
+        if pending.is_empty() {
+            return;
+        }
+        if let Some(r) = self.reactor.upgrade() {
+            r.call_later(0.0, move || pending.iter().for_each(sendfile::fail_closed));
+        } else {
+            pending.iter().for_each(sendfile::fail_closed);
         }
     }
 
@@ -452,6 +526,9 @@ impl<S: StreamSocket> StreamConnection<S> {
             drop(s);
         }
         self.buffer.borrow_mut().release();
+        if self.diverted.get() {
+            self.fail_queued_files();
+        }
     }
 
     /// Tells the producer, the protocol, then the port or connector that the connection is
@@ -492,7 +569,10 @@ impl<S: StreamSocket> StreamConnection<S> {
         }
         if writable {
             self.writable.set(true);
-            if self.pending() > 0 || self.closing.get() == Closing::AfterFlush {
+            if self.pending() > 0
+                || self.closing.get() == Closing::AfterFlush
+                || self.diverted.get()
+            {
                 self.do_write(reactor);
             }
         }
@@ -540,6 +620,9 @@ impl<S: StreamSocket> StreamConnection<S> {
         if self.closed.get() || self.write_shut.get() || data.is_empty() {
             return;
         }
+        if self.diverted.get() {
+            return self.send_queue.push_bytes(data);
+        }
         self.buffer.borrow_mut().push(data);
         self.after_append();
     }
@@ -547,6 +630,9 @@ impl<S: StreamSocket> StreamConnection<S> {
     fn plain_write_sequence(&self, chunks: &[&[u8]]) {
         if self.closed.get() || self.write_shut.get() {
             return;
+        }
+        if self.diverted.get() {
+            return chunks.iter().for_each(|c| self.send_queue.push_bytes(c));
         }
         {
             let mut buf = self.buffer.borrow_mut();
@@ -560,6 +646,9 @@ impl<S: StreamSocket> StreamConnection<S> {
     fn plain_write_owned(&self, data: Vec<u8>) {
         if self.closed.get() || self.write_shut.get() || data.is_empty() {
             return;
+        }
+        if self.diverted.get() {
+            return self.send_queue.push_owned(data);
         }
         self.buffer.borrow_mut().push_owned(data);
         self.after_append();
@@ -667,7 +756,7 @@ impl<S: StreamSocket> StreamConnection<S> {
     }
 
     fn plain_buffered(&self) -> usize {
-        self.pending()
+        self.pending() + self.send_queue.len()
     }
 
     fn plain_tcp(&self) -> Option<TcpExt> {
@@ -811,6 +900,15 @@ impl<S: StreamSocket> TransportImpl for StreamConnection<S> {
 
     fn start_tls(&self, config: TlsConfig, already_received: &[u8]) -> Result<(), TlsError> {
         self.start_tls_here(&config, already_received)
+    }
+
+    fn send_file(&self, file: QueuedFile) -> Result<(), QueuedFile> {
+        // TLS encrypts in user space: the chunked fallback, through the layer.
+        if self.tls_on.get() {
+            return Err(file);
+        }
+        self.plain_send_file(file);
+        Ok(())
     }
 }
 

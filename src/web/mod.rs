@@ -19,6 +19,7 @@ pub mod request;
 pub mod resource;
 pub mod session;
 pub mod site;
+pub mod static_files;
 pub mod status;
 pub mod vhost;
 

@@ -1,0 +1,147 @@
+//! A file's `Content-Type` and `Content-Encoding` from its name (Twisted's
+//! `getTypeAndEncoding`, `File.contentTypes`, `File.contentEncodings`).
+//!
+//! The last extension (lower-cased) is first looked up among the encodings (`.gz` → `gzip`,
+//! `.bz2` → `bzip2`); if it is one, the type comes from the extension before it
+//! (`page.html.gz` → `text/html` + `gzip`, `x.tar.gz` → the type of `.tar` + `gzip`). Types
+//! come from Twisted's own additions first (`.conf`, `.diff`, `.java`, `.patch` → `text/plain`,
+//! ...), then `mime_guess`; an unknown or missing extension gets the default type, `text/html`
+//! as in Twisted (so extension-less files and dot-files are served as HTML), configurable. No
+//! `charset` is added, as in Twisted: the server does not know a file's encoding.
+
+/// Twisted's additions to the system's MIME map.
+const TWISTED_TYPES: &[(&str, &str)] = &[
+    ("conf", "text/plain"),
+    ("diff", "text/plain"),
+    ("flac", "audio/x-flac"),
+    ("java", "text/plain"),
+    ("oz", "text/x-oz"),
+    ("swf", "application/x-shockwave-flash"),
+    ("wml", "text/vnd.wap.wml"),
+    ("xul", "application/vnd.mozilla.xul+xml"),
+    ("patch", "text/plain"),
+];
+
+/// Twisted's default type for files whose extension says nothing.
+pub const DEFAULT_TYPE: &str = "text/html";
+
+/// The map from file names to types and encodings.
+#[derive(Debug, Clone)]
+pub struct ContentTypes {
+    default_type: String,
+    types: Vec<(String, String)>,
+    encodings: Vec<(String, String)>,
+}
+
+impl Default for ContentTypes {
+    fn default() -> Self {
+        ContentTypes {
+            default_type: DEFAULT_TYPE.to_owned(),
+            types: TWISTED_TYPES
+                .iter()
+                .map(|(e, t)| ((*e).to_owned(), (*t).to_owned()))
+                .collect(),
+            encodings: vec![
+                ("gz".to_owned(), "gzip".to_owned()),
+                ("bz2".to_owned(), "bzip2".to_owned()),
+            ],
+        }
+    }
+}
+
+impl ContentTypes {
+    /// Twisted's map: its additions, then `mime_guess`, default `text/html`.
+    ///
+    /// ```
+    /// use twistor::web::static_files::content_type::ContentTypes;
+    /// assert_eq!(ContentTypes::new().type_and_encoding("a.css").0, "text/css");
+    /// ```
+    pub fn new() -> ContentTypes {
+        ContentTypes::default()
+    }
+
+    /// Sets the type of files whose extension is unknown.
+    ///
+    /// ```
+    /// use twistor::web::static_files::content_type::ContentTypes;
+    /// let c = ContentTypes::new().with_default_type("application/octet-stream");
+    /// assert_eq!(c.type_and_encoding("README").0, "application/octet-stream");
+    /// ```
+    pub fn with_default_type(mut self, t: &str) -> ContentTypes {
+        self.default_type = t.to_owned();
+        self
+    }
+
+    /// Maps extension `ext` (without the dot, any case) to type `t`, ahead of the built-in map.
+    ///
+    /// ```
+    /// use twistor::web::static_files::content_type::ContentTypes;
+    /// let c = ContentTypes::new().with_type("rs", "text/rust");
+    /// assert_eq!(c.type_and_encoding("main.RS").0, "text/rust");
+    /// ```
+    pub fn with_type(mut self, ext: &str, t: &str) -> ContentTypes {
+        self.types
+            .insert(0, (ext.to_ascii_lowercase(), t.to_owned()));
+        self
+    }
+
+    /// Maps extension `ext` to the content encoding `enc`.
+    ///
+    /// ```
+    /// use twistor::web::static_files::content_type::ContentTypes;
+    /// let c = ContentTypes::new().with_encoding("br", "br");
+    /// assert_eq!(c.type_and_encoding("app.js.br"), ("text/javascript".into(), Some("br".into())));
+    /// ```
+    pub fn with_encoding(mut self, ext: &str, enc: &str) -> ContentTypes {
+        self.encodings
+            .insert(0, (ext.to_ascii_lowercase(), enc.to_owned()));
+        self
+    }
+
+    /// The type and encoding of a file called `name` (its base name).
+    ///
+    /// ```
+    /// use twistor::web::static_files::content_type::ContentTypes;
+    /// let c = ContentTypes::new();
+    /// assert_eq!(c.type_and_encoding("page.html.gz"), ("text/html".into(), Some("gzip".into())));
+    /// assert_eq!(c.type_and_encoding("notes.diff"), ("text/plain".into(), None));
+    /// assert_eq!(c.type_and_encoding(".hidden"), ("text/html".into(), None));
+    /// ```
+    pub fn type_and_encoding(&self, name: &str) -> (String, Option<String>) {
+        let (stem, ext) = split_ext(name);
+        let mut encoding = None;
+        let mut ext = ext;
+        if let Some(e) = ext
+            && let Some((_, enc)) = self
+                .encodings
+                .iter()
+                .find(|(x, _)| x.eq_ignore_ascii_case(e))
+        {
+            encoding = Some(enc.clone());
+            ext = split_ext(stem).1;
+        }
+        let t = ext
+            .and_then(|e| self.lookup(e))
+            .unwrap_or_else(|| self.default_type.clone());
+        (t, encoding)
+    }
+
+    fn lookup(&self, ext: &str) -> Option<String> {
+        if let Some((_, t)) = self.types.iter().find(|(x, _)| x.eq_ignore_ascii_case(ext)) {
+            return Some(t.clone());
+        }
+        mime_guess::from_ext(&ext.to_ascii_lowercase())
+            .first_raw()
+            .map(str::to_owned)
+    }
+}
+
+/// `name` split at its last dot, as Python's `splitext`: a leading dot starts no extension.
+fn split_ext(name: &str) -> (&str, Option<&str>) {
+    let trimmed = name.trim_start_matches('.');
+    let lead = name.len() - trimmed.len();
+    match trimmed.rfind('.') {
+        Some(i) => (&name[..lead + i], Some(&name[lead + i + 1..])),
+        None => (name, None),
+    }
+}
