@@ -1,6 +1,7 @@
-//! Other HTTP clients against `twistor web --hello` over 127.0.0.1: Python's `urllib`,
-//! Twisted's `Agent` with `readBody` (GET, HEAD, a 404, a POST with a body, all on one
-//! persistent pool), and `curl` (connection reuse between two URLs, HEAD). Python's
+//! Other HTTP clients against `twistor web` over 127.0.0.1: Python's `urllib`, Twisted's
+//! `Agent` with `readBody` (GET, HEAD, a 404, a POST with a body, all on one persistent
+//! pool), and `curl` (connection reuse between two URLs, HEAD, one range and two ranges of a
+//! file served with `--path`). Python's
 //! `http.client` is in `tests/web.rs`; the echo, chunked-response and chunked-upload cases
 //! run against the `web_proxy` example (the root crate's `tests/web_proxy_examples.rs`).
 //!
@@ -18,10 +19,15 @@ use util::{Finished, RunningExample, port_in, python_with, skip_without, spawn_p
 const WAIT: Duration = Duration::from_secs(10);
 
 fn start_hello() -> (RunningExample, u16) {
-    let args = ["web", "--hello", "--port", "0", "--logfile", "/dev/null"];
+    start(&["--hello"])
+}
+
+fn start(opts: &[&str]) -> (RunningExample, u16) {
+    let mut args = vec!["web", "--port", "0", "--logfile", "/dev/null"];
+    args.extend_from_slice(opts);
     let mut server = spawn_program(
         Path::new(env!("CARGO_BIN_EXE_twistor")),
-        "twistor web --hello",
+        &format!("twistor web {}", opts.join(" ")),
         &args,
     );
     let (_, first) = server.next_line(WAIT);
@@ -136,14 +142,21 @@ fn twisted_agent_against_twistor_web() {
     stop(server);
 }
 
-#[test]
-fn curl_reuses_the_connection_and_sends_head() {
-    if std::process::Command::new("curl")
+fn have_curl() -> bool {
+    let ok = std::process::Command::new("curl")
         .arg("--version")
         .output()
-        .is_err()
-    {
-        return skip_without("no curl on PATH");
+        .is_ok();
+    if !ok {
+        skip_without("no curl on PATH");
+    }
+    ok
+}
+
+#[test]
+fn curl_reuses_the_connection_and_sends_head() {
+    if !have_curl() {
+        return;
     }
     let (server, port) = start_hello();
     let url = format!("http://127.0.0.1:{port}/");
@@ -162,4 +175,96 @@ fn curl_reuses_the_connection_and_sends_head() {
     assert_eq!(lines.first(), Some(&"HTTP/1.1 200 OK"), "{lines:?}");
     assert!(lines.contains(&"Content-Length: 13"), "{lines:?}");
     stop(server);
+}
+
+#[test]
+fn curl_ranges_of_a_static_file() {
+    if !have_curl() {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("twistor-web-ranges-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let data: Vec<u8> = (0..1000u32).map(|i| (i * 7 % 251) as u8).collect();
+    std::fs::write(dir.join("data.bin"), &data).unwrap();
+    let out_file = dir.join("answer");
+    let out_path = out_file.to_str().unwrap();
+    let (server, port) = start(&["--path", dir.to_str().unwrap()]);
+    let url = format!("http://127.0.0.1:{port}/data.bin");
+
+    let one = run(
+        "curl",
+        &[
+            "-sS",
+            "-r",
+            "0-99",
+            "-o",
+            out_path,
+            "-w",
+            "%{http_code}",
+            &url,
+        ],
+    );
+    assert!(one.status.success(), "{one:?}");
+    assert_eq!(stdout_lines(&one), ["206"]);
+    assert_eq!(std::fs::read(&out_file).unwrap(), &data[..100]);
+
+    let two = run(
+        "curl",
+        &["-sS", "-r", "0-9,20-29", "-D", "-", "-o", out_path, &url],
+    );
+    assert!(two.status.success(), "{two:?}");
+    let head = stdout_lines(&two);
+    assert_eq!(
+        head.first(),
+        Some(&"HTTP/1.1 206 Partial Content"),
+        "{head:?}"
+    );
+    let ct = head
+        .iter()
+        .find_map(|l| l.strip_prefix("Content-Type: multipart/byteranges; boundary="))
+        .unwrap_or_else(|| panic!("no multipart Content-Type: {head:?}"));
+    let boundary = ct.trim_matches('"');
+    let body = std::fs::read(&out_file).unwrap();
+    // Each part: its own Content-Range and the bytes, between boundaries.
+    let parts: Vec<&[u8]> = split_on(&body, format!("--{boundary}").as_bytes());
+    let mut got = Vec::new();
+    for part in parts {
+        let Some(i) = part.windows(4).position(|w| w == b"\r\n\r\n") else {
+            continue;
+        };
+        let part_head = String::from_utf8_lossy(&part[..i]).into_owned();
+        let bytes = part[i + 4..]
+            .strip_suffix(b"\r\n")
+            .unwrap_or(&part[i + 4..]);
+        got.push((part_head, bytes.to_vec()));
+    }
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert!(
+        got[0].0.contains("Content-Range: bytes 0-9/1000"),
+        "{got:?}"
+    );
+    assert_eq!(got[0].1, &data[0..10]);
+    assert!(
+        got[1].0.contains("Content-Range: bytes 20-29/1000"),
+        "{got:?}"
+    );
+    assert_eq!(got[1].1, &data[20..30]);
+    assert!(
+        body.ends_with(format!("--{boundary}--\r\n").as_bytes()),
+        "{body:?}"
+    );
+    stop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The pieces of `haystack` between occurrences of `sep`.
+fn split_on<'a>(haystack: &'a [u8], sep: &[u8]) -> Vec<&'a [u8]> {
+    let mut out = Vec::new();
+    let mut rest = haystack;
+    while let Some(i) = rest.windows(sep.len()).position(|w| w == sep) {
+        out.push(&rest[..i]);
+        rest = &rest[i + sep.len()..];
+    }
+    out.push(rest);
+    out
 }
