@@ -16,7 +16,7 @@ use crate::transport::tcp::connect_protocol;
 use crate::transport::{Producer, Transport};
 
 /// A transport used as the producer feeding another transport: pausing it stops its reading.
-struct ReadingOf(Transport);
+pub(crate) struct ReadingOf(pub(crate) Transport);
 
 impl Producer for ReadingOf {
     fn pause_producing(&self) {

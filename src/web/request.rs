@@ -226,6 +226,8 @@ struct Response {
     postpath: VecDeque<Vec<u8>>,
     /// The body is gzip-compressed on its way out (see [`Request::encode_gzip`]).
     gzip: Option<flate2::write::GzEncoder<Vec<u8>>>,
+    /// The session [`Request::get_session`] gave, so later calls give the same one.
+    session: Option<crate::web::session::Session>,
 }
 
 struct Inner {
@@ -354,6 +356,7 @@ impl Request {
                 prepath: Vec::new(),
                 postpath,
                 gzip: None,
+                session: None,
             }),
             head,
         }))
@@ -476,6 +479,19 @@ impl Request {
     /// The client's IP as text (`-` for a peer without one, such as a UNIX socket).
     pub(crate) fn client_ip(&self) -> &str {
         &self.0.conn.client_ip
+    }
+
+    /// The site serving this request.
+    pub(crate) fn site(&self) -> &Site {
+        &self.0.site
+    }
+
+    pub(crate) fn cached_session(&self) -> Option<crate::web::session::Session> {
+        self.0.response.borrow().session.clone()
+    }
+
+    pub(crate) fn cache_session(&self, s: crate::web::session::Session) {
+        self.0.response.borrow_mut().session = Some(s);
     }
 
     /// Whether the request came over TLS.

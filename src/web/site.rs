@@ -20,6 +20,7 @@ use crate::transport::Address;
 use crate::web::http::{HttpChannel, HttpLimits};
 use crate::web::request::push_u64;
 use crate::web::resource::{Render, Resource, get_child_for_request};
+use crate::web::session::SessionStore;
 use crate::web::{Request, date, status};
 
 /// The fixed page of a failed render (no details: they go to the log).
@@ -73,6 +74,7 @@ struct Inner {
     clocks: RefCell<Clocks>,
     log: RefCell<LogState>,
     served: Cell<u64>,
+    sessions: SessionStore,
 }
 
 /// An HTTP server: the factory of [`HttpChannel`]s for one resource tree. Cheap to clone.
@@ -122,6 +124,7 @@ impl Site {
         limits: HttpLimits,
         log: AccessLog,
     ) -> Site {
+        let sessions = SessionStore::new(reactor.clone());
         Site(Rc::new(Inner {
             root,
             reactor,
@@ -138,6 +141,7 @@ impl Site {
                 last_flush: 0,
             }),
             served: Cell::new(0),
+            sessions,
         }))
     }
 
@@ -150,6 +154,11 @@ impl Site {
     /// in-memory transport).
     pub fn channel(&self) -> HttpChannel {
         HttpChannel::new(self.clone())
+    }
+
+    /// The site's sessions (see [`Request::get_session`]).
+    pub fn sessions(&self) -> &SessionStore {
+        &self.0.sessions
     }
 
     /// How many responses were finished.

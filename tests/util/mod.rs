@@ -382,3 +382,28 @@ pub fn unused_port() -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
     l.local_addr().expect("local_addr").port()
 }
+
+/// A Python that can `import module`: `TWISTOR_PYTHON` first, then `python3` on `PATH`.
+pub fn python_with(module: &str) -> Option<String> {
+    let candidates = std::env::var("TWISTOR_PYTHON")
+        .into_iter()
+        .chain(["python3".to_string()]);
+    candidates.into_iter().find(|p| {
+        std::process::Command::new(p)
+            .args(["-c", &format!("import {module}")])
+            .stdin(std::process::Stdio::null())
+            .output()
+            .is_ok_and(|o| o.status.success())
+    })
+}
+
+/// Ends a test whose outside tool (Python, Twisted, curl) is missing: a `SKIPPED` line on
+/// stderr, or, under CI (`CI` set), a failure, since there the tool must be installed.
+pub fn skip_without(why: &str) {
+    use std::io::Write;
+    if std::env::var_os("CI").is_some() {
+        panic!("this test must run in CI, but {why}");
+    }
+    // Not `eprintln!`: the harness captures it and a skip would go unseen.
+    let _ = writeln!(std::io::stderr(), "SKIPPED: {why}");
+}
