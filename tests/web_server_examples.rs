@@ -88,3 +88,13 @@ fn web_async_answers_from_an_async_block() {
         assert!(get(port, "/").ends_with("\r\n\r\nfirst, then second"));
     });
 }
+
+#[test]
+fn web_static_serves_a_file_whole_and_by_range() {
+    let out = util::run_example("web_static", &["--port", "0", "--self-test"]);
+    assert!(out.contains("self-test: None: 200 ok"), "{out}");
+    assert!(
+        out.contains("self-test: Some(\"bytes=7-12\"): 206 ok"),
+        "{out}"
+    );
+}
