@@ -18,11 +18,13 @@
 //! client cannot mistake the next response for the rest of this one.
 
 use std::cell::RefCell;
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::fmt;
 use std::io::Write as _;
 use std::rc::Rc;
 use std::time::{SystemTime, UNIX_EPOCH};
+
+use smallvec::SmallVec;
 
 use crate::protocol::Handle;
 use crate::transport::{Address, Producer, ProducerError, Transport};
@@ -222,14 +224,16 @@ struct Response {
     notify: Vec<Resolver<()>>,
     last_modified: Option<u64>,
     etag: Option<Vec<u8>>,
-    prepath: Vec<Vec<u8>>,
-    postpath: VecDeque<Vec<u8>>,
+    /// The path's segments (decoded): the first `consumed` are the prepath, the rest the
+    /// postpath. Inline for short paths, so `/` allocates nothing.
+    segments: SmallVec<[Vec<u8>; 4]>,
+    consumed: usize,
     /// The body is gzip-compressed on its way out (see [`Request::encode_gzip`]).
     gzip: Option<flate2::write::GzEncoder<Vec<u8>>>,
 }
 
 struct Inner {
-    head: Box<Head>,
+    head: Head,
     body: Vec<u8>,
     /// The path's bytes in the head.
     path: std::ops::Range<usize>,
@@ -238,6 +242,13 @@ struct Inner {
     site: Site,
     conn: Rc<Connection>,
     response: RefCell<Response>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.site
+            .recycle_head_buffer(std::mem::take(&mut self.head.raw));
+    }
 }
 
 /// An HTTP request being answered; clones share it (see the module docs).
@@ -298,7 +309,7 @@ impl fmt::Debug for Request {
 
 impl Request {
     pub(crate) fn new(
-        head: Box<Head>,
+        head: Head,
         body: Vec<u8>,
         transport: Transport,
         channel: Handle<HttpChannel>,
@@ -317,13 +328,13 @@ impl Request {
         let path_len =
             memchr::memchr(b'?', &target[path_start..]).unwrap_or(target.len() - path_start);
         let path = &target[path_start..path_start + path_len];
-        let postpath: VecDeque<Vec<u8>> = if path.first() == Some(&b'/') {
+        let segments: SmallVec<[Vec<u8>; 4]> = if path.first() == Some(&b'/') {
             path[1..]
                 .split(|&b| b == b'/')
                 .map(|s| percent_decode(s, false))
                 .collect()
         } else {
-            VecDeque::new()
+            SmallVec::new()
         };
         let t0 = head.target.start as usize;
         let path = t0 + path_start..t0 + path_start + path_len;
@@ -351,8 +362,8 @@ impl Request {
                 notify: Vec::new(),
                 last_modified: None,
                 etag: None,
-                prepath: Vec::new(),
-                postpath,
+                segments,
+                consumed: 0,
                 gzip: None,
             }),
             head,
@@ -508,28 +519,28 @@ impl Request {
 
     /// The path segments traversal consumed so far.
     pub fn prepath(&self) -> Vec<Vec<u8>> {
-        self.0.response.borrow().prepath.clone()
+        let r = self.0.response.borrow();
+        r.segments[..r.consumed].to_vec()
     }
 
     /// The path segments not consumed by traversal (percent-decoded).
     pub fn postpath(&self) -> Vec<Vec<u8>> {
-        self.0.response.borrow().postpath.iter().cloned().collect()
+        let r = self.0.response.borrow();
+        r.segments[r.consumed..].to_vec()
     }
 
     /// Moves the next segment from `postpath` to `prepath`.
     pub(crate) fn next_segment(&self) -> Option<Vec<u8>> {
         let mut r = self.0.response.borrow_mut();
-        let seg = r.postpath.pop_front()?;
-        r.prepath.push(seg.clone());
+        let seg = r.segments.get(r.consumed)?.clone();
+        r.consumed += 1;
         Some(seg)
     }
 
     /// Puts a segment back at the front of `postpath` (a virtual host delegating to a leaf).
     pub(crate) fn push_back_segment(&self) {
         let mut r = self.0.response.borrow_mut();
-        if let Some(seg) = r.prepath.pop() {
-            r.postpath.push_front(seg);
-        }
+        r.consumed = r.consumed.saturating_sub(1);
     }
 
     // ----- the response -----

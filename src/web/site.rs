@@ -73,7 +73,14 @@ struct Inner {
     clocks: RefCell<Clocks>,
     log: RefCell<LogState>,
     served: Cell<u64>,
+    /// Vectors of finished requests' heads, reused for the next heads.
+    head_buffers: RefCell<Vec<Vec<u8>>>,
 }
+
+/// How many head vectors are kept for reuse (about one per connection answered at once),
+/// and the largest one kept: a rare huge head does not pin its memory.
+const HEAD_BUFFERS: usize = 256;
+const HEAD_BUFFER_MAX: usize = 4096;
 
 /// An HTTP server: the factory of [`HttpChannel`]s for one resource tree. Cheap to clone.
 ///
@@ -138,6 +145,7 @@ impl Site {
                 last_flush: 0,
             }),
             served: Cell::new(0),
+            head_buffers: RefCell::new(Vec::new()),
         }))
     }
 
@@ -160,6 +168,20 @@ impl Site {
     /// Writes buffered access-log lines out now.
     pub fn flush_log(&self) {
         self.0.log.borrow_mut().flush();
+    }
+
+    /// An empty vector for a request head: a recycled one when there is one.
+    pub(crate) fn head_buffer(&self) -> Vec<u8> {
+        self.0.head_buffers.borrow_mut().pop().unwrap_or_default()
+    }
+
+    /// Takes back the vector of a finished request's head.
+    pub(crate) fn recycle_head_buffer(&self, mut buf: Vec<u8>) {
+        let mut pool = self.0.head_buffers.borrow_mut();
+        if pool.len() < HEAD_BUFFERS && buf.capacity() <= HEAD_BUFFER_MAX && buf.capacity() > 0 {
+            buf.clear();
+            pool.push(buf);
+        }
     }
 
     pub(crate) fn time(&self) -> &dyn ReactorSpawn {

@@ -6,6 +6,7 @@
 //! per header. The framing decision (`Content-Length`, `Transfer-Encoding`) is made here once,
 //! and every ambiguous combination is refused.
 
+use std::mem::MaybeUninit;
 use std::ops::Range;
 
 use smallvec::SmallVec;
@@ -72,20 +73,25 @@ static HEAD_END: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
     std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"\r\n\r\n"));
 
 /// What [`parse_head`] found.
+// Not boxed: a head is moved once per request, a box would be one allocation per request.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub(crate) enum Parsed {
     /// More bytes are needed; `scanned` says where to resume the search for the end.
     Incomplete,
     /// A head, and how many bytes of the buffer it used.
-    Done(Box<Head>, usize),
+    Done(Head, usize),
 }
 
 /// Parses the request head at the start of `buf`. `scanned` carries the search position
 /// between calls so a head trickled byte by byte is not rescanned from the start each time.
+/// `storage` gives the (empty) vector the head's bytes are copied into: a recycled one, so a
+/// keep-alive connection does not allocate a head per request.
 pub(crate) fn parse_head(
     buf: &[u8],
     scanned: &mut usize,
     limits: &HttpLimits,
+    storage: impl FnOnce() -> Vec<u8>,
 ) -> Result<Parsed, Reject> {
     // Empty lines before a request line are skipped (RFC 9112 section 2.2 allows it: some
     // clients send a CRLF after a POST body).
@@ -130,9 +136,11 @@ pub(crate) fn parse_head(
         ));
     }
     check_line_ends(head)?;
-    let raw = head.to_vec();
+    let mut raw = storage();
+    raw.clear();
+    raw.extend_from_slice(head);
     let parsed = parse_checked(raw, limits)?;
-    Ok(Parsed::Done(Box::new(parsed), end))
+    Ok(Parsed::Done(parsed, end))
 }
 
 /// Every CR is followed by LF and every LF follows a CR.
@@ -159,17 +167,19 @@ fn span(base: &[u8], part: &[u8]) -> Range<u32> {
 }
 
 fn parse_checked(raw: Vec<u8>, limits: &HttpLimits) -> Result<Head, Reject> {
+    // Left uninitialised: filling 100 empty slots cost more than parsing a small head.
     const STACK: usize = 100;
-    let mut stack = [httparse::EMPTY_HEADER; STACK];
+    let mut stack = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; STACK];
     let mut heap;
-    let slots: &mut [httparse::Header<'_>] = if limits.max_headers <= STACK {
+    let slots: &mut [MaybeUninit<httparse::Header<'_>>] = if limits.max_headers <= STACK {
         &mut stack[..limits.max_headers]
     } else {
-        heap = vec![httparse::EMPTY_HEADER; limits.max_headers];
+        heap = Vec::with_capacity(limits.max_headers);
+        heap.resize_with(limits.max_headers, MaybeUninit::uninit);
         &mut heap
     };
-    let mut req = httparse::Request::new(slots);
-    match req.parse(&raw) {
+    let mut req = httparse::Request::new(&mut []);
+    match req.parse_with_uninit_headers(&raw, slots) {
         Ok(httparse::Status::Complete(_)) => {}
         Ok(httparse::Status::Partial) => {
             return Err(reject(status::BAD_REQUEST, "malformed request head"));
@@ -283,7 +293,7 @@ mod tests {
     use super::*;
 
     fn parse(input: &[u8]) -> Result<Parsed, Reject> {
-        parse_head(input, &mut 0, &HttpLimits::default())
+        parse_head(input, &mut 0, &HttpLimits::default(), Vec::new)
     }
 
     #[test]
@@ -305,12 +315,12 @@ mod tests {
         let input = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n";
         for i in 1..input.len() {
             assert!(matches!(
-                parse_head(&input[..i], &mut scanned, &l),
+                parse_head(&input[..i], &mut scanned, &l, Vec::new),
                 Ok(Parsed::Incomplete)
             ));
         }
         assert!(matches!(
-            parse_head(input, &mut scanned, &l),
+            parse_head(input, &mut scanned, &l, Vec::new),
             Ok(Parsed::Done(..))
         ));
     }
