@@ -13,7 +13,10 @@
 //! refused, [`Headers::add`] and [`Headers::set`] report it (stderr when no logger is
 //! installed) and leave the map unchanged.
 
+use std::borrow::Cow;
 use std::fmt;
+
+use smallvec::SmallVec;
 
 /// A header name that is not an HTTP token.
 ///
@@ -105,7 +108,37 @@ fn sanitize(value: &[u8]) -> Vec<u8> {
 /// ```
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct Headers {
-    entries: Vec<(String, Vec<u8>)>,
+    entries: SmallVec<[Entry; 4]>,
+}
+
+/// A name and its value. A few headers are kept inline, and the names responses commonly
+/// set, spelt as usual, are not copied: setting `Content-Type` allocates only its value.
+type Entry = (Cow<'static, str>, Vec<u8>);
+
+/// `name`, borrowed from a static string when it is one of the common spellings.
+fn name_of(name: &str) -> Cow<'static, str> {
+    const COMMON: &[&str] = &[
+        "Content-Type",
+        "Content-Length",
+        "Content-Encoding",
+        "Cache-Control",
+        "Location",
+        "Last-Modified",
+        "ETag",
+        "Allow",
+        "Vary",
+        "Accept-Ranges",
+        "Content-Range",
+        "Connection",
+        "Host",
+        "User-Agent",
+        "Accept",
+        "Accept-Encoding",
+    ];
+    match COMMON.iter().find(|c| **c == name) {
+        Some(c) => Cow::Borrowed(c),
+        None => Cow::Owned(name.to_string()),
+    }
 }
 
 impl Headers {
@@ -133,8 +166,7 @@ impl Headers {
         if !is_token(name.as_bytes()) {
             return Err(InvalidHeaderName { name: name.into() });
         }
-        self.entries
-            .push((name.to_string(), sanitize(value.as_ref())));
+        self.entries.push((name_of(name), sanitize(value.as_ref())));
         Ok(())
     }
 
@@ -177,7 +209,7 @@ impl Headers {
         });
         match slot {
             Some(i) => self.entries[i].1 = value,
-            None => self.entries.push((name.to_string(), value)),
+            None => self.entries.push((name_of(name), value)),
         }
         Ok(())
     }
@@ -209,7 +241,7 @@ impl Headers {
         }
         self.remove(name);
         for v in values {
-            self.entries.push((name.to_string(), sanitize(v.as_ref())));
+            self.entries.push((name_of(name), sanitize(v.as_ref())));
         }
     }
 
@@ -266,7 +298,7 @@ impl Headers {
 
     /// Every (name, value) pair, in the order they were added.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &[u8])> {
-        self.entries.iter().map(|(n, v)| (n.as_str(), v.as_slice()))
+        self.entries.iter().map(|(n, v)| (&**n, v.as_slice()))
     }
 
     /// Whether any comma-separated element of any value of `name` equals `token` (ignoring
@@ -310,12 +342,10 @@ impl fmt::Debug for Headers {
 
 impl<'a> IntoIterator for &'a Headers {
     type Item = (&'a str, &'a [u8]);
-    type IntoIter = std::iter::Map<
-        std::slice::Iter<'a, (String, Vec<u8>)>,
-        fn(&'a (String, Vec<u8>)) -> (&'a str, &'a [u8]),
-    >;
+    type IntoIter =
+        std::iter::Map<std::slice::Iter<'a, Entry>, fn(&'a Entry) -> (&'a str, &'a [u8])>;
     fn into_iter(self) -> Self::IntoIter {
-        self.entries.iter().map(|(n, v)| (n.as_str(), v.as_slice()))
+        self.entries.iter().map(|(n, v)| (&**n, v.as_slice()))
     }
 }
 

@@ -111,6 +111,16 @@ impl Cookie {
 
 /// Appends `n` in decimal (without the formatting machinery: this runs for every response).
 pub(crate) fn push_u64(out: &mut Vec<u8>, mut n: u64) {
+    if (100..1000).contains(&n) {
+        // Status codes, and many lengths.
+        let n = n as u32;
+        out.extend_from_slice(&[
+            b'0' + (n / 100) as u8,
+            b'0' + (n / 10 % 10) as u8,
+            b'0' + (n % 10) as u8,
+        ]);
+        return;
+    }
     let mut digits = [0u8; 20];
     let mut i = digits.len();
     loop {
@@ -228,6 +238,8 @@ struct Response {
     /// postpath. Inline for short paths, so `/` allocates nothing.
     segments: SmallVec<[Vec<u8>; 4]>,
     consumed: usize,
+    /// The `Date` header went out with the head, read from the clock then.
+    date_written: bool,
     /// The body is gzip-compressed on its way out (see [`Request::encode_gzip`]).
     gzip: Option<flate2::write::GzEncoder<Vec<u8>>>,
 }
@@ -364,6 +376,7 @@ impl Request {
                 etag: None,
                 segments,
                 consumed: 0,
+                date_written: false,
                 gzip: None,
             }),
             head,
@@ -756,6 +769,7 @@ impl Request {
         out.extend_from_slice(self.0.site.server_header());
         if !r.headers.contains("date") {
             self.0.site.write_date_header(out);
+            r.date_written = true;
         }
         r.headers.write_to(out);
         if let Some(n) = write_len {
@@ -866,18 +880,26 @@ impl Request {
     pub fn write_and_finish(&self, body: &[u8]) {
         let started = self.0.response.borrow().started;
         self.write_inner(body, (!started).then_some(body.len()));
-        self.finish();
+        // Head and end in one go: the access log may use the second the head's `Date` read.
+        self.finish_inner(!started);
     }
 
     /// Ends the response. Harmless after the client left (logged at debug level); a second
     /// call is logged as an error and ignored.
     pub fn finish(&self) {
+        self.finish_inner(false);
+    }
+
+    /// `finish`; `head_just_sent`: the head was written within the caller's call.
+    fn finish_inner(&self, head_just_sent: bool) {
         let mut out = Vec::new();
+        let clock_read;
         let (keep, producer, notify) = {
             let mut r = self.0.response.borrow_mut();
             if !self.writable(&r, "finish") {
                 return;
             }
+            let head_now = head_just_sent || !r.started;
             if !r.started {
                 self.head_into(&mut r, &mut out, Some(0));
             }
@@ -898,6 +920,7 @@ impl Request {
                 );
             }
             r.finished = true;
+            clock_read = head_now && r.date_written;
             (
                 r.keep_alive && !short,
                 r.producer.take(),
@@ -911,7 +934,7 @@ impl Request {
             crate::report_error!(target: "twistor::web", "{self:?} finished with its producer still registered: unregistering it");
             self.0.transport.unregister_producer();
         }
-        self.0.site.log_access(self);
+        self.0.site.log_access(self, clock_read);
         if let Some(ch) = &self.0.channel {
             ch.with(move |ch, cx| ch.request_done(cx, keep));
         }
@@ -1028,7 +1051,7 @@ mod tests {
 
     #[test]
     fn decimal_without_fmt() {
-        for n in [0u64, 7, 10, 404, 65_535, u64::MAX] {
+        for n in [0u64, 7, 10, 99, 100, 200, 404, 999, 1000, 65_535, u64::MAX] {
             let mut out = Vec::new();
             push_u64(&mut out, n);
             assert_eq!(out, n.to_string().as_bytes());
