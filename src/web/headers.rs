@@ -108,11 +108,12 @@ fn sanitize(value: &[u8]) -> Vec<u8> {
 /// ```
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct Headers {
-    entries: SmallVec<[Entry; 4]>,
+    entries: SmallVec<[Entry; 2]>,
 }
 
-/// A name and its value. A few headers are kept inline, and the names responses commonly
-/// set, spelt as usual, are not copied: setting `Content-Type` allocates only its value.
+/// A name and its value. Two headers are kept inline (a response usually sets one or two),
+/// and the names responses commonly set, spelt as usual, are not copied: setting
+/// `Content-Type` allocates only its value.
 type Entry = (Cow<'static, str>, Vec<u8>);
 
 /// `name`, borrowed from a static string when it is one of the common spellings.
