@@ -17,7 +17,7 @@
 //! (logged as an error), and a response finished short of it closes the connection so the
 //! client cannot mistake the next response for the rest of this one.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::fmt;
 use std::io::Write as _;
@@ -199,6 +199,11 @@ pub(crate) struct Connection {
     pub host: Address,
     pub secure: bool,
     pub client_ip: String,
+    /// The channel is inside `Site::handle` for the current request: a response finished
+    /// then is recorded in `done` (keep-alive or not) for the channel to pick up when
+    /// `handle` returns, instead of queueing a call to a channel that is busy.
+    pub dispatching: Cell<bool>,
+    pub done: Cell<Option<bool>>,
 }
 
 impl Connection {
@@ -212,6 +217,8 @@ impl Connection {
             secure: transport.tls().is_some(),
             peer,
             client_ip,
+            dispatching: Cell::new(false),
+            done: Cell::new(None),
         }
     }
 }
@@ -935,11 +942,19 @@ impl Request {
             self.0.transport.unregister_producer();
         }
         self.0.site.log_access(self, clock_read);
-        if let Some(ch) = &self.0.channel {
-            ch.with(move |ch, cx| ch.request_done(cx, keep));
-        }
+        self.tell_channel(keep);
         for n in notify {
             let _ = n.callback(());
+        }
+    }
+
+    /// Tells the channel the response is complete (`keep`: the connection may carry
+    /// another request).
+    fn tell_channel(&self, keep: bool) {
+        if self.0.conn.dispatching.get() {
+            self.0.conn.done.set(Some(keep));
+        } else if let Some(ch) = &self.0.channel {
+            ch.with(move |ch, cx| ch.request_done(cx, keep));
         }
     }
 
@@ -959,9 +974,7 @@ impl Request {
             self.0.transport.unregister_producer();
             p.stop_producing();
         }
-        if let Some(ch) = &self.0.channel {
-            ch.with(move |ch, cx| ch.request_done(cx, false));
-        }
+        self.tell_channel(false);
         for n in notify {
             let _ = n.errback(Failure::msg("the response was aborted"));
         }
