@@ -13,7 +13,10 @@
 //! refused, [`Headers::add`] and [`Headers::set`] report it (stderr when no logger is
 //! installed) and leave the map unchanged.
 
+use std::borrow::Cow;
 use std::fmt;
+
+use smallvec::SmallVec;
 
 /// A header name that is not an HTTP token.
 ///
@@ -30,12 +33,24 @@ pub struct InvalidHeaderName {
     pub name: String,
 }
 
+/// `tchar` as a table: one load per byte instead of a chain of range tests (names are
+/// checked on every `set_header`).
+const TCHAR: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        t[b] = matches!(b as u8,
+            b'!' | b'#' | b'$' | b'%' | b'&' | b'\'' | b'*' | b'+' | b'-' | b'.' | b'^' | b'_'
+            | b'`' | b'|' | b'~' | b'0'..=b'9' | b'a'..=b'z' | b'A'..=b'Z');
+        b += 1;
+    }
+    t
+};
+
 /// Whether `b` may appear in a token (RFC 9110 `tchar`).
 #[inline]
 pub fn is_tchar(b: u8) -> bool {
-    matches!(b,
-        b'!' | b'#' | b'$' | b'%' | b'&' | b'\'' | b'*' | b'+' | b'-' | b'.' | b'^' | b'_'
-        | b'`' | b'|' | b'~' | b'0'..=b'9' | b'a'..=b'z' | b'A'..=b'Z')
+    TCHAR[b as usize]
 }
 
 /// Whether `s` is a non-empty HTTP token (a valid header name or method).
@@ -93,7 +108,38 @@ fn sanitize(value: &[u8]) -> Vec<u8> {
 /// ```
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct Headers {
-    entries: Vec<(String, Vec<u8>)>,
+    entries: SmallVec<[Entry; 2]>,
+}
+
+/// A name and its value. Two headers are kept inline (a response usually sets one or two),
+/// and the names responses commonly set, spelt as usual, are not copied: setting
+/// `Content-Type` allocates only its value.
+type Entry = (Cow<'static, str>, Vec<u8>);
+
+/// `name`, borrowed from a static string when it is one of the common spellings.
+fn name_of(name: &str) -> Cow<'static, str> {
+    const COMMON: &[&str] = &[
+        "Content-Type",
+        "Content-Length",
+        "Content-Encoding",
+        "Cache-Control",
+        "Location",
+        "Last-Modified",
+        "ETag",
+        "Allow",
+        "Vary",
+        "Accept-Ranges",
+        "Content-Range",
+        "Connection",
+        "Host",
+        "User-Agent",
+        "Accept",
+        "Accept-Encoding",
+    ];
+    match COMMON.iter().find(|c| **c == name) {
+        Some(c) => Cow::Borrowed(c),
+        None => Cow::Owned(name.to_string()),
+    }
 }
 
 impl Headers {
@@ -121,8 +167,7 @@ impl Headers {
         if !is_token(name.as_bytes()) {
             return Err(InvalidHeaderName { name: name.into() });
         }
-        self.entries
-            .push((name.to_string(), sanitize(value.as_ref())));
+        self.entries.push((name_of(name), sanitize(value.as_ref())));
         Ok(())
     }
 
@@ -165,7 +210,7 @@ impl Headers {
         });
         match slot {
             Some(i) => self.entries[i].1 = value,
-            None => self.entries.push((name.to_string(), value)),
+            None => self.entries.push((name_of(name), value)),
         }
         Ok(())
     }
@@ -197,7 +242,7 @@ impl Headers {
         }
         self.remove(name);
         for v in values {
-            self.entries.push((name.to_string(), sanitize(v.as_ref())));
+            self.entries.push((name_of(name), sanitize(v.as_ref())));
         }
     }
 
@@ -254,7 +299,7 @@ impl Headers {
 
     /// Every (name, value) pair, in the order they were added.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &[u8])> {
-        self.entries.iter().map(|(n, v)| (n.as_str(), v.as_slice()))
+        self.entries.iter().map(|(n, v)| (&**n, v.as_slice()))
     }
 
     /// Whether any comma-separated element of any value of `name` equals `token` (ignoring
@@ -298,12 +343,10 @@ impl fmt::Debug for Headers {
 
 impl<'a> IntoIterator for &'a Headers {
     type Item = (&'a str, &'a [u8]);
-    type IntoIter = std::iter::Map<
-        std::slice::Iter<'a, (String, Vec<u8>)>,
-        fn(&'a (String, Vec<u8>)) -> (&'a str, &'a [u8]),
-    >;
+    type IntoIter =
+        std::iter::Map<std::slice::Iter<'a, Entry>, fn(&'a Entry) -> (&'a str, &'a [u8])>;
     fn into_iter(self) -> Self::IntoIter {
-        self.entries.iter().map(|(n, v)| (n.as_str(), v.as_slice()))
+        self.entries.iter().map(|(n, v)| (&**n, v.as_slice()))
     }
 }
 

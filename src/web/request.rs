@@ -17,12 +17,14 @@
 //! (logged as an error), and a response finished short of it closes the connection so the
 //! client cannot mistake the next response for the rest of this one.
 
-use std::cell::RefCell;
-use std::collections::{HashMap, VecDeque};
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
 use std::fmt;
 use std::io::Write as _;
 use std::rc::Rc;
 use std::time::{SystemTime, UNIX_EPOCH};
+
+use smallvec::SmallVec;
 
 use crate::protocol::Handle;
 use crate::transport::{Address, Producer, ProducerError, Transport};
@@ -109,6 +111,16 @@ impl Cookie {
 
 /// Appends `n` in decimal (without the formatting machinery: this runs for every response).
 pub(crate) fn push_u64(out: &mut Vec<u8>, mut n: u64) {
+    if (100..1000).contains(&n) {
+        // Status codes, and many lengths.
+        let n = n as u32;
+        out.extend_from_slice(&[
+            b'0' + (n / 100) as u8,
+            b'0' + (n / 10 % 10) as u8,
+            b'0' + (n % 10) as u8,
+        ]);
+        return;
+    }
     let mut digits = [0u8; 20];
     let mut i = digits.len();
     loop {
@@ -187,6 +199,11 @@ pub(crate) struct Connection {
     pub host: Address,
     pub secure: bool,
     pub client_ip: String,
+    /// The channel is inside `Site::handle` for the current request: a response finished
+    /// then is recorded in `done` (keep-alive or not) for the channel to pick up when
+    /// `handle` returns, instead of queueing a call to a channel that is busy.
+    pub dispatching: Cell<bool>,
+    pub done: Cell<Option<bool>>,
 }
 
 impl Connection {
@@ -200,6 +217,8 @@ impl Connection {
             secure: transport.tls().is_some(),
             peer,
             client_ip,
+            dispatching: Cell::new(false),
+            done: Cell::new(None),
         }
     }
 }
@@ -222,8 +241,12 @@ struct Response {
     notify: Vec<Resolver<()>>,
     last_modified: Option<u64>,
     etag: Option<Vec<u8>>,
-    prepath: Vec<Vec<u8>>,
-    postpath: VecDeque<Vec<u8>>,
+    /// The path's segments (decoded): the first `consumed` are the prepath, the rest the
+    /// postpath. Inline for short paths, so `/` allocates nothing.
+    segments: SmallVec<[Vec<u8>; 4]>,
+    consumed: usize,
+    /// The `Date` header went out with the head, read from the clock then.
+    date_written: bool,
     /// The body is gzip-compressed on its way out (see [`Request::encode_gzip`]).
     gzip: Option<flate2::write::GzEncoder<Vec<u8>>>,
     /// The session [`Request::get_session`] gave, so later calls give the same one.
@@ -231,7 +254,7 @@ struct Response {
 }
 
 struct Inner {
-    head: Box<Head>,
+    head: Head,
     body: Vec<u8>,
     /// The path's bytes in the head.
     path: std::ops::Range<usize>,
@@ -240,6 +263,13 @@ struct Inner {
     site: Site,
     conn: Rc<Connection>,
     response: RefCell<Response>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.site
+            .recycle_head_buffer(std::mem::take(&mut self.head.raw));
+    }
 }
 
 /// An HTTP request being answered; clones share it (see the module docs).
@@ -300,7 +330,7 @@ impl fmt::Debug for Request {
 
 impl Request {
     pub(crate) fn new(
-        head: Box<Head>,
+        head: Head,
         body: Vec<u8>,
         transport: Transport,
         channel: Handle<HttpChannel>,
@@ -319,13 +349,13 @@ impl Request {
         let path_len =
             memchr::memchr(b'?', &target[path_start..]).unwrap_or(target.len() - path_start);
         let path = &target[path_start..path_start + path_len];
-        let postpath: VecDeque<Vec<u8>> = if path.first() == Some(&b'/') {
+        let segments: SmallVec<[Vec<u8>; 4]> = if path.first() == Some(&b'/') {
             path[1..]
                 .split(|&b| b == b'/')
                 .map(|s| percent_decode(s, false))
                 .collect()
         } else {
-            VecDeque::new()
+            SmallVec::new()
         };
         let t0 = head.target.start as usize;
         let path = t0 + path_start..t0 + path_start + path_len;
@@ -353,8 +383,9 @@ impl Request {
                 notify: Vec::new(),
                 last_modified: None,
                 etag: None,
-                prepath: Vec::new(),
-                postpath,
+                segments,
+                consumed: 0,
+                date_written: false,
                 gzip: None,
                 session: None,
             }),
@@ -524,28 +555,28 @@ impl Request {
 
     /// The path segments traversal consumed so far.
     pub fn prepath(&self) -> Vec<Vec<u8>> {
-        self.0.response.borrow().prepath.clone()
+        let r = self.0.response.borrow();
+        r.segments[..r.consumed].to_vec()
     }
 
     /// The path segments not consumed by traversal (percent-decoded).
     pub fn postpath(&self) -> Vec<Vec<u8>> {
-        self.0.response.borrow().postpath.iter().cloned().collect()
+        let r = self.0.response.borrow();
+        r.segments[r.consumed..].to_vec()
     }
 
     /// Moves the next segment from `postpath` to `prepath`.
     pub(crate) fn next_segment(&self) -> Option<Vec<u8>> {
         let mut r = self.0.response.borrow_mut();
-        let seg = r.postpath.pop_front()?;
-        r.prepath.push(seg.clone());
+        let seg = r.segments.get(r.consumed)?.clone();
+        r.consumed += 1;
         Some(seg)
     }
 
     /// Puts a segment back at the front of `postpath` (a virtual host delegating to a leaf).
     pub(crate) fn push_back_segment(&self) {
         let mut r = self.0.response.borrow_mut();
-        if let Some(seg) = r.prepath.pop() {
-            r.postpath.push_front(seg);
-        }
+        r.consumed = r.consumed.saturating_sub(1);
     }
 
     // ----- the response -----
@@ -761,6 +792,7 @@ impl Request {
         out.extend_from_slice(self.0.site.server_header());
         if !r.headers.contains("date") {
             self.0.site.write_date_header(out);
+            r.date_written = true;
         }
         r.headers.write_to(out);
         if let Some(n) = write_len {
@@ -971,18 +1003,26 @@ impl Request {
     pub fn write_and_finish(&self, body: &[u8]) {
         let started = self.0.response.borrow().started;
         self.write_inner(body, (!started).then_some(body.len()));
-        self.finish();
+        // Head and end in one go: the access log may use the second the head's `Date` read.
+        self.finish_inner(!started);
     }
 
     /// Ends the response. Harmless after the client left (logged at debug level); a second
     /// call is logged as an error and ignored.
     pub fn finish(&self) {
+        self.finish_inner(false);
+    }
+
+    /// `finish`; `head_just_sent`: the head was written within the caller's call.
+    fn finish_inner(&self, head_just_sent: bool) {
         let mut out = Vec::new();
+        let clock_read;
         let (keep, producer, notify) = {
             let mut r = self.0.response.borrow_mut();
             if !self.writable(&r, "finish") {
                 return;
             }
+            let head_now = head_just_sent || !r.started;
             if !r.started {
                 self.head_into(&mut r, &mut out, Some(0));
             }
@@ -1003,6 +1043,7 @@ impl Request {
                 );
             }
             r.finished = true;
+            clock_read = head_now && r.date_written;
             (
                 r.keep_alive && !short,
                 r.producer.take(),
@@ -1016,12 +1057,20 @@ impl Request {
             crate::report_error!(target: "twistor::web", "{self:?} finished with its producer still registered: unregistering it");
             self.0.transport.unregister_producer();
         }
-        self.0.site.log_access(self);
-        if let Some(ch) = &self.0.channel {
-            ch.with(move |ch, cx| ch.request_done(cx, keep));
-        }
+        self.0.site.log_access(self, clock_read);
+        self.tell_channel(keep);
         for n in notify {
             let _ = n.callback(());
+        }
+    }
+
+    /// Tells the channel the response is complete (`keep`: the connection may carry
+    /// another request).
+    fn tell_channel(&self, keep: bool) {
+        if self.0.conn.dispatching.get() {
+            self.0.conn.done.set(Some(keep));
+        } else if let Some(ch) = &self.0.channel {
+            ch.with(move |ch, cx| ch.request_done(cx, keep));
         }
     }
 
@@ -1041,9 +1090,7 @@ impl Request {
             self.0.transport.unregister_producer();
             p.stop_producing();
         }
-        if let Some(ch) = &self.0.channel {
-            ch.with(move |ch, cx| ch.request_done(cx, false));
-        }
+        self.tell_channel(false);
         for n in notify {
             let _ = n.errback(Failure::msg("the response was aborted"));
         }
@@ -1133,7 +1180,7 @@ mod tests {
 
     #[test]
     fn decimal_without_fmt() {
-        for n in [0u64, 7, 10, 404, 65_535, u64::MAX] {
+        for n in [0u64, 7, 10, 99, 100, 200, 404, 999, 1000, 65_535, u64::MAX] {
             let mut out = Vec::new();
             push_u64(&mut out, n);
             assert_eq!(out, n.to_string().as_bytes());

@@ -75,7 +75,14 @@ struct Inner {
     log: RefCell<LogState>,
     served: Cell<u64>,
     sessions: SessionStore,
+    /// Vectors of finished requests' heads, reused for the next heads.
+    head_buffers: RefCell<Vec<Vec<u8>>>,
 }
+
+/// How many head vectors are kept for reuse (about one per connection answered at once),
+/// and the largest one kept: a rare huge head does not pin its memory.
+const HEAD_BUFFERS: usize = 256;
+const HEAD_BUFFER_MAX: usize = 4096;
 
 /// An HTTP server: the factory of [`HttpChannel`]s for one resource tree. Cheap to clone.
 ///
@@ -142,6 +149,7 @@ impl Site {
             }),
             served: Cell::new(0),
             sessions,
+            head_buffers: RefCell::new(Vec::new()),
         }))
     }
 
@@ -171,6 +179,20 @@ impl Site {
         self.0.log.borrow_mut().flush();
     }
 
+    /// An empty vector for a request head: a recycled one when there is one.
+    pub(crate) fn head_buffer(&self) -> Vec<u8> {
+        self.0.head_buffers.borrow_mut().pop().unwrap_or_default()
+    }
+
+    /// Takes back the vector of a finished request's head.
+    pub(crate) fn recycle_head_buffer(&self, mut buf: Vec<u8>) {
+        let mut pool = self.0.head_buffers.borrow_mut();
+        if pool.len() < HEAD_BUFFERS && buf.capacity() <= HEAD_BUFFER_MAX && buf.capacity() > 0 {
+            buf.clear();
+            pool.push(buf);
+        }
+    }
+
     pub(crate) fn time(&self) -> &dyn ReactorSpawn {
         &*self.0.reactor
     }
@@ -179,9 +201,17 @@ impl Site {
         &self.0.server_header
     }
 
-    /// Refreshes the cached date strings when the second changed.
-    fn with_clocks<R>(&self, f: impl FnOnce(&Clocks) -> R) -> R {
-        let now = SystemTime::now();
+    /// Refreshes the cached date strings when the second changed, then runs `f` on them.
+    /// `reread` false: the clock was read for this request already (its `Date` header), the
+    /// cached strings are used as they are.
+    fn with_clocks<R>(&self, reread: bool, f: impl FnOnce(&Clocks) -> R) -> R {
+        if reread || self.0.clocks.borrow().secs == u64::MAX {
+            self.refresh_clocks(SystemTime::now());
+        }
+        f(&self.0.clocks.borrow())
+    }
+
+    fn refresh_clocks(&self, now: SystemTime) {
         let secs = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
         let mut c = self.0.clocks.borrow_mut();
         if c.secs != secs {
@@ -192,20 +222,21 @@ impl Site {
             c.date_header.extend_from_slice(d.as_bytes());
             c.date_header.extend_from_slice(b"\r\n");
             // "Sun, 06 Nov 1994 08:49:37 GMT" -> "06/Nov/1994:08:49:37 +0000"
-            c.log_time = format!(
-                "{}/{}/{}:{} +0000",
-                &d[5..7],
-                &d[8..11],
-                &d[12..16],
-                &d[17..25]
-            );
+            c.log_time.clear();
+            c.log_time.push_str(&d[5..7]);
+            c.log_time.push('/');
+            c.log_time.push_str(&d[8..11]);
+            c.log_time.push('/');
+            c.log_time.push_str(&d[12..16]);
+            c.log_time.push(':');
+            c.log_time.push_str(&d[17..25]);
+            c.log_time.push_str(" +0000");
         }
-        f(&c)
     }
 
     /// Appends `Date: ...\r\n`, cached for the current second.
     pub(crate) fn write_date_header(&self, out: &mut Vec<u8>) {
-        self.with_clocks(|c| out.extend_from_slice(&c.date_header))
+        self.with_clocks(true, |c| out.extend_from_slice(&c.date_header))
     }
 
     /// Finds the resource and renders the request; a panic or a failure gives a 500.
@@ -256,15 +287,16 @@ impl Site {
         }
     }
 
-    /// One combined-log-format line for a finished request.
-    pub(crate) fn log_access(&self, request: &Request) {
+    /// One combined-log-format line for a finished request. `clock_read`: the request's
+    /// `Date` header was written just now, its second is the line's (no second clock read).
+    pub(crate) fn log_access(&self, request: &Request, clock_read: bool) {
         self.0.served.set(self.0.served.get() + 1);
         let mut log = self.0.log.borrow_mut();
         if matches!(log.sink, AccessLog::Off) {
             return;
         }
         let start = log.buf.len();
-        let secs = self.with_clocks(|c| {
+        let secs = self.with_clocks(!clock_read, |c| {
             format_line(&mut log.buf, request, &c.log_time);
             c.secs
         });
@@ -314,6 +346,13 @@ pub(crate) fn processing_failed(request: &Request, f: Failure) {
 /// Appends `s` escaped as the log format wants: `"` and `\` backslashed, control and
 /// non-ASCII bytes as `\xNN`.
 fn escape_into(out: &mut Vec<u8>, s: &[u8]) {
+    if s.iter()
+        .all(|&b| (0x20..=0x7e).contains(&b) && b != b'"' && b != b'\\')
+    {
+        // The usual case, copied whole.
+        out.extend_from_slice(s);
+        return;
+    }
     for &b in s {
         match b {
             b'"' => out.extend_from_slice(b"\\\""),
@@ -354,4 +393,52 @@ fn format_line(out: &mut Vec<u8>, r: &Request, time: &str) {
         out.push(b'"');
     }
     out.push(b'\n');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::MemoryReactor;
+    use crate::web::resource::Tree;
+    use std::time::Duration;
+
+    fn site() -> Site {
+        Site::with_options(
+            Rc::new(Tree::new()),
+            Rc::new(MemoryReactor::new()),
+            HttpLimits::default(),
+            AccessLog::Off,
+        )
+    }
+
+    fn date_at(site: &Site, t: SystemTime) -> (String, String) {
+        site.refresh_clocks(t);
+        site.with_clocks(false, |c| {
+            (
+                String::from_utf8_lossy(&c.date_header).into_owned(),
+                c.log_time.clone(),
+            )
+        })
+    }
+
+    #[test]
+    fn the_cached_date_changes_with_the_second() {
+        let s = site();
+        let t = UNIX_EPOCH + Duration::from_secs(784_111_777);
+        let first = date_at(&s, t);
+        assert_eq!(first.0, "Date: Sun, 06 Nov 1994 08:49:37 GMT\r\n");
+        assert_eq!(first.1, "06/Nov/1994:08:49:37 +0000");
+        assert_eq!(date_at(&s, t + Duration::from_millis(999)), first);
+        let next = date_at(&s, t + Duration::from_secs(1));
+        assert_eq!(next.0, "Date: Sun, 06 Nov 1994 08:49:38 GMT\r\n");
+        assert_eq!(next.1, "06/Nov/1994:08:49:38 +0000");
+    }
+
+    #[test]
+    fn escaping_copies_plain_text_and_escapes_the_rest() {
+        let mut out = Vec::new();
+        escape_into(&mut out, b"curl/8.0");
+        escape_into(&mut out, b" \"q\" \\ \x01\xff");
+        assert_eq!(out, b"curl/8.0 \\\"q\\\" \\\\ \\x01\\xff");
+    }
 }

@@ -28,7 +28,7 @@ enum Phase {
 
 /// A request whose body is being read.
 struct Pending {
-    head: Box<Head>,
+    head: Head,
     body: Vec<u8>,
     remaining: u64,
     chunked: Option<ChunkedDecoder>,
@@ -197,14 +197,22 @@ impl HttpChannel {
                     if self.buf.is_empty() {
                         return;
                     }
-                    if matches!(self.phase, Phase::Idle) {
-                        self.phase = Phase::Head;
-                        self.set_deadline(cx, self.site.limits().head_timeout);
-                    }
-                    let parsed = parse_head(&self.buf, &mut self.scanned, self.site.limits());
+                    let site = &self.site;
+                    let parsed = parse_head(&self.buf, &mut self.scanned, site.limits(), || {
+                        site.head_buffer()
+                    });
                     match parsed {
                         Err(r) => return self.reject(cx, r),
-                        Ok(Parsed::Incomplete) => return,
+                        Ok(Parsed::Incomplete) => {
+                            // The head deadline runs from the first byte, which arrived in
+                            // this call: set only now, so a head that arrives whole (the
+                            // common case) reads no clock for it.
+                            if matches!(self.phase, Phase::Idle) {
+                                self.phase = Phase::Head;
+                                self.set_deadline(cx, self.site.limits().head_timeout);
+                            }
+                            return;
+                        }
                         Ok(Parsed::Done(head, used)) => {
                             self.buf.drain(..used);
                             self.head_received(cx, head);
@@ -264,7 +272,7 @@ impl HttpChannel {
         }
     }
 
-    fn head_received(&mut self, cx: &Context<Self>, head: Box<Head>) {
+    fn head_received(&mut self, cx: &Context<Self>, head: Head) {
         let limits = self.site.limits();
         let remaining = match head.framing {
             Framing::None | Framing::Length(0) => {
@@ -299,7 +307,7 @@ impl HttpChannel {
         self.set_deadline(cx, self.site.limits().body_timeout);
     }
 
-    fn dispatch(&mut self, cx: &Context<Self>, head: Box<Head>, body: Vec<u8>) {
+    fn dispatch(&mut self, cx: &Context<Self>, head: Head, body: Vec<u8>) {
         self.phase = Phase::Dispatched;
         // No timeout while the application answers (a long poll is legitimate).
         self.deadline = f64::INFINITY;
@@ -313,11 +321,21 @@ impl HttpChannel {
             cx.transport().clone(),
             cx.handle(),
             self.site.clone(),
-            conn,
+            conn.clone(),
         );
         self.current = Some(request.clone());
         self.check_pipelined(cx);
-        self.site.handle(request);
+        // A response finished inside `handle` (the usual case) is picked up here rather
+        // than through a call queued behind this callback: no allocation, and `process`
+        // goes on with the next buffered request in its own loop (no recursion).
+        let keep = {
+            let _dispatching = Dispatching::new(&conn);
+            self.site.handle(request);
+            conn.done.take()
+        };
+        if let Some(keep) = keep {
+            self.response_done(cx, keep);
+        }
     }
 
     /// While a request is answered, later input is only buffered, up to a bound.
@@ -331,12 +349,21 @@ impl HttpChannel {
     /// The current request's response is complete; `keep` says whether the connection can
     /// carry another one.
     pub(crate) fn request_done(&mut self, cx: &Context<Self>, keep: bool) {
+        if self.response_done(cx, keep) {
+            self.process(cx);
+        }
+    }
+
+    /// The bookkeeping of [`request_done`](Self::request_done), without parsing what is
+    /// buffered; true when the connection waits for another request.
+    fn response_done(&mut self, cx: &Context<Self>, keep: bool) -> bool {
         self.current = None;
         if matches!(self.phase, Phase::Closing) {
-            return;
+            return false;
         }
         if !keep {
-            return self.close(cx);
+            self.close(cx);
+            return false;
         }
         self.phase = Phase::Idle;
         if self.paused {
@@ -344,7 +371,23 @@ impl HttpChannel {
             cx.transport().resume_producing();
         }
         self.set_deadline(cx, self.site.limits().idle_timeout);
-        self.process(cx);
+        true
+    }
+}
+
+/// Marks the connection as dispatching while it lives (cleared even if `handle` unwinds).
+struct Dispatching<'a>(&'a Connection);
+
+impl<'a> Dispatching<'a> {
+    fn new(conn: &'a Connection) -> Self {
+        conn.dispatching.set(true);
+        Dispatching(conn)
+    }
+}
+
+impl Drop for Dispatching<'_> {
+    fn drop(&mut self) {
+        self.0.dispatching.set(false);
     }
 }
 
@@ -385,5 +428,154 @@ impl Protocol for HttpChannel {
         if let Some(r) = self.current.take() {
             r.connection_lost(reason);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::RefCell;
+    use std::rc::Rc;
+
+    use crate::testing::{MemoryReactor, StringTransport};
+    use crate::web::resource::{Render, Resource};
+    use crate::web::site::AccessLog;
+    use crate::web::{HttpLimits, Request, Site};
+
+    /// Answers at once, except `/keep`, which is kept to be answered later.
+    #[derive(Default)]
+    struct App {
+        kept: RefCell<Vec<Request>>,
+    }
+    impl Resource for App {
+        fn is_leaf(&self) -> bool {
+            true
+        }
+        fn render_get(&self, r: &Request) -> Option<Render> {
+            if r.path() == b"/keep" {
+                self.kept.borrow_mut().push(r.clone());
+                return Some(Render::NotDoneYet);
+            }
+            Some(Render::Body(r.uri().to_vec()))
+        }
+    }
+
+    fn server() -> (Rc<MemoryReactor>, Rc<App>, Site) {
+        let reactor = Rc::new(MemoryReactor::new());
+        let app = Rc::new(App::default());
+        let site = Site::with_options(
+            app.clone(),
+            reactor.clone(),
+            HttpLimits::default(),
+            AccessLog::Off,
+        );
+        (reactor, app, site)
+    }
+
+    fn connect(site: &Site) -> StringTransport {
+        let st = StringTransport::new();
+        st.connect(site.channel());
+        st
+    }
+
+    const GET: &[u8] = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+
+    #[test]
+    fn the_idle_timeout_runs_from_the_last_of_many_keep_alive_responses() {
+        let (reactor, _, site) = server();
+        let st = connect(&site);
+        for _ in 0..10 {
+            st.deliver(GET);
+            reactor.clock().advance(30.0);
+        }
+        assert_eq!(site.served(), 10);
+        reactor.clock().advance(29.0);
+        assert!(!st.disconnecting());
+        reactor.clock().advance(1.0);
+        assert!(st.disconnecting());
+    }
+
+    #[test]
+    fn a_head_arriving_whole_after_a_long_idle_is_answered_and_idles_again() {
+        let (reactor, _, site) = server();
+        let st = connect(&site);
+        reactor.clock().advance(50.0);
+        st.deliver(GET);
+        assert_eq!(site.served(), 1);
+        // The first idle deadline (60) passes: the connection idles since the response.
+        reactor.clock().advance(59.0);
+        assert!(!st.disconnecting());
+        reactor.clock().advance(1.0);
+        assert!(st.disconnecting());
+    }
+
+    #[test]
+    fn a_split_head_gets_its_deadline_from_its_first_byte() {
+        let (reactor, _, site) = server();
+        let st = connect(&site);
+        reactor.clock().advance(50.0);
+        st.deliver(b"GET / HTTP/1.1\r\n");
+        reactor.clock().advance(19.5);
+        assert!(!st.disconnecting(), "the idle deadline no longer applies");
+        st.deliver(b"X-More: 1\r\n");
+        reactor.clock().advance(0.5);
+        assert!(
+            st.disconnecting(),
+            "more bytes do not extend a head's deadline"
+        );
+        let out = String::from_utf8_lossy(&st.value()).into_owned();
+        assert!(out.starts_with("HTTP/1.1 408 "), "{out}");
+    }
+
+    #[test]
+    fn many_pipelined_requests_in_one_read_are_answered_in_order() {
+        let (_, app, site) = server();
+        let st = connect(&site);
+        let mut input = Vec::new();
+        for i in 0..2000 {
+            input.extend_from_slice(format!("GET /{i} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes());
+        }
+        // One answered later in the middle: the rest wait for it, then go on.
+        input.extend_from_slice(b"GET /keep HTTP/1.1\r\nHost: x\r\n\r\n");
+        input.extend_from_slice(b"GET /after HTTP/1.1\r\nHost: x\r\n\r\n");
+        st.deliver(&input);
+        assert_eq!(site.served(), 2000);
+        let out = String::from_utf8_lossy(&st.value()).into_owned();
+        let bodies: Vec<&str> = out
+            .split("HTTP/1.1 200 OK\r\n")
+            .skip(1)
+            .map(|r| r.rsplit("\r\n\r\n").next().unwrap_or(""))
+            .collect();
+        assert_eq!(bodies.len(), 2000);
+        assert!(
+            bodies
+                .iter()
+                .enumerate()
+                .all(|(i, b)| *b == format!("/{i}"))
+        );
+        st.clear();
+        let kept = app.kept.borrow_mut().pop().expect("the kept request");
+        kept.write_and_finish(b"late");
+        let out = String::from_utf8_lossy(&st.value()).into_owned();
+        assert!(out.contains("late") && out.ends_with("/after"), "{out}");
+        assert_eq!(site.served(), 2002);
+    }
+
+    #[test]
+    fn a_kept_request_keeps_its_head_while_others_reuse_head_storage() {
+        let (_, app, site) = server();
+        let slow = connect(&site);
+        slow.deliver(b"GET /keep?first=1 HTTP/1.1\r\nHost: kept\r\n\r\n");
+        let fast = connect(&site);
+        for i in 0..20 {
+            let req = format!("GET /n{i}?aaaaaaaaaaaaaaaa HTTP/1.1\r\nHost: other{i}\r\n\r\n");
+            fast.deliver(req.as_bytes());
+        }
+        let out = String::from_utf8_lossy(&fast.value()).into_owned();
+        assert!(out.ends_with("/n19?aaaaaaaaaaaaaaaa"), "{out}");
+        let kept = app.kept.borrow_mut().pop().expect("the kept request");
+        assert_eq!(kept.uri(), b"/keep?first=1");
+        assert_eq!(kept.get_header("host"), Some(&b"kept"[..]));
+        kept.write_and_finish(b"done");
+        assert!(slow.value().ends_with(b"done"));
     }
 }

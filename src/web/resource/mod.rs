@@ -97,7 +97,22 @@ impl From<Deferred<Vec<u8>>> for Render {
 /// assert!(c.get(b"y").is_none());
 /// ```
 #[derive(Default)]
-pub struct Children(RefCell<HashMap<Vec<u8>, Rc<dyn Resource>>>);
+pub struct Children(RefCell<ChildMap>);
+
+/// Up to [`FEW_CHILDREN`] children are searched in a vector (comparing a few short names
+/// costs less than hashing the segment of every request); more go to a hash map.
+enum ChildMap {
+    Few(Vec<(Vec<u8>, Rc<dyn Resource>)>),
+    Many(HashMap<Vec<u8>, Rc<dyn Resource>>),
+}
+
+const FEW_CHILDREN: usize = 16;
+
+impl Default for ChildMap {
+    fn default() -> Self {
+        ChildMap::Few(Vec::new())
+    }
+}
 
 impl Children {
     /// No children.
@@ -106,15 +121,40 @@ impl Children {
     }
     /// Adds (or replaces) child `name`.
     pub fn put(&self, name: &[u8], child: Rc<dyn Resource>) {
-        self.0.borrow_mut().insert(name.to_vec(), child);
+        let mut map = self.0.borrow_mut();
+        match &mut *map {
+            ChildMap::Few(v) => {
+                if let Some(slot) = v.iter_mut().find(|(n, _)| n == name) {
+                    slot.1 = child;
+                } else if v.len() < FEW_CHILDREN {
+                    v.push((name.to_vec(), child));
+                } else {
+                    let mut m: HashMap<_, _> = std::mem::take(v).into_iter().collect();
+                    m.insert(name.to_vec(), child);
+                    *map = ChildMap::Many(m);
+                }
+            }
+            ChildMap::Many(m) => {
+                m.insert(name.to_vec(), child);
+            }
+        }
     }
     /// Child `name`.
     pub fn get(&self, name: &[u8]) -> Option<Rc<dyn Resource>> {
-        self.0.borrow().get(name).cloned()
+        match &*self.0.borrow() {
+            ChildMap::Few(v) => v.iter().find(|(n, _)| n == name).map(|(_, c)| c.clone()),
+            ChildMap::Many(m) => m.get(name).cloned(),
+        }
     }
     /// Removes child `name`.
     pub fn remove(&self, name: &[u8]) -> Option<Rc<dyn Resource>> {
-        self.0.borrow_mut().remove(name)
+        match &mut *self.0.borrow_mut() {
+            ChildMap::Few(v) => {
+                let i = v.iter().position(|(n, _)| n == name)?;
+                Some(v.remove(i).1)
+            }
+            ChildMap::Many(m) => m.remove(name),
+        }
     }
 }
 
@@ -303,4 +343,47 @@ pub fn get_child_for_request(root: Rc<dyn Resource>, request: &Request) -> Rc<dy
         r = r.get_child_with_default(&seg, request);
     }
     r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Named(usize);
+    impl Resource for Named {
+        fn render_get(&self, _r: &Request) -> Option<Render> {
+            Some(Render::Body(self.0.to_string().into_bytes()))
+        }
+    }
+
+    fn id(c: &Children, name: &[u8]) -> Option<usize> {
+        let r = c.get(name)?;
+        // The resource's identity, through its address.
+        Some(Rc::as_ptr(&r) as *const () as usize)
+    }
+
+    #[test]
+    fn children_behave_alike_below_and_above_the_small_size() {
+        for n in [3, FEW_CHILDREN, FEW_CHILDREN + 1, 40] {
+            let c = Children::new();
+            let mut made = Vec::new();
+            for i in 0..n {
+                let r: Rc<dyn Resource> = Rc::new(Named(i));
+                made.push(Rc::as_ptr(&r) as *const () as usize);
+                c.put(format!("c{i}").as_bytes(), r);
+            }
+            for (i, p) in made.iter().enumerate() {
+                assert_eq!(id(&c, format!("c{i}").as_bytes()), Some(*p), "{n} children");
+            }
+            assert!(c.get(b"missing").is_none());
+            let again: Rc<dyn Resource> = Rc::new(Named(99));
+            let p = Rc::as_ptr(&again) as *const () as usize;
+            c.put(b"c0", again);
+            assert_eq!(id(&c, b"c0"), Some(p), "put replaces");
+            assert!(c.remove(b"c1").is_some());
+            assert!(c.get(b"c1").is_none());
+            assert!(c.remove(b"c1").is_none());
+            assert_eq!(id(&c, b"c2"), Some(made[2]));
+        }
+    }
 }
