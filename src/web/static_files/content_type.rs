@@ -130,9 +130,13 @@ impl ContentTypes {
         if let Some((_, t)) = self.types.iter().find(|(x, _)| x.eq_ignore_ascii_case(ext)) {
             return Some(t.clone());
         }
-        mime_guess::from_ext(&ext.to_ascii_lowercase())
-            .first_raw()
-            .map(str::to_owned)
+        // Extensions are almost always lower case already: no copy per request for them.
+        let guess = if ext.bytes().any(|b| b.is_ascii_uppercase()) {
+            mime_guess::from_ext(&ext.to_ascii_lowercase())
+        } else {
+            mime_guess::from_ext(ext)
+        };
+        guess.first_raw().map(str::to_owned)
     }
 }
 

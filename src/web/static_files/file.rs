@@ -96,7 +96,7 @@ impl Resource for File {
                 file
             }
         };
-        let Some(items) = send_direct(request.clone(), file.clone(), items) else {
+        let Some((file, items)) = send_direct(request.clone(), file, items) else {
             return Render::NotDoneYet;
         };
         let producer = Rc::new(BodyProducer {
@@ -113,21 +113,41 @@ impl Resource for File {
 
 /// Sends the items in order, each range with [`Request::send_file`] (`sendfile(2)` on a
 /// plain connection) once the one before it went out, and finishes the request after the
-/// last, or aborts it if one fails. Returns the items left when the response cannot carry
-/// the file as it is (gzip, chunked): the framing is decided by the first write, so that
-/// happens at the first range or never.
+/// last, or aborts it if one fails. Returns the file and the items left when the response
+/// cannot carry the file as it is (gzip, chunked): the framing is decided by the first
+/// write, so that happens at the first range or never.
+///
+/// The last range takes the file itself when nothing else holds it (the common single
+/// range): duplicating the descriptor would cost an `fcntl` and a `close` per request.
 fn send_direct(
     request: Request,
     file: Rc<std::fs::File>,
     mut items: VecDeque<Item>,
-) -> Option<VecDeque<Item>> {
+) -> Option<(Rc<std::fs::File>, VecDeque<Item>)> {
     while let Some(item) = items.pop_front() {
         match item {
             Item::Bytes(b) => request.write(&b),
             Item::Range(r) => {
-                let Ok(copy) = file.try_clone() else {
-                    items.push_front(Item::Range(r));
-                    return Some(items);
+                let last = !items.iter().any(|i| matches!(i, Item::Range(_)));
+                let (copy, file) = if last {
+                    match Rc::try_unwrap(file) {
+                        Ok(f) => (f, None),
+                        Err(shared) => match shared.try_clone() {
+                            Ok(c) => (c, Some(shared)),
+                            Err(_) => {
+                                items.push_front(Item::Range(r));
+                                return Some((shared, items));
+                            }
+                        },
+                    }
+                } else {
+                    match file.try_clone() {
+                        Ok(c) => (c, Some(file)),
+                        Err(_) => {
+                            items.push_front(Item::Range(r));
+                            return Some((file, items));
+                        }
+                    }
                 };
                 match request.send_file(copy, r.start, r.len()) {
                     Ok(done) => {
@@ -135,7 +155,12 @@ fn send_direct(
                         done.add_callbacks(
                             move |()| {
                                 let r = request.clone();
-                                if send_direct(request, file, items).is_some() {
+                                let rest = match file {
+                                    Some(file) => send_direct(request, file, items).is_some(),
+                                    // The last range: only byte items can follow.
+                                    None => finish_bytes(&request, items),
+                                };
+                                if rest {
                                     r.abort();
                                 }
                                 Ok(())
@@ -148,9 +173,13 @@ fn send_direct(
                         );
                         return None;
                     }
-                    Err(_) => {
+                    Err(back) => {
                         items.push_front(Item::Range(r));
-                        return Some(items);
+                        let file = match file {
+                            Some(shared) => shared,
+                            None => Rc::new(back),
+                        };
+                        return Some((file, items));
                     }
                 }
             }
@@ -158,6 +187,19 @@ fn send_direct(
     }
     request.finish();
     None
+}
+
+/// Writes the byte items left after the last range and finishes the request; `true` if a
+/// range was left after all (it cannot be, by construction), which aborts the response.
+fn finish_bytes(request: &Request, items: VecDeque<Item>) -> bool {
+    for item in items {
+        match item {
+            Item::Bytes(b) => request.write(&b),
+            Item::Range(_) => return true,
+        }
+    }
+    request.finish();
+    false
 }
 
 enum Item {

@@ -4,6 +4,8 @@
 //! - [`path`]: a request path resolved under a root directory, refusing traversal (`..`,
 //!   encoded separators, NUL, backslashes) and, unless allowed, symlinks out of the root;
 //!   index files; the redirect of a directory to its trailing slash.
+//! - [`beneath`]: the same resolution done by the kernel in one `openat2(2)` relative to a
+//!   descriptor on the root (`RESOLVE_BENEATH`), for the common case of a regular file.
 //! - [`content_type`]: a file's `Content-Type` and `Content-Encoding` from its name.
 //! - [`conditional`]: `Last-Modified`, `ETag`, and the preconditions (`If-Match`,
 //!   `If-Unmodified-Since`, `If-None-Match`, `If-Modified-Since`, `If-Range`) → 304, 412 or
@@ -29,6 +31,7 @@
 //! assert!(matches!(p, RangePlan::Single(r) if r.len() == 1 << 20));
 //! ```
 
+pub mod beneath;
 pub mod conditional;
 pub mod content_type;
 pub mod file;

@@ -24,12 +24,15 @@
 //! lexical). Here the resolved path is canonicalised (`realpath`) and must stay under the
 //! canonical root unless [`ResolveOptions::follow_symlinks_out`] is set.
 //!
-//! What is guaranteed: at the moment of the check the file lies under the root, and
-//! [`open_resolved`] opens the canonical path (which has no symlink in it) with `O_NOFOLLOW`,
-//! so a last component swapped for a symlink after the check fails to open. What is not: a
-//! directory component swapped for a symlink between the check and the open by someone who
-//! can write inside the root is followed. Closing that needs `openat2(RESOLVE_BENEATH)`,
-//! Linux-only; a served tree whose writers are not trusted should not be served this way.
+//! This module is the portable path. What it guarantees: at the moment of the check the
+//! file lies under the root, and [`open_resolved`] opens the canonical path (which has no
+//! symlink in it) with `O_NOFOLLOW`, so a last component swapped for a symlink after the
+//! check fails to open. What it cannot: a directory component swapped for a symlink between
+//! the check and the open by someone who can write inside the root is followed. Where the
+//! kernel has `openat2(2)`, [`StaticFiles`](super::response::StaticFiles) opens files with
+//! [`beneath`](super::beneath) instead, which has no such window, and comes here only for
+//! what that does not decide (directories, index files, ignored extensions, symlinks out
+//! allowed).
 
 use std::fs::File;
 use std::io;
@@ -56,6 +59,9 @@ pub struct ResolveOptions {
     pub ignored_exts: Vec<String>,
     /// Serve files whose real path is outside the root (Twisted's behaviour).
     pub follow_symlinks_out: bool,
+    /// Open files with `openat2(2)` beneath the root where the kernel has it (see
+    /// [`beneath`](super::beneath)); off → always the portable path of this module.
+    pub openat2: bool,
 }
 
 impl Default for ResolveOptions {
@@ -67,6 +73,7 @@ impl Default for ResolveOptions {
                 .collect(),
             ignored_exts: Vec::new(),
             follow_symlinks_out: false,
+            openat2: true,
         }
     }
 }
@@ -123,10 +130,7 @@ pub fn resolve<S: AsRef<[u8]>>(
     let mut path = root.to_path_buf();
     let last = segments.len().saturating_sub(1);
     for (i, seg) in segments.iter().enumerate() {
-        let seg = std::str::from_utf8(seg.as_ref()).map_err(|_| PathError::NotUtf8)?;
-        if seg.contains(['/', '\\', '\0']) || seg == ".." {
-            return Err(PathError::Insecure(seg.to_owned()));
-        }
+        let seg = check_segment(seg.as_ref())?;
         // Only a directory has children.
         if !path.is_dir() {
             return Err(PathError::NotFound);
@@ -154,6 +158,16 @@ pub fn resolve<S: AsRef<[u8]>>(
         return Ok(Resolved::AddSlash);
     }
     Ok(Resolved::File(real))
+}
+
+/// A segment as text, refused when not UTF-8, `..`, or holding a separator, a backslash or
+/// NUL (empty and `.` are the caller's to interpret).
+pub(crate) fn check_segment(seg: &[u8]) -> Result<&str, PathError> {
+    let seg = std::str::from_utf8(seg).map_err(|_| PathError::NotUtf8)?;
+    if seg.contains(['/', '\\', '\0']) || seg == ".." {
+        return Err(PathError::Insecure(seg.to_owned()));
+    }
+    Ok(seg)
 }
 
 fn index_or_listing(root: &Path, dir: &Path, opts: &ResolveOptions) -> Result<Resolved, PathError> {

@@ -28,6 +28,7 @@ use std::io;
 use std::path::PathBuf;
 use std::rc::Rc;
 
+use super::beneath::{self, Beneath, RootDir};
 use super::conditional::{Precondition, Validators, evaluate, if_range_matches};
 use super::content_type::ContentTypes;
 use super::listing::{read_entries, render};
@@ -41,7 +42,7 @@ use crate::web::Headers;
 /// A directory served as static files, with its options.
 #[derive(Debug, Clone)]
 pub struct StaticFiles {
-    root: PathBuf,
+    root: RootDir,
     /// How request paths are resolved (index names, ignored extensions, symlinks).
     pub resolve: ResolveOptions,
     /// Names to types and encodings.
@@ -143,7 +144,7 @@ impl StaticFiles {
     /// ```
     pub fn new(root: impl Into<PathBuf>) -> StaticFiles {
         StaticFiles {
-            root: root.into(),
+            root: RootDir::new(root),
             resolve: ResolveOptions::default(),
             types: ContentTypes::new(),
             listings: true,
@@ -153,7 +154,7 @@ impl StaticFiles {
 
     /// The served directory.
     pub fn root(&self) -> &std::path::Path {
-        &self.root
+        self.root.path()
     }
 
     /// Plans the response to `method` on the path whose segments after the mount point are
@@ -208,11 +209,38 @@ impl StaticFiles {
             r.headers.set("Allow", "GET, HEAD");
             return r;
         }
-        let resolved = match resolve(&self.root, segments, &self.resolve) {
+        let (file, meta, name) = match beneath::open(&self.root, segments, &self.resolve) {
+            Beneath::Opened(file, meta) => {
+                let name = segments.last().map(AsRef::as_ref).unwrap_or_default();
+                (file, meta, String::from_utf8_lossy(name).into_owned())
+            }
+            Beneath::Refused(e) => {
+                log::debug!(target: "twistor::web", "static: {request_path}: {e}");
+                return not_found();
+            }
+            Beneath::Failed(e) => return open_failed(&e),
+            Beneath::Portable => match self.resolve_portable(segments, request_path, query, get) {
+                Ok(opened) => opened,
+                Err(r) => return *r,
+            },
+        };
+        self.respond_file(file, &meta, &name, headers, get)
+    }
+
+    /// The portable path: resolved by [`resolve`] (redirects, listings, index files), then
+    /// opened by its canonical path.
+    fn resolve_portable<S: AsRef<[u8]>>(
+        &self,
+        segments: &[S],
+        request_path: &str,
+        query: Option<&str>,
+        get: bool,
+    ) -> Result<(File, std::fs::Metadata, String), Box<StaticResponse>> {
+        let resolved = match resolve(self.root.path(), segments, &self.resolve) {
             Ok(r) => r,
             Err(e) => {
                 log::debug!(target: "twistor::web", "static: {request_path}: {e}");
-                return not_found();
+                return Err(Box::new(not_found()));
             }
         };
         let path = match resolved {
@@ -223,26 +251,32 @@ impl StaticFiles {
                 };
                 let mut r = page(302, "Found", "The document has moved.");
                 r.headers.set("Location", location.as_bytes());
-                return r;
+                return Err(Box::new(r));
             }
-            Resolved::Listing(dir) => return self.listing(&dir, request_path, get),
+            Resolved::Listing(dir) => return Err(Box::new(self.listing(&dir, request_path, get))),
             Resolved::File(path) => path,
         };
-        let file = match open_resolved(&path) {
-            Ok(f) => f,
-            Err(e) => return open_failed(&e),
-        };
-        let meta = match file.metadata() {
-            Ok(m) => m,
-            Err(e) => return open_failed(&e),
-        };
-        let v = Validators::from_metadata(&meta);
-        let len = meta.len();
+        let file = open_resolved(&path).map_err(|e| Box::new(open_failed(&e)))?;
+        let meta = file.metadata().map_err(|e| Box::new(open_failed(&e)))?;
         let name = path
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let (content_type, encoding) = self.types.type_and_encoding(&name);
+        Ok((file, meta, name))
+    }
+
+    /// The response for an opened regular file called `name`.
+    fn respond_file(
+        &self,
+        file: File,
+        meta: &std::fs::Metadata,
+        name: &str,
+        headers: &Headers,
+        get: bool,
+    ) -> StaticResponse {
+        let v = Validators::from_metadata(meta);
+        let len = meta.len();
+        let (content_type, encoding) = self.types.type_and_encoding(name);
 
         let mut h = Headers::new();
         h.set("Accept-Ranges", "bytes");
