@@ -6,21 +6,7 @@ use std::rc::Rc;
 use super::{Render, Resource};
 use crate::web::{Request, status};
 
-/// `s` with `& < > " '` escaped for HTML.
-pub(crate) fn escape_html(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#x27;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
+use crate::web::html::escape as escape_html;
 
 /// A page answering every method with `code`, a title and a detail (escaped). Every child
 /// lookup below it gives itself.

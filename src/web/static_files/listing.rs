@@ -168,18 +168,7 @@ pub fn format_file_size(size: u64) -> String {
 /// assert_eq!(html_escape("<a href='x'>&\""), "&lt;a href=&#x27;x&#x27;&gt;&amp;&quot;");
 /// ```
 pub fn html_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#x27;"),
-            c => out.push(c),
-        }
-    }
-    out
+    crate::web::html::escape(s)
 }
 
 /// `s` percent-encoded for a path segment: everything but unreserved characters (Python's
