@@ -2,7 +2,7 @@
 //! `client.Agent`), and the [`HttpAgent`] trait the wrapping agents share.
 //!
 //! Order of work: the method must be a token and the URI absolute `http`/`https` (else the
-//! Deferred fails with [`BadRequest`], [`InvalidUri`] or [`SchemeNotSupported`]); a copy of
+//! Deferred fails with [`BadRequest`], [`InvalidUri`](super::error::InvalidUri) or [`SchemeNotSupported`]); a copy of
 //! the headers gets `Host` unless the caller set one; a connection comes from the pool or a
 //! new one is made through an [`EndpointFactory`] (by default a `HostnameEndpoint`, wrapped in
 //! TLS for `https` with hostname verification through an [`HttpsPolicy`]); the request is

@@ -17,7 +17,7 @@
 //! bytes but before the end of the head: [`ResponseFailed`]; the body producer fails or
 //! writes a wrong length: [`RequestGenerationFailed`]. A body cut short ends with
 //! `ResponseFailed([reason, DataLoss])`; a close-delimited body with
-//! [`PotentialDataLoss`](super::error::PotentialDataLoss).
+//! [`PotentialDataLoss`].
 //!
 //! # Reuse
 //!
