@@ -1,7 +1,7 @@
 //! A client for `unix_echo_server`: connects to the UNIX socket PATH, sends TEXT, prints
 //! what comes back once all of it has, and exits (1 if it could not connect).
 //!
-//! Run: `cargo run --example unix_echo_client -- /tmp/echo.sock Hello` (`@NAME` for an
+//! Run: `cargo run --example unix_echo_client -- echo.sock Hello` (`@NAME` for an
 //! abstract name).
 
 use std::cell::Cell;

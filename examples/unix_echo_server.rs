@@ -1,9 +1,9 @@
 //! An echo server on a UNIX socket: every byte received is written back. It also tells each
 //! client who it is, from the peer credentials the kernel recorded (`SO_PEERCRED`).
 //!
-//! Run: `cargo run --example unix_echo_server -- /tmp/echo.sock`, then
-//! `cargo run --example unix_echo_client -- /tmp/echo.sock Hello` (or
-//! `nc -U /tmp/echo.sock`). A PATH starting with `@` is an abstract name (no file). The socket
+//! Run: `cargo run --example unix_echo_server -- echo.sock`, then
+//! `cargo run --example unix_echo_client -- echo.sock Hello` (or
+//! `nc -U echo.sock`). A PATH starting with `@` is an abstract name (no file). The socket
 //! file is removed on Ctrl-C.
 
 use twistor::protocol::{Context, Protocol, for_protocol};

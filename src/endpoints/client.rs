@@ -441,7 +441,7 @@ impl UnixClientEndpoint {
     /// The connect options.
     ///
     /// ```
-    /// let e = twistor::endpoints::UnixClientEndpoint::new("/tmp/x.sock");
+    /// let e = twistor::endpoints::UnixClientEndpoint::new("run/x.sock");
     /// assert!(e.options().timeout.is_some());
     /// ```
     pub fn options(&self) -> &UnixConnectOptions {

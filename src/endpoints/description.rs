@@ -39,8 +39,8 @@ impl Description {
     /// ```
     /// use twistor::endpoints::Description;
     ///
-    /// let d = Description::parse("unix:path=/tmp/a=b.sock:timeout=5").unwrap();
-    /// assert_eq!(d.keyword("path"), Some("/tmp/a=b.sock"));
+    /// let d = Description::parse("unix:path=run/a=b.sock:timeout=5").unwrap();
+    /// assert_eq!(d.keyword("path"), Some("run/a=b.sock"));
     /// assert!(Description::parse(r"tcp:80\").is_err());
     /// assert!(Description::parse("tcp:80:backlog=1:backlog=2").is_err());
     /// ```

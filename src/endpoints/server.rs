@@ -205,7 +205,7 @@ impl UnixServerEndpoint {
     /// On `path`, with Twisted's defaults.
     ///
     /// ```
-    /// let e = twistor::endpoints::UnixServerEndpoint::new("/tmp/a.sock");
+    /// let e = twistor::endpoints::UnixServerEndpoint::new("run/a.sock");
     /// assert!(!e.options().want_pid);
     /// ```
     pub fn new(path: impl AsRef<Path>) -> Self {
@@ -217,7 +217,7 @@ impl UnixServerEndpoint {
     /// ```
     /// use twistor::transport::unix::UnixListenOptions;
     /// let o = UnixListenOptions { mode: 0o600, ..Default::default() };
-    /// assert_eq!(twistor::endpoints::UnixServerEndpoint::with_options("/tmp/a.sock", o).options().mode, 0o600);
+    /// assert_eq!(twistor::endpoints::UnixServerEndpoint::with_options("run/a.sock", o).options().mode, 0o600);
     /// ```
     pub fn with_options(path: impl AsRef<Path>, options: UnixListenOptions) -> Self {
         UnixServerEndpoint {
@@ -229,8 +229,8 @@ impl UnixServerEndpoint {
     /// The path.
     ///
     /// ```
-    /// let e = twistor::endpoints::UnixServerEndpoint::new("/tmp/a.sock");
-    /// assert_eq!(e.path(), std::path::Path::new("/tmp/a.sock"));
+    /// let e = twistor::endpoints::UnixServerEndpoint::new("run/a.sock");
+    /// assert_eq!(e.path(), std::path::Path::new("run/a.sock"));
     /// ```
     pub fn path(&self) -> &Path {
         &self.path

@@ -214,7 +214,7 @@ pub enum TlsClientDescription {
 ///
 /// ```
 /// use twistor::endpoints::{parse_server, ServerDescription};
-/// assert!(matches!(parse_server("unix:/tmp/a.sock").unwrap(), ServerDescription::Unix(_)));
+/// assert!(matches!(parse_server("unix:run/a.sock").unwrap(), ServerDescription::Unix(_)));
 /// ```
 #[derive(Debug, Clone)]
 #[non_exhaustive]
@@ -290,7 +290,7 @@ impl ServerEndpoint for AnyServerEndpoint {
 ///
 /// ```
 /// use twistor::endpoints::{client_from_string, AnyClientEndpoint, HostnameEndpoint};
-/// assert!(matches!(client_from_string("unix:/tmp/a.sock").unwrap(), AnyClientEndpoint::Unix(_)));
+/// assert!(matches!(client_from_string("unix:run/a.sock").unwrap(), AnyClientEndpoint::Unix(_)));
 /// let _any = AnyClientEndpoint::Hostname(HostnameEndpoint::new("example.com", 80));
 /// ```
 #[derive(Debug, Clone)]

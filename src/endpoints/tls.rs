@@ -84,8 +84,8 @@ impl<E> TlsServerEndpoint<E> {
     /// # let opts = twistor::tls::ServerOptions::from_pem(cert.cert.pem().as_bytes(),
     /// #     cert.signing_key.serialize_pem().as_bytes()).unwrap();
     /// use twistor::endpoints::{TlsServerEndpoint, UnixServerEndpoint};
-    /// let e = TlsServerEndpoint::new(opts, UnixServerEndpoint::new("/tmp/tls.sock"));
-    /// assert_eq!(e.inner().path(), std::path::Path::new("/tmp/tls.sock"));
+    /// let e = TlsServerEndpoint::new(opts, UnixServerEndpoint::new("run/tls.sock"));
+    /// assert_eq!(e.inner().path(), std::path::Path::new("run/tls.sock"));
     /// ```
     pub fn new(options: ServerOptions, inner: E) -> Self {
         TlsServerEndpoint { options, inner }

@@ -241,7 +241,7 @@ pub enum ChildFd {
 /// use twistor::transport::process::{ChildFd, SpawnOptions};
 /// let o = SpawnOptions::new()
 ///     .env([("LANG", "C")])
-///     .path("/tmp")
+///     .path(std::env::temp_dir())
 ///     .child_fd(3, ChildFd::Read);
 /// # let _ = o;
 /// ```

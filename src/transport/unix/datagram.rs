@@ -92,7 +92,7 @@ impl UnixDatagramAddress {
     ///
     /// ```
     /// use twistor::transport::unix::UnixDatagramAddress;
-    /// assert_eq!(UnixDatagramAddress::new("/tmp/x.sock").name(), Some(std::path::Path::new("/tmp/x.sock")));
+    /// assert_eq!(UnixDatagramAddress::new("run/x.sock").name(), Some(std::path::Path::new("run/x.sock")));
     /// ```
     pub fn new(path: impl AsRef<Path>) -> UnixDatagramAddress {
         UnixDatagramAddress {
@@ -124,7 +124,7 @@ impl UnixDatagramAddress {
     ///
     /// ```
     /// use twistor::transport::unix::UnixDatagramAddress;
-    /// assert!(!UnixDatagramAddress::new("/tmp/x.sock").is_abstract());
+    /// assert!(!UnixDatagramAddress::new("run/x.sock").is_abstract());
     /// ```
     pub fn is_abstract(&self) -> bool {
         self.name.as_deref().is_some_and(is_abstract)
@@ -134,7 +134,7 @@ impl UnixDatagramAddress {
     ///
     /// ```
     /// use twistor::transport::unix::UnixDatagramAddress;
-    /// assert!(!UnixDatagramAddress::new("/tmp/x.sock").is_unnamed());
+    /// assert!(!UnixDatagramAddress::new("run/x.sock").is_unnamed());
     /// ```
     pub fn is_unnamed(&self) -> bool {
         self.name.is_none()
@@ -204,7 +204,7 @@ impl Default for UnixDatagramListenOptions {
 ///
 /// ```
 /// use twistor::transport::unix::UnixDatagramConnectOptions;
-/// let opts = UnixDatagramConnectOptions { bind_address: Some("/tmp/me.sock".into()), ..Default::default() };
+/// let opts = UnixDatagramConnectOptions { bind_address: Some("run/me.sock".into()), ..Default::default() };
 /// assert_eq!(opts.mode, 0o666);
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
