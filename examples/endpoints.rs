@@ -2,7 +2,7 @@
 //! argument says, and a client connects to the address it got, sends a line, prints the echo.
 //!
 //! Run: `cargo run --example endpoints -- tcp:0:interface=127.0.0.1`
-//! or `cargo run --example endpoints -- unix:/tmp/endpoints.sock:lockfile=0`.
+//! or `cargo run --example endpoints -- unix:endpoints.sock:lockfile=0`.
 
 use std::cell::RefCell;
 use std::rc::Rc;

@@ -6,7 +6,7 @@
 //! from twisted.web.static import File
 //! from twisted.internet import reactor, endpoints
 //!
-//! resource = File("/tmp")
+//! resource = File(".")
 //! factory = Site(resource)
 //! endpoint = endpoints.TCP4ServerEndpoint(reactor, 8888)
 //! endpoint.listen(factory)

@@ -2,12 +2,12 @@
 //!
 //! ```text
 //! twistor echo --port 8000
-//! twistor echo --unix /tmp/echo.sock
+//! twistor echo --unix echo.sock
 //! twistor echo --port 8443 --tls-cert cert.pem --tls-key key.pem
 //! twistor reverse --port 9999 [--max-lines 10]
-//! twistor reverse --unix /tmp/reverse.sock [--want-pid]
+//! twistor reverse --unix reverse.sock [--want-pid]
 //! twistor reverse-client --port 9999 Hello
-//! twistor reverse-client --unix /tmp/reverse.sock Hello
+//! twistor reverse-client --unix reverse.sock Hello
 //! twistor reverse-client --port 9443 --tls --tls-ca ca.pem --tls-hostname localhost Hello
 //! twistor portforward --port 8080 --dest-host 127.0.0.1 --dest-port 8000
 //! twistor discard --port 9
@@ -17,11 +17,11 @@
 //! twistor get -i https://example.com/
 //! twistor udp-echo --port 8000
 //! twistor web --port 8080 --hello [--threads 2] [--logfile access.log]
-//! twistor echo --listen tcp:8000 --listen unix:/tmp/echo.sock
+//! twistor echo --listen tcp:8000 --listen unix:echo.sock
 //! twistor reverse-client --connect tcp:127.0.0.1:9999 Hello
 //! twistor echo --listen ssl:8443:privateKey=key.pem:certKey=cert.pem --listen tcp:8000
 //! twistor reverse-client --connect tls:localhost:8443:trustRoots=ca.pem Hello
-//! twistor echo --unix /tmp/echo.sock --tls-cert cert.pem --tls-key key.pem
+//! twistor echo --unix echo.sock --tls-cert cert.pem --tls-key key.pem
 //! ```
 //! Each server listens on 127.0.0.1 unless `--interface` says otherwise (or on a UNIX socket
 //! with `--unix PATH`, where a leading `@` names a Linux abstract socket; the socket file is
