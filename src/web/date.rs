@@ -53,22 +53,45 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 /// assert_eq!(twistor::web::date::http_date(t), "Sun, 06 Nov 1994 08:49:37 GMT");
 /// ```
 pub fn http_date(t: SystemTime) -> String {
-    let secs = t
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64);
+    let secs = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let mut out = Vec::with_capacity(29);
+    write_http_date(&mut out, secs);
+    // Only ASCII was written.
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// Appends the HTTP date of `secs` seconds after the epoch (29 bytes), without going
+/// through `format!`: responses write one per file (`Last-Modified`).
+///
+/// ```
+/// let mut out = b"Last-Modified: ".to_vec();
+/// twistor::web::date::write_http_date(&mut out, 784_111_777);
+/// assert_eq!(out, b"Last-Modified: Sun, 06 Nov 1994 08:49:37 GMT");
+/// ```
+pub fn write_http_date(out: &mut Vec<u8>, secs: u64) {
+    // Beyond year 9999 the four-digit year would not hold.
+    let secs = secs.min(253_402_300_799) as i64;
     let days = secs.div_euclid(86_400);
     let rem = secs.rem_euclid(86_400);
     let (y, m, d) = civil_from_days(days);
-    format!(
-        "{}, {:02} {} {:04} {:02}:{:02}:{:02} GMT",
-        DAYS[days.rem_euclid(7) as usize],
-        d,
-        MONTHS[(m - 1) as usize],
-        y,
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    let two = |out: &mut Vec<u8>, n: i64| {
+        out.extend_from_slice(&[b'0' + (n / 10) as u8, b'0' + (n % 10) as u8])
+    };
+    out.extend_from_slice(DAYS[days.rem_euclid(7) as usize].as_bytes());
+    out.extend_from_slice(b", ");
+    two(out, i64::from(d));
+    out.push(b' ');
+    out.extend_from_slice(MONTHS[(m - 1) as usize].as_bytes());
+    out.push(b' ');
+    two(out, y / 100);
+    two(out, y % 100);
+    out.push(b' ');
+    two(out, rem / 3600);
+    out.push(b':');
+    two(out, rem % 3600 / 60);
+    out.push(b':');
+    two(out, rem % 60);
+    out.extend_from_slice(b" GMT");
 }
 
 fn month(name: &[u8]) -> Option<u32> {
@@ -171,6 +194,24 @@ mod tests {
         assert!(parse_http_date(b"Thu, 01 Jan 2024 24:00:00 GMT").is_none());
         assert!(parse_http_date(b"Thu, 01 Jan 2024 00:00:00 PST").is_none());
         assert!(parse_http_date(b"Thu, 01 Jan 2024 0:0:0 GMT").is_none());
+    }
+
+    #[test]
+    fn written_dates_parse_back_to_their_second() {
+        for secs in (0..253_402_300_799u64).step_by(7_777_777_777).chain([
+            0,
+            951_782_400, // 29 Feb 2000
+            253_402_300_799,
+        ]) {
+            let mut out = Vec::new();
+            write_http_date(&mut out, secs);
+            assert_eq!(out.len(), 29, "{}", String::from_utf8_lossy(&out));
+            let back = parse_http_date(&out).expect("a written date parses");
+            assert_eq!(back, UNIX_EPOCH + Duration::from_secs(secs));
+        }
+        let mut far = Vec::new();
+        write_http_date(&mut far, u64::MAX);
+        assert_eq!(far, b"Fri, 31 Dec 9999 23:59:59 GMT");
     }
 
     #[test]

@@ -85,6 +85,37 @@ fn sanitize(value: &[u8]) -> Vec<u8> {
     out
 }
 
+/// Read access to the headers of a message: a [`Headers`] map, or a server
+/// [`Request`](crate::web::Request)'s own, read where they were parsed (nothing copied).
+///
+/// ```
+/// use twistor::web::headers::{HeaderLookup, Headers};
+/// let mut h = Headers::new();
+/// h.add("Accept", "a");
+/// h.add("accept", "b");
+/// assert_eq!(h.first_value("ACCEPT"), Some(&b"a"[..]));
+/// let mut all = Vec::new();
+/// h.each_value("accept", &mut |v| all.push(v.to_vec()));
+/// assert_eq!(all, [b"a".to_vec(), b"b".to_vec()]);
+/// ```
+pub trait HeaderLookup {
+    /// The first value of `name` (case-insensitive).
+    fn first_value(&self, name: &str) -> Option<&[u8]>;
+    /// Calls `f` with every value of `name` (case-insensitive), in order.
+    fn each_value(&self, name: &str, f: &mut dyn FnMut(&[u8]));
+}
+
+impl HeaderLookup for Headers {
+    fn first_value(&self, name: &str) -> Option<&[u8]> {
+        self.get(name)
+    }
+    fn each_value(&self, name: &str, f: &mut dyn FnMut(&[u8])) {
+        for v in self.get_all(name) {
+            f(v);
+        }
+    }
+}
+
 /// An ordered, case-insensitive multi-map of header names to byte values.
 ///
 /// ```
@@ -148,6 +179,47 @@ impl Headers {
         Headers::default()
     }
 
+    /// An empty map with room for `n` pairs before it allocates again.
+    pub fn with_capacity(n: usize) -> Headers {
+        Headers {
+            entries: SmallVec::with_capacity(n),
+        }
+    }
+
+    /// Replaces the values of every name `other` has with `other`'s values, in `other`'s
+    /// order (several values of one name all stay).
+    ///
+    /// ```
+    /// let mut h = twistor::web::Headers::new();
+    /// h.add("Vary", "Accept");
+    /// h.add("Server", "x");
+    /// let mut other = twistor::web::Headers::new();
+    /// other.add("vary", "Cookie");
+    /// other.add("vary", "Origin");
+    /// h.replace_from(other);
+    /// assert_eq!(h.get_all("Vary").collect::<Vec<_>>(), [&b"Cookie"[..], b"Origin"]);
+    /// assert_eq!(h.get("server"), Some(&b"x"[..]));
+    /// ```
+    pub fn replace_from(&mut self, other: Headers) {
+        if self.entries.is_empty() {
+            *self = other;
+            return;
+        }
+        for (n, _) in &other.entries {
+            self.remove(n);
+        }
+        self.entries.extend(other.entries);
+    }
+
+    /// Appends a pair the server made itself: a static, valid name and a value known to
+    /// hold no line break or NUL (dates, numbers, entity tags, types from a table), so
+    /// neither is checked or copied again.
+    pub(crate) fn push_trusted(&mut self, name: &'static str, value: Vec<u8>) {
+        debug_assert!(is_token(name.as_bytes()));
+        debug_assert!(!value.iter().any(|&b| matches!(b, b'\r' | b'\n' | 0)));
+        self.entries.push((Cow::Borrowed(name), value));
+    }
+
     /// How many (name, value) pairs there are.
     pub fn len(&self) -> usize {
         self.entries.len()
@@ -189,6 +261,22 @@ impl Headers {
             return Err(InvalidHeaderName { name: name.into() });
         }
         let value = sanitize(value.as_ref());
+        let Some(first) = self
+            .entries
+            .iter()
+            .position(|(n, _)| n.eq_ignore_ascii_case(name))
+        else {
+            // The usual case, a name not set yet: no pass over the map to rebuild it.
+            self.entries.push((name_of(name), value));
+            return Ok(());
+        };
+        if !self.entries[first + 1..]
+            .iter()
+            .any(|(n, _)| n.eq_ignore_ascii_case(name))
+        {
+            self.entries[first].1 = value;
+            return Ok(());
+        }
         // The first entry keeps its place (and spelling); the others go.
         let mut slot = None;
         let mut i = 0;
@@ -320,6 +408,12 @@ impl Headers {
 
     /// Appends `Name: value\r\n` for every pair, in order.
     pub fn write_to(&self, out: &mut Vec<u8>) {
+        out.reserve(
+            self.entries
+                .iter()
+                .map(|(n, v)| n.len() + v.len() + 4)
+                .sum(),
+        );
         for (n, v) in &self.entries {
             out.extend_from_slice(n.as_bytes());
             out.extend_from_slice(b": ");

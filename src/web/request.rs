@@ -565,6 +565,13 @@ impl Request {
         r.segments[r.consumed..].to_vec()
     }
 
+    /// Runs `f` on the postpath in place (no copy; the request must not be traversed
+    /// further inside `f`).
+    pub(crate) fn with_postpath<R>(&self, f: impl FnOnce(&[Vec<u8>]) -> R) -> R {
+        let r = self.0.response.borrow();
+        f(&r.segments[r.consumed..])
+    }
+
     /// Moves the next segment from `postpath` to `prepath`.
     pub(crate) fn next_segment(&self) -> Option<Vec<u8>> {
         let mut r = self.0.response.borrow_mut();
@@ -606,6 +613,40 @@ impl Request {
     #[doc(alias = "setHeader")]
     pub fn set_header(&self, name: &str, value: impl AsRef<[u8]>) {
         self.0.response.borrow_mut().headers.set(name, value);
+    }
+
+    /// Sets every header of `headers` on the response, each replacing the values of its
+    /// name (as [`set_header`](Self::set_header) would), without checking or copying them
+    /// again: the map did that when they were added.
+    ///
+    /// ```
+    /// use std::rc::Rc;
+    /// use twistor::testing::{MemoryReactor, StringTransport};
+    /// use twistor::web::resource::{Render, Resource};
+    /// use twistor::web::{Headers, Request, Site};
+    ///
+    /// struct Typed;
+    /// impl Resource for Typed {
+    ///     fn is_leaf(&self) -> bool { true }
+    ///     fn render_get(&self, r: &Request) -> Option<Render> {
+    ///         r.set_header("Content-Type", "text/html");
+    ///         let mut h = Headers::new();
+    ///         h.set("Content-Type", "text/plain");
+    ///         h.set("X-Made-By", "doc");
+    ///         r.set_headers(h);
+    ///         Some(Render::Static(b"ok"))
+    ///     }
+    /// }
+    /// let site = Site::new(Rc::new(Typed), Rc::new(MemoryReactor::new()));
+    /// let st = StringTransport::new();
+    /// st.connect(site.channel());
+    /// st.deliver(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    /// let out = String::from_utf8(st.value()).unwrap();
+    /// assert!(out.contains("\r\nContent-Type: text/plain\r\nX-Made-By: doc\r\n"));
+    /// assert!(!out.contains("text/html"));
+    /// ```
+    pub fn set_headers(&self, headers: Headers) {
+        self.0.response.borrow_mut().headers.replace_from(headers);
     }
 
     /// Adds a value to response header `name`.
@@ -946,7 +987,7 @@ impl Request {
         offset: u64,
         len: u64,
     ) -> Result<Deferred<()>, std::fs::File> {
-        let mut out = Vec::new();
+        let mut out = Vec::with_capacity(if self.started_writing() { 0 } else { 512 });
         {
             let mut r = self.0.response.borrow_mut();
             if !self.writable(&r, "send_file") {
@@ -1170,6 +1211,22 @@ impl Request {
         }
         for n in notify {
             let _ = n.errback(reason.clone());
+        }
+    }
+}
+
+/// The request's headers, read where they were parsed.
+impl crate::web::headers::HeaderLookup for Request {
+    fn first_value(&self, name: &str) -> Option<&[u8]> {
+        self.headers()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name.as_bytes()))
+            .map(|(_, v)| v)
+    }
+    fn each_value(&self, name: &str, f: &mut dyn FnMut(&[u8])) {
+        for (n, v) in self.headers() {
+            if n.eq_ignore_ascii_case(name.as_bytes()) {
+                f(v);
+            }
         }
     }
 }

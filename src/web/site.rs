@@ -206,7 +206,7 @@ impl Site {
     /// cached strings are used as they are.
     fn with_clocks<R>(&self, reread: bool, f: impl FnOnce(&Clocks) -> R) -> R {
         if reread || self.0.clocks.borrow().secs == u64::MAX {
-            self.refresh_clocks(SystemTime::now());
+            self.refresh_clocks(coarse_now());
         }
         f(&self.0.clocks.borrow())
     }
@@ -325,6 +325,27 @@ impl Factory for Site {
     fn stop_factory(&self) {
         self.flush_log();
     }
+}
+
+/// The wall clock for `Date` and the access log, which say whole seconds: on Linux the
+/// coarse clock (the time at the last scheduler tick, at most a few milliseconds behind,
+/// read without touching the time-stamp counter: a third of the price of the precise one,
+/// paid on every response).
+fn coarse_now() -> SystemTime {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: `ts` is a valid out-pointer for the duration of the call.
+        if unsafe { libc::clock_gettime(libc::CLOCK_REALTIME_COARSE, &mut ts) } == 0
+            && let Ok(secs) = u64::try_from(ts.tv_sec)
+        {
+            return UNIX_EPOCH + std::time::Duration::new(secs, ts.tv_nsec as u32);
+        }
+    }
+    SystemTime::now()
 }
 
 /// Logs the failure and answers 500 (or cuts the response if its head is already out).

@@ -22,8 +22,8 @@ use std::fs::Metadata;
 use std::os::unix::fs::MetadataExt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::web::Headers;
-use crate::web::date::{http_date, parse_http_date};
+use crate::web::date::{http_date, parse_http_date, write_http_date};
+use crate::web::headers::HeaderLookup;
 
 /// A file's validators.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,14 +63,46 @@ impl Validators {
     pub fn new(inode: u64, size: u64, mtime_nanos: u64) -> Validators {
         Validators {
             last_modified: UNIX_EPOCH + Duration::from_secs(mtime_nanos / 1_000_000_000),
-            etag: format!("\"{inode:x}-{size:x}-{mtime_nanos:x}\""),
+            etag: etag(inode, size, mtime_nanos),
         }
+    }
+
+    /// The `Last-Modified` value, as bytes for a header.
+    pub(crate) fn last_modified_value(&self) -> Vec<u8> {
+        let secs = self
+            .last_modified
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let mut out = Vec::with_capacity(29);
+        write_http_date(&mut out, secs);
+        out
     }
 
     /// The `Last-Modified` value.
     pub fn last_modified_header(&self) -> String {
         http_date(self.last_modified)
     }
+}
+
+/// `"<inode>-<size>-<mtime>"` in hex, written by hand: one per file response.
+fn etag(inode: u64, size: u64, mtime_nanos: u64) -> String {
+    fn hex(out: &mut String, n: u64) {
+        let digits = (64 - (n | 1).leading_zeros()).div_ceil(4);
+        for i in (0..digits).rev() {
+            out.push(char::from(
+                b"0123456789abcdef"[(n >> (i * 4)) as usize & 0xf],
+            ));
+        }
+    }
+    let mut out = String::with_capacity(52);
+    out.push('"');
+    hex(&mut out, inode);
+    out.push('-');
+    hex(&mut out, size);
+    out.push('-');
+    hex(&mut out, mtime_nanos);
+    out.push('"');
+    out
 }
 
 /// What the preconditions of a request say.
@@ -96,12 +128,18 @@ pub enum Precondition {
 /// assert_eq!(evaluate(&h, &v, true), Precondition::NotModified);
 /// assert_eq!(evaluate(&h, &v, false), Precondition::Failed);
 /// ```
-pub fn evaluate(headers: &Headers, v: &Validators, get_or_head: bool) -> Precondition {
+pub fn evaluate<H: HeaderLookup + ?Sized>(
+    headers: &H,
+    v: &Validators,
+    get_or_head: bool,
+) -> Precondition {
     if let Some(im) = joined(headers, "If-Match") {
         if !etag_list_matches(&im, &v.etag, true) {
             return Precondition::Failed;
         }
-    } else if let Some(t) = headers.get("If-Unmodified-Since").and_then(parse_http_date)
+    } else if let Some(t) = headers
+        .first_value("If-Unmodified-Since")
+        .and_then(parse_http_date)
         && v.last_modified > t
     {
         return Precondition::Failed;
@@ -115,7 +153,9 @@ pub fn evaluate(headers: &Headers, v: &Validators, get_or_head: bool) -> Precond
             };
         }
     } else if get_or_head
-        && let Some(t) = headers.get("If-Modified-Since").and_then(parse_http_date)
+        && let Some(t) = headers
+            .first_value("If-Modified-Since")
+            .and_then(parse_http_date)
         && v.last_modified <= t
     {
         return Precondition::NotModified;
@@ -138,8 +178,8 @@ pub fn evaluate(headers: &Headers, v: &Validators, get_or_head: bool) -> Precond
 /// h.set("If-Range", format!("W/{}", v.etag));
 /// assert!(!if_range_matches(&h, &v));
 /// ```
-pub fn if_range_matches(headers: &Headers, v: &Validators) -> bool {
-    let Some(value) = headers.get("If-Range") else {
+pub fn if_range_matches<H: HeaderLookup + ?Sized>(headers: &H, v: &Validators) -> bool {
+    let Some(value) = headers.first_value("If-Range") else {
         return true;
     };
     let value = value.trim_ascii();
@@ -150,15 +190,15 @@ pub fn if_range_matches(headers: &Headers, v: &Validators) -> bool {
 }
 
 /// All the values of a list header, joined with commas; `None` if absent.
-fn joined(headers: &Headers, name: &str) -> Option<Vec<u8>> {
+fn joined<H: HeaderLookup + ?Sized>(headers: &H, name: &str) -> Option<Vec<u8>> {
     let mut out: Option<Vec<u8>> = None;
-    for v in headers.get_all(name) {
+    headers.each_value(name, &mut |v| {
         let o = out.get_or_insert_with(Vec::new);
         if !o.is_empty() {
             o.push(b',');
         }
         o.extend_from_slice(v);
-    }
+    });
     out
 }
 

@@ -9,6 +9,9 @@
 //! as in Twisted (so extension-less files and dot-files are served as HTML), configurable. No
 //! `charset` is added, as in Twisted: the server does not know a file's encoding.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
+
 /// Twisted's additions to the system's MIME map.
 const TWISTED_TYPES: &[(&str, &str)] = &[
     ("conf", "text/plain"),
@@ -31,7 +34,14 @@ pub struct ContentTypes {
     default_type: String,
     types: Vec<(String, String)>,
     encodings: Vec<(String, String)>,
+    /// `mime_guess`'s answers by lower-case extension: its table is searched with
+    /// case-insensitive comparisons, over a thousand instructions a file response; a
+    /// site serves few extensions, so the answers are kept (at most [`CACHED`]).
+    guessed: RefCell<HashMap<Box<str>, Option<&'static str>>>,
 }
+
+/// How many extensions' guesses are kept.
+const CACHED: usize = 256;
 
 impl Default for ContentTypes {
     fn default() -> Self {
@@ -45,6 +55,7 @@ impl Default for ContentTypes {
                 ("gz".to_owned(), "gzip".to_owned()),
                 ("bz2".to_owned(), "bzip2".to_owned()),
             ],
+            guessed: RefCell::default(),
         }
     }
 }
@@ -108,6 +119,18 @@ impl ContentTypes {
     /// assert_eq!(c.type_and_encoding(".hidden"), ("text/html".into(), None));
     /// ```
     pub fn type_and_encoding(&self, name: &str) -> (String, Option<String>) {
+        let (t, e) = self.type_and_encoding_ref(name);
+        (t.to_owned(), e.map(str::to_owned))
+    }
+
+    /// [`type_and_encoding`](Self::type_and_encoding), borrowed from the map (no copy per
+    /// request).
+    ///
+    /// ```
+    /// use twistor::web::static_files::content_type::ContentTypes;
+    /// assert_eq!(ContentTypes::new().type_and_encoding_ref("a.tar.gz"), ("application/x-tar", Some("gzip")));
+    /// ```
+    pub fn type_and_encoding_ref(&self, name: &str) -> (&str, Option<&str>) {
         let (stem, ext) = split_ext(name);
         let mut encoding = None;
         let mut ext = ext;
@@ -117,26 +140,36 @@ impl ContentTypes {
                 .iter()
                 .find(|(x, _)| x.eq_ignore_ascii_case(e))
         {
-            encoding = Some(enc.clone());
+            encoding = Some(enc.as_str());
             ext = split_ext(stem).1;
         }
         let t = ext
             .and_then(|e| self.lookup(e))
-            .unwrap_or_else(|| self.default_type.clone());
+            .unwrap_or(&self.default_type);
         (t, encoding)
     }
 
-    fn lookup(&self, ext: &str) -> Option<String> {
+    fn lookup(&self, ext: &str) -> Option<&str> {
         if let Some((_, t)) = self.types.iter().find(|(x, _)| x.eq_ignore_ascii_case(ext)) {
-            return Some(t.clone());
+            return Some(t);
         }
         // Extensions are almost always lower case already: no copy per request for them.
-        let guess = if ext.bytes().any(|b| b.is_ascii_uppercase()) {
-            mime_guess::from_ext(&ext.to_ascii_lowercase())
+        let lower;
+        let ext = if ext.bytes().any(|b| b.is_ascii_uppercase()) {
+            lower = ext.to_ascii_lowercase();
+            &lower
         } else {
-            mime_guess::from_ext(ext)
+            ext
         };
-        guess.first_raw().map(str::to_owned)
+        if let Some(known) = self.guessed.borrow().get(ext) {
+            return *known;
+        }
+        let guess = mime_guess::from_ext(ext).first_raw();
+        let mut cache = self.guessed.borrow_mut();
+        if cache.len() < CACHED {
+            cache.insert(ext.into(), guess);
+        }
+        guess
     }
 }
 

@@ -19,7 +19,6 @@ use std::rc::Rc;
 use super::range::ByteRange;
 use super::response::{Body, StaticFiles};
 use crate::transport::Producer;
-use crate::web::Headers;
 use crate::web::Request;
 use crate::web::resource::{Render, Resource};
 
@@ -56,22 +55,18 @@ impl Resource for File {
     }
 
     fn render(&self, request: &Request) -> Render {
-        let method = String::from_utf8_lossy(request.method()).into_owned();
-        let mut headers = Headers::new();
-        for (n, v) in request.headers() {
-            let _ = headers.try_add(&String::from_utf8_lossy(n), v);
-        }
-        let path = String::from_utf8_lossy(request.path()).into_owned();
-        let query = String::from_utf8_lossy(request.query()).into_owned();
-        let query = (!query.is_empty()).then_some(query.as_str());
-        let segments = request.postpath();
-        let r = self
-            .files
-            .respond(&method, &segments, &path, query, &headers);
+        // Everything is read from the request in place: its headers where they were
+        // parsed, its path and query borrowed when they are UTF-8 (they are ASCII on the
+        // wire), the postpath without a copy. A method that is not UTF-8 is no method
+        // served here: the empty one gets the 405.
+        let method = std::str::from_utf8(request.method()).unwrap_or("");
+        let path = String::from_utf8_lossy(request.path());
+        let query = String::from_utf8_lossy(request.query());
+        let query = (!query.is_empty()).then_some(&*query);
+        let r = request
+            .with_postpath(|segments| self.files.respond(method, segments, &path, query, request));
         request.set_response_code(r.status);
-        for (n, v) in r.headers.iter() {
-            request.set_header(n, v);
-        }
+        request.set_headers(r.headers);
         let mut items = VecDeque::new();
         let file = match r.body {
             Body::Empty => {
