@@ -85,6 +85,20 @@ fn sanitize(value: &[u8]) -> Vec<u8> {
     out
 }
 
+/// The headers of a response that shape its head (see [`Headers::survey`]).
+#[derive(Default)]
+pub(crate) struct Survey<'a> {
+    /// The last `Content-Length` value.
+    pub content_length: Option<&'a [u8]>,
+    pub transfer_encoding: bool,
+    pub connection: bool,
+    /// A `Connection` value lists `close`.
+    pub close: bool,
+    pub date: bool,
+    pub last_modified: bool,
+    pub etag: bool,
+}
+
 /// Read access to the headers of a message: a [`Headers`] map, or a server
 /// [`Request`](crate::web::Request)'s own, read where they were parsed (nothing copied).
 ///
@@ -209,6 +223,30 @@ impl Headers {
             self.remove(n);
         }
         self.entries.extend(other.entries);
+    }
+
+    /// What a response head needs to know of the map, found in one pass instead of a
+    /// search per name.
+    pub(crate) fn survey(&self) -> Survey<'_> {
+        let mut s = Survey::default();
+        for (n, v) in &self.entries {
+            let is = |want: &str| n.len() == want.len() && n.eq_ignore_ascii_case(want);
+            match n.len() {
+                4 if is("date") => s.date = true,
+                4 if is("etag") => s.etag = true,
+                10 if is("connection") => {
+                    s.connection = true;
+                    s.close |= v
+                        .split(|&b| b == b',')
+                        .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"close"));
+                }
+                13 if is("last-modified") => s.last_modified = true,
+                14 if is("content-length") => s.content_length = Some(v),
+                17 if is("transfer-encoding") => s.transfer_encoding = true,
+                _ => {}
+            }
+        }
+        s
     }
 
     /// Appends a pair the server made itself: a static, valid name and a value known to

@@ -765,19 +765,28 @@ impl Request {
         r.started = true;
         let forbidden = status::body_forbidden(r.code);
         let is_head = self.method() == b"HEAD";
-        if let Some(v) = r.headers.get_last("content-length") {
-            match std::str::from_utf8(v)
+        // One pass over the headers for everything below (they are searched again only
+        // in the rare cases that change them).
+        let survey = r.headers.survey();
+        let length = survey.content_length.map(|v| {
+            std::str::from_utf8(v)
                 .ok()
                 .and_then(|s| s.trim().parse::<u64>().ok())
-            {
-                Some(n) => r.declared = Some(n),
-                None => {
-                    crate::report_error!(target: "twistor::web", "ignoring a malformed Content-Length response header");
-                    r.headers.remove("content-length");
-                }
+        });
+        let (transfer_encoding, close) = (survey.transfer_encoding, survey.close);
+        let (has_connection, has_date) = (survey.connection, survey.date);
+        let (has_last_modified, has_etag) = (survey.last_modified, survey.etag);
+        match length {
+            Some(Some(n)) => r.declared = Some(n),
+            Some(None) => {
+                crate::report_error!(target: "twistor::web", "ignoring a malformed Content-Length response header");
+                r.headers.remove("content-length");
             }
+            None => {}
         }
-        r.headers.remove("transfer-encoding");
+        if transfer_encoding {
+            r.headers.remove("transfer-encoding");
+        }
         if r.gzip.is_some() {
             if forbidden || is_head {
                 // No body: nothing to compress (and no trailer to send).
@@ -790,12 +799,14 @@ impl Request {
             }
         }
         let known_len = if r.gzip.is_some() { None } else { known_len };
-        if r.headers.has_token("connection", "close") {
+        if close {
             r.keep_alive = false;
         }
         let mut write_len = None;
         if forbidden {
-            r.headers.remove("content-length");
+            if length.is_some() {
+                r.headers.remove("content-length");
+            }
             r.declared = None;
             r.body_allowed = false;
         } else {
@@ -815,7 +826,13 @@ impl Request {
                 }
             }
         }
-        out.extend_from_slice(b"HTTP/1.1 ");
+        // The status line carries the request's version, as Twisted's does: an HTTP/1.0
+        // client is answered in HTTP/1.0.
+        out.extend_from_slice(if self.0.head.http11 {
+            b"HTTP/1.1 "
+        } else {
+            b"HTTP/1.0 "
+        });
         push_u64(out, u64::from(r.code));
         out.push(b' ');
         match &r.reason {
@@ -823,7 +840,7 @@ impl Request {
             None => out.extend_from_slice(status::reason_phrase(r.code).as_bytes()),
         }
         out.extend_from_slice(b"\r\n");
-        if !r.headers.contains("connection") {
+        if !has_connection {
             if !r.keep_alive {
                 out.extend_from_slice(b"Connection: close\r\n");
             } else if !self.0.head.http11 {
@@ -831,7 +848,7 @@ impl Request {
             }
         }
         out.extend_from_slice(self.0.site.server_header());
-        if !r.headers.contains("date") {
+        if !has_date {
             self.0.site.write_date_header(out);
             r.date_written = true;
         }
@@ -845,13 +862,13 @@ impl Request {
             out.extend_from_slice(b"Transfer-Encoding: chunked\r\n");
         }
         if let Some(lm) = r.last_modified
-            && !r.headers.contains("last-modified")
+            && !has_last_modified
         {
             let t = UNIX_EPOCH + std::time::Duration::from_secs(lm);
             let _ = write!(out, "Last-Modified: {}\r\n", date::http_date(t));
         }
         if let Some(tag) = &r.etag
-            && !r.headers.contains("etag")
+            && !has_etag
         {
             out.extend_from_slice(b"ETag: ");
             out.extend_from_slice(tag);
