@@ -69,29 +69,56 @@ pub fn http_date(t: SystemTime) -> String {
 /// assert_eq!(out, b"Last-Modified: Sun, 06 Nov 1994 08:49:37 GMT");
 /// ```
 pub fn write_http_date(out: &mut Vec<u8>, secs: u64) {
+    out.extend_from_slice(&http_date_bytes(secs));
+}
+
+/// The HTTP date of `secs` seconds after the epoch, as its 29 bytes.
+///
+/// ```
+/// assert_eq!(&twistor::web::date::http_date_bytes(0), b"Thu, 01 Jan 1970 00:00:00 GMT");
+/// ```
+pub fn http_date_bytes(secs: u64) -> [u8; 29] {
     // Beyond year 9999 the four-digit year would not hold.
     let secs = secs.min(253_402_300_799) as i64;
     let days = secs.div_euclid(86_400);
     let rem = secs.rem_euclid(86_400);
     let (y, m, d) = civil_from_days(days);
-    let two = |out: &mut Vec<u8>, n: i64| {
-        out.extend_from_slice(&[b'0' + (n / 10) as u8, b'0' + (n % 10) as u8])
-    };
-    out.extend_from_slice(DAYS[days.rem_euclid(7) as usize].as_bytes());
-    out.extend_from_slice(b", ");
-    two(out, i64::from(d));
-    out.push(b' ');
-    out.extend_from_slice(MONTHS[(m - 1) as usize].as_bytes());
-    out.push(b' ');
-    two(out, y / 100);
-    two(out, y % 100);
-    out.push(b' ');
-    two(out, rem / 3600);
-    out.push(b':');
-    two(out, rem % 3600 / 60);
-    out.push(b':');
-    two(out, rem % 60);
-    out.extend_from_slice(b" GMT");
+    let day = DAYS[days.rem_euclid(7) as usize].as_bytes();
+    let month = MONTHS[(m - 1) as usize].as_bytes();
+    let digit = |n: i64| b'0' + n as u8;
+    let (h, mi, s) = (rem / 3600, rem % 3600 / 60, rem % 60);
+    let d = i64::from(d);
+    [
+        day[0],
+        day[1],
+        day[2],
+        b',',
+        b' ',
+        digit(d / 10),
+        digit(d % 10),
+        b' ',
+        month[0],
+        month[1],
+        month[2],
+        b' ',
+        digit(y / 1000),
+        digit(y / 100 % 10),
+        digit(y / 10 % 10),
+        digit(y % 10),
+        b' ',
+        digit(h / 10),
+        digit(h % 10),
+        b':',
+        digit(mi / 10),
+        digit(mi % 10),
+        b':',
+        digit(s / 10),
+        digit(s % 10),
+        b' ',
+        b'G',
+        b'M',
+        b'T',
+    ]
 }
 
 fn month(name: &[u8]) -> Option<u32> {

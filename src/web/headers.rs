@@ -65,11 +65,11 @@ pub fn is_token(s: &[u8]) -> bool {
 }
 
 /// A value with line breaks and NULs made spaces (a `\r\n` pair becomes one space).
-fn sanitize(value: &[u8]) -> Vec<u8> {
+fn sanitize(value: &[u8]) -> Value {
     if !value.iter().any(|&b| matches!(b, b'\r' | b'\n' | 0)) {
-        return value.to_vec();
+        return Value::from_slice(value);
     }
-    let mut out = Vec::with_capacity(value.len());
+    let mut out = Value::with_capacity(value.len());
     let mut i = 0;
     while i < value.len() {
         match value[i] {
@@ -159,7 +159,11 @@ pub struct Headers {
 /// A name and its value. Two headers are kept inline (a response usually sets one or two),
 /// and the names responses commonly set, spelt as usual, are not copied: setting
 /// `Content-Type` allocates only its value.
-type Entry = (Cow<'static, str>, Vec<u8>);
+type Entry = (Cow<'static, str>, Value);
+
+/// A value: kept inline up to 32 bytes (a type, a length, a date, an entity tag), so most
+/// headers a response sets allocate nothing, and free nothing when it is dropped.
+type Value = SmallVec<[u8; 32]>;
 
 /// `name`, borrowed from a static string when it is one of the common spellings.
 fn name_of(name: &str) -> Cow<'static, str> {
@@ -252,10 +256,11 @@ impl Headers {
     /// Appends a pair the server made itself: a static, valid name and a value known to
     /// hold no line break or NUL (dates, numbers, entity tags, types from a table), so
     /// neither is checked or copied again.
-    pub(crate) fn push_trusted(&mut self, name: &'static str, value: Vec<u8>) {
+    pub(crate) fn push_trusted(&mut self, name: &'static str, value: &[u8]) {
         debug_assert!(is_token(name.as_bytes()));
         debug_assert!(!value.iter().any(|&b| matches!(b, b'\r' | b'\n' | 0)));
-        self.entries.push((Cow::Borrowed(name), value));
+        self.entries
+            .push((Cow::Borrowed(name), Value::from_slice(value)));
     }
 
     /// How many (name, value) pairs there are.

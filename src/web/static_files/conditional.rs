@@ -22,7 +22,7 @@ use std::fs::Metadata;
 use std::os::unix::fs::MetadataExt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::web::date::{http_date, parse_http_date, write_http_date};
+use crate::web::date::{http_date, http_date_bytes, parse_http_date};
 use crate::web::headers::HeaderLookup;
 
 /// A file's validators.
@@ -68,14 +68,12 @@ impl Validators {
     }
 
     /// The `Last-Modified` value, as bytes for a header.
-    pub(crate) fn last_modified_value(&self) -> Vec<u8> {
+    pub(crate) fn last_modified_value(&self) -> [u8; 29] {
         let secs = self
             .last_modified
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
-        let mut out = Vec::with_capacity(29);
-        write_http_date(&mut out, secs);
-        out
+        http_date_bytes(secs)
     }
 
     /// The `Last-Modified` value.
@@ -84,25 +82,34 @@ impl Validators {
     }
 }
 
-/// `"<inode>-<size>-<mtime>"` in hex, written by hand: one per file response.
+/// `"<inode>-<size>-<mtime>"` in hex, written by hand into one buffer: one per file
+/// response.
 fn etag(inode: u64, size: u64, mtime_nanos: u64) -> String {
-    fn hex(out: &mut String, n: u64) {
+    fn hex(out: &mut [u8; 53], at: &mut usize, n: u64) {
         let digits = (64 - (n | 1).leading_zeros()).div_ceil(4);
         for i in (0..digits).rev() {
-            out.push(char::from(
-                b"0123456789abcdef"[(n >> (i * 4)) as usize & 0xf],
-            ));
+            out[*at] = b"0123456789abcdef"[(n >> (i * 4)) as usize & 0xf];
+            *at += 1;
         }
     }
-    let mut out = String::with_capacity(52);
-    out.push('"');
-    hex(&mut out, inode);
-    out.push('-');
-    hex(&mut out, size);
-    out.push('-');
-    hex(&mut out, mtime_nanos);
-    out.push('"');
-    out
+    // Three numbers of at most 16 digits, two dashes, two quotes.
+    let mut buf = [0u8; 53];
+    let mut at = 0;
+    buf[at] = b'"';
+    at += 1;
+    hex(&mut buf, &mut at, inode);
+    buf[at] = b'-';
+    at += 1;
+    hex(&mut buf, &mut at, size);
+    buf[at] = b'-';
+    at += 1;
+    hex(&mut buf, &mut at, mtime_nanos);
+    buf[at] = b'"';
+    at += 1;
+    // Only ASCII was written.
+    std::str::from_utf8(&buf[..at])
+        .map(str::to_owned)
+        .unwrap_or_default()
 }
 
 /// What the preconditions of a request say.

@@ -103,7 +103,7 @@ impl ContentTypes {
     /// assert_eq!(c.type_and_encoding("README").0, "application/octet-stream");
     /// ```
     pub fn with_default_type(mut self, t: &str) -> ContentTypes {
-        self.default_type = t.to_owned();
+        self.default_type = header_safe(t);
         self
     }
 
@@ -116,7 +116,7 @@ impl ContentTypes {
     /// ```
     pub fn with_type(mut self, ext: &str, t: &str) -> ContentTypes {
         self.types
-            .insert(0, (ext.to_ascii_lowercase(), t.to_owned()));
+            .insert(0, (ext.to_ascii_lowercase(), header_safe(t)));
         self
     }
 
@@ -129,7 +129,7 @@ impl ContentTypes {
     /// ```
     pub fn with_encoding(mut self, ext: &str, enc: &str) -> ContentTypes {
         self.encodings
-            .insert(0, (ext.to_ascii_lowercase(), enc.to_owned()));
+            .insert(0, (ext.to_ascii_lowercase(), header_safe(enc)));
         self
     }
 
@@ -197,6 +197,12 @@ impl ContentTypes {
     }
 }
 
+/// `t` with line breaks and NULs made spaces: every type and encoding in the map can go
+/// into a header as it is, unchecked per response.
+fn header_safe(t: &str) -> String {
+    t.replace(['\r', '\n', '\0'], " ")
+}
+
 /// `name` split at its last dot, as Python's `splitext`: a leading dot starts no extension.
 fn split_ext(name: &str) -> (&str, Option<&str>) {
     let trimmed = name.trim_start_matches('.');
@@ -204,5 +210,44 @@ fn split_ext(name: &str) -> (&str, Option<&str>) {
     match trimmed.rfind('.') {
         Some(i) => (&name[..lead + i], Some(&name[lead + i + 1..])),
         None => (name, None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cached_guesses_answer_as_the_first_lookup_in_any_case() {
+        let c = ContentTypes::new();
+        for _ in 0..3 {
+            assert_eq!(c.type_and_encoding_ref("a.CSS").0, "text/css");
+            assert_eq!(c.type_and_encoding_ref("b.css").0, "text/css");
+            assert_eq!(c.type_and_encoding_ref("c.nosuchext").0, DEFAULT_TYPE);
+        }
+        assert_eq!(
+            c.guessed.borrow().len(),
+            2,
+            "one entry per lower-case extension"
+        );
+    }
+
+    #[test]
+    fn the_cache_stays_bounded() {
+        let c = ContentTypes::new();
+        for i in 0..CACHED + 50 {
+            c.type_and_encoding_ref(&format!("f.x{i}"));
+        }
+        assert_eq!(c.guessed.borrow().len(), CACHED);
+        assert_eq!(c.type_and_encoding_ref("f.png").0, "image/png");
+    }
+
+    #[test]
+    fn configured_types_cannot_break_a_header() {
+        let c = ContentTypes::new()
+            .with_type("x", "text/x\r\nSet-Cookie: a=1")
+            .with_default_type("a\nb");
+        assert_eq!(c.type_and_encoding_ref("f.x").0, "text/x  Set-Cookie: a=1");
+        assert_eq!(c.type_and_encoding_ref("f").0, "a b");
     }
 }

@@ -283,9 +283,9 @@ impl StaticFiles {
         // Built with `push_trusted`: every name is static and every value made here (a
         // date, a tag in hex, a number, a type from the map), nothing from the request.
         let mut h = Headers::with_capacity(8);
-        h.push_trusted("Accept-Ranges", b"bytes".to_vec());
-        h.push_trusted("Last-Modified", v.last_modified_value());
-        h.push_trusted("ETag", v.etag.clone().into_bytes());
+        h.push_trusted("Accept-Ranges", b"bytes");
+        h.push_trusted("Last-Modified", &v.last_modified_value());
+        h.push_trusted("ETag", v.etag.as_bytes());
         match evaluate(headers, &v, true) {
             Precondition::Proceed => {}
             Precondition::NotModified => {
@@ -311,13 +311,14 @@ impl StaticFiles {
         };
         let file = Rc::new(file);
         let full = |mut h: Headers| {
-            h.set("Content-Type", content_type.as_bytes());
+            // The map's types and encodings hold no line break (it replaces them).
+            h.push_trusted("Content-Type", content_type.as_bytes());
             if let Some(enc) = encoding {
-                h.set("Content-Encoding", enc.as_bytes());
+                h.push_trusted("Content-Encoding", enc.as_bytes());
             }
             let mut n = Vec::with_capacity(20);
             push_u64(&mut n, len);
-            h.push_trusted("Content-Length", n);
+            h.push_trusted("Content-Length", &n);
             h
         };
         match plan(range, len, self.max_ranges) {
