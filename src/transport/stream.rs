@@ -110,6 +110,13 @@ thread_local! {
 pub(crate) trait StreamSocket: std::os::fd::AsFd + Sized + 'static {
     fn read(&self, buf: &mut [u8]) -> io::Result<usize>;
     fn write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize>;
+    /// `write_vectored` for bytes that more bytes follow at once (a file after its
+    /// header): TCP holds them to fill whole segments with what follows (`MSG_MORE`).
+    fn write_vectored_more(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        self.write_vectored(bufs)
+    }
+    /// Sends bytes held back by `write_vectored_more` now (their file failed).
+    fn push_held(&self) {}
     fn shutdown_write(&self) -> io::Result<()>;
     /// Makes the close send a reset (`abort_connection`), where the socket type has one.
     fn reset_on_close(&self) {}
@@ -432,13 +439,21 @@ impl<S: StreamSocket> StreamConnection<S> {
 
     /// Sends the write buffer until it is empty or the socket is full.
     fn send_buffer(&self, reactor: &Reactor) {
+        // Bytes right before a queued file (the head of a response whose body is a file)
+        // go with `MSG_MORE`: the kernel sends them in the file's first segment instead of
+        // a segment of their own. The file's last `sendfile` pushes everything out.
+        let more = self.diverted.get() && self.send_queue.file_is_next();
         while self.pending() > 0 && self.writable.get() {
             let r = {
                 let socket = self.socket.borrow();
                 let Some(s) = socket.as_ref() else { return };
-                self.buffer
-                    .borrow_mut()
-                    .send_with(|slices| s.write_vectored(slices))
+                self.buffer.borrow_mut().send_with(|slices| {
+                    if more {
+                        s.write_vectored_more(slices)
+                    } else {
+                        s.write_vectored(slices)
+                    }
+                })
             };
             match r {
                 Ok((n, offered)) => {
@@ -474,7 +489,16 @@ impl<S: StreamSocket> StreamConnection<S> {
             Step::Sent => {}
             Step::WouldBlock => self.writable.set(false),
             // No borrow is held: the callbacks may write, queue another file or close.
-            Step::Finished(done, result) => sendfile::fire(&done, result),
+            Step::Finished(done, result) => {
+                if result.is_err()
+                    && let Some(s) = self.socket.borrow().as_ref()
+                {
+                    // The bytes before the file were sent with `MSG_MORE` and nothing of
+                    // the file may have followed: send them on their own.
+                    s.push_held();
+                }
+                sendfile::fire(&done, result)
+            }
             Step::SocketError(e) => self.close(reactor, lost_from_io(e)),
         }
     }
