@@ -110,7 +110,7 @@ impl Cookie {
 }
 
 /// Appends `n` in decimal (without the formatting machinery: this runs for every response).
-pub(crate) fn push_u64(out: &mut Vec<u8>, mut n: u64) {
+pub(crate) fn push_u64(out: &mut Vec<u8>, n: u64) {
     if (100..1000).contains(&n) {
         // Status codes, and many lengths.
         let n = n as u32;
@@ -122,6 +122,11 @@ pub(crate) fn push_u64(out: &mut Vec<u8>, mut n: u64) {
         return;
     }
     let mut digits = [0u8; 20];
+    out.extend_from_slice(decimal(n, &mut digits));
+}
+
+/// `n` in decimal, written at the end of `digits` (no allocation).
+pub(crate) fn decimal(mut n: u64, digits: &mut [u8; 20]) -> &[u8] {
     let mut i = digits.len();
     loop {
         i -= 1;
@@ -131,7 +136,7 @@ pub(crate) fn push_u64(out: &mut Vec<u8>, mut n: u64) {
             break;
         }
     }
-    out.extend_from_slice(&digits[i..]);
+    &digits[i..]
 }
 
 /// Appends `data` to `out`, as a chunk when the response is chunked.

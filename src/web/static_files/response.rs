@@ -39,7 +39,7 @@ use crate::Failure;
 use crate::transport::Transport;
 use crate::web::Headers;
 use crate::web::headers::HeaderLookup;
-use crate::web::request::push_u64;
+use crate::web::request::decimal;
 
 /// A directory served as static files, with its options.
 #[derive(Debug, Clone)]
@@ -316,9 +316,7 @@ impl StaticFiles {
             if let Some(enc) = encoding {
                 h.push_trusted("Content-Encoding", enc.as_bytes());
             }
-            let mut n = Vec::with_capacity(20);
-            push_u64(&mut n, len);
-            h.push_trusted("Content-Length", &n);
+            h.push_trusted("Content-Length", decimal(len, &mut [0; 20]));
             h
         };
         match plan(range, len, self.max_ranges) {
