@@ -1160,6 +1160,31 @@ fn cookie_agent_stores_and_sends() {
 }
 
 #[test]
+fn cookie_domains_of_whole_registries_are_refused() {
+    let mut jar = CookieJar::new();
+    let shop = Uri::parse("http://shop.example.co.uk/").unwrap();
+    for refused in ["a=1; Domain=uk", "a=1; Domain=.co.uk", "a=1; Domain=co.uk"] {
+        jar.set_cookie(&shop, refused);
+    }
+    assert_eq!(jar.cookies().len(), 0, "{:?}", jar.cookies());
+    jar.set_cookie(
+        &Uri::parse("http://www.example.com/").unwrap(),
+        "b=1; Domain=com",
+    );
+    assert_eq!(jar.cookies().len(), 0);
+    // The owner's own domain, and a host that is a dotless name itself, are fine.
+    jar.set_cookie(&shop, "c=1; Domain=example.co.uk");
+    jar.set_cookie(
+        &Uri::parse("http://localhost/").unwrap(),
+        "d=1; Domain=localhost",
+    );
+    let domains: Vec<&str> = jar.cookies().iter().map(|c| c.domain.as_str()).collect();
+    assert_eq!(domains, ["example.co.uk", "localhost"]);
+    let other = Uri::parse("http://other.co.uk/").unwrap();
+    assert_eq!(jar.cookie_header(&other), None);
+}
+
+#[test]
 fn file_body_producer_lengths_and_stop() {
     use std::io::{Seek, SeekFrom, Write};
     let clock = Clock::new();

@@ -5,8 +5,10 @@
 //! without it the cookie is host-only), `Path` (default: the request path's directory),
 //! `Secure` (sent over https only), `Max-Age` (wins over `Expires`; zero or less deletes) and
 //! `Expires`; a cookie replaces the one with the same name, domain and path; cookies are sent
-//! longest path first. Not supported: the public suffix list (a server may set a cookie for a
-//! whole top-level domain it is under), `SameSite` (no notion of a site here), `HttpOnly`
+//! longest path first. A `Domain` that is a top-level domain (`com`) or a
+//! country's common second level (`co.uk`, `com.au`) is refused, as `http.cookiejar` does;
+//! not supported: the full public suffix list (so `Domain=github.io` from a user's page
+//! is accepted), `SameSite` (no notion of a site here), `HttpOnly`
 //! (no scripts), port restrictions, limits on cookie count and size beyond 4096 bytes per
 //! cookie, and persistence to disk. Expiry uses the system clock.
 
@@ -68,6 +70,25 @@ fn domain_match(host: &str, domain: &str) -> bool {
             && host.parse::<std::net::IpAddr>().is_err())
 }
 
+/// Whether `Domain=domain` would reach hosts of other owners, by the rules of Python's
+/// `http.cookiejar` (what Twisted's `CookieAgent` uses), without a public suffix list: a
+/// domain with no dot in it (a top-level domain: `com`) unless the host is that name
+/// itself (`localhost`), and a two-label domain whose first label is a common
+/// second-level name under a two-letter country code (`co.uk`, `com.au`, `ac.jp`: the
+/// check `http.cookiejar` makes in its strict mode, made here always).
+fn too_broad(host: &str, domain: &str) -> bool {
+    const SECOND_LEVEL: &[&str] = &[
+        "co", "ac", "com", "edu", "org", "net", "gov", "mil", "int", "aero", "biz", "cat", "coop",
+        "info", "jobs", "mobi", "museum", "name", "pro", "travel", "eu",
+    ];
+    match domain.split_once('.') {
+        None => host != domain,
+        Some((sld, tld)) => {
+            !tld.contains('.') && tld.len() == 2 && SECOND_LEVEL.contains(&sld) && host != domain
+        }
+    }
+}
+
 fn path_match(path: &str, cookie_path: &str) -> bool {
     path == cookie_path
         || (path.starts_with(cookie_path)
@@ -124,7 +145,7 @@ impl CookieJar {
             match k.as_str() {
                 "domain" if !v.is_empty() => {
                     let d = v.trim_start_matches('.').to_ascii_lowercase();
-                    if !domain_match(uri.host(), &d) {
+                    if !domain_match(uri.host(), &d) || too_broad(uri.host(), &d) {
                         return;
                     }
                     cookie.domain = d;
