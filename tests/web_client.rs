@@ -701,6 +701,43 @@ fn agent_host_header_values() {
 }
 
 #[test]
+fn proxy_agent_sends_absolute_uris_to_the_proxy_and_reuses_its_connection() {
+    let clock = Clock::new();
+    let (a, mem) = agent(&clock, true, AgentOptions::default());
+    let a = a.via_proxy("http://proxy.example:3128").unwrap();
+    let d = a.request("GET", "http://example.com:8080/a?b=1#frag", None, None);
+    assert_eq!(mem.made.borrow()[0].0, "http://proxy.example:3128/");
+    let head = head_of(&mem.last());
+    assert!(
+        head.starts_with("GET http://example.com:8080/a?b=1 HTTP/1.1\r\n"),
+        "{head}"
+    );
+    assert!(head.contains("\r\nHost: example.com:8080\r\n"), "{head}");
+    mem.last()
+        .deliver(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+    let r = success_result_of(&d);
+    assert_eq!(success_result_of(&read_body(&r)), b"ok");
+    // Another origin, the same proxy connection.
+    mem.last().clear();
+    let _d = a.request("GET", "http://other.example/", None, None);
+    assert_eq!(mem.count(), 1, "the proxy's connection was reused");
+    assert!(head_of(&mem.last()).starts_with("GET http://other.example/ HTTP/1.1\r\n"));
+}
+
+#[test]
+fn proxy_agent_refuses_https_and_bad_proxies() {
+    let clock = Clock::new();
+    let (a, mem) = agent(&clock, false, AgentOptions::default());
+    let p = a.clone().via_proxy("http://proxy.example:3128").unwrap();
+    let f = failure_result_of(&p.request("GET", "https://example.com/", None, None));
+    assert!(f.is::<SchemeNotSupported>(), "{f}");
+    assert!(f.to_string().contains("CONNECT"), "{f}");
+    assert_eq!(mem.count(), 0, "nothing was sent in the clear");
+    assert!(a.clone().via_proxy("socks5://proxy:1080").is_err());
+    assert!(a.via_proxy("not a uri").is_err());
+}
+
+#[test]
 fn agent_explicit_host_kept_and_caller_headers_untouched() {
     let clock = Clock::new();
     let (a, mem) = agent(&clock, false, AgentOptions::default());

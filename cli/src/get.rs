@@ -50,6 +50,9 @@ pub struct GetArgs {
     /// Give up after this many seconds for the whole exchange.
     #[arg(long, default_value_t = 60.0)]
     timeout: f64,
+    /// Send the request through this HTTP proxy (`http://host:port`); http URLs only.
+    #[arg(long, value_name = "URL")]
+    proxy: Option<String>,
 }
 
 /// Writes body bytes to stdout as they come.
@@ -129,10 +132,17 @@ pub fn get(args: &GetArgs) -> i32 {
     let Some(reactor) = new_reactor("get") else {
         return 1;
     };
-    let agent = RedirectAgent::new(ContentDecoderAgent::new(Agent::with_options(
-        &reactor, options, None,
-    )))
-    .limit(args.max_redirects);
+    let mut base = Agent::with_options(&reactor, options, None);
+    if let Some(proxy) = &args.proxy {
+        base = match base.via_proxy(proxy) {
+            Ok(a) => a,
+            Err(e) => {
+                eprintln!("twistor get: --proxy: {e}");
+                return 2;
+            }
+        };
+    }
+    let agent = RedirectAgent::new(ContentDecoderAgent::new(base)).limit(args.max_redirects);
     let method = match (&args.data, args.method.as_str()) {
         (Some(_), "GET") => "POST".to_string(),
         (_, m) => m.to_string(),

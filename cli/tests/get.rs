@@ -100,6 +100,40 @@ fn follows_redirects_and_prints_body() {
 }
 
 #[test]
+fn through_a_proxy_with_redirects_followed_there() {
+    // The canned server plays the proxy: requests name their origin in absolute form, and
+    // a redirect's next hop goes through the proxy too. The origin's name never resolves.
+    let (port, heads) = canned(vec![
+        b"HTTP/1.1 301 Moved\r\nLocation: http://origin.invalid/b\r\nContent-Length: 0\r\n\r\n"
+            .to_vec(),
+        b"HTTP/1.1 200 OK\r\nContent-Length: 7\r\n\r\nproxied".to_vec(),
+    ]);
+    let proxy = format!("http://127.0.0.1:{port}");
+    let o = get(&["--proxy", &proxy, "http://origin.invalid/a"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "proxied");
+    let first = heads.recv().unwrap();
+    assert!(
+        first.starts_with("GET http://origin.invalid/a HTTP/1.1\r\n"),
+        "{first}"
+    );
+    assert!(first.contains("\r\nHost: origin.invalid\r\n"), "{first}");
+    assert!(
+        heads
+            .recv()
+            .unwrap()
+            .starts_with("GET http://origin.invalid/b HTTP/1.1\r\n")
+    );
+    // https would cross the proxy in the clear: refused before anything is sent.
+    let o = get(&["--proxy", &proxy, "https://origin.invalid/"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("CONNECT"), "{}", stderr(&o));
+    let o = get(&["--proxy", "ftp://x", "http://origin.invalid/"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("--proxy"), "{}", stderr(&o));
+}
+
+#[test]
 fn post_data_and_error_status() {
     let (port, heads) = canned(vec![
         b"HTTP/1.1 404 Not Found\r\nContent-Length: 9\r\n\r\nno such x".to_vec(),

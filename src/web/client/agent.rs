@@ -33,7 +33,7 @@ use crate::web::headers::is_token;
 use crate::{Deferred, Failure};
 
 use super::error::{
-    BadRequest, BodyAlreadyDelivered, RequestNotSent, RequestTransmissionFailed,
+    BadRequest, BodyAlreadyDelivered, InvalidUri, RequestNotSent, RequestTransmissionFailed,
     ResponseNeverReceived, ResponseTimeout, SchemeNotSupported,
 };
 use super::pool::{Connection, HttpConnectionPool, PoolKey};
@@ -174,6 +174,8 @@ struct AgentInner {
     time: Rc<dyn ReactorTime>,
     response_timeout: Option<f64>,
     limits: HeadLimits,
+    /// Every request goes to this HTTP proxy (see [`Agent::via_proxy`]).
+    proxy: Option<Uri>,
 }
 
 /// The HTTP client (see the module docs).
@@ -252,8 +254,49 @@ impl Agent {
                 time,
                 response_timeout: options.response_timeout.map(|d| d.as_secs_f64()),
                 limits: options.head_limits,
+                proxy: None,
             }),
         }
+    }
+
+    /// This agent, sending every request to the HTTP proxy at `proxy` (`http://host:port`,
+    /// or `https://` for a proxy reached over TLS) instead of the URI's server (Twisted's
+    /// `ProxyAgent`): the request line carries the absolute URI
+    /// (`GET http://example.com/a HTTP/1.1`), `Host` still names the origin, and the pool
+    /// keeps the proxy's connections for requests to any origin. Only `http` URIs go
+    /// through a proxy: an `https` one fails with [`SchemeNotSupported`], because a proxy
+    /// would need a `CONNECT` tunnel to keep it private (Twisted sends it to the proxy in
+    /// the clear). A `Proxy-Authorization` header is sent as the caller gives it.
+    ///
+    /// ```no_run
+    /// use twistor::prelude::*;
+    /// use twistor::web::client::{Agent, HttpAgent};
+    ///
+    /// let reactor = Reactor::new().unwrap();
+    /// let agent = Agent::new(&reactor).via_proxy("http://127.0.0.1:3128").unwrap();
+    /// let d = agent.request("GET", "http://example.com/", None, None);
+    /// # drop(d);
+    /// ```
+    #[doc(alias = "ProxyAgent")]
+    pub fn via_proxy(self, proxy: &str) -> Result<Agent, InvalidUri> {
+        let proxy = Uri::parse(proxy)?;
+        if proxy.scheme() != "http" && proxy.scheme() != "https" {
+            return Err(InvalidUri {
+                uri: proxy.to_string(),
+                why: "a proxy is reached over http or https".into(),
+            });
+        }
+        let i = &self.inner;
+        Ok(Agent {
+            inner: Rc::new(AgentInner {
+                endpoints: i.endpoints.clone(),
+                pool: i.pool.clone(),
+                time: i.time.clone(),
+                response_timeout: i.response_timeout,
+                limits: i.limits.clone(),
+                proxy: Some(proxy),
+            }),
+        })
     }
 
     /// The agent's pool.
@@ -409,22 +452,43 @@ impl HttpAgent for Agent {
         }
         // A caller's `Connection: close` makes the request non-persistent.
         let persistent = self.inner.pool.persistent() && !headers.has_token("connection", "close");
+        let (target, key, server) = match &self.inner.proxy {
+            None => (
+                parsed.origin_form(),
+                (
+                    parsed.scheme().to_string(),
+                    parsed.host().to_string(),
+                    parsed.port(),
+                ),
+                parsed.clone(),
+            ),
+            Some(_) if parsed.scheme() != "http" => {
+                return Deferred::fail(SchemeNotSupported(format!(
+                    "{} through a proxy (CONNECT tunnels are not supported)",
+                    parsed.scheme()
+                )));
+            }
+            Some(proxy) => (
+                parsed.absolute_form(),
+                (
+                    format!("{}-proxy", proxy.scheme()),
+                    proxy.host().to_string(),
+                    proxy.port(),
+                ),
+                proxy.clone(),
+            ),
+        };
         let request = ClientRequest {
             method: method.to_string(),
-            target: parsed.origin_form(),
+            target,
             headers,
             body,
             persistent,
         };
-        let key: PoolKey = (
-            parsed.scheme().to_string(),
-            parsed.host().to_string(),
-            parsed.port(),
-        );
         let watch = Rc::new(Watch::default());
         let d = self
             .inner
-            .attempt(key, parsed.clone(), request, watch.clone(), true);
+            .attempt(key, server, request, watch.clone(), true);
         if let Some(t) = self.inner.response_timeout {
             let w = watch.clone();
             let cancel = d.cancel_handle();

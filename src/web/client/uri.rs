@@ -177,6 +177,24 @@ impl Uri {
         s
     }
 
+    /// The absolute form of the request target (what a request to a proxy names):
+    /// scheme, `Host` value, path and query, without the fragment.
+    ///
+    /// ```
+    /// use twistor::web::client::Uri;
+    /// let u = Uri::parse("http://example.com:8080/a?b=1#top").unwrap();
+    /// assert_eq!(u.absolute_form(), "http://example.com:8080/a?b=1");
+    /// assert_eq!(Uri::parse("http://[::1]").unwrap().absolute_form(), "http://[::1]/");
+    /// ```
+    pub fn absolute_form(&self) -> String {
+        format!(
+            "{}://{}{}",
+            self.scheme,
+            self.host_header(),
+            self.origin_form()
+        )
+    }
+
     /// The `Host` header value: the host (bracketed if IPv6), and `:port` unless it is the
     /// scheme's default.
     ///
