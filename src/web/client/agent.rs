@@ -293,7 +293,7 @@ impl Agent {
                 pool: i.pool.clone(),
                 time: i.time.clone(),
                 response_timeout: i.response_timeout,
-                limits: i.limits.clone(),
+                limits: i.limits,
                 proxy: Some(proxy),
             }),
         })
