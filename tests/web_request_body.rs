@@ -649,3 +649,9 @@ fn a_64_mib_upload_over_tcp_streams_with_bounded_memory_to_a_slow_sink() {
         assert!(elapsed < Duration::from_secs(5), "took {elapsed:?}");
     });
 }
+
+#[test]
+fn the_upload_example_streams_16_mib_to_a_file_and_answers_its_checksum() {
+    let out = util::run_example("web_upload", &["--port", "0", "--self-test"]);
+    assert!(out.contains("self-test: ok"), "{out}");
+}
