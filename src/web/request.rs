@@ -492,6 +492,27 @@ impl Request {
 
     /// Whether the body comes as a stream (the resource chose
     /// [`BodyMode::Stream`](crate::web::BodyMode)).
+    ///
+    /// ```
+    /// use std::rc::Rc;
+    /// use twistor::testing::{MemoryReactor, StringTransport};
+    /// use twistor::web::resource::{Render, Resource};
+    /// use twistor::web::{Request, Site};
+    ///
+    /// struct Show;
+    /// impl Resource for Show {
+    ///     fn is_leaf(&self) -> bool { true }
+    ///     fn render_post(&self, r: &Request) -> Option<Render> {
+    ///         assert!(!r.body_is_streamed(), "buffered by default");
+    ///         Some(Render::Body(r.body().to_vec()))
+    ///     }
+    /// }
+    /// let site = Site::new(Rc::new(Show), Rc::new(MemoryReactor::new()));
+    /// let st = StringTransport::new();
+    /// st.connect(site.channel());
+    /// st.deliver(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi");
+    /// assert!(String::from_utf8(st.value()).unwrap().ends_with("\r\n\r\nhi"));
+    /// ```
     pub fn body_is_streamed(&self) -> bool {
         self.0.stream.get().is_some()
     }
@@ -594,6 +615,31 @@ impl Request {
     /// Stops reading a streamed body until [`resume_body`](Self::resume_body): the
     /// receiver gets no more bytes (they wait, bounded: the connection stops reading) and
     /// the body timeout does not run. Nothing for a buffered body.
+    ///
+    /// ```
+    /// use std::rc::Rc;
+    /// use twistor::testing::{MemoryReactor, ReadState, StringTransport};
+    /// use twistor::web::resource::{Render, Resource};
+    /// use twistor::web::{BodyMode, Request, Site};
+    ///
+    /// struct Later;
+    /// impl Resource for Later {
+    ///     fn is_leaf(&self) -> bool { true }
+    ///     fn body_mode(&self, _r: &Request) -> BodyMode { BodyMode::Stream { max: None } }
+    ///     fn render_put(&self, r: &Request) -> Option<Render> {
+    ///         r.pause_body();
+    ///         Some(Render::NotDoneYet)
+    ///     }
+    /// }
+    /// let reactor = Rc::new(MemoryReactor::new());
+    /// let site = Site::new(Rc::new(Later), reactor.clone());
+    /// let st = StringTransport::new();
+    /// st.connect(site.channel());
+    /// st.deliver(b"PUT / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\n");
+    /// assert_eq!(st.read_state(), ReadState::Paused);
+    /// reactor.clock().advance(3600.0);
+    /// assert!(!st.disconnecting(), "no body timeout while paused");
+    /// ```
     #[doc(alias = "pauseProducing")]
     pub fn pause_body(&self) {
         if let Some(s) = self.0.stream.get() {

@@ -44,6 +44,10 @@ use crate::Failure;
 
 /// Bytes of a streamed body kept for a receiver that is not attached or paused before the
 /// connection stops reading.
+///
+/// ```
+/// assert_eq!(twistor::web::request_body::PENDING_BOUND, 64 * 1024);
+/// ```
 pub const PENDING_BOUND: usize = 64 * 1024;
 
 /// How a resource takes a request's body, chosen by

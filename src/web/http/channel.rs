@@ -854,4 +854,100 @@ mod tests {
         kept.write_and_finish(b"done");
         assert!(slow.value().ends_with(b"done"));
     }
+
+    #[test]
+    fn a_request_answered_while_located_has_its_body_dropped_and_the_next_served() {
+        let (_, _, site) = server();
+        let st = connect(&site);
+        st.deliver(b"OPTIONS * HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhel");
+        st.deliver(b"loGET /next HTTP/1.1\r\nHost: x\r\n\r\n");
+        let out = String::from_utf8_lossy(&st.value()).into_owned();
+        assert_eq!(out.matches("HTTP/1.1 200 OK\r\n").count(), 2, "{out}");
+        assert!(out.ends_with("\r\n\r\n/next"), "{out}");
+        assert!(!st.disconnecting());
+    }
+
+    struct PanickyMode;
+    impl Resource for PanickyMode {
+        fn is_leaf(&self) -> bool {
+            true
+        }
+        fn body_mode(&self, _r: &Request) -> crate::web::BodyMode {
+            panic!("body_mode failed")
+        }
+        fn render_post(&self, _r: &Request) -> Option<Render> {
+            Some(Render::Static(b"never"))
+        }
+        fn render_get(&self, r: &Request) -> Option<Render> {
+            Some(Render::Body(r.uri().to_vec()))
+        }
+    }
+
+    #[test]
+    fn a_panicking_body_mode_is_a_500_and_the_body_is_dropped() {
+        let site = Site::with_options(
+            Rc::new(PanickyMode),
+            Rc::new(MemoryReactor::new()),
+            HttpLimits::default(),
+            AccessLog::Off,
+        );
+        let st = connect(&site);
+        let chunked = b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n";
+        st.deliver(chunked);
+        st.deliver(b"3\r\nabc\r\n0\r\n\r\nGET /after HTTP/1.1\r\nHost: x\r\n\r\n");
+        let out = String::from_utf8_lossy(&st.value()).into_owned();
+        assert!(out.starts_with("HTTP/1.1 500 "), "{out}");
+        assert!(!out.contains("never"));
+        assert!(out.ends_with("\r\n\r\n/after"), "{out}");
+    }
+
+    #[test]
+    fn a_stream_without_a_receiver_holds_reading_until_one_is_attached() {
+        use crate::testing::ReadState;
+        use crate::web::BodyMode;
+        #[derive(Default)]
+        struct Keep(RefCell<Option<Request>>);
+        impl Resource for Keep {
+            fn is_leaf(&self) -> bool {
+                true
+            }
+            fn body_mode(&self, _r: &Request) -> BodyMode {
+                BodyMode::Stream { max: None }
+            }
+            fn render_put(&self, r: &Request) -> Option<Render> {
+                *self.0.borrow_mut() = Some(r.clone());
+                Some(Render::NotDoneYet)
+            }
+        }
+        let keep = Rc::new(Keep::default());
+        let site = Site::with_options(
+            keep.clone(),
+            Rc::new(MemoryReactor::new()),
+            HttpLimits::default(),
+            AccessLog::Off,
+        );
+        let st = connect(&site);
+        let n = crate::web::request_body::PENDING_BOUND;
+        let head = format!(
+            "PUT / HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n",
+            2 * n
+        );
+        st.deliver(head.as_bytes());
+        st.deliver(&vec![b'a'; n]);
+        assert_eq!(
+            st.read_state(),
+            ReadState::Paused,
+            "a full pending buffer holds reading"
+        );
+        let r = keep.0.borrow_mut().take().expect("rendered");
+        let body = r.read_body();
+        assert_eq!(
+            st.read_state(),
+            ReadState::Producing,
+            "attached: reading resumes"
+        );
+        st.deliver(&vec![b'b'; n]);
+        assert_eq!(crate::testing::success_result_of(&body).len(), 2 * n);
+        assert_eq!(r.body_pending_high_water(), n);
+    }
 }
