@@ -412,7 +412,12 @@ impl HttpChannel {
         let Some((resource, mode)) = located else {
             // Answered already (a 500, `OPTIONS *`): the body is read and dropped.
             let keep = conn.done.take().unwrap_or(false);
-            if !keep || matches!(framing, Framing::Length(n) if n > limits.max_body) {
+            // A client that waits for `100 Continue` may never send the body it was not
+            // asked for: the connection could not tell its next request from that body.
+            if !keep
+                || continue_wanted
+                || matches!(framing, Framing::Length(n) if n > limits.max_body)
+            {
                 return self.close(cx);
             }
             self.phase = Phase::Stream(Box::new(Streaming {
@@ -493,25 +498,29 @@ impl HttpChannel {
             cx.transport().clone(),
             cx.handle(),
             self.site.clone(),
-            conn,
+            conn.clone(),
         );
-        self.answer(cx, request, None);
+        self.answer(cx, conn, request, None);
     }
 
     /// Renders a request whose buffered body is read.
     fn render(&mut self, cx: &Context<Self>, request: Request, resource: Rc<dyn Resource>) {
-        self.answer(cx, request, Some(resource));
+        let conn = self.connection(cx);
+        self.answer(cx, conn, request, Some(resource));
     }
 
     /// Hands `request` to the site (found already: `resource`) and picks up a response
     /// finished meanwhile.
-    fn answer(&mut self, cx: &Context<Self>, request: Request, resource: Option<Rc<dyn Resource>>) {
+    fn answer(
+        &mut self,
+        cx: &Context<Self>,
+        conn: Rc<Connection>,
+        request: Request,
+        resource: Option<Rc<dyn Resource>>,
+    ) {
         self.phase = Phase::Dispatched;
         // No timeout while the application answers (a long poll is legitimate).
         self.deadline = f64::INFINITY;
-        let Some(conn) = self.conn.clone() else {
-            return;
-        };
         self.current = Some(request.clone());
         self.check_pipelined(cx);
         // A response finished inside `handle` (the usual case) is picked up here rather
@@ -865,6 +874,19 @@ mod tests {
         assert_eq!(out.matches("HTTP/1.1 200 OK\r\n").count(), 2, "{out}");
         assert!(out.ends_with("\r\n\r\n/next"), "{out}");
         assert!(!st.disconnecting());
+    }
+
+    #[test]
+    fn a_request_answered_while_located_that_waits_for_100_continue_is_closed() {
+        let (_, _, site) = server();
+        let st = connect(&site);
+        st.deliver(
+            b"OPTIONS * HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n",
+        );
+        let out = String::from_utf8_lossy(&st.value()).into_owned();
+        assert!(out.starts_with("HTTP/1.1 200 OK\r\n"), "{out}");
+        assert!(!out.contains("100 Continue"));
+        assert!(st.disconnecting());
     }
 
     struct PanickyMode;
