@@ -239,8 +239,10 @@ fn bytes_before_deliver_body_wait_bounded_and_are_handed_over_on_attach() {
         "handed over on attach"
     );
     assert_eq!(st.read_state(), ReadState::Producing, "reading resumes");
-    let second = r.deliver_body(res.rx(&r)).unwrap_err();
-    assert!(second.is::<RequestBodyError>());
+    assert_eq!(
+        r.deliver_body(res.rx(&r)),
+        Err(RequestBodyError::AlreadyDelivered)
+    );
     st.deliver(&body[sent..]);
     assert_eq!(res.seen.borrow().data, body);
     assert!(matches!(res.seen.borrow().done, Some(Ok(()))));

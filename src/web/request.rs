@@ -2,8 +2,9 @@
 //!
 //! A [`Request`] is a cheap clonable handle: a resource that answers later keeps a clone and
 //! calls [`write`](Request::write) / [`finish`](Request::finish) when it is ready. The
-//! request's head and body are immutable once parsed (kept as the bytes received, with
-//! offsets: no allocation per header); the response side lives behind a `RefCell` that is
+//! request's head and buffered body are immutable once read (the head kept as the bytes
+//! received, with offsets: no allocation per header; a streamed body is not kept, see
+//! [`crate::web::request_body`]); the response side lives behind a `RefCell` that is
 //! never borrowed across a call out (to the transport, a Deferred, the channel), so any of
 //! those may call back into the request.
 //!
@@ -31,7 +32,7 @@ use crate::transport::{Address, Producer, ProducerError, Transport};
 use crate::web::chunked::{LAST_CHUNK, write_chunk};
 use crate::web::http::HttpChannel;
 use crate::web::http::parse::Head;
-use crate::web::request_body::{BodyReceiver, BodyStream};
+use crate::web::request_body::{BodyReceiver, BodyStream, RequestBodyError};
 use crate::web::site::Site;
 use crate::web::{Headers, date, status};
 use crate::{Deferred, Failure, Resolver};
@@ -522,7 +523,7 @@ impl Request {
     /// [`body_done`](BodyReceiver::body_done) (see [`crate::web::request_body`] for how a
     /// streamed body ends). A buffered body (or none) is delivered at once, on every call;
     /// a streamed body only once: a second call fails with
-    /// [`RequestBodyError::AlreadyDelivered`](crate::web::request_body::RequestBodyError).
+    /// [`RequestBodyError::AlreadyDelivered`].
     ///
     /// ```
     /// use std::cell::RefCell;
@@ -558,13 +559,18 @@ impl Request {
     /// assert!(String::from_utf8(st.value()).unwrap().ends_with("\r\n\r\n10"));
     /// ```
     #[doc(alias = "deliverBody")]
-    pub fn deliver_body<R: BodyReceiver>(&self, receiver: R) -> Result<(), Failure> {
+    pub fn deliver_body<R: BodyReceiver>(&self, receiver: R) -> Result<(), RequestBodyError> {
         self.deliver_body_boxed(Box::new(receiver))
     }
 
-    fn deliver_body_boxed(&self, mut receiver: Box<dyn BodyReceiver>) -> Result<(), Failure> {
+    fn deliver_body_boxed(
+        &self,
+        mut receiver: Box<dyn BodyReceiver>,
+    ) -> Result<(), RequestBodyError> {
         let Some(stream) = self.0.stream.get() else {
-            receiver.data_received(self.body());
+            if !self.body().is_empty() {
+                receiver.data_received(self.body());
+            }
             receiver.body_done(Ok(()));
             return Ok(());
         };
@@ -606,8 +612,8 @@ impl Request {
             data: Vec::new(),
             resolver: Some(resolver),
         };
-        if let Err(f) = self.deliver_body_boxed(Box::new(collect)) {
-            return crate::Deferred::fail(f);
+        if let Err(e) = self.deliver_body_boxed(Box::new(collect)) {
+            return crate::Deferred::fail(Failure::new(e));
         }
         d
     }

@@ -276,7 +276,8 @@ impl HttpChannel {
     }
 
     /// Answers a request that cannot be served with `code` and closes. Only ever called when
-    /// no response is outstanding, so earlier pipelined responses are already out.
+    /// no response is outstanding (earlier pipelined responses are already out), or when the
+    /// outstanding one has not started and its request is failed with it (a streamed body).
     fn reject(&mut self, cx: &Context<Self>, r: Reject) {
         log::info!(
             target: "twistor::web",
