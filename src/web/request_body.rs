@@ -31,6 +31,10 @@
 //!   bytes are dropped, and the channel reads and discards the rest of the body (still under
 //!   the body timeout and the resource's maximum; over it the connection closes) before it
 //!   parses the next pipelined request on the same connection.
+//! * **Who holds the receiver.** The request does, until `body_done` returns; then it is
+//!   dropped. So a receiver may keep a clone of its request (to answer from `body_done`)
+//!   without a reference cycle outliving the body. A receiver may call any method of the
+//!   request, pausing or resuming included, from inside its own calls.
 //!
 //! [`Request::body`]: crate::web::Request::body
 //! [`Request::deliver_body`]: crate::web::Request::deliver_body
@@ -379,6 +383,29 @@ mod tests {
         s.push(b"more");
         s.end(Ok(()));
         assert!(log.borrow().data.is_empty());
+    }
+
+    #[test]
+    fn the_receiver_is_dropped_once_told_the_end() {
+        struct Flag(Rc<Cell<bool>>);
+        impl BodyReceiver for Flag {
+            fn data_received(&mut self, _: &[u8]) {}
+            fn body_done(&mut self, _: Result<(), Failure>) {}
+        }
+        impl Drop for Flag {
+            fn drop(&mut self) {
+                self.0.set(true);
+            }
+        }
+        for end in [Ok(()), Err(Failure::new(RequestBodyError::Timeout))] {
+            let dropped = Rc::new(Cell::new(false));
+            let s = BodyStream::default();
+            s.attach(Box::new(Flag(dropped.clone()))).unwrap();
+            s.push(b"x");
+            assert!(!dropped.get());
+            s.end(end);
+            assert!(dropped.get());
+        }
     }
 
     #[test]
