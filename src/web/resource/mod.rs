@@ -231,8 +231,10 @@ pub trait Resource: 'static {
 
     /// How this resource takes a request's body, asked once the resource is found and
     /// before the body is read (so [`Request::body`] is still empty here; the head is all
-    /// there is). Default [`BodyMode::Buffered`]: whole, in memory, in [`Request::body`]. [`BodyMode::Stream`] renders at once and hands the body over as
-    /// it arrives (see [`crate::web::request_body`]), for uploads of any size.
+    /// there is). Default [`BodyMode::Buffered`]: whole, in memory, in [`Request::body`].
+    /// [`BodyMode::Stream`] renders at once and hands the body over as it arrives (see
+    /// [`crate::web::request_body`]), for uploads of any size. A resource that renders by
+    /// delegating to another one delegates this too.
     ///
     /// ```
     /// use twistor::web::resource::{Render, Resource};
