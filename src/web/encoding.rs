@@ -78,6 +78,9 @@ impl Resource for EncodingResourceWrapper {
     fn allowed_methods(&self) -> Vec<&'static str> {
         self.original.allowed_methods()
     }
+    fn body_mode(&self, request: &Request) -> crate::web::BodyMode {
+        self.original.body_mode(request)
+    }
     fn render(&self, request: &Request) -> Render {
         request.add_header("Vary", "Accept-Encoding");
         if request

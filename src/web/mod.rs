@@ -1,7 +1,8 @@
 //! twisted.web: HTTP/1.1 for servers and clients.
 //!
 //! The server: [`Site`] (a factory serving a [`resource`] tree) builds one
-//! [`http::HttpChannel`] per connection, which hands each [`Request`] to the site; around it
+//! [`http::HttpChannel`] per connection, which hands each [`Request`] to the site (its body
+//! buffered, or streamed to a resource that asks for it: [`request_body`]); around it
 //! [`static_files`] (Twisted's `static.File`), [`proxy`] (a reverse proxy), [`vhost`],
 //! [`encoding`] (gzip) and [`session`].
 //!
@@ -22,6 +23,7 @@ pub mod html;
 pub mod http;
 pub mod proxy;
 pub mod request;
+pub mod request_body;
 pub mod resource;
 pub mod session;
 pub mod site;
@@ -32,4 +34,5 @@ pub mod vhost;
 pub use headers::{Headers, InvalidHeaderName};
 pub use http::HttpLimits;
 pub use request::Request;
+pub use request_body::{BodyMode, BodyReceiver};
 pub use site::Site;

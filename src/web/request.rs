@@ -2,8 +2,9 @@
 //!
 //! A [`Request`] is a cheap clonable handle: a resource that answers later keeps a clone and
 //! calls [`write`](Request::write) / [`finish`](Request::finish) when it is ready. The
-//! request's head and body are immutable once parsed (kept as the bytes received, with
-//! offsets: no allocation per header); the response side lives behind a `RefCell` that is
+//! request's head and buffered body are immutable once read (the head kept as the bytes
+//! received, with offsets: no allocation per header; a streamed body is not kept, see
+//! [`crate::web::request_body`]); the response side lives behind a `RefCell` that is
 //! never borrowed across a call out (to the transport, a Deferred, the channel), so any of
 //! those may call back into the request.
 //!
@@ -17,7 +18,7 @@
 //! (logged as an error), and a response finished short of it closes the connection so the
 //! client cannot mistake the next response for the rest of this one.
 
-use std::cell::{Cell, RefCell};
+use std::cell::{Cell, OnceCell, RefCell};
 use std::collections::HashMap;
 use std::fmt;
 use std::io::Write as _;
@@ -31,6 +32,7 @@ use crate::transport::{Address, Producer, ProducerError, Transport};
 use crate::web::chunked::{LAST_CHUNK, write_chunk};
 use crate::web::http::HttpChannel;
 use crate::web::http::parse::Head;
+use crate::web::request_body::{BodyReceiver, BodyStream, RequestBodyError};
 use crate::web::site::Site;
 use crate::web::{Headers, date, status};
 use crate::{Deferred, Failure, Resolver};
@@ -260,7 +262,10 @@ struct Response {
 
 struct Inner {
     head: Head,
-    body: Vec<u8>,
+    /// A buffered body, set once it is read (unset: no body, or a streamed one).
+    body: OnceCell<Vec<u8>>,
+    /// A streamed body (see [`crate::web::request_body`]).
+    stream: OnceCell<Rc<BodyStream>>,
     /// The path's bytes in the head.
     path: std::ops::Range<usize>,
     transport: Transport,
@@ -336,7 +341,6 @@ impl fmt::Debug for Request {
 impl Request {
     pub(crate) fn new(
         head: Head,
-        body: Vec<u8>,
         transport: Transport,
         channel: Handle<HttpChannel>,
         site: Site,
@@ -370,7 +374,8 @@ impl Request {
             transport,
             channel: Some(channel),
             site,
-            body,
+            body: OnceCell::new(),
+            stream: OnceCell::new(),
             response: RefCell::new(Response {
                 code: 200,
                 reason: None,
@@ -434,7 +439,7 @@ impl Request {
                 })
             });
         if form {
-            for (k, v) in parse_query(&self.0.body) {
+            for (k, v) in parse_query(self.body()) {
                 args.entry(k).or_default().extend(v);
             }
         }
@@ -473,9 +478,238 @@ impl Request {
     }
 
     /// The request body. Bodies are read whole before the request is answered and held in
-    /// memory, up to the site's [`HttpLimits::max_body`](crate::web::http::HttpLimits).
+    /// memory, up to the site's [`HttpLimits::max_body`](crate::web::http::HttpLimits),
+    /// unless the resource asked for a stream
+    /// ([`BodyMode::Stream`](crate::web::BodyMode)): then this is empty and the body comes
+    /// through [`deliver_body`](Self::deliver_body).
     pub fn body(&self) -> &[u8] {
-        &self.0.body
+        self.0.body.get().map_or(&[], Vec::as_slice)
+    }
+
+    /// Sets the buffered body, read after the request was made.
+    pub(crate) fn set_body(&self, body: Vec<u8>) {
+        let _ = self.0.body.set(body);
+    }
+
+    /// Makes the body a stream the channel feeds.
+    pub(crate) fn set_stream(&self, stream: Rc<BodyStream>) {
+        let _ = self.0.stream.set(stream);
+    }
+
+    /// Whether the body comes as a stream (the resource chose
+    /// [`BodyMode::Stream`](crate::web::BodyMode)).
+    ///
+    /// ```
+    /// use std::rc::Rc;
+    /// use twistor::testing::{MemoryReactor, StringTransport};
+    /// use twistor::web::resource::{Render, Resource};
+    /// use twistor::web::{Request, Site};
+    ///
+    /// struct Show;
+    /// impl Resource for Show {
+    ///     fn is_leaf(&self) -> bool { true }
+    ///     fn render_post(&self, r: &Request) -> Option<Render> {
+    ///         assert!(!r.body_is_streamed(), "buffered by default");
+    ///         Some(Render::Body(r.body().to_vec()))
+    ///     }
+    /// }
+    /// let site = Site::new(Rc::new(Show), Rc::new(MemoryReactor::new()));
+    /// let st = StringTransport::new();
+    /// st.connect(site.channel());
+    /// st.deliver(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi");
+    /// assert!(String::from_utf8(st.value()).unwrap().ends_with("\r\n\r\nhi"));
+    /// ```
+    pub fn body_is_streamed(&self) -> bool {
+        self.0.stream.get().is_some()
+    }
+
+    /// Delivers the body to `receiver` (as a client response's `deliver_body` does): the
+    /// bytes that arrived already, then each piece as it arrives, then one
+    /// [`body_done`](BodyReceiver::body_done) (see [`crate::web::request_body`] for how a
+    /// streamed body ends). A buffered body (or none) is delivered at once, on every call;
+    /// a streamed body only once: a second call fails with
+    /// [`RequestBodyError::AlreadyDelivered`].
+    ///
+    /// ```
+    /// use std::cell::RefCell;
+    /// use std::rc::Rc;
+    /// use twistor::Failure;
+    /// use twistor::testing::{MemoryReactor, StringTransport};
+    /// use twistor::web::resource::{Render, Resource};
+    /// use twistor::web::{BodyMode, BodyReceiver, Request, Site};
+    ///
+    /// // Counts the body and answers with its size once it ended.
+    /// struct Count { request: Request, n: usize }
+    /// impl BodyReceiver for Count {
+    ///     fn data_received(&mut self, data: &[u8]) { self.n += data.len() }
+    ///     fn body_done(&mut self, result: Result<(), Failure>) {
+    ///         if result.is_ok() { self.request.write_and_finish(self.n.to_string().as_bytes()) }
+    ///     }
+    /// }
+    /// struct Upload;
+    /// impl Resource for Upload {
+    ///     fn is_leaf(&self) -> bool { true }
+    ///     fn body_mode(&self, _r: &Request) -> BodyMode { BodyMode::Stream { max: None } }
+    ///     fn render_put(&self, r: &Request) -> Option<Render> {
+    ///         r.deliver_body(Count { request: r.clone(), n: 0 }).unwrap();
+    ///         Some(Render::NotDoneYet)
+    ///     }
+    /// }
+    /// let site = Site::new(Rc::new(Upload), Rc::new(MemoryReactor::new()));
+    /// let st = StringTransport::new();
+    /// st.connect(site.channel());
+    /// st.deliver(b"PUT /f HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n01234");
+    /// assert!(st.value().is_empty(), "rendered, the body still arriving");
+    /// st.deliver(b"56789");
+    /// assert!(String::from_utf8(st.value()).unwrap().ends_with("\r\n\r\n10"));
+    /// ```
+    #[doc(alias = "deliverBody")]
+    pub fn deliver_body<R: BodyReceiver>(&self, receiver: R) -> Result<(), RequestBodyError> {
+        self.deliver_body_boxed(Box::new(receiver))
+    }
+
+    fn deliver_body_boxed(
+        &self,
+        mut receiver: Box<dyn BodyReceiver>,
+    ) -> Result<(), RequestBodyError> {
+        let Some(stream) = self.0.stream.get() else {
+            if !self.body().is_empty() {
+                receiver.data_received(self.body());
+            }
+            receiver.body_done(Ok(()));
+            return Ok(());
+        };
+        stream.attach(receiver)?;
+        // What waited is handed over: reading may go on.
+        self.body_changed();
+        Ok(())
+    }
+
+    /// The whole body, collected: at once for a buffered body, when it ended for a streamed
+    /// one (held in memory: bounded only by the resource's `max`, so use it for bodies
+    /// known to be small, and [`deliver_body`](Self::deliver_body) for the rest). Fails as
+    /// the stream does (see [`crate::web::request_body`]).
+    ///
+    /// ```
+    /// use std::rc::Rc;
+    /// use twistor::testing::{MemoryReactor, StringTransport};
+    /// use twistor::web::resource::{Render, Resource};
+    /// use twistor::web::{BodyMode, Request, Site};
+    ///
+    /// struct Echo;
+    /// impl Resource for Echo {
+    ///     fn is_leaf(&self) -> bool { true }
+    ///     fn body_mode(&self, _r: &Request) -> BodyMode { BodyMode::Stream { max: Some(1024) } }
+    ///     fn render_post(&self, r: &Request) -> Option<Render> {
+    ///         Some(Render::Later(r.read_body()))
+    ///     }
+    /// }
+    /// let site = Site::new(Rc::new(Echo), Rc::new(MemoryReactor::new()));
+    /// let st = StringTransport::new();
+    /// st.connect(site.channel());
+    /// st.deliver(b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n");
+    /// st.deliver(b"2\r\nde\r\n0\r\n\r\n");
+    /// assert!(String::from_utf8(st.value()).unwrap().ends_with("\r\n\r\nabcde"));
+    /// ```
+    pub fn read_body(&self) -> crate::Deferred<Vec<u8>> {
+        let (d, resolver) = crate::Deferred::new();
+        let collect = Collect {
+            data: Vec::new(),
+            resolver: Some(resolver),
+        };
+        if let Err(e) = self.deliver_body_boxed(Box::new(collect)) {
+            return crate::Deferred::fail(Failure::new(e));
+        }
+        d
+    }
+
+    /// Stops reading a streamed body until [`resume_body`](Self::resume_body): the
+    /// receiver gets no more bytes (they wait, bounded: the connection stops reading) and
+    /// the body timeout does not run. Nothing for a buffered body.
+    ///
+    /// ```
+    /// use std::rc::Rc;
+    /// use twistor::testing::{MemoryReactor, ReadState, StringTransport};
+    /// use twistor::web::resource::{Render, Resource};
+    /// use twistor::web::{BodyMode, Request, Site};
+    ///
+    /// struct Later;
+    /// impl Resource for Later {
+    ///     fn is_leaf(&self) -> bool { true }
+    ///     fn body_mode(&self, _r: &Request) -> BodyMode { BodyMode::Stream { max: None } }
+    ///     fn render_put(&self, r: &Request) -> Option<Render> {
+    ///         r.pause_body();
+    ///         Some(Render::NotDoneYet)
+    ///     }
+    /// }
+    /// let reactor = Rc::new(MemoryReactor::new());
+    /// let site = Site::new(Rc::new(Later), reactor.clone());
+    /// let st = StringTransport::new();
+    /// st.connect(site.channel());
+    /// st.deliver(b"PUT / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\n");
+    /// assert_eq!(st.read_state(), ReadState::Paused);
+    /// reactor.clock().advance(3600.0);
+    /// assert!(!st.disconnecting(), "no body timeout while paused");
+    /// ```
+    #[doc(alias = "pauseProducing")]
+    pub fn pause_body(&self) {
+        if let Some(s) = self.0.stream.get() {
+            s.pause();
+            self.body_changed();
+        }
+    }
+
+    /// Resumes a paused streamed body: what waited is delivered at once, then reading goes
+    /// on and the body timeout starts again. May be called from inside the receiver.
+    ///
+    /// ```
+    /// use std::rc::Rc;
+    /// use twistor::testing::{MemoryReactor, ReadState, StringTransport};
+    /// use twistor::web::resource::{Render, Resource};
+    /// use twistor::web::{BodyMode, Request, Site};
+    /// use std::cell::RefCell;
+    ///
+    /// #[derive(Default)]
+    /// struct Slow(RefCell<Option<Request>>);
+    /// impl Resource for Slow {
+    ///     fn is_leaf(&self) -> bool { true }
+    ///     fn body_mode(&self, _r: &Request) -> BodyMode { BodyMode::Stream { max: None } }
+    ///     fn render_put(&self, r: &Request) -> Option<Render> {
+    ///         r.pause_body();
+    ///         *self.0.borrow_mut() = Some(r.clone());
+    ///         Some(Render::NotDoneYet)
+    ///     }
+    /// }
+    /// let slow = Rc::new(Slow::default());
+    /// let site = Site::new(slow.clone(), Rc::new(MemoryReactor::new()));
+    /// let st = StringTransport::new();
+    /// st.connect(site.channel());
+    /// st.deliver(b"PUT / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\n");
+    /// assert_eq!(st.read_state(), ReadState::Paused);
+    /// let r = slow.0.borrow_mut().take().unwrap();
+    /// r.resume_body();
+    /// assert_eq!(st.read_state(), ReadState::Producing);
+    /// ```
+    #[doc(alias = "resumeProducing")]
+    pub fn resume_body(&self) {
+        if let Some(s) = self.0.stream.get() {
+            s.resume();
+            self.body_changed();
+        }
+    }
+
+    /// The most bytes of a streamed body that ever waited for its receiver at once (0 for
+    /// a buffered body): for tests of the memory bound.
+    #[doc(hidden)]
+    pub fn body_pending_high_water(&self) -> usize {
+        self.0.stream.get().map_or(0, |s| s.high_water())
+    }
+
+    /// Lets the channel pause or resume reading (and the body timeout) for the stream.
+    fn body_changed(&self) {
+        if let Some(ch) = &self.0.channel {
+            ch.with(|ch, cx| ch.body_flow_changed(cx));
+        }
     }
 
     /// The peer's address (Twisted's `getClientAddress`).
@@ -1218,8 +1452,12 @@ impl Request {
         }
     }
 
-    /// The connection went away: fail `notify_finish`, stop the producer.
+    /// The connection went away: fail `notify_finish`, stop the producer, fail a streamed
+    /// body still arriving.
     pub(crate) fn connection_lost(&self, reason: Failure) {
+        if let Some(s) = self.0.stream.get() {
+            s.end(Err(reason.clone()));
+        }
         let (producer, notify) = {
             let mut r = self.0.response.borrow_mut();
             if r.finished || r.lost.is_some() {
@@ -1249,6 +1487,26 @@ impl crate::web::headers::HeaderLookup for Request {
             if n.eq_ignore_ascii_case(name.as_bytes()) {
                 f(v);
             }
+        }
+    }
+}
+
+/// The receiver of [`Request::read_body`].
+struct Collect {
+    data: Vec<u8>,
+    resolver: Option<Resolver<Vec<u8>>>,
+}
+
+impl BodyReceiver for Collect {
+    fn data_received(&mut self, data: &[u8]) {
+        self.data.extend_from_slice(data);
+    }
+    fn body_done(&mut self, result: Result<(), Failure>) {
+        if let Some(r) = self.resolver.take() {
+            let _ = match result {
+                Ok(()) => r.callback(std::mem::take(&mut self.data)),
+                Err(f) => r.errback(f),
+            };
         }
     }
 }

@@ -21,7 +21,7 @@ use crate::web::http::{HttpChannel, HttpLimits};
 use crate::web::request::push_u64;
 use crate::web::resource::{Render, Resource, get_child_for_request};
 use crate::web::session::SessionStore;
-use crate::web::{Request, date, status};
+use crate::web::{BodyMode, Request, date, status};
 
 /// The fixed page of a failed render (no details: they go to the log).
 const FAILED_PAGE: &[u8] = b"<html><head><title>Processing Failed</title></head><body><b>Processing Failed</b></body></html>";
@@ -241,6 +241,14 @@ impl Site {
 
     /// Finds the resource and renders the request; a panic or a failure gives a 500.
     pub(crate) fn handle(&self, request: Request) {
+        if let Some(resource) = self.locate(&request) {
+            self.render_located(request, resource);
+        }
+    }
+
+    /// Finds the resource for `request` (consuming its path). `None`: the request is
+    /// answered already (`OPTIONS *`, or a 500 because the traversal panicked).
+    pub(crate) fn locate(&self, request: &Request) -> Option<Rc<dyn Resource>> {
         if request.path() == b"*" || request.uri() == b"*" {
             if request.method() == b"OPTIONS" {
                 request.write_and_finish(b"");
@@ -249,14 +257,32 @@ impl Site {
                 request.set_header("Allow", "OPTIONS");
                 request.write_and_finish(b"");
             }
-            return;
+            return None;
         }
         let root = self.0.root.clone();
-        let rendered = catch_unwind(AssertUnwindSafe(|| {
-            let resource = get_child_for_request(root, &request);
-            resource.render(&request)
-        }));
-        match rendered {
+        match catch_unwind(AssertUnwindSafe(|| get_child_for_request(root, request))) {
+            Ok(r) => Some(r),
+            Err(p) => {
+                processing_failed(request, Failure::from_panic(&*p));
+                None
+            }
+        }
+    }
+
+    /// How the located resource takes the body; a panic gives a 500 (`None`).
+    pub(crate) fn body_mode(&self, request: &Request, resource: &dyn Resource) -> Option<BodyMode> {
+        match catch_unwind(AssertUnwindSafe(|| resource.body_mode(request))) {
+            Ok(m) => Some(m),
+            Err(p) => {
+                processing_failed(request, Failure::from_panic(&*p));
+                None
+            }
+        }
+    }
+
+    /// Renders the request with the resource [`locate`](Self::locate) found.
+    pub(crate) fn render_located(&self, request: Request, resource: Rc<dyn Resource>) {
+        match catch_unwind(AssertUnwindSafe(|| resource.render(&request))) {
             Ok(r) => self.answer(request, r),
             Err(p) => processing_failed(&request, Failure::from_panic(&*p)),
         }

@@ -7,8 +7,10 @@ use crate::web::chunked::ChunkedDecoder;
 use std::rc::Rc;
 
 use crate::web::request::{Connection, Request};
+use crate::web::request_body::{BodyStream, RequestBodyError};
+use crate::web::resource::Resource;
 use crate::web::site::Site;
-use crate::web::status;
+use crate::web::{BodyMode, status};
 
 use super::parse::{Framing, Head, Parsed, Reject, parse_head};
 
@@ -18,20 +20,123 @@ enum Phase {
     Idle,
     /// Some bytes of a head arrived: the head deadline runs.
     Head,
-    /// The head is in, the body is being read.
+    /// The head is in and its resource found; its body is being read whole.
     Body(Box<Pending>),
+    /// The body of a rendered request is streaming to it, or (once its response finished)
+    /// being read and dropped.
+    Stream(Box<Streaming>),
     /// A request is being answered: later bytes are only buffered.
     Dispatched,
     /// The connection is closing: input is ignored.
     Closing,
 }
 
-/// A request whose body is being read.
+/// A request whose body is being read into memory before it renders.
 struct Pending {
-    head: Head,
+    request: Request,
+    resource: Rc<dyn Resource>,
     body: Vec<u8>,
+    reader: BodyReader,
+}
+
+/// A request whose body streams to it.
+struct Streaming {
+    request: Request,
+    stream: Rc<BodyStream>,
+    reader: BodyReader,
+    /// The response finished (keep-alive or not): the rest of the body is dropped.
+    done: Option<bool>,
+}
+
+/// Why a body cannot be read further.
+enum BodyFault {
+    TooLarge(u64),
+    Malformed,
+}
+
+/// The framing of a body being read: how much is left, and the most it may carry.
+struct BodyReader {
     remaining: u64,
     chunked: Option<ChunkedDecoder>,
+    received: u64,
+    max: Option<u64>,
+}
+
+impl BodyReader {
+    fn new(framing: Framing, max: Option<u64>) -> BodyReader {
+        let (remaining, chunked) = match framing {
+            Framing::Length(n) => (n, None),
+            Framing::Chunked => (0, Some(ChunkedDecoder::new())),
+            Framing::None => (0, None),
+        };
+        BodyReader {
+            remaining,
+            chunked,
+            received: 0,
+            max,
+        }
+    }
+
+    /// Decodes what `input` holds of the body, handing each piece to `sink`: how many input
+    /// bytes were used and whether the body ended.
+    fn feed(
+        &mut self,
+        input: &[u8],
+        sink: &mut dyn FnMut(&[u8]),
+    ) -> Result<(usize, bool), BodyFault> {
+        let Some(dec) = &mut self.chunked else {
+            // A `Content-Length` was checked against the maximum with the head.
+            let n = usize::try_from(self.remaining)
+                .unwrap_or(usize::MAX)
+                .min(input.len());
+            sink(&input[..n]);
+            self.remaining -= n as u64;
+            self.received += n as u64;
+            return Ok((n, self.remaining == 0));
+        };
+        let (max, received) = (self.max, &mut self.received);
+        let mut over = None;
+        let r = dec.feed(input, &mut |d| {
+            if over.is_some() {
+                return;
+            }
+            match max {
+                Some(m) if *received + d.len() as u64 > m => over = Some(m),
+                _ => {
+                    *received += d.len() as u64;
+                    sink(d);
+                }
+            }
+        });
+        if let Some(m) = over {
+            return Err(BodyFault::TooLarge(m));
+        }
+        match r {
+            Ok(p) => Ok((p.consumed, p.done)),
+            Err(_) => Err(BodyFault::Malformed),
+        }
+    }
+}
+
+impl BodyFault {
+    fn reject(&self) -> Reject {
+        match self {
+            BodyFault::TooLarge(_) => Reject {
+                code: status::CONTENT_TOO_LARGE,
+                why: "request body too large",
+            },
+            BodyFault::Malformed => Reject {
+                code: status::BAD_REQUEST,
+                why: "malformed chunked body",
+            },
+        }
+    }
+    fn error(&self) -> RequestBodyError {
+        match self {
+            BodyFault::TooLarge(m) => RequestBodyError::TooLarge(*m),
+            BodyFault::Malformed => RequestBodyError::Malformed,
+        }
+    }
 }
 
 /// The HTTP/1.1 server protocol: parses requests, hands them to its [`Site`] one at a time,
@@ -135,6 +240,17 @@ impl HttpChannel {
                 log::info!(target: "twistor::web", "closing idle connection from {}", cx.transport().get_peer());
                 self.close(cx);
             }
+            Phase::Stream(_) => {
+                log::info!(target: "twistor::web", "request body from {} timed out", cx.transport().get_peer());
+                self.stream_failed(
+                    cx,
+                    Reject {
+                        code: status::REQUEST_TIMEOUT,
+                        why: "request timed out",
+                    },
+                    RequestBodyError::Timeout,
+                );
+            }
             Phase::Head | Phase::Body(_) => {
                 log::info!(target: "twistor::web", "request from {} timed out", cx.transport().get_peer());
                 self.reject(
@@ -160,7 +276,8 @@ impl HttpChannel {
     }
 
     /// Answers a request that cannot be served with `code` and closes. Only ever called when
-    /// no response is outstanding, so earlier pipelined responses are already out.
+    /// no response is outstanding (earlier pipelined responses are already out), or when the
+    /// outstanding one has not started and its request is failed with it (a streamed body).
     fn reject(&mut self, cx: &Context<Self>, r: Reject) {
         log::info!(
             target: "twistor::web",
@@ -220,43 +337,11 @@ impl HttpChannel {
                     }
                 }
                 Phase::Body(p) => {
-                    let max = self.site.limits().max_body;
-                    let (used, done) = if let Some(dec) = &mut p.chunked {
-                        let body = &mut p.body;
-                        let mut over = false;
-                        let r = dec.feed(&self.buf, &mut |d| {
-                            if body.len() as u64 + d.len() as u64 > max {
-                                over = true;
-                            } else {
-                                body.extend_from_slice(d);
-                            }
-                        });
-                        if over {
-                            return self.reject(
-                                cx,
-                                Reject {
-                                    code: status::CONTENT_TOO_LARGE,
-                                    why: "request body too large",
-                                },
-                            );
-                        }
-                        match r {
-                            Ok(pr) => (pr.consumed, pr.done),
-                            Err(_) => {
-                                return self.reject(
-                                    cx,
-                                    Reject {
-                                        code: status::BAD_REQUEST,
-                                        why: "malformed chunked body",
-                                    },
-                                );
-                            }
-                        }
-                    } else {
-                        let n = (p.remaining as usize).min(self.buf.len());
-                        p.body.extend_from_slice(&self.buf[..n]);
-                        p.remaining -= n as u64;
-                        (n, p.remaining == 0)
+                    let body = &mut p.body;
+                    let r = p.reader.feed(&self.buf, &mut |d| body.extend_from_slice(d));
+                    let (used, done) = match r {
+                        Ok(r) => r,
+                        Err(fault) => return self.reject(cx, fault.reject()),
                     };
                     self.buf.drain(..used);
                     if !done {
@@ -266,63 +351,177 @@ impl HttpChannel {
                     else {
                         return;
                     };
-                    self.dispatch(cx, p.head, p.body);
+                    let Pending {
+                        request,
+                        resource,
+                        body,
+                        ..
+                    } = *p;
+                    request.set_body(body);
+                    self.render(cx, request, resource);
+                }
+                Phase::Stream(s) => {
+                    let stream = &s.stream;
+                    let deliver = s.done.is_none();
+                    // The receiver runs inside: whatever it asks of the channel is queued.
+                    let r = s.reader.feed(&self.buf, &mut |d| {
+                        if deliver {
+                            stream.push(d);
+                        }
+                    });
+                    let (used, done) = match r {
+                        Ok(r) => r,
+                        Err(fault) => return self.stream_failed(cx, fault.reject(), fault.error()),
+                    };
+                    self.buf.drain(..used);
+                    if !done {
+                        self.stream_flow(cx);
+                        return;
+                    }
+                    if !self.stream_ended(cx) {
+                        return;
+                    }
                 }
             }
         }
     }
 
     fn head_received(&mut self, cx: &Context<Self>, head: Head) {
-        let limits = self.site.limits();
-        let remaining = match head.framing {
-            Framing::None | Framing::Length(0) => {
-                self.phase = Phase::Dispatched;
-                return self.dispatch(cx, head, Vec::new());
-            }
-            Framing::Length(n) if n > limits.max_body => {
-                return self.reject(
-                    cx,
-                    Reject {
-                        code: status::CONTENT_TOO_LARGE,
-                        why: "request body too large",
-                    },
-                );
-            }
-            Framing::Length(n) => n,
-            Framing::Chunked => 0,
-        };
-        if head.expect_continue && head.http11 {
-            // The body is about to be read (nothing else is outstanding on this connection),
-            // so the client may send it now.
-            cx.transport().write(b"HTTP/1.1 100 Continue\r\n\r\n");
+        let framing = head.framing;
+        if matches!(framing, Framing::None | Framing::Length(0)) {
+            return self.dispatch(cx, head);
         }
-        let chunked = (head.framing == Framing::Chunked).then(ChunkedDecoder::new);
-        let cap = remaining.min(64 * 1024) as usize;
-        self.phase = Phase::Body(Box::new(Pending {
-            head,
-            body: Vec::with_capacity(cap),
-            remaining,
-            chunked,
-        }));
-        self.set_deadline(cx, self.site.limits().body_timeout);
-    }
-
-    fn dispatch(&mut self, cx: &Context<Self>, head: Head, body: Vec<u8>) {
-        self.phase = Phase::Dispatched;
-        // No timeout while the application answers (a long poll is legitimate).
-        self.deadline = f64::INFINITY;
-        let conn = self
-            .conn
-            .get_or_insert_with(|| Rc::new(Connection::of(cx.transport())))
-            .clone();
+        let continue_wanted = head.expect_continue && head.http11;
+        let conn = self.connection(cx);
         let request = Request::new(
             head,
-            body,
             cx.transport().clone(),
             cx.handle(),
             self.site.clone(),
             conn.clone(),
         );
+        // The resource decides how it takes the body, so it is found before the body is
+        // read (and only once).
+        let located = {
+            let _dispatching = Dispatching::new(&conn);
+            self.site.locate(&request).and_then(|resource| {
+                let mode = self.site.body_mode(&request, &*resource)?;
+                Some((resource, mode))
+            })
+        };
+        let limits = self.site.limits();
+        let Some((resource, mode)) = located else {
+            // Answered already (a 500, `OPTIONS *`): the body is read and dropped.
+            let keep = conn.done.take().unwrap_or(false);
+            // A client that waits for `100 Continue` may never send the body it was not
+            // asked for: the connection could not tell its next request from that body.
+            if !keep
+                || continue_wanted
+                || matches!(framing, Framing::Length(n) if n > limits.max_body)
+            {
+                return self.close(cx);
+            }
+            self.phase = Phase::Stream(Box::new(Streaming {
+                request,
+                stream: Rc::new(BodyStream::default()),
+                reader: BodyReader::new(framing, Some(limits.max_body)),
+                done: Some(keep),
+            }));
+            return self.set_deadline(cx, limits.body_timeout);
+        };
+        let max = match mode {
+            BodyMode::Buffered => Some(limits.max_body),
+            BodyMode::Stream { max } => max,
+        };
+        if let (Framing::Length(n), Some(m)) = (framing, max)
+            && n > m
+        {
+            return self.reject(
+                cx,
+                Reject {
+                    code: status::CONTENT_TOO_LARGE,
+                    why: "request body too large",
+                },
+            );
+        }
+        if continue_wanted {
+            // The body is about to be read (nothing else is outstanding on this connection),
+            // so the client may send it now.
+            cx.transport().write(b"HTTP/1.1 100 Continue\r\n\r\n");
+        }
+        let reader = BodyReader::new(framing, max);
+        match mode {
+            BodyMode::Buffered => {
+                let cap = reader.remaining.min(64 * 1024) as usize;
+                self.phase = Phase::Body(Box::new(Pending {
+                    request,
+                    resource,
+                    body: Vec::with_capacity(cap),
+                    reader,
+                }));
+                self.set_deadline(cx, limits.body_timeout);
+            }
+            BodyMode::Stream { .. } => {
+                let stream = Rc::new(BodyStream::default());
+                request.set_stream(stream.clone());
+                self.phase = Phase::Stream(Box::new(Streaming {
+                    request: request.clone(),
+                    stream,
+                    reader,
+                    done: None,
+                }));
+                self.set_deadline(cx, limits.body_timeout);
+                self.current = Some(request.clone());
+                let keep = {
+                    let _dispatching = Dispatching::new(&conn);
+                    self.site.render_located(request, resource);
+                    conn.done.take()
+                };
+                if let Some(keep) = keep {
+                    self.response_done(cx, keep);
+                }
+                // The caller's loop goes on with the body bytes already buffered.
+            }
+        }
+    }
+
+    fn connection(&mut self, cx: &Context<Self>) -> Rc<Connection> {
+        self.conn
+            .get_or_insert_with(|| Rc::new(Connection::of(cx.transport())))
+            .clone()
+    }
+
+    /// A request without a body: made and answered at once.
+    fn dispatch(&mut self, cx: &Context<Self>, head: Head) {
+        let conn = self.connection(cx);
+        let request = Request::new(
+            head,
+            cx.transport().clone(),
+            cx.handle(),
+            self.site.clone(),
+            conn.clone(),
+        );
+        self.answer(cx, conn, request, None);
+    }
+
+    /// Renders a request whose buffered body is read.
+    fn render(&mut self, cx: &Context<Self>, request: Request, resource: Rc<dyn Resource>) {
+        let conn = self.connection(cx);
+        self.answer(cx, conn, request, Some(resource));
+    }
+
+    /// Hands `request` to the site (found already: `resource`) and picks up a response
+    /// finished meanwhile.
+    fn answer(
+        &mut self,
+        cx: &Context<Self>,
+        conn: Rc<Connection>,
+        request: Request,
+        resource: Option<Rc<dyn Resource>>,
+    ) {
+        self.phase = Phase::Dispatched;
+        // No timeout while the application answers (a long poll is legitimate).
+        self.deadline = f64::INFINITY;
         self.current = Some(request.clone());
         self.check_pipelined(cx);
         // A response finished inside `handle` (the usual case) is picked up here rather
@@ -330,7 +529,10 @@ impl HttpChannel {
         // goes on with the next buffered request in its own loop (no recursion).
         let keep = {
             let _dispatching = Dispatching::new(&conn);
-            self.site.handle(request);
+            match resource {
+                None => self.site.handle(request),
+                Some(r) => self.site.render_located(request, r),
+            }
             conn.done.take()
         };
         if let Some(keep) = keep {
@@ -338,11 +540,83 @@ impl HttpChannel {
         }
     }
 
+    /// Pauses or resumes reading (and the body timeout) as a streamed body needs: held
+    /// while the application paused it or too much waits for its receiver, the timeout
+    /// suspended meanwhile; otherwise the timeout runs from now.
+    fn stream_flow(&mut self, cx: &Context<Self>) {
+        let hold = match &self.phase {
+            Phase::Stream(s) => s.done.is_none() && s.stream.holds(),
+            _ => return,
+        };
+        self.set_reading(cx, hold);
+        if hold {
+            self.deadline = f64::INFINITY;
+        } else {
+            self.set_deadline(cx, self.site.limits().body_timeout);
+        }
+    }
+
+    /// The application attached, paused or resumed the body of the current request.
+    pub(crate) fn body_flow_changed(&mut self, cx: &Context<Self>) {
+        self.stream_flow(cx);
+    }
+
+    /// A streamed body ended; true when the connection waits for another request (the
+    /// response is out too).
+    fn stream_ended(&mut self, cx: &Context<Self>) -> bool {
+        let Phase::Stream(s) = std::mem::replace(&mut self.phase, Phase::Dispatched) else {
+            return false;
+        };
+        match s.done {
+            Some(keep) => self.response_done(cx, keep),
+            None => {
+                self.deadline = f64::INFINITY;
+                let pipelined = self.buf.len() > self.site.limits().max_pipelined;
+                self.set_reading(cx, pipelined);
+                // Last: the receiver may answer from `body_done`, which queues the
+                // response's end behind this callback.
+                s.stream.end(Ok(()));
+                false
+            }
+        }
+    }
+
+    /// A streamed body cannot be read further: the request fails (its receiver and
+    /// `notify_finish` with `error`), answered with `reject` when its head is not out yet,
+    /// and the connection closes.
+    fn stream_failed(&mut self, cx: &Context<Self>, reject: Reject, error: RequestBodyError) {
+        let Phase::Stream(s) = std::mem::replace(&mut self.phase, Phase::Closing) else {
+            return;
+        };
+        if s.done.is_some() {
+            // The response is out; only the rest of the body was being dropped.
+            return self.close(cx);
+        }
+        self.current = None;
+        if s.request.started_writing() {
+            self.close(cx);
+        } else {
+            self.reject(cx, reject);
+        }
+        s.request.connection_lost(Failure::new(error));
+    }
+
     /// While a request is answered, later input is only buffered, up to a bound.
     fn check_pipelined(&mut self, cx: &Context<Self>) {
         if !self.paused && self.buf.len() > self.site.limits().max_pipelined {
-            self.paused = true;
-            cx.transport().pause_producing();
+            self.set_reading(cx, true);
+        }
+    }
+
+    /// Pauses (`true`) or resumes the transport's reading, if not so already.
+    fn set_reading(&mut self, cx: &Context<Self>, pause: bool) {
+        if pause != self.paused {
+            self.paused = pause;
+            if pause {
+                cx.transport().pause_producing();
+            } else {
+                cx.transport().resume_producing();
+            }
         }
     }
 
@@ -365,11 +639,18 @@ impl HttpChannel {
             self.close(cx);
             return false;
         }
-        self.phase = Phase::Idle;
-        if self.paused {
-            self.paused = false;
-            cx.transport().resume_producing();
+        if let Phase::Stream(s) = &mut self.phase {
+            // Answered before its body ended: the rest is read and dropped, then the
+            // connection goes on.
+            s.done = Some(keep);
+            let stream = s.stream.clone();
+            self.set_reading(cx, false);
+            self.set_deadline(cx, self.site.limits().body_timeout);
+            stream.discard(Failure::new(RequestBodyError::Discarded));
+            return true;
         }
+        self.phase = Phase::Idle;
+        self.set_reading(cx, false);
         self.set_deadline(cx, self.site.limits().idle_timeout);
         true
     }
@@ -410,6 +691,11 @@ impl Protocol for HttpChannel {
             Phase::Body(_) => {
                 self.buf.extend_from_slice(data);
                 self.set_deadline(cx, self.site.limits().body_timeout);
+                self.process(cx);
+            }
+            Phase::Stream(_) => {
+                // The timeout is set after the bytes are handed on (the receiver may pause).
+                self.buf.extend_from_slice(data);
                 self.process(cx);
             }
             Phase::Idle | Phase::Head => {
@@ -577,5 +863,114 @@ mod tests {
         assert_eq!(kept.get_header("host"), Some(&b"kept"[..]));
         kept.write_and_finish(b"done");
         assert!(slow.value().ends_with(b"done"));
+    }
+
+    #[test]
+    fn a_request_answered_while_located_has_its_body_dropped_and_the_next_served() {
+        let (_, _, site) = server();
+        let st = connect(&site);
+        st.deliver(b"OPTIONS * HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhel");
+        st.deliver(b"loGET /next HTTP/1.1\r\nHost: x\r\n\r\n");
+        let out = String::from_utf8_lossy(&st.value()).into_owned();
+        assert_eq!(out.matches("HTTP/1.1 200 OK\r\n").count(), 2, "{out}");
+        assert!(out.ends_with("\r\n\r\n/next"), "{out}");
+        assert!(!st.disconnecting());
+    }
+
+    #[test]
+    fn a_request_answered_while_located_that_waits_for_100_continue_is_closed() {
+        let (_, _, site) = server();
+        let st = connect(&site);
+        st.deliver(
+            b"OPTIONS * HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n",
+        );
+        let out = String::from_utf8_lossy(&st.value()).into_owned();
+        assert!(out.starts_with("HTTP/1.1 200 OK\r\n"), "{out}");
+        assert!(!out.contains("100 Continue"));
+        assert!(st.disconnecting());
+    }
+
+    struct PanickyMode;
+    impl Resource for PanickyMode {
+        fn is_leaf(&self) -> bool {
+            true
+        }
+        fn body_mode(&self, _r: &Request) -> crate::web::BodyMode {
+            panic!("body_mode failed")
+        }
+        fn render_post(&self, _r: &Request) -> Option<Render> {
+            Some(Render::Static(b"never"))
+        }
+        fn render_get(&self, r: &Request) -> Option<Render> {
+            Some(Render::Body(r.uri().to_vec()))
+        }
+    }
+
+    #[test]
+    fn a_panicking_body_mode_is_a_500_and_the_body_is_dropped() {
+        let site = Site::with_options(
+            Rc::new(PanickyMode),
+            Rc::new(MemoryReactor::new()),
+            HttpLimits::default(),
+            AccessLog::Off,
+        );
+        let st = connect(&site);
+        let chunked = b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n";
+        st.deliver(chunked);
+        st.deliver(b"3\r\nabc\r\n0\r\n\r\nGET /after HTTP/1.1\r\nHost: x\r\n\r\n");
+        let out = String::from_utf8_lossy(&st.value()).into_owned();
+        assert!(out.starts_with("HTTP/1.1 500 "), "{out}");
+        assert!(!out.contains("never"));
+        assert!(out.ends_with("\r\n\r\n/after"), "{out}");
+    }
+
+    #[test]
+    fn a_stream_without_a_receiver_holds_reading_until_one_is_attached() {
+        use crate::testing::ReadState;
+        use crate::web::BodyMode;
+        #[derive(Default)]
+        struct Keep(RefCell<Option<Request>>);
+        impl Resource for Keep {
+            fn is_leaf(&self) -> bool {
+                true
+            }
+            fn body_mode(&self, _r: &Request) -> BodyMode {
+                BodyMode::Stream { max: None }
+            }
+            fn render_put(&self, r: &Request) -> Option<Render> {
+                *self.0.borrow_mut() = Some(r.clone());
+                Some(Render::NotDoneYet)
+            }
+        }
+        let keep = Rc::new(Keep::default());
+        let site = Site::with_options(
+            keep.clone(),
+            Rc::new(MemoryReactor::new()),
+            HttpLimits::default(),
+            AccessLog::Off,
+        );
+        let st = connect(&site);
+        let n = crate::web::request_body::PENDING_BOUND;
+        let head = format!(
+            "PUT / HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n",
+            2 * n
+        );
+        st.deliver(head.as_bytes());
+        st.deliver(&vec![b'a'; n]);
+        assert_eq!(
+            st.read_state(),
+            ReadState::Paused,
+            "a full pending buffer holds reading"
+        );
+        let r = keep.0.borrow_mut().take().expect("rendered");
+        let body = r.read_body();
+        assert_eq!(
+            st.read_state(),
+            ReadState::Producing,
+            "attached: reading resumes"
+        );
+        st.deliver(&vec![b'b'; n]);
+        assert_eq!(crate::testing::success_result_of(&body).len(), 2 * n);
+        assert_eq!(r.body_pending_high_water(), n);
     }
 }

@@ -21,7 +21,9 @@ pub struct HttpLimits {
     /// Most header lines in one request (default 100); more → `431`.
     pub max_headers: usize,
     /// Largest request body in bytes (default 10 MiB), by `Content-Length` or chunked;
-    /// larger → `413 Content Too Large`. Bodies are kept in memory up to this size.
+    /// larger → `413 Content Too Large`. Bodies are kept in memory up to this size; a
+    /// resource that takes its body as a stream sets its own maximum instead
+    /// (`BodyMode::Stream`).
     pub max_body: u64,
     /// Bytes of later (pipelined) requests kept while one request is answered (default
     /// 64 KiB): above it the channel stops reading until the response is out, so a client

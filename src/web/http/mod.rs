@@ -12,14 +12,18 @@
 //! folding, no control characters in values, one framing decision (`Content-Length` or
 //! `Transfer-Encoding: chunked`, never both, never twice, no other transfer coding), one
 //! `Host` on HTTP/1.1. Oversize input gets its status: 414 for the request line, 431 for the
-//! head, 413 for the body. The body is read whole before the request is dispatched; `Expect:
-//! 100-continue` is answered only then (when the server is about to read the body).
+//! head, 413 for the body. Once a head with a body is in, its resource is found and asked how
+//! it takes the body: read whole before it renders (the default), or streamed to it as it
+//! arrives, the resource rendering at once (see [`crate::web::request_body`]). `Expect:
+//! 100-continue` is answered then (when the server is about to read the body), unless the
+//! body is refused by its length.
 //!
 //! # Timers
 //!
 //! A connection has one timer and one deadline that depends on its phase: waiting for a
 //! request (idle timeout, closes silently), receiving a head (a deadline from its first byte,
-//! not extended by more bytes: slowloris), receiving a body (extended by each read); answered
+//! not extended by more bytes: slowloris), receiving a body (extended by each read, suspended while the application holds a
+//! streamed body); answered
 //! with 408 when a request was cut. Moving the deadline later costs nothing (the timer
 //! re-arms itself when it fires early), so keep-alive requests schedule no timer each.
 

@@ -27,7 +27,7 @@ pub use error_pages::{
     ErrorPage, ForbiddenResource, NoResource, Redirect, no_resource, redirect_page, redirect_to,
 };
 
-use crate::web::Request;
+use crate::web::{BodyMode, Request};
 use crate::{Deferred, Failure};
 
 /// A future rendering a body, run on the site's reactor.
@@ -227,6 +227,28 @@ pub trait Resource: 'static {
             return c;
         }
         self.get_child(name, request)
+    }
+
+    /// How this resource takes a request's body, asked once the resource is found and
+    /// before the body is read (so [`Request::body`] is still empty here; the head is all
+    /// there is). Default [`BodyMode::Buffered`]: whole, in memory, in [`Request::body`].
+    /// [`BodyMode::Stream`] renders at once and hands the body over as it arrives (see
+    /// [`crate::web::request_body`]), for uploads of any size. A resource that renders by
+    /// delegating to another one delegates this too.
+    ///
+    /// ```
+    /// use twistor::web::resource::{Render, Resource};
+    /// use twistor::web::{BodyMode, Request};
+    ///
+    /// struct Upload;
+    /// impl Resource for Upload {
+    ///     fn body_mode(&self, r: &Request) -> BodyMode {
+    ///         if r.method() == b"PUT" { BodyMode::Stream { max: Some(1 << 30) } } else { BodyMode::Buffered }
+    ///     }
+    /// }
+    /// ```
+    fn body_mode(&self, _request: &Request) -> BodyMode {
+        BodyMode::Buffered
     }
 
     /// The methods this resource answers, for the `Allow` header of a 405 (default GET and
