@@ -1034,7 +1034,15 @@ impl Request {
                 // The compressed length is not known in advance.
                 r.headers.remove("content-length");
                 r.declared = None;
-                r.headers.add("Content-Encoding", "gzip");
+                // Appended to an encoding the application applied, in one header as
+                // Twisted does (`deflate,gzip`): the order of codings is the order applied.
+                let mut coded = Vec::new();
+                for prev in r.headers.get_all("content-encoding") {
+                    coded.extend_from_slice(prev);
+                    coded.push(b',');
+                }
+                coded.extend_from_slice(b"gzip");
+                r.headers.set("Content-Encoding", coded);
             }
         }
         let known_len = if r.gzip.is_some() { None } else { known_len };

@@ -238,7 +238,7 @@ impl HttpChannel {
         match self.phase {
             Phase::Idle => {
                 log::info!(target: "twistor::web", "closing idle connection from {}", cx.transport().get_peer());
-                self.close(cx);
+                self.close_bounded(cx);
             }
             Phase::Stream(_) => {
                 log::info!(target: "twistor::web", "request body from {} timed out", cx.transport().get_peer());
@@ -261,7 +261,11 @@ impl HttpChannel {
                     },
                 );
             }
-            Phase::Dispatched | Phase::Closing => {}
+            Phase::Closing => {
+                log::info!(target: "twistor::web", "forcibly closing the connection from {}: its queued bytes were not taken", cx.transport().get_peer());
+                cx.transport().abort_connection();
+            }
+            Phase::Dispatched => {}
         }
     }
 
@@ -273,6 +277,15 @@ impl HttpChannel {
             let _ = t.cancel();
         }
         cx.transport().lose_connection();
+    }
+
+    /// [`close`](Self::close) for a client the server gave up on (a timeout, a refused
+    /// request): the polite close waits for queued bytes to be taken, which a client that
+    /// stopped reading never does, so the connection is aborted after `abort_timeout`. A
+    /// close after a normal response sets no timer: the request path reads no clock for it.
+    fn close_bounded(&mut self, cx: &Context<Self>) {
+        self.close(cx);
+        self.set_deadline(cx, self.site.limits().abort_timeout);
     }
 
     /// Answers a request that cannot be served with `code` and closes. Only ever called when
@@ -302,7 +315,7 @@ impl HttpChannel {
         out.extend_from_slice(b"\r\n");
         out.extend_from_slice(body.as_bytes());
         cx.transport().write_owned(out);
-        self.close(cx);
+        self.close_bounded(cx);
     }
 
     /// Parses what is buffered, as far as it goes.
@@ -972,5 +985,112 @@ mod tests {
         st.deliver(&vec![b'b'; n]);
         assert_eq!(crate::testing::success_result_of(&body).len(), 2 * n);
         assert_eq!(r.body_pending_high_water(), n);
+    }
+
+    /// A transport that tells a polite close from an abort and never takes its queued
+    /// bytes (a client that stopped reading).
+    #[derive(Default)]
+    struct Stuck {
+        written: RefCell<Vec<u8>>,
+        lose: std::cell::Cell<u32>,
+        abort: std::cell::Cell<u32>,
+    }
+    impl crate::transport::TransportImpl for Stuck {
+        fn write(&self, data: &[u8]) {
+            self.written.borrow_mut().extend_from_slice(data);
+        }
+        fn lose_connection(&self) {
+            self.lose.set(self.lose.get() + 1);
+        }
+        fn abort_connection(&self) {
+            self.abort.set(self.abort.get() + 1);
+        }
+        fn lose_write_connection(&self) {}
+        fn get_host(&self) -> crate::transport::Address {
+            crate::transport::Address::Tcp(([127, 0, 0, 1], 80).into())
+        }
+        fn get_peer(&self) -> crate::transport::Address {
+            crate::transport::Address::Tcp(([127, 0, 0, 1], 5000).into())
+        }
+        fn disconnecting(&self) -> bool {
+            self.lose.get() + self.abort.get() > 0
+        }
+        fn pause_producing(&self) {}
+        fn resume_producing(&self) {}
+        fn stop_producing(&self) {}
+        fn register_producer(
+            &self,
+            _p: Rc<dyn crate::transport::Producer>,
+            _streaming: bool,
+        ) -> Result<(), crate::transport::ProducerError> {
+            Ok(())
+        }
+        fn unregister_producer(&self) {}
+    }
+
+    fn stuck(site: &Site) -> (Rc<Stuck>, Rc<dyn crate::protocol::ProtocolDriver>) {
+        let t = Rc::new(Stuck::default());
+        let (driver, _) =
+            crate::protocol::attach(site.channel(), crate::transport::Transport::new(t.clone()));
+        driver.make_connection();
+        (t, driver)
+    }
+
+    #[test]
+    fn a_connection_closed_for_a_timeout_is_aborted_15_seconds_later() {
+        let (reactor, _, site) = server();
+        let (t, _driver) = stuck(&site);
+        reactor.clock().advance(60.0);
+        assert_eq!((t.lose.get(), t.abort.get()), (1, 0), "polite close first");
+        reactor.clock().advance(14.0);
+        assert_eq!(t.abort.get(), 0);
+        reactor.clock().advance(1.0);
+        assert_eq!(t.abort.get(), 1, "then aborted");
+
+        // The same after a 408 and after a refused request.
+        let (t, driver) = stuck(&site);
+        driver.data_received(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\na");
+        reactor.clock().advance(30.0);
+        assert!(t.written.borrow().starts_with(b"HTTP/1.1 408 "));
+        reactor.clock().advance(15.0);
+        assert_eq!((t.lose.get(), t.abort.get()), (1, 1));
+        let (t, driver) = stuck(&site);
+        driver.data_received(b"GET / HTTP/1.1\r\nHost: x\r\nBad Header: 1\r\n\r\n");
+        reactor.clock().advance(15.0);
+        assert_eq!((t.lose.get(), t.abort.get()), (1, 1));
+    }
+
+    #[test]
+    fn no_abort_once_the_connection_is_gone_or_without_an_abort_timeout() {
+        let (reactor, _, site) = server();
+        let (t, driver) = stuck(&site);
+        reactor.clock().advance(60.0);
+        driver.connection_lost(crate::Failure::new(crate::error::ConnectionDone));
+        reactor.clock().advance(100.0);
+        assert_eq!((t.lose.get(), t.abort.get()), (1, 0));
+
+        let reactor = Rc::new(MemoryReactor::new());
+        let site = Site::with_options(
+            Rc::new(App::default()),
+            reactor.clone(),
+            HttpLimits {
+                abort_timeout: None,
+                ..HttpLimits::default()
+            },
+            AccessLog::Off,
+        );
+        let (t, _driver) = stuck(&site);
+        reactor.clock().advance(1000.0);
+        assert_eq!((t.lose.get(), t.abort.get()), (1, 0));
+    }
+
+    #[test]
+    fn a_close_after_a_normal_response_sets_no_abort_timer() {
+        let (reactor, _, site) = server();
+        let (t, driver) = stuck(&site);
+        driver.data_received(b"GET / HTTP/1.0\r\n\r\n");
+        assert_eq!(t.lose.get(), 1);
+        reactor.clock().advance(1000.0);
+        assert_eq!(t.abort.get(), 0);
     }
 }

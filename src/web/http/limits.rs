@@ -39,6 +39,11 @@ pub struct HttpLimits {
     /// Seconds the body may go without a byte arriving (default 30; `None`: forever).
     /// Answered with `408`.
     pub body_timeout: Option<f64>,
+    /// Seconds a connection the server closed for a timeout or a refused request may take
+    /// to send what is queued (default 15; `None`: forever). A client that stops reading
+    /// would otherwise hold a closing connection open indefinitely; past this it is
+    /// aborted, queued bytes dropped.
+    pub abort_timeout: Option<f64>,
 }
 
 impl Default for HttpLimits {
@@ -52,6 +57,7 @@ impl Default for HttpLimits {
             idle_timeout: Some(60.0),
             head_timeout: Some(20.0),
             body_timeout: Some(30.0),
+            abort_timeout: Some(15.0),
         }
     }
 }
