@@ -1107,3 +1107,85 @@ fn secure_and_insecure_sessions_use_different_cookies() {
     assert_eq!(cookie_name(false), "TWISTED_SESSION");
     assert_eq!(cookie_name(true), "TWISTED_SECURE_SESSION");
 }
+
+#[test]
+fn basic_credentials_split_at_the_first_colon_and_bad_ones_are_none() {
+    // base64("hello:there:z")
+    let (_s, r) = request_with(
+        "GET / HTTP/1.1\r\nHost: x\r\nAuthorization: Basic aGVsbG86dGhlcmU6eg==\r\n\r\n",
+    );
+    assert_eq!(
+        r.basic_credentials(),
+        Some((b"hello".to_vec(), b"there:z".to_vec()))
+    );
+    // Without padding, and the scheme in any case.
+    let (_s, r) = request_with("GET / HTTP/1.1\r\nHost: x\r\nAuthorization: bAsIc dTpw\r\n\r\n");
+    assert_eq!(r.basic_credentials(), Some((b"u".to_vec(), b"p".to_vec())));
+    for bad in [
+        "Basic !!!!",
+        "Basic aGVsbG8=",
+        "Basic a",
+        "Basic aGVsbG86dGhlcmU6eg=",
+        "Bearer aGVsbG86dGhlcmU6eg==",
+        "Basic",
+        "Basic dTpw extra",
+    ] {
+        let (_s, r) = request_with(&format!(
+            "GET / HTTP/1.1\r\nHost: x\r\nAuthorization: {bad}\r\n\r\n"
+        ));
+        assert_eq!(r.basic_credentials(), None, "{bad}");
+    }
+    let (_s, r) = request_with("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(r.basic_credentials(), None);
+}
+
+#[test]
+fn a_name_without_equals_is_an_empty_argument_and_semicolons_do_not_split() {
+    let (_s, r) = request_with("GET /?flag&a=1;b=2&&=v HTTP/1.1\r\nHost: x\r\n\r\n");
+    let args = r.args();
+    assert_eq!(args[&b"flag"[..]], [b"".to_vec()]);
+    assert_eq!(args[&b"a"[..]], [b"1;b=2".to_vec()]);
+    assert_eq!(args[&b""[..]], [b"v".to_vec()]);
+    assert_eq!(args.len(), 3);
+}
+
+#[test]
+fn pre_path_url_has_the_host_asked_for_the_local_port_and_requoted_segments() {
+    #[derive(Default)]
+    struct Url(RefCell<Vec<String>>);
+    impl Resource for Url {
+        fn children(&self) -> Option<&Children> {
+            None
+        }
+        fn get_child(&self, _name: &[u8], r: &Request) -> Rc<dyn Resource> {
+            self.0.borrow_mut().push(r.pre_path_url());
+            Rc::new(Text("x"))
+        }
+        fn render_get(&self, r: &Request) -> Option<Render> {
+            self.0.borrow_mut().push(r.pre_path_url());
+            Some(Render::Static(b""))
+        }
+    }
+    let url = Rc::new(Url::default());
+    let root = Rc::new(Tree::new());
+    root.put_child(b"foo", url.clone());
+    // The in-memory transport's local address is 10.0.0.1:12345: not a default port.
+    serve(
+        root.clone(),
+        "GET /foo/a%2Fb HTTP/1.1\r\nHost: example.com\r\n\r\n",
+    );
+    serve(
+        root.clone(),
+        "GET /foo HTTP/1.1\r\nHost: [::1]:8080\r\n\r\n",
+    );
+    serve(root, "GET /foo HTTP/1.0\r\n\r\n");
+    assert_eq!(
+        *url.0.borrow(),
+        [
+            // Inside `get_child` the segment is already consumed, as in Twisted.
+            "http://example.com:12345/foo/a%2Fb",
+            "http://[::1]:12345/foo",
+            "http://10.0.0.1:12345/foo",
+        ]
+    );
+}

@@ -176,26 +176,73 @@ pub fn percent_decode(s: &[u8], plus: bool) -> Vec<u8> {
     out
 }
 
-/// Parses `a=1&b=2;c=3` (Twisted's `parse_qs`): pairs split on `&` and `;`, pairs without
-/// `=` dropped, `+` and `%XX` decoded, repeated names kept in order.
+/// Parses `a=1&b=2` (Twisted's `parse_qs(q, keep_blank_values=True)`): pairs split on `&`
+/// only, a name without `=` kept with an empty value, empty pairs dropped, `+` and `%XX`
+/// decoded, repeated names kept in order. `;` is not a separator (Python stopped splitting
+/// on it): a cache that splits on `&` alone and a server that also splits on `;` would
+/// disagree about the arguments of one URL.
 ///
 /// ```
-/// let args = twistor::web::request::parse_query(b"a=1&a=2&b=&c&d=%41+B;e=f");
+/// let args = twistor::web::request::parse_query(b"a=1&a=2&b=&c&&d=%41+B;e=f");
 /// assert_eq!(args[&b"a"[..]], vec![b"1".to_vec(), b"2".to_vec()]);
 /// assert_eq!(args[&b"b"[..]], vec![b"".to_vec()]);
-/// assert!(!args.contains_key(&b"c"[..]));
-/// assert_eq!(args[&b"d"[..]], vec![b"A B".to_vec()]);
+/// assert_eq!(args[&b"c"[..]], vec![b"".to_vec()]);
+/// assert_eq!(args[&b"d"[..]], vec![b"A B;e=f".to_vec()]);
+/// assert_eq!(args.len(), 4);
 /// ```
 pub fn parse_query(q: &[u8]) -> HashMap<Vec<u8>, Vec<Vec<u8>>> {
     let mut args: HashMap<Vec<u8>, Vec<Vec<u8>>> = HashMap::new();
-    for pair in q.split(|&b| b == b'&' || b == b';') {
-        if let Some(eq) = memchr::memchr(b'=', pair) {
-            args.entry(percent_decode(&pair[..eq], true))
-                .or_default()
-                .push(percent_decode(&pair[eq + 1..], true));
+    for pair in q.split(|&b| b == b'&') {
+        if pair.is_empty() {
+            continue;
         }
+        let (name, value) = match memchr::memchr(b'=', pair) {
+            Some(eq) => (&pair[..eq], &pair[eq + 1..]),
+            None => (pair, &b""[..]),
+        };
+        args.entry(percent_decode(name, true))
+            .or_default()
+            .push(percent_decode(value, true));
     }
     args
+}
+
+/// Decodes standard base64 (`+`, `/`, `=` padding, which may be left out); `None` for any
+/// other byte or a malformed end.
+fn decode_base64(s: &[u8]) -> Option<Vec<u8>> {
+    fn value(b: u8) -> Option<u32> {
+        Some(match b {
+            b'A'..=b'Z' => b - b'A',
+            b'a'..=b'z' => b - b'a' + 26,
+            b'0'..=b'9' => b - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return None,
+        } as u32)
+    }
+    let body = match s.iter().position(|&b| b == b'=') {
+        Some(p) => {
+            let pad = &s[p..];
+            if pad.len() > 2 || pad.iter().any(|&b| b != b'=') || s.len() % 4 != 0 {
+                return None;
+            }
+            &s[..p]
+        }
+        None => s,
+    };
+    if body.len() % 4 == 1 {
+        return None;
+    }
+    let mut out = Vec::with_capacity(body.len() * 3 / 4);
+    for quad in body.chunks(4) {
+        let mut acc = 0u32;
+        for (i, &b) in quad.iter().enumerate() {
+            acc |= value(b)? << (18 - 6 * i);
+        }
+        let bytes = acc.to_be_bytes();
+        out.extend_from_slice(&bytes[1..quad.len()]);
+    }
+    Some(out)
 }
 
 /// What every request of one connection shares: its addresses, whether it is TLS, and the
@@ -744,6 +791,114 @@ impl Request {
                 .socket_addr()
                 .map_or_else(String::new, |a| a.ip().to_string()),
         }
+    }
+
+    /// The user name and password of an `Authorization: Basic` header (Twisted's
+    /// `getUser` / `getPassword`): the password is everything after the first `:`. `None`
+    /// when there is no such header or it does not decode (Twisted gives `b""` for both).
+    ///
+    /// ```
+    /// use std::rc::Rc;
+    /// use std::cell::RefCell;
+    /// use twistor::testing::{MemoryReactor, StringTransport};
+    /// use twistor::web::resource::{Render, Resource};
+    /// use twistor::web::{Request, Site};
+    ///
+    /// #[derive(Default)]
+    /// struct Who(RefCell<Option<(Vec<u8>, Vec<u8>)>>);
+    /// impl Resource for Who {
+    ///     fn is_leaf(&self) -> bool { true }
+    ///     fn render_get(&self, r: &Request) -> Option<Render> {
+    ///         *self.0.borrow_mut() = r.basic_credentials();
+    ///         Some(Render::Static(b""))
+    ///     }
+    /// }
+    /// let who = Rc::new(Who::default());
+    /// let site = Site::new(who.clone(), Rc::new(MemoryReactor::new()));
+    /// let st = StringTransport::new();
+    /// st.connect(site.channel());
+    /// // base64("hello:there:z")
+    /// st.deliver(b"GET / HTTP/1.1\r\nHost: x\r\nAuthorization: Basic aGVsbG86dGhlcmU6eg==\r\n\r\n");
+    /// let (user, password) = who.0.borrow_mut().take().unwrap();
+    /// assert_eq!((&user[..], &password[..]), (&b"hello"[..], &b"there:z"[..]));
+    /// ```
+    #[doc(alias = "getUser")]
+    #[doc(alias = "getPassword")]
+    pub fn basic_credentials(&self) -> Option<(Vec<u8>, Vec<u8>)> {
+        let h = self.get_header("authorization")?;
+        let mut parts = h
+            .split(|&b| b == b' ' || b == b'\t')
+            .filter(|p| !p.is_empty());
+        let (scheme, token) = (parts.next()?, parts.next()?);
+        if parts.next().is_some() || !scheme.eq_ignore_ascii_case(b"basic") {
+            return None;
+        }
+        let plain = decode_base64(token)?;
+        let colon = memchr::memchr(b':', &plain)?;
+        Some((plain[..colon].to_vec(), plain[colon + 1..].to_vec()))
+    }
+
+    /// The URL of the resource traversal reached so far (Twisted's `prePathURL`):
+    /// `http` or `https`, the host the client asked for ([`get_request_hostname`]), the
+    /// local port unless it is the scheme's default, then the consumed segments, each
+    /// percent-encoded again (a `/` inside a segment as `%2F`).
+    ///
+    /// [`get_request_hostname`]: Self::get_request_hostname
+    ///
+    /// ```
+    /// use std::rc::Rc;
+    /// use std::cell::RefCell;
+    /// use twistor::testing::{MemoryReactor, StringTransport};
+    /// use twistor::web::resource::{Render, Resource, Tree};
+    /// use twistor::web::{Request, Site};
+    ///
+    /// #[derive(Default)]
+    /// struct Url(RefCell<String>);
+    /// impl Resource for Url {
+    ///     fn render_get(&self, r: &Request) -> Option<Render> {
+    ///         *self.0.borrow_mut() = r.pre_path_url();
+    ///         Some(Render::Static(b""))
+    ///     }
+    /// }
+    /// let url = Rc::new(Url::default());
+    /// let root = Tree::new();
+    /// root.put_child(b"foo", url.clone());
+    /// let site = Site::new(Rc::new(root), Rc::new(MemoryReactor::new()));
+    /// let st = StringTransport::new();
+    /// st.connect(site.channel());
+    /// // The in-memory transport's local port is 12345.
+    /// st.deliver(b"GET /foo HTTP/1.1\r\nHost: example.com\r\n\r\n");
+    /// assert_eq!(*url.0.borrow(), "http://example.com:12345/foo");
+    /// ```
+    #[doc(alias = "prePathURL")]
+    pub fn pre_path_url(&self) -> String {
+        let secure = self.is_secure();
+        let mut url = String::from(if secure { "https://" } else { "http://" });
+        let host = self.get_request_hostname();
+        if host.contains(':') {
+            url.push('[');
+            url.push_str(&host);
+            url.push(']');
+        } else {
+            url.push_str(&host);
+        }
+        if let Some(port) = self.get_host().socket_addr().map(|a| a.port())
+            && port != if secure { 443 } else { 80 }
+        {
+            url.push(':');
+            url.push_str(&port.to_string());
+        }
+        let r = self.0.response.borrow();
+        for seg in &r.segments[..r.consumed] {
+            url.push('/');
+            url.push_str(&String::from_utf8_lossy(&crate::web::proxy::quote_segment(
+                seg,
+            )));
+        }
+        if r.consumed == 0 {
+            url.push('/');
+        }
+        url
     }
 
     /// The client's IP as text (`-` for a peer without one, such as a UNIX socket).
