@@ -1189,3 +1189,44 @@ fn pre_path_url_has_the_host_asked_for_the_local_port_and_requoted_segments() {
         ]
     );
 }
+
+#[test]
+fn same_site_takes_three_values_and_none_needs_secure() {
+    use twistor::web::request::CookieError;
+    for v in ["lax", "strict", "Lax", "STRICT"] {
+        let c = Cookie::new("foo", "bar").same_site(v);
+        assert_eq!(c.check(), Ok(()));
+        assert!(
+            String::from_utf8(c.to_header())
+                .unwrap()
+                .ends_with(&format!("; SameSite={v}"))
+        );
+    }
+    assert_eq!(
+        Cookie::new("foo", "bar").same_site("none").check(),
+        Err(CookieError::SameSiteNoneWithoutSecure)
+    );
+    assert_eq!(
+        Cookie::new("foo", "bar").secure().same_site("none").check(),
+        Ok(())
+    );
+    assert_eq!(
+        Cookie::new("foo", "bar").same_site("foo").check(),
+        Err(CookieError::InvalidSameSite("foo".into()))
+    );
+    // Through a request: the refused cookie is not sent, the others are.
+    let (s, r) = request_with("GET /slow HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(
+        r.try_add_cookie(Cookie::new("a", "1").same_site("none"))
+            .is_err()
+    );
+    r.add_cookie(Cookie::new("b", "2").same_site("bogus"));
+    r.add_cookie(Cookie::new("c", "3").same_site("lax"));
+    r.write_and_finish(b"");
+    let out = s.out();
+    assert!(
+        out.contains("\r\nSet-Cookie: c=3; SameSite=lax\r\n"),
+        "{out}"
+    );
+    assert!(!out.contains("a=1") && !out.contains("b=2"), "{out}");
+}

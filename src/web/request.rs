@@ -50,6 +50,20 @@ pub struct Cookie {
     name: String,
     value: String,
     attrs: Vec<String>,
+    same_site: Option<String>,
+    secure: bool,
+}
+
+/// Why [`Request::try_add_cookie`] refused a cookie (Twisted raises `ValueError` from
+/// `addCookie` for the same cases).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CookieError {
+    /// `SameSite` other than `Strict`, `Lax` or `None` (any case).
+    #[error("invalid SameSite value {0:?}: expected Strict, Lax or None")]
+    InvalidSameSite(String),
+    /// `SameSite=None` without `Secure`: browsers drop such a cookie.
+    #[error("SameSite=None needs Secure")]
+    SameSiteNoneWithoutSecure,
 }
 
 fn cookie_safe(s: &str) -> String {
@@ -62,7 +76,7 @@ impl Cookie {
         Cookie {
             name: cookie_safe(name),
             value: cookie_safe(value),
-            attrs: Vec::new(),
+            ..Cookie::default()
         }
     }
     /// `; Path=p`.
@@ -88,6 +102,7 @@ impl Cookie {
     /// `; Secure`.
     pub fn secure(mut self) -> Cookie {
         self.attrs.push("Secure".into());
+        self.secure = true;
         self
     }
     /// `; HttpOnly`.
@@ -95,10 +110,40 @@ impl Cookie {
         self.attrs.push("HttpOnly".into());
         self
     }
-    /// `; SameSite=v` (`Strict`, `Lax` or `None`).
+    /// `; SameSite=v` (`Strict`, `Lax` or `None`, any case; checked by [`check`](Self::check)).
     pub fn same_site(mut self, v: &str) -> Cookie {
         self.attrs.push(format!("SameSite={}", cookie_safe(v)));
+        self.same_site = Some(v.to_string());
         self
+    }
+    /// Whether browsers can take the cookie as built: `SameSite` is one of its three values,
+    /// and `SameSite=None` comes with `Secure`.
+    ///
+    /// ```
+    /// use twistor::web::request::{Cookie, CookieError};
+    /// assert!(Cookie::new("a", "b").same_site("lax").check().is_ok());
+    /// assert_eq!(
+    ///     Cookie::new("a", "b").same_site("None").check(),
+    ///     Err(CookieError::SameSiteNoneWithoutSecure)
+    /// );
+    /// assert!(Cookie::new("a", "b").same_site("None").secure().check().is_ok());
+    /// assert!(Cookie::new("a", "b").same_site("loose").check().is_err());
+    /// ```
+    pub fn check(&self) -> Result<(), CookieError> {
+        match self.same_site.as_deref() {
+            None => Ok(()),
+            Some(v) if v.eq_ignore_ascii_case("none") && !self.secure => {
+                Err(CookieError::SameSiteNoneWithoutSecure)
+            }
+            Some(v)
+                if ["strict", "lax", "none"]
+                    .iter()
+                    .any(|k| v.eq_ignore_ascii_case(k)) =>
+            {
+                Ok(())
+            }
+            Some(v) => Err(CookieError::InvalidSameSite(v.to_string())),
+        }
     }
     /// The `Set-Cookie` value.
     pub fn to_header(&self) -> Vec<u8> {
@@ -1063,14 +1108,49 @@ impl Request {
         self.0.response.borrow_mut().headers.remove(name);
     }
 
-    /// Adds a `Set-Cookie` header.
+    /// Adds a `Set-Cookie` header. A cookie [`Cookie::check`] refuses is not sent, and the
+    /// refusal is logged as an error; [`try_add_cookie`](Self::try_add_cookie) returns it.
     #[doc(alias = "addCookie")]
     pub fn add_cookie(&self, cookie: Cookie) {
+        if let Err(e) = self.try_add_cookie(cookie) {
+            crate::report_error!(target: "twistor::web", "{self:?}: cookie not sent: {e}");
+        }
+    }
+
+    /// Adds a `Set-Cookie` header, or says why the cookie is refused (see [`Cookie::check`]).
+    ///
+    /// ```
+    /// use std::rc::Rc;
+    /// use twistor::testing::{MemoryReactor, StringTransport};
+    /// use twistor::web::request::Cookie;
+    /// use twistor::web::resource::{Render, Resource};
+    /// use twistor::web::{Request, Site};
+    ///
+    /// struct Set;
+    /// impl Resource for Set {
+    ///     fn is_leaf(&self) -> bool { true }
+    ///     fn render_get(&self, r: &Request) -> Option<Render> {
+    ///         assert!(r.try_add_cookie(Cookie::new("a", "1").same_site("None")).is_err());
+    ///         r.try_add_cookie(Cookie::new("b", "2").same_site("strict")).unwrap();
+    ///         Some(Render::Static(b""))
+    ///     }
+    /// }
+    /// let site = Site::new(Rc::new(Set), Rc::new(MemoryReactor::new()));
+    /// let st = StringTransport::new();
+    /// st.connect(site.channel());
+    /// st.deliver(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    /// let out = String::from_utf8(st.value()).unwrap();
+    /// assert!(out.contains("\r\nSet-Cookie: b=2; SameSite=strict\r\n"));
+    /// assert!(!out.contains("a=1"));
+    /// ```
+    pub fn try_add_cookie(&self, cookie: Cookie) -> Result<(), CookieError> {
+        cookie.check()?;
         self.0
             .response
             .borrow_mut()
             .cookies
             .push(cookie.to_header());
+        Ok(())
     }
 
     /// `302 Found` with `Location: url` (Twisted's `redirect`); does not finish.
