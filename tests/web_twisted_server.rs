@@ -1230,3 +1230,63 @@ fn same_site_takes_three_values_and_none_needs_secure() {
     );
     assert!(!out.contains("a=1") && !out.contains("b=2"), "{out}");
 }
+
+fn post_multipart(content_type: &str, body: &str) -> (Server, Request) {
+    request_with(&format!(
+        "POST / HTTP/1.1\r\nHost: x\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    ))
+}
+
+#[test]
+fn multipart_form_data_gives_args_and_files_in_order() {
+    let (_s, r) = post_multipart(
+        "multipart/form-data; boundary=AaB03x",
+        "--AaB03x\r\nContent-Type: text/plain\r\nContent-Disposition: form-data; name=\"text\"\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\nabasdfg\r\n--AaB03x--\r\n",
+    );
+    let args = r.try_args().unwrap();
+    assert_eq!(args[&b"text"[..]], [b"abasdfg".to_vec()]);
+    assert_eq!(args.len(), 1);
+
+    let (_s, r) = post_multipart(
+        "multipart/form-data; boundary=\"AaB03x\"",
+        "preamble\r\n--AaB03x\r\nContent-Disposition: form-data; name=\"file\"; filename=\"file1.txt\"\r\nContent-Type: text/plain\r\n\r\nfile 1 content\r\n--AaB03x \r\nContent-Disposition: form-data; name=\"file\"; filename=\"file2.txt\"\r\n\r\n\r\nfile 2\r\n\r\n--AaB03x--",
+    );
+    assert_eq!(
+        r.args()[&b"file"[..]],
+        [b"file 1 content".to_vec(), b"\r\nfile 2\r\n".to_vec()]
+    );
+}
+
+#[test]
+fn a_multipart_part_without_a_name_is_skipped() {
+    let (s, r) = post_multipart(
+        "multipart/form-data; boundary=AaB03x",
+        "--AaB03x\r\nContent-Type: text/plain\r\n\r\nabasdfg\r\n--AaB03x--\r\n",
+    );
+    assert_eq!(r.try_args().unwrap().len(), 0);
+    assert!(s.out().starts_with("HTTP/1.1 200 OK\r\n"));
+}
+
+#[test]
+fn a_non_ascii_or_missing_boundary_or_broken_framing_is_a_form_error() {
+    use twistor::web::http::multipart::FormError;
+    let body =
+        "--AaB03x\r\nContent-Disposition: form-data; name=\"text\"\r\n\r\nx\r\n--AaB03x--\r\n";
+    let (_s, r) = post_multipart("multipart/form-data; boundary=\u{2603}", body);
+    assert_eq!(r.try_args(), Err(FormError::Boundary));
+    let (_s, r) = post_multipart("multipart/form-data", body);
+    assert_eq!(r.try_args(), Err(FormError::Boundary));
+    let (_s, r) = post_multipart(
+        "multipart/form-data; boundary=AaB03x",
+        "--AaB03x\r\nContent-Disposition: form-data; name=\"text\"\r\n\r\nunterminated",
+    );
+    assert_eq!(r.try_args(), Err(FormError::Malformed));
+    // `args` stays usable: the query's arguments, without the form's.
+    let (_s, r) = request_with(&format!(
+        "POST /?q=1 HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=\u{2603}\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    ));
+    assert_eq!(r.args().len(), 1);
+    assert_eq!(r.args()[&b"q"[..]], [b"1".to_vec()]);
+}

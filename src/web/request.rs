@@ -518,24 +518,73 @@ impl Request {
         self.0.head.raw.get(self.0.path.end + 1..end).unwrap_or(b"")
     }
 
-    /// The query arguments, decoded (see [`parse_query`]), plus, for a `POST` with
-    /// `Content-Type: application/x-www-form-urlencoded`, the form fields of the body
-    /// (appended after the query's).
+    /// The query arguments, decoded (see [`parse_query`]), plus, for a `POST`, the form
+    /// fields of its body (appended after the query's): `application/x-www-form-urlencoded`
+    /// or `multipart/form-data` (each named part one value, a file's content included). A
+    /// multipart body that does not parse adds nothing (logged);
+    /// [`try_args`](Self::try_args) says why.
     pub fn args(&self) -> HashMap<Vec<u8>, Vec<Vec<u8>>> {
+        match self.try_args() {
+            Ok(args) => args,
+            Err(e) => {
+                log::info!(target: "twistor::web", "{self:?}: form body ignored: {e}");
+                parse_query(self.query())
+            }
+        }
+    }
+
+    /// [`args`](Self::args), or why the multipart form body does not parse.
+    ///
+    /// ```
+    /// use std::cell::RefCell;
+    /// use std::rc::Rc;
+    /// use twistor::testing::{MemoryReactor, StringTransport};
+    /// use twistor::web::resource::{Render, Resource};
+    /// use twistor::web::{Request, Site};
+    ///
+    /// #[derive(Default)]
+    /// struct Form(RefCell<Vec<Vec<u8>>>);
+    /// impl Resource for Form {
+    ///     fn is_leaf(&self) -> bool { true }
+    ///     fn render_post(&self, r: &Request) -> Option<Render> {
+    ///         *self.0.borrow_mut() = r.try_args().unwrap().remove(&b"file"[..]).unwrap();
+    ///         Some(Render::Static(b""))
+    ///     }
+    /// }
+    /// let form = Rc::new(Form::default());
+    /// let site = Site::new(form.clone(), Rc::new(MemoryReactor::new()));
+    /// let st = StringTransport::new();
+    /// st.connect(site.channel());
+    /// let body = "--X\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.txt\"\r\n\
+    ///             Content-Type: text/plain\r\n\r\nfirst\r\n\
+    ///             --X\r\nContent-Disposition: form-data; name=\"file\"; filename=\"b.txt\"\r\n\r\n\
+    ///             second\r\n--X--\r\n";
+    /// st.deliver(format!("POST / HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; \
+    ///     boundary=X\r\nContent-Length: {}\r\n\r\n{body}", body.len()).as_bytes());
+    /// assert_eq!(*form.0.borrow(), [b"first".to_vec(), b"second".to_vec()]);
+    /// ```
+    pub fn try_args(
+        &self,
+    ) -> Result<HashMap<Vec<u8>, Vec<Vec<u8>>>, crate::web::http::multipart::FormError> {
         let mut args = parse_query(self.query());
-        let form = self.method() == b"POST"
-            && self.get_header("content-type").is_some_and(|ct| {
-                ct.split(|&b| b == b';').next().is_some_and(|t| {
-                    t.trim_ascii()
-                        .eq_ignore_ascii_case(b"application/x-www-form-urlencoded")
-                })
-            });
-        if form {
+        if self.method() != b"POST" {
+            return Ok(args);
+        }
+        let Some(ct) = self.get_header("content-type") else {
+            return Ok(args);
+        };
+        let urlencoded = ct.split(|&b| b == b';').next().is_some_and(|t| {
+            t.trim_ascii()
+                .eq_ignore_ascii_case(b"application/x-www-form-urlencoded")
+        });
+        if urlencoded {
             for (k, v) in parse_query(self.body()) {
                 args.entry(k).or_default().extend(v);
             }
+        } else if let Some(boundary) = crate::web::http::multipart::boundary(ct) {
+            crate::web::http::multipart::parse(self.body(), &boundary?, &mut args)?;
         }
-        args
+        Ok(args)
     }
 
     /// The first value of argument `name`, if any.
