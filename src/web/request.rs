@@ -268,7 +268,7 @@ fn decode_base64(s: &[u8]) -> Option<Vec<u8>> {
     let body = match s.iter().position(|&b| b == b'=') {
         Some(p) => {
             let pad = &s[p..];
-            if pad.len() > 2 || pad.iter().any(|&b| b != b'=') || s.len() % 4 != 0 {
+            if pad.len() > 2 || pad.iter().any(|&b| b != b'=') || !s.len().is_multiple_of(4) {
                 return None;
             }
             &s[..p]
