@@ -1290,3 +1290,86 @@ fn a_non_ascii_or_missing_boundary_or_broken_framing_is_a_form_error() {
     assert_eq!(r.args().len(), 1);
     assert_eq!(r.args()[&b"q"[..]], [b"1".to_vec()]);
 }
+
+#[derive(Clone, Default)]
+struct Sink(Rc<RefCell<Vec<u8>>>);
+impl std::io::Write for Sink {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.borrow_mut().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The access-log line of each request, on a site logging the forwarded address or not.
+fn log_lines(forwarded_for: bool, requests: &[&str]) -> Vec<String> {
+    struct Coded;
+    impl Resource for Coded {
+        fn is_leaf(&self) -> bool {
+            true
+        }
+        fn render_get(&self, r: &Request) -> Option<Render> {
+            r.set_response_code(123);
+            Some(Render::Static(b""))
+        }
+    }
+    let sink = Sink::default();
+    let site = Site::with_options(
+        Rc::new(Coded),
+        Rc::new(MemoryReactor::new()),
+        HttpLimits::default(),
+        AccessLog::Writer(Box::new(sink.clone())),
+    );
+    site.set_log_forwarded_for(forwarded_for);
+    for req in requests {
+        let st = StringTransport::new();
+        st.connect(site.channel());
+        st.deliver(req.as_bytes());
+    }
+    site.flush_log();
+    let text = String::from_utf8(sink.0.borrow().clone()).unwrap();
+    text.lines().map(str::to_string).collect()
+}
+
+#[test]
+fn the_combined_log_line_quotes_the_ip_and_logs_dash_for_no_body() {
+    let lines = log_lines(false, &["GET /dummy HTTP/1.0\r\n\r\n"]);
+    // `[13/Feb/2009:23:31:30 +0000]` in Twisted's test at time 1234567890: the time here is
+    // the wall clock's, so only its shape is checked.
+    let l = &lines[0];
+    assert!(l.starts_with("\"192.168.1.1\" - - ["), "{l}");
+    assert!(
+        l.ends_with(" +0000] \"GET /dummy HTTP/1.0\" 123 - \"-\" \"-\""),
+        "{l}"
+    );
+}
+
+#[test]
+fn the_proxied_log_names_the_first_forwarded_address() {
+    let lines = log_lines(
+        true,
+        &[
+            "GET / HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 172.16.1.2, 10.0.0.3, 192.168.1.4\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: x\r\nX-Forwarded-For:   172.16.1.2   ,   10.0.0.3\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 1.1.1.1\r\nX-Forwarded-For: 2.2.2.2\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: \"evil\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+        ],
+    );
+    let ips: Vec<&str> = lines
+        .iter()
+        .map(|l| &l[..l.find(" - - [").unwrap()])
+        .collect();
+    assert_eq!(
+        ips,
+        [
+            "\"172.16.1.2\"",
+            "\"172.16.1.2\"",
+            "\"1.1.1.1\"",
+            "\"\\\"evil\"",
+            "\"-\""
+        ]
+    );
+}

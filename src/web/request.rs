@@ -612,6 +612,15 @@ impl Request {
             .map(|(_, v)| h.slice(v))
     }
 
+    /// The first value of request header `name` (case-insensitive), trimmed.
+    pub(crate) fn get_first_header(&self, name: &str) -> Option<&[u8]> {
+        let h = &self.0.head;
+        h.headers
+            .iter()
+            .find(|(n, _)| h.slice(n).eq_ignore_ascii_case(name.as_bytes()))
+            .map(|(_, v)| h.slice(v))
+    }
+
     /// Every request header, in the order received.
     pub fn headers(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
         let h = &self.0.head;

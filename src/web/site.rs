@@ -74,6 +74,8 @@ struct Inner {
     clocks: RefCell<Clocks>,
     log: RefCell<LogState>,
     served: Cell<u64>,
+    /// Log the first `X-Forwarded-For` address instead of the peer's.
+    log_forwarded_for: Cell<bool>,
     sessions: SessionStore,
     /// Vectors of finished requests' heads, reused for the next heads.
     head_buffers: RefCell<Vec<Vec<u8>>>,
@@ -148,6 +150,7 @@ impl Site {
                 last_flush: 0,
             }),
             served: Cell::new(0),
+            log_forwarded_for: Cell::new(false),
             sessions,
             head_buffers: RefCell::new(Vec::new()),
         }))
@@ -172,6 +175,44 @@ impl Site {
     /// How many responses were finished.
     pub fn served(&self) -> u64 {
         self.0.served.get()
+    }
+
+    /// Behind a reverse proxy: the access log names the client by the first address of the
+    /// request's `X-Forwarded-For` header (trimmed; `-` without one) instead of the peer,
+    /// which is the proxy (Twisted's `proxiedLogFormatter`). Only for a site every request
+    /// reaches through a proxy that sets the header: a client talking to the site directly
+    /// can write any address there.
+    ///
+    /// ```
+    /// use std::cell::RefCell;
+    /// use std::rc::Rc;
+    /// use twistor::testing::{MemoryReactor, StringTransport};
+    /// use twistor::web::site::AccessLog;
+    /// use twistor::web::{HttpLimits, Site, resource::Tree};
+    ///
+    /// #[derive(Clone, Default)]
+    /// struct Sink(Rc<RefCell<Vec<u8>>>);
+    /// impl std::io::Write for Sink {
+    ///     fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+    ///         self.0.borrow_mut().extend_from_slice(b);
+    ///         Ok(b.len())
+    ///     }
+    ///     fn flush(&mut self) -> std::io::Result<()> { Ok(()) }
+    /// }
+    /// let sink = Sink::default();
+    /// let log = AccessLog::Writer(Box::new(sink.clone()));
+    /// let site = Site::with_options(Rc::new(Tree::new()), Rc::new(MemoryReactor::new()),
+    ///                               HttpLimits::default(), log);
+    /// site.set_log_forwarded_for(true);
+    /// let st = StringTransport::new();
+    /// st.connect(site.channel());
+    /// st.deliver(b"GET / HTTP/1.1\r\nHost: x\r\nX-Forwarded-For:  1.1.1.1 , 2.2.2.2\r\n\r\n");
+    /// site.flush_log();
+    /// assert!(sink.0.borrow().starts_with(b"\"1.1.1.1\" - - ["));
+    /// ```
+    #[doc(alias = "proxiedLogFormatter")]
+    pub fn set_log_forwarded_for(&self, on: bool) {
+        self.0.log_forwarded_for.set(on);
     }
 
     /// Writes buffered access-log lines out now.
@@ -323,7 +364,12 @@ impl Site {
         }
         let start = log.buf.len();
         let secs = self.with_clocks(!clock_read, |c| {
-            format_line(&mut log.buf, request, &c.log_time);
+            format_line(
+                &mut log.buf,
+                request,
+                &c.log_time,
+                self.0.log_forwarded_for.get(),
+            );
             c.secs
         });
         match &log.sink {
@@ -413,9 +459,18 @@ fn escape_into(out: &mut Vec<u8>, s: &[u8]) {
 }
 
 /// `"ip" - - [time] "METHOD uri VERSION" code length "referer" "user-agent"\n`.
-fn format_line(out: &mut Vec<u8>, r: &Request, time: &str) {
+fn format_line(out: &mut Vec<u8>, r: &Request, time: &str, forwarded_for: bool) {
     out.push(b'"');
-    out.extend_from_slice(r.client_ip().as_bytes());
+    if forwarded_for {
+        let first = r
+            .get_first_header("x-forwarded-for")
+            .and_then(|v| v.split(|&b| b == b',').next())
+            .map(<[u8]>::trim_ascii)
+            .filter(|v| !v.is_empty());
+        escape_into(out, first.unwrap_or(b"-"));
+    } else {
+        out.extend_from_slice(r.client_ip().as_bytes());
+    }
     out.extend_from_slice(b"\" - - [");
     out.extend_from_slice(time.as_bytes());
     out.extend_from_slice(b"] \"");
