@@ -1295,6 +1295,17 @@ impl Request {
     /// Writes the head into `out` (the first write), deciding the framing.
     fn head_into(&self, r: &mut Response, out: &mut Vec<u8>, known_len: Option<usize>) {
         r.started = true;
+        if !(200..=999).contains(&r.code) {
+            // A 1xx head is interim: a client would wait for the final response after it,
+            // forever. A code of more than three digits does not fit the status line.
+            crate::report_error!(
+                target: "twistor::web",
+                "{self:?} answered with status {}, which cannot be a final response: sending 500",
+                r.code
+            );
+            r.code = status::INTERNAL_SERVER_ERROR;
+            r.reason = None;
+        }
         let forbidden = status::body_forbidden(r.code);
         let is_head = self.method() == b"HEAD";
         // One pass over the headers for everything below (they are searched again only
