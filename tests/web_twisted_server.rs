@@ -587,8 +587,10 @@ fn continue_comes_after_the_blank_line_and_before_the_body_is_read() {
 
 #[test]
 fn a_body_arriving_slowly_but_steadily_is_not_timed_out() {
+    // Twisted's test: only the per-read timeout, no minimum rate.
     let s = Server::with_limits(HttpLimits {
         body_timeout: Some(100.0),
+        min_body_rate: None,
         ..Default::default()
     });
     s.send(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\n");
@@ -1412,4 +1414,37 @@ fn an_oversized_pipelined_head_is_refused_after_the_earlier_response() {
     assert_eq!(s.statuses(), ["200", "431"]);
     assert!(s.out().find("first").unwrap() < s.out().find("431").unwrap());
     assert!(s.closed());
+}
+
+#[test]
+fn a_body_trickled_below_the_minimum_rate_gets_408_whatever_the_per_read_timeout() {
+    // Twisted resets its timeout on every byte, so a byte every 59 s holds a connection
+    // for ever; twistor also wants an average rate once the grace period is over.
+    let s = Server::new();
+    s.send(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n");
+    let mut t = 0.0;
+    while !s.closed() && t < 1000.0 {
+        s.reactor.clock().advance(29.0);
+        t += 29.0;
+        s.send(b"x");
+    }
+    assert_eq!(s.statuses(), ["408"]);
+    assert!(
+        t <= 60.0 + 29.0,
+        "cut at the end of the grace period, not at {t}"
+    );
+    assert_eq!(s.seen(), 0);
+
+    // A body that keeps the rate is not cut, however long it takes.
+    let s = Server::with_limits(HttpLimits {
+        min_body_rate: Some(100.0),
+        ..Default::default()
+    });
+    s.send(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 20000\r\n\r\n");
+    for _ in 0..100 {
+        s.reactor.clock().advance(2.0);
+        s.send(&[b'y'; 200]);
+    }
+    assert_eq!(s.statuses(), ["200"]);
+    assert_eq!(s.last().body().len(), 20000);
 }

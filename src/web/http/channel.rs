@@ -37,6 +37,8 @@ struct Pending {
     resource: Rc<dyn Resource>,
     body: Vec<u8>,
     reader: BodyReader,
+    /// When the body started (its head was in): the minimum rate counts from here.
+    started: f64,
 }
 
 /// A request whose body streams to it.
@@ -466,13 +468,21 @@ impl HttpChannel {
         match mode {
             BodyMode::Buffered => {
                 let cap = reader.remaining.min(64 * 1024) as usize;
+                let (timeout, rated) = (limits.body_timeout, limits.min_body_rate.is_some());
+                self.set_deadline(cx, timeout);
+                // The start is what the deadline was computed from: no second clock read.
+                let started = match timeout {
+                    Some(t) if rated => self.deadline - t,
+                    _ if rated => self.now(),
+                    _ => 0.0,
+                };
                 self.phase = Phase::Body(Box::new(Pending {
                     request,
                     resource,
                     body: Vec::with_capacity(cap),
                     reader,
+                    started,
                 }));
-                self.set_deadline(cx, limits.body_timeout);
             }
             BodyMode::Stream { .. } => {
                 let stream = Rc::new(BodyStream::default());
@@ -614,6 +624,29 @@ impl HttpChannel {
         s.request.connection_lost(Failure::new(error));
     }
 
+    /// A body read whole must average `min_body_rate` after `body_grace`: the deadline is
+    /// moved earlier to when the bytes received so far stop covering the rate, so a client
+    /// trickling a byte just before each `body_timeout` cannot hold a connection for ever.
+    fn check_body_rate(&mut self, cx: &Context<Self>) {
+        let limits = self.site.limits();
+        let (Some(rate), Phase::Body(p)) = (limits.min_body_rate, &self.phase) else {
+            return;
+        };
+        let due = p.started + limits.body_grace + p.reader.received as f64 / rate.max(1e-9);
+        if due < self.deadline {
+            self.deadline = due;
+            if let Some(t) = &self.timer
+                && t.active()
+            {
+                if t.get_time() <= due {
+                    return;
+                }
+                let _ = t.cancel();
+            }
+            self.arm(cx);
+        }
+    }
+
     /// While a request is answered, later input is only buffered, up to a bound.
     fn check_pipelined(&mut self, cx: &Context<Self>) {
         if !self.paused && self.buf.len() > self.site.limits().max_pipelined {
@@ -705,6 +738,7 @@ impl Protocol for HttpChannel {
                 self.buf.extend_from_slice(data);
                 self.set_deadline(cx, self.site.limits().body_timeout);
                 self.process(cx);
+                self.check_body_rate(cx);
             }
             Phase::Stream(_) => {
                 // The timeout is set after the bytes are handed on (the receiver may pause).
