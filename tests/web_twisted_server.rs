@@ -1448,3 +1448,40 @@ fn a_body_trickled_below_the_minimum_rate_gets_408_whatever_the_per_read_timeout
     assert_eq!(s.statuses(), ["200"]);
     assert_eq!(s.last().body().len(), 20000);
 }
+
+#[test]
+fn connections_beyond_the_per_peer_limit_get_503_until_one_ends() {
+    // Every in-memory transport has the same peer address, 192.168.1.1.
+    let site = Site::with_options(
+        Rc::new(Text("ok")),
+        Rc::new(MemoryReactor::new()),
+        HttpLimits {
+            max_connections_per_peer: Some(2),
+            ..Default::default()
+        },
+        AccessLog::Off,
+    );
+    let open = || {
+        let st = StringTransport::new();
+        st.connect(site.channel());
+        st
+    };
+    let (a, b) = (open(), open());
+    let c = open();
+    let out = String::from_utf8_lossy(&c.value()).into_owned();
+    assert!(
+        out.starts_with("HTTP/1.1 503 Service Unavailable\r\n"),
+        "{out}"
+    );
+    assert!(c.disconnecting());
+    c.connection_lost(twistor::Failure::new(twistor::error::ConnectionDone));
+    assert!(!a.disconnecting() && !b.disconnecting());
+    a.connection_lost(twistor::Failure::new(twistor::error::ConnectionDone));
+    let d = open();
+    d.deliver(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(String::from_utf8_lossy(&d.value()).ends_with("\r\n\r\nok"));
+    assert!(
+        open().disconnecting(),
+        "b and d are open: the limit holds again"
+    );
+}

@@ -76,6 +76,8 @@ struct Inner {
     served: Cell<u64>,
     /// Log the first `X-Forwarded-For` address instead of the peer's.
     log_forwarded_for: Cell<bool>,
+    /// Open connections per peer address (only with `max_connections_per_peer`).
+    peers: RefCell<std::collections::HashMap<std::net::IpAddr, usize>>,
     sessions: SessionStore,
     /// Vectors of finished requests' heads, reused for the next heads.
     head_buffers: RefCell<Vec<Vec<u8>>>,
@@ -151,6 +153,7 @@ impl Site {
             }),
             served: Cell::new(0),
             log_forwarded_for: Cell::new(false),
+            peers: RefCell::default(),
             sessions,
             head_buffers: RefCell::new(Vec::new()),
         }))
@@ -231,6 +234,31 @@ impl Site {
         if pool.len() < HEAD_BUFFERS && buf.capacity() <= HEAD_BUFFER_MAX && buf.capacity() > 0 {
             buf.clear();
             pool.push(buf);
+        }
+    }
+
+    /// Counts a new connection from `ip`; false (not counted) when it has `max` already.
+    pub(crate) fn peer_connected(&self, ip: std::net::IpAddr, max: usize) -> bool {
+        let mut peers = self.0.peers.borrow_mut();
+        let n = peers.entry(ip).or_insert(0);
+        if *n >= max {
+            if *n == 0 {
+                peers.remove(&ip);
+            }
+            return false;
+        }
+        *n += 1;
+        true
+    }
+
+    /// A connection counted by [`peer_connected`](Self::peer_connected) ended.
+    pub(crate) fn peer_disconnected(&self, ip: std::net::IpAddr) {
+        let mut peers = self.0.peers.borrow_mut();
+        if let Some(n) = peers.get_mut(&ip) {
+            *n -= 1;
+            if *n == 0 {
+                peers.remove(&ip);
+            }
         }
     }
 

@@ -177,6 +177,8 @@ pub struct HttpChannel {
     current: Option<Request>,
     /// Made at the first request (a TLS transport says so by then).
     conn: Option<Rc<Connection>>,
+    /// The peer this connection is counted against (`max_connections_per_peer`).
+    peer: Option<std::net::IpAddr>,
 }
 
 impl HttpChannel {
@@ -191,6 +193,7 @@ impl HttpChannel {
             paused: false,
             current: None,
             conn: None,
+            peer: None,
         }
     }
 
@@ -724,6 +727,21 @@ impl Protocol for HttpChannel {
             // Responses are written whole; Nagle would only delay the last segment.
             let _ = tcp.set_nodelay(true);
         }
+        if let Some(max) = self.site.limits().max_connections_per_peer
+            && let Some(ip) = cx.transport().get_peer().socket_addr().map(|a| a.ip())
+        {
+            if !self.site.peer_connected(ip, max) {
+                log::info!(target: "twistor::web", "refusing a connection from {ip}: it has {max} already");
+                return self.reject(
+                    cx,
+                    Reject {
+                        code: status::SERVICE_UNAVAILABLE,
+                        why: "too many connections from this address",
+                    },
+                );
+            }
+            self.peer = Some(ip);
+        }
         self.set_deadline(cx, self.site.limits().idle_timeout);
     }
 
@@ -753,6 +771,9 @@ impl Protocol for HttpChannel {
     }
 
     fn connection_lost(&mut self, _cx: &Context<Self>, reason: Failure) {
+        if let Some(ip) = self.peer.take() {
+            self.site.peer_disconnected(ip);
+        }
         self.phase = Phase::Closing;
         self.buf = Vec::new();
         if let Some(t) = self.timer.take() {

@@ -47,6 +47,10 @@ pub struct HttpLimits {
     pub min_body_rate: Option<f64>,
     /// Seconds a body may take before `min_body_rate` applies (default 60).
     pub body_grace: f64,
+    /// Most connections open at once from one IP address (default `None`: no limit). One
+    /// more is answered `503 Service Unavailable` and closed. Off by default: clients behind
+    /// one NAT or proxy share an address.
+    pub max_connections_per_peer: Option<usize>,
     /// Seconds a connection the server closed for a timeout or a refused request may take
     /// to send what is queued (default 15; `None`: forever). A client that stops reading
     /// would otherwise hold a closing connection open indefinitely; past this it is
@@ -67,6 +71,7 @@ impl Default for HttpLimits {
             body_timeout: Some(30.0),
             min_body_rate: Some(1024.0),
             body_grace: 60.0,
+            max_connections_per_peer: None,
             abort_timeout: Some(15.0),
         }
     }
