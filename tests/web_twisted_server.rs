@@ -1485,3 +1485,80 @@ fn connections_beyond_the_per_peer_limit_get_503_until_one_ends() {
         "b and d are open: the limit holds again"
     );
 }
+
+// ----- 9.5 static.File -----
+
+struct TempDir(std::path::PathBuf);
+impl TempDir {
+    fn new(name: &str) -> TempDir {
+        let p = std::env::temp_dir().join(format!(
+            "twistor-twisted-server-{name}-{}",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+}
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[test]
+fn a_processor_renders_the_files_of_its_extension() {
+    use twistor::web::static_files::file::File;
+    use twistor::web::static_files::response::StaticFiles;
+    let dir = TempDir::new("processors");
+    std::fs::write(dir.0.join("foo.bar"), b"raw bytes").unwrap();
+    std::fs::write(dir.0.join("plain.txt"), b"plain").unwrap();
+    std::fs::create_dir(dir.0.join("sub")).unwrap();
+    std::fs::write(dir.0.join("sub/index.BAR"), b"raw index").unwrap();
+    let seen = Rc::new(RefCell::new(Vec::new()));
+    let log = seen.clone();
+    let mut files = StaticFiles::new(&dir.0);
+    files.resolve.index_names = vec!["index.BAR".into()];
+    let file = Rc::new(File::new(files).with_processor(".bar", move |path| {
+        log.borrow_mut().push(path.file_name().unwrap().to_owned());
+        Rc::new(Text("processed"))
+    }));
+    let get = |p: &str| {
+        serve(
+            file.clone(),
+            &format!("GET {p} HTTP/1.1\r\nHost: x\r\n\r\n"),
+        )
+    };
+    assert!(get("/foo.bar").ends_with("\r\n\r\nprocessed"));
+    assert!(
+        get("/sub/").ends_with("\r\n\r\nprocessed"),
+        "index files too"
+    );
+    let plain = get("/plain.txt");
+    assert!(
+        plain.starts_with("HTTP/1.1 200 ") && plain.contains("\r\nContent-Length: 5\r\n"),
+        "{plain}"
+    );
+    assert!(get("/missing.bar").starts_with("HTTP/1.1 404 "));
+    assert_eq!(seen.borrow().len(), 2);
+}
+
+#[test]
+fn an_unreadable_file_is_403() {
+    use std::os::unix::fs::PermissionsExt;
+    use twistor::web::static_files::file::File;
+    use twistor::web::static_files::response::StaticFiles;
+    let dir = TempDir::new("forbidden");
+    let path = dir.0.join("secret");
+    std::fs::write(&path, b"secret").unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o000)).unwrap();
+    if std::fs::File::open(&path).is_ok() {
+        // Running as root: permissions do not stop reading, nothing to check.
+        return;
+    }
+    let out = serve(
+        Rc::new(File::new(StaticFiles::new(&dir.0))),
+        "GET /secret HTTP/1.1\r\nHost: x\r\n\r\n",
+    );
+    assert!(out.starts_with("HTTP/1.1 403 "), "{out}");
+}
