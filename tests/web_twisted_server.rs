@@ -1562,3 +1562,94 @@ fn an_unreadable_file_is_403() {
     );
     assert!(out.starts_with("HTTP/1.1 403 "), "{out}");
 }
+
+// ----- 9.2 the chunked decoder (ChunkedTransferEncodingTests) -----
+
+fn dechunk(input: &[u8], bytewise: bool) -> Result<(Vec<u8>, usize, bool), String> {
+    use twistor::web::chunked::ChunkedDecoder;
+    let mut d = ChunkedDecoder::new();
+    let mut data = Vec::new();
+    let mut used = 0;
+    let pieces: Vec<&[u8]> = if bytewise {
+        input.chunks(1).collect()
+    } else {
+        vec![input]
+    };
+    for p in pieces {
+        if d.is_done() {
+            break;
+        }
+        let got = d
+            .feed(p, &mut |b| data.extend_from_slice(b))
+            .map_err(|e| e.to_string())?;
+        used += got.consumed;
+    }
+    Ok((data, used, d.is_done()))
+}
+
+#[test]
+fn chunked_data_is_the_same_whole_or_byte_by_byte() {
+    let wire = b"3\r\nabc\r\n5\r\n12345\r\n0\r\n\r\n";
+    for bytewise in [false, true] {
+        assert_eq!(
+            dechunk(wire, bytewise),
+            Ok((b"abc12345".to_vec(), wire.len(), true))
+        );
+    }
+    assert_eq!(
+        dechunk(b"2\r\n\r\n\r\n0\r\n\r\n", false).unwrap().0,
+        b"\r\n"
+    );
+}
+
+#[test]
+fn chunk_extensions_are_skipped_unless_malformed() {
+    assert_eq!(
+        dechunk(b"3; x-foo=bar\r\nabc\r\n0\r\n\r\n", true)
+            .unwrap()
+            .0,
+        b"abc"
+    );
+    for bad in [
+        &b"3; x-foo=b\x01r\r\nabc\r\n0\r\n\r\n"[..],
+        b"3; x-foo=b\\r\r\nabc\r\n0\r\n\r\n",
+        b"3; x-foo=b\x7fr\r\nabc\r\n0\r\n\r\n",
+        b"3; x-foo\nbar\r\nabc\r\n0\r\n\r\n",
+    ] {
+        assert!(
+            dechunk(bad, false).is_err(),
+            "{:?}",
+            String::from_utf8_lossy(bad)
+        );
+    }
+}
+
+#[test]
+fn an_oversized_chunk_size_line_is_refused_before_its_line_end() {
+    let long = vec![b'0'; twistor::web::chunked::MAX_SIZE_LINE + 1];
+    assert!(dechunk(&long, false).is_err());
+    assert!(dechunk(&long, true).is_err());
+}
+
+#[test]
+fn what_follows_the_last_chunk_and_trailers_is_left_for_the_next_request() {
+    let wire = b"5\r\nhello\r\n0\r\nX-Trailer: 1\r\n\r\nGET /";
+    let (data, used, done) = dechunk(wire, false).unwrap();
+    assert!(done);
+    assert_eq!(data, b"hello");
+    assert_eq!(&wire[used..], b"GET /");
+    // Fed again after the end, the decoder takes nothing (Twisted raises): the bytes belong
+    // to the next request.
+    let mut d = twistor::web::chunked::ChunkedDecoder::new();
+    d.feed(b"0\r\n\r\n", &mut |_| {}).unwrap();
+    assert_eq!(d.feed(b"more", &mut |_| {}).unwrap().consumed, 0);
+}
+
+#[test]
+fn a_client_leaving_mid_body_never_reaches_the_resource() {
+    let s = Server::new();
+    s.send(b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhel");
+    s.st.connection_lost(twistor::Failure::new(twistor::error::ConnectionLost::new()));
+    assert_eq!(s.seen(), 0);
+    assert_eq!(s.out(), "");
+}
