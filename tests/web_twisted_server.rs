@@ -4,6 +4,8 @@
 //! purpose (stricter parsing, real status codes instead of a silent close), the test asserts
 //! twistor's behaviour and says why.
 
+mod tlsutil;
+
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
@@ -1652,4 +1654,67 @@ fn a_client_leaving_mid_body_never_reaches_the_resource() {
     s.st.connection_lost(twistor::Failure::new(twistor::error::ConnectionLost::new()));
     assert_eq!(s.seen(), 0);
     assert_eq!(s.out(), "");
+}
+
+// ----- over TLS (SecurityTests, the secure session) -----
+
+#[derive(Default)]
+struct Client {
+    data: Vec<u8>,
+}
+impl twistor::protocol::Protocol for Client {
+    fn data_received(&mut self, _cx: &twistor::protocol::Context<Self>, data: &[u8]) {
+        self.data.extend_from_slice(data);
+    }
+}
+
+#[test]
+fn over_tls_a_request_is_secure_its_url_https_and_its_session_cookie_the_secure_one() {
+    use twistor::testing::connected_server_and_client;
+    use twistor::tls::TlsProtocol;
+    #[derive(Default)]
+    struct Probe(RefCell<Vec<(bool, String)>>, RefCell<Option<Request>>);
+    impl Resource for Probe {
+        fn is_leaf(&self) -> bool {
+            true
+        }
+        fn render_get(&self, r: &Request) -> Option<Render> {
+            let _ = r.get_session();
+            self.0.borrow_mut().push((r.is_secure(), r.pre_path_url()));
+            *self.1.borrow_mut() = Some(r.clone());
+            Some(Render::Static(b"ok"))
+        }
+    }
+    let ca = tlsutil::Ca::new("web test CA");
+    let leaf = ca.server(&["localhost"]);
+    let probe = Rc::new(Probe::default());
+    let site = Site::with_options(
+        probe.clone(),
+        Rc::new(MemoryReactor::new()),
+        HttpLimits::default(),
+        AccessLog::Off,
+    );
+    let (st, _server) = TlsProtocol::server(site.channel(), &leaf.server_options()).unwrap();
+    let (ct, client) =
+        TlsProtocol::client(Client::default(), &ca.client_options("localhost")).unwrap();
+    let (_s, _c, pump) = connected_server_and_client(st, ct);
+    pump.flush();
+    client.with(|_, cx| {
+        cx.transport()
+            .write(b"GET / HTTP/1.1\r\nHost: example.com:443\r\n\r\n")
+    });
+    pump.flush();
+    let out = String::from_utf8(client.with(|c, _| c.data.clone()).unwrap()).unwrap();
+    assert!(out.starts_with("HTTP/1.1 200 OK\r\n"), "{out}");
+    assert!(
+        out.contains("\r\nSet-Cookie: TWISTED_SECURE_SESSION="),
+        "{out}"
+    );
+    let (secure, url) = probe.0.borrow()[0].clone();
+    assert!(secure);
+    // The host comes from `Host`; the connected in-memory pair has no local port to show.
+    assert_eq!(url, "https://example.com/");
+    // Twisted's `isSecure` turns false after `finish` (its channel is detached); the
+    // request still came over TLS here.
+    assert!(probe.1.borrow().as_ref().unwrap().is_secure());
 }
