@@ -565,6 +565,14 @@ mod tests {
     }
 
     #[test]
+    fn the_log_time_is_twisteds_format() {
+        // Twisted's test_combinedLogFormat runs at 1234567890.
+        let s = site();
+        let (_, log) = date_at(&s, UNIX_EPOCH + Duration::from_secs(1_234_567_890));
+        assert_eq!(log, "13/Feb/2009:23:31:30 +0000");
+    }
+
+    #[test]
     fn escaping_copies_plain_text_and_escapes_the_rest() {
         let mut out = Vec::new();
         escape_into(&mut out, b"curl/8.0");

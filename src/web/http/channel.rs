@@ -1049,6 +1049,8 @@ mod tests {
         written: RefCell<Vec<u8>>,
         lose: std::cell::Cell<u32>,
         abort: std::cell::Cell<u32>,
+        /// The peer's address (127.0.0.1:5000 when not set).
+        peer: Option<crate::transport::Address>,
     }
     impl crate::transport::TransportImpl for Stuck {
         fn write(&self, data: &[u8]) {
@@ -1065,7 +1067,9 @@ mod tests {
             crate::transport::Address::Tcp(([127, 0, 0, 1], 80).into())
         }
         fn get_peer(&self) -> crate::transport::Address {
-            crate::transport::Address::Tcp(([127, 0, 0, 1], 5000).into())
+            self.peer
+                .clone()
+                .unwrap_or_else(|| crate::transport::Address::Tcp(([127, 0, 0, 1], 5000).into()))
         }
         fn disconnecting(&self) -> bool {
             self.lose.get() + self.abort.get() > 0
@@ -1084,7 +1088,17 @@ mod tests {
     }
 
     fn stuck(site: &Site) -> (Rc<Stuck>, Rc<dyn crate::protocol::ProtocolDriver>) {
-        let t = Rc::new(Stuck::default());
+        stuck_from(site, None)
+    }
+
+    fn stuck_from(
+        site: &Site,
+        peer: Option<crate::transport::Address>,
+    ) -> (Rc<Stuck>, Rc<dyn crate::protocol::ProtocolDriver>) {
+        let t = Rc::new(Stuck {
+            peer,
+            ..Stuck::default()
+        });
         let (driver, _) =
             crate::protocol::attach(site.channel(), crate::transport::Transport::new(t.clone()));
         driver.make_connection();
@@ -1147,5 +1161,41 @@ mod tests {
         assert_eq!(t.lose.get(), 1);
         reactor.clock().advance(1000.0);
         assert_eq!(t.abort.get(), 0);
+    }
+
+    #[test]
+    fn the_access_log_names_an_ipv6_peer_bare_and_an_addressless_one_dash() {
+        #[derive(Clone, Default)]
+        struct Sink(Rc<RefCell<Vec<u8>>>);
+        impl std::io::Write for Sink {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                self.0.borrow_mut().extend_from_slice(b);
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let sink = Sink::default();
+        let site = Site::with_options(
+            Rc::new(App::default()),
+            Rc::new(MemoryReactor::new()),
+            HttpLimits::default(),
+            AccessLog::Writer(Box::new(sink.clone())),
+        );
+        for peer in [
+            crate::transport::Address::Tcp("[::1]:5000".parse().unwrap()),
+            crate::transport::Address::Memory("pipe".into()),
+        ] {
+            let (_t, driver) = stuck_from(&site, Some(peer));
+            driver.data_received(GET);
+        }
+        site.flush_log();
+        let log = String::from_utf8(sink.0.borrow().clone()).unwrap();
+        let ips: Vec<&str> = log
+            .lines()
+            .map(|l| &l[..l.find(" - - ").unwrap()])
+            .collect();
+        assert_eq!(ips, ["\"::1\"", "\"-\""]);
     }
 }
