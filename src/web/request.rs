@@ -1825,7 +1825,59 @@ impl BodyReceiver for Collect {
 
 #[cfg(test)]
 mod tests {
-    use super::push_u64;
+    use super::{decode_base64, push_u64};
+    use proptest::prelude::*;
+
+    /// Standard base64 with padding, to check the decoder against.
+    fn encode(data: &[u8]) -> Vec<u8> {
+        const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        let mut out = Vec::new();
+        for c in data.chunks(3) {
+            let n = (u32::from(c[0]) << 16)
+                | (u32::from(*c.get(1).unwrap_or(&0)) << 8)
+                | u32::from(*c.get(2).unwrap_or(&0));
+            for i in 0..4 {
+                if i <= c.len() {
+                    out.push(A[(n >> (18 - 6 * i)) as usize & 63]);
+                } else {
+                    out.push(b'=');
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn base64_known_values() {
+        assert_eq!(
+            decode_base64(b"aGVsbG86dGhlcmU6eg==").unwrap(),
+            b"hello:there:z"
+        );
+        assert_eq!(
+            decode_base64(b"aGVsbG86dGhlcmU6eg").unwrap(),
+            b"hello:there:z"
+        );
+        assert_eq!(decode_base64(b"").unwrap(), b"");
+        for bad in [&b"a"[..], b"a===", b"aGVsbG8=x", b"aG=sbG8=", b"a-b_"] {
+            assert_eq!(
+                decode_base64(bad),
+                None,
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn base64_round_trips_and_never_panics(
+            data in proptest::collection::vec(any::<u8>(), 0..64),
+            junk in proptest::collection::vec(any::<u8>(), 0..64),
+        ) {
+            prop_assert_eq!(decode_base64(&encode(&data)), Some(data));
+            let _ = decode_base64(&junk);
+        }
+    }
 
     #[test]
     fn decimal_without_fmt() {

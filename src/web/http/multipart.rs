@@ -111,10 +111,14 @@ pub fn parse(
             .strip_prefix(b"\r\n")
             .ok_or(FormError::Malformed)?;
         let start = body.len() - rest.len();
-        let head_end = memchr::memmem::find(rest, b"\r\n\r\n")
-            .map(|i| i + 4)
-            .or_else(|| rest.starts_with(b"\r\n").then_some(2))
-            .ok_or(FormError::Malformed)?;
+        // A part without headers starts with its blank line.
+        let head_end = if rest.starts_with(b"\r\n") {
+            2
+        } else {
+            memchr::memmem::find(rest, b"\r\n\r\n")
+                .map(|i| i + 4)
+                .ok_or(FormError::Malformed)?
+        };
         let end = finder.find(&rest[head_end..]).ok_or(FormError::Malformed)?;
         let name = part_name(&rest[..head_end]);
         if let Some(name) = name {
@@ -141,4 +145,36 @@ fn part_name(head: &[u8]) -> Option<Vec<u8>> {
         .filter_map(|p| param(p.trim_ascii()))
         .find(|(k, _)| k.eq_ignore_ascii_case(b"name"))
         .map(|(_, v)| v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn a_part_without_headers_is_skipped_and_its_content_not_read_as_headers() {
+        let body = b"--B\r\n\r\nname=\"x\"\r\n\r\n--B\r\nContent-Disposition: form-data; name=a\r\n\r\n1\r\n--B--";
+        let mut args = HashMap::new();
+        parse(body, b"B", &mut args).unwrap();
+        assert_eq!(args.len(), 1);
+        assert_eq!(args[&b"a"[..]], [b"1".to_vec()]);
+    }
+
+    proptest! {
+        /// Whatever a client sends as a body and a boundary, parsing ends without a panic.
+        #[test]
+        fn any_body_parses_or_fails_cleanly(
+            body in proptest::collection::vec(
+                prop_oneof![Just(b'-'), Just(b'\r'), Just(b'\n'), Just(b'B'), Just(b'"'),
+                            Just(b';'), Just(b'='), Just(b':'), any::<u8>()],
+                0..200,
+            ),
+            boundary in proptest::collection::vec(prop_oneof![Just(b'B'), Just(b'-')], 1..3),
+        ) {
+            let mut args = HashMap::new();
+            let _ = parse(&body, &boundary, &mut args);
+            let _ = super::boundary(&body);
+        }
+    }
 }
