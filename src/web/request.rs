@@ -50,6 +50,20 @@ pub struct Cookie {
     name: String,
     value: String,
     attrs: Vec<String>,
+    same_site: Option<String>,
+    secure: bool,
+}
+
+/// Why [`Request::try_add_cookie`] refused a cookie (Twisted raises `ValueError` from
+/// `addCookie` for the same cases).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CookieError {
+    /// `SameSite` other than `Strict`, `Lax` or `None` (any case).
+    #[error("invalid SameSite value {0:?}: expected Strict, Lax or None")]
+    InvalidSameSite(String),
+    /// `SameSite=None` without `Secure`: browsers drop such a cookie.
+    #[error("SameSite=None needs Secure")]
+    SameSiteNoneWithoutSecure,
 }
 
 fn cookie_safe(s: &str) -> String {
@@ -62,7 +76,7 @@ impl Cookie {
         Cookie {
             name: cookie_safe(name),
             value: cookie_safe(value),
-            attrs: Vec::new(),
+            ..Cookie::default()
         }
     }
     /// `; Path=p`.
@@ -88,6 +102,7 @@ impl Cookie {
     /// `; Secure`.
     pub fn secure(mut self) -> Cookie {
         self.attrs.push("Secure".into());
+        self.secure = true;
         self
     }
     /// `; HttpOnly`.
@@ -95,10 +110,40 @@ impl Cookie {
         self.attrs.push("HttpOnly".into());
         self
     }
-    /// `; SameSite=v` (`Strict`, `Lax` or `None`).
+    /// `; SameSite=v` (`Strict`, `Lax` or `None`, any case; checked by [`check`](Self::check)).
     pub fn same_site(mut self, v: &str) -> Cookie {
         self.attrs.push(format!("SameSite={}", cookie_safe(v)));
+        self.same_site = Some(v.to_string());
         self
+    }
+    /// Whether browsers can take the cookie as built: `SameSite` is one of its three values,
+    /// and `SameSite=None` comes with `Secure`.
+    ///
+    /// ```
+    /// use twistor::web::request::{Cookie, CookieError};
+    /// assert!(Cookie::new("a", "b").same_site("lax").check().is_ok());
+    /// assert_eq!(
+    ///     Cookie::new("a", "b").same_site("None").check(),
+    ///     Err(CookieError::SameSiteNoneWithoutSecure)
+    /// );
+    /// assert!(Cookie::new("a", "b").same_site("None").secure().check().is_ok());
+    /// assert!(Cookie::new("a", "b").same_site("loose").check().is_err());
+    /// ```
+    pub fn check(&self) -> Result<(), CookieError> {
+        match self.same_site.as_deref() {
+            None => Ok(()),
+            Some(v) if v.eq_ignore_ascii_case("none") && !self.secure => {
+                Err(CookieError::SameSiteNoneWithoutSecure)
+            }
+            Some(v)
+                if ["strict", "lax", "none"]
+                    .iter()
+                    .any(|k| v.eq_ignore_ascii_case(k)) =>
+            {
+                Ok(())
+            }
+            Some(v) => Err(CookieError::InvalidSameSite(v.to_string())),
+        }
     }
     /// The `Set-Cookie` value.
     pub fn to_header(&self) -> Vec<u8> {
@@ -176,26 +221,73 @@ pub fn percent_decode(s: &[u8], plus: bool) -> Vec<u8> {
     out
 }
 
-/// Parses `a=1&b=2;c=3` (Twisted's `parse_qs`): pairs split on `&` and `;`, pairs without
-/// `=` dropped, `+` and `%XX` decoded, repeated names kept in order.
+/// Parses `a=1&b=2` (Twisted's `parse_qs(q, keep_blank_values=True)`): pairs split on `&`
+/// only, a name without `=` kept with an empty value, empty pairs dropped, `+` and `%XX`
+/// decoded, repeated names kept in order. `;` is not a separator (Python stopped splitting
+/// on it): a cache that splits on `&` alone and a server that also splits on `;` would
+/// disagree about the arguments of one URL.
 ///
 /// ```
-/// let args = twistor::web::request::parse_query(b"a=1&a=2&b=&c&d=%41+B;e=f");
+/// let args = twistor::web::request::parse_query(b"a=1&a=2&b=&c&&d=%41+B;e=f");
 /// assert_eq!(args[&b"a"[..]], vec![b"1".to_vec(), b"2".to_vec()]);
 /// assert_eq!(args[&b"b"[..]], vec![b"".to_vec()]);
-/// assert!(!args.contains_key(&b"c"[..]));
-/// assert_eq!(args[&b"d"[..]], vec![b"A B".to_vec()]);
+/// assert_eq!(args[&b"c"[..]], vec![b"".to_vec()]);
+/// assert_eq!(args[&b"d"[..]], vec![b"A B;e=f".to_vec()]);
+/// assert_eq!(args.len(), 4);
 /// ```
 pub fn parse_query(q: &[u8]) -> HashMap<Vec<u8>, Vec<Vec<u8>>> {
     let mut args: HashMap<Vec<u8>, Vec<Vec<u8>>> = HashMap::new();
-    for pair in q.split(|&b| b == b'&' || b == b';') {
-        if let Some(eq) = memchr::memchr(b'=', pair) {
-            args.entry(percent_decode(&pair[..eq], true))
-                .or_default()
-                .push(percent_decode(&pair[eq + 1..], true));
+    for pair in q.split(|&b| b == b'&') {
+        if pair.is_empty() {
+            continue;
         }
+        let (name, value) = match memchr::memchr(b'=', pair) {
+            Some(eq) => (&pair[..eq], &pair[eq + 1..]),
+            None => (pair, &b""[..]),
+        };
+        args.entry(percent_decode(name, true))
+            .or_default()
+            .push(percent_decode(value, true));
     }
     args
+}
+
+/// Decodes standard base64 (`+`, `/`, `=` padding, which may be left out); `None` for any
+/// other byte or a malformed end.
+fn decode_base64(s: &[u8]) -> Option<Vec<u8>> {
+    fn value(b: u8) -> Option<u32> {
+        Some(match b {
+            b'A'..=b'Z' => b - b'A',
+            b'a'..=b'z' => b - b'a' + 26,
+            b'0'..=b'9' => b - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return None,
+        } as u32)
+    }
+    let body = match s.iter().position(|&b| b == b'=') {
+        Some(p) => {
+            let pad = &s[p..];
+            if pad.len() > 2 || pad.iter().any(|&b| b != b'=') || !s.len().is_multiple_of(4) {
+                return None;
+            }
+            &s[..p]
+        }
+        None => s,
+    };
+    if body.len() % 4 == 1 {
+        return None;
+    }
+    let mut out = Vec::with_capacity(body.len() * 3 / 4);
+    for quad in body.chunks(4) {
+        let mut acc = 0u32;
+        for (i, &b) in quad.iter().enumerate() {
+            acc |= value(b)? << (18 - 6 * i);
+        }
+        let bytes = acc.to_be_bytes();
+        out.extend_from_slice(&bytes[1..quad.len()]);
+    }
+    Some(out)
 }
 
 /// What every request of one connection shares: its addresses, whether it is TLS, and the
@@ -426,24 +518,73 @@ impl Request {
         self.0.head.raw.get(self.0.path.end + 1..end).unwrap_or(b"")
     }
 
-    /// The query arguments, decoded (see [`parse_query`]), plus, for a `POST` with
-    /// `Content-Type: application/x-www-form-urlencoded`, the form fields of the body
-    /// (appended after the query's).
+    /// The query arguments, decoded (see [`parse_query`]), plus, for a `POST`, the form
+    /// fields of its body (appended after the query's): `application/x-www-form-urlencoded`
+    /// or `multipart/form-data` (each named part one value, a file's content included). A
+    /// multipart body that does not parse adds nothing (logged);
+    /// [`try_args`](Self::try_args) says why.
     pub fn args(&self) -> HashMap<Vec<u8>, Vec<Vec<u8>>> {
+        match self.try_args() {
+            Ok(args) => args,
+            Err(e) => {
+                log::info!(target: "twistor::web", "{self:?}: form body ignored: {e}");
+                parse_query(self.query())
+            }
+        }
+    }
+
+    /// [`args`](Self::args), or why the multipart form body does not parse.
+    ///
+    /// ```
+    /// use std::cell::RefCell;
+    /// use std::rc::Rc;
+    /// use twistor::testing::{MemoryReactor, StringTransport};
+    /// use twistor::web::resource::{Render, Resource};
+    /// use twistor::web::{Request, Site};
+    ///
+    /// #[derive(Default)]
+    /// struct Form(RefCell<Vec<Vec<u8>>>);
+    /// impl Resource for Form {
+    ///     fn is_leaf(&self) -> bool { true }
+    ///     fn render_post(&self, r: &Request) -> Option<Render> {
+    ///         *self.0.borrow_mut() = r.try_args().unwrap().remove(&b"file"[..]).unwrap();
+    ///         Some(Render::Static(b""))
+    ///     }
+    /// }
+    /// let form = Rc::new(Form::default());
+    /// let site = Site::new(form.clone(), Rc::new(MemoryReactor::new()));
+    /// let st = StringTransport::new();
+    /// st.connect(site.channel());
+    /// let body = "--X\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.txt\"\r\n\
+    ///             Content-Type: text/plain\r\n\r\nfirst\r\n\
+    ///             --X\r\nContent-Disposition: form-data; name=\"file\"; filename=\"b.txt\"\r\n\r\n\
+    ///             second\r\n--X--\r\n";
+    /// st.deliver(format!("POST / HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; \
+    ///     boundary=X\r\nContent-Length: {}\r\n\r\n{body}", body.len()).as_bytes());
+    /// assert_eq!(*form.0.borrow(), [b"first".to_vec(), b"second".to_vec()]);
+    /// ```
+    pub fn try_args(
+        &self,
+    ) -> Result<HashMap<Vec<u8>, Vec<Vec<u8>>>, crate::web::http::multipart::FormError> {
         let mut args = parse_query(self.query());
-        let form = self.method() == b"POST"
-            && self.get_header("content-type").is_some_and(|ct| {
-                ct.split(|&b| b == b';').next().is_some_and(|t| {
-                    t.trim_ascii()
-                        .eq_ignore_ascii_case(b"application/x-www-form-urlencoded")
-                })
-            });
-        if form {
+        if self.method() != b"POST" {
+            return Ok(args);
+        }
+        let Some(ct) = self.get_header("content-type") else {
+            return Ok(args);
+        };
+        let urlencoded = ct.split(|&b| b == b';').next().is_some_and(|t| {
+            t.trim_ascii()
+                .eq_ignore_ascii_case(b"application/x-www-form-urlencoded")
+        });
+        if urlencoded {
             for (k, v) in parse_query(self.body()) {
                 args.entry(k).or_default().extend(v);
             }
+        } else if let Some(boundary) = crate::web::http::multipart::boundary(ct) {
+            crate::web::http::multipart::parse(self.body(), &boundary?, &mut args)?;
         }
-        args
+        Ok(args)
     }
 
     /// The first value of argument `name`, if any.
@@ -467,6 +608,15 @@ impl Request {
         h.headers
             .iter()
             .rev()
+            .find(|(n, _)| h.slice(n).eq_ignore_ascii_case(name.as_bytes()))
+            .map(|(_, v)| h.slice(v))
+    }
+
+    /// The first value of request header `name` (case-insensitive), trimmed.
+    pub(crate) fn get_first_header(&self, name: &str) -> Option<&[u8]> {
+        let h = &self.0.head;
+        h.headers
+            .iter()
             .find(|(n, _)| h.slice(n).eq_ignore_ascii_case(name.as_bytes()))
             .map(|(_, v)| h.slice(v))
     }
@@ -746,6 +896,114 @@ impl Request {
         }
     }
 
+    /// The user name and password of an `Authorization: Basic` header (Twisted's
+    /// `getUser` / `getPassword`): the password is everything after the first `:`. `None`
+    /// when there is no such header or it does not decode (Twisted gives `b""` for both).
+    ///
+    /// ```
+    /// use std::rc::Rc;
+    /// use std::cell::RefCell;
+    /// use twistor::testing::{MemoryReactor, StringTransport};
+    /// use twistor::web::resource::{Render, Resource};
+    /// use twistor::web::{Request, Site};
+    ///
+    /// #[derive(Default)]
+    /// struct Who(RefCell<Option<(Vec<u8>, Vec<u8>)>>);
+    /// impl Resource for Who {
+    ///     fn is_leaf(&self) -> bool { true }
+    ///     fn render_get(&self, r: &Request) -> Option<Render> {
+    ///         *self.0.borrow_mut() = r.basic_credentials();
+    ///         Some(Render::Static(b""))
+    ///     }
+    /// }
+    /// let who = Rc::new(Who::default());
+    /// let site = Site::new(who.clone(), Rc::new(MemoryReactor::new()));
+    /// let st = StringTransport::new();
+    /// st.connect(site.channel());
+    /// // base64("hello:there:z")
+    /// st.deliver(b"GET / HTTP/1.1\r\nHost: x\r\nAuthorization: Basic aGVsbG86dGhlcmU6eg==\r\n\r\n");
+    /// let (user, password) = who.0.borrow_mut().take().unwrap();
+    /// assert_eq!((&user[..], &password[..]), (&b"hello"[..], &b"there:z"[..]));
+    /// ```
+    #[doc(alias = "getUser")]
+    #[doc(alias = "getPassword")]
+    pub fn basic_credentials(&self) -> Option<(Vec<u8>, Vec<u8>)> {
+        let h = self.get_header("authorization")?;
+        let mut parts = h
+            .split(|&b| b == b' ' || b == b'\t')
+            .filter(|p| !p.is_empty());
+        let (scheme, token) = (parts.next()?, parts.next()?);
+        if parts.next().is_some() || !scheme.eq_ignore_ascii_case(b"basic") {
+            return None;
+        }
+        let plain = decode_base64(token)?;
+        let colon = memchr::memchr(b':', &plain)?;
+        Some((plain[..colon].to_vec(), plain[colon + 1..].to_vec()))
+    }
+
+    /// The URL of the resource traversal reached so far (Twisted's `prePathURL`):
+    /// `http` or `https`, the host the client asked for ([`get_request_hostname`]), the
+    /// local port unless it is the scheme's default, then the consumed segments, each
+    /// percent-encoded again (a `/` inside a segment as `%2F`).
+    ///
+    /// [`get_request_hostname`]: Self::get_request_hostname
+    ///
+    /// ```
+    /// use std::rc::Rc;
+    /// use std::cell::RefCell;
+    /// use twistor::testing::{MemoryReactor, StringTransport};
+    /// use twistor::web::resource::{Render, Resource, Tree};
+    /// use twistor::web::{Request, Site};
+    ///
+    /// #[derive(Default)]
+    /// struct Url(RefCell<String>);
+    /// impl Resource for Url {
+    ///     fn render_get(&self, r: &Request) -> Option<Render> {
+    ///         *self.0.borrow_mut() = r.pre_path_url();
+    ///         Some(Render::Static(b""))
+    ///     }
+    /// }
+    /// let url = Rc::new(Url::default());
+    /// let root = Tree::new();
+    /// root.put_child(b"foo", url.clone());
+    /// let site = Site::new(Rc::new(root), Rc::new(MemoryReactor::new()));
+    /// let st = StringTransport::new();
+    /// st.connect(site.channel());
+    /// // The in-memory transport's local port is 12345.
+    /// st.deliver(b"GET /foo HTTP/1.1\r\nHost: example.com\r\n\r\n");
+    /// assert_eq!(*url.0.borrow(), "http://example.com:12345/foo");
+    /// ```
+    #[doc(alias = "prePathURL")]
+    pub fn pre_path_url(&self) -> String {
+        let secure = self.is_secure();
+        let mut url = String::from(if secure { "https://" } else { "http://" });
+        let host = self.get_request_hostname();
+        if host.contains(':') {
+            url.push('[');
+            url.push_str(&host);
+            url.push(']');
+        } else {
+            url.push_str(&host);
+        }
+        if let Some(port) = self.get_host().socket_addr().map(|a| a.port())
+            && port != if secure { 443 } else { 80 }
+        {
+            url.push(':');
+            url.push_str(&port.to_string());
+        }
+        let r = self.0.response.borrow();
+        for seg in &r.segments[..r.consumed] {
+            url.push('/');
+            url.push_str(&String::from_utf8_lossy(&crate::web::proxy::quote_segment(
+                seg,
+            )));
+        }
+        if r.consumed == 0 {
+            url.push('/');
+        }
+        url
+    }
+
     /// The client's IP as text (`-` for a peer without one, such as a UNIX socket).
     pub(crate) fn client_ip(&self) -> &str {
         &self.0.conn.client_ip
@@ -908,14 +1166,49 @@ impl Request {
         self.0.response.borrow_mut().headers.remove(name);
     }
 
-    /// Adds a `Set-Cookie` header.
+    /// Adds a `Set-Cookie` header. A cookie [`Cookie::check`] refuses is not sent, and the
+    /// refusal is logged as an error; [`try_add_cookie`](Self::try_add_cookie) returns it.
     #[doc(alias = "addCookie")]
     pub fn add_cookie(&self, cookie: Cookie) {
+        if let Err(e) = self.try_add_cookie(cookie) {
+            crate::report_error!(target: "twistor::web", "{self:?}: cookie not sent: {e}");
+        }
+    }
+
+    /// Adds a `Set-Cookie` header, or says why the cookie is refused (see [`Cookie::check`]).
+    ///
+    /// ```
+    /// use std::rc::Rc;
+    /// use twistor::testing::{MemoryReactor, StringTransport};
+    /// use twistor::web::request::Cookie;
+    /// use twistor::web::resource::{Render, Resource};
+    /// use twistor::web::{Request, Site};
+    ///
+    /// struct Set;
+    /// impl Resource for Set {
+    ///     fn is_leaf(&self) -> bool { true }
+    ///     fn render_get(&self, r: &Request) -> Option<Render> {
+    ///         assert!(r.try_add_cookie(Cookie::new("a", "1").same_site("None")).is_err());
+    ///         r.try_add_cookie(Cookie::new("b", "2").same_site("strict")).unwrap();
+    ///         Some(Render::Static(b""))
+    ///     }
+    /// }
+    /// let site = Site::new(Rc::new(Set), Rc::new(MemoryReactor::new()));
+    /// let st = StringTransport::new();
+    /// st.connect(site.channel());
+    /// st.deliver(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    /// let out = String::from_utf8(st.value()).unwrap();
+    /// assert!(out.contains("\r\nSet-Cookie: b=2; SameSite=strict\r\n"));
+    /// assert!(!out.contains("a=1"));
+    /// ```
+    pub fn try_add_cookie(&self, cookie: Cookie) -> Result<(), CookieError> {
+        cookie.check()?;
         self.0
             .response
             .borrow_mut()
             .cookies
             .push(cookie.to_header());
+        Ok(())
     }
 
     /// `302 Found` with `Location: url` (Twisted's `redirect`); does not finish.
@@ -1002,6 +1295,17 @@ impl Request {
     /// Writes the head into `out` (the first write), deciding the framing.
     fn head_into(&self, r: &mut Response, out: &mut Vec<u8>, known_len: Option<usize>) {
         r.started = true;
+        if !(200..=999).contains(&r.code) {
+            // A 1xx head is interim: a client would wait for the final response after it,
+            // forever. A code of more than three digits does not fit the status line.
+            crate::report_error!(
+                target: "twistor::web",
+                "{self:?} answered with status {}, which cannot be a final response: sending 500",
+                r.code
+            );
+            r.code = status::INTERNAL_SERVER_ERROR;
+            r.reason = None;
+        }
         let forbidden = status::body_forbidden(r.code);
         let is_head = self.method() == b"HEAD";
         // One pass over the headers for everything below (they are searched again only
@@ -1034,7 +1338,15 @@ impl Request {
                 // The compressed length is not known in advance.
                 r.headers.remove("content-length");
                 r.declared = None;
-                r.headers.add("Content-Encoding", "gzip");
+                // Appended to an encoding the application applied, in one header as
+                // Twisted does (`deflate,gzip`): the order of codings is the order applied.
+                let mut coded = Vec::new();
+                for prev in r.headers.get_all("content-encoding") {
+                    coded.extend_from_slice(prev);
+                    coded.push(b',');
+                }
+                coded.extend_from_slice(b"gzip");
+                r.headers.set("Content-Encoding", coded);
             }
         }
         let known_len = if r.gzip.is_some() { None } else { known_len };
@@ -1513,7 +1825,59 @@ impl BodyReceiver for Collect {
 
 #[cfg(test)]
 mod tests {
-    use super::push_u64;
+    use super::{decode_base64, push_u64};
+    use proptest::prelude::*;
+
+    /// Standard base64 with padding, to check the decoder against.
+    fn encode(data: &[u8]) -> Vec<u8> {
+        const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        let mut out = Vec::new();
+        for c in data.chunks(3) {
+            let n = (u32::from(c[0]) << 16)
+                | (u32::from(*c.get(1).unwrap_or(&0)) << 8)
+                | u32::from(*c.get(2).unwrap_or(&0));
+            for i in 0..4 {
+                if i <= c.len() {
+                    out.push(A[(n >> (18 - 6 * i)) as usize & 63]);
+                } else {
+                    out.push(b'=');
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn base64_known_values() {
+        assert_eq!(
+            decode_base64(b"aGVsbG86dGhlcmU6eg==").unwrap(),
+            b"hello:there:z"
+        );
+        assert_eq!(
+            decode_base64(b"aGVsbG86dGhlcmU6eg").unwrap(),
+            b"hello:there:z"
+        );
+        assert_eq!(decode_base64(b"").unwrap(), b"");
+        for bad in [&b"a"[..], b"a===", b"aGVsbG8=x", b"aG=sbG8=", b"a-b_"] {
+            assert_eq!(
+                decode_base64(bad),
+                None,
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn base64_round_trips_and_never_panics(
+            data in proptest::collection::vec(any::<u8>(), 0..64),
+            junk in proptest::collection::vec(any::<u8>(), 0..64),
+        ) {
+            prop_assert_eq!(decode_base64(&encode(&data)), Some(data));
+            let _ = decode_base64(&junk);
+        }
+    }
 
     #[test]
     fn decimal_without_fmt() {

@@ -74,6 +74,10 @@ struct Inner {
     clocks: RefCell<Clocks>,
     log: RefCell<LogState>,
     served: Cell<u64>,
+    /// Log the first `X-Forwarded-For` address instead of the peer's.
+    log_forwarded_for: Cell<bool>,
+    /// Open connections per peer address (only with `max_connections_per_peer`).
+    peers: RefCell<std::collections::HashMap<std::net::IpAddr, usize>>,
     sessions: SessionStore,
     /// Vectors of finished requests' heads, reused for the next heads.
     head_buffers: RefCell<Vec<Vec<u8>>>,
@@ -148,6 +152,8 @@ impl Site {
                 last_flush: 0,
             }),
             served: Cell::new(0),
+            log_forwarded_for: Cell::new(false),
+            peers: RefCell::default(),
             sessions,
             head_buffers: RefCell::new(Vec::new()),
         }))
@@ -174,6 +180,44 @@ impl Site {
         self.0.served.get()
     }
 
+    /// Behind a reverse proxy: the access log names the client by the first address of the
+    /// request's `X-Forwarded-For` header (trimmed; `-` without one) instead of the peer,
+    /// which is the proxy (Twisted's `proxiedLogFormatter`). Only for a site every request
+    /// reaches through a proxy that sets the header: a client talking to the site directly
+    /// can write any address there.
+    ///
+    /// ```
+    /// use std::cell::RefCell;
+    /// use std::rc::Rc;
+    /// use twistor::testing::{MemoryReactor, StringTransport};
+    /// use twistor::web::site::AccessLog;
+    /// use twistor::web::{HttpLimits, Site, resource::Tree};
+    ///
+    /// #[derive(Clone, Default)]
+    /// struct Sink(Rc<RefCell<Vec<u8>>>);
+    /// impl std::io::Write for Sink {
+    ///     fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+    ///         self.0.borrow_mut().extend_from_slice(b);
+    ///         Ok(b.len())
+    ///     }
+    ///     fn flush(&mut self) -> std::io::Result<()> { Ok(()) }
+    /// }
+    /// let sink = Sink::default();
+    /// let log = AccessLog::Writer(Box::new(sink.clone()));
+    /// let site = Site::with_options(Rc::new(Tree::new()), Rc::new(MemoryReactor::new()),
+    ///                               HttpLimits::default(), log);
+    /// site.set_log_forwarded_for(true);
+    /// let st = StringTransport::new();
+    /// st.connect(site.channel());
+    /// st.deliver(b"GET / HTTP/1.1\r\nHost: x\r\nX-Forwarded-For:  1.1.1.1 , 2.2.2.2\r\n\r\n");
+    /// site.flush_log();
+    /// assert!(sink.0.borrow().starts_with(b"\"1.1.1.1\" - - ["));
+    /// ```
+    #[doc(alias = "proxiedLogFormatter")]
+    pub fn set_log_forwarded_for(&self, on: bool) {
+        self.0.log_forwarded_for.set(on);
+    }
+
     /// Writes buffered access-log lines out now.
     pub fn flush_log(&self) {
         self.0.log.borrow_mut().flush();
@@ -190,6 +234,31 @@ impl Site {
         if pool.len() < HEAD_BUFFERS && buf.capacity() <= HEAD_BUFFER_MAX && buf.capacity() > 0 {
             buf.clear();
             pool.push(buf);
+        }
+    }
+
+    /// Counts a new connection from `ip`; false (not counted) when it has `max` already.
+    pub(crate) fn peer_connected(&self, ip: std::net::IpAddr, max: usize) -> bool {
+        let mut peers = self.0.peers.borrow_mut();
+        let n = peers.entry(ip).or_insert(0);
+        if *n >= max {
+            if *n == 0 {
+                peers.remove(&ip);
+            }
+            return false;
+        }
+        *n += 1;
+        true
+    }
+
+    /// A connection counted by [`peer_connected`](Self::peer_connected) ended.
+    pub(crate) fn peer_disconnected(&self, ip: std::net::IpAddr) {
+        let mut peers = self.0.peers.borrow_mut();
+        if let Some(n) = peers.get_mut(&ip) {
+            *n -= 1;
+            if *n == 0 {
+                peers.remove(&ip);
+            }
         }
     }
 
@@ -323,7 +392,12 @@ impl Site {
         }
         let start = log.buf.len();
         let secs = self.with_clocks(!clock_read, |c| {
-            format_line(&mut log.buf, request, &c.log_time);
+            format_line(
+                &mut log.buf,
+                request,
+                &c.log_time,
+                self.0.log_forwarded_for.get(),
+            );
             c.secs
         });
         match &log.sink {
@@ -413,9 +487,18 @@ fn escape_into(out: &mut Vec<u8>, s: &[u8]) {
 }
 
 /// `"ip" - - [time] "METHOD uri VERSION" code length "referer" "user-agent"\n`.
-fn format_line(out: &mut Vec<u8>, r: &Request, time: &str) {
+fn format_line(out: &mut Vec<u8>, r: &Request, time: &str, forwarded_for: bool) {
     out.push(b'"');
-    out.extend_from_slice(r.client_ip().as_bytes());
+    if forwarded_for {
+        let first = r
+            .get_first_header("x-forwarded-for")
+            .and_then(|v| v.split(|&b| b == b',').next())
+            .map(<[u8]>::trim_ascii)
+            .filter(|v| !v.is_empty());
+        escape_into(out, first.unwrap_or(b"-"));
+    } else {
+        out.extend_from_slice(r.client_ip().as_bytes());
+    }
     out.extend_from_slice(b"\" - - [");
     out.extend_from_slice(time.as_bytes());
     out.extend_from_slice(b"] \"");
@@ -479,6 +562,14 @@ mod tests {
         let next = date_at(&s, t + Duration::from_secs(1));
         assert_eq!(next.0, "Date: Sun, 06 Nov 1994 08:49:38 GMT\r\n");
         assert_eq!(next.1, "06/Nov/1994:08:49:38 +0000");
+    }
+
+    #[test]
+    fn the_log_time_is_twisteds_format() {
+        // Twisted's test_combinedLogFormat runs at 1234567890.
+        let s = site();
+        let (_, log) = date_at(&s, UNIX_EPOCH + Duration::from_secs(1_234_567_890));
+        assert_eq!(log, "13/Feb/2009:23:31:30 +0000");
     }
 
     #[test]

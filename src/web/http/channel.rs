@@ -37,6 +37,8 @@ struct Pending {
     resource: Rc<dyn Resource>,
     body: Vec<u8>,
     reader: BodyReader,
+    /// When the body started (its head was in): the minimum rate counts from here.
+    started: f64,
 }
 
 /// A request whose body streams to it.
@@ -175,6 +177,8 @@ pub struct HttpChannel {
     current: Option<Request>,
     /// Made at the first request (a TLS transport says so by then).
     conn: Option<Rc<Connection>>,
+    /// The peer this connection is counted against (`max_connections_per_peer`).
+    peer: Option<std::net::IpAddr>,
 }
 
 impl HttpChannel {
@@ -189,6 +193,7 @@ impl HttpChannel {
             paused: false,
             current: None,
             conn: None,
+            peer: None,
         }
     }
 
@@ -238,7 +243,7 @@ impl HttpChannel {
         match self.phase {
             Phase::Idle => {
                 log::info!(target: "twistor::web", "closing idle connection from {}", cx.transport().get_peer());
-                self.close(cx);
+                self.close_bounded(cx);
             }
             Phase::Stream(_) => {
                 log::info!(target: "twistor::web", "request body from {} timed out", cx.transport().get_peer());
@@ -261,7 +266,11 @@ impl HttpChannel {
                     },
                 );
             }
-            Phase::Dispatched | Phase::Closing => {}
+            Phase::Closing => {
+                log::info!(target: "twistor::web", "forcibly closing the connection from {}: its queued bytes were not taken", cx.transport().get_peer());
+                cx.transport().abort_connection();
+            }
+            Phase::Dispatched => {}
         }
     }
 
@@ -273,6 +282,15 @@ impl HttpChannel {
             let _ = t.cancel();
         }
         cx.transport().lose_connection();
+    }
+
+    /// [`close`](Self::close) for a client the server gave up on (a timeout, a refused
+    /// request): the polite close waits for queued bytes to be taken, which a client that
+    /// stopped reading never does, so the connection is aborted after `abort_timeout`. A
+    /// close after a normal response sets no timer: the request path reads no clock for it.
+    fn close_bounded(&mut self, cx: &Context<Self>) {
+        self.close(cx);
+        self.set_deadline(cx, self.site.limits().abort_timeout);
     }
 
     /// Answers a request that cannot be served with `code` and closes. Only ever called when
@@ -302,7 +320,7 @@ impl HttpChannel {
         out.extend_from_slice(b"\r\n");
         out.extend_from_slice(body.as_bytes());
         cx.transport().write_owned(out);
-        self.close(cx);
+        self.close_bounded(cx);
     }
 
     /// Parses what is buffered, as far as it goes.
@@ -453,13 +471,21 @@ impl HttpChannel {
         match mode {
             BodyMode::Buffered => {
                 let cap = reader.remaining.min(64 * 1024) as usize;
+                let (timeout, rated) = (limits.body_timeout, limits.min_body_rate.is_some());
+                self.set_deadline(cx, timeout);
+                // The start is what the deadline was computed from: no second clock read.
+                let started = match timeout {
+                    Some(t) if rated => self.deadline - t,
+                    _ if rated => self.now(),
+                    _ => 0.0,
+                };
                 self.phase = Phase::Body(Box::new(Pending {
                     request,
                     resource,
                     body: Vec::with_capacity(cap),
                     reader,
+                    started,
                 }));
-                self.set_deadline(cx, limits.body_timeout);
             }
             BodyMode::Stream { .. } => {
                 let stream = Rc::new(BodyStream::default());
@@ -601,6 +627,29 @@ impl HttpChannel {
         s.request.connection_lost(Failure::new(error));
     }
 
+    /// A body read whole must average `min_body_rate` after `body_grace`: the deadline is
+    /// moved earlier to when the bytes received so far stop covering the rate, so a client
+    /// trickling a byte just before each `body_timeout` cannot hold a connection for ever.
+    fn check_body_rate(&mut self, cx: &Context<Self>) {
+        let limits = self.site.limits();
+        let (Some(rate), Phase::Body(p)) = (limits.min_body_rate, &self.phase) else {
+            return;
+        };
+        let due = p.started + limits.body_grace + p.reader.received as f64 / rate.max(1e-9);
+        if due < self.deadline {
+            self.deadline = due;
+            if let Some(t) = &self.timer
+                && t.active()
+            {
+                if t.get_time() <= due {
+                    return;
+                }
+                let _ = t.cancel();
+            }
+            self.arm(cx);
+        }
+    }
+
     /// While a request is answered, later input is only buffered, up to a bound.
     fn check_pipelined(&mut self, cx: &Context<Self>) {
         if !self.paused && self.buf.len() > self.site.limits().max_pipelined {
@@ -678,6 +727,21 @@ impl Protocol for HttpChannel {
             // Responses are written whole; Nagle would only delay the last segment.
             let _ = tcp.set_nodelay(true);
         }
+        if let Some(max) = self.site.limits().max_connections_per_peer
+            && let Some(ip) = cx.transport().get_peer().socket_addr().map(|a| a.ip())
+        {
+            if !self.site.peer_connected(ip, max) {
+                log::info!(target: "twistor::web", "refusing a connection from {ip}: it has {max} already");
+                return self.reject(
+                    cx,
+                    Reject {
+                        code: status::SERVICE_UNAVAILABLE,
+                        why: "too many connections from this address",
+                    },
+                );
+            }
+            self.peer = Some(ip);
+        }
         self.set_deadline(cx, self.site.limits().idle_timeout);
     }
 
@@ -692,6 +756,7 @@ impl Protocol for HttpChannel {
                 self.buf.extend_from_slice(data);
                 self.set_deadline(cx, self.site.limits().body_timeout);
                 self.process(cx);
+                self.check_body_rate(cx);
             }
             Phase::Stream(_) => {
                 // The timeout is set after the bytes are handed on (the receiver may pause).
@@ -706,6 +771,9 @@ impl Protocol for HttpChannel {
     }
 
     fn connection_lost(&mut self, _cx: &Context<Self>, reason: Failure) {
+        if let Some(ip) = self.peer.take() {
+            self.site.peer_disconnected(ip);
+        }
         self.phase = Phase::Closing;
         self.buf = Vec::new();
         if let Some(t) = self.timer.take() {
@@ -972,5 +1040,162 @@ mod tests {
         st.deliver(&vec![b'b'; n]);
         assert_eq!(crate::testing::success_result_of(&body).len(), 2 * n);
         assert_eq!(r.body_pending_high_water(), n);
+    }
+
+    /// A transport that tells a polite close from an abort and never takes its queued
+    /// bytes (a client that stopped reading).
+    #[derive(Default)]
+    struct Stuck {
+        written: RefCell<Vec<u8>>,
+        lose: std::cell::Cell<u32>,
+        abort: std::cell::Cell<u32>,
+        /// The peer's address (127.0.0.1:5000 when not set).
+        peer: Option<crate::transport::Address>,
+    }
+    impl crate::transport::TransportImpl for Stuck {
+        fn write(&self, data: &[u8]) {
+            self.written.borrow_mut().extend_from_slice(data);
+        }
+        fn lose_connection(&self) {
+            self.lose.set(self.lose.get() + 1);
+        }
+        fn abort_connection(&self) {
+            self.abort.set(self.abort.get() + 1);
+        }
+        fn lose_write_connection(&self) {}
+        fn get_host(&self) -> crate::transport::Address {
+            crate::transport::Address::Tcp(([127, 0, 0, 1], 80).into())
+        }
+        fn get_peer(&self) -> crate::transport::Address {
+            self.peer
+                .clone()
+                .unwrap_or_else(|| crate::transport::Address::Tcp(([127, 0, 0, 1], 5000).into()))
+        }
+        fn disconnecting(&self) -> bool {
+            self.lose.get() + self.abort.get() > 0
+        }
+        fn pause_producing(&self) {}
+        fn resume_producing(&self) {}
+        fn stop_producing(&self) {}
+        fn register_producer(
+            &self,
+            _p: Rc<dyn crate::transport::Producer>,
+            _streaming: bool,
+        ) -> Result<(), crate::transport::ProducerError> {
+            Ok(())
+        }
+        fn unregister_producer(&self) {}
+    }
+
+    fn stuck(site: &Site) -> (Rc<Stuck>, Rc<dyn crate::protocol::ProtocolDriver>) {
+        stuck_from(site, None)
+    }
+
+    fn stuck_from(
+        site: &Site,
+        peer: Option<crate::transport::Address>,
+    ) -> (Rc<Stuck>, Rc<dyn crate::protocol::ProtocolDriver>) {
+        let t = Rc::new(Stuck {
+            peer,
+            ..Stuck::default()
+        });
+        let (driver, _) =
+            crate::protocol::attach(site.channel(), crate::transport::Transport::new(t.clone()));
+        driver.make_connection();
+        (t, driver)
+    }
+
+    #[test]
+    fn a_connection_closed_for_a_timeout_is_aborted_15_seconds_later() {
+        let (reactor, _, site) = server();
+        let (t, _driver) = stuck(&site);
+        reactor.clock().advance(60.0);
+        assert_eq!((t.lose.get(), t.abort.get()), (1, 0), "polite close first");
+        reactor.clock().advance(14.0);
+        assert_eq!(t.abort.get(), 0);
+        reactor.clock().advance(1.0);
+        assert_eq!(t.abort.get(), 1, "then aborted");
+
+        // The same after a 408 and after a refused request.
+        let (t, driver) = stuck(&site);
+        driver.data_received(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\na");
+        reactor.clock().advance(30.0);
+        assert!(t.written.borrow().starts_with(b"HTTP/1.1 408 "));
+        reactor.clock().advance(15.0);
+        assert_eq!((t.lose.get(), t.abort.get()), (1, 1));
+        let (t, driver) = stuck(&site);
+        driver.data_received(b"GET / HTTP/1.1\r\nHost: x\r\nBad Header: 1\r\n\r\n");
+        reactor.clock().advance(15.0);
+        assert_eq!((t.lose.get(), t.abort.get()), (1, 1));
+    }
+
+    #[test]
+    fn no_abort_once_the_connection_is_gone_or_without_an_abort_timeout() {
+        let (reactor, _, site) = server();
+        let (t, driver) = stuck(&site);
+        reactor.clock().advance(60.0);
+        driver.connection_lost(crate::Failure::new(crate::error::ConnectionDone));
+        reactor.clock().advance(100.0);
+        assert_eq!((t.lose.get(), t.abort.get()), (1, 0));
+
+        let reactor = Rc::new(MemoryReactor::new());
+        let site = Site::with_options(
+            Rc::new(App::default()),
+            reactor.clone(),
+            HttpLimits {
+                abort_timeout: None,
+                ..HttpLimits::default()
+            },
+            AccessLog::Off,
+        );
+        let (t, _driver) = stuck(&site);
+        reactor.clock().advance(1000.0);
+        assert_eq!((t.lose.get(), t.abort.get()), (1, 0));
+    }
+
+    #[test]
+    fn a_close_after_a_normal_response_sets_no_abort_timer() {
+        let (reactor, _, site) = server();
+        let (t, driver) = stuck(&site);
+        driver.data_received(b"GET / HTTP/1.0\r\n\r\n");
+        assert_eq!(t.lose.get(), 1);
+        reactor.clock().advance(1000.0);
+        assert_eq!(t.abort.get(), 0);
+    }
+
+    #[test]
+    fn the_access_log_names_an_ipv6_peer_bare_and_an_addressless_one_dash() {
+        #[derive(Clone, Default)]
+        struct Sink(Rc<RefCell<Vec<u8>>>);
+        impl std::io::Write for Sink {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                self.0.borrow_mut().extend_from_slice(b);
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let sink = Sink::default();
+        let site = Site::with_options(
+            Rc::new(App::default()),
+            Rc::new(MemoryReactor::new()),
+            HttpLimits::default(),
+            AccessLog::Writer(Box::new(sink.clone())),
+        );
+        for peer in [
+            crate::transport::Address::Tcp("[::1]:5000".parse().unwrap()),
+            crate::transport::Address::Memory("pipe".into()),
+        ] {
+            let (_t, driver) = stuck_from(&site, Some(peer));
+            driver.data_received(GET);
+        }
+        site.flush_log();
+        let log = String::from_utf8(sink.0.borrow().clone()).unwrap();
+        let ips: Vec<&str> = log
+            .lines()
+            .map(|l| &l[..l.find(" - - ").unwrap()])
+            .collect();
+        assert_eq!(ips, ["\"::1\"", "\"-\""]);
     }
 }

@@ -39,6 +39,23 @@ pub struct HttpLimits {
     /// Seconds the body may go without a byte arriving (default 30; `None`: forever).
     /// Answered with `408`.
     pub body_timeout: Option<f64>,
+    /// Bytes per second a body read whole must average once `body_grace` has passed since
+    /// its head (default 1024; `None`: no minimum). Answered with `408`. Without it a
+    /// client sending a byte just before each `body_timeout` holds its connection (and the
+    /// body's memory) for as long as it likes. Streamed bodies (`BodyMode::Stream`) are
+    /// paced by their resource and only get `body_timeout`.
+    pub min_body_rate: Option<f64>,
+    /// Seconds a body may take before `min_body_rate` applies (default 60).
+    pub body_grace: f64,
+    /// Most connections open at once from one IP address (default `None`: no limit). One
+    /// more is answered `503 Service Unavailable` and closed. Off by default: clients behind
+    /// one NAT or proxy share an address.
+    pub max_connections_per_peer: Option<usize>,
+    /// Seconds a connection the server closed for a timeout or a refused request may take
+    /// to send what is queued (default 15; `None`: forever). A client that stops reading
+    /// would otherwise hold a closing connection open indefinitely; past this it is
+    /// aborted, queued bytes dropped.
+    pub abort_timeout: Option<f64>,
 }
 
 impl Default for HttpLimits {
@@ -52,6 +69,10 @@ impl Default for HttpLimits {
             idle_timeout: Some(60.0),
             head_timeout: Some(20.0),
             body_timeout: Some(30.0),
+            min_body_rate: Some(1024.0),
+            body_grace: 60.0,
+            max_connections_per_peer: None,
+            abort_timeout: Some(15.0),
         }
     }
 }

@@ -26,9 +26,14 @@
 //! streamed body); answered
 //! with 408 when a request was cut. Moving the deadline later costs nothing (the timer
 //! re-arms itself when it fires early), so keep-alive requests schedule no timer each.
+//! A connection the server closes for a timeout or a refused request gets one more
+//! deadline, [`HttpLimits::abort_timeout`]: a client that stopped reading cannot hold the
+//! closing connection open, it is aborted (Twisted's `abortTimeout`). A close after a
+//! normal response sets no timer.
 
 mod channel;
 mod limits;
+pub mod multipart;
 pub(crate) mod parse;
 
 pub use channel::HttpChannel;

@@ -40,12 +40,78 @@ const CHUNK: u64 = 64 * 1024;
 /// ```
 pub struct File {
     files: StaticFiles,
+    /// Extensions (lower case, without the dot) whose files are answered by a resource
+    /// made from their path instead of their bytes.
+    processors: Vec<(String, Processor)>,
 }
+
+/// Makes the resource answering for one file (Twisted's `File.processors` values).
+type Processor = Rc<dyn Fn(&std::path::Path) -> Rc<dyn Resource>>;
 
 impl File {
     /// Serves `files` (see [`StaticFiles`] for the options).
     pub fn new(files: StaticFiles) -> File {
-        File { files }
+        File {
+            files,
+            processors: Vec::new(),
+        }
+    }
+
+    /// Files ending in `.ext` (any case; `ext` with or without its dot) are answered by the
+    /// resource `make` returns for their path, not sent as they are (Twisted's
+    /// `File.processors`). Index files count; the path is resolved under the root as for
+    /// any file.
+    ///
+    /// ```
+    /// use std::rc::Rc;
+    /// use twistor::testing::{MemoryReactor, StringTransport};
+    /// use twistor::web::resource::{Render, Resource};
+    /// use twistor::web::static_files::file::File;
+    /// use twistor::web::static_files::response::StaticFiles;
+    /// use twistor::web::{Request, Site};
+    ///
+    /// struct Size(u64);
+    /// impl Resource for Size {
+    ///     fn is_leaf(&self) -> bool { true }
+    ///     fn render_get(&self, _r: &Request) -> Option<Render> {
+    ///         Some(format!("{} bytes", self.0).into())
+    ///     }
+    /// }
+    /// let dir = std::env::temp_dir().join(format!("twistor-doc-processors-{}", std::process::id()));
+    /// std::fs::create_dir_all(&dir).unwrap();
+    /// std::fs::write(dir.join("page.size"), b"12345").unwrap();
+    /// let file = File::new(StaticFiles::new(&dir)).with_processor(".size", |path| {
+    ///     Rc::new(Size(std::fs::metadata(path).map_or(0, |m| m.len())))
+    /// });
+    /// let site = Site::new(Rc::new(file), Rc::new(MemoryReactor::new()));
+    /// let st = StringTransport::new();
+    /// st.connect(site.channel());
+    /// st.deliver(b"GET /page.size HTTP/1.1\r\nHost: x\r\n\r\n");
+    /// assert!(String::from_utf8(st.value()).unwrap().ends_with("\r\n\r\n5 bytes"));
+    /// std::fs::remove_dir_all(&dir).unwrap();
+    /// ```
+    #[doc(alias = "processors")]
+    pub fn with_processor(
+        mut self,
+        ext: &str,
+        make: impl Fn(&std::path::Path) -> Rc<dyn Resource> + 'static,
+    ) -> File {
+        let ext = ext.trim_start_matches('.').to_ascii_lowercase();
+        self.processors.push((ext, Rc::new(make)));
+        self
+    }
+
+    /// The resource of a processor for the file the request names, if one applies.
+    fn processed(&self, request: &Request) -> Option<Rc<dyn Resource>> {
+        let resolved = request.with_postpath(|segments| {
+            super::path::resolve(self.files.root(), segments, &self.files.resolve)
+        });
+        let Ok(super::path::Resolved::File(path)) = resolved else {
+            return None;
+        };
+        let ext = path.extension()?.to_str()?.to_ascii_lowercase();
+        let (_, make) = self.processors.iter().find(|(e, _)| *e == ext)?;
+        Some(make(&path))
     }
 }
 
@@ -55,6 +121,11 @@ impl Resource for File {
     }
 
     fn render(&self, request: &Request) -> Render {
+        if !self.processors.is_empty()
+            && let Some(resource) = self.processed(request)
+        {
+            return resource.render(request);
+        }
         // Everything is read from the request in place: its headers where they were
         // parsed, its path and query borrowed when they are UTF-8 (they are ASCII on the
         // wire), the postpath without a copy. A method that is not UTF-8 is no method
