@@ -209,6 +209,8 @@ struct InFlight {
     body: Option<Rc<BodyChannel>>,
     keep_alive: bool,
     producer: Option<Rc<dyn BodyProducer>>,
+    /// Cancels the producer's Deferred when the request is cancelled (as Twisted does).
+    producing: Option<crate::defer::CancelHandle>,
     consumer: Option<BodyConsumer>,
     request_done: bool,
 }
@@ -255,6 +257,8 @@ pub struct HttpClientProtocol {
     buf: Vec<u8>,
     current: Option<InFlight>,
     on_quiescent: Option<Box<dyn FnOnce()>>,
+    /// Whether a byte of the current response arrived (read by a cancelled request).
+    started: Rc<Cell<bool>>,
 }
 
 impl Default for HttpClientProtocol {
@@ -277,6 +281,7 @@ impl HttpClientProtocol {
             buf: Vec::new(),
             current: None,
             on_quiescent: None,
+            started: Rc::new(Cell::new(false)),
         }
     }
 
@@ -297,8 +302,10 @@ impl HttpClientProtocol {
     }
 
     /// Sends `request`; the Deferred fires with the response once its head is parsed.
-    /// Cancelling it aborts the connection and fails it with
-    /// `ResponseNeverReceived([CancelledError])`.
+    /// Cancelling it stops and cancels the body producer, aborts the connection and fails it
+    /// with `CancelledError` wrapped as Twisted does: in [`RequestGenerationFailed`] while
+    /// the request is still being written, in [`ResponseFailed`] once part of the response
+    /// head arrived, else in [`ResponseNeverReceived`].
     pub fn request(&mut self, cx: &Context<Self>, request: ClientRequest) -> Deferred<Response> {
         if self.state.get() != ClientState::Quiescent {
             return Deferred::fail(RequestNotSent);
@@ -312,8 +319,19 @@ impl HttpClientProtocol {
             }
         };
         let me = cx.handle();
+        let (state, started) = (self.state.clone(), self.started.clone());
+        self.started.set(false);
         let (d, resolver) = Deferred::with_canceller(move |r: &Resolver<Response>| {
-            let _ = r.errback(ResponseNeverReceived::new(Failure::new(CancelledError)));
+            // Decided from shared cells: from inside one of the protocol's own callbacks the
+            // protocol cannot be entered before this Deferred must fail.
+            let reason = Failure::new(CancelledError);
+            let _ = if state.get() == ClientState::Transmitting {
+                r.errback(RequestGenerationFailed::new(reason))
+            } else if started.get() {
+                r.errback(ResponseFailed::new(reason))
+            } else {
+                r.errback(ResponseNeverReceived::new(reason))
+            };
             me.with(|p, cx| p.cancel(cx));
         });
         self.state.set(ClientState::Transmitting);
@@ -329,6 +347,7 @@ impl HttpClientProtocol {
             body: None,
             keep_alive: false,
             producer: None,
+            producing: None,
             consumer: None,
             request_done: false,
         };
@@ -354,7 +373,11 @@ impl HttpClientProtocol {
                 let _ =
                     transport.register_producer(Rc::new(ProducerAdapter(producer.clone())), true);
                 let me = cx.handle();
-                let _ = producer.start_producing(consumer).add_both(move |res| {
+                let producing = producer.start_producing(consumer);
+                if let Some(flight) = self.current.as_mut() {
+                    flight.producing = Some(producing.cancel_handle());
+                }
+                let _ = producing.add_both(move |res| {
                     me.with(move |p, cx| p.body_done(cx, res));
                     Ok(())
                 });
@@ -407,16 +430,24 @@ impl HttpClientProtocol {
     }
 
     fn cancel(&mut self, cx: &Context<Self>) {
+        let mut producing = None;
         if let Some(flight) = self.current.as_mut() {
             flight.response = None;
             if let Some(p) = flight.producer.take() {
                 p.stop_producing();
+            }
+            if !flight.request_done {
+                producing = flight.producing.take();
             }
         }
         if self.state.get() != ClientState::ConnectionLost {
             self.state.set(ClientState::Aborting);
         }
         cx.transport().abort_connection();
+        // Last: its callbacks re-enter this protocol (queued, they find it aborting).
+        if let Some(h) = producing {
+            h.cancel();
+        }
     }
 
     /// Aborts the connection with `reason` (the agent's response timeout): a pending response
@@ -584,6 +615,7 @@ impl Protocol for HttpClientProtocol {
             return;
         };
         flight.got_bytes = true;
+        self.started.set(true);
         self.buf.extend_from_slice(data);
         self.process(cx);
     }
