@@ -90,6 +90,11 @@ pub(crate) fn parse_head(
                 "more than {max_headers} headers"
             ))));
         }
+        Err(httparse::Error::Version) if !status_line(buf).contains(&b' ') => {
+            return Err(crate::Failure::new(ParseError(
+                "the status line has no status code".into(),
+            )));
+        }
         Err(httparse::Error::Version) => {
             let line = buf[..end].split(|&b| b == b' ' || b == b'\n').next();
             let v = String::from_utf8_lossy(line.unwrap_or(b"")).into_owned();
@@ -107,7 +112,19 @@ pub(crate) fn parse_head(
     }
     let mut headers = Headers::new();
     for h in resp.headers.iter() {
-        if let Err(e) = headers.try_add(h.name, h.value) {
+        let unfolded;
+        let mut value = h.value;
+        if value.contains(&b'\n') {
+            // An obsolete line folding: the continuation joins the value as it came,
+            // leading whitespace included (as Twisted does), the line break dropped.
+            unfolded = value
+                .iter()
+                .copied()
+                .filter(|&b| b != b'\r' && b != b'\n')
+                .collect::<Vec<u8>>();
+            value = &unfolded;
+        }
+        if let Err(e) = headers.try_add(h.name, value) {
             return Err(crate::Failure::new(ParseError(e.to_string())));
         }
     }
@@ -118,6 +135,12 @@ pub(crate) fn parse_head(
         headers,
     };
     Ok(Some((head, end)))
+}
+
+/// The first line of `buf`, without its line break.
+fn status_line(buf: &[u8]) -> &[u8] {
+    let line = buf.split(|&b| b == b'\n').next().unwrap_or(buf);
+    line.strip_suffix(b"\r").unwrap_or(line)
 }
 
 /// The body framing of a final response to `method` (RFC 9112 section 6.3).
