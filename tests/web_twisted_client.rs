@@ -1242,3 +1242,173 @@ fn read_body_cancel_aborts_the_connection() {
     assert!(f.is::<CancelledError>(), "{f}");
     assert!(st.lost_reason().unwrap().is::<ConnectionAborted>());
 }
+
+// ---- logging of skipped 1xx responses ----------------------------------------------------------
+
+thread_local! {
+    static LOGGED: RefCell<Vec<String>> = const { RefCell::new(Vec::new()) };
+}
+
+struct Capture;
+impl log::Log for Capture {
+    fn enabled(&self, _: &log::Metadata) -> bool {
+        true
+    }
+    fn log(&self, record: &log::Record) {
+        // Per thread: tests run in parallel threads, each sees only its own records.
+        LOGGED.with(|l| l.borrow_mut().push(record.args().to_string()));
+    }
+    fn flush(&self) {}
+}
+
+#[test]
+fn each_ignored_1xx_response_is_logged() {
+    let _ = log::set_logger(&Capture);
+    log::set_max_level(log::LevelFilter::Trace);
+    LOGGED.with(|l| l.borrow_mut().clear());
+    let (st, h) = connected();
+    let d = get(&h, "GET", false);
+    st.deliver(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\n\r\n");
+    st.deliver(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+    assert_eq!(success_result_of(&d).code, 200);
+    let logged = LOGGED.with(|l| l.borrow().clone());
+    let interim: Vec<&String> = logged.iter().filter(|m| m.contains("interim")).collect();
+    assert_eq!(interim.len(), 2, "{logged:?}");
+    assert!(interim[0].contains("100") && interim[1].contains("103"));
+}
+
+// ---- deliberate departures named in the reference's checklist ----------------------------------
+
+#[test]
+fn versions_other_than_http_1_0_and_1_1_fail_unlike_twisted() {
+    // Twisted accepts any `proto/major.minor` and treats it as HTTP/1.1.
+    for raw in [
+        &b"HTTP/1.2 200 OK\r\n\r\n"[..],
+        b"HTTP/2.0 200 OK\r\n\r\n",
+        b"CANDY/7.2 200 OK\r\n\r\n",
+    ] {
+        let (st, h) = connected();
+        let d = get(&h, "GET", false);
+        st.deliver(raw);
+        let f = failure_result_of(&d);
+        assert!(first_reason(&f).is::<BadResponseVersion>(), "{f}");
+    }
+}
+
+#[test]
+fn http_1_0_response_is_reused_only_with_keep_alive_unlike_twisted() {
+    // Twisted keeps any HTTP/1.0 response's connection unless it says `Connection: close`.
+    for (extra, reused) in [("", false), ("Connection: keep-alive\r\n", true)] {
+        let clock = Clock::new();
+        let (a, mem) = agent(&clock, true);
+        let d = a.request("GET", "http://example.com/", None, None);
+        mem.last()
+            .deliver(format!("HTTP/1.0 200 OK\r\n{extra}Content-Length: 0\r\n\r\n").as_bytes());
+        success_result_of(&d);
+        assert_eq!(a.pool().idle_count() == 1, reused, "{extra:?}");
+    }
+}
+
+#[test]
+fn connection_close_token_in_any_case_or_list_stops_reuse_unlike_twisted() {
+    for value in ["close", "Close", "keep-alive, CLOSE", "x, close"] {
+        let clock = Clock::new();
+        let (a, mem) = agent(&clock, true);
+        let d = a.request("GET", "http://example.com/", None, None);
+        mem.last().deliver(
+            format!("HTTP/1.1 200 OK\r\nConnection: {value}\r\nContent-Length: 0\r\n\r\n")
+                .as_bytes(),
+        );
+        success_result_of(&d);
+        assert_eq!(a.pool().idle_count(), 0, "{value}");
+        assert!(mem.last().disconnecting());
+    }
+}
+
+#[test]
+fn redirect_303_keeps_head_unlike_twisted() {
+    // Twisted turns a HEAD into GET on 303; a HEAD asked for no body and still asks for none.
+    let clock = Clock::new();
+    let (a, mem) = agent(&clock, false);
+    let _d = RedirectAgent::new(a).request("HEAD", "http://example.com/", None, None);
+    redirect_to(&mem.last(), 303, Some("/other"));
+    assert!(head_of(&mem.last()).starts_with("HEAD /other HTTP/1.1\r\n"));
+}
+
+#[test]
+fn response_timeout_covers_connecting_too() {
+    // Twisted has no timeout of its own past the TCP connect; twistor's whole-response timeout
+    // also bounds a connection (or TLS handshake) that never completes.
+    struct Never(Rc<Cell<bool>>);
+    impl EndpointFactory for Never {
+        fn connect(
+            &self,
+            _uri: &Uri,
+            _protocol: HttpClientProtocol,
+        ) -> Deferred<Handle<HttpClientProtocol>> {
+            let cancelled = self.0.clone();
+            Deferred::with_canceller(move |_r: &Resolver<Handle<HttpClientProtocol>>| {
+                cancelled.set(true)
+            })
+            .0
+        }
+    }
+    let clock = Clock::new();
+    let cancelled = Rc::new(Cell::new(false));
+    let time: Rc<dyn twistor::time::ReactorTime> = Rc::new(clock.clone());
+    let opts = AgentOptions {
+        response_timeout: Some(std::time::Duration::from_secs(3)),
+        ..Default::default()
+    };
+    let a = Agent::using_endpoint_factory(time, Rc::new(Never(cancelled.clone())), None, opts);
+    let d = a.request("GET", "http://example.com/", None, None);
+    clock.advance(2.9);
+    assert_no_result(&d);
+    clock.advance(0.2);
+    let f = failure_result_of(&d);
+    assert!(f.is::<ResponseNeverReceived>(), "{f}");
+    assert!(first_reason(&f).is::<ResponseTimeout>(), "{f}");
+    assert!(cancelled.get(), "the connection attempt is cancelled");
+}
+
+// ---- test_agent: CookieAgent -------------------------------------------------------------------
+
+#[test]
+fn cookie_agent_empty_jar_sends_no_cookie_and_keeps_the_caller_one() {
+    let clock = Clock::new();
+    let (a, mem) = agent(&clock, false);
+    let jar = Rc::new(RefCell::new(CookieJar::new()));
+    let ca = CookieAgent::new(a, jar.clone());
+    let _d = ca.request("GET", "http://example.com/", None, None);
+    assert!(!head_of(&mem.last()).contains("Cookie"));
+    jar.borrow_mut()
+        .set_cookie(&Uri::parse("http://example.com/").unwrap(), "foo=1");
+    let mut h = Headers::new();
+    h.add("Cookie", "mine=2");
+    let _d = ca.request("GET", "http://example.com/", Some(h), None);
+    let sent = head_of(&mem.last());
+    assert!(
+        sent.contains("\r\nCookie: mine=2\r\n") && !sent.contains("foo=1"),
+        "{sent}"
+    );
+}
+
+#[test]
+fn cookie_agent_inside_a_redirect_agent_sees_every_hop() {
+    let clock = Clock::new();
+    let (a, mem) = agent(&clock, false);
+    let jar = Rc::new(RefCell::new(CookieJar::new()));
+    let ra = RedirectAgent::new(CookieAgent::new(a, jar.clone()));
+    let d = ra.request("GET", "http://example.com/login", None, None);
+    mem.last().deliver(
+        b"HTTP/1.1 302 Found\r\nLocation: /home\r\nSet-Cookie: sid=abc; Path=/\r\nContent-Length: 0\r\n\r\n",
+    );
+    assert!(
+        head_of(&mem.last()).contains("\r\nCookie: sid=abc\r\n"),
+        "{}",
+        head_of(&mem.last())
+    );
+    mem.last()
+        .deliver(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+    assert_eq!(success_result_of(&d).code, 200);
+}

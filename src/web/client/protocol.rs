@@ -17,7 +17,10 @@
 //! bytes but before the end of the head: [`ResponseFailed`]; the body producer fails or
 //! writes a wrong length: [`RequestGenerationFailed`]. A body cut short ends with
 //! `ResponseFailed([reason, DataLoss])`; a close-delimited body with
-//! [`PotentialDataLoss`].
+//! [`PotentialDataLoss`]. A cancelled request fails with `CancelledError` in the same
+//! wrappers, chosen as Twisted chooses them: `RequestGenerationFailed` while the body is
+//! still being written (the producer is stopped and its Deferred cancelled),
+//! `ResponseFailed` once part of the head arrived, `ResponseNeverReceived` otherwise.
 //!
 //! # Reuse
 //!
