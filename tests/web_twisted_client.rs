@@ -1412,3 +1412,200 @@ fn cookie_agent_inside_a_redirect_agent_sees_every_hop() {
         .deliver(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
     assert_eq!(success_result_of(&d).code, 200);
 }
+
+// ---- more of HTTPParserTests / HTTP11ClientProtocolTests ----------------------------------------
+
+#[test]
+fn continued_header_lines_keep_their_whitespace_and_values_are_stripped() {
+    let (st, h) = connected();
+    let d = get(&h, "GET", false);
+    st.deliver(
+        b"HTTP/1.1 200 OK\r\nX-Foo: bar\r\n baz\r\n\tquux\r\nX-Multiline: a\r\n    b\r\n\
+          X-Bar: \t \r\n bar \t\r\n \t\r\nContent-Length: 0\r\n\r\n",
+    );
+    let r = success_result_of(&d);
+    assert_eq!(r.headers.get_str("x-foo"), Some("bar baz\tquux"));
+    assert_eq!(r.headers.get_str("x-multiline"), Some("a    b"));
+    assert_eq!(r.headers.get_str("x-bar"), Some("bar"));
+}
+
+#[test]
+fn repeated_response_headers_keep_every_value_in_order() {
+    let (st, h) = connected();
+    let d = get(&h, "GET", false);
+    st.deliver(b"HTTP/1.1 200 OK\r\nX-Foo: bar\r\nX-Foo: baz\r\nContent-Length: 0\r\n\r\n");
+    let r = success_result_of(&d);
+    let values: Vec<&[u8]> = r.headers.get_all("x-foo").collect();
+    assert_eq!(values, [&b"bar"[..], b"baz"]);
+}
+
+#[test]
+fn some_response_but_not_all_is_response_failed() {
+    let (st, h) = connected();
+    let d = get(&h, "HEAD", false);
+    st.deliver(b"2");
+    st.connection_lost(Failure::new(ConnectionLost::default()));
+    let f = failure_result_of(&d);
+    assert!(f.is::<ResponseFailed>(), "{f}");
+}
+
+#[test]
+fn request_deferred_fires_on_the_last_byte_of_the_head() {
+    let (st, h) = connected();
+    let d = get(&h, "GET", false);
+    st.deliver(b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r");
+    assert_no_result(&d);
+    st.deliver(b"\n");
+    let r = success_result_of(&d);
+    let body = read_body(&r);
+    st.deliver(b"foo");
+    st.deliver(b"bar");
+    assert_eq!(success_result_of(&body), b"foobar");
+}
+
+#[test]
+fn unparseable_garbage_is_response_failed_parse_error() {
+    let (st, h) = connected();
+    let d = get(&h, "GET", false);
+    st.deliver(b"unparseable garbage goes here\r\n\r\n");
+    let f = failure_result_of(&d);
+    assert!(f.is::<ResponseFailed>(), "{f}");
+    let e = first_reason(&f);
+    assert!(e.is::<ParseError>() || e.is::<BadResponseVersion>(), "{f}");
+    assert!(st.lost_reason().is_some());
+}
+
+#[test]
+fn response_with_connection_close_refuses_a_second_request() {
+    let (st, h) = connected();
+    let d = get(&h, "GET", true);
+    st.deliver(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+    let r = success_result_of(&d);
+    assert_eq!(r.code, 200);
+    assert!(st.disconnecting());
+    // Twisted calls this state quiescent until the close completes; twistor refuses the
+    // closing connection a request instead of writing into it.
+    assert!(failure_result_of(&get(&h, "GET", true)).is::<RequestNotSent>());
+}
+
+#[test]
+fn response_before_request_generation_done_is_parsed_and_not_reused() {
+    // A transport whose lose_connection only marks it disconnecting, as Twisted's.
+    let st = StringTransport::new();
+    let h = st.connect(HttpClientProtocol::new());
+    let called = Rc::new(Cell::new(false));
+    let c = called.clone();
+    h.with(move |p, _| p.set_quiescent_callback(move || c.set(true)));
+    let p = TestProducer::new(None);
+    let mut r = ClientRequest::new("POST", "/", host_headers());
+    r.body = Some(p.clone());
+    r.persistent = true;
+    let d = send(&h, r);
+    st.deliver(b"HTTP/1.1 200 OK\r\nX-Foo: bar\r\nContent-Length: 6\r\n\r\nfoobar");
+    let response = success_result_of(&d);
+    assert_eq!(
+        h.with(|p, _| p.state()),
+        Some(ClientState::TransmittingAfterResponse)
+    );
+    assert!(st.disconnecting());
+    assert!(!called.get());
+    assert_eq!(response.headers.get_str("x-foo"), Some("bar"));
+    assert_eq!(success_result_of(&read_body(&response)), b"foobar");
+    // The request finishing late changes nothing.
+    p.finish();
+    st.connection_lost(Failure::new(ConnectionLost::default()));
+    assert!(matches!(
+        h.with(|p, _| p.state()),
+        None | Some(ClientState::ConnectionLost)
+    ));
+}
+
+#[test]
+fn connection_lost_then_the_producer_finishing_or_failing_is_harmless() {
+    for fail in [false, true] {
+        let (st, h) = connected();
+        let p = TestProducer::new(None);
+        let d = post_with(&h, &p);
+        st.connection_lost(Failure::new(ConnectionLost::default()));
+        assert!(failure_result_of(&d).is::<RequestTransmissionFailed>());
+        let r = p.finished.borrow_mut().take().unwrap();
+        if fail {
+            let _ = r.errback(Failure::msg("late"));
+        } else {
+            let _ = r.callback(());
+        }
+        assert!(
+            st.value().ends_with(b"\r\n\r\n"),
+            "nothing written after the loss"
+        );
+    }
+}
+
+#[test]
+fn body_protocol_aborting_gets_response_failed_with_data_loss() {
+    let (st, h) = connected();
+    let d = get(&h, "GET", false);
+    st.deliver(b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n");
+    struct Aborter(Seen);
+    impl Protocol for Aborter {
+        fn connection_made(&mut self, cx: &Context<Self>) {
+            cx.transport().lose_connection();
+        }
+        fn data_received(&mut self, _: &Context<Self>, _: &[u8]) {}
+        fn connection_lost(&mut self, _: &Context<Self>, why: Failure) {
+            self.0.borrow_mut().1 = Some(why)
+        }
+    }
+    let seen: Seen = Rc::default();
+    success_result_of(&d)
+        .deliver_body(Aborter(seen.clone()))
+        .unwrap();
+    assert!(st.lost_reason().unwrap().is::<ConnectionAborted>());
+    let why = seen.borrow().1.clone().expect("connection_lost called");
+    let e = why
+        .downcast_ref::<ResponseFailed>()
+        .expect("ResponseFailed");
+    assert!(e.reasons[0].is::<ConnectionAborted>(), "{why}");
+    assert!(e.has::<DataLoss>());
+}
+
+#[test]
+fn quiescent_callback_runs_before_the_body_protocol_hears_the_end() {
+    let order: Rc<RefCell<Vec<&'static str>>> = Rc::default();
+    let (st, h) = connected();
+    let o = order.clone();
+    h.with(move |p, _| p.set_quiescent_callback(move || o.borrow_mut().push("quiescent")));
+    let d = get(&h, "GET", true);
+    st.deliver(b"HTTP/1.1 200 OK\r\nContent-length: 3\r\n\r\n");
+    assert!(order.borrow().is_empty(), "not at the end of the head");
+    struct Ends(Rc<RefCell<Vec<&'static str>>>);
+    impl Protocol for Ends {
+        fn data_received(&mut self, _: &Context<Self>, _: &[u8]) {}
+        fn connection_lost(&mut self, _: &Context<Self>, why: Failure) {
+            assert!(why.is::<ResponseDone>());
+            self.0.borrow_mut().push("response done");
+        }
+    }
+    success_result_of(&d)
+        .deliver_body(Ends(order.clone()))
+        .unwrap();
+    st.deliver(b"abc");
+    assert_eq!(*order.borrow(), ["quiescent", "response done"]);
+    assert_eq!(h.with(|p, _| p.state()), Some(ClientState::Quiescent));
+}
+
+#[test]
+fn quiescent_callback_runs_before_the_request_deferred_for_an_empty_body() {
+    let order: Rc<RefCell<Vec<&'static str>>> = Rc::default();
+    let (st, h) = connected();
+    let o = order.clone();
+    h.with(move |p, _| p.set_quiescent_callback(move || o.borrow_mut().push("quiescent")));
+    let o = order.clone();
+    let d = get(&h, "GET", true).add_callback(move |r| {
+        o.borrow_mut().push("response");
+        r
+    });
+    st.deliver(b"HTTP/1.1 200 OK\r\nContent-length: 0\r\n\r\n");
+    success_result_of(&d);
+    assert_eq!(*order.borrow(), ["quiescent", "response"]);
+}
