@@ -1609,3 +1609,132 @@ fn quiescent_callback_runs_before_the_request_deferred_for_an_empty_body() {
     success_result_of(&d);
     assert_eq!(*order.borrow(), ["quiescent", "response"]);
 }
+
+// ---- more of HTTPConnectionPoolTests -----------------------------------------------------------
+
+#[test]
+fn close_cached_connections_fires_when_all_are_gone() {
+    let clock = Clock::new();
+    let (a, mem) = agent(&clock, true);
+    let ds: Vec<_> = ["http://example.com/", "http://www2.example.com/"]
+        .iter()
+        .map(|u| a.request("GET", u, None, None))
+        .collect();
+    for i in 0..2 {
+        let st = mem.made.borrow()[i].1.clone();
+        st.deliver(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+    }
+    for d in &ds {
+        success_result_of(d);
+    }
+    assert_eq!(a.pool().idle_count(), 2);
+    let done = a.pool().close_cached_connections();
+    assert_eq!(a.pool().idle_count(), 0);
+    for i in 0..2 {
+        assert!(mem.made.borrow()[i].1.lost_reason().is_some());
+    }
+    success_result_of(&done);
+    assert!(
+        clock.get_delayed_calls().is_empty(),
+        "idle timers cancelled"
+    );
+}
+
+#[test]
+fn close_cached_connections_waits_for_a_slow_close() {
+    // A transport whose abort only marks it: the Deferred waits for connection_lost.
+    let clock = Clock::new();
+    let time: Rc<dyn twistor::time::ReactorTime> = Rc::new(clock.clone());
+    let pool = HttpConnectionPool::new(time.clone());
+    struct Lazy(RefCell<Vec<StringTransport>>);
+    impl EndpointFactory for Lazy {
+        fn connect(
+            &self,
+            _uri: &Uri,
+            protocol: HttpClientProtocol,
+        ) -> Deferred<Handle<HttpClientProtocol>> {
+            let st = StringTransport::new();
+            let h = st.connect(protocol);
+            self.0.borrow_mut().push(st);
+            Deferred::succeed(h)
+        }
+    }
+    let lazy = Rc::new(Lazy(RefCell::default()));
+    let a = Agent::using_endpoint_factory(
+        time,
+        lazy.clone(),
+        Some(pool.clone()),
+        AgentOptions::default(),
+    );
+    let d = a.request("GET", "http://example.com/", None, None);
+    let st = lazy.0.borrow()[0].clone();
+    st.deliver(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+    success_result_of(&d);
+    let done = pool.close_cached_connections();
+    assert!(st.disconnecting());
+    assert_no_result(&done);
+    st.connection_lost(Failure::new(ConnectionDone));
+    success_result_of(&done);
+}
+
+#[test]
+fn cancelling_a_request_while_connecting_cancels_the_connect() {
+    struct Never(Rc<Cell<bool>>);
+    impl EndpointFactory for Never {
+        fn connect(
+            &self,
+            _uri: &Uri,
+            _protocol: HttpClientProtocol,
+        ) -> Deferred<Handle<HttpClientProtocol>> {
+            let cancelled = self.0.clone();
+            Deferred::with_canceller(move |_r: &Resolver<Handle<HttpClientProtocol>>| {
+                cancelled.set(true)
+            })
+            .0
+        }
+    }
+    let clock = Clock::new();
+    let cancelled = Rc::new(Cell::new(false));
+    let time: Rc<dyn twistor::time::ReactorTime> = Rc::new(clock.clone());
+    let a = Agent::using_endpoint_factory(
+        time,
+        Rc::new(Never(cancelled.clone())),
+        None,
+        AgentOptions::default(),
+    );
+    let d = a.request("GET", "http://example.com/", None, None);
+    d.cancel();
+    assert!(cancelled.get());
+    let f = failure_result_of(&d);
+    assert!(
+        f.is::<CancelledError>() || first_reason(&f).is::<CancelledError>(),
+        "{f}"
+    );
+}
+
+#[test]
+fn max_persistent_per_host_is_per_key() {
+    let clock = Clock::new();
+    let (a, mem) = agent(&clock, true);
+    let uris = [
+        "http://example.com/",
+        "http://example.com/",
+        "https://example.com/",
+        "http://www2.example.com/",
+    ];
+    let ds: Vec<_> = uris
+        .iter()
+        .map(|u| a.request("GET", u, None, None))
+        .collect();
+    for i in 0..4 {
+        let st = mem.made.borrow()[i].1.clone();
+        st.deliver(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+    }
+    for d in &ds {
+        success_result_of(d);
+    }
+    assert_eq!(a.pool().idle_count(), 4);
+    for i in 0..4 {
+        assert!(!mem.made.borrow()[i].1.disconnecting());
+    }
+}

@@ -262,6 +262,8 @@ pub struct HttpClientProtocol {
     on_quiescent: Option<Box<dyn FnOnce()>>,
     /// Whether a byte of the current response arrived (read by a cancelled request).
     started: Rc<Cell<bool>>,
+    /// Fired when the connection is gone.
+    lost_waiters: Vec<Resolver<()>>,
 }
 
 impl Default for HttpClientProtocol {
@@ -285,6 +287,7 @@ impl HttpClientProtocol {
             current: None,
             on_quiescent: None,
             started: Rc::new(Cell::new(false)),
+            lost_waiters: Vec::new(),
         }
     }
 
@@ -451,6 +454,16 @@ impl HttpClientProtocol {
         if let Some(h) = producing {
             h.cancel();
         }
+    }
+
+    /// A Deferred that fires once the connection is gone (at once if it is already).
+    pub(crate) fn when_lost(&mut self) -> Deferred<()> {
+        if self.state.get() == ClientState::ConnectionLost {
+            return Deferred::succeed(());
+        }
+        let (d, r) = Deferred::new();
+        self.lost_waiters.push(r);
+        d
     }
 
     /// Aborts the connection with `reason` (the agent's response timeout): a pending response
@@ -626,6 +639,9 @@ impl Protocol for HttpClientProtocol {
     fn connection_lost(&mut self, _cx: &Context<Self>, reason: Failure) {
         let before = self.state.replace(ClientState::ConnectionLost);
         self.on_quiescent = None;
+        for w in std::mem::take(&mut self.lost_waiters) {
+            let _ = w.callback(());
+        }
         let Some(mut flight) = self.current.take() else {
             return;
         };
