@@ -1738,3 +1738,76 @@ fn max_persistent_per_host_is_per_key() {
         assert!(!mem.made.borrow()[i].1.disconnecting());
     }
 }
+
+// ---- test_agent: the standard endpoints on a MemoryReactor -------------------------------------
+
+#[test]
+fn agent_connect_timeout_and_bind_address_reach_connect_tcp() {
+    use std::time::Duration;
+    use twistor::testing::MemoryReactor;
+    for scheme in ["http", "https"] {
+        let mr = Rc::new(MemoryReactor::new());
+        let opts = AgentOptions {
+            connect_timeout: Some(Duration::from_secs(5)),
+            bind_address: Some("192.168.0.1".parse().unwrap()),
+            ..Default::default()
+        };
+        let a = Agent::with_options(&mr, opts, None);
+        let _d = a.request("GET", &format!("{scheme}://127.0.0.7:1234/"), None, None);
+        let calls = mr.tcp_clients();
+        assert_eq!(calls.len(), 1, "{scheme}");
+        let c = &calls[0];
+        assert_eq!((c.host.as_str(), c.port), ("127.0.0.7", 1234));
+        assert_eq!(c.options.timeout, Some(Duration::from_secs(5)));
+        assert_eq!(
+            c.options.bind_address.map(|a| a.ip().to_string()),
+            Some("192.168.0.1".to_string())
+        );
+    }
+}
+
+#[test]
+fn agent_default_ports_are_80_and_443() {
+    use twistor::testing::MemoryReactor;
+    for (uri, port) in [("http://127.0.0.7/", 80), ("https://127.0.0.7/", 443)] {
+        let mr = Rc::new(MemoryReactor::new());
+        let a = Agent::new(&mr);
+        let _d = a.request("GET", uri, None, None);
+        assert_eq!(mr.tcp_clients()[0].port, port, "{uri}");
+    }
+}
+
+#[test]
+fn response_knows_its_request_method_and_absolute_uri() {
+    let clock = Clock::new();
+    let (a, mem) = agent(&clock, false);
+    let d = a.request("GET", "http://example.com/foo;1234?bar#frag", None, None);
+    mem.last()
+        .deliver(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+    let r = success_result_of(&d);
+    assert_eq!(r.request_method, "GET");
+    assert_eq!(
+        r.request_uri.map(|u| u.to_string()).as_deref(),
+        Some("http://example.com/foo;1234?bar#frag")
+    );
+}
+
+#[test]
+fn redirected_response_knows_the_last_request_uri() {
+    let clock = Clock::new();
+    let (a, mem) = agent(&clock, false);
+    let d = RedirectAgent::new(a).request("GET", "http://example.com/foo", None, None);
+    redirect_to(&mem.last(), 302, Some("/bar"));
+    mem.last()
+        .deliver(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+    let r = success_result_of(&d);
+    assert_eq!(
+        r.request_uri.as_ref().map(|u| u.to_string()).as_deref(),
+        Some("http://example.com/bar")
+    );
+    let prev = r.previous_response().unwrap();
+    assert_eq!(
+        prev.request_uri.as_ref().map(|u| u.to_string()).as_deref(),
+        Some("http://example.com/foo")
+    );
+}
