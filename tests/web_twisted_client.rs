@@ -1811,3 +1811,81 @@ fn redirected_response_knows_the_last_request_uri() {
         Some("http://example.com/foo")
     );
 }
+
+// ---- test_agent: CookieJarTests / CookieAgentTests ---------------------------------------------
+
+#[test]
+fn cookie_jar_extracts_and_sends_longest_path_first() {
+    let mut jar = CookieJar::new();
+    let uri = Uri::parse("http://example.com:1234/foo?bar").unwrap();
+    let mut h = Headers::new();
+    h.add("Set-Cookie", "foo=1; cow=moo; Path=/foo; Comment=hello");
+    h.add("Set-Cookie", "bar=2; Comment=goodbye");
+    jar.extract(&uri, &h);
+    let paths: Vec<(&str, &str)> = jar
+        .cookies()
+        .iter()
+        .map(|c| (c.name.as_str(), c.path.as_str()))
+        .collect();
+    assert_eq!(paths, [("foo", "/foo"), ("bar", "/")]);
+    assert_eq!(jar.cookie_header(&uri).as_deref(), Some("foo=1; bar=2"));
+}
+
+#[test]
+fn cookie_agent_secure_cookie_only_over_https() {
+    let mut jar = CookieJar::new();
+    jar.set_cookie(
+        &Uri::parse("https://example.com:1234/foo?bar").unwrap(),
+        "foo=1;secure",
+    );
+    assert_eq!(jar.cookies().len(), 1);
+    assert_eq!(
+        jar.cookie_header(&Uri::parse("https://example.com:1234/foo?bar").unwrap())
+            .as_deref(),
+        Some("foo=1")
+    );
+    let mut jar = CookieJar::new();
+    jar.set_cookie(
+        &Uri::parse("http://example.com/foo?bar").unwrap(),
+        "foo=1;secure",
+    );
+    assert_eq!(jar.cookies().len(), 1);
+    let clock = Clock::new();
+    let (a, mem) = agent(&clock, false);
+    let _d = CookieAgent::new(a, Rc::new(RefCell::new(jar))).request(
+        "GET",
+        "http://example.com/foo?bar",
+        None,
+        None,
+    );
+    assert!(!head_of(&mem.last()).contains("Cookie"));
+}
+
+#[test]
+fn cookie_agent_port_cookie_only_on_its_port() {
+    let uri = Uri::parse("http://example.com:1234/foo?bar").unwrap();
+    let mut jar = CookieJar::new();
+    jar.set_cookie(&uri, "foo=1;port=1234");
+    assert_eq!(jar.cookies().len(), 1);
+    let clock = Clock::new();
+    let (a, mem) = agent(&clock, false);
+    let jar = Rc::new(RefCell::new(jar));
+    let ca = CookieAgent::new(a, jar.clone());
+    let _d = ca.request("GET", "http://example.com:1234/foo?bar", None, None);
+    assert!(head_of(&mem.last()).contains("\r\nCookie: foo=1\r\n"));
+    let _d = ca.request("GET", "http://example.com:4567/foo?bar", None, None);
+    assert!(!head_of(&mem.last()).contains("Cookie"), "another port");
+
+    // Set from a port the list leaves out: refused.
+    let mut jar = CookieJar::new();
+    jar.set_cookie(
+        &Uri::parse("http://example.com:4567/foo?bar").unwrap(),
+        "foo=1;port=1234",
+    );
+    assert_eq!(jar.cookies().len(), 0);
+    // Without a value: the port it came from.
+    jar.set_cookie(&uri, "bare=1; Port");
+    assert_eq!(jar.cookies()[0].ports.as_deref(), Some(&[1234u16][..]));
+    jar.set_cookie(&uri, "list=1; Port=\"80,1234\"");
+    assert_eq!(jar.cookies()[1].ports.as_deref(), Some(&[80u16, 1234][..]));
+}
