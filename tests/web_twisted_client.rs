@@ -1889,3 +1889,38 @@ fn cookie_agent_port_cookie_only_on_its_port() {
     jar.set_cookie(&uri, "list=1; Port=\"80,1234\"");
     assert_eq!(jar.cookies()[1].ports.as_deref(), Some(&[80u16, 1234][..]));
 }
+
+#[test]
+fn redirect_failures_carry_the_redirect_response() {
+    // (method, code, Location, redirect limit)
+    for (method, code, location, limit) in [
+        ("GET", 301, None, 20),
+        ("POST", 307, Some("/x"), 20),
+        ("POST", 302, Some("/x"), 20),
+        ("GET", 302, Some("http://example.com/bar"), 0),
+    ] {
+        let clock = Clock::new();
+        let (a, mem) = agent(&clock, false);
+        let d = RedirectAgent::new(a).limit(limit).request(
+            method,
+            "http://example.com/foo",
+            None,
+            (method == "POST").then(|| StreamProducer::new().0 as Rc<dyn BodyProducer>),
+        );
+        mem.last().deliver(
+            format!(
+                "HTTP/1.1 {code} R\r\n{}X-Mark: here\r\nContent-Length: 4\r\n\r\nbody",
+                location
+                    .map(|l| format!("Location: {l}\r\n"))
+                    .unwrap_or_default()
+            )
+            .as_bytes(),
+        );
+        let f = failure_result_of(&d);
+        let e = f.downcast_ref::<ResponseFailed>().expect("ResponseFailed");
+        let r = e.response.as_ref().expect("the response is kept");
+        assert_eq!(r.code, code);
+        assert_eq!(r.headers.get_str("x-mark"), Some("here"));
+        assert_eq!(success_result_of(&read_body(r)), b"body");
+    }
+}

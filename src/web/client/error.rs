@@ -17,18 +17,19 @@ fn join(reasons: &[Failure]) -> String {
 }
 
 macro_rules! wrapper {
-    ($(#[$doc:meta])* $name:ident, $what:literal) => {
+    ($(#[$doc:meta])* $name:ident, $what:literal $(, $(#[$fdoc:meta])* $field:ident: $ty:ty)?) => {
         $(#[$doc])*
         #[derive(Clone)]
         pub struct $name {
             /// What caused it.
             pub reasons: Vec<Failure>,
+            $($(#[$fdoc])* pub $field: Option<$ty>,)?
         }
 
         impl $name {
             /// Wraps one cause.
             pub fn new(reason: Failure) -> Self {
-                $name { reasons: vec![reason] }
+                $name { reasons: vec![reason], $($field: None)? }
             }
 
             /// Whether any cause is an `E`.
@@ -61,9 +62,13 @@ wrapper!(
     /// let e = ResponseFailed::new(twistor::Failure::new(DataLoss));
     /// assert!(e.has::<DataLoss>());
     /// assert!(e.to_string().starts_with("the response failed"));
+    /// assert!(e.response.is_none());
     /// ```
     ResponseFailed,
-    "the response failed"
+    "the response failed",
+    /// The response that could not be used, when there is one (a redirect the redirect
+    /// agent does not follow: Twisted's `ResponseFailed.response`).
+    response: Box<crate::web::client::Response>
 );
 
 wrapper!(

@@ -671,6 +671,7 @@ impl Protocol for HttpClientProtocol {
             } else {
                 body.finish(Failure::new(ResponseFailed {
                     reasons: vec![reason, Failure::new(DataLoss)],
+                    response: None,
                 }));
             }
         }
