@@ -818,6 +818,7 @@ fn agent_injection_in_uri_or_method_fails_before_connecting_unlike_twisted() {
         "http://example.com/ a",
         "http://example.com/\na",
         "http://exa\rmple.com/",
+        "http://ex\u{e4}mple.com/",
     ] {
         let f = failure_result_of(&a.request("GET", uri, None, None));
         assert!(f.is::<InvalidUri>(), "{uri:?}: {f}");
@@ -1228,7 +1229,7 @@ fn read_body_strict_potential_data_loss_carries_the_bytes() {
     let e = f
         .downcast_ref::<PartialDownloadError>()
         .expect("PartialDownloadError");
-    assert_eq!(e.body, b"all of it");
+    assert_eq!((e.code, e.body.as_slice()), (200, &b"all of it"[..]));
 }
 
 #[test]
@@ -1923,4 +1924,21 @@ fn redirect_failures_carry_the_redirect_response() {
         assert_eq!(r.headers.get_str("x-mark"), Some("here"));
         assert_eq!(success_result_of(&read_body(r)), b"body");
     }
+}
+
+#[test]
+fn unread_body_keeps_the_connection_paused_and_out_of_the_pool() {
+    let clock = Clock::new();
+    let (a, mem) = agent(&clock, true);
+    let d = a.request("GET", "http://example.com/", None, None);
+    mem.last()
+        .deliver(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n");
+    let r = success_result_of(&d);
+    assert_eq!(mem.last().read_state(), ReadState::Paused);
+    assert_eq!(a.pool().idle_count(), 0);
+    // Reading it completes the response and hands the connection back.
+    let body = read_body(&r);
+    mem.last().deliver(b"hello");
+    assert_eq!(success_result_of(&body), b"hello");
+    assert_eq!(a.pool().idle_count(), 1);
 }
