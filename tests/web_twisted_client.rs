@@ -1942,3 +1942,74 @@ fn unread_body_keeps_the_connection_paused_and_out_of_the_pool() {
     assert_eq!(success_result_of(&body), b"hello");
     assert_eq!(a.pool().idle_count(), 1);
 }
+
+// ---- test_agent: FileBodyProducerTests -----------------------------------------------------------
+
+fn file_of(tag: &str, len: usize) -> std::path::PathBuf {
+    use std::io::Write;
+    let path = std::env::temp_dir().join(format!("twistor-twclient-{tag}-{}", std::process::id()));
+    std::fs::File::create(&path)
+        .unwrap()
+        .write_all(&vec![b'x'; len])
+        .unwrap();
+    path
+}
+
+#[test]
+fn file_body_producer_cancel_while_producing_stops_it() {
+    let clock = Clock::new();
+    let coop = twistor::task::Cooperator::new(clock.clone());
+    let path = file_of("cancel", 100);
+    let p = FileBodyProducer::new(std::fs::File::open(&path).unwrap(), coop).read_size(10);
+    let st = StringTransport::new();
+    let d = p.start_producing(BodyConsumer::with_length(st.transport(), 100));
+    // Cancelled before the cooperator's first step.
+    d.cancel();
+    assert!(failure_result_of(&d).is::<CancelledError>());
+    for _ in 0..20 {
+        clock.advance(0.01);
+    }
+    assert_eq!(st.value(), b"", "nothing is read after the cancel");
+    std::fs::remove_file(&path).unwrap();
+}
+
+#[test]
+fn file_body_producer_pause_and_resume() {
+    let clock = Clock::new();
+    let coop = twistor::task::Cooperator::new(clock.clone());
+    let path = file_of("pause", 100);
+    let p = FileBodyProducer::new(std::fs::File::open(&path).unwrap(), coop).read_size(10);
+    let st = StringTransport::new();
+    let d = p.start_producing(BodyConsumer::with_length(st.transport(), 100));
+    p.pause_producing();
+    for _ in 0..20 {
+        clock.advance(0.01);
+    }
+    assert_eq!(st.value().len(), 0, "paused");
+    p.resume_producing();
+    for _ in 0..20 {
+        clock.advance(0.01);
+    }
+    success_result_of(&d);
+    assert_eq!(st.value().len(), 100);
+    std::fs::remove_file(&path).unwrap();
+}
+
+#[test]
+fn file_body_producer_stop_means_no_more_bytes() {
+    let clock = Clock::new();
+    let coop = twistor::task::Cooperator::new(clock.clone());
+    let path = file_of("stop", 100);
+    let p = FileBodyProducer::new(std::fs::File::open(&path).unwrap(), coop).read_size(10);
+    let st = StringTransport::new();
+    let _d = p.start_producing(BodyConsumer::with_length(st.transport(), 100));
+    p.stop_producing();
+    for _ in 0..20 {
+        clock.advance(0.01);
+    }
+    assert_eq!(st.value(), b"");
+    // Stopped means not startable again either.
+    let again = p.start_producing(BodyConsumer::with_length(st.transport(), 100));
+    assert!(failure_result_of(&again).to_string().contains("stopped"));
+    std::fs::remove_file(&path).unwrap();
+}
