@@ -2013,3 +2013,13 @@ fn file_body_producer_stop_means_no_more_bytes() {
     assert!(failure_result_of(&again).to_string().contains("stopped"));
     std::fs::remove_file(&path).unwrap();
 }
+
+#[test]
+fn response_never_received_and_response_failed_are_distinct_types() {
+    // Twisted's ResponseNeverReceived subclasses ResponseFailed; twistor's are two types.
+    let (st, h) = connected();
+    let d = get(&h, "GET", false);
+    st.connection_lost(Failure::new(ConnectionDone));
+    let f = failure_result_of(&d);
+    assert!(f.is::<ResponseNeverReceived>() && !f.is::<ResponseFailed>());
+}

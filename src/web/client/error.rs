@@ -2,7 +2,9 @@
 //!
 //! The wrappers ([`ResponseFailed`], [`ResponseNeverReceived`], [`RequestTransmissionFailed`],
 //! [`RequestGenerationFailed`]) carry the failures that caused them in `reasons`, as Twisted's
-//! do; the interesting one is usually `reasons[0]`.
+//! do; the interesting one is usually `reasons[0]`. In Twisted `ResponseNeverReceived` is a
+//! subclass of `ResponseFailed`, so trapping `ResponseFailed` catches both; here they are
+//! distinct types, and code that means "the response did not arrive whole" checks for both.
 
 use std::fmt;
 
