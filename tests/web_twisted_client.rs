@@ -1281,12 +1281,36 @@ fn each_ignored_1xx_response_is_logged() {
 // ---- deliberate departures named in the reference's checklist ----------------------------------
 
 #[test]
-fn versions_other_than_http_1_0_and_1_1_fail_unlike_twisted() {
+fn later_http_1_minor_versions_are_read_as_http_1_1() {
+    for (raw, minor) in [
+        (&b"HTTP/1.2 200 OK\r\nContent-Length: 2\r\n\r\nok"[..], 2),
+        (b"HTTP/1.01 200 OK\r\nContent-Length: 2\r\n\r\nok", 1),
+        (b"HTTP/1.999 200 OK\r\nContent-Length: 2\r\n\r\nok", 255),
+    ] {
+        let (st, h) = connected();
+        let called = Rc::new(Cell::new(false));
+        let c = called.clone();
+        h.with(move |p, _| p.set_quiescent_callback(move || c.set(true)));
+        let d = get(&h, "GET", true);
+        st.deliver(raw);
+        let r = success_result_of(&d);
+        assert_eq!(
+            (r.version, r.code, r.phrase.as_str()),
+            ((1, minor), 200, "OK")
+        );
+        assert_eq!(success_result_of(&read_body(&r)), b"ok");
+        assert!(called.get(), "kept alive as HTTP/1.1");
+    }
+}
+
+#[test]
+fn other_major_versions_fail_unlike_twisted() {
     // Twisted accepts any `proto/major.minor` and treats it as HTTP/1.1.
     for raw in [
-        &b"HTTP/1.2 200 OK\r\n\r\n"[..],
-        b"HTTP/2.0 200 OK\r\n\r\n",
+        &b"HTTP/2.0 200 OK\r\n\r\n"[..],
+        b"HTTP/0.9 200 OK\r\n\r\n",
         b"CANDY/7.2 200 OK\r\n\r\n",
+        b"HTTP/1. 200 OK\r\n\r\n",
     ] {
         let (st, h) = connected();
         let d = get(&h, "GET", false);

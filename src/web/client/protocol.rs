@@ -511,7 +511,7 @@ impl HttpClientProtocol {
                     Err(f) => return self.fail_parse(cx, f),
                 };
                 let connection_ok = !head.headers.has_token("connection", "close")
-                    && (head.version == (1, 1)
+                    && (head.version >= (1, 1)
                         || head.headers.has_token("connection", "keep-alive"));
                 flight.keep_alive =
                     flight.persistent && connection_ok && !matches!(fr, BodyFraming::UntilClose);
