@@ -2047,3 +2047,49 @@ fn response_never_received_and_response_failed_are_distinct_types() {
     let f = failure_result_of(&d);
     assert!(f.is::<ResponseNeverReceived>() && !f.is::<ResponseFailed>());
 }
+
+// ---- HTTP11ClientProtocolTests: abort ----------------------------------------------------------
+
+#[test]
+fn abort_closes_the_connection_and_fires_when_it_is_gone() {
+    let st = StringTransport::new();
+    let h = st.connect(HttpClientProtocol::new());
+    let d1 = h.with(|p, cx| p.abort(cx)).unwrap();
+    let d2 = h.with(|p, cx| p.abort(cx)).unwrap();
+    assert_no_result(&d1);
+    assert_no_result(&d2);
+    assert!(st.disconnecting());
+    st.connection_lost(Failure::new(ConnectionDone));
+    success_result_of(&d1);
+    success_result_of(&d2);
+    // After the loss: at once.
+    let d3 = h.with(|p, cx| p.abort(cx));
+    if let Some(d3) = d3 {
+        success_result_of(&d3);
+    }
+}
+
+#[test]
+fn abort_before_the_response_fails_it_with_connection_aborted() {
+    let (st, h) = connected();
+    let d = get(&h, "GET", false);
+    let _gone = h.with(|p, cx| p.abort(cx)).unwrap();
+    let f = failure_result_of(&d);
+    assert!(f.is::<ResponseNeverReceived>(), "{f}");
+    assert!(first_reason(&f).is::<ConnectionAborted>(), "{f}");
+    assert!(st.lost_reason().is_some());
+}
+
+#[test]
+fn abort_after_the_head_ends_the_body_with_connection_aborted_and_data_loss() {
+    let (st, h) = connected();
+    let d = get(&h, "GET", false);
+    st.deliver(b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n");
+    let r = success_result_of(&d);
+    let body = read_body(&r);
+    let _gone = h.with(|p, cx| p.abort(cx)).unwrap();
+    let f = failure_result_of(&body);
+    let e = f.downcast_ref::<ResponseFailed>().expect("ResponseFailed");
+    assert!(e.reasons[0].is::<ConnectionAborted>(), "{f}");
+    assert!(e.has::<DataLoss>());
+}

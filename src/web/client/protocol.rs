@@ -466,6 +466,29 @@ impl HttpClientProtocol {
         d
     }
 
+    /// Aborts the connection (Twisted's `abort`): a pending response fails with
+    /// `ConnectionAborted` in its wrapper, a body being delivered ends with
+    /// `ResponseFailed([ConnectionAborted, DataLoss])`. The Deferred fires once the connection
+    /// is gone, at once if it already is.
+    ///
+    /// ```
+    /// use twistor::testing::{StringTransport, success_result_of};
+    /// use twistor::web::client::HttpClientProtocol;
+    ///
+    /// let st = StringTransport::with_disconnection();
+    /// let h = st.connect(HttpClientProtocol::new());
+    /// let d = h.with(|p, cx| p.abort(cx)).unwrap();
+    /// success_result_of(&d);
+    /// assert!(st.lost_reason().is_some());
+    /// ```
+    pub fn abort(&mut self, cx: &Context<Self>) -> Deferred<()> {
+        let gone = self.when_lost();
+        if self.state.get() != ClientState::ConnectionLost {
+            cx.transport().abort_connection();
+        }
+        gone
+    }
+
     /// Aborts the connection with `reason` (the agent's response timeout): a pending response
     /// fails with it, a body being delivered ends with it.
     pub fn abort_with(&mut self, cx: &Context<Self>, reason: Failure) {
