@@ -548,7 +548,7 @@ fn cancel_during_body_production_stops_producer() {
     r.body = Some(producer);
     let d = send(&h, r);
     d.cancel();
-    assert!(failure_result_of(&d).is::<ResponseNeverReceived>());
+    assert!(failure_result_of(&d).is::<RequestGenerationFailed>());
     assert!(writer.stopped());
 }
 

@@ -9,8 +9,11 @@
 //! country's common second level (`co.uk`, `com.au`) is refused, as `http.cookiejar` does;
 //! not supported: the full public suffix list (so `Domain=github.io` from a user's page
 //! is accepted), `SameSite` (no notion of a site here), `HttpOnly`
-//! (no scripts), port restrictions, limits on cookie count and size beyond 4096 bytes per
-//! cookie, and persistence to disk. Expiry uses the system clock.
+//! (no scripts), limits on cookie count and size beyond 4096 bytes per cookie, and
+//! persistence to disk. Expiry uses the system clock. As in `http.cookiejar`, a `Port`
+//! attribute (RFC 2965; RFC 6265 ignores it) restricts the cookie to the listed ports (no
+//! value: the port it came from), and a cookie whose list leaves out the port it came from
+//! is refused.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -42,6 +45,8 @@ pub struct Cookie {
     pub secure: bool,
     /// When it expires (`None`: end of the session).
     pub expires: Option<SystemTime>,
+    /// The ports it is sent to (the `Port` attribute; `None`: any).
+    pub ports: Option<Vec<u16>>,
 }
 
 /// Cookies received, sent back where they belong (see the module docs).
@@ -137,6 +142,7 @@ impl CookieJar {
             path: default_path(uri),
             secure: false,
             expires: None,
+            ports: None,
         };
         let mut max_age: Option<i64> = None;
         for attr in parts {
@@ -153,6 +159,22 @@ impl CookieJar {
                 }
                 "path" if v.starts_with('/') => cookie.path = v.to_string(),
                 "secure" => cookie.secure = true,
+                "port" => {
+                    // As `http.cookiejar`: no value means the request's port; a list must
+                    // hold it, else the cookie is refused.
+                    let ports: Vec<u16> = if v.is_empty() {
+                        vec![uri.port()]
+                    } else {
+                        v.trim_matches('"')
+                            .split(',')
+                            .filter_map(|p| p.trim().parse().ok())
+                            .collect()
+                    };
+                    if !ports.contains(&uri.port()) {
+                        return;
+                    }
+                    cookie.ports = Some(ports);
+                }
                 "max-age" => max_age = v.parse().ok().or(max_age),
                 "expires" => {
                     if let Some(t) = parse_http_date(v.as_bytes()) {
@@ -207,6 +229,7 @@ impl CookieJar {
                     domain_match(uri.host(), &c.domain)
                 }) && path_match(path, &c.path)
                     && (!c.secure || uri.scheme() == "https")
+                    && c.ports.as_ref().is_none_or(|p| p.contains(&uri.port()))
             })
             .collect();
         if matching.is_empty() {

@@ -2,7 +2,9 @@
 //!
 //! The wrappers ([`ResponseFailed`], [`ResponseNeverReceived`], [`RequestTransmissionFailed`],
 //! [`RequestGenerationFailed`]) carry the failures that caused them in `reasons`, as Twisted's
-//! do; the interesting one is usually `reasons[0]`.
+//! do; the interesting one is usually `reasons[0]`. In Twisted `ResponseNeverReceived` is a
+//! subclass of `ResponseFailed`, so trapping `ResponseFailed` catches both; here they are
+//! distinct types, and code that means "the response did not arrive whole" checks for both.
 
 use std::fmt;
 
@@ -17,18 +19,19 @@ fn join(reasons: &[Failure]) -> String {
 }
 
 macro_rules! wrapper {
-    ($(#[$doc:meta])* $name:ident, $what:literal) => {
+    ($(#[$doc:meta])* $name:ident, $what:literal $(, $(#[$fdoc:meta])* $field:ident: $ty:ty)?) => {
         $(#[$doc])*
         #[derive(Clone)]
         pub struct $name {
             /// What caused it.
             pub reasons: Vec<Failure>,
+            $($(#[$fdoc])* pub $field: Option<$ty>,)?
         }
 
         impl $name {
             /// Wraps one cause.
             pub fn new(reason: Failure) -> Self {
-                $name { reasons: vec![reason] }
+                $name { reasons: vec![reason], $($field: None)? }
             }
 
             /// Whether any cause is an `E`.
@@ -61,9 +64,13 @@ wrapper!(
     /// let e = ResponseFailed::new(twistor::Failure::new(DataLoss));
     /// assert!(e.has::<DataLoss>());
     /// assert!(e.to_string().starts_with("the response failed"));
+    /// assert!(e.response.is_none());
     /// ```
     ResponseFailed,
-    "the response failed"
+    "the response failed",
+    /// The response that could not be used, when there is one (a redirect the redirect
+    /// agent does not follow: Twisted's `ResponseFailed.response`).
+    response: Box<crate::web::client::Response>
 );
 
 wrapper!(

@@ -5,7 +5,9 @@
 //! Departures from Twisted, all on the safe side: the head is bounded (size and header count)
 //! and an oversize head is reported as such, not as a clean close; `Transfer-Encoding` other
 //! than exactly `chunked` fails the response; conflicting `Content-Length` values fail it;
-//! every header stays in the response's headers (Twisted hides the connection-control ones).
+//! every header stays in the response's headers (Twisted hides the connection-control ones);
+//! a version other than HTTP/1.x fails with `BadResponseVersion` (Twisted takes any
+//! `name/major.minor`), and a later HTTP/1 minor version is read as HTTP/1.1.
 
 use crate::web::Headers;
 use crate::web::chunked::ChunkedDecoder;
@@ -74,12 +76,17 @@ pub(crate) fn parse_head(
             "over {max_size} bytes"
         ))));
     }
+    // A later HTTP/1 minor version is read as HTTP/1.1 (RFC 9110 section 2.5; Twisted
+    // accepts it too), the parser knowing only 1.0 and 1.1.
+    let later_minor = later_http1_minor(buf);
+    let patched = later_minor.map(|(_, len)| [&b"HTTP/1.1"[..], &buf[len..end]].concat());
+    let input = patched.as_deref().unwrap_or(&buf[..end]);
     let mut storage = vec![httparse::EMPTY_HEADER; max_headers];
     let mut resp = httparse::Response::new(&mut storage);
     let status = httparse::ParserConfig::default()
         .allow_obsolete_multiline_headers_in_responses(true)
         .allow_spaces_after_header_name_in_responses(true)
-        .parse_response(&mut resp, &buf[..end]);
+        .parse_response(&mut resp, input);
     match status {
         Ok(httparse::Status::Complete(_)) => {}
         Ok(httparse::Status::Partial) => {
@@ -89,6 +96,11 @@ pub(crate) fn parse_head(
             return Err(crate::Failure::new(ResponseHeadTooLarge(format!(
                 "more than {max_headers} headers"
             ))));
+        }
+        Err(httparse::Error::Version) if !status_line(buf).contains(&b' ') => {
+            return Err(crate::Failure::new(ParseError(
+                "the status line has no status code".into(),
+            )));
         }
         Err(httparse::Error::Version) => {
             let line = buf[..end].split(|&b| b == b' ' || b == b'\n').next();
@@ -107,17 +119,52 @@ pub(crate) fn parse_head(
     }
     let mut headers = Headers::new();
     for h in resp.headers.iter() {
-        if let Err(e) = headers.try_add(h.name, h.value) {
+        let unfolded;
+        let mut value = h.value;
+        if value.contains(&b'\n') {
+            // An obsolete line folding: the continuation joins the value as it came,
+            // leading whitespace included (as Twisted does), the line break dropped.
+            unfolded = value
+                .iter()
+                .copied()
+                .filter(|&b| b != b'\r' && b != b'\n')
+                .collect::<Vec<u8>>();
+            value = &unfolded;
+        }
+        if let Err(e) = headers.try_add(h.name, value) {
             return Err(crate::Failure::new(ParseError(e.to_string())));
         }
     }
     let head = Head {
-        version: (1, resp.version.unwrap_or(1)),
+        version: (
+            1,
+            later_minor.map_or(resp.version.unwrap_or(1), |(minor, _)| minor),
+        ),
         code,
         phrase: resp.reason.unwrap_or("").to_string(),
         headers,
     };
     Ok(Some((head, end)))
+}
+
+/// For a status line starting `HTTP/1.<minor> ` with a minor version other than the
+/// `0` and `1` the parser knows: the minor version (at most 255) and the version's length.
+fn later_http1_minor(buf: &[u8]) -> Option<(u8, usize)> {
+    let rest = buf.strip_prefix(b"HTTP/1.")?;
+    let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+    if digits == 0 || rest.get(digits) != Some(&b' ') || matches!(&rest[..digits], b"0" | b"1") {
+        return None;
+    }
+    let minor = rest[..digits]
+        .iter()
+        .fold(0u32, |n, d| (n * 10 + u32::from(d - b'0')).min(255));
+    Some((minor as u8, 7 + digits))
+}
+
+/// The first line of `buf`, without its line break.
+fn status_line(buf: &[u8]) -> &[u8] {
+    let line = buf.split(|&b| b == b'\n').next().unwrap_or(buf);
+    line.strip_suffix(b"\r").unwrap_or(line)
 }
 
 /// The body framing of a final response to `method` (RFC 9112 section 6.3).

@@ -15,6 +15,8 @@ use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, VecDeque};
 use std::rc::{Rc, Weak};
 
+use crate::Deferred;
+use crate::defer::gather_results;
 use crate::protocol::Handle;
 use crate::time::{DelayedCall, ReactorTime};
 
@@ -215,17 +217,33 @@ impl HttpConnectionPool {
         }
     }
 
-    /// Closes every idle connection (Twisted's `closeCachedConnections`).
-    pub fn close_cached_connections(&self) {
+    /// Aborts every idle connection (Twisted's `closeCachedConnections`); the Deferred fires
+    /// once they are all gone.
+    ///
+    /// ```
+    /// use twistor::task::Clock;
+    /// use twistor::web::client::HttpConnectionPool;
+    /// let pool = HttpConnectionPool::new(std::rc::Rc::new(Clock::new()));
+    /// let d = pool.close_cached_connections();
+    /// twistor::testing::success_result_of(&d); // nothing was cached
+    /// ```
+    pub fn close_cached_connections(&self) -> Deferred<()> {
         let all: Vec<Cached> = self
             .cache
             .borrow_mut()
             .drain()
             .flat_map(|(_, q)| q)
             .collect();
+        let mut gone = Vec::with_capacity(all.len());
         for c in all {
             let _ = c.timer.cancel();
+            // None: the protocol is gone already, or busy in a callback (then its close is
+            // queued and not waited for).
+            if let Some(d) = c.conn.handle.with(|p, _| p.when_lost()) {
+                gone.push(d);
+            }
             c.conn.close(true);
         }
+        gather_results(gone).add_callback(|_| ())
     }
 }

@@ -209,6 +209,7 @@ impl BodyProducer for BytesProducer {
 /// A body read from a file, one `read_size` chunk (64 KiB by default) per cooperator step
 /// (Twisted's `FileBodyProducer`). The length is what remains of the file from its current
 /// position; the file is closed at the end, on a failure and on `stop_producing`.
+/// Cancelling the Deferred of `start_producing` stops the reading too.
 ///
 /// ```
 /// use std::io::Write;
@@ -291,7 +292,17 @@ impl BodyProducer for FileBodyProducer {
             }
         });
         let task = self.cooperator.cooperate(steps);
-        let d = task.when_done();
+        // Cancelling the result stops the reading, as Twisted's does.
+        let stopper = task.clone();
+        let (d, r) = Deferred::with_canceller(move |r: &Resolver<()>| {
+            // Failed first: stopping the task fires its own end, which is not the answer.
+            let _ = r.errback(crate::defer::CancelledError);
+            let _ = stopper.stop();
+        });
+        let _ = task.when_done().add_both(move |res| {
+            let _ = r.fire(res);
+            Ok(())
+        });
         *self.task.borrow_mut() = Some(task);
         d
     }

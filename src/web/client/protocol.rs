@@ -17,7 +17,10 @@
 //! bytes but before the end of the head: [`ResponseFailed`]; the body producer fails or
 //! writes a wrong length: [`RequestGenerationFailed`]. A body cut short ends with
 //! `ResponseFailed([reason, DataLoss])`; a close-delimited body with
-//! [`PotentialDataLoss`].
+//! [`PotentialDataLoss`]. A cancelled request fails with `CancelledError` in the same
+//! wrappers, chosen as Twisted chooses them: `RequestGenerationFailed` while the body is
+//! still being written (the producer is stopped and its Deferred cancelled),
+//! `ResponseFailed` once part of the head arrived, `ResponseNeverReceived` otherwise.
 //!
 //! # Reuse
 //!
@@ -209,6 +212,8 @@ struct InFlight {
     body: Option<Rc<BodyChannel>>,
     keep_alive: bool,
     producer: Option<Rc<dyn BodyProducer>>,
+    /// Cancels the producer's Deferred when the request is cancelled (as Twisted does).
+    producing: Option<crate::defer::CancelHandle>,
     consumer: Option<BodyConsumer>,
     request_done: bool,
 }
@@ -255,6 +260,10 @@ pub struct HttpClientProtocol {
     buf: Vec<u8>,
     current: Option<InFlight>,
     on_quiescent: Option<Box<dyn FnOnce()>>,
+    /// Whether a byte of the current response arrived (read by a cancelled request).
+    started: Rc<Cell<bool>>,
+    /// Fired when the connection is gone.
+    lost_waiters: Vec<Resolver<()>>,
 }
 
 impl Default for HttpClientProtocol {
@@ -277,6 +286,8 @@ impl HttpClientProtocol {
             buf: Vec::new(),
             current: None,
             on_quiescent: None,
+            started: Rc::new(Cell::new(false)),
+            lost_waiters: Vec::new(),
         }
     }
 
@@ -297,8 +308,10 @@ impl HttpClientProtocol {
     }
 
     /// Sends `request`; the Deferred fires with the response once its head is parsed.
-    /// Cancelling it aborts the connection and fails it with
-    /// `ResponseNeverReceived([CancelledError])`.
+    /// Cancelling it stops and cancels the body producer, aborts the connection and fails it
+    /// with `CancelledError` wrapped as Twisted does: in [`RequestGenerationFailed`] while
+    /// the request is still being written, in [`ResponseFailed`] once part of the response
+    /// head arrived, else in [`ResponseNeverReceived`].
     pub fn request(&mut self, cx: &Context<Self>, request: ClientRequest) -> Deferred<Response> {
         if self.state.get() != ClientState::Quiescent {
             return Deferred::fail(RequestNotSent);
@@ -312,8 +325,19 @@ impl HttpClientProtocol {
             }
         };
         let me = cx.handle();
+        let (state, started) = (self.state.clone(), self.started.clone());
+        self.started.set(false);
         let (d, resolver) = Deferred::with_canceller(move |r: &Resolver<Response>| {
-            let _ = r.errback(ResponseNeverReceived::new(Failure::new(CancelledError)));
+            // Decided from shared cells: from inside one of the protocol's own callbacks the
+            // protocol cannot be entered before this Deferred must fail.
+            let reason = Failure::new(CancelledError);
+            let _ = if state.get() == ClientState::Transmitting {
+                r.errback(RequestGenerationFailed::new(reason))
+            } else if started.get() {
+                r.errback(ResponseFailed::new(reason))
+            } else {
+                r.errback(ResponseNeverReceived::new(reason))
+            };
             me.with(|p, cx| p.cancel(cx));
         });
         self.state.set(ClientState::Transmitting);
@@ -329,6 +353,7 @@ impl HttpClientProtocol {
             body: None,
             keep_alive: false,
             producer: None,
+            producing: None,
             consumer: None,
             request_done: false,
         };
@@ -354,7 +379,11 @@ impl HttpClientProtocol {
                 let _ =
                     transport.register_producer(Rc::new(ProducerAdapter(producer.clone())), true);
                 let me = cx.handle();
-                let _ = producer.start_producing(consumer).add_both(move |res| {
+                let producing = producer.start_producing(consumer);
+                if let Some(flight) = self.current.as_mut() {
+                    flight.producing = Some(producing.cancel_handle());
+                }
+                let _ = producing.add_both(move |res| {
                     me.with(move |p, cx| p.body_done(cx, res));
                     Ok(())
                 });
@@ -407,16 +436,57 @@ impl HttpClientProtocol {
     }
 
     fn cancel(&mut self, cx: &Context<Self>) {
+        let mut producing = None;
         if let Some(flight) = self.current.as_mut() {
             flight.response = None;
             if let Some(p) = flight.producer.take() {
                 p.stop_producing();
+            }
+            if !flight.request_done {
+                producing = flight.producing.take();
             }
         }
         if self.state.get() != ClientState::ConnectionLost {
             self.state.set(ClientState::Aborting);
         }
         cx.transport().abort_connection();
+        // Last: its callbacks re-enter this protocol (queued, they find it aborting).
+        if let Some(h) = producing {
+            h.cancel();
+        }
+    }
+
+    /// A Deferred that fires once the connection is gone (at once if it is already).
+    pub(crate) fn when_lost(&mut self) -> Deferred<()> {
+        if self.state.get() == ClientState::ConnectionLost {
+            return Deferred::succeed(());
+        }
+        let (d, r) = Deferred::new();
+        self.lost_waiters.push(r);
+        d
+    }
+
+    /// Aborts the connection (Twisted's `abort`): a pending response fails with
+    /// `ConnectionAborted` in its wrapper, a body being delivered ends with
+    /// `ResponseFailed([ConnectionAborted, DataLoss])`. The Deferred fires once the connection
+    /// is gone, at once if it already is.
+    ///
+    /// ```
+    /// use twistor::testing::{StringTransport, success_result_of};
+    /// use twistor::web::client::HttpClientProtocol;
+    ///
+    /// let st = StringTransport::with_disconnection();
+    /// let h = st.connect(HttpClientProtocol::new());
+    /// let d = h.with(|p, cx| p.abort(cx)).unwrap();
+    /// success_result_of(&d);
+    /// assert!(st.lost_reason().is_some());
+    /// ```
+    pub fn abort(&mut self, cx: &Context<Self>) -> Deferred<()> {
+        let gone = self.when_lost();
+        if self.state.get() != ClientState::ConnectionLost {
+            cx.transport().abort_connection();
+        }
+        gone
     }
 
     /// Aborts the connection with `reason` (the agent's response timeout): a pending response
@@ -464,7 +534,7 @@ impl HttpClientProtocol {
                     Err(f) => return self.fail_parse(cx, f),
                 };
                 let connection_ok = !head.headers.has_token("connection", "close")
-                    && (head.version == (1, 1)
+                    && (head.version >= (1, 1)
                         || head.headers.has_token("connection", "keep-alive"));
                 flight.keep_alive =
                     flight.persistent && connection_ok && !matches!(fr, BodyFraming::UntilClose);
@@ -584,6 +654,7 @@ impl Protocol for HttpClientProtocol {
             return;
         };
         flight.got_bytes = true;
+        self.started.set(true);
         self.buf.extend_from_slice(data);
         self.process(cx);
     }
@@ -591,6 +662,9 @@ impl Protocol for HttpClientProtocol {
     fn connection_lost(&mut self, _cx: &Context<Self>, reason: Failure) {
         let before = self.state.replace(ClientState::ConnectionLost);
         self.on_quiescent = None;
+        for w in std::mem::take(&mut self.lost_waiters) {
+            let _ = w.callback(());
+        }
         let Some(mut flight) = self.current.take() else {
             return;
         };
@@ -620,6 +694,7 @@ impl Protocol for HttpClientProtocol {
             } else {
                 body.finish(Failure::new(ResponseFailed {
                     reasons: vec![reason, Failure::new(DataLoss)],
+                    response: None,
                 }));
             }
         }

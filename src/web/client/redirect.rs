@@ -10,7 +10,8 @@
 //! (Twisted resolves against the first URI); 307/308 keep non-GET methods when the body can
 //! be replayed, and the browser-like agent does not turn a 308 POST into GET. Unchanged:
 //! the limit (default 20) fails with [`InfiniteRedirection`]; a redirect without `Location`
-//! fails with [`RedirectWithNoLocation`] (both wrapped in [`ResponseFailed`]); on a change of
+//! fails with [`RedirectWithNoLocation`] (both, and [`PageRedirect`], wrapped in
+//! [`ResponseFailed`] whose `response` is the redirect response, its body unread); on a change of
 //! scheme, host or port, `Authorization`, `Cookie`, `Cookie2`, `Proxy-Authorization`,
 //! `WWW-Authenticate` and the extra sensitive names are dropped; an explicit `Host` is kept,
 //! otherwise it is recomputed for each hop. The body of each redirect response is read and
@@ -104,8 +105,11 @@ impl<A: HttpAgent + 'static> BrowserLikeRedirectAgent<A> {
     }
 }
 
-fn fail(f: impl std::error::Error + 'static) -> Deferred<Response> {
-    Deferred::fail(ResponseFailed::new(Failure::new(f)))
+/// Fails the request with `f`, keeping the redirect response that could not be followed.
+fn fail(response: Response, f: impl std::error::Error + 'static) -> Deferred<Response> {
+    let mut e = ResponseFailed::new(Failure::new(f));
+    e.response = Some(Box::new(response));
+    Deferred::fail(e)
 }
 
 fn hop<A: HttpAgent + 'static>(
@@ -127,11 +131,11 @@ fn hop<A: HttpAgent + 'static>(
             return Deferred::succeed(response);
         }
         let Some(location) = response.headers.get_str("location").map(str::to_string) else {
-            return fail(RedirectWithNoLocation { code });
+            return fail(response, RedirectWithNoLocation { code });
         };
         let limit = inner.limit.get();
         if count >= limit {
-            return fail(InfiniteRedirection { limit, location });
+            return fail(response, InfiniteRedirection { limit, location });
         }
         let safe = method == "GET" || method == "HEAD";
         let (next_method, next_body) = match code {
@@ -145,13 +149,13 @@ fn hop<A: HttpAgent + 'static>(
             307 | 308 => match body.as_ref().map(|b| b.replay()) {
                 None => (method.clone(), None),
                 Some(Some(b)) => (method.clone(), Some(b)),
-                Some(None) => return fail(PageRedirect { code, location }),
+                Some(None) => return fail(response, PageRedirect { code, location }),
             },
-            _ => return fail(PageRedirect { code, location }),
+            _ => return fail(response, PageRedirect { code, location }),
         };
         let next = match uri.join(&location) {
             Ok(u) => u,
-            Err(e) => return fail(e),
+            Err(e) => return fail(response, e),
         };
         let mut headers = sent_headers;
         if !next.same_origin(&uri) {

@@ -420,7 +420,11 @@ fn collect(response: &Response, limit: Option<u64>, strict: bool) -> Deferred<Ve
     let control = response.body.control();
     control.resume_producing();
     let stop = control.clone();
-    let (d, r) = Deferred::with_canceller(move |_r| stop.stop_producing());
+    let (d, r) = Deferred::with_canceller(move |r: &crate::Resolver<Vec<u8>>| {
+        // Failed first: aborting ends the body at once, and that end is not the answer.
+        let _ = r.errback(crate::defer::CancelledError);
+        stop.stop_producing();
+    });
     let sink = Collector {
         body: Vec::new(),
         limit,
@@ -440,7 +444,8 @@ fn collect(response: &Response, limit: Option<u64>, strict: bool) -> Deferred<Ve
 /// The whole body as bytes (Twisted's `readBody`). A body delimited by the connection close
 /// counts as complete (Twisted fails it with `PartialDownloadError`; every HTTP/1.0 server
 /// ends bodies this way); [`read_body_strict`] keeps Twisted's rule. Any other end fails with
-/// its reason. Cancelling the Deferred aborts the connection.
+/// its reason. Cancelling the Deferred fails it with `CancelledError` and aborts the
+/// connection.
 ///
 /// ```
 /// use twistor::web::client::{Response, read_body};
