@@ -410,14 +410,7 @@ impl HttpChannel {
             return self.dispatch(cx, head);
         }
         let continue_wanted = head.expect_continue && head.http11;
-        let conn = self.connection(cx);
-        let request = Request::new(
-            head,
-            cx.transport().clone(),
-            cx.handle(),
-            self.site.clone(),
-            conn.clone(),
-        );
+        let (conn, request) = self.new_request(cx, head);
         // The resource decides how it takes the body, so it is found before the body is
         // read (and only once).
         let located = {
@@ -517,8 +510,8 @@ impl HttpChannel {
             .clone()
     }
 
-    /// A request without a body: made and answered at once.
-    fn dispatch(&mut self, cx: &Context<Self>, head: Head) {
+    /// The request of `head` on this connection.
+    fn new_request(&mut self, cx: &Context<Self>, head: Head) -> (Rc<Connection>, Request) {
         let conn = self.connection(cx);
         let request = Request::new(
             head,
@@ -527,6 +520,12 @@ impl HttpChannel {
             self.site.clone(),
             conn.clone(),
         );
+        (conn, request)
+    }
+
+    /// A request without a body: made and answered at once.
+    fn dispatch(&mut self, cx: &Context<Self>, head: Head) {
+        let (conn, request) = self.new_request(cx, head);
         self.answer(cx, conn, request, None);
     }
 
