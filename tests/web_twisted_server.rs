@@ -1555,7 +1555,13 @@ fn an_unreadable_file_is_403() {
     std::fs::write(&path, b"secret").unwrap();
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o000)).unwrap();
     if std::fs::File::open(&path).is_ok() {
-        // Running as root: permissions do not stop reading, nothing to check.
+        // Running as root: permissions do not stop reading. The mapping of a refused open
+        // to 403 is tested without permissions in `static_files::response`'s unit tests.
+        use std::io::Write;
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIPPED: an_unreadable_file_is_403: running as root, files cannot be unreadable"
+        );
         return;
     }
     let out = serve(

@@ -421,3 +421,29 @@ fn page(status: u16, title: &str, detail: &str) -> StaticResponse {
         body: Body::Bytes(body),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refused_and_missing_opens_get_their_statuses() {
+        let refused = open_failed(&io::Error::from(io::ErrorKind::PermissionDenied));
+        assert_eq!(refused.status, 403);
+        assert!(
+            matches!(refused.body, Body::Bytes(ref b) if String::from_utf8_lossy(b).contains("Forbidden"))
+        );
+        assert_eq!(
+            open_failed(&io::Error::from(io::ErrorKind::NotFound)).status,
+            404
+        );
+        assert_eq!(
+            open_failed(&io::Error::from_raw_os_error(libc::ELOOP)).status,
+            404
+        );
+        assert_eq!(
+            open_failed(&io::Error::from_raw_os_error(libc::EIO)).status,
+            500
+        );
+    }
+}
