@@ -28,7 +28,10 @@ struct Sent {
     method: String,
     url: String,
     headers: Headers,
-    body: Option<Vec<u8>>,
+    /// The body as the backend connection would carry it (framed by the producer's
+    /// length, or chunked), with the producer's Deferred: streamed bodies arrive after the
+    /// request was made.
+    body: Option<(StringTransport, BodyConsumer, Deferred<()>)>,
     answer: Resolver<Response>,
     cancelled: Rc<Cell<bool>>,
 }
@@ -53,9 +56,8 @@ impl HttpAgent for Recorder {
                 Some(n) => BodyConsumer::with_length(st.transport(), n),
                 None => BodyConsumer::chunked(st.transport()),
             };
-            success_result_of(&p.start_producing(consumer.clone()));
-            consumer.finish().unwrap();
-            st.value()
+            let done = p.start_producing(consumer.clone());
+            (st, consumer, done)
         });
         let cancelled = Rc::new(Cell::new(false));
         let c = cancelled.clone();
@@ -72,6 +74,17 @@ impl HttpAgent for Recorder {
             cancelled,
         });
         d
+    }
+}
+
+impl Sent {
+    /// The whole body the backend got, once the producer finished.
+    fn body_sent(&self) -> Option<Vec<u8>> {
+        self.body.as_ref().map(|(st, consumer, done)| {
+            success_result_of(done);
+            consumer.finish().unwrap();
+            st.value()
+        })
     }
 }
 
@@ -112,7 +125,7 @@ fn forwards_path_query_and_host_as_twisted_does() {
     assert_eq!(sent[0].method, "GET");
     assert_eq!(sent[0].url, "http://backend:1234/path/a%20b/c?x=1&y=2");
     assert_eq!(sent[0].headers.get_str("host"), Some("backend:1234"));
-    assert_eq!(sent[0].body, None);
+    assert!(sent[0].body.is_none());
 }
 
 #[test]
@@ -182,18 +195,42 @@ fn hop_by_hop_headers_are_removed_and_x_forwarded_for_appended() {
 }
 
 #[test]
-fn the_request_body_is_forwarded_with_its_length() {
+fn a_chunked_request_body_is_streamed_to_the_backend_chunked() {
     let (rec, st) = proxied();
     st.deliver(
         b"POST /p/form?a=1 HTTP/1.1\r\nHost: front\r\nContent-Type: text/plain\r\n\
-          Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n",
+          Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n",
     );
+    // The backend request is made at the head, before the body is complete.
+    assert_eq!(rec.sent.borrow().len(), 1);
+    assert!(!rec.sent.borrow()[0].body.as_ref().unwrap().2.called());
+    st.deliver(b"6\r\n world\r\n0\r\n\r\n");
     let sent = rec.sent.borrow();
     assert_eq!(sent[0].method, "POST");
-    assert_eq!(sent[0].body.as_deref(), Some(&b"hello world"[..]));
+    assert_eq!(
+        sent[0].body_sent().as_deref(),
+        Some(&b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"[..])
+    );
     assert!(!sent[0].headers.contains("transfer-encoding"));
     assert!(!sent[0].headers.contains("content-length"));
     assert_eq!(sent[0].headers.get_str("content-type"), Some("text/plain"));
+}
+
+#[test]
+fn a_request_body_with_a_length_is_streamed_with_that_length() {
+    let (rec, st) = proxied();
+    st.deliver(b"PUT /p/f HTTP/1.1\r\nHost: front\r\nContent-Length: 11\r\n\r\nhello");
+    {
+        let sent = rec.sent.borrow();
+        let (backend, _, done) = sent[0].body.as_ref().unwrap();
+        assert_eq!(backend.value(), b"hello", "sent on as it came");
+        assert!(!done.called());
+    }
+    st.deliver(b" world");
+    assert_eq!(
+        rec.sent.borrow()[0].body_sent().as_deref(),
+        Some(&b"hello world"[..])
+    );
 }
 
 #[test]

@@ -581,10 +581,59 @@ impl Resource for SlowUpload {
     }
 }
 
+/// PUTs `total` bytes (64 KiB writes, each different) to `port`, reads the answer and
+/// returns it with the count and hash the client computed.
+fn put_and_read(port: u16, total: usize) -> (String, u64, u64) {
+    const CHUNK: usize = 64 << 10;
+    let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    c.write_all(
+        format!("PUT /big HTTP/1.1\r\nHost: t\r\nContent-Length: {total}\r\n\r\n").as_bytes(),
+    )
+    .unwrap();
+    let mut chunk: Vec<u8> = (0..CHUNK).map(|i| (i * 31 % 256) as u8).collect();
+    let mut sum = Sum::default();
+    for i in 0..total / CHUNK {
+        // Each chunk differs, so reordering would change the sum.
+        chunk[..8].copy_from_slice(&(i as u64).to_le_bytes());
+        sum.update(&chunk);
+        c.write_all(&chunk).unwrap();
+    }
+    let (n, h) = sum.finish();
+    let mut resp = Vec::new();
+    let mut b = [0u8; 4096];
+    loop {
+        let got = c.read(&mut b).unwrap();
+        assert!(got > 0, "closed early: {}", String::from_utf8_lossy(&resp));
+        resp.extend_from_slice(&b[..got]);
+        let text = String::from_utf8_lossy(&resp);
+        if let Some((head, body)) = text.split_once("\r\n\r\n")
+            && let Some(len) = head
+                .lines()
+                .find_map(|l| l.strip_prefix("Content-Length: "))
+                .and_then(|l| l.parse::<usize>().ok())
+            && body.len() >= len
+        {
+            break;
+        }
+    }
+    (String::from_utf8_lossy(&resp).into_owned(), n, h)
+}
+
+/// Checks the answer of `SlowUpload` to `put_and_read`; returns the bytes that waited at
+/// most in the sink's request.
+fn check_answer(text: &str, n: u64, h: u64) -> usize {
+    assert!(text.starts_with("HTTP/1.1 200 OK\r\n"), "{text}");
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
+    let mut parts = body.split(' ');
+    assert_eq!(parts.next(), Some(n.to_string().as_str()));
+    assert_eq!(parts.next(), Some(format!("{h:016x}").as_str()));
+    parts.next().and_then(|p| p.parse().ok()).unwrap()
+}
+
 #[test]
 fn a_64_mib_upload_over_tcp_streams_with_bounded_memory_to_a_slow_sink() {
     const TOTAL: usize = 64 << 20;
-    const CHUNK: usize = 64 << 10;
     util::bounded(30, || {
         let (tx, rx) = std::sync::mpsc::channel();
         let server = std::thread::spawn(move || {
@@ -600,52 +649,93 @@ fn a_64_mib_upload_over_tcp_streams_with_bounded_memory_to_a_slow_sink() {
             reactor.run_without_signal_handlers().unwrap();
         });
         let (port, handle) = rx.recv().unwrap();
-        let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
-        c.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-        c.write_all(
-            format!("PUT /big HTTP/1.1\r\nHost: t\r\nContent-Length: {TOTAL}\r\n\r\n").as_bytes(),
-        )
-        .unwrap();
-        let mut chunk: Vec<u8> = (0..CHUNK).map(|i| (i * 31 % 256) as u8).collect();
-        let mut sum = Sum::default();
-        for i in 0..TOTAL / CHUNK {
-            // Each chunk differs, so reordering would change the sum.
-            chunk[..8].copy_from_slice(&(i as u64).to_le_bytes());
-            sum.update(&chunk);
-            c.write_all(&chunk).unwrap();
-        }
-        let (n, h) = sum.finish();
-        let mut resp = Vec::new();
-        let mut b = [0u8; 4096];
-        loop {
-            let got = c.read(&mut b).unwrap();
-            assert!(got > 0, "closed early: {}", String::from_utf8_lossy(&resp));
-            resp.extend_from_slice(&b[..got]);
-            let text = String::from_utf8_lossy(&resp);
-            if let Some((head, body)) = text.split_once("\r\n\r\n")
-                && let Some(len) = head
-                    .lines()
-                    .find_map(|l| l.strip_prefix("Content-Length: "))
-                    .and_then(|l| l.parse::<usize>().ok())
-                && body.len() >= len
-            {
-                break;
-            }
-        }
+        let (text, n, h) = put_and_read(port, TOTAL);
         handle.stop();
         server.join().unwrap();
-        let text = String::from_utf8_lossy(&resp).into_owned();
-        assert!(text.starts_with("HTTP/1.1 200 OK\r\n"), "{text}");
-        let body = text.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
-        let mut parts = body.split(' ');
-        assert_eq!(parts.next(), Some(n.to_string().as_str()));
-        assert_eq!(parts.next(), Some(format!("{h:016x}").as_str()));
-        let high_water: usize = parts.next().and_then(|p| p.parse().ok()).unwrap();
+        let high_water = check_answer(&text, n, h);
         // Paused, the sink lets at most the bound plus one read wait.
         assert!(
             high_water <= PENDING_BOUND + 64 * 1024,
             "{high_water} bytes waited"
         );
+    });
+}
+
+/// A reverse proxy that keeps the requests it forwards, to look at them afterwards.
+struct Capture {
+    proxy: Rc<twistor::web::proxy::ReverseProxyResource>,
+    seen: RefCell<Vec<Request>>,
+}
+impl Resource for Capture {
+    fn is_leaf(&self) -> bool {
+        true
+    }
+    fn body_mode(&self, r: &Request) -> BodyMode {
+        self.proxy.body_mode(r)
+    }
+    fn allowed_methods(&self) -> Vec<&'static str> {
+        self.proxy.allowed_methods()
+    }
+    fn render(&self, r: &Request) -> Render {
+        self.seen.borrow_mut().push(r.clone());
+        self.proxy.render(r)
+    }
+}
+
+#[test]
+fn a_32_mib_upload_through_the_reverse_proxy_streams_with_bounded_memory_at_both() {
+    const TOTAL: usize = 32 << 20;
+    util::bounded(30, || {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let server = std::thread::spawn(move || {
+            let reactor = Reactor::new().unwrap();
+            let backend = Site::with_options(
+                Rc::new(SlowUpload(reactor.clone())),
+                Rc::new(reactor.clone()),
+                HttpLimits::default(),
+                AccessLog::Off,
+            );
+            let backend_port = listen_tcp(&reactor, 0, Rc::new(backend)).unwrap();
+            let capture = Rc::new(Capture {
+                proxy: Rc::new(twistor::web::proxy::ReverseProxyResource::new(
+                    "127.0.0.1",
+                    backend_port.port(),
+                    b"/big",
+                    &reactor,
+                )),
+                seen: RefCell::default(),
+            });
+            // The site's buffered limit is far below the upload: only streaming gets it through.
+            let limits = HttpLimits {
+                max_body: 1 << 20,
+                ..Default::default()
+            };
+            let front = Site::with_options(
+                capture.clone(),
+                Rc::new(reactor.clone()),
+                limits,
+                AccessLog::Off,
+            );
+            let port = listen_tcp(&reactor, 0, Rc::new(front)).unwrap();
+            tx.send((port.port(), reactor.thread_handle())).unwrap();
+            reactor.run_without_signal_handlers().unwrap();
+            let seen = capture.seen.borrow();
+            seen.iter()
+                .map(|r| r.body_pending_high_water())
+                .max()
+                .unwrap_or(0)
+        });
+        let (port, handle) = rx.recv().unwrap();
+        let (text, n, h) = put_and_read(port, TOTAL);
+        handle.stop();
+        let proxy_high_water = server.join().unwrap();
+        let backend_high_water = check_answer(&text, n, h);
+        for (who, hw) in [("backend", backend_high_water), ("proxy", proxy_high_water)] {
+            assert!(
+                hw <= PENDING_BOUND + 64 * 1024,
+                "{hw} bytes waited at the {who}"
+            );
+        }
     });
 }
 

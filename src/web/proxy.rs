@@ -26,11 +26,15 @@
 //! * a client that goes away cancels the backend request, or aborts the backend connection
 //!   if the body was flowing (it cannot be reused for the next request).
 //!
-//! The request body is the one the server read (bounded by the site's
-//! [`HttpLimits`](crate::web::HttpLimits)); it is sent with its length. There is no timeout
+//! The request body is streamed to the backend as it arrives, with its `Content-Length` or
+//! chunked (Twisted reads it whole first): the resource asks for it as a stream
+//! ([`BodyMode::Stream`]), so the proxy renders as soon as the head is in, and the backend
+//! connection's back-pressure pauses reading from the client. A streamed body cannot be
+//! sent twice, so such a request is not retried on a new backend connection. There is no timeout
 //! on the backend's answer beyond the agent's connect timeout: a slow backend holds its
 //! client as long as the client waits (pass an agent with a `response_timeout` to bound it).
 
+use std::cell::Cell;
 use std::rc::Rc;
 
 use crate::endpoints::EndpointReactor;
@@ -38,11 +42,12 @@ use crate::protocol::{Context, Protocol};
 use crate::protocols::portforward::ReadingOf;
 use crate::web::client::error::{PotentialDataLoss, ResponseDone};
 use crate::web::client::{
-    Agent, AgentOptions, BodyProducer, BytesProducer, HttpAgent, HttpConnectionPool, Response,
+    Agent, AgentOptions, BodyConsumer, BodyProducer, BytesProducer, HttpAgent, HttpConnectionPool,
+    Response,
 };
 use crate::web::resource::{ErrorPage, Render, Resource};
-use crate::web::{Headers, Request, status};
-use crate::{Deferred, Failure};
+use crate::web::{BodyMode, BodyReceiver, Headers, Request, status};
+use crate::{Deferred, Failure, Resolver};
 
 /// How many idle connections to the backend are kept (the pool's default of 2 would make a
 /// proxy under concurrent load reconnect for most requests).
@@ -263,6 +268,11 @@ impl Resource for ReverseProxyResource {
         vec!["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"]
     }
 
+    /// Request bodies are streamed to the backend as they arrive (see the module docs).
+    fn body_mode(&self, _request: &Request) -> BodyMode {
+        BodyMode::Stream { max: None }
+    }
+
     /// Forwards the request, whatever its method.
     fn render(&self, request: &Request) -> Render {
         let method = String::from_utf8_lossy(request.method()).into_owned();
@@ -270,8 +280,11 @@ impl Resource for ReverseProxyResource {
         let headers = self.backend_headers(request);
         let framed = request.get_header("content-length").is_some()
             || request.get_header("transfer-encoding").is_some();
-        let body: Option<Rc<dyn BodyProducer>> =
-            framed.then(|| Rc::new(BytesProducer::new(request.body())) as Rc<dyn BodyProducer>);
+        let body: Option<Rc<dyn BodyProducer>> = match framed {
+            false => None,
+            true if request.body_is_streamed() => Some(Rc::new(StreamedBody::new(request))),
+            true => Some(Rc::new(BytesProducer::new(request.body()))),
+        };
         let d = self.agent.request(&method, &url, Some(headers), body);
         let cancel = d.cancel_handle();
         // A client gone before the backend answered: give up on the backend request.
@@ -291,6 +304,91 @@ impl Resource for ReverseProxyResource {
             },
         );
         Render::NotDoneYet
+    }
+}
+
+/// The client's request body on its way to the backend: each piece the server reads is
+/// written to the backend connection; the backend connection's back-pressure pauses
+/// reading from the client (`pause_body`), so a large upload holds at most a buffer's
+/// worth in the proxy. Sent with the client's `Content-Length` when it gave one, chunked
+/// otherwise; it cannot be replayed (the pool does not retry it).
+struct StreamedBody {
+    request: Request,
+    length: Option<u64>,
+    stopped: Rc<Cell<bool>>,
+}
+
+impl StreamedBody {
+    fn new(request: &Request) -> StreamedBody {
+        let chunked = request.get_header("transfer-encoding").is_some();
+        let length = request
+            .get_header("content-length")
+            .filter(|_| !chunked)
+            .and_then(|v| std::str::from_utf8(v).ok())
+            .and_then(|v| v.trim().parse().ok());
+        StreamedBody {
+            request: request.clone(),
+            length,
+            stopped: Rc::default(),
+        }
+    }
+}
+
+/// Writes what the client sends to the backend connection.
+struct ToBackend {
+    consumer: BodyConsumer,
+    done: Option<Resolver<()>>,
+    stopped: Rc<Cell<bool>>,
+}
+
+impl BodyReceiver for ToBackend {
+    fn data_received(&mut self, data: &[u8]) {
+        if !self.stopped.get() {
+            self.consumer.write(data);
+        }
+    }
+
+    fn body_done(&mut self, result: Result<(), Failure>) {
+        if let Some(done) = self.done.take() {
+            let _ = match result {
+                Ok(()) => done.callback(()),
+                Err(f) => done.errback(f),
+            };
+        }
+    }
+}
+
+impl BodyProducer for StreamedBody {
+    fn length(&self) -> Option<u64> {
+        self.length
+    }
+
+    fn start_producing(&self, consumer: BodyConsumer) -> Deferred<()> {
+        let (d, done) = Deferred::new();
+        let receiver = ToBackend {
+            consumer,
+            done: Some(done),
+            stopped: self.stopped.clone(),
+        };
+        match self.request.deliver_body(receiver) {
+            Ok(()) => d,
+            Err(e) => Deferred::fail(e),
+        }
+    }
+
+    fn pause_producing(&self) {
+        self.request.pause_body();
+    }
+
+    fn resume_producing(&self) {
+        self.request.resume_body();
+    }
+
+    fn stop_producing(&self) {
+        // The backend request failed: what the client still sends is dropped (the server
+        // reads and discards it once the 502 is out).
+        self.stopped.set(true);
+        self.request.resume_body();
     }
 }
 
