@@ -725,14 +725,28 @@ fn proxy_agent_sends_absolute_uris_to_the_proxy_and_reuses_its_connection() {
 }
 
 #[test]
-fn proxy_agent_refuses_https_and_bad_proxies() {
+fn proxy_agent_asks_for_a_tunnel_for_https_and_refuses_bad_proxies() {
     let clock = Clock::new();
     let (a, mem) = agent(&clock, false, AgentOptions::default());
     let p = a.clone().via_proxy("http://proxy.example:3128").unwrap();
-    let f = failure_result_of(&p.request("GET", "https://example.com/", None, None));
-    assert!(f.is::<SchemeNotSupported>(), "{f}");
-    assert!(f.to_string().contains("CONNECT"), "{f}");
-    assert_eq!(mem.count(), 0, "nothing was sent in the clear");
+    let d = p.request("GET", "https://example.com/secret", None, None);
+    assert_eq!(mem.made.borrow()[0].0, "http://proxy.example:3128/");
+    // Only the CONNECT goes to the proxy in the clear, never the request.
+    assert_eq!(
+        head_of(&mem.last()),
+        "CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n"
+    );
+    mem.last()
+        .deliver(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n");
+    let f = failure_result_of(&d);
+    assert!(f.is::<ProxyTunnelError>(), "{f:?}");
+    assert!(f.to_string().contains("403"), "{f}");
+    assert!(!head_of(&mem.last()).contains("secret"));
+    // An answer that never ends is cut off.
+    let d = p.request("GET", "https://example.com/", None, None);
+    mem.last().deliver(b"HTTP/1.1 200 OK\r\n");
+    mem.last().deliver(&vec![b'x'; 20_000]);
+    assert!(failure_result_of(&d).is::<ProxyTunnelError>());
     assert!(a.clone().via_proxy("socks5://proxy:1080").is_err());
     assert!(a.via_proxy("not a uri").is_err());
 }

@@ -325,6 +325,142 @@ fn https_verified_with_a_named_ca_and_refused_without() {
     );
 }
 
+/// A CONNECT proxy on a thread: records each request line; refuses with 407 when `refuse`,
+/// else connects to the named port on 127.0.0.1, says 200 and relays bytes both ways.
+fn connect_proxy(refuse: bool) -> (u16, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use std::io::{BufRead, BufReader};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = seen.clone();
+    std::thread::spawn(move || {
+        for client in listener.incoming() {
+            let Ok(mut client) = client else { return };
+            let mut reader = BufReader::new(client.try_clone().unwrap());
+            let mut first = String::new();
+            let _ = reader.read_line(&mut first);
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+            }
+            log.lock().unwrap().push(first.trim_end().to_string());
+            if refuse {
+                let _ = client.write_all(
+                    b"HTTP/1.1 407 Proxy Authentication Required\r\nContent-Length: 0\r\n\r\n",
+                );
+                continue;
+            }
+            let target_port: u16 = first
+                .split(' ')
+                .nth(1)
+                .and_then(|a| a.rsplit(':').next())
+                .and_then(|p| p.parse().ok())
+                .unwrap_or(0);
+            let Ok(mut origin) = std::net::TcpStream::connect(("127.0.0.1", target_port)) else {
+                continue;
+            };
+            client
+                .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                .unwrap();
+            let mut origin_read = origin.try_clone().unwrap();
+            let mut client_write = client.try_clone().unwrap();
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut origin_read, &mut client_write);
+                let _ = client_write.shutdown(std::net::Shutdown::Write);
+            });
+            std::thread::spawn(move || {
+                // What the reader buffered past the head goes first.
+                let _ = origin.write_all(reader.buffer());
+                let mut rest = reader.into_inner();
+                let _ = std::io::copy(&mut rest, &mut origin);
+                let _ = origin.shutdown(std::net::Shutdown::Write);
+            });
+        }
+    });
+    (port, seen)
+}
+
+#[test]
+fn https_through_a_proxy_goes_in_a_verified_tunnel() {
+    let ca = tlsutil::Ca::new("tunnel test CA");
+    let leaf = ca.server(&["localhost"]);
+    let reactor = Reactor::new().unwrap();
+    let answer: Answer = Rc::new(|path, _| Action::Reply(ok(&format!("secret at {path}"))));
+    let origin = twistor::tls::listen_ssl(
+        &reactor,
+        0,
+        for_protocol(move || Canned {
+            buf: Vec::new(),
+            served: 0,
+            answer: answer.clone(),
+            conns: Rc::default(),
+        }),
+        &leaf.server_options(),
+        ListenOptions::on("127.0.0.1"),
+    )
+    .unwrap();
+    let (proxy_port, seen) = connect_proxy(false);
+    let pool = HttpConnectionPool::new(Rc::new(reactor.clone()));
+    let agent = Agent::with_options(
+        &reactor,
+        AgentOptions {
+            https_policy: HttpsPolicy::with_trust_roots(ca.roots()),
+            ..Default::default()
+        },
+        Some(pool),
+    )
+    .via_proxy(&format!("http://127.0.0.1:{proxy_port}"))
+    .unwrap();
+    let url = format!("https://localhost:{}/a?b=1", origin.port());
+    let (response, body) = fetch(&reactor, &agent, &url).unwrap();
+    assert_eq!(response.code, 200);
+    assert_eq!(
+        body, b"secret at /a?b=1",
+        "the origin got the origin-form target"
+    );
+    // A second request reuses the tunnel.
+    let (_, body) = fetch(&reactor, &agent, &url).unwrap();
+    assert_eq!(body, b"secret at /a?b=1");
+    assert_eq!(
+        *seen.lock().unwrap(),
+        [format!("CONNECT localhost:{} HTTP/1.1", origin.port())],
+        "one tunnel, and the proxy saw nothing but its CONNECT"
+    );
+
+    // The origin is still verified through the tunnel.
+    let other = tlsutil::Ca::new("another CA");
+    let untrusted = Agent::with_options(
+        &reactor,
+        AgentOptions {
+            https_policy: HttpsPolicy::with_trust_roots(other.roots()),
+            ..Default::default()
+        },
+        None,
+    )
+    .via_proxy(&format!("http://127.0.0.1:{proxy_port}"))
+    .unwrap();
+    let f = fetch(&reactor, &untrusted, &url).unwrap_err();
+    assert!(format!("{f:?}").contains("ertificate"), "{f:?}");
+}
+
+#[test]
+fn a_proxy_that_refuses_the_tunnel_fails_the_request_with_its_answer() {
+    let reactor = Reactor::new().unwrap();
+    let (proxy_port, seen) = connect_proxy(true);
+    let agent = Agent::new(&reactor)
+        .via_proxy(&format!("http://127.0.0.1:{proxy_port}"))
+        .unwrap();
+    let f = fetch(&reactor, &agent, "https://origin.invalid/").unwrap_err();
+    assert!(f.is::<ProxyTunnelError>(), "{f:?}");
+    assert!(f.to_string().contains("407"), "{f}");
+    assert_eq!(
+        *seen.lock().unwrap(),
+        ["CONNECT origin.invalid:443 HTTP/1.1"]
+    );
+}
+
 #[test]
 fn example_follows_its_redirect() {
     let out = util::bounded(20, || util::run_example("web_client", &[]));

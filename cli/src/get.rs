@@ -50,7 +50,8 @@ pub struct GetArgs {
     /// Give up after this many seconds for the whole exchange.
     #[arg(long, default_value_t = 60.0)]
     timeout: f64,
-    /// Send the request through this HTTP proxy (`http://host:port`); http URLs only.
+    /// Send the request through this HTTP proxy (`http://host:port`); https URLs go in a
+    /// CONNECT tunnel.
     #[arg(long, value_name = "URL")]
     proxy: Option<String>,
 }

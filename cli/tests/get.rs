@@ -124,10 +124,16 @@ fn through_a_proxy_with_redirects_followed_there() {
             .unwrap()
             .starts_with("GET http://origin.invalid/b HTTP/1.1\r\n")
     );
-    // https would cross the proxy in the clear: refused before anything is sent.
+    // https asks the proxy for a tunnel (`CONNECT`), which this one does not open.
     let o = get(&["--proxy", &proxy, "https://origin.invalid/"]);
     assert_eq!(o.status.code(), Some(1));
-    assert!(stderr(&o).contains("CONNECT"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("tunnel"), "{}", stderr(&o));
+    assert!(
+        heads
+            .recv()
+            .unwrap()
+            .starts_with("CONNECT origin.invalid:443 HTTP/1.1\r\n")
+    );
     let o = get(&["--proxy", "ftp://x", "http://origin.invalid/"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("--proxy"), "{}", stderr(&o));

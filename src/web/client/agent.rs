@@ -176,6 +176,8 @@ struct AgentInner {
     limits: HeadLimits,
     /// Every request goes to this HTTP proxy (see [`Agent::via_proxy`]).
     proxy: Option<Uri>,
+    /// The TLS options of origins reached through a proxy's tunnel.
+    https_policy: HttpsPolicy,
 }
 
 /// The HTTP client (see the module docs).
@@ -255,6 +257,7 @@ impl Agent {
                 response_timeout: options.response_timeout.map(|d| d.as_secs_f64()),
                 limits: options.head_limits,
                 proxy: None,
+                https_policy: options.https_policy,
             }),
         }
     }
@@ -263,10 +266,13 @@ impl Agent {
     /// or `https://` for a proxy reached over TLS) instead of the URI's server (Twisted's
     /// `ProxyAgent`): the request line carries the absolute URI
     /// (`GET http://example.com/a HTTP/1.1`), `Host` still names the origin, and the pool
-    /// keeps the proxy's connections for requests to any origin. Only `http` URIs go
-    /// through a proxy: an `https` one fails with [`SchemeNotSupported`], because a proxy
-    /// would need a `CONNECT` tunnel to keep it private (Twisted sends it to the proxy in
-    /// the clear). A `Proxy-Authorization` header is sent as the caller gives it.
+    /// keeps the proxy's connections for requests to any origin. An `https` URI goes
+    /// through a tunnel instead (`CONNECT host:port`, then TLS with the origin, verified
+    /// as without a proxy), so the proxy sees neither the request nor the response
+    /// (Twisted's `ProxyAgent` sends it to the proxy in the clear); a proxy that refuses
+    /// the tunnel fails the request with
+    /// [`ProxyTunnelError`](super::error::ProxyTunnelError). A `Proxy-Authorization`
+    /// header is sent with plain requests as the caller gives it (not with `CONNECT`).
     ///
     /// ```no_run
     /// use twistor::prelude::*;
@@ -295,6 +301,7 @@ impl Agent {
                 response_timeout: i.response_timeout,
                 limits: i.limits,
                 proxy: Some(proxy),
+                https_policy: i.https_policy.clone(),
             }),
         })
     }
@@ -355,12 +362,38 @@ impl BodySource for TimedBody {
 }
 
 impl AgentInner {
+    /// A new connection to `uri`'s server: directly, to the proxy (which `uri` then is),
+    /// or through a tunnel the proxy opens to an `https` origin.
     fn connect(self: &Rc<Self>, uri: &Uri) -> Deferred<Connection> {
         let protocol = HttpClientProtocol::with_limits(self.limits);
         let state = protocol.state_cell();
+        let Some(proxy) = self.proxy.as_ref().filter(|_| uri.scheme() == "https") else {
+            return self
+                .endpoints
+                .connect(uri, protocol)
+                .add_callback(move |h| Connection::new(h, state));
+        };
+        let host = if uri.host().contains(':') {
+            format!("[{}]", uri.host())
+        } else {
+            uri.host().to_string()
+        };
+        let authority = format!("{host}:{}", uri.port());
+        let tls = self.https_policy.creator_for_netloc(uri.host(), uri.port());
         self.endpoints
-            .connect(uri, protocol)
-            .add_callback(move |h| Connection::new(h, state))
+            .connect(proxy, protocol)
+            .add_callback_deferred(move |h| {
+                if !h.alive() {
+                    return Deferred::fail(RequestNotSent);
+                }
+                // From inside one of the protocol's callbacks (a connection made at once)
+                // the tunnel is asked for right after it: the result comes through `r`.
+                let (opened, r) = Deferred::new();
+                h.with(move |p, cx| {
+                    let _ = p.tunnel(cx, &authority, tls).chain_deferred(&r);
+                });
+                opened.add_callback(move |()| Connection::new(h, state))
+            })
     }
 
     fn attempt(
@@ -462,12 +495,17 @@ impl HttpAgent for Agent {
                 ),
                 parsed.clone(),
             ),
-            Some(_) if parsed.scheme() != "http" => {
-                return Deferred::fail(SchemeNotSupported(format!(
-                    "{} through a proxy (CONNECT tunnels are not supported)",
-                    parsed.scheme()
-                )));
-            }
+            // Through a tunnel the request is the origin's own, encrypted end to end; the
+            // tunnel belongs to one origin, so does its pool key.
+            Some(proxy) if parsed.scheme() == "https" => (
+                parsed.origin_form(),
+                (
+                    format!("https-via-{}:{}", proxy.host(), proxy.port()),
+                    parsed.host().to_string(),
+                    parsed.port(),
+                ),
+                parsed.clone(),
+            ),
             Some(proxy) => (
                 parsed.absolute_form(),
                 (

@@ -213,6 +213,18 @@ pub struct InvalidUri {
     pub why: String,
 }
 
+/// An HTTP proxy would not open a `CONNECT` tunnel for an `https` request (it refused, or
+/// closed, or answered something that is not HTTP).
+///
+/// ```
+/// use twistor::web::client::error::ProxyTunnelError;
+/// let e = ProxyTunnelError("the proxy refused the tunnel: \"HTTP/1.1 407\"".into());
+/// assert!(e.to_string().starts_with("no tunnel through the proxy: "));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("no tunnel through the proxy: {0}")]
+pub struct ProxyTunnelError(pub String);
+
 /// The URI's scheme is neither `http` nor `https`.
 ///
 /// ```

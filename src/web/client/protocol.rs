@@ -43,8 +43,8 @@ use crate::web::headers::is_token;
 use crate::{Deferred, Failure, Resolver};
 
 use super::error::{
-    BadRequest, DataLoss, PotentialDataLoss, RequestGenerationFailed, RequestNotSent,
-    RequestTransmissionFailed, ResponseDone, ResponseFailed, ResponseNeverReceived,
+    BadRequest, DataLoss, PotentialDataLoss, ProxyTunnelError, RequestGenerationFailed,
+    RequestNotSent, RequestTransmissionFailed, ResponseDone, ResponseFailed, ResponseNeverReceived,
     WrongBodyLength,
 };
 use super::parser::{BodyFraming, framing, parse_head};
@@ -264,7 +264,19 @@ pub struct HttpClientProtocol {
     started: Rc<Cell<bool>>,
     /// Fired when the connection is gone.
     lost_waiters: Vec<Resolver<()>>,
+    /// A `CONNECT` sent to a proxy, waiting for its answer (see [`Self::tunnel`]).
+    tunnel: Option<Tunnel>,
 }
+
+/// A tunnel being opened: what the proxy said so far, and what to do once it agrees.
+struct Tunnel {
+    head: Vec<u8>,
+    tls: crate::tls::ClientOptions,
+    done: Resolver<()>,
+}
+
+/// The largest proxy answer to a `CONNECT` read before giving up.
+const TUNNEL_HEAD_MAX: usize = 16 * 1024;
 
 impl Default for HttpClientProtocol {
     fn default() -> Self {
@@ -288,6 +300,85 @@ impl HttpClientProtocol {
             on_quiescent: None,
             started: Rc::new(Cell::new(false)),
             lost_waiters: Vec::new(),
+            tunnel: None,
+        }
+    }
+
+    /// Asks the proxy this connection goes to for a tunnel to `authority` (`host:port`,
+    /// `CONNECT`), then starts TLS through it with `tls`, so that the requests that follow
+    /// reach the origin encrypted end to end. The Deferred fires once the proxy agreed
+    /// (requests sent after it wait for the TLS handshake), or fails with
+    /// [`ProxyTunnelError`] when the proxy refuses or answers garbage (the connection is
+    /// then closed).
+    pub(crate) fn tunnel(
+        &mut self,
+        cx: &Context<Self>,
+        authority: &str,
+        tls: crate::tls::ClientOptions,
+    ) -> Deferred<()> {
+        let (d, done) = Deferred::new();
+        cx.transport().write_owned(
+            format!("CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\n\r\n").into_bytes(),
+        );
+        self.state.set(ClientState::Waiting);
+        self.tunnel = Some(Tunnel {
+            head: Vec::new(),
+            tls,
+            done,
+        });
+        d
+    }
+
+    /// Reads the proxy's answer to `CONNECT`; true while the tunnel is still being opened.
+    fn tunnel_data(&mut self, cx: &Context<Self>, data: &[u8]) -> bool {
+        let Some(t) = self.tunnel.as_mut() else {
+            return false;
+        };
+        t.head.extend_from_slice(data);
+        let Some(end) = memchr::memmem::find(&t.head, b"\r\n\r\n") else {
+            if t.head.len() > TUNNEL_HEAD_MAX {
+                self.tunnel_failed(cx, "the proxy's answer to CONNECT is too long".into());
+            }
+            return true;
+        };
+        let Some(t) = self.tunnel.take() else {
+            return false;
+        };
+        let line = t.head.split(|&b| b == b'\n').next().unwrap_or_default();
+        let line = String::from_utf8_lossy(line).trim_end().to_string();
+        let code = line
+            .strip_prefix("HTTP/1.")
+            .and_then(|r| r.get(2..5))
+            .and_then(|c| c.parse::<u16>().ok());
+        match code {
+            Some(200..=299) => {
+                let rest = &t.head[end + 4..];
+                let config = crate::tls::TlsConfig::Client(t.tls);
+                match cx.transport().start_tls(config, rest) {
+                    Ok(()) => {
+                        self.state.set(ClientState::Quiescent);
+                        let _ = t.done.callback(());
+                    }
+                    Err(e) => {
+                        self.state.set(ClientState::Aborting);
+                        cx.transport().abort_connection();
+                        let _ = t.done.errback(Failure::new(e));
+                    }
+                }
+            }
+            _ => {
+                self.tunnel = Some(t);
+                self.tunnel_failed(cx, format!("the proxy refused the tunnel: {line:?}"));
+            }
+        }
+        true
+    }
+
+    fn tunnel_failed(&mut self, cx: &Context<Self>, why: String) {
+        if let Some(t) = self.tunnel.take() {
+            self.state.set(ClientState::Aborting);
+            cx.transport().abort_connection();
+            let _ = t.done.errback(Failure::new(ProxyTunnelError(why)));
         }
     }
 
@@ -644,6 +735,9 @@ impl HttpClientProtocol {
 
 impl Protocol for HttpClientProtocol {
     fn data_received(&mut self, cx: &Context<Self>, data: &[u8]) {
+        if self.tunnel.is_some() && self.tunnel_data(cx, data) {
+            return;
+        }
         let Some(flight) = self.current.as_mut() else {
             // Bytes on an idle connection answer nothing that was asked (a 408 before a
             // close, garbage): the connection cannot be trusted with the next request.
@@ -662,6 +756,11 @@ impl Protocol for HttpClientProtocol {
     fn connection_lost(&mut self, _cx: &Context<Self>, reason: Failure) {
         let before = self.state.replace(ClientState::ConnectionLost);
         self.on_quiescent = None;
+        if let Some(t) = self.tunnel.take() {
+            let _ = t.done.errback(Failure::new(ProxyTunnelError(format!(
+                "the proxy closed the connection before agreeing to the tunnel: {reason}"
+            ))));
+        }
         for w in std::mem::take(&mut self.lost_waiters) {
             let _ = w.callback(());
         }
