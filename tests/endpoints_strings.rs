@@ -37,8 +37,8 @@ fn escaped_colon_stays_in_the_value() {
 
 #[test]
 fn only_the_first_equals_makes_a_keyword() {
-    let d = Description::parse("unix:path=/tmp/a=b:mode=660").unwrap();
-    assert_eq!(d.keyword("path"), Some("/tmp/a=b"));
+    let d = Description::parse("unix:path=run/a=b:mode=660").unwrap();
+    assert_eq!(d.keyword("path"), Some("run/a=b"));
     assert_eq!(d.keyword("mode"), Some("660"));
 }
 
@@ -147,7 +147,7 @@ fn server_unix_forms() {
     assert!(e.options().want_pid);
 
     // Twisted's defaults: mode 666, lock file on, backlog 50.
-    let ServerDescription::Unix(e) = parse_server("unix:/tmp/a.sock").unwrap() else {
+    let ServerDescription::Unix(e) = parse_server("unix:run/a.sock").unwrap() else {
         panic!()
     };
     assert_eq!(
@@ -156,16 +156,16 @@ fn server_unix_forms() {
     );
 
     let ServerDescription::Unix(e) =
-        parse_server("unix:address=/tmp/b.sock:lockfile=0:backlog=4").unwrap()
+        parse_server("unix:address=run/b.sock:lockfile=0:backlog=4").unwrap()
     else {
         panic!()
     };
-    assert_eq!(e.path(), Path::new("/tmp/b.sock"));
+    assert_eq!(e.path(), Path::new("run/b.sock"));
     assert!(!e.options().want_pid);
     assert_eq!(e.options().backlog, 4);
 
-    assert!(server_err("unix:/tmp/a:mode=999").contains("mode '999' is not an octal file mode"));
-    assert!(server_err("unix:/tmp/a:lockfile=yes").contains("lockfile 'yes' is not 0 or 1"));
+    assert!(server_err("unix:run/a:mode=999").contains("mode '999' is not an octal file mode"));
+    assert!(server_err("unix:run/a:lockfile=yes").contains("lockfile 'yes' is not 0 or 1"));
     assert_eq!(
         server_err("unix:mode=600"),
         "unix:mode=600: unix needs a address"
@@ -389,8 +389,8 @@ fn a_tls_directory_that_cannot_be_read_is_named() {
 fn server_builtin_types_are_case_sensitive() {
     assert_eq!(server_err("TCP:80"), "TCP:80: unknown endpoint type 'TCP'");
     assert_eq!(
-        server_err("Unix:/tmp/a"),
-        "Unix:/tmp/a: unknown endpoint type 'Unix'"
+        server_err("Unix:run/a"),
+        "Unix:run/a: unknown endpoint type 'Unix'"
     );
     assert_eq!(
         server_err("SSL:443"),
@@ -438,7 +438,7 @@ fn server_from_string_builds_each_kind() {
         AnyServerEndpoint::Tcp6(_)
     ));
     assert!(matches!(
-        server_from_string("unix:/tmp/x.sock").unwrap(),
+        server_from_string("unix:run/x.sock").unwrap(),
         AnyServerEndpoint::Unix(_)
     ));
     assert!(matches!(
