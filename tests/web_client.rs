@@ -2,6 +2,9 @@
 //! written, canned response bytes fed), and the agents over an endpoint factory that hands
 //! out in-memory connections, with a `Clock` for the pool's and the agent's timers.
 
+#[path = "util/web_memory.rs"]
+mod web_memory;
+
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::Duration;
@@ -15,6 +18,7 @@ use twistor::testing::{
     ReadState, StringTransport, assert_no_result, failure_result_of, success_result_of,
 };
 use twistor::web::Headers;
+use web_memory::{Memory, agent, head_of};
 use twistor::web::client::error::*;
 use twistor::web::client::*;
 
@@ -629,52 +633,6 @@ fn response_before_request_body_done_is_delivered_and_not_reused() {
 
 // ---- agents over in-memory connections -------------------------------------------------------
 
-#[derive(Default)]
-struct Memory {
-    made: RefCell<Vec<(String, StringTransport)>>,
-    refuse: RefCell<bool>,
-}
-
-impl EndpointFactory for Memory {
-    fn connect(
-        &self,
-        uri: &Uri,
-        protocol: HttpClientProtocol,
-    ) -> Deferred<Handle<HttpClientProtocol>> {
-        if *self.refuse.borrow() {
-            return Deferred::fail(twistor::error::ConnectionRefusedError::from(
-                std::io::Error::from(std::io::ErrorKind::ConnectionRefused),
-            ));
-        }
-        let st = StringTransport::with_disconnection();
-        let h = st.connect(protocol);
-        self.made.borrow_mut().push((uri.to_string(), st));
-        Deferred::succeed(h)
-    }
-}
-
-impl Memory {
-    fn last(&self) -> StringTransport {
-        self.made.borrow().last().unwrap().1.clone()
-    }
-    fn count(&self) -> usize {
-        self.made.borrow().len()
-    }
-}
-
-fn agent(clock: &Clock, persistent: bool, options: AgentOptions) -> (Agent, Rc<Memory>) {
-    let mem = Rc::new(Memory::default());
-    let time: Rc<dyn twistor::time::ReactorTime> = Rc::new(clock.clone());
-    let pool = persistent.then(|| HttpConnectionPool::new(time.clone()));
-    (
-        Agent::using_endpoint_factory(time, mem.clone(), pool, options),
-        mem,
-    )
-}
-
-fn head_of(st: &StringTransport) -> String {
-    String::from_utf8(st.value()).unwrap()
-}
 
 #[test]
 fn agent_host_header_values() {

@@ -5,6 +5,9 @@
 //! Where twistor departs from Twisted on purpose (the safer or the asked-for behaviour), the
 //! test asserts twistor's behaviour and its name says so (`..._unlike_twisted`).
 
+#[path = "util/web_memory.rs"]
+mod web_memory;
+
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
@@ -16,6 +19,7 @@ use twistor::testing::{
     ReadState, StringTransport, assert_no_result, failure_result_of, success_result_of,
 };
 use twistor::web::Headers;
+use web_memory::{agent, head_of};
 use twistor::web::client::error::*;
 use twistor::web::client::*;
 use twistor::{Failure, Resolver};
@@ -53,6 +57,22 @@ fn first_reason(f: &Failure) -> Failure {
         e.reasons[0].clone()
     } else {
         panic!("not a wrapper: {f}")
+    }
+}
+
+/// An endpoint factory whose connections never complete; it records a cancelled attempt.
+struct Never(Rc<Cell<bool>>);
+impl EndpointFactory for Never {
+    fn connect(
+        &self,
+        _uri: &Uri,
+        _protocol: HttpClientProtocol,
+    ) -> Deferred<Handle<HttpClientProtocol>> {
+        let cancelled = self.0.clone();
+        Deferred::with_canceller(move |_r: &Resolver<Handle<HttpClientProtocol>>| {
+            cancelled.set(true)
+        })
+        .0
     }
 }
 
@@ -722,51 +742,11 @@ fn body_finished_before_delivery_is_delivered_at_once() {
 
 // ---- test_agent: Agent -------------------------------------------------------------------------
 
-#[derive(Default)]
-struct Memory {
-    made: RefCell<Vec<(String, StringTransport)>>,
-}
-
-impl EndpointFactory for Memory {
-    fn connect(
-        &self,
-        uri: &Uri,
-        protocol: HttpClientProtocol,
-    ) -> Deferred<Handle<HttpClientProtocol>> {
-        let st = StringTransport::with_disconnection();
-        let h = st.connect(protocol);
-        self.made.borrow_mut().push((uri.to_string(), st));
-        Deferred::succeed(h)
-    }
-}
-
-impl Memory {
-    fn last(&self) -> StringTransport {
-        self.made.borrow().last().unwrap().1.clone()
-    }
-    fn count(&self) -> usize {
-        self.made.borrow().len()
-    }
-}
-
-fn agent(clock: &Clock, persistent: bool) -> (Agent, Rc<Memory>) {
-    let mem = Rc::new(Memory::default());
-    let time: Rc<dyn twistor::time::ReactorTime> = Rc::new(clock.clone());
-    let pool = persistent.then(|| HttpConnectionPool::new(time.clone()));
-    (
-        Agent::using_endpoint_factory(time, mem.clone(), pool, AgentOptions::default()),
-        mem,
-    )
-}
-
-fn head_of(st: &StringTransport) -> String {
-    String::from_utf8(st.value()).unwrap()
-}
 
 #[test]
 fn agent_adds_host_after_the_caller_headers_and_nothing_else() {
     let clock = Clock::new();
-    let (a, mem) = agent(&clock, false);
+    let (a, mem) = agent(&clock, false, AgentOptions::default());
     let mut h = Headers::new();
     h.add("X-A", "1");
     h.add("Accept", "*/*");
@@ -792,7 +772,7 @@ fn agent_adds_host_after_the_caller_headers_and_nothing_else() {
 #[test]
 fn agent_origin_form_keeps_params_and_query_and_drops_the_fragment() {
     let clock = Clock::new();
-    let (a, mem) = agent(&clock, false);
+    let (a, mem) = agent(&clock, false, AgentOptions::default());
     for (uri, target) in [
         ("http://example.com", "/"),
         ("http://example.com/a;p?q=1#frag", "/a;p?q=1"),
@@ -812,7 +792,7 @@ fn agent_injection_in_uri_or_method_fails_before_connecting_unlike_twisted() {
     // Twisted raises ValueError from `request` itself; twistor returns a failed Deferred
     // (nothing in twistor panics or throws on bad input). Either way nothing is sent.
     let clock = Clock::new();
-    let (a, mem) = agent(&clock, false);
+    let (a, mem) = agent(&clock, false, AgentOptions::default());
     for uri in [
         "http://example.com/\r\nX: y",
         "http://example.com/ a",
@@ -833,7 +813,7 @@ fn agent_injection_in_uri_or_method_fails_before_connecting_unlike_twisted() {
 #[test]
 fn agent_strips_surrounding_whitespace_from_the_uri() {
     let clock = Clock::new();
-    let (a, mem) = agent(&clock, false);
+    let (a, mem) = agent(&clock, false, AgentOptions::default());
     let _d = a.request("GET", "  http://example.com/x  ", None, None);
     assert!(head_of(&mem.last()).starts_with("GET /x HTTP/1.1\r\n"));
 }
@@ -841,7 +821,7 @@ fn agent_strips_surrounding_whitespace_from_the_uri() {
 #[test]
 fn agent_unsupported_scheme_fails_the_deferred() {
     let clock = Clock::new();
-    let (a, mem) = agent(&clock, false);
+    let (a, mem) = agent(&clock, false, AgentOptions::default());
     for uri in [
         "ftp://example.com/",
         "mailto:someone@example.com",
@@ -863,7 +843,7 @@ fn agent_unsupported_scheme_fails_the_deferred() {
 #[test]
 fn agent_request_response_knows_its_request() {
     let clock = Clock::new();
-    let (a, mem) = agent(&clock, false);
+    let (a, mem) = agent(&clock, false, AgentOptions::default());
     let d = a.request("HEAD", "http://example.com/x", None, None);
     mem.last()
         .deliver(b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n");
@@ -876,7 +856,7 @@ fn agent_request_response_knows_its_request() {
 #[test]
 fn pool_getconnection_returns_cached_connections_oldest_first() {
     let clock = Clock::new();
-    let (a, mem) = agent(&clock, true);
+    let (a, mem) = agent(&clock, true, AgentOptions::default());
     let ds: Vec<_> = (0..2)
         .map(|_| a.request("GET", "http://example.com/", None, None))
         .collect();
@@ -901,7 +881,7 @@ fn pool_getconnection_returns_cached_connections_oldest_first() {
 #[test]
 fn pool_has_no_limit_on_active_connections() {
     let clock = Clock::new();
-    let (a, mem) = agent(&clock, true);
+    let (a, mem) = agent(&clock, true, AgentOptions::default());
     let _ds: Vec<_> = (0..5)
         .map(|_| a.request("GET", "http://example.com/", None, None))
         .collect();
@@ -911,7 +891,7 @@ fn pool_has_no_limit_on_active_connections() {
 #[test]
 fn pool_idle_timer_cancelled_when_the_connection_is_reused() {
     let clock = Clock::new();
-    let (a, mem) = agent(&clock, true);
+    let (a, mem) = agent(&clock, true, AgentOptions::default());
     let d = a.request("GET", "http://example.com/", None, None);
     mem.last()
         .deliver(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
@@ -939,7 +919,7 @@ fn retry_only_for_idempotent_methods_without_body() {
         ("PATCH", false),
     ] {
         let clock = Clock::new();
-        let (a, mem) = agent(&clock, true);
+        let (a, mem) = agent(&clock, true, AgentOptions::default());
         let d = a.request("GET", "http://example.com/", None, None);
         mem.last()
             .deliver(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
@@ -1003,7 +983,7 @@ fn redirect_to(st: &StringTransport, code: u16, location: Option<&str>) {
 #[test]
 fn redirect_errors_name_the_status_code() {
     let clock = Clock::new();
-    let (a, mem) = agent(&clock, false);
+    let (a, mem) = agent(&clock, false, AgentOptions::default());
     let d = RedirectAgent::new(a).request("GET", "http://example.com/foo", None, None);
     redirect_to(&mem.last(), 302, None);
     let f = failure_result_of(&d);
@@ -1015,7 +995,7 @@ fn redirect_errors_name_the_status_code() {
         Some(302)
     );
 
-    let (a, mem) = agent(&clock, false);
+    let (a, mem) = agent(&clock, false, AgentOptions::default());
     let d = RedirectAgent::new(a).request("POST", "http://example.com/foo", None, None);
     redirect_to(&mem.last(), 301, Some("/bar"));
     let f = failure_result_of(&d);
@@ -1028,7 +1008,7 @@ fn redirect_errors_name_the_status_code() {
 fn redirect_303_turns_any_method_into_get_without_body() {
     for agent_kind in [false, true] {
         let clock = Clock::new();
-        let (a, mem) = agent(&clock, false);
+        let (a, mem) = agent(&clock, false, AgentOptions::default());
         let body: Rc<dyn BodyProducer> = Rc::new(BytesProducer::new("data"));
         let mut h = Headers::new();
         h.add("Content-Type", "text/plain");
@@ -1056,7 +1036,7 @@ fn redirect_303_turns_any_method_into_get_without_body() {
 #[test]
 fn redirect_limit_counts_followed_redirects() {
     let clock = Clock::new();
-    let (a, mem) = agent(&clock, false);
+    let (a, mem) = agent(&clock, false, AgentOptions::default());
     let d = RedirectAgent::new(a)
         .limit(2)
         .request("GET", "http://example.com/", None, None);
@@ -1073,7 +1053,7 @@ fn redirect_limit_counts_followed_redirects() {
 #[test]
 fn redirect_relative_uri_and_scheme_relative_uri() {
     let clock = Clock::new();
-    let (a, mem) = agent(&clock, false);
+    let (a, mem) = agent(&clock, false, AgentOptions::default());
     let _d = RedirectAgent::new(a).request("GET", "http://example.com/foo/bar", None, None);
     redirect_to(&mem.last(), 302, Some("baz"));
     assert_eq!(mem.made.borrow()[1].0, "http://example.com/foo/baz");
@@ -1097,7 +1077,7 @@ fn redirect_relative_uri_preserves_fragments() {
 #[test]
 fn redirect_recomputes_host_unless_the_caller_set_it() {
     let clock = Clock::new();
-    let (a, mem) = agent(&clock, false);
+    let (a, mem) = agent(&clock, false, AgentOptions::default());
     let _d = RedirectAgent::new(a.clone()).request("GET", "http://example.com/", None, None);
     redirect_to(&mem.last(), 302, Some("http://other.example:8080/"));
     assert!(head_of(&mem.last()).contains("\r\nHost: other.example:8080\r\n"));
@@ -1112,7 +1092,7 @@ fn redirect_recomputes_host_unless_the_caller_set_it() {
 #[test]
 fn redirect_drops_every_sensitive_header_across_origins() {
     let clock = Clock::new();
-    let (a, mem) = agent(&clock, false);
+    let (a, mem) = agent(&clock, false, AgentOptions::default());
     let mut h = Headers::new();
     for name in [
         "Authorization",
@@ -1153,7 +1133,7 @@ fn encoded_response(encoding: &str, body: &[u8]) -> Vec<u8> {
 #[test]
 fn content_decoder_leaves_unsupported_encodings_alone() {
     let clock = Clock::new();
-    let (a, mem) = agent(&clock, false);
+    let (a, mem) = agent(&clock, false, AgentOptions::default());
     let d = ContentDecoderAgent::new(a).request("GET", "http://example.com/", None, None);
     mem.last().deliver(&encoded_response("fizzbuzz", b"raw"));
     let r = success_result_of(&d);
@@ -1165,7 +1145,7 @@ fn content_decoder_leaves_unsupported_encodings_alone() {
 #[test]
 fn content_decoder_decodes_the_supported_tail_and_keeps_the_rest() {
     let clock = Clock::new();
-    let (a, mem) = agent(&clock, false);
+    let (a, mem) = agent(&clock, false, AgentOptions::default());
     let d = ContentDecoderAgent::new(a).request("GET", "http://example.com/", None, None);
     mem.last().deliver(&encoded_response(
         "fizz, gzip",
@@ -1181,7 +1161,7 @@ fn content_decoder_decodes_the_supported_tail_and_keeps_the_rest() {
 fn content_decoder_broken_gzip_fails_unlike_twisted() {
     // Twisted ends a corrupt gzip body empty and without an error.
     let clock = Clock::new();
-    let (a, mem) = agent(&clock, false);
+    let (a, mem) = agent(&clock, false, AgentOptions::default());
     let d = ContentDecoderAgent::new(a).request("GET", "http://example.com/", None, None);
     mem.last()
         .deliver(&encoded_response("gzip", b"this is not gzip at all"));
@@ -1195,7 +1175,7 @@ fn content_decoder_broken_gzip_fails_unlike_twisted() {
 fn content_decoder_keeps_the_caller_accept_encoding_unlike_twisted() {
     // Twisted adds a second Accept-Encoding header next to the caller's.
     let clock = Clock::new();
-    let (a, mem) = agent(&clock, false);
+    let (a, mem) = agent(&clock, false, AgentOptions::default());
     let mut h = Headers::new();
     h.add("Accept-Encoding", "identity");
     let _d = ContentDecoderAgent::new(a).request("GET", "http://example.com/", Some(h), None);
@@ -1325,7 +1305,7 @@ fn http_1_0_response_is_reused_only_with_keep_alive_unlike_twisted() {
     // Twisted keeps any HTTP/1.0 response's connection unless it says `Connection: close`.
     for (extra, reused) in [("", false), ("Connection: keep-alive\r\n", true)] {
         let clock = Clock::new();
-        let (a, mem) = agent(&clock, true);
+        let (a, mem) = agent(&clock, true, AgentOptions::default());
         let d = a.request("GET", "http://example.com/", None, None);
         mem.last()
             .deliver(format!("HTTP/1.0 200 OK\r\n{extra}Content-Length: 0\r\n\r\n").as_bytes());
@@ -1338,7 +1318,7 @@ fn http_1_0_response_is_reused_only_with_keep_alive_unlike_twisted() {
 fn connection_close_token_in_any_case_or_list_stops_reuse_unlike_twisted() {
     for value in ["close", "Close", "keep-alive, CLOSE", "x, close"] {
         let clock = Clock::new();
-        let (a, mem) = agent(&clock, true);
+        let (a, mem) = agent(&clock, true, AgentOptions::default());
         let d = a.request("GET", "http://example.com/", None, None);
         mem.last().deliver(
             format!("HTTP/1.1 200 OK\r\nConnection: {value}\r\nContent-Length: 0\r\n\r\n")
@@ -1354,7 +1334,7 @@ fn connection_close_token_in_any_case_or_list_stops_reuse_unlike_twisted() {
 fn redirect_303_keeps_head_unlike_twisted() {
     // Twisted turns a HEAD into GET on 303; a HEAD asked for no body and still asks for none.
     let clock = Clock::new();
-    let (a, mem) = agent(&clock, false);
+    let (a, mem) = agent(&clock, false, AgentOptions::default());
     let _d = RedirectAgent::new(a).request("HEAD", "http://example.com/", None, None);
     redirect_to(&mem.last(), 303, Some("/other"));
     assert!(head_of(&mem.last()).starts_with("HEAD /other HTTP/1.1\r\n"));
@@ -1364,20 +1344,6 @@ fn redirect_303_keeps_head_unlike_twisted() {
 fn response_timeout_covers_connecting_too() {
     // Twisted has no timeout of its own past the TCP connect; twistor's whole-response timeout
     // also bounds a connection (or TLS handshake) that never completes.
-    struct Never(Rc<Cell<bool>>);
-    impl EndpointFactory for Never {
-        fn connect(
-            &self,
-            _uri: &Uri,
-            _protocol: HttpClientProtocol,
-        ) -> Deferred<Handle<HttpClientProtocol>> {
-            let cancelled = self.0.clone();
-            Deferred::with_canceller(move |_r: &Resolver<Handle<HttpClientProtocol>>| {
-                cancelled.set(true)
-            })
-            .0
-        }
-    }
     let clock = Clock::new();
     let cancelled = Rc::new(Cell::new(false));
     let time: Rc<dyn twistor::time::ReactorTime> = Rc::new(clock.clone());
@@ -1401,7 +1367,7 @@ fn response_timeout_covers_connecting_too() {
 #[test]
 fn cookie_agent_empty_jar_sends_no_cookie_and_keeps_the_caller_one() {
     let clock = Clock::new();
-    let (a, mem) = agent(&clock, false);
+    let (a, mem) = agent(&clock, false, AgentOptions::default());
     let jar = Rc::new(RefCell::new(CookieJar::new()));
     let ca = CookieAgent::new(a, jar.clone());
     let _d = ca.request("GET", "http://example.com/", None, None);
@@ -1421,7 +1387,7 @@ fn cookie_agent_empty_jar_sends_no_cookie_and_keeps_the_caller_one() {
 #[test]
 fn cookie_agent_inside_a_redirect_agent_sees_every_hop() {
     let clock = Clock::new();
-    let (a, mem) = agent(&clock, false);
+    let (a, mem) = agent(&clock, false, AgentOptions::default());
     let jar = Rc::new(RefCell::new(CookieJar::new()));
     let ra = RedirectAgent::new(CookieAgent::new(a, jar.clone()));
     let d = ra.request("GET", "http://example.com/login", None, None);
@@ -1640,7 +1606,7 @@ fn quiescent_callback_runs_before_the_request_deferred_for_an_empty_body() {
 #[test]
 fn close_cached_connections_fires_when_all_are_gone() {
     let clock = Clock::new();
-    let (a, mem) = agent(&clock, true);
+    let (a, mem) = agent(&clock, true, AgentOptions::default());
     let ds: Vec<_> = ["http://example.com/", "http://www2.example.com/"]
         .iter()
         .map(|u| a.request("GET", u, None, None))
@@ -1704,20 +1670,6 @@ fn close_cached_connections_waits_for_a_slow_close() {
 
 #[test]
 fn cancelling_a_request_while_connecting_cancels_the_connect() {
-    struct Never(Rc<Cell<bool>>);
-    impl EndpointFactory for Never {
-        fn connect(
-            &self,
-            _uri: &Uri,
-            _protocol: HttpClientProtocol,
-        ) -> Deferred<Handle<HttpClientProtocol>> {
-            let cancelled = self.0.clone();
-            Deferred::with_canceller(move |_r: &Resolver<Handle<HttpClientProtocol>>| {
-                cancelled.set(true)
-            })
-            .0
-        }
-    }
     let clock = Clock::new();
     let cancelled = Rc::new(Cell::new(false));
     let time: Rc<dyn twistor::time::ReactorTime> = Rc::new(clock.clone());
@@ -1740,7 +1692,7 @@ fn cancelling_a_request_while_connecting_cancels_the_connect() {
 #[test]
 fn max_persistent_per_host_is_per_key() {
     let clock = Clock::new();
-    let (a, mem) = agent(&clock, true);
+    let (a, mem) = agent(&clock, true, AgentOptions::default());
     let uris = [
         "http://example.com/",
         "http://example.com/",
@@ -1805,7 +1757,7 @@ fn agent_default_ports_are_80_and_443() {
 #[test]
 fn response_knows_its_request_method_and_absolute_uri() {
     let clock = Clock::new();
-    let (a, mem) = agent(&clock, false);
+    let (a, mem) = agent(&clock, false, AgentOptions::default());
     let d = a.request("GET", "http://example.com/foo;1234?bar#frag", None, None);
     mem.last()
         .deliver(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
@@ -1820,7 +1772,7 @@ fn response_knows_its_request_method_and_absolute_uri() {
 #[test]
 fn redirected_response_knows_the_last_request_uri() {
     let clock = Clock::new();
-    let (a, mem) = agent(&clock, false);
+    let (a, mem) = agent(&clock, false, AgentOptions::default());
     let d = RedirectAgent::new(a).request("GET", "http://example.com/foo", None, None);
     redirect_to(&mem.last(), 302, Some("/bar"));
     mem.last()
@@ -1876,7 +1828,7 @@ fn cookie_agent_secure_cookie_only_over_https() {
     );
     assert_eq!(jar.cookies().len(), 1);
     let clock = Clock::new();
-    let (a, mem) = agent(&clock, false);
+    let (a, mem) = agent(&clock, false, AgentOptions::default());
     let _d = CookieAgent::new(a, Rc::new(RefCell::new(jar))).request(
         "GET",
         "http://example.com/foo?bar",
@@ -1893,7 +1845,7 @@ fn cookie_agent_port_cookie_only_on_its_port() {
     jar.set_cookie(&uri, "foo=1;port=1234");
     assert_eq!(jar.cookies().len(), 1);
     let clock = Clock::new();
-    let (a, mem) = agent(&clock, false);
+    let (a, mem) = agent(&clock, false, AgentOptions::default());
     let jar = Rc::new(RefCell::new(jar));
     let ca = CookieAgent::new(a, jar.clone());
     let _d = ca.request("GET", "http://example.com:1234/foo?bar", None, None);
@@ -1925,7 +1877,7 @@ fn redirect_failures_carry_the_redirect_response() {
         ("GET", 302, Some("http://example.com/bar"), 0),
     ] {
         let clock = Clock::new();
-        let (a, mem) = agent(&clock, false);
+        let (a, mem) = agent(&clock, false, AgentOptions::default());
         let d = RedirectAgent::new(a).limit(limit).request(
             method,
             "http://example.com/foo",
@@ -1953,7 +1905,7 @@ fn redirect_failures_carry_the_redirect_response() {
 #[test]
 fn unread_body_keeps_the_connection_paused_and_out_of_the_pool() {
     let clock = Clock::new();
-    let (a, mem) = agent(&clock, true);
+    let (a, mem) = agent(&clock, true, AgentOptions::default());
     let d = a.request("GET", "http://example.com/", None, None);
     mem.last()
         .deliver(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n");
