@@ -18,9 +18,9 @@ use twistor::testing::{
     ReadState, StringTransport, assert_no_result, failure_result_of, success_result_of,
 };
 use twistor::web::Headers;
-use web_memory::{Memory, agent, head_of};
 use twistor::web::client::error::*;
 use twistor::web::client::*;
+use web_memory::{Memory, agent, head_of};
 
 fn host_headers() -> Headers {
     let mut h = Headers::new();
@@ -632,7 +632,6 @@ fn response_before_request_body_done_is_delivered_and_not_reused() {
 }
 
 // ---- agents over in-memory connections -------------------------------------------------------
-
 
 #[test]
 fn agent_host_header_values() {

@@ -1,13 +1,16 @@
 //! The HTTP/1.1 server channel, driven through in-memory transports and a virtual clock.
 
+#[path = "util/web_served.rs"]
+mod web_served;
+
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
+use web_served::Served;
 
-use twistor::testing::{MemoryReactor, StringTransport};
 use twistor::transport::Producer;
 use twistor::web::resource::{Render, Resource};
-use twistor::web::site::AccessLog;
-use twistor::web::{HttpLimits, Request, Site};
+
+use twistor::web::{HttpLimits, Request};
 
 /// `/slow` answers when told (kept requests), `/echo` returns the body, `/stream` writes
 /// without a length, anything else says "hello".
@@ -64,44 +67,7 @@ impl Resource for App {
     }
 }
 
-struct Server {
-    reactor: Rc<MemoryReactor>,
-    app: Rc<App>,
-    st: StringTransport,
-}
-
-impl Server {
-    fn new() -> Server {
-        Server::with_limits(HttpLimits::default())
-    }
-    fn with_limits(limits: HttpLimits) -> Server {
-        let reactor = Rc::new(MemoryReactor::new());
-        let app = Rc::new(App::default());
-        let site = Site::with_options(app.clone(), reactor.clone(), limits, AccessLog::Off);
-        let st = StringTransport::new();
-        st.connect(site.channel());
-        Server { reactor, app, st }
-    }
-    fn send(&self, data: &[u8]) {
-        self.st.deliver(data);
-    }
-    fn out(&self) -> String {
-        String::from_utf8_lossy(&self.st.value()).into_owned()
-    }
-    fn advance(&self, secs: f64) {
-        self.reactor.clock().advance(secs);
-    }
-    fn closed(&self) -> bool {
-        self.st.disconnecting()
-    }
-    fn statuses(&self) -> Vec<String> {
-        let out = self.out();
-        out.match_indices("HTTP/1.1 ")
-            .map(|(i, _)| out[i + 9..i + 12].to_string())
-            .filter(|c| c != "100")
-            .collect()
-    }
-}
+type Server = Served<App>;
 
 const GET: &[u8] = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n";
 

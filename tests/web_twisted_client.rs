@@ -19,10 +19,10 @@ use twistor::testing::{
     ReadState, StringTransport, assert_no_result, failure_result_of, success_result_of,
 };
 use twistor::web::Headers;
-use web_memory::{agent, head_of};
 use twistor::web::client::error::*;
 use twistor::web::client::*;
 use twistor::{Failure, Resolver};
+use web_memory::{agent, head_of};
 
 fn host_headers() -> Headers {
     let mut h = Headers::new();
@@ -741,7 +741,6 @@ fn body_finished_before_delivery_is_delivered_at_once() {
 }
 
 // ---- test_agent: Agent -------------------------------------------------------------------------
-
 
 #[test]
 fn agent_adds_host_after_the_caller_headers_and_nothing_else() {

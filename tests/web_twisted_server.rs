@@ -6,8 +6,12 @@
 
 mod tlsutil;
 
+#[path = "util/web_served.rs"]
+mod web_served;
+
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
+use web_served::Served;
 
 use twistor::testing::{MemoryReactor, ReadState, StringTransport};
 use twistor::transport::Producer;
@@ -48,46 +52,9 @@ impl Resource for App {
     }
 }
 
-struct Server {
-    reactor: Rc<MemoryReactor>,
-    app: Rc<App>,
-    st: StringTransport,
-}
+type Server = Served<App>;
 
 impl Server {
-    fn new() -> Server {
-        Server::with_limits(HttpLimits::default())
-    }
-    fn with_limits(limits: HttpLimits) -> Server {
-        let reactor = Rc::new(MemoryReactor::new());
-        let app = Rc::new(App::default());
-        let site = Site::with_options(app.clone(), reactor.clone(), limits, AccessLog::Off);
-        let st = StringTransport::new();
-        st.connect(site.channel());
-        Server { reactor, app, st }
-    }
-    fn send(&self, data: &[u8]) {
-        self.st.deliver(data);
-    }
-    fn send_bytewise(&self, data: &[u8]) {
-        for b in data {
-            self.st.deliver(&[*b]);
-        }
-    }
-    fn out(&self) -> String {
-        String::from_utf8_lossy(&self.st.value()).into_owned()
-    }
-    fn closed(&self) -> bool {
-        self.st.disconnecting()
-    }
-    /// The status codes of the responses written, in order (interim 100s left out).
-    fn statuses(&self) -> Vec<String> {
-        let out = self.out();
-        out.match_indices("HTTP/1.")
-            .map(|(i, _)| out[i + 9..i + 12].to_string())
-            .filter(|c| c != "100")
-            .collect()
-    }
     fn seen(&self) -> usize {
         self.app.seen.borrow().len()
     }
