@@ -22,7 +22,6 @@
 
 use std::io::{self, IoSlice, Read, Write};
 use std::net::{IpAddr, Shutdown, SocketAddr, ToSocketAddrs};
-use std::os::fd::AsRawFd;
 use std::rc::{Rc, Weak};
 use std::time::Duration;
 
@@ -60,24 +59,8 @@ impl StreamSocket for TcpStream {
         }
     }
     fn write_vectored_more(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        let flags = libc::MSG_MORE | libc::MSG_NOSIGNAL;
-        // SAFETY: `msghdr` is plain data, all-zero is "no address, no control data".
-        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-        // `IoSlice` is ABI-compatible with `iovec` on Unix; sendmsg only reads them.
-        msg.msg_iov = bufs.as_ptr() as *mut libc::iovec;
-        msg.msg_iovlen = bufs.len() as _;
-        loop {
-            // SAFETY: a valid socket descriptor, and `msg` points at `bufs`, which outlive
-            // the call; the result is checked.
-            let n = unsafe { libc::sendmsg(self.as_raw_fd(), &msg, flags) };
-            if n >= 0 {
-                return Ok(n as usize);
-            }
-            let e = io::Error::last_os_error();
-            if e.kind() != io::ErrorKind::Interrupted {
-                return Err(e);
-            }
-        }
+        socket2::SockRef::from(self)
+            .send_vectored_with_flags(bufs, libc::MSG_MORE | libc::MSG_NOSIGNAL)
     }
     fn push_held(&self) {
         // Clearing TCP_CORK (set or not) pushes what the socket holds back.

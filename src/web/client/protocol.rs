@@ -335,40 +335,37 @@ impl HttpClientProtocol {
             return false;
         };
         t.head.extend_from_slice(data);
-        let Some(end) = memchr::memmem::find(&t.head, b"\r\n\r\n") else {
-            if t.head.len() > TUNNEL_HEAD_MAX {
-                self.tunnel_failed(cx, "the proxy's answer to CONNECT is too long".into());
+        // The proxy's answer is an HTTP response head like any other.
+        let (head, used) = match parse_head(&t.head, TUNNEL_HEAD_MAX, self.limits.max_headers) {
+            Ok(None) => return true,
+            Ok(Some(parsed)) => parsed,
+            Err(f) => {
+                self.tunnel_failed(cx, format!("the proxy's answer to CONNECT: {f}"));
+                return true;
             }
-            return true;
         };
+        if !(200..=299).contains(&head.code) {
+            let why = format!(
+                "the proxy refused the tunnel: {} {}",
+                head.code, head.phrase
+            );
+            self.tunnel_failed(cx, why);
+            return true;
+        }
         let Some(t) = self.tunnel.take() else {
             return false;
         };
-        let line = t.head.split(|&b| b == b'\n').next().unwrap_or_default();
-        let line = String::from_utf8_lossy(line).trim_end().to_string();
-        let code = line
-            .strip_prefix("HTTP/1.")
-            .and_then(|r| r.get(2..5))
-            .and_then(|c| c.parse::<u16>().ok());
-        match code {
-            Some(200..=299) => {
-                let rest = &t.head[end + 4..];
-                let config = crate::tls::TlsConfig::Client(t.tls);
-                match cx.transport().start_tls(config, rest) {
-                    Ok(()) => {
-                        self.state.set(ClientState::Quiescent);
-                        let _ = t.done.callback(());
-                    }
-                    Err(e) => {
-                        self.state.set(ClientState::Aborting);
-                        cx.transport().abort_connection();
-                        let _ = t.done.errback(Failure::new(e));
-                    }
-                }
+        // Bytes the proxy sent behind its answer are the origin's first TLS bytes.
+        let config = crate::tls::TlsConfig::Client(t.tls);
+        match cx.transport().start_tls(config, &t.head[used..]) {
+            Ok(()) => {
+                self.state.set(ClientState::Quiescent);
+                let _ = t.done.callback(());
             }
-            _ => {
-                self.tunnel = Some(t);
-                self.tunnel_failed(cx, format!("the proxy refused the tunnel: {line:?}"));
+            Err(e) => {
+                self.state.set(ClientState::Aborting);
+                cx.transport().abort_connection();
+                let _ = t.done.errback(Failure::new(e));
             }
         }
         true
