@@ -85,6 +85,13 @@ fn sanitize(value: &[u8]) -> Value {
     out
 }
 
+/// Whether the comma-separated list `value` has `token` (ignoring case and whitespace).
+fn lists_token(value: &[u8], token: &str) -> bool {
+    value
+        .split(|&b| b == b',')
+        .any(|t| t.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
+}
+
 /// The headers of a response that shape its head (see [`Headers::survey`]).
 #[derive(Default)]
 pub(crate) struct Survey<'a> {
@@ -240,9 +247,7 @@ impl Headers {
                 4 if is("etag") => s.etag = true,
                 10 if is("connection") => {
                     s.connection = true;
-                    s.close |= v
-                        .split(|&b| b == b',')
-                        .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"close"));
+                    s.close |= lists_token(v, "close");
                 }
                 13 if is("last-modified") => s.last_modified = true,
                 14 if is("content-length") => s.content_length = Some(v),
@@ -443,10 +448,7 @@ impl Headers {
     /// assert!(!h.has_token("connection", "close"));
     /// ```
     pub fn has_token(&self, name: &str, token: &str) -> bool {
-        self.get_all(name).any(|v| {
-            v.split(|&b| b == b',')
-                .any(|t| t.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
-        })
+        self.get_all(name).any(|v| lists_token(v, token))
     }
 
     /// Appends `Name: value\r\n` for every pair, in order.

@@ -278,9 +278,7 @@ impl Resource for ReverseProxyResource {
         let method = String::from_utf8_lossy(request.method()).into_owned();
         let url = self.backend_url(request);
         let headers = self.backend_headers(request);
-        let framed = request.get_header("content-length").is_some()
-            || request.get_header("transfer-encoding").is_some();
-        let body: Option<Rc<dyn BodyProducer>> = match framed {
+        let body: Option<Rc<dyn BodyProducer>> = match request.has_body_framing() {
             false => None,
             true if request.body_is_streamed() => Some(Rc::new(StreamedBody::new(request))),
             true => Some(Rc::new(BytesProducer::new(request.body()))),
@@ -320,15 +318,9 @@ struct StreamedBody {
 
 impl StreamedBody {
     fn new(request: &Request) -> StreamedBody {
-        let chunked = request.get_header("transfer-encoding").is_some();
-        let length = request
-            .get_header("content-length")
-            .filter(|_| !chunked)
-            .and_then(|v| std::str::from_utf8(v).ok())
-            .and_then(|v| v.trim().parse().ok());
         StreamedBody {
             request: request.clone(),
-            length,
+            length: request.declared_length(),
             stopped: Rc::default(),
         }
     }

@@ -646,6 +646,20 @@ impl Request {
         let _ = self.0.stream.set(stream);
     }
 
+    /// How the request's body is framed: `Some(n)` for a `Content-Length` of `n` bytes,
+    /// `None` for a chunked body or none (as the parser validated it, not re-read).
+    pub(crate) fn declared_length(&self) -> Option<u64> {
+        match self.0.head.framing {
+            crate::web::http::parse::Framing::Length(n) => Some(n),
+            _ => None,
+        }
+    }
+
+    /// Whether the request has a body at all (a length, even 0, or chunks).
+    pub(crate) fn has_body_framing(&self) -> bool {
+        !matches!(self.0.head.framing, crate::web::http::parse::Framing::None)
+    }
+
     /// Whether the body comes as a stream (the resource chose
     /// [`BodyMode::Stream`](crate::web::BodyMode)).
     ///
